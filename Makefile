@@ -1,0 +1,34 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TWINE61 := $(VENV)/tools/twine-6.1
+INI ?= development.ini
+
+.PHONY: run test lint unit format clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,lint,postgres,mysql]'
+	test -x $(TWINE61)/bin/twine || ($(PYTHON) -m venv $(TWINE61) && $(TWINE61)/bin/python -m pip install -q 'twine==6.1.0')
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/pserve $(INI)
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check pypicloud_lite tests alembic
+	$(BIN)/ruff check pypicloud_lite tests alembic
+	$(BIN)/mypy pypicloud_lite
+
+test: lint
+	PPC_TWINE_LEGACY=$(CURDIR)/$(TWINE61)/bin/twine $(BIN)/python -m pytest -q -ra tests
+
+format: $(STAMP)
+	$(BIN)/ruff format pypicloud_lite tests alembic
+	$(BIN)/ruff check --fix pypicloud_lite tests alembic
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info

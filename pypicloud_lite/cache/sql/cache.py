@@ -1,0 +1,192 @@
+"""SQLCache: rows in, frozen domain models out; every change bumps the serials in one transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from pypicloud_lite.cache.base import Cache
+from pypicloud_lite.cache.sql import migrate
+from pypicloud_lite.cache.sql.engine import create_cache_engine, write_engine
+from pypicloud_lite.cache.sql.tables import FileRow, IndexStateRow, ProjectRow
+from pypicloud_lite.config import CacheSettings
+from pypicloud_lite.errors import BackendUnavailable
+from pypicloud_lite.models import CoreMetadata, PackageFile, Project
+
+logger = logging.getLogger(__name__)
+
+_INSERTS: dict[str, Any] = {"sqlite": sqlite_insert, "postgresql": pg_insert}
+
+
+def _naive_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _to_file(row: FileRow) -> PackageFile:
+    return PackageFile(
+        project=row.project,
+        filename=row.filename,
+        version=row.version,
+        packagetype=row.packagetype,
+        python_version=row.python_version,
+        size=row.size,
+        sha256=row.sha256,
+        upload_time=row.upload_time.replace(tzinfo=UTC),
+        md5=row.md5,
+        blake2_256=row.blake2_256,
+        requires_python=row.requires_python,
+        summary=row.summary,
+        metadata_sha256=row.metadata_sha256,
+        yanked=row.yanked,
+        yanked_reason=row.yanked_reason,
+        uploader=row.uploader,
+        core_metadata=CoreMetadata.from_dict(row.core_metadata) if row.core_metadata else None,
+    )
+
+
+def _to_project(row: ProjectRow) -> Project:
+    return Project(name=row.name, display_name=row.display_name, serial=row.serial)
+
+
+class SQLCache(Cache):
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._read = sessionmaker(engine, expire_on_commit=False)
+        self._write = sessionmaker(write_engine(engine), expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: CacheSettings) -> SQLCache:
+        engine = create_cache_engine(settings)
+        if settings.migrate_on_start:
+            migrate.upgrade(engine)
+        else:
+            migrate.require_head(engine)
+        return cls(engine)
+
+    @contextmanager
+    def _session(self, write: bool = False) -> Iterator[Session]:
+        factory = self._write if write else self._read
+        try:
+            with factory() as session, session.begin():
+                yield session
+        except IntegrityError:
+            raise
+        except (OperationalError, DBAPIError) as exc:
+            logger.warning("SQL cache unavailable: %s", exc.__class__.__name__)
+            raise BackendUnavailable(f"The package cache database is unavailable ({exc.orig.__class__.__name__}).") from exc
+
+    def _bump(self, session: Session, project: str) -> int:
+        session.execute(update(IndexStateRow).where(IndexStateRow.id == 1).values(serial=IndexStateRow.serial + 1))
+        serial = session.scalar(select(IndexStateRow.serial).where(IndexStateRow.id == 1))
+        assert serial is not None, "ppc_index_state row 1 missing: run the migrations"
+        session.execute(update(ProjectRow).where(ProjectRow.name == project).values(serial=serial))
+        return serial
+
+    def _ensure_project(self, session: Session, name: str, display_name: str) -> None:
+        values = {"name": name, "display_name": display_name, "serial": 0, "created": _naive_utc(datetime.now(UTC))}
+        dialect = session.get_bind().dialect.name
+        if dialect == "mysql" or dialect == "mariadb":
+            stmt: Any = mysql_insert(ProjectRow).values(**values).prefix_with("IGNORE")
+        else:
+            stmt = _INSERTS[dialect](ProjectRow).values(**values).on_conflict_do_nothing()
+        session.execute(stmt)
+
+    def get_file(self, filename: str) -> PackageFile | None:
+        with self._session() as session:
+            row = session.get(FileRow, filename)
+            return _to_file(row) if row else None
+
+    def add_file(self, file: PackageFile, display_name: str) -> tuple[PackageFile, bool]:
+        try:
+            with self._session(write=True) as session:
+                existing = session.get(FileRow, file.filename)
+                if existing is not None:
+                    return _to_file(existing), False
+                self._ensure_project(session, file.project, display_name)
+                session.add(
+                    FileRow(
+                        filename=file.filename,
+                        project=file.project,
+                        version=file.version,
+                        packagetype=file.packagetype,
+                        python_version=file.python_version,
+                        size=file.size,
+                        sha256=file.sha256,
+                        md5=file.md5,
+                        blake2_256=file.blake2_256,
+                        upload_time=_naive_utc(file.upload_time),
+                        requires_python=file.requires_python,
+                        summary=file.summary,
+                        metadata_sha256=file.metadata_sha256,
+                        yanked=file.yanked,
+                        yanked_reason=file.yanked_reason,
+                        uploader=file.uploader,
+                        core_metadata=file.core_metadata.to_dict() if file.core_metadata else None,
+                    )
+                )
+                session.flush()
+                self._bump(session, file.project)
+        except IntegrityError:
+            # Another writer inserted the same filename between our read and insert.
+            stored = self.get_file(file.filename)
+            if stored is None:
+                raise
+            return stored, False
+        return file, True
+
+    def delete_file(self, filename: str) -> bool:
+        with self._session(write=True) as session:
+            row = session.get(FileRow, filename)
+            if row is None:
+                return False
+            project = row.project
+            session.execute(delete(FileRow).where(FileRow.filename == filename))
+            self._bump(session, project)
+            return True
+
+    def set_yanked(self, project: str, version: str, yanked: bool, reason: str | None) -> int:
+        reason = reason if yanked else None
+        with self._session(write=True) as session:
+            result: Any = session.execute(
+                update(FileRow)
+                .where(FileRow.project == project, FileRow.version == version)
+                .values(yanked=yanked, yanked_reason=reason)
+            )
+            changed = int(result.rowcount or 0)
+            if changed:
+                self._bump(session, project)
+            return changed
+
+    def get_project(self, name: str) -> Project | None:
+        with self._session() as session:
+            row = session.get(ProjectRow, name)
+            return _to_project(row) if row else None
+
+    def list_projects(self) -> list[Project]:
+        with self._session() as session:
+            return [_to_project(row) for row in session.scalars(select(ProjectRow).order_by(ProjectRow.name))]
+
+    def project_files(self, name: str) -> list[PackageFile]:
+        with self._session() as session:
+            rows = session.scalars(select(FileRow).where(FileRow.project == name).order_by(FileRow.filename))
+            return [_to_file(row) for row in rows]
+
+    def serial(self) -> int:
+        with self._session() as session:
+            return session.scalar(select(func.coalesce(func.max(IndexStateRow.serial), 0))) or 0
+
+    def check_health(self) -> None:
+        self.serial()
+
+    def close(self) -> None:
+        self.engine.dispose()

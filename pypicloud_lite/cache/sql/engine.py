@@ -1,0 +1,53 @@
+"""Engine construction for the SQL cache: pool settings, SQLite WAL and write locking."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from pypicloud_lite.config import CacheSettings
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def create_cache_engine(settings: CacheSettings) -> Engine:
+    url = make_url(settings.url)
+    if url.get_backend_name() == "sqlite":
+        engine = create_engine(url, echo=settings.echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(
+        url,
+        echo=settings.echo,
+        pool_size=settings.pool_size,
+        pool_pre_ping=True,
+        pool_recycle=3600,
+    )
+
+
+def write_engine(engine: Engine) -> Engine:
+    """The engine to use for writes: on SQLite it takes the write lock when the transaction begins."""
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    # pysqlite's own transaction handling defers BEGIN and cannot take the write
+    # lock up front; take over BEGIN so writers queue on busy_timeout instead of
+    # failing with "database is locked" when a read transaction upgrades.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))

@@ -1,0 +1,56 @@
+"""SQLAlchemy models of the SQL cache; alembic/ holds their schema history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class IndexStateRow(Base):
+    """A single row (id 1) holding the index-wide change serial."""
+
+    __tablename__ = "ppc_index_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    serial: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
+class ProjectRow(Base):
+    __tablename__ = "ppc_projects"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    serial: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    created: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+class FileRow(Base):
+    __tablename__ = "ppc_files"
+    __table_args__ = (Index("ix_ppc_files_project_version", "project", "version"),)
+
+    filename: Mapped[str] = mapped_column(String(255), primary_key=True)
+    project: Mapped[str] = mapped_column(
+        String(255), ForeignKey("ppc_projects.name", ondelete="CASCADE"), nullable=False
+    )
+    version: Mapped[str] = mapped_column(String(255), nullable=False)
+    packagetype: Mapped[str] = mapped_column(String(32), nullable=False)
+    python_version: Mapped[str] = mapped_column(String(64), nullable=False)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    md5: Mapped[str | None] = mapped_column(String(32))
+    blake2_256: Mapped[str | None] = mapped_column(String(64))
+    upload_time: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    requires_python: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[str | None] = mapped_column(Text)
+    metadata_sha256: Mapped[str | None] = mapped_column(String(64))
+    yanked: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    yanked_reason: Mapped[str | None] = mapped_column(Text)
+    uploader: Mapped[str | None] = mapped_column(String(255))
+    core_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -1,0 +1,205 @@
+"""Typed, frozen settings built once from ini strings plus PPC_* environment overrides."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pypicloud_lite.errors import ConfigError
+
+ENV_PREFIX = "PPC_"
+# Settings whose keys are ours: anything else under these prefixes is a typo and refused.
+OWN_PREFIXES = ("storage.", "cache.", "auth.", "upload.", "web.")
+T = TypeVar("T")
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    backend: str
+    dir: Path | None
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    backend: str
+    url: str
+    migrate_on_start: bool
+    pool_size: int
+    echo: bool
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    realm: str
+    admins: frozenset[str]
+    # (username, argon2 hash) pairs from `user.<name> = <hash>`.
+    users: tuple[tuple[str, str], ...]
+    bootstrap_admin_file: Path | None
+
+
+@dataclass(frozen=True)
+class UploadSettings:
+    max_size: int
+    spool_dir: Path | None
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    page_max_age: int
+    file_max_age: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage: StorageSettings
+    cache: CacheSettings
+    auth: AuthSettings
+    upload: UploadSettings
+    web: WebSettings
+
+
+def env_name(key: str) -> str:
+    """The environment variable that overrides a setting: PPC_ + key, upper-cased, dots to underscores."""
+    return ENV_PREFIX + key.upper().replace(".", "_").replace("-", "_")
+
+
+def parse_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def parse_size(value: str) -> int:
+    """'100MB', '1GiB', '4096' -> bytes."""
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"expected a size such as 100MB or 1GiB, got {value!r}")
+    number, unit = int(match.group(1)), (match.group(2) or "").lower()
+    binary = "i" in unit
+    prefix = unit[:1] if unit[:1] in "kmgt" else ""
+    factor = 1024 ** ("kmgt".index(prefix) + 1) if binary and prefix else _SIZE_UNITS[prefix]
+    return number * factor
+
+
+def parse_list(value: str) -> tuple[str, ...]:
+    return tuple(part for part in re.split(r"[\s,]+", value.strip()) if part)
+
+
+class _Reader:
+    """Reads raw settings, applying environment overrides and naming the key on error."""
+
+    def __init__(self, raw: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+        self.raw = {str(k): v for k, v in raw.items()}
+        self.environ = environ
+        self.known: set[str] = set()
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        self.known.add(key)
+        if env_name(key) in self.environ:
+            return self.environ[env_name(key)]
+        value = self.raw.get(key, default)
+        return None if value is None else str(value)
+
+    def typed(self, key: str, parse: Callable[[str], T], default: str) -> T:
+        value = self.get(key, default)
+        assert value is not None
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise ConfigError(f"setting {key!r}: {exc}") from exc
+
+    def required(self, key: str) -> str:
+        value = self.get(key)
+        if value is None or not value.strip():
+            raise ConfigError(f"setting {key!r} is required")
+        return value.strip()
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = (self.get(key, default) or default).strip()
+        if value not in choices:
+            raise ConfigError(f"setting {key!r}: expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def path(self, key: str, default: str | None = None) -> Path | None:
+        value = self.get(key, default)
+        return Path(value).expanduser() if value and value.strip() else None
+
+    def users(self) -> tuple[tuple[str, str], ...]:
+        found = {k[len("user.") :]: str(v).strip() for k, v in self.raw.items() if k.startswith("user.")}
+        for name, hashed in found.items():
+            if not name or not hashed.startswith("$argon2"):
+                raise ConfigError(f"setting 'user.{name}': expected an argon2 hash (make one with ppc-gen-password)")
+        return tuple(sorted(found.items()))
+
+    def check_unknown(self) -> None:
+        for key in self.raw:
+            if key.startswith(OWN_PREFIXES) and key not in self.known:
+                raise ConfigError(f"unknown setting {key!r}")
+
+
+def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from ini-style strings; PPC_* variables in `environ` win over the ini."""
+    env = os.environ if environ is None else environ
+    if "PYPICLOUD_SETTINGS" in env:
+        try:
+            raw = {**raw, **json.loads(env["PYPICLOUD_SETTINGS"])}
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"PYPICLOUD_SETTINGS is not a JSON object: {exc}") from exc
+    r = _Reader(raw, env)
+    storage_backend = r.choice("storage.backend", "local", ("local",))
+    storage = StorageSettings(backend=storage_backend, dir=r.path("storage.dir"))
+    if storage.backend == "local" and storage.dir is None:
+        raise ConfigError("setting 'storage.dir' is required with storage.backend = local")
+    cache = CacheSettings(
+        backend=r.choice("cache.backend", "sql", ("sql",)),
+        url=r.required("cache.url"),
+        migrate_on_start=r.typed("cache.migrate_on_start", parse_bool, "false"),
+        pool_size=r.typed("cache.pool_size", int, "5"),
+        echo=r.typed("cache.echo", parse_bool, "false"),
+    )
+    auth = AuthSettings(
+        realm=r.get("auth.realm", "pypicloud_lite") or "pypicloud_lite",
+        admins=frozenset(r.typed("auth.admins", parse_list, "")),
+        users=r.users(),
+        bootstrap_admin_file=r.path("auth.bootstrap_admin_file"),
+    )
+    upload = UploadSettings(
+        max_size=r.typed("upload.max_size", parse_size, "100MB"),
+        spool_dir=r.path("upload.spool_dir"),
+    )
+    web = WebSettings(
+        page_max_age=r.typed("web.page_max_age", int, "600"),
+        file_max_age=r.typed("web.file_max_age", int, "31536000"),
+    )
+    r.check_unknown()
+    for name in auth.admins:
+        if name not in dict(auth.users) and auth.bootstrap_admin_file is None:
+            raise ConfigError(f"setting 'auth.admins': admin {name!r} has no 'user.{name}' password hash")
+    return Settings(storage=storage, cache=cache, auth=auth, upload=upload, web=web)
+
+
+def read_ini(path: str | Path, section: str = "app:main") -> dict[str, str]:
+    """The raw settings of one ini section, with %(here)s set as PasteDeploy does."""
+    ini = Path(path).resolve()
+    parser = configparser.ConfigParser(defaults={"here": str(ini.parent), "__file__": str(ini)})
+    if not parser.read(ini):
+        raise ConfigError(f"cannot read ini file {str(ini)!r}")
+    if not parser.has_section(section):
+        raise ConfigError(f"ini file {str(ini)!r} has no [{section}] section")
+    return {k: v for k, v in parser.items(section) if k not in ("here", "__file__")}
+
+
+def load_ini(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
+    return load_settings(read_ini(path), environ)

@@ -1,0 +1,91 @@
+"""Domain models shared by storage, cache, service, web and the sync Lambda."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from packaging.version import Version
+
+
+@dataclass(frozen=True)
+class CoreMetadata:
+    """The core-metadata fields the index keeps (read from METADATA / PKG-INFO)."""
+
+    metadata_version: str
+    name: str
+    version: str
+    summary: str | None = None
+    requires_python: str | None = None
+    requires_dist: tuple[str, ...] = ()
+    author: str | None = None
+    author_email: str | None = None
+    license: str | None = None
+    home_page: str | None = None
+    project_urls: tuple[tuple[str, str], ...] = ()
+    classifiers: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["requires_dist"] = list(self.requires_dist)
+        data["project_urls"] = [list(pair) for pair in self.project_urls]
+        data["classifiers"] = list(self.classifiers)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CoreMetadata:
+        return cls(
+            metadata_version=data["metadata_version"],
+            name=data["name"],
+            version=data["version"],
+            summary=data.get("summary"),
+            requires_python=data.get("requires_python"),
+            requires_dist=tuple(data.get("requires_dist") or ()),
+            author=data.get("author"),
+            author_email=data.get("author_email"),
+            license=data.get("license"),
+            home_page=data.get("home_page"),
+            project_urls=tuple((k, v) for k, v in data.get("project_urls") or ()),
+            classifiers=tuple(data.get("classifiers") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class PackageFile:
+    """One distribution file as the index knows it."""
+
+    project: str
+    filename: str
+    version: str
+    packagetype: str
+    python_version: str
+    size: int
+    sha256: str
+    upload_time: datetime
+    md5: str | None = None
+    blake2_256: str | None = None
+    requires_python: str | None = None
+    summary: str | None = None
+    metadata_sha256: str | None = None
+    yanked: bool = False
+    yanked_reason: str | None = None
+    uploader: str | None = None
+    core_metadata: CoreMetadata | None = field(default=None, compare=False)
+
+    @property
+    def parsed_version(self) -> Version:
+        return Version(self.version)
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project (normalized name) with the name it was first uploaded under."""
+
+    name: str
+    display_name: str
+    serial: int
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

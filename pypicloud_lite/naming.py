@@ -1,0 +1,95 @@
+"""Project-name normalization and distribution-filename parsing (PEP 503, 427, 625)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Literal
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from pypicloud_lite.errors import InvalidUpload
+
+PackageType = Literal["bdist_wheel", "sdist"]
+
+SDIST_SUFFIXES = (".tar.gz", ".zip")
+METADATA_SUFFIX = ".metadata"
+MAX_FILENAME_LENGTH = 255
+
+# PEP 508 project names: what Warehouse accepts in the upload form.
+_PROJECT_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+
+
+def normalize(name: str) -> NormalizedName:
+    """PEP 503 normalized form of a project name."""
+    return canonicalize_name(name)
+
+
+def is_valid_project_name(name: str) -> bool:
+    return bool(_PROJECT_NAME.match(name))
+
+
+@dataclass(frozen=True)
+class DistFilename:
+    """What a distribution's filename says about it."""
+
+    filename: str
+    project: NormalizedName
+    version: Version
+    packagetype: PackageType
+    python_version: str
+
+
+def check_safe_filename(filename: str) -> None:
+    """Refuse anything that could escape the project folder or confuse a client."""
+    if not filename:
+        raise InvalidUpload("Missing filename.")
+    if len(filename) > MAX_FILENAME_LENGTH:
+        raise InvalidUpload(f"Filename is longer than {MAX_FILENAME_LENGTH} characters.")
+    if "/" in filename or "\\" in filename or filename.startswith((".", "~")) or ":" in filename:
+        raise InvalidUpload(f"Invalid filename {filename!r}: it must not contain a path.")
+    if any(unicodedata.category(ch).startswith("C") for ch in filename):
+        raise InvalidUpload("Invalid filename: it contains control characters.")
+    if not filename.isascii():
+        raise InvalidUpload(f"Invalid filename {filename!r}: only ASCII characters are allowed.")
+
+
+def parse_filename(filename: str) -> DistFilename:
+    """Parse a wheel or sdist filename, or raise InvalidUpload saying why it is not one."""
+    check_safe_filename(filename)
+    if filename.endswith(".whl"):
+        try:
+            name, version, _build, _tags = parse_wheel_filename(filename)
+        except (InvalidWheelFilename, InvalidVersion) as exc:
+            raise InvalidUpload(f"Invalid wheel filename {filename!r}: {exc}") from exc
+        python_tag = filename[: -len(".whl")].split("-")[-3]
+        return DistFilename(filename, name, version, "bdist_wheel", python_tag)
+    if filename.endswith(SDIST_SUFFIXES):
+        try:
+            name, version = parse_sdist_filename(filename)
+        except (InvalidSdistFilename, InvalidVersion) as exc:
+            raise InvalidUpload(f"Invalid sdist filename {filename!r}: {exc}") from exc
+        return DistFilename(filename, name, version, "sdist", "source")
+    raise InvalidUpload(
+        f"Invalid file extension in {filename!r}: use .whl, .tar.gz or .zip "
+        "(see https://packaging.python.org/specifications/)."
+    )
+
+
+def storage_key(project: str, filename: str) -> str:
+    """Where a file lives in storage: one folder per normalized project."""
+    return f"{project}/{filename}"
+
+
+def metadata_key(project: str, filename: str) -> str:
+    """Where the PEP 658 core-metadata sidecar of a file lives in storage."""
+    return storage_key(project, filename) + METADATA_SUFFIX

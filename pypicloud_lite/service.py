@@ -1,0 +1,253 @@
+"""PackageIndex: the use cases (upload, list, download, yank, delete) over storage and cache."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from packaging.version import InvalidVersion, Version
+
+from pypicloud_lite.cache.base import Cache
+from pypicloud_lite.config import UploadSettings
+from pypicloud_lite.errors import FileExists, InvalidUpload, NotFound, UploadTooLarge
+from pypicloud_lite.metadata import parse_core_metadata, read_metadata_file
+from pypicloud_lite.models import PackageFile, Project, utcnow
+from pypicloud_lite.naming import DistFilename, is_valid_project_name, metadata_key, normalize, parse_filename, storage_key
+from pypicloud_lite.storage.base import Storage
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024
+DIGEST_FIELDS = ("md5", "sha256", "blake2_256")
+
+
+@dataclass(frozen=True)
+class UploadForm:
+    """The legacy-upload form fields the index uses; everything else is ignored."""
+
+    name: str
+    version: str
+    filetype: str | None = None
+    summary: str | None = None
+    requires_python: str | None = None
+    md5_digest: str | None = None
+    sha256_digest: str | None = None
+    blake2_256_digest: str | None = None
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    file: PackageFile
+    created: bool
+
+
+@dataclass(frozen=True)
+class Spooled:
+    path: Path
+    size: int
+    md5: str
+    sha256: str
+    blake2_256: str
+
+
+def _human_size(size: int) -> str:
+    return f"{size / 1024 / 1024:.0f} MiB" if size >= 1024 * 1024 else f"{size} bytes"
+
+
+class PackageIndex:
+    def __init__(self, storage: Storage, cache: Cache, upload: UploadSettings) -> None:
+        self.storage = storage
+        self.cache = cache
+        self.upload_settings = upload
+
+    # -- uploads ---------------------------------------------------------------
+
+    def upload(self, form: UploadForm, filename: str, content: BinaryIO, uploader: str | None) -> UploadResult:
+        """Store a distribution and index it; an identical re-upload changes nothing."""
+        dist = parse_filename(filename)
+        self._check_form(form, dist)
+        with self._spool(content) as spooled:
+            self._check_digests(form, spooled)
+            existing = self.cache.get_file(dist.filename)
+            if existing is not None:
+                return UploadResult(self._same_file(existing, spooled.sha256), created=False)
+            raw_metadata = read_metadata_file(spooled.path, dist)
+            metadata = parse_core_metadata(raw_metadata, dist)
+            record = PackageFile(
+                project=dist.project,
+                filename=dist.filename,
+                version=str(dist.version),
+                packagetype=dist.packagetype,
+                python_version=dist.python_version,
+                size=spooled.size,
+                sha256=spooled.sha256,
+                md5=spooled.md5,
+                blake2_256=spooled.blake2_256,
+                upload_time=utcnow(),
+                requires_python=metadata.requires_python or form.requires_python or None,
+                summary=metadata.summary or form.summary or None,
+                # PEP 658 is offered for wheels only, as PyPI does: sdist metadata may be dynamic.
+                metadata_sha256=hashlib.sha256(raw_metadata).hexdigest() if dist.packagetype == "bdist_wheel" else None,
+                uploader=uploader,
+                core_metadata=metadata,
+            )
+            return self._store(record, spooled, raw_metadata, display_name=form.name)
+
+    def _check_form(self, form: UploadForm, dist: DistFilename) -> None:
+        if not form.name or not is_valid_project_name(form.name):
+            raise InvalidUpload(f"Invalid value for name: {form.name!r} is not a valid project name.")
+        try:
+            version = Version(form.version)
+        except InvalidVersion as exc:
+            raise InvalidUpload(f"Invalid value for version: {form.version!r} is not a valid PEP 440 version.") from exc
+        if normalize(form.name) != dist.project:
+            raise InvalidUpload(f"Start filename for {form.name!r} with {normalize(form.name).replace('-', '_')!r}.")
+        if version != dist.version:
+            raise InvalidUpload(f"Version in filename should be {str(version)!r} not {str(dist.version)!r}.")
+        if form.filetype and form.filetype != dist.packagetype:
+            raise InvalidUpload(f"Invalid value for filetype: {form.filetype!r} does not match {dist.filename!r}.")
+
+    @staticmethod
+    def _check_digests(form: UploadForm, spooled: Spooled) -> None:
+        given = {
+            "md5": form.md5_digest,
+            "sha256": form.sha256_digest,
+            "blake2_256": form.blake2_256_digest,
+        }
+        given = {k: v.strip().lower() for k, v in given.items() if v and v.strip()}
+        if not given:
+            raise InvalidUpload("Include at least one message digest (md5_digest, sha256_digest or blake2_256_digest).")
+        for field, digest in given.items():
+            if not hmac.compare_digest(digest, getattr(spooled, field)):
+                raise InvalidUpload(
+                    f"The digest supplied does not match a digest calculated from the uploaded file ({field})."
+                )
+
+    @contextmanager
+    def _spool(self, content: BinaryIO) -> Iterator[Spooled]:
+        """Copy the upload to a temporary file while hashing it, enforcing the size limit."""
+        limit = self.upload_settings.max_size
+        spool_dir = self.upload_settings.spool_dir
+        if spool_dir is not None:
+            spool_dir.mkdir(parents=True, exist_ok=True)
+        hashers = {"md5": hashlib.md5(), "sha256": hashlib.sha256(), "blake2_256": hashlib.blake2b(digest_size=32)}
+        size = 0
+        with tempfile.NamedTemporaryFile(dir=spool_dir, prefix="ppc-upload-", suffix=".part") as tmp:
+            while chunk := content.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise UploadTooLarge(f"File too large. Limit for this index is {_human_size(limit)}.")
+                for hasher in hashers.values():
+                    hasher.update(chunk)
+                tmp.write(chunk)
+            tmp.flush()
+            if size == 0:
+                raise InvalidUpload("Invalid distribution file: the uploaded file is empty.")
+            yield Spooled(Path(tmp.name), size, **{k: h.hexdigest() for k, h in hashers.items()})
+
+    @staticmethod
+    def _same_file(existing: PackageFile, sha256: str) -> PackageFile:
+        if existing.sha256 != sha256:
+            raise FileExists(
+                f"File already exists: {existing.filename!r} is already in the index with different contents."
+            )
+        return existing
+
+    def _object_sha256(self, key: str) -> str:
+        with self.storage.open(key) as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+
+    def _store(self, record: PackageFile, spooled: Spooled, raw_metadata: bytes, display_name: str) -> UploadResult:
+        # The object is written before the row, so the index never lists a file storage lacks.
+        key = storage_key(record.project, record.filename)
+        written = self.storage.put_new(key, spooled.path)
+        if not written and self._object_sha256(key) != record.sha256:
+            # A racing upload of other bytes won the conditional write.
+            raise FileExists(f"File already exists: {record.filename!r} is already stored with different contents.")
+        try:
+            self.storage.put_bytes(metadata_key(record.project, record.filename), raw_metadata)
+            stored, created = self.cache.add_file(record, display_name)
+        except BaseException:
+            if written:
+                self._discard_unindexed(record)
+            raise
+        logger.info("upload %s by %s (%s)", record.filename, record.uploader, "stored" if created else "existing")
+        return UploadResult(self._same_file(stored, record.sha256), created=created)
+
+    def _discard_unindexed(self, record: PackageFile) -> None:
+        """Remove an object whose row could not be written, unless a racing upload indexed it."""
+        try:
+            if self.cache.get_file(record.filename) is not None:
+                return
+        except Exception:  # noqa: BLE001 - the cache is failing; the object must go regardless
+            logger.warning("cache unreadable while discarding %s", record.filename)
+        self.storage.delete(metadata_key(record.project, record.filename))
+        self.storage.delete(storage_key(record.project, record.filename))
+
+    # -- reads -----------------------------------------------------------------
+
+    def serial(self) -> int:
+        return self.cache.serial()
+
+    def list_projects(self) -> list[Project]:
+        return self.cache.list_projects()
+
+    def get_project(self, name: str) -> Project:
+        project = self.cache.get_project(normalize(name))
+        if project is None:
+            raise NotFound(f"No project named {name!r} in this index.")
+        return project
+
+    def project_files(self, project: Project) -> list[PackageFile]:
+        return self.cache.project_files(project.name)
+
+    def get_file(self, project: str, filename: str) -> PackageFile:
+        file = self.cache.get_file(filename)
+        if file is None or file.project != normalize(project):
+            raise NotFound(f"No file named {filename!r} in project {project!r}.")
+        return file
+
+    def open_file(self, file: PackageFile) -> BinaryIO:
+        return self.storage.open(storage_key(file.project, file.filename))
+
+    def open_metadata(self, file: PackageFile) -> BinaryIO:
+        if file.metadata_sha256 is None:
+            raise NotFound(f"No core metadata is published for {file.filename!r}.")
+        return self.storage.open(metadata_key(file.project, file.filename))
+
+    def download_url(self, file: PackageFile) -> str | None:
+        return self.storage.download_url(storage_key(file.project, file.filename), file.filename)
+
+    # -- changes ---------------------------------------------------------------
+
+    def yank(self, project: str, version: str, reason: str | None = None) -> int:
+        return self._set_yanked(project, version, True, reason or None)
+
+    def unyank(self, project: str, version: str) -> int:
+        return self._set_yanked(project, version, False, None)
+
+    def _set_yanked(self, project: str, version: str, yanked: bool, reason: str | None) -> int:
+        name = self.get_project(project).name
+        try:
+            canonical = str(Version(version))
+        except InvalidVersion as exc:
+            raise NotFound(f"No version {version!r} of project {project!r}.") from exc
+        changed = self.cache.set_yanked(name, canonical, yanked, reason)
+        if not changed:
+            raise NotFound(f"No version {version!r} of project {project!r}.")
+        return changed
+
+    def delete_file(self, project: str, filename: str) -> None:
+        # The row goes before the object, so the index never lists a file storage lacks.
+        file = self.get_file(project, filename)
+        self.cache.delete_file(file.filename)
+        self.storage.delete(metadata_key(file.project, file.filename))
+        self.storage.delete(storage_key(file.project, file.filename))
+

@@ -1,0 +1,57 @@
+"""The Storage interface: where package files and their metadata sidecars live."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    last_modified: datetime
+
+
+class Storage(ABC):
+    """Keys are `<normalized project>/<filename>`; objects are immutable once written."""
+
+    @abstractmethod
+    def put_new(self, key: str, source: Path) -> bool:
+        """Store `source` under `key` unless an object is already there.
+
+        Returns False (and changes nothing) when the key exists: two racing
+        writers of one key cannot overwrite each other.
+        """
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store a small derived object (a metadata sidecar), replacing any previous one."""
+
+    @abstractmethod
+    def open(self, key: str) -> BinaryIO:
+        """A readable binary file for the object; NotFound if absent."""
+
+    @abstractmethod
+    def stat(self, key: str) -> StoredObject | None:
+        """Size and time of the object, or None if absent."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; removing an absent object is not an error."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[StoredObject]:
+        """Every object whose key starts with `prefix`."""
+
+    def download_url(self, key: str, filename: str) -> str | None:
+        """A URL the client may fetch the object from directly, or None to stream it."""
+        return None
+
+    @abstractmethod
+    def check_health(self) -> None:
+        """Raise BackendUnavailable if storage cannot be used."""

@@ -1,0 +1,62 @@
+"""The Pyramid application: the only package that imports pyramid, webob, transaction or zope."""
+
+from __future__ import annotations
+
+import configparser
+import logging
+import sys
+from typing import Any
+
+from pyramid.config import Configurator
+from pyramid.router import Router
+
+from pypicloud_lite.access.static import GeneratedAdmin
+from pypicloud_lite.config import Settings, load_settings
+from pypicloud_lite.web.security import BasicAuthPolicy
+from pypicloud_lite.web.services import REGISTRY_KEY, build_services
+
+logger = logging.getLogger(__name__)
+
+
+def make_app(
+    settings: Settings, raw_settings: dict[str, Any] | None = None, server_url: str = "http://127.0.0.1:6543"
+) -> Router:
+    app_services, generated = build_services(settings)
+    config = Configurator(settings=raw_settings or {})
+    config.registry[REGISTRY_KEY] = app_services
+    config.set_security_policy(BasicAuthPolicy(app_services.access))
+    config.include("pypicloud_lite.web.routes")
+    config.scan("pypicloud_lite.web.views")
+    config.scan("pypicloud_lite.web.errors")
+    if generated is not None:
+        _announce(generated, server_url)
+    return config.make_wsgi_app()
+
+
+def main(global_config: dict[str, Any], **raw_settings: Any) -> Router:
+    """paste.app_factory entry point (`use = egg:pypicloud_lite` in the ini)."""
+    return make_app(load_settings(raw_settings), raw_settings, _server_url(global_config))
+
+
+def _server_url(global_config: dict[str, Any]) -> str:
+    parser = configparser.ConfigParser()
+    ini = global_config.get("__file__")
+    if ini and parser.read(ini) and parser.has_section("server:main"):
+        listen = parser.get("server:main", "listen", fallback="127.0.0.1:6543").split()[0]
+        return f"http://{listen}"
+    return "http://127.0.0.1:6543"
+
+
+def _announce(generated: GeneratedAdmin, server_url: str) -> None:
+    # A console message to whoever started the server, deliberately not a log record:
+    # the password must not end up in log files, and it is shown this one time only.
+    sys.stderr.write(
+        "\n"
+        f"pypicloud_lite: created the admin user {generated.username!r}; its password is shown only now:\n\n"
+        f"    {generated.password}\n\n"
+        f"It is stored hashed in {generated.path} (delete that file to generate a new one).\n"
+        f"Install with:\n\n    pip install --index-url {server_url}/simple/ PROJECT\n\nUpload with:\n\n"
+        f"    twine upload --repository-url {server_url}/legacy/ -u {generated.username} "
+        f"-p '{generated.password}' dist/*\n\n"
+    )
+    sys.stderr.flush()

@@ -1,0 +1,62 @@
+"""The one place domain errors become HTTP: status, ISO-8859-1 reason, and a JSON body with the message."""
+
+from __future__ import annotations
+
+import logging
+
+from pyramid.httpexceptions import HTTPException
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.view import exception_view_config
+
+from pypicloud_lite.errors import (
+    BackendUnavailable,
+    FileExists,
+    InvalidUpload,
+    NotFound,
+    PypicloudLiteError,
+    UploadTooLarge,
+)
+
+logger = logging.getLogger(__name__)
+
+_STATUS: list[tuple[type[PypicloudLiteError], int]] = [
+    (UploadTooLarge, 413),
+    (FileExists, 400),
+    (InvalidUpload, 400),
+    (NotFound, 404),
+    (BackendUnavailable, 503),
+]
+
+
+def status_reason(message: str) -> str:
+    """A status reason phrase: one line, ISO-8859-1 only (HTTP/1.1 cannot carry more)."""
+    line = " ".join(message.split())
+    return line.encode("latin-1", "replace").decode("latin-1")[:300]
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    response = Response(json_body={"status": status, "message": message}, status=f"{status} {status_reason(message)}")
+    response.headers.update(headers or {})
+    response.cache_control.no_store = True
+    return response
+
+
+@exception_view_config(PypicloudLiteError)
+def domain_error(exc: PypicloudLiteError, request: Request) -> Response:
+    status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
+    headers = {}
+    if isinstance(exc, BackendUnavailable):
+        headers["Retry-After"] = str(exc.retry_after)
+    if status >= 500:
+        logger.error("%s %s failed: %s", request.method, request.path, exc.message)
+    return error_response(status, exc.message, headers)
+
+
+@exception_view_config(HTTPException)
+def http_error(exc: HTTPException, request: Request) -> Response:
+    if exc.code is None or exc.code < 400:
+        return exc
+    message = exc.detail or exc.explanation or exc.title
+    kept = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
+    return error_response(exc.code, str(message), headers=kept)

@@ -1,0 +1,36 @@
+"""The long-lived objects one server process uses, built once from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyramid.request import Request
+
+from pypicloud_lite.access.base import AccessBackend
+from pypicloud_lite.access.static import GeneratedAdmin, StaticAccess
+from pypicloud_lite.cache import build_cache
+from pypicloud_lite.config import Settings
+from pypicloud_lite.service import PackageIndex
+from pypicloud_lite.storage import build_storage
+
+REGISTRY_KEY = "ppc.services"
+
+
+@dataclass(frozen=True)
+class AppServices:
+    settings: Settings
+    index: PackageIndex
+    access: AccessBackend
+
+
+def build_services(settings: Settings) -> tuple[AppServices, GeneratedAdmin | None]:
+    storage = build_storage(settings.storage)
+    cache = build_cache(settings.cache)
+    access, generated = StaticAccess.from_settings(settings.auth)
+    index = PackageIndex(storage, cache, settings.upload)
+    return AppServices(settings=settings, index=index, access=access), generated
+
+
+def services(request: Request) -> AppServices:
+    found: AppServices = request.registry[REGISTRY_KEY]
+    return found

@@ -1,0 +1,100 @@
+"""Rendering of the simple repository API pages (PEP 503 HTML, PEP 691 JSON; API 1.1).
+
+Links are relative to the page, so a rendered page does not depend on the host
+it was requested through and can be cached by serial alone.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC
+from html import escape
+
+from packaging.version import Version
+
+from pypicloud_lite.models import PackageFile, Project
+
+API_VERSION = "1.1"
+
+
+def _iso(file: PackageFile) -> str:
+    return file.upload_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _file_href(file: PackageFile) -> str:
+    # From /simple/<project>/ up to the site root, then the stable files URL.
+    return f"../../packages/{file.project}/{file.filename}"
+
+
+def _sorted_files(files: list[PackageFile]) -> list[PackageFile]:
+    return sorted(files, key=lambda f: (f.parsed_version, f.filename))
+
+
+def versions(files: list[PackageFile]) -> list[str]:
+    return [str(v) for v in sorted({Version(f.version) for f in files})]
+
+
+def index_html(projects: list[Project]) -> bytes:
+    links = "\n".join(f'    <a href="{escape(p.name)}/">{escape(p.display_name)}</a><br />' for p in projects)
+    return (
+        "<!DOCTYPE html>\n<html>\n  <head>\n"
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        "    <title>Simple index</title>\n  </head>\n  <body>\n"
+        f"{links}\n  </body>\n</html>\n"
+    ).encode()
+
+
+def index_json(projects: list[Project], serial: int) -> bytes:
+    doc = {
+        "meta": {"api-version": API_VERSION, "_last-serial": serial},
+        "projects": [{"name": p.display_name, "_last-serial": p.serial} for p in projects],
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _anchor(file: PackageFile) -> str:
+    attrs = [f'href="{escape(_file_href(file))}#sha256={file.sha256}"']
+    if file.requires_python:
+        attrs.append(f'data-requires-python="{escape(file.requires_python)}"')
+    if file.metadata_sha256:
+        # PEP 714 renamed the attribute; older pips only read the PEP 658 name.
+        attrs.append(f'data-core-metadata="sha256={file.metadata_sha256}"')
+        attrs.append(f'data-dist-info-metadata="sha256={file.metadata_sha256}"')
+    if file.yanked:
+        attrs.append(f'data-yanked="{escape(file.yanked_reason or "")}"')
+    return f"    <a {' '.join(attrs)}>{escape(file.filename)}</a><br />"
+
+
+def project_html(project: Project, files: list[PackageFile]) -> bytes:
+    title = escape(f"Links for {project.display_name}")
+    anchors = "\n".join(_anchor(f) for f in _sorted_files(files))
+    return (
+        "<!DOCTYPE html>\n<html>\n  <head>\n"
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f"    <title>{title}</title>\n  </head>\n  <body>\n"
+        f"    <h1>{title}</h1>\n{anchors}\n  </body>\n</html>\n"
+    ).encode()
+
+
+def _file_json(file: PackageFile) -> dict[str, object]:
+    yanked: bool | str = (file.yanked_reason or True) if file.yanked else False
+    return {
+        "filename": file.filename,
+        "url": _file_href(file),
+        "hashes": {"sha256": file.sha256},
+        "requires-python": file.requires_python,
+        "core-metadata": {"sha256": file.metadata_sha256} if file.metadata_sha256 else False,
+        "yanked": yanked,
+        "size": file.size,
+        "upload-time": _iso(file),
+    }
+
+
+def project_json(project: Project, files: list[PackageFile]) -> bytes:
+    doc = {
+        "meta": {"api-version": API_VERSION, "_last-serial": project.serial},
+        "name": project.name,
+        "versions": versions(files),
+        "files": [_file_json(f) for f in _sorted_files(files)],
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()

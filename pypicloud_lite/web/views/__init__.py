@@ -1,0 +1,1 @@
+"""HTTP views: read input, call the service, return data."""

@@ -1,0 +1,81 @@
+"""The simple repository API: /simple/ and /simple/<project>/ in HTML and JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pyramid.httpexceptions import HTTPMovedPermanently, HTTPNotModified
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.view import view_config
+
+from pypicloud_lite.naming import normalize
+from pypicloud_lite.web import simple_pages
+from pypicloud_lite.web.negotiation import Format, negotiate
+from pypicloud_lite.web.services import services
+
+
+def _redirect(request: Request, route: str, **kw: str) -> HTTPMovedPermanently:
+    return HTTPMovedPermanently(location=request.route_path(route, _query=request.GET, **kw))
+
+
+def _page_headers(request: Request, fmt: Format, serial: int) -> dict[str, str]:
+    max_age = services(request).settings.web.page_max_age
+    return {
+        "ETag": f'"{serial}-{fmt.content_type.split(";")[0]}"',
+        "Vary": "Accept",
+        "Cache-Control": f"max-age={max_age}, public",
+        "X-PyPI-Last-Serial": str(serial),
+    }
+
+
+def _respond(request: Request, fmt: Format, serial: int, render: Callable[[], bytes]) -> Response:
+    headers = _page_headers(request, fmt, serial)
+    if headers["ETag"] in request.if_none_match:
+        return HTTPNotModified(headers=headers)
+    response = Response(body=render(), content_type=fmt.content_type.split(";")[0], charset="utf-8")
+    response.headers.update(headers)
+    return response
+
+
+@view_config(route_name="simple.index.noslash", request_method="GET")
+def index_noslash(request: Request) -> Response:
+    return _redirect(request, "simple.index")
+
+
+@view_config(route_name="simple.index", request_method="GET")
+def index(request: Request) -> Response:
+    fmt = negotiate(request)
+    package_index = services(request).index
+    serial = package_index.serial()
+
+    def render() -> bytes:
+        projects = package_index.list_projects()
+        if fmt.kind == "json":
+            return simple_pages.index_json(projects, serial)
+        return simple_pages.index_html(projects)
+
+    return _respond(request, fmt, serial, render)
+
+
+@view_config(route_name="simple.detail.noslash", request_method="GET")
+def detail_noslash(request: Request) -> Response:
+    return _redirect(request, "simple.detail", project=normalize(request.matchdict["project"]))
+
+
+@view_config(route_name="simple.detail", request_method="GET")
+def detail(request: Request) -> Response:
+    name = request.matchdict["project"]
+    if name != normalize(name):
+        return _redirect(request, "simple.detail", project=normalize(name))
+    fmt = negotiate(request)
+    package_index = services(request).index
+    project = package_index.get_project(name)
+
+    def render() -> bytes:
+        files = package_index.project_files(project)
+        if fmt.kind == "json":
+            return simple_pages.project_json(project, files)
+        return simple_pages.project_html(project, files)
+
+    return _respond(request, fmt, project.serial, render)

@@ -1,0 +1,80 @@
+"""The legacy upload API (what twine and `uv publish` speak): POST /, /simple/ and /legacy/."""
+
+from __future__ import annotations
+
+import logging
+
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.view import view_config
+
+from pypicloud_lite.errors import InvalidUpload, UploadTooLarge
+from pypicloud_lite.naming import normalize
+from pypicloud_lite.service import UploadForm
+from pypicloud_lite.web.errors import error_response
+from pypicloud_lite.web.services import services
+
+logger = logging.getLogger(__name__)
+
+# multipart boundaries and the form's text fields ride on top of the file itself.
+FORM_OVERHEAD = 1024 * 1024
+
+
+def _unauthorized(request: Request, message: str) -> Response:
+    realm = services(request).settings.auth.realm
+    return error_response(401, message, {"WWW-Authenticate": f'Basic realm="{realm}"'})
+
+
+def _field(request: Request, name: str) -> str | None:
+    value = request.POST.get(name)
+    return value if isinstance(value, str) else None
+
+
+@view_config(route_name="root", request_method="POST")
+@view_config(route_name="simple.index", request_method="POST")
+@view_config(route_name="simple.index.noslash", request_method="POST")
+@view_config(route_name="upload.legacy", request_method="POST")
+@view_config(route_name="upload.legacy.noslash", request_method="POST")
+def upload(request: Request) -> Response:
+    app = services(request)
+    if request.authorization is None:
+        return _unauthorized(request, "Uploading needs credentials: give a username and password (or token).")
+    identity = request.identity
+    if identity is None:
+        return _unauthorized(request, "Invalid username or password.")
+    limit = app.settings.upload.max_size
+    if request.content_length is not None and request.content_length > limit + FORM_OVERHEAD:
+        raise UploadTooLarge(f"File too large. Limit for this index is {limit // 1024 // 1024} MiB.")
+    if not request.content_type.startswith("multipart/form-data"):
+        raise InvalidUpload("Uploads must be multipart/form-data (the legacy upload API).")
+
+    action = request.params.get(":action")
+    if action != "file_upload":
+        raise InvalidUpload(f"Unsupported :action {action!r}: only file_upload is supported.")
+    protocol = _field(request, "protocol_version")
+    if protocol not in (None, "1"):
+        raise InvalidUpload(f"Unknown protocol_version {protocol!r}: only 1 is supported.")
+    content = request.POST.get("content")
+    if content is None or isinstance(content, str) or not getattr(content, "filename", None):
+        raise InvalidUpload("Upload payload does not have a file (the 'content' field).")
+
+    name = _field(request, "name") or ""
+    if not app.access.can_write(identity, normalize(name)):
+        return error_response(403, f"User {identity.username!r} may not upload to project {name!r}.")
+    form = UploadForm(
+        name=name,
+        version=_field(request, "version") or "",
+        filetype=_field(request, "filetype"),
+        summary=_field(request, "summary"),
+        requires_python=_field(request, "requires_python"),
+        md5_digest=_field(request, "md5_digest"),
+        sha256_digest=_field(request, "sha256_digest"),
+        blake2_256_digest=_field(request, "blake2_256_digest"),
+    )
+    result = app.index.upload(form, content.filename, content.file, uploader=identity.username)
+    message = "OK" if result.created else "OK: identical file already in the index"
+    return Response(
+        json_body={"message": message, "filename": result.file.filename, "sha256": result.file.sha256},
+        status=200,
+    )
+
