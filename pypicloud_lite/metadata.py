@@ -66,7 +66,8 @@ def _read_wheel(path: Path, dist: DistFilename) -> bytes:
         candidates = [info for info in zf.infolist() if _DIST_INFO_METADATA.match(info.filename)]
         if len(candidates) != 1:
             raise InvalidUpload(
-                f"Invalid wheel: {dist.filename} must contain exactly one .dist-info/METADATA (found {len(candidates)})."
+                f"Invalid wheel: {dist.filename} must contain exactly one .dist-info/METADATA "
+                f"(found {len(candidates)})."
             )
         info = candidates[0]
         dist_info = info.filename.split("/", 1)[0]

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from packaging.version import InvalidVersion, Version
 
@@ -19,8 +19,18 @@ from pypicloud_lite.config import UploadSettings
 from pypicloud_lite.errors import FileExists, InvalidUpload, NotFound, UploadTooLarge
 from pypicloud_lite.metadata import parse_core_metadata, read_metadata_file
 from pypicloud_lite.models import PackageFile, Project, utcnow
-from pypicloud_lite.naming import DistFilename, is_valid_project_name, metadata_key, normalize, parse_filename, storage_key
+from pypicloud_lite.naming import (
+    DistFilename,
+    is_valid_project_name,
+    metadata_key,
+    normalize,
+    parse_filename,
+    storage_key,
+)
 from pypicloud_lite.storage.base import Storage
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +147,11 @@ class PackageIndex:
         spool_dir = self.upload_settings.spool_dir
         if spool_dir is not None:
             spool_dir.mkdir(parents=True, exist_ok=True)
-        hashers = {"md5": hashlib.md5(), "sha256": hashlib.sha256(), "blake2_256": hashlib.blake2b(digest_size=32)}
+        hashers: dict[str, _Hash | hashlib.blake2b] = {
+            "md5": hashlib.md5(usedforsecurity=False),
+            "sha256": hashlib.sha256(),
+            "blake2_256": hashlib.blake2b(digest_size=32),
+        }
         size = 0
         with tempfile.NamedTemporaryFile(dir=spool_dir, prefix="ppc-upload-", suffix=".part") as tmp:
             while chunk := content.read(CHUNK):
@@ -161,8 +175,11 @@ class PackageIndex:
         return existing
 
     def _object_sha256(self, key: str) -> str:
+        digest = hashlib.sha256()
         with self.storage.open(key) as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
+            while chunk := fh.read(CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest()
 
     def _store(self, record: PackageFile, spooled: Spooled, raw_metadata: bytes, display_name: str) -> UploadResult:
         # The object is written before the row, so the index never lists a file storage lacks.
@@ -250,4 +267,3 @@ class PackageIndex:
         self.cache.delete_file(file.filename)
         self.storage.delete(metadata_key(file.project, file.filename))
         self.storage.delete(storage_key(file.project, file.filename))
-

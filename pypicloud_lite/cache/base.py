@@ -50,5 +50,6 @@ class Cache(ABC):
     def check_health(self) -> None:
         """Raise BackendUnavailable if the cache cannot be used."""
 
+    @abstractmethod
     def close(self) -> None:
         """Release connections and pools."""

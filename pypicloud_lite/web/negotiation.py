@@ -32,10 +32,8 @@ _SHORT_FORMATS = {"json": JSON_V1, "html": "text/html"}
 def negotiate(request: Request) -> Format:
     """The representation to send, or 406 when nothing the client accepts is offered."""
     requested = request.GET.get("format")
-    if requested is not None:
-        accept = create_accept_header(_SHORT_FORMATS.get(requested, requested))
-    else:
-        accept = request.accept
+    # ?format= takes the same media types as Accept (PEP 691), plus "json" and "html".
+    accept = request.accept if requested is None else create_accept_header(_SHORT_FORMATS.get(requested, requested))
     offers = accept.acceptable_offers(list(_OFFERS))
     if not offers:
         raise HTTPNotAcceptable(

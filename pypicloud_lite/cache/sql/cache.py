@@ -83,7 +83,9 @@ class SQLCache(Cache):
             raise
         except (OperationalError, DBAPIError) as exc:
             logger.warning("SQL cache unavailable: %s", exc.__class__.__name__)
-            raise BackendUnavailable(f"The package cache database is unavailable ({exc.orig.__class__.__name__}).") from exc
+            raise BackendUnavailable(
+                f"The package cache database is unavailable ({exc.orig.__class__.__name__})."
+            ) from exc
 
     def _bump(self, session: Session, project: str) -> int:
         session.execute(update(IndexStateRow).where(IndexStateRow.id == 1).values(serial=IndexStateRow.serial + 1))
@@ -95,7 +97,7 @@ class SQLCache(Cache):
     def _ensure_project(self, session: Session, name: str, display_name: str) -> None:
         values = {"name": name, "display_name": display_name, "serial": 0, "created": _naive_utc(datetime.now(UTC))}
         dialect = session.get_bind().dialect.name
-        if dialect == "mysql" or dialect == "mariadb":
+        if dialect in ("mysql", "mariadb"):
             stmt: Any = mysql_insert(ProjectRow).values(**values).prefix_with("IGNORE")
         else:
             stmt = _INSERTS[dialect](ProjectRow).values(**values).on_conflict_do_nothing()

@@ -77,4 +77,3 @@ def upload(request: Request) -> Response:
         json_body={"message": message, "filename": result.file.filename, "sha256": result.file.sha256},
         status=200,
     )
-
