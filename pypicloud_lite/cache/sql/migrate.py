@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from pypicloud_lite.cache.sql.engine import write_engine
 from pypicloud_lite.errors import ConfigError
 
 # The schema history lives at the top of the source tree (alembic/), beside alembic.ini.
@@ -33,7 +34,8 @@ def current_revision(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     cfg = alembic_config()
-    with engine.begin() as conn:
+    # On SQLite this takes the write lock first, so servers starting together migrate one at a time.
+    with write_engine(engine).begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
