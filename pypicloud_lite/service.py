@@ -67,8 +67,8 @@ class Spooled:
     blake2_256: str
 
 
-def _human_size(size: int) -> str:
-    return f"{size / 1024 / 1024:.0f} MiB" if size >= 1024 * 1024 else f"{size} bytes"
+def too_large(limit: int) -> UploadTooLarge:
+    return UploadTooLarge(f"File too large. Limit for this index is {limit} bytes ({limit / 1_000_000:.1f} MB).")
 
 
 class PackageIndex:
@@ -157,7 +157,7 @@ class PackageIndex:
             while chunk := content.read(CHUNK):
                 size += len(chunk)
                 if size > limit:
-                    raise UploadTooLarge(f"File too large. Limit for this index is {_human_size(limit)}.")
+                    raise too_large(limit)
                 for hasher in hashers.values():
                     hasher.update(chunk)
                 tmp.write(chunk)
@@ -234,10 +234,12 @@ class PackageIndex:
     def open_file(self, file: PackageFile) -> BinaryIO:
         return self.storage.open(storage_key(file.project, file.filename))
 
-    def open_metadata(self, file: PackageFile) -> BinaryIO:
+    def read_metadata(self, file: PackageFile) -> bytes:
+        """The PEP 658 core metadata of a file (small: bounded at upload)."""
         if file.metadata_sha256 is None:
             raise NotFound(f"No core metadata is published for {file.filename!r}.")
-        return self.storage.open(metadata_key(file.project, file.filename))
+        with self.storage.open(metadata_key(file.project, file.filename)) as fh:
+            return fh.read()
 
     def download_url(self, file: PackageFile) -> str | None:
         return self.storage.download_url(storage_key(file.project, file.filename), file.filename)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import configparser
 import logging
 import sys
+from collections import defaultdict
 from typing import Any
 
 from pyramid.config import Configurator
@@ -12,6 +13,7 @@ from pyramid.router import Router
 
 from pypicloud_lite.access.static import GeneratedAdmin
 from pypicloud_lite.config import Settings, load_settings
+from pypicloud_lite.web.errors import ALLOWED_METHODS_KEY
 from pypicloud_lite.web.security import BasicAuthPolicy
 from pypicloud_lite.web.services import REGISTRY_KEY, build_services
 
@@ -28,9 +30,23 @@ def make_app(
     config.include("pypicloud_lite.web.routes")
     config.scan("pypicloud_lite.web.views")
     config.scan("pypicloud_lite.web.errors")
+    config.commit()
+    config.registry[ALLOWED_METHODS_KEY] = _allowed_methods(config)
     if generated is not None:
         _announce(generated, server_url)
     return config.make_wsgi_app()
+
+
+def _allowed_methods(config: Configurator) -> dict[str, str]:
+    """Route name -> the methods its views answer, for `405 Method Not Allowed` and `Allow`."""
+    allowed: dict[str, set[str]] = defaultdict(set)
+    for entry in config.registry.introspector.get_category("views"):
+        view = entry["introspectable"]
+        methods = view["request_methods"]
+        if view["route_name"] and methods:
+            methods = {methods} if isinstance(methods, str) else set(methods)
+            allowed[view["route_name"]] |= methods | ({"HEAD"} if "GET" in methods else set())
+    return {route: ", ".join(sorted(methods)) for route, methods in allowed.items()}
 
 
 def main(global_config: dict[str, Any], **raw_settings: Any) -> Router:

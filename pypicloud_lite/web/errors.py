@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from pyramid.exceptions import PredicateMismatch
 from pyramid.httpexceptions import HTTPException
 from pyramid.request import Request
 from pyramid.response import Response
@@ -19,6 +20,8 @@ from pypicloud_lite.errors import (
 )
 
 logger = logging.getLogger(__name__)
+
+ALLOWED_METHODS_KEY = "ppc.allowed_methods"
 
 _STATUS: list[tuple[type[PypicloudLiteError], int]] = [
     (UploadTooLarge, 413),
@@ -51,6 +54,17 @@ def domain_error(exc: PypicloudLiteError, request: Request) -> Response:
     if status >= 500:
         logger.error("%s %s failed: %s", request.method, request.path, exc.message)
     return error_response(status, exc.message, headers)
+
+
+@exception_view_config(PredicateMismatch)
+def method_not_allowed(exc: PredicateMismatch, request: Request) -> Response:
+    # Our views only predicate on the method: a matched route with no view is a wrong method.
+    route = request.matched_route.name if request.matched_route else None
+    allowed = request.registry.get(ALLOWED_METHODS_KEY, {}).get(route)
+    if not allowed:
+        return http_error(exc, request)
+    message = f"Method {request.method} is not allowed here; use {allowed}."
+    return error_response(405, message, {"Allow": allowed})
 
 
 @exception_view_config(HTTPException)

@@ -8,9 +8,9 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from pypicloud_lite.errors import InvalidUpload, UploadTooLarge
+from pypicloud_lite.errors import InvalidUpload
 from pypicloud_lite.naming import normalize
-from pypicloud_lite.service import UploadForm
+from pypicloud_lite.service import UploadForm, too_large
 from pypicloud_lite.web.errors import error_response
 from pypicloud_lite.web.services import services
 
@@ -44,7 +44,7 @@ def upload(request: Request) -> Response:
         return _unauthorized(request, "Invalid username or password.")
     limit = app.settings.upload.max_size
     if request.content_length is not None and request.content_length > limit + FORM_OVERHEAD:
-        raise UploadTooLarge(f"File too large. Limit for this index is {limit // 1024 // 1024} MiB.")
+        raise too_large(limit)
     if not request.content_type.startswith("multipart/form-data"):
         raise InvalidUpload("Uploads must be multipart/form-data (the legacy upload API).")
 
