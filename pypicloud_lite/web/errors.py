@@ -72,5 +72,7 @@ def http_error(exc: HTTPException, request: Request) -> Response:
     if exc.code is None or exc.code < 400:
         return exc
     message = exc.detail or exc.explanation or exc.title
+    if message == request.path:
+        message = f"{exc.title}: {request.path}"
     kept = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
     return error_response(exc.code, str(message), headers=kept)
