@@ -12,10 +12,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pypicloud_lite.errors import ConfigError
+from pypicloud_lite.models import Grant
+from pypicloud_lite.naming import normalize
 
 ENV_PREFIX = "PPC_"
 # Settings whose keys are ours: anything else under these prefixes is a typo and refused.
-OWN_PREFIXES = ("storage.", "cache.", "auth.", "upload.", "web.")
+OWN_PREFIXES = ("storage.", "cache.", "auth.", "upload.", "web.", "pypi.")
+PERM_LETTERS = frozenset("rwd")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]*$")
 T = TypeVar("T")
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
@@ -39,11 +43,25 @@ class CacheSettings:
 
 @dataclass(frozen=True)
 class AuthSettings:
+    backend: str  # "static" (the ini) or "sql" (tables managed through the API)
+    # SQL access database; defaults to cache.url.
+    url: str | None
     realm: str
     admins: frozenset[str]
     # (username, argon2 hash) pairs from `user.<name> = <hash>`.
     users: tuple[tuple[str, str], ...]
+    groups: tuple[tuple[str, tuple[str, ...]], ...]
+    grants: tuple[Grant, ...]
+    # Principals: "everyone", "authenticated", "group:<name>", "user:<name>".
+    default_read: frozenset[str]
+    default_write: frozenset[str]
+    # Who may create a new project; None: whoever may write to it.
+    create_projects: frozenset[str] | None
     bootstrap_admin_file: Path | None
+    bootstrap_admin: bool
+    credential_cache_seconds: int
+    max_failed_logins: int
+    failed_login_window: int
 
 
 @dataclass(frozen=True)
@@ -143,6 +161,41 @@ class _Reader:
                 raise ConfigError(f"setting 'user.{name}': expected an argon2 hash (make one with ppc-gen-password)")
         return tuple(sorted(found.items()))
 
+    def groups(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        found = []
+        for key, value in self.raw.items():
+            if key.startswith("group."):
+                name = key[len("group.") :]
+                if not _NAME.match(name):
+                    raise ConfigError(f"setting {key!r}: invalid group name")
+                found.append((name, parse_list(str(value))))
+        return tuple(sorted(found))
+
+    def grants(self) -> tuple[Grant, ...]:
+        found = []
+        for key, value in self.raw.items():
+            if not key.startswith("package."):
+                continue
+            # Project names may contain dots; principal names may not.
+            parts = key[len("package.") :].rsplit(".", 2)
+            perms = str(value).strip().lower()
+            if len(parts) != 3 or parts[1] not in ("user", "group") or not _NAME.match(parts[2]):
+                raise ConfigError(f"setting {key!r}: expected package.<project>.user.<name> or ...group.<name>")
+            if not set(perms) <= PERM_LETTERS:
+                raise ConfigError(f"setting {key!r}: permissions are letters from 'rwd', got {value!r}")
+            found.append(Grant(normalize(parts[0]), parts[1], parts[2], perms))
+        return tuple(sorted(found, key=lambda g: (g.project, g.kind, g.name)))
+
+    def principals(self, key: str, default: str) -> frozenset[str]:
+        values = frozenset(self.typed(key, parse_list, default))
+        for value in values:
+            kind, _, name = value.partition(":")
+            if value not in ("everyone", "authenticated") and not (kind in ("user", "group") and _NAME.match(name)):
+                raise ConfigError(
+                    f"setting {key!r}: {value!r} is not everyone, authenticated, group:<name> or user:<name>"
+                )
+        return values
+
     def check_unknown(self) -> None:
         for key in self.raw:
             if key.startswith(OWN_PREFIXES) and key not in self.known:
@@ -169,11 +222,23 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         pool_size=r.typed("cache.pool_size", int, "5"),
         echo=r.typed("cache.echo", parse_bool, "false"),
     )
+    create_projects = r.get("pypi.create_projects")
     auth = AuthSettings(
+        backend=r.choice("auth.backend", "static", ("static", "sql")),
+        url=r.get("auth.url") or cache.url,
         realm=r.get("auth.realm", "pypicloud_lite") or "pypicloud_lite",
         admins=frozenset(r.typed("auth.admins", parse_list, "")),
         users=r.users(),
+        groups=r.groups(),
+        grants=r.grants(),
+        default_read=r.principals("pypi.default_read", "everyone"),
+        default_write=r.principals("pypi.default_write", "authenticated"),
+        create_projects=None if create_projects is None else r.principals("pypi.create_projects", ""),
         bootstrap_admin_file=r.path("auth.bootstrap_admin_file"),
+        bootstrap_admin=r.typed("auth.bootstrap_admin", parse_bool, "false"),
+        credential_cache_seconds=r.typed("auth.credential_cache_seconds", int, "300"),
+        max_failed_logins=r.typed("auth.max_failed_logins", int, "10"),
+        failed_login_window=r.typed("auth.failed_login_window", int, "300"),
     )
     upload = UploadSettings(
         max_size=r.typed("upload.max_size", parse_size, "100MB"),

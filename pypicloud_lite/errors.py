@@ -15,7 +15,11 @@ class ConfigError(PypicloudLiteError):
     """A setting is missing or malformed; raised at start-up, naming the key."""
 
 
-class InvalidUpload(PypicloudLiteError):
+class InvalidInput(PypicloudLiteError):
+    """A request's input is malformed or not acceptable (400)."""
+
+
+class InvalidUpload(InvalidInput):
     """The upload is rejected as given (bad form, filename, digest or archive)."""
 
 
@@ -29,6 +33,22 @@ class UploadTooLarge(InvalidUpload):
 
 class NotFound(PypicloudLiteError):
     """The project, file or object does not exist."""
+
+
+class Conflict(PypicloudLiteError):
+    """The change clashes with the current state (a user that exists, a project that is archived)."""
+
+
+class ReadOnlyAccess(Conflict):
+    """The access backend's data comes from the config file and cannot be changed at run time."""
+
+
+class TooManyAttempts(PypicloudLiteError):
+    """Too many failed logins for this user or client address; retry later."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class BackendUnavailable(PypicloudLiteError):

@@ -79,6 +79,16 @@ class PackageFile:
 
 
 @dataclass(frozen=True)
+class Grant:
+    """Permissions of one user or group on one project: letters from "rwd" (read, write, delete/yank)."""
+
+    project: str
+    kind: str  # "user" or "group"
+    name: str
+    perms: str
+
+
+@dataclass(frozen=True)
 class Project:
     """A project (normalized name) with the name it was first uploaded under."""
 

@@ -9,6 +9,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
+
+# Exact (binary) comparison on MySQL/MariaDB, whose default collation ignores case.
+TIMESTAMP = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+EXACT = sa.String(length=255).with_variant(
+    mysql.VARCHAR(255, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+)
 
 revision = "0001"
 down_revision = None
@@ -26,16 +33,16 @@ def upgrade() -> None:
     op.bulk_insert(state, [{"id": 1, "serial": 0}])
     op.create_table(
         "ppc_projects",
-        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("name", EXACT, nullable=False),
         sa.Column("display_name", sa.String(length=255), nullable=False),
         sa.Column("serial", sa.BigInteger(), nullable=False),
-        sa.Column("created", sa.DateTime(), nullable=False),
+        sa.Column("created", TIMESTAMP, nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
     op.create_table(
         "ppc_files",
-        sa.Column("filename", sa.String(length=255), nullable=False),
-        sa.Column("project", sa.String(length=255), nullable=False),
+        sa.Column("filename", EXACT, nullable=False),
+        sa.Column("project", EXACT, nullable=False),
         sa.Column("version", sa.String(length=255), nullable=False),
         sa.Column("packagetype", sa.String(length=32), nullable=False),
         sa.Column("python_version", sa.String(length=64), nullable=False),
@@ -43,7 +50,7 @@ def upgrade() -> None:
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("md5", sa.String(length=32), nullable=True),
         sa.Column("blake2_256", sa.String(length=64), nullable=True),
-        sa.Column("upload_time", sa.DateTime(), nullable=False),
+        sa.Column("upload_time", TIMESTAMP, nullable=False),
         sa.Column("requires_python", sa.Text(), nullable=True),
         sa.Column("summary", sa.Text(), nullable=True),
         sa.Column("metadata_sha256", sa.String(length=64), nullable=True),
@@ -58,7 +65,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_ppc_files_project_version", table_name="ppc_files")
+    # Dropping the table drops its index (MySQL refuses to drop an index a foreign key uses).
     op.drop_table("ppc_files")
     op.drop_table("ppc_projects")
     op.drop_table("ppc_index_state")

@@ -1,26 +1,288 @@
-"""The AccessBackend interface: who is calling, and what they may do."""
+"""The AccessBackend interface: who is calling, and what they may do.
+
+Backends only store users, groups, grants and tokens; the decisions (and the
+credential cache and failed-login limiter) are made here, the same for all.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
+import secrets
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from pypicloud_lite.access.passwords import verify_password
+from pypicloud_lite.access.throttle import FailureLimiter, VerifiedCache
+from pypicloud_lite.config import AuthSettings
+from pypicloud_lite.errors import InvalidInput, NotFound
+from pypicloud_lite.models import Grant, utcnow
+from pypicloud_lite.naming import normalize
+
+TOKEN_USERNAME = "__token__"  # noqa: S105 - the username PyPI-style tokens are sent under
+_TOKEN = re.compile(r"^ppc_([0-9a-f]{16})_([0-9a-f]{48})$")
+USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]{0,99}$")
+
+
+class Permission(StrEnum):
+    READ = "r"
+    WRITE = "w"
+    DELETE = "d"  # delete files and versions, yank and unyank
+
+
+@dataclass(frozen=True)
+class TokenScope:
+    """What a token narrows its user's rights to."""
+
+    token_id: str
+    projects: frozenset[str] | None  # None: every project
+    read_only: bool
+
+    def allows(self, project: str | None, permission: Permission) -> bool:
+        if self.read_only and permission is not Permission.READ:
+            return False
+        return self.projects is None or (project is not None and project in self.projects)
 
 
 @dataclass(frozen=True)
 class Identity:
     username: str
     is_admin: bool = False
+    groups: frozenset[str] = frozenset()
+    token: TokenScope | None = None
+
+    @property
+    def principals(self) -> frozenset[str]:
+        return frozenset({"everyone", "authenticated", f"user:{self.username}"} | {f"group:{g}" for g in self.groups})
+
+
+ANONYMOUS_PRINCIPALS = frozenset({"everyone"})
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    password_hash: str | None = field(repr=False)
+    is_admin: bool = False
+    groups: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Token:
+    id: str
+    username: str
+    description: str
+    projects: frozenset[str] | None
+    read_only: bool
+    created: datetime
+    expires: datetime | None
+    secret_hash: str = field(repr=False, default="")
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires is not None and self.expires <= now
+
+
+@dataclass(frozen=True)
+class NewToken:
+    """A token as created: `secret` is the whole token string, shown this once and stored only hashed."""
+
+    token: Token
+    secret: str
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def check_user_name(name: str) -> str:
+    if not USER_NAME.match(name) or name == TOKEN_USERNAME:
+        raise InvalidInput(f"Invalid user or group name {name!r}: use letters, digits and _ @ + - (100 at most).")
+    return name
+
+
+def check_perms(perms: str) -> str:
+    perms = "".join(sorted(set(perms.lower()), key="rwd".index)) if set(perms.lower()) <= set("rwd") else ""
+    if not perms:
+        raise InvalidInput("Permissions are one or more letters from 'rwd' (read, write, delete).")
+    return perms
 
 
 class AccessBackend(ABC):
-    @abstractmethod
-    def authenticate(self, username: str, password: str) -> Identity | None:
-        """The identity these credentials prove, or None. Costs the same for unknown users."""
+    def __init__(self, settings: AuthSettings) -> None:
+        self.settings = settings
+        self._verified = VerifiedCache(settings.credential_cache_seconds)
+        self._limiter = FailureLimiter(settings.max_failed_logins, settings.failed_login_window)
+
+    # -- what each backend stores ------------------------------------------------
+
+    read_only: bool = False
 
     @abstractmethod
+    def get_user(self, name: str) -> User | None: ...
+
+    @abstractmethod
+    def list_users(self) -> list[User]: ...
+
+    @abstractmethod
+    def list_groups(self) -> list[Group]: ...
+
+    @abstractmethod
+    def grants_for(self, project: str) -> list[Grant]:
+        """The explicit grants on one (normalized) project."""
+
+    @abstractmethod
+    def list_grants(self) -> list[Grant]: ...
+
+    @abstractmethod
+    def get_token(self, token_id: str) -> Token | None: ...
+
+    @abstractmethod
+    def list_tokens(self, username: str | None = None) -> list[Token]: ...
+
+    @abstractmethod
+    def create_user(self, name: str, password: str, is_admin: bool = False) -> User: ...
+
+    @abstractmethod
+    def update_user(self, name: str, password: str | None = None, is_admin: bool | None = None) -> User: ...
+
+    @abstractmethod
+    def delete_user(self, name: str) -> None: ...
+
+    @abstractmethod
+    def set_group(self, name: str, members: list[str]) -> Group: ...
+
+    @abstractmethod
+    def delete_group(self, name: str) -> None: ...
+
+    @abstractmethod
+    def set_grant(self, project: str, kind: str, name: str, perms: str) -> Grant: ...
+
+    @abstractmethod
+    def delete_grant(self, project: str, kind: str, name: str) -> None: ...
+
+    @abstractmethod
+    def _save_token(self, token: Token) -> None: ...
+
+    @abstractmethod
+    def _delete_token(self, token_id: str) -> bool: ...
+
+    # -- authentication ----------------------------------------------------------
+
+    def authenticate(self, username: str, password: str, client: str | None = None) -> Identity | None:
+        """The identity these credentials prove, or None; TooManyAttempts after repeated failures."""
+        self._limiter.check(username, client)
+        if username == TOKEN_USERNAME:
+            identity = self._authenticate_token(password)
+        else:
+            identity = self._authenticate_password(username, password)
+        if identity is None:
+            self._limiter.failed(username, client)
+        else:
+            self._limiter.succeeded(username)
+        return identity
+
+    def _authenticate_password(self, username: str, password: str) -> Identity | None:
+        user = self.get_user(username)
+        stored = user.password_hash if user else None
+        key = (username, stored, _sha256(password))
+        if user is None or stored is None or not self._verified.hit(key):
+            # Unknown users are verified against a dummy hash: both failures cost one argon2 check.
+            if not verify_password(stored, password) or user is None:
+                return None
+            self._verified.add(key)
+        return Identity(user.name, is_admin=user.is_admin, groups=user.groups)
+
+    def _authenticate_token(self, raw: str) -> Identity | None:
+        # Tokens are looked up on every request (one indexed read), so a revocation
+        # takes effect at once on every server process.
+        match = _TOKEN.match(raw)
+        if not match:
+            return None
+        token = self.get_token(match.group(1))
+        if token is None or not hmac.compare_digest(token.secret_hash, _sha256(match.group(2))):
+            return None
+        user = self.get_user(token.username)
+        if user is None or token.expired(utcnow()):
+            return None
+        scope = TokenScope(token.id, token.projects, token.read_only)
+        return Identity(user.name, is_admin=user.is_admin, groups=user.groups, token=scope)
+
+    # -- authorization -----------------------------------------------------------
+
+    def allowed(self, identity: Identity | None, project: str, permission: Permission) -> bool:
+        if identity is not None and identity.token is not None and not identity.token.allows(project, permission):
+            return False
+        if identity is not None and identity.is_admin:
+            return True
+        principals = identity.principals if identity else ANONYMOUS_PRINCIPALS
+        for grant in self.grants_for(project):
+            if permission in grant.perms and self._grantee(grant) in principals:
+                return True
+        defaults = {
+            Permission.READ: self.settings.default_read,
+            Permission.WRITE: self.settings.default_write,
+        }.get(permission, frozenset())
+        return bool(defaults & principals)
+
+    @staticmethod
+    def _grantee(grant: Grant) -> str:
+        if grant.kind == "group" and grant.name in ("everyone", "authenticated"):
+            return grant.name
+        return f"{grant.kind}:{grant.name}"
+
     def can_read(self, identity: Identity | None, project: str) -> bool:
-        """May this caller (None: anonymous) see the project and download its files?"""
+        return self.allowed(identity, project, Permission.READ)
 
-    @abstractmethod
     def can_write(self, identity: Identity | None, project: str) -> bool:
-        """May this caller upload new files to the project (creating it if needed)?"""
+        return self.allowed(identity, project, Permission.WRITE)
+
+    def can_delete(self, identity: Identity | None, project: str) -> bool:
+        return self.allowed(identity, project, Permission.DELETE)
+
+    def can_create(self, identity: Identity | None, project: str) -> bool:
+        """May this caller upload the first file of a project that does not exist yet?"""
+        if not self.can_write(identity, project):
+            return False
+        allowed = self.settings.create_projects
+        if allowed is None or (identity is not None and identity.is_admin):
+            return True
+        return identity is not None and bool(allowed & identity.principals)
+
+    # -- tokens ------------------------------------------------------------------
+
+    def create_token(
+        self,
+        username: str,
+        description: str = "",
+        projects: list[str] | None = None,
+        read_only: bool = False,
+        expires: datetime | None = None,
+    ) -> NewToken:
+        if self.get_user(username) is None:
+            raise NotFound(f"No user named {username!r}.")
+        token_id, secret = secrets.token_hex(8), secrets.token_hex(24)
+        token = Token(
+            id=token_id,
+            username=username,
+            description=description[:255],
+            projects=frozenset(normalize(p) for p in projects) if projects else None,
+            read_only=read_only,
+            created=utcnow(),
+            expires=expires,
+            secret_hash=_sha256(secret),
+        )
+        self._save_token(token)
+        return NewToken(token, f"ppc_{token_id}_{secret}")
+
+    def revoke_token(self, token_id: str) -> None:
+        if not self._delete_token(token_id):
+            raise NotFound(f"No token {token_id!r}.")

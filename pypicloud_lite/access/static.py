@@ -1,4 +1,4 @@
-"""StaticAccess: users and admins from the ini, plus a generated first admin for `make run`."""
+"""StaticAccess: users, groups, admins and per-package grants from the ini, plus a generated first admin."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
-from pypicloud_lite.access.base import AccessBackend, Identity
-from pypicloud_lite.access.passwords import generate_password, hash_password, verify_password
+from pypicloud_lite.access.base import AccessBackend, Group, Token, User
+from pypicloud_lite.access.passwords import generate_password, hash_password
 from pypicloud_lite.config import AuthSettings
-from pypicloud_lite.errors import ConfigError
+from pypicloud_lite.errors import ConfigError, ReadOnlyAccess
+from pypicloud_lite.models import Grant
 
 logger = logging.getLogger(__name__)
 
@@ -50,28 +52,88 @@ def load_bootstrap_admin(path: Path) -> tuple[tuple[str, str], GeneratedAdmin | 
 
 
 class StaticAccess(AccessBackend):
-    def __init__(self, users: dict[str, str], admins: frozenset[str]) -> None:
-        self._users = users
-        self._admins = admins
+    """Users, groups and grants from the ini: read-only at run time (tokens need the SQL backend)."""
+
+    read_only = True
+
+    def __init__(self, settings: AuthSettings, extra_admin: tuple[str, str] | None = None) -> None:
+        super().__init__(settings)
+        hashes = dict(settings.users)
+        admins = set(settings.admins)
+        if extra_admin is not None:
+            hashes.setdefault(*extra_admin)
+            admins.add(extra_admin[0])
+        self._groups = {name: tuple(members) for name, members in settings.groups}
+        member_of: dict[str, set[str]] = {}
+        for group, members in self._groups.items():
+            for member in members:
+                member_of.setdefault(member, set()).add(group)
+        self._users = {
+            name: User(name, hashed, is_admin=name in admins, groups=frozenset(member_of.get(name, ())))
+            for name, hashed in hashes.items()
+        }
+        self._grants: dict[str, list[Grant]] = {}
+        for grant in settings.grants:
+            self._grants.setdefault(grant.project, []).append(grant)
 
     @classmethod
     def from_settings(cls, settings: AuthSettings) -> tuple[StaticAccess, GeneratedAdmin | None]:
-        users = dict(settings.users)
-        admins = set(settings.admins)
         generated = None
+        extra = None
         if settings.bootstrap_admin_file is not None:
-            (name, hashed), generated = load_bootstrap_admin(settings.bootstrap_admin_file)
-            users.setdefault(name, hashed)
-            admins.add(name)
-        return cls(users, frozenset(admins)), generated
+            extra, generated = load_bootstrap_admin(settings.bootstrap_admin_file)
+        return cls(settings, extra), generated
 
-    def authenticate(self, username: str, password: str) -> Identity | None:
-        if verify_password(self._users.get(username), password):
-            return Identity(username, is_admin=username in self._admins)
+    def get_user(self, name: str) -> User | None:
+        return self._users.get(name)
+
+    def list_users(self) -> list[User]:
+        return sorted(self._users.values(), key=lambda u: u.name)
+
+    def list_groups(self) -> list[Group]:
+        return [Group(name, members) for name, members in sorted(self._groups.items())]
+
+    def grants_for(self, project: str) -> list[Grant]:
+        return self._grants.get(project, [])
+
+    def list_grants(self) -> list[Grant]:
+        return [grant for project in sorted(self._grants) for grant in self._grants[project]]
+
+    def get_token(self, token_id: str) -> Token | None:
         return None
 
-    def can_read(self, identity: Identity | None, project: str) -> bool:
-        return True
+    def list_tokens(self, username: str | None = None) -> list[Token]:
+        return []
 
-    def can_write(self, identity: Identity | None, project: str) -> bool:
-        return identity is not None
+    def _read_only(self) -> NoReturn:
+        raise ReadOnlyAccess(
+            "Users, groups and permissions come from the config file (auth.backend = static) "
+            "and cannot be changed at run time; edit the ini, or use auth.backend = sql."
+        )
+
+    def create_user(self, name: str, password: str, is_admin: bool = False) -> User:
+        self._read_only()
+
+    def update_user(self, name: str, password: str | None = None, is_admin: bool | None = None) -> User:
+        self._read_only()
+
+    def delete_user(self, name: str) -> None:
+        self._read_only()
+
+    def set_group(self, name: str, members: list[str]) -> Group:
+        self._read_only()
+
+    def delete_group(self, name: str) -> None:
+        self._read_only()
+
+    def set_grant(self, project: str, kind: str, name: str, perms: str) -> Grant:
+        self._read_only()
+
+    def delete_grant(self, project: str, kind: str, name: str) -> None:
+        self._read_only()
+
+    def _save_token(self, token: Token) -> None:
+        self._read_only()
+
+    def _delete_token(self, token_id: str) -> bool:
+        self._read_only()

@@ -87,12 +87,20 @@ class SQLCache(Cache):
                 f"The package cache database is unavailable ({exc.orig.__class__.__name__})."
             ) from exc
 
-    def _bump(self, session: Session, project: str) -> int:
+    def _next_serial(self, session: Session) -> int:
+        """Bump the global serial; called first in every changing transaction.
+
+        Taking this one row lock before any other makes every writer lock in the
+        same order (no deadlocks on InnoDB) and serializes changes cheaply.
+        """
         session.execute(update(IndexStateRow).where(IndexStateRow.id == 1).values(serial=IndexStateRow.serial + 1))
         serial = session.scalar(select(IndexStateRow.serial).where(IndexStateRow.id == 1))
         assert serial is not None, "ppc_index_state row 1 missing: run the migrations"
-        session.execute(update(ProjectRow).where(ProjectRow.name == project).values(serial=serial))
         return serial
+
+    @staticmethod
+    def _stamp_project(session: Session, project: str, serial: int) -> None:
+        session.execute(update(ProjectRow).where(ProjectRow.name == project).values(serial=serial))
 
     def _ensure_project(self, session: Session, name: str, display_name: str) -> None:
         values = {"name": name, "display_name": display_name, "serial": 0, "created": _naive_utc(datetime.now(UTC))}
@@ -114,6 +122,7 @@ class SQLCache(Cache):
                 existing = session.get(FileRow, file.filename)
                 if existing is not None:
                     return _to_file(existing), False
+                serial = self._next_serial(session)
                 self._ensure_project(session, file.project, display_name)
                 session.add(
                     FileRow(
@@ -137,7 +146,7 @@ class SQLCache(Cache):
                     )
                 )
                 session.flush()
-                self._bump(session, file.project)
+                self._stamp_project(session, file.project, serial)
         except IntegrityError:
             # Another writer inserted the same filename between our read and insert.
             stored = self.get_file(file.filename)
@@ -151,23 +160,23 @@ class SQLCache(Cache):
             row = session.get(FileRow, filename)
             if row is None:
                 return False
-            project = row.project
+            serial = self._next_serial(session)
             session.execute(delete(FileRow).where(FileRow.filename == filename))
-            self._bump(session, project)
+            self._stamp_project(session, row.project, serial)
             return True
 
     def set_yanked(self, project: str, version: str, yanked: bool, reason: str | None) -> int:
         reason = reason if yanked else None
+        release = (FileRow.project == project, FileRow.version == version)
         with self._session(write=True) as session:
-            result: Any = session.execute(
-                update(FileRow)
-                .where(FileRow.project == project, FileRow.version == version)
-                .values(yanked=yanked, yanked_reason=reason)
-            )
-            changed = int(result.rowcount or 0)
-            if changed:
-                self._bump(session, project)
-            return changed
+            # Bump only when something will change: unchanged rows keep the serial (and ETags) as they are.
+            changing = (FileRow.yanked != yanked) | (func.coalesce(FileRow.yanked_reason, "") != (reason or ""))
+            if not session.scalar(select(func.count()).select_from(FileRow).where(*release, changing)):
+                return int(session.scalar(select(func.count()).select_from(FileRow).where(*release)) or 0)
+            serial = self._next_serial(session)
+            result: Any = session.execute(update(FileRow).where(*release).values(yanked=yanked, yanked_reason=reason))
+            self._stamp_project(session, project, serial)
+            return int(result.rowcount or 0)
 
     def get_project(self, name: str) -> Project | None:
         with self._session() as session:

@@ -6,7 +6,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# MySQL/MariaDB compare strings case-insensitively by default; names and filenames are exact keys.
+# MySQL's DATETIME drops fractions of a second unless told otherwise.
+Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+ExactString = String(255).with_variant(
+    mysql.VARCHAR(255, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+)
 
 
 class Base(DeclarativeBase):
@@ -25,19 +33,19 @@ class IndexStateRow(Base):
 class ProjectRow(Base):
     __tablename__ = "ppc_projects"
 
-    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(ExactString, primary_key=True)
     display_name: Mapped[str] = mapped_column(String(255), nullable=False)
     serial: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
-    created: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    created: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
 
 
 class FileRow(Base):
     __tablename__ = "ppc_files"
     __table_args__ = (Index("ix_ppc_files_project_version", "project", "version"),)
 
-    filename: Mapped[str] = mapped_column(String(255), primary_key=True)
+    filename: Mapped[str] = mapped_column(ExactString, primary_key=True)
     project: Mapped[str] = mapped_column(
-        String(255), ForeignKey("ppc_projects.name", ondelete="CASCADE"), nullable=False
+        ExactString, ForeignKey("ppc_projects.name", ondelete="CASCADE"), nullable=False
     )
     version: Mapped[str] = mapped_column(String(255), nullable=False)
     packagetype: Mapped[str] = mapped_column(String(32), nullable=False)
@@ -46,7 +54,7 @@ class FileRow(Base):
     sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     md5: Mapped[str | None] = mapped_column(String(32))
     blake2_256: Mapped[str | None] = mapped_column(String(64))
-    upload_time: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    upload_time: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
     requires_python: Mapped[str | None] = mapped_column(Text)
     summary: Mapped[str | None] = mapped_column(Text)
     metadata_sha256: Mapped[str | None] = mapped_column(String(64))
