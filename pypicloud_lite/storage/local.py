@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -64,7 +66,7 @@ class LocalStorage(Storage):
     def open(self, key: str) -> BinaryIO:
         try:
             return open(self._path(key), "rb")
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, IsADirectoryError) as exc:
             raise NotFound(f"No such object: {key}") from exc
 
     def stat(self, key: str) -> StoredObject | None:
@@ -72,10 +74,15 @@ class LocalStorage(Storage):
             st = self._path(key).stat()
         except (FileNotFoundError, NotFound):
             return None
+        if not stat.S_ISREG(st.st_mode):
+            # A project folder is a key prefix, not an object.
+            return None
         return StoredObject(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        # A folder is a key prefix, not an object: nothing to delete.
+        with contextlib.suppress(IsADirectoryError):
+            self._path(key).unlink(missing_ok=True)
 
     def list(self, prefix: str = "") -> Iterator[StoredObject]:
         for dirpath, _dirs, files in os.walk(self.root):
