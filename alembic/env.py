@@ -8,11 +8,11 @@ from alembic import context
 from sqlalchemy import Connection
 
 from pypicloud_lite.cache.sql.engine import create_cache_engine
-from pypicloud_lite.cache.sql.tables import Base
+from pypicloud_lite.cache.sql.migrate import target_metadata as full_metadata
 from pypicloud_lite.config import load_ini
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = full_metadata()
 
 if config.config_file_name and not config.attributes.get("connection"):
     logging.config.fileConfig(config.config_file_name, disable_existing_loggers=False)

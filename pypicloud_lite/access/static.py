@@ -25,7 +25,7 @@ class GeneratedAdmin:
 
     username: str
     password: str
-    path: Path
+    path: Path | None  # None: stored in the access database
 
 
 def load_bootstrap_admin(path: Path) -> tuple[tuple[str, str], GeneratedAdmin | None]:

@@ -70,8 +70,12 @@ def _announce(generated: GeneratedAdmin, server_url: str) -> None:
         "\n"
         f"pypicloud_lite: created the admin user {generated.username!r}; its password is shown only now:\n\n"
         f"    {generated.password}\n\n"
-        f"It is stored hashed in {generated.path} (delete that file to generate a new one).\n"
-        f"Install with:\n\n    pip install --index-url {server_url}/simple/ PROJECT\n\nUpload with:\n\n"
+        + (
+            f"It is stored hashed in {generated.path} (delete that file to generate a new one).\n"
+            if generated.path
+            else "It is stored hashed in the access database; change it there once you have logged in.\n"
+        )
+        + f"Install with:\n\n    pip install --index-url {server_url}/simple/ PROJECT\n\nUpload with:\n\n"
         f"    twine upload --repository-url {server_url}/legacy/ -u {generated.username} "
         f"-p '{generated.password}' dist/*\n\n"
     )

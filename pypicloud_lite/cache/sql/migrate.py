@@ -8,13 +8,21 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, MetaData
 
 from pypicloud_lite.cache.sql.engine import write_engine
+from pypicloud_lite.cache.sql.tables import Base
 from pypicloud_lite.errors import ConfigError
 
 # The schema history lives at the top of the source tree (alembic/), beside alembic.ini.
 ALEMBIC_DIR = Path(__file__).resolve().parents[3] / "alembic"
+
+
+def target_metadata() -> MetaData:
+    """Every table the SQL database holds: the cache's and the SQL access backend's."""
+    import pypicloud_lite.access.sql  # noqa: F401 - registers the access tables on Base.metadata
+
+    return Base.metadata
 
 
 def alembic_config() -> Config:

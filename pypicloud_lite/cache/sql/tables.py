@@ -37,6 +37,9 @@ class ProjectRow(Base):
     display_name: Mapped[str] = mapped_column(String(255), nullable=False)
     serial: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     created: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    # PEP 792: active, archived, quarantined or deprecated.
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="active", server_default="active")
+    status_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class FileRow(Base):

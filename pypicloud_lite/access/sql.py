@@ -1,0 +1,301 @@
+"""SQLAccess: users, groups, per-package grants and API tokens in SQL tables, managed at run time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Engine, ForeignKey, String, delete, select
+from sqlalchemy.dialects import mysql
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from pypicloud_lite.access.base import AccessBackend, Group, Token, User, check_perms, check_user_name
+from pypicloud_lite.access.passwords import generate_password, hash_password
+from pypicloud_lite.access.static import BOOTSTRAP_ADMIN, GeneratedAdmin
+from pypicloud_lite.cache.sql import migrate
+from pypicloud_lite.cache.sql.engine import create_cache_engine, write_engine
+from pypicloud_lite.cache.sql.tables import Base, ExactString, Timestamp
+from pypicloud_lite.config import AuthSettings, CacheSettings
+from pypicloud_lite.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
+from pypicloud_lite.models import Grant, utcnow
+from pypicloud_lite.naming import normalize
+
+logger = logging.getLogger(__name__)
+
+NAME = String(100).with_variant(mysql.VARCHAR(255, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb")
+
+
+class UserRow(Base):
+    __tablename__ = "ppc_users"
+
+    name: Mapped[str] = mapped_column(NAME, primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    is_admin: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+
+
+class GroupRow(Base):
+    __tablename__ = "ppc_groups"
+
+    name: Mapped[str] = mapped_column(NAME, primary_key=True)
+
+
+class GroupMemberRow(Base):
+    __tablename__ = "ppc_group_members"
+
+    group_name: Mapped[str] = mapped_column(NAME, ForeignKey("ppc_groups.name", ondelete="CASCADE"), primary_key=True)
+    username: Mapped[str] = mapped_column(NAME, ForeignKey("ppc_users.name", ondelete="CASCADE"), primary_key=True)
+
+
+class GrantRow(Base):
+    __tablename__ = "ppc_grants"
+
+    project: Mapped[str] = mapped_column(ExactString, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name: Mapped[str] = mapped_column(NAME, primary_key=True)
+    perms: Mapped[str] = mapped_column(String(8), nullable=False)
+
+
+class TokenRow(Base):
+    __tablename__ = "ppc_tokens"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    username: Mapped[str] = mapped_column(
+        NAME, ForeignKey("ppc_users.name", ondelete="CASCADE"), nullable=False, index=True
+    )
+    secret_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    description: Mapped[str] = mapped_column(String(255), nullable=False, default="")
+    projects: Mapped[list[str] | None] = mapped_column(JSON)
+    read_only: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    expires: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+def _naive(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC).replace(tzinfo=None) if value and value.tzinfo else value
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value else None
+
+
+def _to_token(row: TokenRow) -> Token:
+    return Token(
+        id=row.id,
+        username=row.username,
+        description=row.description,
+        projects=frozenset(row.projects) if row.projects is not None else None,
+        read_only=row.read_only,
+        created=row.created.replace(tzinfo=UTC),
+        expires=_aware(row.expires),
+        secret_hash=row.secret_hash,
+    )
+
+
+class SQLAccess(AccessBackend):
+    def __init__(self, settings: AuthSettings, engine: Engine) -> None:
+        super().__init__(settings)
+        self.engine = engine
+        self._read = sessionmaker(engine, expire_on_commit=False)
+        self._write = sessionmaker(write_engine(engine), expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: AuthSettings, cache: CacheSettings) -> tuple[SQLAccess, GeneratedAdmin | None]:
+        engine = create_cache_engine(replace(cache, url=settings.url or cache.url))
+        if cache.migrate_on_start:
+            migrate.upgrade(engine)
+        else:
+            migrate.require_head(engine)
+        access = cls(settings, engine)
+        return access, access.bootstrap_admin() if settings.bootstrap_admin else None
+
+    def bootstrap_admin(self) -> GeneratedAdmin | None:
+        """Create user `admin` with a random password when the database has no admin yet."""
+        with self._session() as session:
+            if session.scalar(select(UserRow.name).where(UserRow.is_admin.is_(True)).limit(1)):
+                return None
+        password = generate_password()
+        try:
+            self.create_user(BOOTSTRAP_ADMIN, password, is_admin=True)
+        except Conflict:
+            return None  # another worker created it first
+        logger.info("created the first admin user %r in the access database", BOOTSTRAP_ADMIN)
+        return GeneratedAdmin(BOOTSTRAP_ADMIN, password, None)
+
+    @contextmanager
+    def _session(self, write: bool = False) -> Iterator[Session]:
+        try:
+            with (self._write if write else self._read)() as session, session.begin():
+                yield session
+        except IntegrityError:
+            raise
+        except (OperationalError, DBAPIError) as exc:
+            logger.warning("access database unavailable: %s", exc.__class__.__name__)
+            raise BackendUnavailable("The access database is unavailable.") from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- reads -------------------------------------------------------------------
+
+    def _groups_of(self, session: Session, name: str) -> frozenset[str]:
+        return frozenset(session.scalars(select(GroupMemberRow.group_name).where(GroupMemberRow.username == name)))
+
+    def get_user(self, name: str) -> User | None:
+        with self._session() as session:
+            row = session.get(UserRow, name)
+            if row is None:
+                return None
+            return User(row.name, row.password_hash, row.is_admin, self._groups_of(session, name))
+
+    def list_users(self) -> list[User]:
+        with self._session() as session:
+            members: dict[str, set[str]] = {}
+            for member in session.scalars(select(GroupMemberRow)):
+                members.setdefault(member.username, set()).add(member.group_name)
+            rows = session.scalars(select(UserRow).order_by(UserRow.name))
+            return [User(r.name, r.password_hash, r.is_admin, frozenset(members.get(r.name, ()))) for r in rows]
+
+    def list_groups(self) -> list[Group]:
+        with self._session() as session:
+            members: dict[str, list[str]] = {}
+            for member in session.scalars(select(GroupMemberRow).order_by(GroupMemberRow.username)):
+                members.setdefault(member.group_name, []).append(member.username)
+            names = session.scalars(select(GroupRow.name).order_by(GroupRow.name))
+            return [Group(name, tuple(members.get(name, ()))) for name in names]
+
+    def grants_for(self, project: str) -> list[Grant]:
+        with self._session() as session:
+            rows = session.scalars(select(GrantRow).where(GrantRow.project == project))
+            return [Grant(r.project, r.kind, r.name, r.perms) for r in rows]
+
+    def list_grants(self) -> list[Grant]:
+        with self._session() as session:
+            rows = session.scalars(select(GrantRow).order_by(GrantRow.project, GrantRow.kind, GrantRow.name))
+            return [Grant(r.project, r.kind, r.name, r.perms) for r in rows]
+
+    def get_token(self, token_id: str) -> Token | None:
+        with self._session() as session:
+            row = session.get(TokenRow, token_id)
+            return _to_token(row) if row else None
+
+    def list_tokens(self, username: str | None = None) -> list[Token]:
+        with self._session() as session:
+            query = select(TokenRow).order_by(TokenRow.created, TokenRow.id)
+            if username is not None:
+                query = query.where(TokenRow.username == username)
+            return [_to_token(row) for row in session.scalars(query)]
+
+    # -- changes -----------------------------------------------------------------
+
+    def create_user(self, name: str, password: str, is_admin: bool = False) -> User:
+        check_user_name(name)
+        if not password:
+            raise InvalidInput("A password is required.")
+        hashed = hash_password(password)
+        try:
+            with self._session(write=True) as session:
+                if session.get(UserRow, name) is not None:
+                    raise Conflict(f"User {name!r} already exists.")
+                session.add(UserRow(name=name, password_hash=hashed, is_admin=is_admin, created=_naive(utcnow())))
+        except IntegrityError as exc:
+            raise Conflict(f"User {name!r} already exists.") from exc
+        return User(name, hashed, is_admin)
+
+    def update_user(self, name: str, password: str | None = None, is_admin: bool | None = None) -> User:
+        hashed = hash_password(password) if password else None
+        with self._session(write=True) as session:
+            row = session.get(UserRow, name)
+            if row is None:
+                raise NotFound(f"No user named {name!r}.")
+            if hashed is not None:
+                row.password_hash = hashed
+            if is_admin is not None:
+                row.is_admin = is_admin
+            return User(row.name, row.password_hash, row.is_admin, self._groups_of(session, name))
+
+    def delete_user(self, name: str) -> None:
+        with self._session(write=True) as session:
+            if session.get(UserRow, name) is None:
+                raise NotFound(f"No user named {name!r}.")
+            # Explicit deletes: SQLite enforces ON DELETE CASCADE only with foreign_keys on.
+            session.execute(delete(TokenRow).where(TokenRow.username == name))
+            session.execute(delete(GroupMemberRow).where(GroupMemberRow.username == name))
+            session.execute(delete(GrantRow).where(GrantRow.kind == "user", GrantRow.name == name))
+            session.execute(delete(UserRow).where(UserRow.name == name))
+
+    def set_group(self, name: str, members: list[str]) -> Group:
+        check_user_name(name)
+        if name in ("everyone", "authenticated"):
+            raise InvalidInput(f"{name!r} is a built-in group and cannot be defined.")
+        wanted = sorted(set(members))
+        with self._session(write=True) as session:
+            known = set(session.scalars(select(UserRow.name).where(UserRow.name.in_(wanted))))
+            unknown = [m for m in wanted if m not in known]
+            if unknown:
+                raise InvalidInput(f"Unknown users: {', '.join(unknown)}.")
+            if session.get(GroupRow, name) is None:
+                session.add(GroupRow(name=name))
+                session.flush()
+            session.execute(delete(GroupMemberRow).where(GroupMemberRow.group_name == name))
+            session.add_all(GroupMemberRow(group_name=name, username=m) for m in wanted)
+        return Group(name, tuple(wanted))
+
+    def delete_group(self, name: str) -> None:
+        with self._session(write=True) as session:
+            if session.get(GroupRow, name) is None:
+                raise NotFound(f"No group named {name!r}.")
+            session.execute(delete(GroupMemberRow).where(GroupMemberRow.group_name == name))
+            session.execute(delete(GrantRow).where(GrantRow.kind == "group", GrantRow.name == name))
+            session.execute(delete(GroupRow).where(GroupRow.name == name))
+
+    def set_grant(self, project: str, kind: str, name: str, perms: str) -> Grant:
+        if kind not in ("user", "group"):
+            raise InvalidInput("A grant is for a 'user' or a 'group'.")
+        grant = Grant(normalize(project), kind, name, check_perms(perms))
+        with self._session(write=True) as session:
+            builtin = kind == "group" and name in ("everyone", "authenticated")
+            table: Any = UserRow if kind == "user" else GroupRow
+            if not builtin and session.get(table, name) is None:
+                raise NotFound(f"No {kind} named {name!r}.")
+            row = session.get(GrantRow, (grant.project, kind, name))
+            if row is None:
+                session.add(GrantRow(project=grant.project, kind=kind, name=name, perms=grant.perms))
+            else:
+                row.perms = grant.perms
+        return grant
+
+    def delete_grant(self, project: str, kind: str, name: str) -> None:
+        with self._session(write=True) as session:
+            result: Any = session.execute(
+                delete(GrantRow).where(
+                    GrantRow.project == normalize(project), GrantRow.kind == kind, GrantRow.name == name
+                )
+            )
+            if not result.rowcount:
+                raise NotFound(f"No grant for {kind} {name!r} on {project!r}.")
+
+    def _save_token(self, token: Token) -> None:
+        with self._session(write=True) as session:
+            session.add(
+                TokenRow(
+                    id=token.id,
+                    username=token.username,
+                    secret_hash=token.secret_hash,
+                    description=token.description,
+                    projects=sorted(token.projects) if token.projects is not None else None,
+                    read_only=token.read_only,
+                    created=_naive(token.created),
+                    expires=_naive(token.expires),
+                )
+            )
+
+    def _delete_token(self, token_id: str) -> bool:
+        with self._session(write=True) as session:
+            result: Any = session.execute(delete(TokenRow).where(TokenRow.id == token_id))
+            return bool(result.rowcount)
