@@ -202,14 +202,28 @@ class _Reader:
                 raise ConfigError(f"unknown setting {key!r}")
 
 
+def _json_setting(value: Any) -> str:
+    """JSON values as the ini would have written them: true/false, numbers, lists space-separated."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        raise ConfigError("PYPICLOUD_SETTINGS values must be strings, numbers, booleans or lists")
+    return str(value)
+
+
 def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from ini-style strings; PPC_* variables in `environ` win over the ini."""
     env = os.environ if environ is None else environ
     if "PYPICLOUD_SETTINGS" in env:
         try:
-            raw = {**raw, **json.loads(env["PYPICLOUD_SETTINGS"])}
+            overrides = json.loads(env["PYPICLOUD_SETTINGS"])
         except json.JSONDecodeError as exc:
             raise ConfigError(f"PYPICLOUD_SETTINGS is not a JSON object: {exc}") from exc
+        if not isinstance(overrides, dict):
+            raise ConfigError("PYPICLOUD_SETTINGS must be a JSON object of setting keys to values")
+        raw = {**raw, **{k: _json_setting(v) for k, v in overrides.items()}}
     r = _Reader(raw, env)
     storage_backend = r.choice("storage.backend", "local", ("local",))
     storage = StorageSettings(backend=storage_backend, dir=r.path("storage.dir"))

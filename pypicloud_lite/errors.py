@@ -35,6 +35,14 @@ class NotFound(PypicloudLiteError):
     """The project, file or object does not exist."""
 
 
+class AuthenticationRequired(PypicloudLiteError):
+    """Credentials are needed and missing or wrong (401 with a Basic challenge)."""
+
+
+class PermissionDenied(PypicloudLiteError):
+    """The caller is known but may not do this (403)."""
+
+
 class Conflict(PypicloudLiteError):
     """The change clashes with the current state (a user that exists, a project that is archived)."""
 

@@ -39,7 +39,17 @@ def read_metadata_file(path: Path, dist: DistFilename) -> bytes:
         return _read_tar_sdist(path)
     except InvalidUpload:
         raise
-    except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError, ValueError) as exc:
+    # zipfile raises RuntimeError for encrypted members and NotImplementedError for unknown compression.
+    except (
+        zipfile.BadZipFile,
+        tarfile.TarError,
+        zlib.error,
+        EOFError,
+        OSError,
+        ValueError,
+        RuntimeError,
+        NotImplementedError,
+    ) as exc:
         kind = "wheel" if dist.packagetype == "bdist_wheel" else "sdist"
         raise InvalidUpload(f"Invalid distribution file: {dist.filename} is not a readable {kind} ({exc}).") from exc
 

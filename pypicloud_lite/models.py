@@ -95,6 +95,14 @@ class Project:
     name: str
     display_name: str
     serial: int
+    status: str = "active"
+    status_reason: str | None = None
+
+
+# PEP 792 project statuses.
+PROJECT_STATUSES = ("active", "archived", "quarantined", "deprecated")
+# Statuses under which no new file may be uploaded.
+CLOSED_STATUSES = ("archived", "quarantined")
 
 
 def utcnow() -> datetime:

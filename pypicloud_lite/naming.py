@@ -63,6 +63,12 @@ def check_safe_filename(filename: str) -> None:
         raise InvalidUpload(f"Invalid filename {filename!r}: only ASCII characters are allowed.")
 
 
+def _check_name_part(filename: str, name: str) -> None:
+    # packaging's parsers accept any text before the version; Warehouse wants a project name.
+    if not is_valid_project_name(name):
+        raise InvalidUpload(f"Invalid filename {filename!r}: {name!r} is not a valid project name.")
+
+
 def parse_filename(filename: str) -> DistFilename:
     """Parse a wheel or sdist filename, or raise InvalidUpload saying why it is not one."""
     check_safe_filename(filename)
@@ -71,6 +77,7 @@ def parse_filename(filename: str) -> DistFilename:
             name, version, _build, _tags = parse_wheel_filename(filename)
         except (InvalidWheelFilename, InvalidVersion) as exc:
             raise InvalidUpload(f"Invalid wheel filename {filename!r}: {exc}") from exc
+        _check_name_part(filename, filename.split("-", 1)[0])
         python_tag = filename[: -len(".whl")].split("-")[-3]
         return DistFilename(filename, name, version, "bdist_wheel", python_tag)
     if filename.endswith(SDIST_SUFFIXES):
@@ -78,6 +85,8 @@ def parse_filename(filename: str) -> DistFilename:
             name, version = parse_sdist_filename(filename)
         except (InvalidSdistFilename, InvalidVersion) as exc:
             raise InvalidUpload(f"Invalid sdist filename {filename!r}: {exc}") from exc
+        stem = filename.removesuffix(".tar.gz").removesuffix(".zip")
+        _check_name_part(filename, stem.rpartition("-")[0])
         return DistFilename(filename, name, version, "sdist", "source")
     raise InvalidUpload(
         f"Invalid file extension in {filename!r}: use .whl, .tar.gz or .zip "

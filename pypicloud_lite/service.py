@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,9 +17,9 @@ from packaging.version import InvalidVersion, Version
 
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.config import UploadSettings
-from pypicloud_lite.errors import FileExists, InvalidUpload, NotFound, UploadTooLarge
+from pypicloud_lite.errors import FileExists, InvalidInput, InvalidUpload, NotFound, UploadTooLarge
 from pypicloud_lite.metadata import parse_core_metadata, read_metadata_file
-from pypicloud_lite.models import PackageFile, Project, utcnow
+from pypicloud_lite.models import CLOSED_STATUSES, PROJECT_STATUSES, PackageFile, Project, utcnow
 from pypicloud_lite.naming import (
     DistFilename,
     is_valid_project_name,
@@ -35,7 +36,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
-DIGEST_FIELDS = ("md5", "sha256", "blake2_256")
+_DIGEST_LENGTH = {"md5": 32, "sha256": 64, "blake2_256": 64}
+_HEX_DIGEST = {name: re.compile(f"^[0-9a-f]{{{length}}}$") for name, length in _DIGEST_LENGTH.items()}
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,9 @@ class PackageIndex:
         """Store a distribution and index it; an identical re-upload changes nothing."""
         dist = parse_filename(filename)
         self._check_form(form, dist)
+        project = self.find_project(dist.project)
+        if project is not None and project.status in CLOSED_STATUSES:
+            raise InvalidUpload(f"Project {project.display_name!r} is {project.status}: it takes no new uploads.")
         with self._spool(content) as spooled:
             self._check_digests(form, spooled)
             existing = self.cache.get_file(dist.filename)
@@ -126,15 +131,13 @@ class PackageIndex:
 
     @staticmethod
     def _check_digests(form: UploadForm, spooled: Spooled) -> None:
-        given = {
-            "md5": form.md5_digest,
-            "sha256": form.sha256_digest,
-            "blake2_256": form.blake2_256_digest,
-        }
-        given = {k: v.strip().lower() for k, v in given.items() if v and v.strip()}
+        fields = {"md5": form.md5_digest, "sha256": form.sha256_digest, "blake2_256": form.blake2_256_digest}
+        given = {k: v.strip().lower() for k, v in fields.items() if v is not None and v.strip()}
         if not given:
             raise InvalidUpload("Include at least one message digest (md5_digest, sha256_digest or blake2_256_digest).")
         for field, digest in given.items():
+            if not _HEX_DIGEST[field].match(digest):
+                raise InvalidUpload(f"Invalid {field}_digest: expected {_DIGEST_LENGTH[field]} hexadecimal characters.")
             if not hmac.compare_digest(digest, getattr(spooled, field)):
                 raise InvalidUpload(
                     f"The digest supplied does not match a digest calculated from the uploaded file ({field})."
@@ -216,8 +219,11 @@ class PackageIndex:
     def list_projects(self) -> list[Project]:
         return self.cache.list_projects()
 
+    def find_project(self, name: str) -> Project | None:
+        return self.cache.get_project(normalize(name))
+
     def get_project(self, name: str) -> Project:
-        project = self.cache.get_project(normalize(name))
+        project = self.find_project(name)
         if project is None:
             raise NotFound(f"No project named {name!r} in this index.")
         return project
@@ -230,6 +236,16 @@ class PackageIndex:
         if file is None or file.project != normalize(project):
             raise NotFound(f"No file named {filename!r} in project {project!r}.")
         return file
+
+    def downloadable_file(self, project: str, filename: str) -> PackageFile:
+        """A file that may be offered for download: none of a quarantined project (PEP 792)."""
+        if self.get_project(project).status == "quarantined":
+            raise NotFound(f"Project {project!r} is quarantined: its files are not offered for download.")
+        return self.get_file(project, filename)
+
+    def offered_files(self, project: Project) -> list[PackageFile]:
+        """The files the simple API lists: none while the project is quarantined."""
+        return [] if project.status == "quarantined" else self.project_files(project)
 
     def open_file(self, file: PackageFile) -> BinaryIO:
         return self.storage.open(storage_key(file.project, file.filename))
@@ -262,6 +278,27 @@ class PackageIndex:
         if not changed:
             raise NotFound(f"No version {version!r} of project {project!r}.")
         return changed
+
+    def set_status(self, project: str, status: str, reason: str | None = None) -> Project:
+        if status not in PROJECT_STATUSES:
+            raise InvalidInput(f"Unknown project status {status!r}: use one of {', '.join(PROJECT_STATUSES)}.")
+        name = self.get_project(project).name
+        self.cache.set_project_status(name, status, (reason or None) if status != "active" else None)
+        return self.get_project(name)
+
+    def delete_version(self, project: str, version: str) -> list[str]:
+        """Delete every file of one release; returns the filenames deleted."""
+        name = self.get_project(project).name
+        try:
+            wanted = Version(version)
+        except InvalidVersion as exc:
+            raise NotFound(f"No version {version!r} of project {project!r}.") from exc
+        files = [f for f in self.cache.project_files(name) if f.parsed_version == wanted]
+        if not files:
+            raise NotFound(f"No version {version!r} of project {project!r}.")
+        for file in files:
+            self.delete_file(name, file.filename)
+        return [f.filename for f in files]
 
     def delete_file(self, project: str, filename: str) -> None:
         # The row goes before the object, so the index never lists a file storage lacks.

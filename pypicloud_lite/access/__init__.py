@@ -1,7 +1,19 @@
-"""Access backends: authentication and per-project permissions."""
+"""Access backends: authentication and per-project permissions; build_access picks one lazily."""
 
 from __future__ import annotations
 
-from pypicloud_lite.access.base import AccessBackend, Identity
+from pypicloud_lite.access.base import AccessBackend, Identity, Permission
+from pypicloud_lite.access.static import GeneratedAdmin
+from pypicloud_lite.config import Settings
 
-__all__ = ["AccessBackend", "Identity"]
+__all__ = ["AccessBackend", "Identity", "Permission", "build_access"]
+
+
+def build_access(settings: Settings) -> tuple[AccessBackend, GeneratedAdmin | None]:
+    if settings.auth.backend == "sql":
+        from pypicloud_lite.access.sql import SQLAccess
+
+        return SQLAccess.from_settings(settings.auth, settings.cache)
+    from pypicloud_lite.access.static import StaticAccess
+
+    return StaticAccess.from_settings(settings.auth)

@@ -239,6 +239,24 @@ class AccessBackend(ABC):
             return grant.name
         return f"{grant.kind}:{grant.name}"
 
+    def readable(self, identity: Identity | None, projects: list[str]) -> set[str]:
+        """Which of these projects the caller may read, without a query per project."""
+        scope = identity.token.projects if identity is not None and identity.token is not None else None
+        if identity is not None and identity.is_admin:
+            readable = set(projects)
+        else:
+            principals = identity.principals if identity else ANONYMOUS_PRINCIPALS
+            if self.settings.default_read & principals:
+                readable = set(projects)
+            else:
+                granted = {
+                    g.project
+                    for g in self.list_grants()
+                    if Permission.READ in g.perms and self._grantee(g) in principals
+                }
+                readable = granted.intersection(projects)
+        return readable if scope is None else readable & scope
+
     def can_read(self, identity: Identity | None, project: str) -> bool:
         return self.allowed(identity, project, Permission.READ)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from pypicloud_lite.access.base import AccessBackend, Group, Token, User
+from pypicloud_lite.access.base import USER_NAME, AccessBackend, Group, Token, User
 from pypicloud_lite.access.passwords import generate_password, hash_password
 from pypicloud_lite.config import AuthSettings
 from pypicloud_lite.errors import ConfigError, ReadOnlyAccess
@@ -46,7 +46,7 @@ def load_bootstrap_admin(path: Path) -> tuple[tuple[str, str], GeneratedAdmin | 
         logger.info("created the first admin user %r, stored hashed in %s", BOOTSTRAP_ADMIN, path)
         return (BOOTSTRAP_ADMIN, hashed), GeneratedAdmin(BOOTSTRAP_ADMIN, password, path)
     username, sep, hashed = line.partition(":")
-    if not sep or not hashed.startswith("$argon2"):
+    if not sep or not USER_NAME.match(username) or not hashed.startswith("$argon2"):
         raise ConfigError(f"setting 'auth.bootstrap_admin_file': {path} does not hold 'user:<argon2 hash>'")
     return (username, hashed), None
 

@@ -31,6 +31,10 @@ class Cache(ABC):
         """Yank or unyank every file of one release; returns how many files changed."""
 
     @abstractmethod
+    def set_project_status(self, name: str, status: str, reason: str | None) -> bool:
+        """Set a project's PEP 792 status; False if there is no such project."""
+
+    @abstractmethod
     def get_project(self, name: str) -> Project | None:
         """The project with this normalized name."""
 

@@ -11,13 +11,17 @@ from pyramid.response import Response
 from pyramid.view import exception_view_config
 
 from pypicloud_lite.errors import (
+    AuthenticationRequired,
     BackendUnavailable,
-    FileExists,
-    InvalidUpload,
+    Conflict,
+    InvalidInput,
     NotFound,
+    PermissionDenied,
     PypicloudLiteError,
+    TooManyAttempts,
     UploadTooLarge,
 )
+from pypicloud_lite.web.services import services
 
 logger = logging.getLogger(__name__)
 
@@ -25,9 +29,12 @@ ALLOWED_METHODS_KEY = "ppc.allowed_methods"
 
 _STATUS: list[tuple[type[PypicloudLiteError], int]] = [
     (UploadTooLarge, 413),
-    (FileExists, 400),
-    (InvalidUpload, 400),
+    (InvalidInput, 400),
+    (AuthenticationRequired, 401),
+    (PermissionDenied, 403),
     (NotFound, 404),
+    (Conflict, 409),
+    (TooManyAttempts, 429),
     (BackendUnavailable, 503),
 ]
 
@@ -49,8 +56,10 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 def domain_error(exc: PypicloudLiteError, request: Request) -> Response:
     status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
     headers = {}
-    if isinstance(exc, BackendUnavailable):
+    if isinstance(exc, BackendUnavailable | TooManyAttempts):
         headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, AuthenticationRequired):
+        headers["WWW-Authenticate"] = f'Basic realm="{services(request).settings.auth.realm}"'
     if status >= 500:
         logger.error("%s %s failed: %s", request.method, request.path, exc.message)
     return error_response(status, exc.message, headers)

@@ -6,7 +6,9 @@ from pyramid.authentication import extract_http_basic_credentials
 from pyramid.request import Request
 from pyramid.security import Allowed, Denied
 
-from pypicloud_lite.access.base import AccessBackend, Identity
+from pypicloud_lite.access.base import AccessBackend, Identity, Permission
+from pypicloud_lite.errors import AuthenticationRequired, NotFound, PermissionDenied
+from pypicloud_lite.web.services import services
 
 
 class BasicAuthPolicy:
@@ -19,7 +21,8 @@ class BasicAuthPolicy:
         credentials = extract_http_basic_credentials(request)
         if credentials is None:
             return None
-        return self.access.authenticate(credentials.username, credentials.password)
+        # remote_addr, not client_addr: X-Forwarded-For is the client's to forge.
+        return self.access.authenticate(credentials.username, credentials.password, request.remote_addr)
 
     def authenticated_userid(self, request: Request) -> str | None:
         identity = request.identity
@@ -36,3 +39,40 @@ class BasicAuthPolicy:
 
     def forget(self, request: Request, **kw: object) -> list[tuple[str, str]]:
         return []
+
+
+def authenticated(request: Request) -> Identity | None:
+    """The caller's identity; None when anonymous; 401 when credentials were sent but are wrong."""
+    identity: Identity | None = request.identity
+    if identity is None and request.authorization is not None:
+        raise AuthenticationRequired("Invalid username, password or token.")
+    return identity
+
+
+def require_identity(request: Request, action: str) -> Identity:
+    identity = authenticated(request)
+    if identity is None:
+        raise AuthenticationRequired(f"{action} needs credentials: give a username and password (or a token).")
+    return identity
+
+
+def require_read(request: Request, project: str) -> Identity | None:
+    """401 for an anonymous caller (so clients retry with credentials), 404 for a known one.
+
+    Never 403: uv only falls through to its next index on 404.
+    """
+    identity = authenticated(request)
+    if services(request).access.can_read(identity, project):
+        return identity
+    if identity is None:
+        raise AuthenticationRequired("This index needs credentials to read.")
+    raise NotFound(f"No project named {project!r} in this index.")
+
+
+def require(request: Request, project: str, permission: Permission, action: str) -> Identity:
+    """The caller, if it may do `action` on `project`: 401 when anonymous, 403 when not allowed."""
+    identity = require_identity(request, action)
+    access = services(request).access
+    if not access.allowed(identity, project, permission):
+        raise PermissionDenied(f"User {identity.username!r} may not {action.lower()} on project {project!r}.")
+    return identity

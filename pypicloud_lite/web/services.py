@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from pyramid.request import Request
 
+from pypicloud_lite.access import build_access
 from pypicloud_lite.access.base import AccessBackend
-from pypicloud_lite.access.static import GeneratedAdmin, StaticAccess
+from pypicloud_lite.access.static import GeneratedAdmin
 from pypicloud_lite.cache import build_cache
 from pypicloud_lite.config import Settings
 from pypicloud_lite.service import PackageIndex
@@ -26,7 +27,7 @@ class AppServices:
 def build_services(settings: Settings) -> tuple[AppServices, GeneratedAdmin | None]:
     storage = build_storage(settings.storage)
     cache = build_cache(settings.cache)
-    access, generated = StaticAccess.from_settings(settings.auth)
+    access, generated = build_access(settings)
     index = PackageIndex(storage, cache, settings.upload)
     return AppServices(settings=settings, index=index, access=access), generated
 

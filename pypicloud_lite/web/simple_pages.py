@@ -15,6 +15,12 @@ from packaging.version import Version
 from pypicloud_lite.models import PackageFile, Project
 
 API_VERSION = "1.1"
+# PEP 792 project status needs api-version 1.4; pages that carry it say so.
+STATUS_API_VERSION = "1.4"
+
+
+def _api_version(project: Project) -> str:
+    return STATUS_API_VERSION if project.status != "active" else API_VERSION
 
 
 def _iso(file: PackageFile) -> str:
@@ -65,12 +71,22 @@ def _anchor(file: PackageFile) -> str:
     return f"    <a {' '.join(attrs)}>{escape(file.filename)}</a><br />"
 
 
+def _status_meta(project: Project) -> str:
+    if project.status == "active":
+        return ""
+    meta = f'    <meta name="pypi:project-status" content="{escape(project.status)}">\n'
+    if project.status_reason:
+        meta += f'    <meta name="pypi:project-status-reason" content="{escape(project.status_reason)}">\n'
+    return meta
+
+
 def project_html(project: Project, files: list[PackageFile]) -> bytes:
     title = escape(f"Links for {project.display_name}")
     anchors = "\n".join(_anchor(f) for f in _sorted_files(files))
     return (
         "<!DOCTYPE html>\n<html>\n  <head>\n"
-        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f'    <meta name="pypi:repository-version" content="{_api_version(project)}">\n'
+        f"{_status_meta(project)}"
         f"    <title>{title}</title>\n  </head>\n  <body>\n"
         f"    <h1>{title}</h1>\n{anchors}\n  </body>\n</html>\n"
     ).encode()
@@ -91,10 +107,15 @@ def _file_json(file: PackageFile) -> dict[str, object]:
 
 
 def project_json(project: Project, files: list[PackageFile]) -> bytes:
-    doc = {
-        "meta": {"api-version": API_VERSION, "_last-serial": project.serial},
+    doc: dict[str, object] = {
+        "meta": {"api-version": _api_version(project), "_last-serial": project.serial},
         "name": project.name,
         "versions": versions(files),
         "files": [_file_json(f) for f in _sorted_files(files)],
     }
+    if project.status != "active":
+        status: dict[str, str] = {"status": project.status}
+        if project.status_reason:
+            status["reason"] = project.status_reason
+        doc["project-status"] = status
     return json.dumps(doc, separators=(",", ":")).encode()

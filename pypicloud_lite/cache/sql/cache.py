@@ -55,7 +55,13 @@ def _to_file(row: FileRow) -> PackageFile:
 
 
 def _to_project(row: ProjectRow) -> Project:
-    return Project(name=row.name, display_name=row.display_name, serial=row.serial)
+    return Project(
+        name=row.name,
+        display_name=row.display_name,
+        serial=row.serial,
+        status=row.status,
+        status_reason=row.status_reason,
+    )
 
 
 class SQLCache(Cache):
@@ -103,7 +109,13 @@ class SQLCache(Cache):
         session.execute(update(ProjectRow).where(ProjectRow.name == project).values(serial=serial))
 
     def _ensure_project(self, session: Session, name: str, display_name: str) -> None:
-        values = {"name": name, "display_name": display_name, "serial": 0, "created": _naive_utc(datetime.now(UTC))}
+        values = {
+            "name": name,
+            "display_name": display_name,
+            "serial": 0,
+            "created": _naive_utc(datetime.now(UTC)),
+            "status": "active",
+        }
         dialect = session.get_bind().dialect.name
         if dialect in ("mysql", "mariadb"):
             stmt: Any = mysql_insert(ProjectRow).values(**values).prefix_with("IGNORE")
@@ -177,6 +189,21 @@ class SQLCache(Cache):
             result: Any = session.execute(update(FileRow).where(*release).values(yanked=yanked, yanked_reason=reason))
             self._stamp_project(session, project, serial)
             return int(result.rowcount or 0)
+
+    def set_project_status(self, name: str, status: str, reason: str | None) -> bool:
+        with self._session(write=True) as session:
+            row = session.get(ProjectRow, name)
+            if row is None:
+                return False
+            if (row.status, row.status_reason) == (status, reason):
+                return True
+            serial = self._next_serial(session)
+            session.execute(
+                update(ProjectRow)
+                .where(ProjectRow.name == name)
+                .values(status=status, status_reason=reason, serial=serial)
+            )
+            return True
 
     def get_project(self, name: str) -> Project | None:
         with self._session() as session:

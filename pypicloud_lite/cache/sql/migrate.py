@@ -14,8 +14,9 @@ from pypicloud_lite.cache.sql.engine import write_engine
 from pypicloud_lite.cache.sql.tables import Base
 from pypicloud_lite.errors import ConfigError
 
-# The schema history lives at the top of the source tree (alembic/), beside alembic.ini.
-ALEMBIC_DIR = Path(__file__).resolve().parents[3] / "alembic"
+# The schema history lives at the top of the source tree (alembic/, beside alembic.ini);
+# `migrations` links to it so that wheels carry it as package data.
+ALEMBIC_DIR = Path(__file__).parent / "migrations"
 
 
 def target_metadata() -> MetaData:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator, Iterator
+from typing import BinaryIO
+
 from pyramid.httpexceptions import HTTPFound
 from pyramid.request import Request
 from pyramid.response import Response
@@ -9,44 +12,82 @@ from pyramid.view import view_config
 from webob.static import FileIter
 
 from pypicloud_lite.models import PackageFile
-from pypicloud_lite.naming import METADATA_SUFFIX
+from pypicloud_lite.naming import METADATA_SUFFIX, normalize
+from pypicloud_lite.web.caching import cache_control, not_modified
+from pypicloud_lite.web.security import require_read
 from pypicloud_lite.web.services import services
 
 _CONTENT_TYPES = {".whl": "application/zip", ".zip": "application/zip", ".gz": "application/gzip"}
+
+
+class LazyObjectIter:
+    """A WSGI body that opens the stored object only once the body is really sent.
+
+    HEAD, 304 and 416 answers never read the body; an object opened for them
+    would stay open (with S3 streaming, holding a pooled connection).
+    """
+
+    def __init__(self, opener: Callable[[], BinaryIO]) -> None:
+        self._opener = opener
+        self._running: Generator[bytes] | None = None
+
+    def app_iter_range(
+        self, seek: int | None = None, limit: int | None = None, block_size: int | None = None
+    ) -> Generator[bytes]:
+        self._running = self._chunks(seek, limit, block_size)
+        return self._running
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.app_iter_range()
+
+    def _chunks(self, seek: int | None, limit: int | None, block_size: int | None) -> Generator[bytes]:
+        yield from FileIter(self._opener()).app_iter_range(seek, limit, block_size)
+
+    def close(self) -> None:
+        if self._running is not None:
+            self._running.close()
 
 
 def _content_type(filename: str) -> str:
     return next((ctype for ext, ctype in _CONTENT_TYPES.items() if filename.endswith(ext)), "application/octet-stream")
 
 
-def _immutable(response: Response, file: PackageFile, etag: str, max_age: int) -> Response:
+def _immutable(request: Request, response: Response, file: PackageFile, etag: str, max_age: int) -> Response:
     # webob answers Range, If-Range, If-None-Match and HEAD from these headers.
     response.conditional_response = True
     response.etag = etag
     response.last_modified = file.upload_time
     response.accept_ranges = "bytes"
     # Set as text: webob's cache_control object has no `immutable` directive.
-    response.headers["Cache-Control"] = f"public, max-age={max_age}, immutable"
+    response.headers["Cache-Control"] = cache_control(request, max_age, immutable=True)
+    if not_modified(request, etag):
+        response.app_iter = []
+        response.status = 304
+        del response.content_length
+        del response.content_type
     return response
 
 
 @view_config(route_name="files.download", request_method="GET")
 def download(request: Request) -> Response:
     app = services(request)
-    project, filename = request.matchdict["project"], request.matchdict["filename"]
+    project, filename = normalize(request.matchdict["project"]), request.matchdict["filename"]
+    require_read(request, project)
     max_age = app.settings.web.file_max_age
     if filename.endswith(METADATA_SUFFIX):
-        file = app.index.get_file(project, filename.removesuffix(METADATA_SUFFIX))
+        file = app.index.downloadable_file(project, filename.removesuffix(METADATA_SUFFIX))
         body = app.index.read_metadata(file)
         response = Response(body=body, content_type="text/plain", charset="utf-8")
         assert file.metadata_sha256 is not None
-        return _immutable(response, file, file.metadata_sha256, max_age)
-    file = app.index.get_file(project, filename)
+        return _immutable(request, response, file, file.metadata_sha256, max_age)
+    file = app.index.downloadable_file(project, filename)
     url = app.index.download_url(file)
     if url is not None:
         redirect = HTTPFound(location=url)
         redirect.cache_control.no_store = True
         return redirect
-    response = Response(app_iter=FileIter(app.index.open_file(file)), content_type=_content_type(file.filename))
+    response = Response(
+        app_iter=LazyObjectIter(lambda: app.index.open_file(file)), content_type=_content_type(file.filename)
+    )
     response.content_length = file.size
-    return _immutable(response, file, file.sha256, max_age)
+    return _immutable(request, response, file, file.sha256, max_age)

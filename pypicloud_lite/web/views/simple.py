@@ -9,9 +9,12 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
+from pypicloud_lite.errors import AuthenticationRequired
 from pypicloud_lite.naming import normalize
 from pypicloud_lite.web import simple_pages
+from pypicloud_lite.web.caching import cache_control, not_modified
 from pypicloud_lite.web.negotiation import Format, negotiate
+from pypicloud_lite.web.security import authenticated, require_read
 from pypicloud_lite.web.services import services
 
 
@@ -19,19 +22,28 @@ def _redirect(request: Request, route: str, **kw: str) -> HTTPMovedPermanently:
     return HTTPMovedPermanently(location=request.route_path(route, _query=request.GET, **kw))
 
 
+def _etag(fmt: Format, serial: int, viewer: str) -> str:
+    return f"{serial}-{fmt.content_type.split(';')[0]}{viewer}"
+
+
 def _page_headers(request: Request, fmt: Format, serial: int) -> dict[str, str]:
     max_age = services(request).settings.web.page_max_age
+    # What a caller may read depends on who it is: the ETag names the viewer.
+    identity = request.identity
+    viewer = (
+        "" if identity is None else f"-{identity.username}" + (f".{identity.token.token_id}" if identity.token else "")
+    )
     return {
-        "ETag": f'"{serial}-{fmt.content_type.split(";")[0]}"',
+        "ETag": f'"{_etag(fmt, serial, viewer)}"',
         "Vary": "Accept",
-        "Cache-Control": f"max-age={max_age}, public",
+        "Cache-Control": cache_control(request, max_age),
         "X-PyPI-Last-Serial": str(serial),
     }
 
 
 def _respond(request: Request, fmt: Format, serial: int, render: Callable[[], bytes]) -> Response:
     headers = _page_headers(request, fmt, serial)
-    if headers["ETag"] in request.if_none_match:
+    if not_modified(request, headers["ETag"].strip('"')):
         return HTTPNotModified(headers=headers)
     response = Response(body=render(), content_type=fmt.content_type.split(";")[0], charset="utf-8")
     response.headers.update(headers)
@@ -46,11 +58,17 @@ def index_noslash(request: Request) -> Response:
 @view_config(route_name="simple.index", request_method="GET")
 def index(request: Request) -> Response:
     fmt = negotiate(request)
-    package_index = services(request).index
+    app = services(request)
+    identity = authenticated(request)
+    if identity is None and "everyone" not in app.settings.auth.default_read:
+        raise AuthenticationRequired("This index needs credentials to read.")
+    package_index = app.index
     serial = package_index.serial()
 
     def render() -> bytes:
         projects = package_index.list_projects()
+        readable = app.access.readable(identity, [p.name for p in projects])
+        projects = [p for p in projects if p.name in readable]
         if fmt.kind == "json":
             return simple_pages.index_json(projects, serial)
         return simple_pages.index_html(projects)
@@ -69,11 +87,12 @@ def detail(request: Request) -> Response:
     if name != normalize(name):
         return _redirect(request, "simple.detail", project=normalize(name))
     fmt = negotiate(request)
+    require_read(request, name)
     package_index = services(request).index
     project = package_index.get_project(name)
 
     def render() -> bytes:
-        files = package_index.project_files(project)
+        files = package_index.offered_files(project)
         if fmt.kind == "json":
             return simple_pages.project_json(project, files)
         return simple_pages.project_html(project, files)

@@ -8,21 +8,16 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from pypicloud_lite.errors import InvalidUpload
+from pypicloud_lite.errors import InvalidUpload, PermissionDenied
 from pypicloud_lite.naming import normalize
 from pypicloud_lite.service import UploadForm, too_large
-from pypicloud_lite.web.errors import error_response
+from pypicloud_lite.web.security import require_identity
 from pypicloud_lite.web.services import services
 
 logger = logging.getLogger(__name__)
 
 # multipart boundaries and the form's text fields ride on top of the file itself.
 FORM_OVERHEAD = 1024 * 1024
-
-
-def _unauthorized(request: Request, message: str) -> Response:
-    realm = services(request).settings.auth.realm
-    return error_response(401, message, {"WWW-Authenticate": f'Basic realm="{realm}"'})
 
 
 def _field(request: Request, name: str) -> str | None:
@@ -37,11 +32,7 @@ def _field(request: Request, name: str) -> str | None:
 @view_config(route_name="upload.legacy.noslash", request_method="POST")
 def upload(request: Request) -> Response:
     app = services(request)
-    if request.authorization is None:
-        return _unauthorized(request, "Uploading needs credentials: give a username and password (or token).")
-    identity = request.identity
-    if identity is None:
-        return _unauthorized(request, "Invalid username or password.")
+    identity = require_identity(request, "Uploading")
     limit = app.settings.upload.max_size
     if request.content_length is not None and request.content_length > limit + FORM_OVERHEAD:
         raise too_large(limit)
@@ -59,8 +50,11 @@ def upload(request: Request) -> Response:
         raise InvalidUpload("Upload payload does not have a file (the 'content' field).")
 
     name = _field(request, "name") or ""
-    if not app.access.can_write(identity, normalize(name)):
-        return error_response(403, f"User {identity.username!r} may not upload to project {name!r}.")
+    project = normalize(name)
+    exists = app.index.find_project(project) is not None
+    if not (app.access.can_write(identity, project) if exists else app.access.can_create(identity, project)):
+        what = "upload to project" if exists else "create project"
+        raise PermissionDenied(f"User {identity.username!r} may not {what} {name!r}.")
     form = UploadForm(
         name=name,
         version=_field(request, "version") or "",

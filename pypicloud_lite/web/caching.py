@@ -1,0 +1,18 @@
+"""HTTP caching rules shared by pages and files: Cache-Control scope and If-None-Match."""
+
+from __future__ import annotations
+
+from pyramid.request import Request
+from webob.etag import AnyETag
+
+
+def cache_control(request: Request, max_age: int, immutable: bool = False) -> str:
+    """`public` only for anonymous requests: a shared cache must never keep what credentials unlocked."""
+    scope = "public" if request.authorization is None else "private"
+    return f"{scope}, max-age={max_age}" + (", immutable" if immutable else "")
+
+
+def not_modified(request: Request, etag: str) -> bool:
+    """Does If-None-Match cover this (unquoted) ETag? `*` covers any existing representation."""
+    # webob's AnyETag is falsy, so its own conditional-response logic never answers `*` with 304.
+    return request.if_none_match is AnyETag or etag in request.if_none_match

@@ -1,0 +1,1 @@
+"""Access backend tests: password hashing, static users and the bootstrap admin."""

@@ -1,0 +1,375 @@
+"""The Cache contract: every cache backend must pass these (SQLCache on SQLite, PostgreSQL, MariaDB)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, delete, update
+
+from pypicloud_lite.cache.base import Cache
+from pypicloud_lite.cache.sql import SQLCache
+from pypicloud_lite.cache.sql.tables import FileRow, IndexStateRow, ProjectRow
+from pypicloud_lite.models import CoreMetadata, PackageFile
+from pypicloud_lite.naming import normalize
+from tests.cache import SQL_BACKENDS, cache_settings, fresh_database
+
+# A new backend is one more entry here and one more branch in the `cache` fixture.
+CACHE_BACKENDS = [f"sql-{name}" for name in SQL_BACKENDS]
+
+UPLOADED = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module", params=CACHE_BACKENDS)
+def cache_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One throw-away database per backend for this module; each test starts from it emptied."""
+    kind, _, flavour = request.param.partition("-")
+    assert kind == "sql"
+    with fresh_database(flavour, tmp_path_factory.mktemp(flavour)) as url:
+        yield url
+
+
+@pytest.fixture
+def cache(cache_url: str) -> Iterator[Cache]:
+    built = SQLCache.from_settings(cache_settings(cache_url, migrate_on_start=True))
+    try:
+        yield built
+    finally:
+        built.close()
+        _empty(cache_url)
+
+
+def _empty(url: str) -> None:
+    """Back to the state `upgrade head` leaves: no projects, no files, serial 0."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(delete(FileRow))
+            conn.execute(delete(ProjectRow))
+            conn.execute(update(IndexStateRow).values(serial=0))
+    finally:
+        engine.dispose()
+
+
+def make_file(
+    filename: str = "demo-1.0-py3-none-any.whl",
+    project: str = "demo",
+    version: str = "1.0",
+    **changes: Any,
+) -> PackageFile:
+    wheel = filename.endswith(".whl")
+    fields: dict[str, Any] = {
+        "project": project,
+        "filename": filename,
+        "version": version,
+        "packagetype": "bdist_wheel" if wheel else "sdist",
+        "python_version": "py3" if wheel else "source",
+        "size": 1234,
+        "sha256": "a" * 64,
+        "md5": "b" * 32,
+        "blake2_256": "c" * 64,
+        "upload_time": UPLOADED,
+        "requires_python": ">=3.9",
+        "summary": "A demo",
+        "metadata_sha256": "d" * 64 if wheel else None,
+        "uploader": "alice",
+    }
+    fields.update(changes)
+    return PackageFile(**fields)
+
+
+def test_an_empty_cache_has_nothing_and_serial_zero(cache: Cache) -> None:
+    assert cache.serial() == 0
+    assert cache.list_projects() == []
+    assert cache.get_file("demo-1.0-py3-none-any.whl") is None
+    assert cache.get_project("demo") is None
+    assert cache.project_files("demo") == []
+    cache.check_health()
+
+
+def test_add_file_adds_once_then_returns_the_existing_row(cache: Cache) -> None:
+    first = make_file()
+    stored, created = cache.add_file(first, "Demo")
+    assert created is True
+    assert stored == first
+    serial = cache.serial()
+
+    other_bytes = replace(first, sha256="f" * 64, size=99, uploader="mallory")
+    again, created_again = cache.add_file(other_bytes, "Demo")
+    assert created_again is False
+    assert again == first
+    assert again.sha256 == "a" * 64
+    assert cache.get_file(first.filename) == first
+    assert cache.serial() == serial
+
+
+def test_get_file_round_trips_every_field(cache: Cache) -> None:
+    file = make_file(
+        "Demo_Pkg-2.0rc1+cpu.tar.gz",
+        project="demo-pkg",
+        version="2.0rc1+cpu",
+        size=2**40,
+        md5=None,
+        blake2_256=None,
+        requires_python=None,
+        summary="Ünïcödé ☃ summary",
+        yanked=True,
+        yanked_reason="broken build",
+        uploader=None,
+    )
+    cache.add_file(file, "Demo_Pkg")
+    got = cache.get_file(file.filename)
+    assert got == file
+    assert got is not None
+    assert got.summary == "Ünïcödé ☃ summary"
+    assert got.size == 2**40
+
+
+def test_filenames_are_exact_keys(cache: Cache) -> None:
+    # Storage keys are case-sensitive (S3, POSIX folders), so the cache's must be too.
+    cache.add_file(make_file("Demo-1.0.tar.gz"), "Demo")
+    assert cache.get_file("demo-1.0.tar.gz") is None
+    assert cache.get_file("DEMO-1.0.TAR.GZ") is None
+    stored, created = cache.add_file(make_file("demo-1.0.tar.gz", sha256="e" * 64), "Demo")
+    assert created is True
+    assert stored.filename == "demo-1.0.tar.gz"
+    assert [f.filename for f in cache.project_files("demo")] == ["Demo-1.0.tar.gz", "demo-1.0.tar.gz"]
+
+
+def test_core_metadata_round_trips(cache: Cache) -> None:
+    metadata = CoreMetadata(
+        metadata_version="2.4",
+        name="Demo",
+        version="1.0",
+        summary="Ünïcödé ☃",
+        requires_python=">=3.11",
+        requires_dist=("requests>=2", 'tomli; python_version < "3.11"'),
+        author="Zoë",
+        author_email="zoe@example.invalid",
+        license="MIT",
+        home_page="https://example.invalid/",
+        project_urls=(("Homepage", "https://example.invalid/"), ("Issues", "https://example.invalid/issues")),
+        classifiers=("Programming Language :: Python :: 3",),
+    )
+    cache.add_file(make_file(core_metadata=metadata), "Demo")
+    got = cache.get_file("demo-1.0-py3-none-any.whl")
+    assert got is not None
+    assert got.core_metadata == metadata
+    assert cache.project_files("demo")[0].core_metadata == metadata
+    cache.add_file(make_file("demo-1.0.tar.gz"), "Demo")
+    without = cache.get_file("demo-1.0.tar.gz")
+    assert without is not None
+    assert without.core_metadata is None
+
+
+def test_upload_time_is_timezone_aware_and_round_trips(cache: Cache) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    when = datetime(2024, 2, 29, 23, 59, 58, 123456, tzinfo=plus_two)
+    stored, _ = cache.add_file(make_file(upload_time=when), "Demo")
+    got = cache.get_file(stored.filename)
+    assert got is not None
+    assert got.upload_time.tzinfo is not None
+    assert got.upload_time.utcoffset() == timedelta(0)
+    assert got.upload_time == when
+    assert got.upload_time == stored.upload_time
+    assert cache.project_files("demo")[0].upload_time == when
+
+
+def test_list_projects_is_ordered_by_normalized_name(cache: Cache) -> None:
+    for display in ("Zeta", "alpha", "Mid.Dle", "alpha-beta"):
+        name = normalize(display)
+        cache.add_file(make_file(f"{name.replace('-', '_')}-1.0.tar.gz", project=name), display)
+    projects = cache.list_projects()
+    assert [p.name for p in projects] == ["alpha", "alpha-beta", "mid-dle", "zeta"]
+    assert [p.display_name for p in projects] == ["alpha", "alpha-beta", "Mid.Dle", "Zeta"]
+
+
+def test_project_files_lists_one_project_ordered_by_filename(cache: Cache) -> None:
+    names = ["demo-2.0.tar.gz", "demo-1.0-py3-none-any.whl", "demo-1.0.tar.gz"]
+    for filename in names:
+        cache.add_file(make_file(filename, version=filename.split("-")[1].removesuffix(".tar.gz")), "demo")
+    cache.add_file(make_file("demox-1.0.tar.gz", project="demox"), "demox")
+    assert [f.filename for f in cache.project_files("demo")] == sorted(names)
+    assert [f.filename for f in cache.project_files("demox")] == ["demox-1.0.tar.gz"]
+    assert cache.project_files("nothing") == []
+
+
+def test_display_name_is_kept_from_the_first_upload(cache: Cache) -> None:
+    cache.add_file(make_file("Demo_Pkg-1.0.tar.gz", project="demo-pkg"), "Demo_Pkg")
+    cache.add_file(make_file("demo.pkg-2.0.tar.gz", project="demo-pkg", version="2.0"), "demo.pkg")
+    project = cache.get_project("demo-pkg")
+    assert project is not None
+    assert project.name == "demo-pkg"
+    assert project.display_name == "Demo_Pkg"
+
+
+def test_delete_file_keeps_the_project(cache: Cache) -> None:
+    cache.add_file(make_file(), "Demo")
+    cache.add_file(make_file("demo-1.0.tar.gz"), "Demo")
+    assert cache.delete_file("demo-1.0-py3-none-any.whl") is True
+    assert cache.get_file("demo-1.0-py3-none-any.whl") is None
+    assert [f.filename for f in cache.project_files("demo")] == ["demo-1.0.tar.gz"]
+    assert cache.delete_file("demo-1.0.tar.gz") is True
+    assert cache.project_files("demo") == []
+    project = cache.get_project("demo")
+    assert project is not None
+    assert [p.name for p in cache.list_projects()] == ["demo"]
+
+
+def test_set_yanked_applies_to_one_release_with_its_reason(cache: Cache) -> None:
+    cache.add_file(make_file(), "Demo")
+    cache.add_file(make_file("demo-1.0.tar.gz"), "Demo")
+    cache.add_file(make_file("demo-2.0.tar.gz", version="2.0"), "Demo")
+    cache.add_file(make_file("other-1.0.tar.gz", project="other"), "other")
+
+    assert cache.set_yanked("demo", "1.0", True, "broken on 3.12") == 2
+    by_name = {f.filename: f for f in cache.project_files("demo")}
+    assert by_name["demo-1.0-py3-none-any.whl"].yanked is True
+    assert by_name["demo-1.0.tar.gz"].yanked is True
+    assert by_name["demo-1.0.tar.gz"].yanked_reason == "broken on 3.12"
+    assert by_name["demo-2.0.tar.gz"].yanked is False
+    assert by_name["demo-2.0.tar.gz"].yanked_reason is None
+    other = cache.get_file("other-1.0.tar.gz")
+    assert other is not None
+    assert other.yanked is False
+
+    assert cache.set_yanked("demo", "1.0", False, "ignored when unyanking") == 2
+    for file in cache.project_files("demo"):
+        assert file.yanked is False
+        assert file.yanked_reason is None
+
+
+def test_set_yanked_without_a_reason(cache: Cache) -> None:
+    cache.add_file(make_file(), "Demo")
+    assert cache.set_yanked("demo", "1.0", True, None) == 1
+    got = cache.get_file("demo-1.0-py3-none-any.whl")
+    assert got is not None
+    assert got.yanked is True
+    assert got.yanked_reason is None
+
+
+def test_set_yanked_of_an_unknown_release_changes_nothing(cache: Cache) -> None:
+    cache.add_file(make_file(), "Demo")
+    serial = cache.serial()
+    assert cache.set_yanked("demo", "9.9", True, "nope") == 0
+    assert cache.set_yanked("nothing", "1.0", True, "nope") == 0
+    assert cache.serial() == serial
+
+
+def test_serial_bumps_on_every_change_and_only_then(cache: Cache) -> None:
+    assert cache.serial() == 0
+
+    cache.add_file(make_file(), "Demo")
+    assert cache.serial() == 1
+    demo = cache.get_project("demo")
+    assert demo is not None
+    assert demo.serial == 1
+
+    cache.add_file(make_file("other-1.0.tar.gz", project="other"), "other")
+    assert cache.serial() == 2
+    other = cache.get_project("other")
+    demo = cache.get_project("demo")
+    assert other is not None
+    assert demo is not None
+    assert other.serial == 2
+    assert demo.serial == 1  # another project's change leaves this one's serial alone
+
+    cache.add_file(make_file(), "Demo")  # identical add: nothing written
+    assert cache.serial() == 2
+    assert cache.delete_file("absent-1.0.tar.gz") is False  # no-op delete
+    assert cache.serial() == 2
+
+    cache.set_yanked("demo", "1.0", True, "bad")
+    assert cache.serial() == 3
+    assert cache.get_project("demo") == replace(demo, serial=3)
+
+    cache.set_yanked("demo", "1.0", False, None)
+    assert cache.serial() == 4
+
+    cache.delete_file("demo-1.0-py3-none-any.whl")
+    assert cache.serial() == 5
+    demo = cache.get_project("demo")
+    assert demo is not None
+    assert demo.serial == 5
+    other = cache.get_project("other")
+    assert other is not None
+    assert other.serial == 2
+
+
+def _run_together(count: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run work(0..count-1) on `count` threads released at the same moment."""
+    barrier = threading.Barrier(count)
+
+    def start(i: int) -> Any:
+        barrier.wait()
+        return work(i)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(start, range(count)))
+
+
+def test_concurrent_adds_of_different_files_all_land_once(cache: Cache) -> None:
+    # Like a CI matrix uploading every platform wheel of one new release at once.
+    count = 8
+    files = [make_file(f"demo-1.0-py3-none-manylinux_{i}_x86_64.whl") for i in range(count)]
+    results = _run_together(count, lambda i: cache.add_file(files[i], "Demo"))
+    assert [created for _, created in results] == [True] * count
+    assert sorted(f.filename for f in cache.project_files("demo")) == sorted(f.filename for f in files)
+    assert cache.serial() == count
+    demo = cache.get_project("demo")
+    assert demo is not None
+    assert demo.serial == count
+
+
+def test_concurrent_adds_of_one_file_create_it_once(cache: Cache) -> None:
+    count = 8
+    files = [make_file(sha256=f"{i:064x}") for i in range(count)]
+    results = _run_together(count, lambda i: cache.add_file(files[i], "Demo"))
+    winners = [stored for stored, created in results if created]
+    assert len(winners) == 1
+    assert {stored.sha256 for stored, _ in results} == {winners[0].sha256}
+    assert cache.serial() == 1
+    assert len(cache.project_files("demo")) == 1
+
+
+def test_new_projects_are_active(cache: Cache) -> None:
+    cache.add_file(make_file(), "Demo")
+    project = cache.get_project("demo")
+    assert project is not None
+    assert (project.status, project.status_reason) == ("active", None)
+
+
+def test_set_project_status(cache: Cache) -> None:
+    cache.add_file(make_file(), "Demo")
+    cache.add_file(make_file("other-1.0.tar.gz", project="other"), "other")
+    serial = cache.serial()
+
+    assert cache.set_project_status("demo", "archived", "moved to demo2") is True
+    assert cache.serial() == serial + 1
+    project = cache.get_project("demo")
+    assert project is not None
+    assert (project.status, project.status_reason, project.serial) == ("archived", "moved to demo2", serial + 1)
+    other = cache.get_project("other")
+    assert other is not None
+    assert other.status == "active"
+    assert [p.status for p in cache.list_projects()] == ["archived", "active"]
+
+    assert cache.set_project_status("demo", "archived", "moved to demo2") is True  # unchanged: no bump
+    assert cache.serial() == serial + 1
+
+    assert cache.set_project_status("demo", "active", None) is True
+    project = cache.get_project("demo")
+    assert project is not None
+    assert (project.status, project.status_reason) == ("active", None)
+    assert cache.serial() == serial + 2
+
+
+def test_set_project_status_of_an_unknown_project(cache: Cache) -> None:
+    assert cache.set_project_status("nothing", "archived", None) is False
+    assert cache.get_project("nothing") is None
+    assert cache.serial() == 0

@@ -1,0 +1,1 @@
+"""Storage backend tests: one contract suite run against every implementation."""

@@ -1,0 +1,216 @@
+"""The Storage contract: every storage backend must pass these (LocalStorage now; S3Storage is one more param)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pypicloud_lite.errors import NotFound, PypicloudLiteError
+from pypicloud_lite.storage.base import Storage
+from pypicloud_lite.storage.local import LocalStorage
+
+# A new backend is one more entry here and one more branch in the `storage` fixture.
+STORAGE_BACKENDS = ["local"]
+
+
+@pytest.fixture(params=STORAGE_BACKENDS)
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    if request.param == "local":
+        yield LocalStorage(tmp_path / "storage" / "root")
+    else:  # pragma: no cover - a param without a branch is a mistake in this file
+        raise AssertionError(f"no fixture branch for storage backend {request.param!r}")
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    """A local file to upload, like the spooled upload the service passes to put_new."""
+    path = tmp_path / "upload.part"
+    path.write_bytes(b"first contents\n" * 100)
+    return path
+
+
+def _read(storage: Storage, key: str) -> bytes:
+    with storage.open(key) as fh:
+        return fh.read()
+
+
+def _keys(storage: Storage, prefix: str = "") -> list[str]:
+    return sorted(obj.key for obj in storage.list(prefix))
+
+
+def test_put_new_stores_once_and_never_overwrites(storage: Storage, source: Path, tmp_path: Path) -> None:
+    key = "demo/demo-1.0.tar.gz"
+    assert storage.put_new(key, source) is True
+    assert _read(storage, key) == source.read_bytes()
+
+    other = tmp_path / "other.part"
+    other.write_bytes(b"different contents")
+    assert storage.put_new(key, other) is False
+    assert _read(storage, key) == source.read_bytes()
+    assert _keys(storage) == [key]
+
+
+def test_put_new_leaves_the_source_in_place(storage: Storage, source: Path) -> None:
+    data = source.read_bytes()
+    storage.put_new("demo/demo-1.0.tar.gz", source)
+    assert source.read_bytes() == data
+
+
+def test_put_bytes_creates_and_replaces(storage: Storage) -> None:
+    key = "demo/demo-1.0-py3-none-any.whl.metadata"
+    storage.put_bytes(key, b"Metadata-Version: 2.1\n")
+    assert _read(storage, key) == b"Metadata-Version: 2.1\n"
+    storage.put_bytes(key, b"Metadata-Version: 2.4\nName: demo\n")
+    assert _read(storage, key) == b"Metadata-Version: 2.4\nName: demo\n"
+    assert _keys(storage) == [key]
+
+
+def test_put_bytes_of_nothing(storage: Storage) -> None:
+    storage.put_bytes("demo/empty.metadata", b"")
+    assert _read(storage, "demo/empty.metadata") == b""
+    stat = storage.stat("demo/empty.metadata")
+    assert stat is not None
+    assert stat.size == 0
+
+
+def test_stat_reports_size_and_an_aware_time(storage: Storage, source: Path) -> None:
+    before = datetime.now(UTC) - timedelta(minutes=5)
+    storage.put_new("demo/demo-1.0.tar.gz", source)
+    stat = storage.stat("demo/demo-1.0.tar.gz")
+    assert stat is not None
+    assert stat.key == "demo/demo-1.0.tar.gz"
+    assert stat.size == source.stat().st_size
+    assert stat.last_modified.tzinfo is not None
+    assert before <= stat.last_modified <= datetime.now(UTC) + timedelta(minutes=5)
+
+
+def test_missing_objects(storage: Storage) -> None:
+    assert storage.stat("demo/absent-1.0.tar.gz") is None
+    with pytest.raises(NotFound):
+        storage.open("demo/absent-1.0.tar.gz")
+    storage.delete("demo/absent-1.0.tar.gz")  # deleting an absent object is fine
+    assert list(storage.list()) == []
+
+
+def test_delete_is_idempotent(storage: Storage, source: Path) -> None:
+    storage.put_new("demo/demo-1.0.tar.gz", source)
+    storage.put_bytes("demo/demo-1.0.tar.gz.metadata", b"meta")
+    storage.delete("demo/demo-1.0.tar.gz")
+    assert storage.stat("demo/demo-1.0.tar.gz") is None
+    with pytest.raises(NotFound):
+        storage.open("demo/demo-1.0.tar.gz")
+    storage.delete("demo/demo-1.0.tar.gz")
+    assert _keys(storage) == ["demo/demo-1.0.tar.gz.metadata"]
+
+
+def test_a_deleted_key_can_be_written_again(storage: Storage, source: Path, tmp_path: Path) -> None:
+    storage.put_new("demo/demo-1.0.tar.gz", source)
+    storage.delete("demo/demo-1.0.tar.gz")
+    replacement = tmp_path / "replacement.part"
+    replacement.write_bytes(b"second contents")
+    assert storage.put_new("demo/demo-1.0.tar.gz", replacement) is True
+    assert _read(storage, "demo/demo-1.0.tar.gz") == b"second contents"
+
+
+def test_a_key_prefix_is_not_an_object(storage: Storage, source: Path) -> None:
+    # "demo" only exists as the folder (or prefix) of "demo/...": it is no object of its own.
+    storage.put_new("demo/demo-1.0.tar.gz", source)
+    for prefix in ("demo", "demo/"):
+        assert storage.stat(prefix) is None
+        with pytest.raises(NotFound):
+            storage.open(prefix)
+        storage.delete(prefix)
+    assert _keys(storage) == ["demo/demo-1.0.tar.gz"]
+
+
+def test_list_with_prefix(storage: Storage, source: Path) -> None:
+    keys = {
+        "alpha/alpha-1.0.tar.gz": b"a" * 10,
+        "alpha/alpha-1.0-py3-none-any.whl": b"w" * 20,
+        "alpha/alpha-1.0-py3-none-any.whl.metadata": b"m" * 5,
+        "alpha-beta/alpha_beta-1.0.tar.gz": b"b" * 30,
+        "zeta/zeta-2.0.zip": b"z" * 40,
+    }
+    for key, data in keys.items():
+        storage.put_bytes(key, data)
+    assert _keys(storage) == sorted(keys)
+    assert _keys(storage, "alpha/") == sorted(k for k in keys if k.startswith("alpha/"))
+    assert _keys(storage, "alpha") == sorted(k for k in keys if k.startswith("alpha"))
+    assert _keys(storage, "alpha/alpha-1.0-") == [
+        "alpha/alpha-1.0-py3-none-any.whl",
+        "alpha/alpha-1.0-py3-none-any.whl.metadata",
+    ]
+    assert _keys(storage, "nothing/") == []
+    sizes = {obj.key: obj.size for obj in storage.list()}
+    assert sizes == {key: len(data) for key, data in keys.items()}
+    assert all(obj.last_modified.tzinfo is not None for obj in storage.list())
+
+
+@pytest.mark.parametrize("key", ["../escaped", "demo/../../escaped", "demo/../../../tmp/escaped", "/escaped"])
+def test_keys_that_escape_the_root_are_refused(storage: Storage, source: Path, tmp_path: Path, key: str) -> None:
+    before = sorted(p for p in tmp_path.rglob("*"))
+    with pytest.raises(PypicloudLiteError):
+        storage.put_new(key, source)
+    with pytest.raises(PypicloudLiteError):
+        storage.put_bytes(key, b"escaped")
+    with pytest.raises(PypicloudLiteError):
+        storage.open(key)
+    assert storage.stat(key) is None
+    assert sorted(p for p in tmp_path.rglob("*")) == before
+    assert not Path("/escaped").exists()
+
+
+def test_an_escaping_key_cannot_read_outside_the_root(storage: Storage, tmp_path: Path) -> None:
+    secret = tmp_path / "storage" / "secret.txt"
+    secret.write_text("not a package")
+    with pytest.raises(PypicloudLiteError):
+        storage.open("../secret.txt")
+    assert storage.stat("../secret.txt") is None
+    with pytest.raises(PypicloudLiteError):
+        storage.delete("../secret.txt")
+    assert secret.read_text() == "not a package"
+
+
+def test_concurrent_put_new_of_one_key_has_exactly_one_winner(storage: Storage, tmp_path: Path) -> None:
+    count = 8
+    sources = []
+    for i in range(count):
+        path = tmp_path / f"racer-{i}.part"
+        path.write_bytes(f"racer {i}\n".encode() * 20_000)
+        sources.append(path)
+    barrier = threading.Barrier(count)
+
+    def race(i: int) -> bool:
+        barrier.wait()
+        return storage.put_new("demo/demo-1.0.tar.gz", sources[i])
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        results = list(pool.map(race, range(count)))
+    assert results.count(True) == 1
+    winner = sources[results.index(True)]
+    assert _read(storage, "demo/demo-1.0.tar.gz") == winner.read_bytes()
+    assert _keys(storage) == ["demo/demo-1.0.tar.gz"]  # no temporary leftovers are listed
+
+
+def test_download_url_is_none_or_a_url(storage: Storage, source: Path) -> None:
+    storage.put_new("demo/demo-1.0.tar.gz", source)
+    url = storage.download_url("demo/demo-1.0.tar.gz", "demo-1.0.tar.gz")
+    assert url is None or url.startswith(("http://", "https://"))
+
+
+def test_check_health_passes_on_a_working_backend(storage: Storage) -> None:
+    storage.check_health()
+
+
+def test_local_storage_leaves_no_temporary_files(tmp_path: Path, source: Path) -> None:
+    root = tmp_path / "root"
+    local = LocalStorage(root)
+    local.put_new("demo/demo-1.0.tar.gz", source)
+    local.put_new("demo/demo-1.0.tar.gz", source)
+    local.put_bytes("demo/demo-1.0.tar.gz.metadata", b"meta")
+    assert sorted(p.name for p in (root / "demo").iterdir()) == ["demo-1.0.tar.gz", "demo-1.0.tar.gz.metadata"]

@@ -1,0 +1,436 @@
+"""Settings: defaults, parsing of every key, environment and JSON overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pypicloud_lite.config import (
+    CacheSettings,
+    StorageSettings,
+    UploadSettings,
+    WebSettings,
+    env_name,
+    load_ini,
+    load_settings,
+    parse_bool,
+    parse_list,
+    parse_size,
+    read_ini,
+)
+from pypicloud_lite.errors import ConfigError
+from pypicloud_lite.models import Grant
+
+# The config only checks the prefix; no real argon2 hashing is needed here.
+FAKE_HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+
+
+def minimal(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {"storage.dir": str(tmp_path / "packages"), "cache.url": "sqlite:///:memory:", **extra}
+
+
+def test_defaults(tmp_path: Path) -> None:
+    settings = load_settings(minimal(tmp_path), environ={})
+    assert settings.storage == StorageSettings(backend="local", dir=tmp_path / "packages")
+    assert settings.cache == CacheSettings(
+        backend="sql", url="sqlite:///:memory:", migrate_on_start=False, pool_size=5, echo=False
+    )
+    auth = settings.auth
+    assert auth.backend == "static"
+    assert auth.url == "sqlite:///:memory:"  # the access tables default to the cache database
+    assert auth.realm == "pypicloud_lite"
+    assert auth.admins == frozenset()
+    assert auth.users == ()
+    assert auth.groups == ()
+    assert auth.grants == ()
+    assert auth.default_read == frozenset({"everyone"})
+    assert auth.default_write == frozenset({"authenticated"})
+    assert auth.create_projects is None
+    assert auth.bootstrap_admin_file is None
+    assert auth.bootstrap_admin is False
+    assert auth.credential_cache_seconds == 300
+    assert auth.max_failed_logins == 10
+    assert auth.failed_login_window == 300
+    assert settings.upload == UploadSettings(max_size=100_000_000, spool_dir=None)
+    assert settings.web == WebSettings(page_max_age=600, file_max_age=31_536_000)
+
+
+def test_every_key_is_parsed(tmp_path: Path) -> None:
+    raw = {
+        "storage.backend": "local",
+        "storage.dir": str(tmp_path / "packages"),
+        "cache.backend": "sql",
+        "cache.url": "postgresql+psycopg://ppc@db/ppc",
+        "cache.migrate_on_start": "yes",
+        "cache.pool_size": "12",
+        "cache.echo": "on",
+        "auth.realm": "Team packages",
+        "auth.admins": "alice, bob",
+        "auth.bootstrap_admin_file": str(tmp_path / "admin.credentials"),
+        "user.alice": FAKE_HASH,
+        "user.bob": "  " + FAKE_HASH + "  ",
+        "user.carol": FAKE_HASH,
+        "upload.max_size": "1GiB",
+        "upload.spool_dir": str(tmp_path / "spool"),
+        "web.page_max_age": "30",
+        "web.file_max_age": "0",
+        "auth.backend": "sql",
+        "auth.url": "postgresql+psycopg://ppc@db/access",
+        "auth.bootstrap_admin": "true",
+        "auth.credential_cache_seconds": "60",
+        "auth.max_failed_logins": "3",
+        "auth.failed_login_window": "900",
+        "group.devs": "alice bob",
+        "group.ops": "carol",
+        "package.Zope.Interface.group.devs": "rw",
+        "package.secret.user.carol": "RWD",
+        "pypi.default_read": "authenticated",
+        "pypi.default_write": "group:devs, user:carol",
+        "pypi.create_projects": "group:ops",
+        # Keys outside our prefixes belong to Pyramid or PasteDeploy and are left alone.
+        "pyramid.reload_templates": "true",
+        "use": "egg:pypicloud_lite",
+    }
+    settings = load_settings(raw, environ={})
+    assert settings.storage == StorageSettings(backend="local", dir=tmp_path / "packages")
+    assert settings.cache == CacheSettings(
+        backend="sql", url="postgresql+psycopg://ppc@db/ppc", migrate_on_start=True, pool_size=12, echo=True
+    )
+    assert settings.auth.realm == "Team packages"
+    assert settings.auth.admins == frozenset({"alice", "bob"})
+    assert settings.auth.users == (("alice", FAKE_HASH), ("bob", FAKE_HASH), ("carol", FAKE_HASH))
+    assert settings.auth.bootstrap_admin_file == tmp_path / "admin.credentials"
+    assert settings.auth.backend == "sql"
+    assert settings.auth.url == "postgresql+psycopg://ppc@db/access"
+    assert settings.auth.bootstrap_admin is True
+    assert settings.auth.credential_cache_seconds == 60
+    assert settings.auth.max_failed_logins == 3
+    assert settings.auth.failed_login_window == 900
+    assert settings.auth.groups == (("devs", ("alice", "bob")), ("ops", ("carol",)))
+    assert settings.auth.grants == (
+        Grant(project="secret", kind="user", name="carol", perms="rwd"),
+        Grant(project="zope-interface", kind="group", name="devs", perms="rw"),
+    )
+    assert settings.auth.default_read == frozenset({"authenticated"})
+    assert settings.auth.default_write == frozenset({"group:devs", "user:carol"})
+    assert settings.auth.create_projects == frozenset({"group:ops"})
+    assert settings.upload == UploadSettings(max_size=1024**3, spool_dir=tmp_path / "spool")
+    assert settings.web == WebSettings(page_max_age=30, file_max_age=0)
+
+
+def test_settings_are_frozen(tmp_path: Path) -> None:
+    settings = load_settings(minimal(tmp_path), environ={})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.upload.max_size = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("value", ["1", "true", "True", "YES", "on", " on "])
+def test_true_values(value: str) -> None:
+    assert parse_bool(value) is True
+
+
+@pytest.mark.parametrize("value", ["0", "false", "FALSE", "no", "off", ""])
+def test_false_values(value: str) -> None:
+    assert parse_bool(value) is False
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("4096", 4096),
+        ("100MB", 100_000_000),
+        ("100mb", 100_000_000),
+        ("100 MB", 100_000_000),
+        ("10kB", 10_000),
+        ("10K", 10_000),
+        ("1GiB", 1024**3),
+        ("2 KiB", 2048),
+        ("3Mi", 3 * 1024**2),
+        ("1G", 10**9),
+        ("2TB", 2 * 10**12),
+        ("1TiB", 1024**4),
+        ("512B", 512),
+        (" 7 ", 7),
+    ],
+)
+def test_sizes(value: str, expected: int) -> None:
+    assert parse_size(value) == expected
+
+
+@pytest.mark.parametrize("value", ["", "MB", "-1", "1.5GB", "10 XB", "ten", "1e6", "100 MB extra"])
+def test_bad_sizes(value: str) -> None:
+    with pytest.raises(ValueError, match="size"):
+        parse_size(value)
+
+
+def test_lists() -> None:
+    assert parse_list("alice, bob\n  carol,,dave ") == ("alice", "bob", "carol", "dave")
+    assert parse_list("") == ()
+    assert parse_list(" \n ") == ()
+
+
+def test_env_name() -> None:
+    assert env_name("upload.max_size") == "PPC_UPLOAD_MAX_SIZE"
+    assert env_name("cache.migrate_on_start") == "PPC_CACHE_MIGRATE_ON_START"
+    assert env_name("storage.dir") == "PPC_STORAGE_DIR"
+
+
+def test_environment_overrides_win(tmp_path: Path) -> None:
+    raw = minimal(tmp_path, **{"upload.max_size": "1MB", "cache.echo": "true", "auth.realm": "ini"})
+    environ = {
+        "PPC_UPLOAD_MAX_SIZE": "1KiB",
+        "PPC_CACHE_ECHO": "false",
+        "PPC_CACHE_URL": "sqlite:///from-env.sqlite",
+        "PPC_AUTH_REALM": "env",
+        "PPC_WEB_FILE_MAX_AGE": "60",
+        "PPC_STORAGE_DIR": str(tmp_path / "env-packages"),
+        "UNRELATED": "ignored",
+    }
+    settings = load_settings(raw, environ=environ)
+    assert settings.upload.max_size == 1024
+    assert settings.cache.echo is False
+    assert settings.cache.url == "sqlite:///from-env.sqlite"
+    assert settings.auth.realm == "env"
+    assert settings.web.file_max_age == 60
+    assert settings.storage.dir == tmp_path / "env-packages"
+
+
+def test_environment_can_supply_required_keys(tmp_path: Path) -> None:
+    environ = {"PPC_STORAGE_DIR": str(tmp_path), "PPC_CACHE_URL": "sqlite://"}
+    settings = load_settings({}, environ=environ)
+    assert settings.storage.dir == tmp_path
+    assert settings.cache.url == "sqlite://"
+
+
+def test_process_environment_is_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PPC_WEB_PAGE_MAX_AGE", "5")
+    assert load_settings(minimal(tmp_path)).web.page_max_age == 5
+
+
+def test_pypicloud_settings_json(tmp_path: Path) -> None:
+    blob = {
+        "cache.url": "postgresql+psycopg://lambda@db/ppc",
+        "upload.max_size": 2048,
+        "cache.migrate_on_start": True,
+        "web.page_max_age": 15,
+    }
+    settings = load_settings(minimal(tmp_path), environ={"PYPICLOUD_SETTINGS": json.dumps(blob)})
+    assert settings.cache.url == "postgresql+psycopg://lambda@db/ppc"
+    assert settings.upload.max_size == 2048
+    assert settings.cache.migrate_on_start is True
+    assert settings.web.page_max_age == 15
+
+
+def test_pypicloud_settings_json_alone_is_enough(tmp_path: Path) -> None:
+    blob = json.dumps({"storage.dir": str(tmp_path), "cache.url": "sqlite://"})
+    settings = load_settings({}, environ={"PYPICLOUD_SETTINGS": blob})
+    assert settings.storage.dir == tmp_path
+
+
+def test_ppc_variables_win_over_pypicloud_settings(tmp_path: Path) -> None:
+    environ = {"PYPICLOUD_SETTINGS": json.dumps({"web.page_max_age": "15"}), "PPC_WEB_PAGE_MAX_AGE": "20"}
+    assert load_settings(minimal(tmp_path), environ=environ).web.page_max_age == 20
+
+
+def test_pypicloud_settings_json_keys_are_checked_too(tmp_path: Path) -> None:
+    environ = {"PYPICLOUD_SETTINGS": json.dumps({"cache.urll": "sqlite://"})}
+    with pytest.raises(ConfigError, match=r"'cache\.urll'"):
+        load_settings(minimal(tmp_path), environ=environ)
+
+
+@pytest.mark.parametrize("blob", ["{not json", "", "{'single': 'quotes'}"])
+def test_pypicloud_settings_invalid_json(tmp_path: Path, blob: str) -> None:
+    with pytest.raises(ConfigError, match="PYPICLOUD_SETTINGS"):
+        load_settings(minimal(tmp_path), environ={"PYPICLOUD_SETTINGS": blob})
+
+
+@pytest.mark.parametrize("blob", ['["cache.url", "sqlite://"]', '"sqlite://"', "42", "null"])
+def test_pypicloud_settings_must_be_an_object(tmp_path: Path, blob: str) -> None:
+    with pytest.raises(ConfigError, match="PYPICLOUD_SETTINGS"):
+        load_settings(minimal(tmp_path), environ={"PYPICLOUD_SETTINGS": blob})
+
+
+def test_pypicloud_settings_json_list_is_a_list_or_refused(tmp_path: Path) -> None:
+    # A JSON list for a list setting must not be read as the Python repr "['alice', 'bob']".
+    raw = minimal(tmp_path, **{"auth.bootstrap_admin_file": str(tmp_path / "admin")})
+    environ = {"PYPICLOUD_SETTINGS": json.dumps({"auth.admins": ["alice", "bob"]})}
+    try:
+        settings = load_settings(raw, environ=environ)
+    except ConfigError as exc:
+        assert "auth.admins" in exc.message
+    else:
+        assert settings.auth.admins == frozenset({"alice", "bob"})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("storage.backend", "ftp"),
+        ("cache.backend", "redis"),
+        ("cache.migrate_on_start", "maybe"),
+        ("cache.pool_size", "five"),
+        ("cache.pool_size", "1.5"),
+        ("cache.echo", "2"),
+        ("upload.max_size", "lots"),
+        ("upload.max_size", "1.5GB"),
+        ("web.page_max_age", "soon"),
+        ("web.file_max_age", "1y"),
+    ],
+)
+def test_a_wrong_value_names_the_key(tmp_path: Path, key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=rf"'{key}'") as excinfo:
+        load_settings(minimal(tmp_path, **{key: value}), environ={})
+    assert value in excinfo.value.message or repr(value) in excinfo.value.message
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("group.bad name", "alice"),
+        ("package.demo.team.devs", "r"),
+        ("package.demo", "r"),
+        ("package.demo.user.alice", "rx"),
+        ("pypi.default_read", "nobody"),
+        ("pypi.default_write", "group:"),
+        ("pypi.create_projects", "user:bad name"),
+        ("auth.backend", "ldap"),
+        ("auth.max_failed_logins", "ten"),
+    ],
+)
+def test_a_wrong_access_setting_names_the_key(tmp_path: Path, key: str, value: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings(minimal(tmp_path, **{key: value}), environ={})
+    assert key.split(" ", maxsplit=1)[0] in excinfo.value.message
+
+
+def test_a_wrong_environment_value_names_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"'upload\.max_size'"):
+        load_settings(minimal(tmp_path), environ={"PPC_UPLOAD_MAX_SIZE": "huge"})
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["storage.typo", "cache.urll", "auth.admin", "upload.maxsize", "web.page_max_agee", "storage.bucket", "pypi.x"],
+)
+def test_an_unknown_key_of_ours_is_refused(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"unknown setting '{key}'"):
+        load_settings(minimal(tmp_path, **{key: "x"}), environ={})
+
+
+def test_missing_cache_url_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"'cache\.url'"):
+        load_settings({"storage.dir": str(tmp_path)}, environ={})
+
+
+def test_blank_cache_url_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"'cache\.url'"):
+        load_settings(minimal(tmp_path, **{"cache.url": "   "}), environ={})
+
+
+def test_missing_storage_dir_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"'storage\.dir'"):
+        load_settings({"cache.url": "sqlite://"}, environ={})
+
+
+def test_blank_storage_dir_from_the_environment_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"'storage\.dir'"):
+        load_settings(minimal(tmp_path), environ={"PPC_STORAGE_DIR": ""})
+
+
+def test_paths_expand_the_home_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    settings = load_settings({"storage.dir": "~/pkgs", "cache.url": "sqlite://"}, environ={})
+    assert settings.storage.dir == tmp_path / "pkgs"
+
+
+@pytest.mark.parametrize("hashed", ["hunter2", "$2b$12$abcdefghijklmnopqrstuv", ""])
+def test_a_user_without_an_argon2_hash_is_refused(tmp_path: Path, hashed: str) -> None:
+    with pytest.raises(ConfigError, match=r"'user\.alice'.*argon2"):
+        load_settings(minimal(tmp_path, **{"user.alice": hashed}), environ={})
+
+
+def test_a_user_without_a_name_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"'user\.'"):
+        load_settings(minimal(tmp_path, **{"user.": FAKE_HASH}), environ={})
+
+
+def test_an_admin_needs_a_password(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"'auth\.admins'.*'bob'"):
+        load_settings(minimal(tmp_path, **{"auth.admins": "bob", "user.alice": FAKE_HASH}), environ={})
+
+
+def test_an_admin_without_a_hash_is_fine_with_a_bootstrap_file(tmp_path: Path) -> None:
+    raw = minimal(tmp_path, **{"auth.admins": "admin", "auth.bootstrap_admin_file": str(tmp_path / "a")})
+    assert load_settings(raw, environ={}).auth.admins == frozenset({"admin"})
+
+
+def _write_ini(path: Path, body: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+INI = """\
+[DEFAULT]
+debug = false
+
+[app:main]
+use = egg:pypicloud_lite
+storage.dir = %(here)s/var/packages
+cache.url = sqlite:///%(here)s/var/cache.sqlite
+upload.max_size = 10MB
+upload.spool_dir = %(here)s/spool
+auth.admins =
+    alice
+    bob
+user.alice = {hash}
+user.bob = {hash}
+
+[server:main]
+use = egg:waitress#main
+"""
+
+
+def test_read_ini_sets_here(tmp_path: Path) -> None:
+    ini = _write_ini(tmp_path / "conf" / "prod.ini", INI.format(hash=FAKE_HASH))
+    raw = read_ini(ini)
+    here = str((tmp_path / "conf").resolve())
+    assert raw["storage.dir"] == f"{here}/var/packages"
+    assert raw["cache.url"] == f"sqlite:///{here}/var/cache.sqlite"
+    assert "here" not in raw
+    assert "__file__" not in raw
+
+
+def test_load_ini(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ini = _write_ini(tmp_path / "conf" / "prod.ini", INI.format(hash=FAKE_HASH))
+    monkeypatch.chdir(tmp_path)
+    settings = load_ini(Path("conf") / "prod.ini", environ={"PPC_UPLOAD_MAX_SIZE": "2MB"})
+    here = (tmp_path / "conf").resolve()
+    assert settings.storage.dir == here / "var" / "packages"
+    assert settings.cache.url == f"sqlite:///{here}/var/cache.sqlite"
+    assert settings.upload.max_size == 2_000_000
+    assert settings.upload.spool_dir == here / "spool"
+    assert settings.auth.admins == frozenset({"alice", "bob"})
+    assert dict(settings.auth.users).keys() == {"alice", "bob"}
+    assert ini.exists()
+
+
+def test_read_ini_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_ini(tmp_path / "absent.ini")
+
+
+def test_read_ini_missing_section(tmp_path: Path) -> None:
+    ini = _write_ini(tmp_path / "other.ini", "[server:main]\nuse = egg:waitress#main\n")
+    with pytest.raises(ConfigError, match=r"\[app:main\]"):
+        read_ini(ini)
+
+
+def test_read_ini_other_section(tmp_path: Path) -> None:
+    ini = _write_ini(tmp_path / "multi.ini", "[app:second]\nstorage.dir = %(here)s/x\ncache.url = sqlite://\n")
+    raw: dict[str, Any] = dict(read_ini(ini, section="app:second"))
+    assert raw["storage.dir"] == f"{tmp_path.resolve()}/x"

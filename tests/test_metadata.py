@@ -1,0 +1,404 @@
+"""Core metadata read out of wheels and sdists, and every way a distribution file is refused."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import struct
+import tarfile
+import warnings
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pypicloud_lite import metadata
+from pypicloud_lite.errors import InvalidUpload
+from pypicloud_lite.metadata import parse_core_metadata, read_metadata_file
+from pypicloud_lite.models import CoreMetadata
+from pypicloud_lite.naming import parse_filename
+from tests.distbuilder import build_sdist, build_wheel, metadata_text
+
+WHEEL_FILE = b"Wheel-Version: 1.0\nGenerator: ppc-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+
+
+def write_zip(path: Path, members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", compression) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def write_tar_gz(path: Path, members: dict[str, bytes]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def read(path: Path) -> bytes:
+    return read_metadata_file(path, parse_filename(path.name))
+
+
+def parsed(path: Path) -> CoreMetadata:
+    return parse_core_metadata(read(path), parse_filename(path.name))
+
+
+def demo_wheel_members(meta: str | None = None) -> dict[str, bytes]:
+    return {
+        "demo/__init__.py": b"",
+        "demo-1.0.dist-info/METADATA": (meta or metadata_text("demo", "1.0")).encode(),
+        "demo-1.0.dist-info/WHEEL": WHEEL_FILE,
+    }
+
+
+# -- reading -------------------------------------------------------------------
+
+
+def test_reads_metadata_from_a_wheel(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "Demo_Pkg", "1.0", summary="Hello")
+    expected = metadata_text("Demo_Pkg", "1.0", summary="Hello").encode()
+    assert read(wheel) == expected
+
+
+@pytest.mark.parametrize("fmt", ["tar.gz", "zip"])
+def test_reads_pkg_info_from_an_sdist(tmp_path: Path, fmt: str) -> None:
+    sdist = build_sdist(tmp_path, "demo.pkg", "2.0", fmt=fmt, summary="Hello", requires_python=">=3.10")
+    assert sdist.name == f"demo_pkg-2.0.{fmt}"
+    assert read(sdist) == metadata_text("demo.pkg", "2.0", summary="Hello", requires_python=">=3.10").encode()
+
+
+def test_parses_core_metadata_fields(tmp_path: Path) -> None:
+    wheel = build_wheel(
+        tmp_path,
+        "Demo",
+        "1.0+cpu",
+        summary="Ünïcödé summary ☃ — ok",
+        requires_python=">=3.9,<4",
+        requires_dist=("requests>=2.31", 'tomli>=1; python_version < "3.11"', "rich[jupyter]"),
+    )
+    meta = parsed(wheel)
+    assert meta.metadata_version == "2.1"
+    assert meta.name == "Demo"
+    assert meta.version == "1.0+cpu"
+    assert meta.summary == "Ünïcödé summary ☃ — ok"
+    assert meta.requires_python == ">=3.9,<4"
+    assert meta.requires_dist == ("requests>=2.31", 'tomli>=1; python_version < "3.11"', "rich[jupyter]")
+    assert meta.author == "Test Author"
+    assert meta.license == "MIT"
+    assert meta.project_urls == (("Homepage", "https://example.invalid/"),)
+
+
+def test_parses_every_kept_field(tmp_path: Path) -> None:
+    text = (
+        "Metadata-Version: 2.4\n"
+        "Name: demo\n"
+        "Version: 1.0\n"
+        "Summary: Everything\n"
+        "Home-page: https://home.invalid/\n"
+        "Author: Zoë\n"
+        "Author-email: Zoë <zoe@example.invalid>\n"
+        "License: Old style\n"
+        "License-Expression: Apache-2.0 OR MIT\n"
+        "Classifier: Programming Language :: Python :: 3\n"
+        "Classifier: License :: OSI Approved :: MIT License\n"
+        "Project-URL: Homepage, https://example.invalid/\n"
+        "Project-URL: Issues, https://example.invalid/issues\n"
+        "\n"
+        "Long description.\n"
+    )
+    wheel = write_zip(tmp_path / "demo-1.0-py3-none-any.whl", demo_wheel_members(text))
+    assert parsed(wheel) == CoreMetadata(
+        metadata_version="2.4",
+        name="demo",
+        version="1.0",
+        summary="Everything",
+        requires_python=None,
+        requires_dist=(),
+        author="Zoë",
+        author_email="Zoë <zoe@example.invalid>",
+        license="Apache-2.0 OR MIT",
+        home_page="https://home.invalid/",
+        project_urls=(("Homepage", "https://example.invalid/"), ("Issues", "https://example.invalid/issues")),
+        classifiers=("Programming Language :: Python :: 3", "License :: OSI Approved :: MIT License"),
+    )
+
+
+def test_metadata_to_dict_round_trips(tmp_path: Path) -> None:
+    meta = parsed(build_wheel(tmp_path, "demo", "1.0", requires_dist=("a", "b>1")))
+    assert CoreMetadata.from_dict(meta.to_dict()) == meta
+
+
+def test_minimal_metadata(tmp_path: Path) -> None:
+    dist = parse_filename("demo-1.0.tar.gz")
+    meta = parse_core_metadata(b"Name: demo\nVersion: 1.0\n", dist)
+    assert meta.metadata_version == "1.0"
+    assert meta.summary is None
+    assert meta.requires_python is None
+    assert meta.requires_dist == ()
+    assert meta.project_urls == ()
+
+
+def test_equal_versions_and_names_in_other_spellings_match() -> None:
+    dist = parse_filename("zope_interface-1.0.tar.gz")
+    assert parse_core_metadata(b"Name: Zope.Interface\nVersion: 1.0.0\n", dist).name == "Zope.Interface"
+
+
+def test_undecodable_metadata_fields_are_not_kept() -> None:
+    dist = parse_filename("demo-1.0.tar.gz")
+    meta = parse_core_metadata(b"Name: demo\nVersion: 1.0\nSummary: caf\xe9\n", dist)
+    assert meta.name == "demo"
+
+
+# -- refusals: what the metadata says ------------------------------------------
+
+
+def test_metadata_name_must_match_the_filename(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "demo", "1.0", metadata=metadata_text("other", "1.0"))
+    with pytest.raises(InvalidUpload, match="names project 'other'"):
+        parsed(wheel)
+
+
+def test_metadata_version_must_match_the_filename(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "demo", "1.0", metadata=metadata_text("demo", "1.1"))
+    with pytest.raises(InvalidUpload, match=r"says version 1\.1, not 1\.0"):
+        parsed(wheel)
+
+
+@pytest.mark.parametrize("raw", [b"Name: demo\n", b"Version: 1.0\n", b"", b"\x00\xff garbage \x80"])
+def test_metadata_without_name_or_version_is_refused(raw: bytes) -> None:
+    with pytest.raises(InvalidUpload, match="lacks Name or Version"):
+        parse_core_metadata(raw, parse_filename("demo-1.0.tar.gz"))
+
+
+def test_metadata_with_an_invalid_version_is_refused() -> None:
+    with pytest.raises(InvalidUpload, match="metadata version 'one' is invalid"):
+        parse_core_metadata(b"Name: demo\nVersion: one\n", parse_filename("demo-1.0.tar.gz"))
+
+
+# -- refusals: the archive -----------------------------------------------------
+
+
+def test_random_bytes_are_not_a_wheel(tmp_path: Path) -> None:
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    with pytest.raises(InvalidUpload, match="not a readable wheel"):
+        read(wheel)
+
+
+def test_a_wheel_without_metadata_is_refused(tmp_path: Path) -> None:
+    members = demo_wheel_members()
+    del members["demo-1.0.dist-info/METADATA"]
+    wheel = write_zip(tmp_path / "demo-1.0-py3-none-any.whl", members)
+    with pytest.raises(InvalidUpload, match=r"exactly one \.dist-info/METADATA \(found 0\)"):
+        read(wheel)
+
+
+def test_a_nested_metadata_does_not_count(tmp_path: Path) -> None:
+    members = demo_wheel_members()
+    members["vendor/demo-1.0.dist-info/METADATA"] = members.pop("demo-1.0.dist-info/METADATA")
+    wheel = write_zip(tmp_path / "demo-1.0-py3-none-any.whl", members)
+    with pytest.raises(InvalidUpload, match=r"\(found 0\)"):
+        read(wheel)
+
+
+def test_a_wheel_with_two_metadata_files_is_refused(tmp_path: Path) -> None:
+    members = demo_wheel_members()
+    members["Demo-1.0.dist-info/METADATA"] = members["demo-1.0.dist-info/METADATA"]
+    wheel = write_zip(tmp_path / "demo-1.0-py3-none-any.whl", members)
+    with pytest.raises(InvalidUpload, match=r"\(found 2\)"):
+        read(wheel)
+
+
+def test_a_wheel_with_a_duplicated_metadata_entry_is_refused(tmp_path: Path) -> None:
+    # Tools disagree on which of two same-named entries wins, so neither may be trusted.
+    wheel = tmp_path / "demo-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile warns about the duplicate name
+        for name, data in demo_wheel_members().items():
+            zf.writestr(name, data)
+        zf.writestr("demo-1.0.dist-info/METADATA", metadata_text("demo", "1.0", requires_dist=("evil",)))
+    with pytest.raises(InvalidUpload, match=r"\(found 2\)"):
+        read(wheel)
+
+
+def test_a_wheel_without_a_wheel_file_is_refused(tmp_path: Path) -> None:
+    members = demo_wheel_members()
+    del members["demo-1.0.dist-info/WHEEL"]
+    wheel = write_zip(tmp_path / "demo-1.0-py3-none-any.whl", members)
+    with pytest.raises(InvalidUpload, match=r"no demo-1\.0\.dist-info/WHEEL"):
+        read(wheel)
+
+
+def test_a_wheel_with_another_projects_dist_info_is_refused(tmp_path: Path) -> None:
+    wheel = write_zip(
+        tmp_path / "demo-1.0-py3-none-any.whl",
+        {
+            "other-1.0.dist-info/METADATA": metadata_text("demo", "1.0").encode(),
+            "other-1.0.dist-info/WHEEL": WHEEL_FILE,
+        },
+    )
+    with pytest.raises(InvalidUpload, match=r"other-1\.0\.dist-info does not belong to project 'demo'"):
+        read(wheel)
+
+
+def test_an_oversized_metadata_member_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    monkeypatch.setattr(metadata, "MAX_METADATA_BYTES", 64)
+    with pytest.raises(InvalidUpload, match="larger than 64 bytes"):
+        read(wheel)
+
+
+@pytest.mark.parametrize("fmt", ["tar.gz", "zip"])
+def test_an_oversized_pkg_info_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
+    sdist = build_sdist(tmp_path, "demo", "1.0", fmt=fmt)
+    monkeypatch.setattr(metadata, "MAX_METADATA_BYTES", 64)
+    with pytest.raises(InvalidUpload, match="larger than 64 bytes"):
+        read(sdist)
+
+
+def test_metadata_of_exactly_the_limit_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    size = len(metadata_text("demo", "1.0", summary="A tiny test package").encode())
+    monkeypatch.setattr(metadata, "MAX_METADATA_BYTES", size)
+    assert len(read(wheel)) == size
+
+
+@pytest.mark.parametrize("name", ["demo-1.0-py3-none-any.whl", "demo-1.0.zip"])
+def test_a_zip_bomb_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    members = demo_wheel_members() if name.endswith(".whl") else {"demo-1.0/PKG-INFO": b"Name: demo\nVersion: 1.0\n"}
+    members["demo/zeros.bin"] = b"\0" * 2_000_000  # deflates about a thousand to one
+    archive = write_zip(tmp_path / name, members)
+    assert archive.stat().st_size * metadata.ZIP_BOMB_RATIO < 2_000_000
+    monkeypatch.setattr(metadata, "ZIP_BOMB_FLOOR", 100_000)
+    with pytest.raises(InvalidUpload, match="zip bomb"):
+        read(archive)
+
+
+def test_a_large_but_plausible_archive_is_no_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    members = demo_wheel_members()
+    members["demo/data.bin"] = bytes(range(256)) * 1000  # incompressible enough
+    wheel = write_zip(tmp_path / "demo-1.0-py3-none-any.whl", members, compression=zipfile.ZIP_STORED)
+    monkeypatch.setattr(metadata, "ZIP_BOMB_FLOOR", 1000)
+    assert read(wheel).startswith(b"Metadata-Version: 2.1\n")
+
+
+def _patch_zip_member(path: Path, member: str, *, flag_bits: int = 0, method: int | None = None) -> None:
+    """Rewrite one member's general-purpose flags or compression method in both zip headers."""
+    with zipfile.ZipFile(path) as zf:
+        offset = zf.getinfo(member).header_offset
+    data = bytearray(path.read_bytes())
+    assert data[offset : offset + 4] == b"PK\x03\x04"
+    headers = [(offset + 6, offset + 8)]  # local header: flags at +6, method at +8
+    central = data.find(b"PK\x01\x02")
+    while central >= 0:
+        if struct.unpack_from("<I", data, central + 42)[0] == offset:
+            headers.append((central + 8, central + 10))  # central directory: flags at +8, method at +10
+        central = data.find(b"PK\x01\x02", central + 4)
+    for flags_at, method_at in headers:
+        struct.pack_into("<H", data, flags_at, struct.unpack_from("<H", data, flags_at)[0] | flag_bits)
+        if method is not None:
+            struct.pack_into("<H", data, method_at, method)
+    path.write_bytes(bytes(data))
+
+
+def test_an_encrypted_metadata_member_is_refused(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    _patch_zip_member(wheel, "demo-1.0.dist-info/METADATA", flag_bits=0x1)
+    with pytest.raises(InvalidUpload, match=r"demo-1\.0-py3-none-any\.whl"):
+        read(wheel)
+
+
+def test_an_unsupported_compression_method_is_refused(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    _patch_zip_member(wheel, "demo-1.0.dist-info/METADATA", method=99)
+    with pytest.raises(InvalidUpload, match=r"demo-1\.0-py3-none-any\.whl"):
+        read(wheel)
+
+
+def test_a_zip_sdist_without_pkg_info_is_refused(tmp_path: Path) -> None:
+    sdist = write_zip(tmp_path / "demo-1.0.zip", {"demo-1.0/setup.py": b"", "PKG-INFO": b"Name: demo\n"})
+    with pytest.raises(InvalidUpload, match="no PKG-INFO"):
+        read(sdist)
+
+
+def test_a_tar_without_pkg_info_is_refused(tmp_path: Path) -> None:
+    sdist = write_tar_gz(
+        tmp_path / "demo-1.0.tar.gz",
+        {"demo-1.0/setup.py": b"", "demo-1.0/src/PKG-INFO": b"Name: demo\nVersion: 1.0\n", "PKG-INFO": b"x"},
+    )
+    with pytest.raises(InvalidUpload, match="no PKG-INFO"):
+        read(sdist)
+
+
+def test_a_pkg_info_link_is_not_followed(tmp_path: Path) -> None:
+    sdist = tmp_path / "demo-1.0.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tf:
+        link = tarfile.TarInfo("demo-1.0/PKG-INFO")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/etc/passwd"
+        tf.addfile(link)
+    with pytest.raises(InvalidUpload, match="no PKG-INFO"):
+        read(sdist)
+
+
+def test_an_empty_tar_is_refused(tmp_path: Path) -> None:
+    sdist = tmp_path / "demo-1.0.tar.gz"
+    sdist.write_bytes(gzip.compress(b"\0" * 10240))
+    with pytest.raises(InvalidUpload, match="sdist"):
+        read(sdist)
+
+
+def test_not_gzip_is_refused(tmp_path: Path) -> None:
+    sdist = tmp_path / "demo-1.0.tar.gz"
+    sdist.write_bytes(b"this is plain text, not gzip\n" * 20)
+    with pytest.raises(InvalidUpload, match="not a readable sdist"):
+        read(sdist)
+
+
+def test_gzip_of_something_else_is_refused(tmp_path: Path) -> None:
+    sdist = tmp_path / "demo-1.0.tar.gz"
+    sdist.write_bytes(gzip.compress(b"definitely not a tar header " * 100))
+    with pytest.raises(InvalidUpload, match="not a readable sdist"):
+        read(sdist)
+
+
+def _padded_sdist(tmp_path: Path) -> Path:
+    """An sdist whose PKG-INFO comes after a big member, so damage lands before it is found."""
+    return write_tar_gz(
+        tmp_path / "demo-1.0.tar.gz",
+        {
+            "demo-1.0/data.bin": bytes(i * 7 % 251 for i in range(200_000)),
+            "demo-1.0/PKG-INFO": b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n",
+        },
+    )
+
+
+def test_a_corrupt_gzip_stream_is_refused(tmp_path: Path) -> None:
+    sdist = _padded_sdist(tmp_path)
+    assert read(sdist).startswith(b"Metadata-Version")
+    data = bytearray(sdist.read_bytes())
+    for i in range(len(data) // 4, len(data) // 2):
+        data[i] ^= 0x5A
+    sdist.write_bytes(bytes(data))
+    with pytest.raises(InvalidUpload, match="not a readable sdist"):
+        read(sdist)
+
+
+def test_a_truncated_gzip_is_refused(tmp_path: Path) -> None:
+    sdist = _padded_sdist(tmp_path)
+    sdist.write_bytes(sdist.read_bytes()[: sdist.stat().st_size // 2])
+    with pytest.raises(InvalidUpload, match="not a readable sdist"):
+        read(sdist)
+
+
+def test_a_tar_sdist_that_is_really_a_zip_is_refused(tmp_path: Path) -> None:
+    zipped = build_sdist(tmp_path / "z", "demo", "1.0", fmt="zip")
+    fake = tmp_path / "demo-1.0.tar.gz"
+    fake.write_bytes(zipped.read_bytes())
+    with pytest.raises(InvalidUpload, match="not a readable sdist"):
+        read(fake)
