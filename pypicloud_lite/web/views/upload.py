@@ -65,7 +65,11 @@ def upload(request: Request) -> Response:
         sha256_digest=_field(request, "sha256_digest"),
         blake2_256_digest=_field(request, "blake2_256_digest"),
     )
-    result = app.index.upload(form, content.filename, content.file, uploader=identity.username)
+    try:
+        result = app.index.upload(form, content.filename, content.file, uploader=identity.username)
+    finally:
+        # webob spooled the part to a temporary file; release it now, not at garbage collection.
+        content.file.close()
     message = "OK" if result.created else "OK: identical file already in the index"
     return Response(
         json_body={"message": message, "filename": result.file.filename, "sha256": result.file.sha256},
