@@ -99,6 +99,26 @@ class Project:
     status_reason: str | None = None
 
 
+@dataclass(frozen=True)
+class ProjectSummary:
+    """A project as listed by the management API: its newest release at a glance."""
+
+    project: Project
+    latest_version: str | None
+    summary: str | None
+    last_upload: datetime | None
+    file_count: int
+
+
+def latest_release(files: list[PackageFile]) -> str | None:
+    """The version pip would pick by default: the newest non-yanked final release, else the newest."""
+    candidates = [f for f in files if not f.yanked] or files
+    versions = {f.parsed_version for f in candidates}
+    finals = {v for v in versions if not v.is_prerelease}
+    chosen = max(finals or versions, default=None)
+    return str(chosen) if chosen is not None else None
+
+
 # PEP 792 project statuses.
 PROJECT_STATUSES = ("active", "archived", "quarantined", "deprecated")
 # Statuses under which no new file may be uploaded.

@@ -19,7 +19,15 @@ from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.config import UploadSettings
 from pypicloud_lite.errors import FileExists, InvalidInput, InvalidUpload, NotFound, UploadTooLarge
 from pypicloud_lite.metadata import parse_core_metadata, read_metadata_file
-from pypicloud_lite.models import CLOSED_STATUSES, PROJECT_STATUSES, PackageFile, Project, utcnow
+from pypicloud_lite.models import (
+    CLOSED_STATUSES,
+    PROJECT_STATUSES,
+    PackageFile,
+    Project,
+    ProjectSummary,
+    latest_release,
+    utcnow,
+)
 from pypicloud_lite.naming import (
     DistFilename,
     is_valid_project_name,
@@ -230,6 +238,28 @@ class PackageIndex:
 
     def project_files(self, project: Project) -> list[PackageFile]:
         return self.cache.project_files(project.name)
+
+    def search_projects(self, query: str, page: int, per_page: int) -> tuple[list[ProjectSummary], int]:
+        """One page of projects with their latest release, summary and last upload time."""
+        projects, total = self.cache.search_projects(normalize(query) if query else "", (page - 1) * per_page, per_page)
+        by_project: dict[str, list[PackageFile]] = {}
+        for file in self.cache.files_of_projects([p.name for p in projects]):
+            by_project.setdefault(file.project, []).append(file)
+        summaries = []
+        for project in projects:
+            files = by_project.get(project.name, [])
+            latest = latest_release(files)
+            of_latest = [f for f in files if f.version == latest]
+            summaries.append(
+                ProjectSummary(
+                    project=project,
+                    latest_version=latest,
+                    summary=next((f.summary for f in of_latest if f.summary), None),
+                    last_upload=max((f.upload_time for f in files), default=None),
+                    file_count=len(files),
+                )
+            )
+        return summaries, total
 
     def get_file(self, project: str, filename: str) -> PackageFile:
         file = self.cache.get_file(filename)

@@ -43,6 +43,14 @@ class Cache(ABC):
         """Every project, ordered by normalized name."""
 
     @abstractmethod
+    def search_projects(self, query: str, offset: int, limit: int) -> tuple[list[Project], int]:
+        """A page of projects whose normalized name contains `query`, by name, and the total matching."""
+
+    @abstractmethod
+    def files_of_projects(self, names: list[str]) -> list[PackageFile]:
+        """Every file of these projects (one query for a page of projects)."""
+
+    @abstractmethod
     def project_files(self, name: str) -> list[PackageFile]:
         """Every file of one project, ordered by filename."""
 

@@ -30,6 +30,7 @@ def make_app(
     config.include("pypicloud_lite.web.routes")
     config.scan("pypicloud_lite.web.views")
     config.scan("pypicloud_lite.web.errors")
+    config.scan("pypicloud_lite.web.csrf")
     config.commit()
     config.registry[ALLOWED_METHODS_KEY] = _allowed_methods(config)
     if generated is not None:

@@ -69,6 +69,13 @@ def require_read(request: Request, project: str) -> Identity | None:
     raise NotFound(f"No project named {project!r} in this index.")
 
 
+def require_admin(request: Request) -> Identity:
+    identity = require_identity(request, "This")
+    if not identity.is_admin or (identity.token is not None and identity.token.read_only):
+        raise PermissionDenied(f"Only admins may do this; {identity.username!r} is not one.")
+    return identity
+
+
 def require(request: Request, project: str, permission: Permission, action: str) -> Identity:
     """The caller, if it may do `action` on `project`: 401 when anonymous, 403 when not allowed."""
     identity = require_identity(request, action)

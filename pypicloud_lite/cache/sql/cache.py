@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, select, true, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -213,6 +213,22 @@ class SQLCache(Cache):
     def list_projects(self) -> list[Project]:
         with self._session() as session:
             return [_to_project(row) for row in session.scalars(select(ProjectRow).order_by(ProjectRow.name))]
+
+    def search_projects(self, query: str, offset: int, limit: int) -> tuple[list[Project], int]:
+        condition = ProjectRow.name.contains(query, autoescape=True) if query else true()
+        with self._session() as session:
+            total = session.scalar(select(func.count()).select_from(ProjectRow).where(condition)) or 0
+            rows = session.scalars(
+                select(ProjectRow).where(condition).order_by(ProjectRow.name).offset(offset).limit(limit)
+            )
+            return [_to_project(row) for row in rows], total
+
+    def files_of_projects(self, names: list[str]) -> list[PackageFile]:
+        if not names:
+            return []
+        with self._session() as session:
+            rows = session.scalars(select(FileRow).where(FileRow.project.in_(names)).order_by(FileRow.filename))
+            return [_to_file(row) for row in rows]
 
     def project_files(self, name: str) -> list[PackageFile]:
         with self._session() as session:

@@ -1,0 +1,132 @@
+"""The PyPI JSON API: /pypi/<project>/json and /pypi/<project>/<version>/json."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+from pyramid.httpexceptions import HTTPMovedPermanently
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.view import view_config
+
+from pypicloud_lite.errors import NotFound
+from pypicloud_lite.models import PackageFile, Project, latest_release
+from pypicloud_lite.naming import normalize
+from pypicloud_lite.web.caching import cache_control
+from pypicloud_lite.web.security import require_read
+from pypicloud_lite.web.services import services
+
+
+def _file_json(request: Request, file: PackageFile) -> dict[str, Any]:
+    digests = {"sha256": file.sha256}
+    if file.md5:
+        digests["md5"] = file.md5
+    if file.blake2_256:
+        digests["blake2b_256"] = file.blake2_256
+    uploaded = file.upload_time.astimezone(UTC)
+    return {
+        "filename": file.filename,
+        "url": request.route_url("files.download", project=file.project, filename=file.filename),
+        "digests": digests,
+        "md5_digest": file.md5,
+        "size": file.size,
+        "upload_time": uploaded.strftime("%Y-%m-%dT%H:%M:%S"),
+        "upload_time_iso_8601": uploaded.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "packagetype": file.packagetype,
+        "python_version": file.python_version,
+        "requires_python": file.requires_python,
+        "yanked": file.yanked,
+        "yanked_reason": file.yanked_reason,
+        "has_sig": False,
+    }
+
+
+def _info(request: Request, project: Project, version: str, files: list[PackageFile]) -> dict[str, Any]:
+    # Prefer the wheel's metadata (what PEP 658 serves), then any file's.
+    ordered = sorted(files, key=lambda f: (f.core_metadata is None, f.packagetype != "bdist_wheel"))
+    meta = ordered[0].core_metadata if ordered else None
+    yanked = bool(files) and all(f.yanked for f in files)
+    return {
+        "name": project.display_name,
+        "version": version,
+        "summary": meta.summary if meta else next((f.summary for f in files if f.summary), None),
+        "requires_python": meta.requires_python if meta else next((f.requires_python for f in files), None),
+        "requires_dist": list(meta.requires_dist) if meta and meta.requires_dist else None,
+        "author": meta.author if meta else None,
+        "author_email": meta.author_email if meta else None,
+        "license": meta.license if meta else None,
+        "home_page": meta.home_page if meta else None,
+        "project_urls": dict(meta.project_urls) if meta and meta.project_urls else None,
+        "classifiers": list(meta.classifiers) if meta else [],
+        "yanked": yanked,
+        "yanked_reason": next((f.yanked_reason for f in files if f.yanked_reason), None) if yanked else None,
+        "package_url": request.route_url("simple.detail", project=project.name),
+        "project_url": request.route_url("simple.detail", project=project.name),
+        "release_url": request.route_url("pypi.release", project=project.name, version=version),
+    }
+
+
+def _load(request: Request) -> tuple[Project, list[PackageFile]] | Response:
+    raw = request.matchdict["project"]
+    name = normalize(raw)
+    if raw != name:
+        target = request.matched_route.name
+        kw = {**request.matchdict, "project": name}
+        return HTTPMovedPermanently(location=request.route_path(target, **kw))
+    require_read(request, name)
+    app = services(request)
+    project = app.index.get_project(name)
+    return project, app.index.offered_files(project)
+
+
+def _respond(request: Request, body: dict[str, Any], serial: int) -> Response:
+    response = Response(json_body=body)
+    response.headers["X-PyPI-Last-Serial"] = str(serial)
+    response.headers["Cache-Control"] = cache_control(request, services(request).settings.web.page_max_age)
+    return response
+
+
+@view_config(route_name="pypi.project", request_method="GET")
+def project_json(request: Request) -> Response:
+    loaded = _load(request)
+    if isinstance(loaded, Response):
+        return loaded
+    project, files = loaded
+    releases: dict[str, list[PackageFile]] = {}
+    for file in files:
+        releases.setdefault(file.version, []).append(file)
+    latest = latest_release(files)
+    current = releases.get(latest, []) if latest else []
+    body = {
+        "info": _info(request, project, latest or "", current),
+        "last_serial": project.serial,
+        "releases": {v: [_file_json(request, f) for f in releases[v]] for v in sorted(releases, key=Version)},
+        "urls": [_file_json(request, f) for f in current],
+        "vulnerabilities": [],
+    }
+    return _respond(request, body, project.serial)
+
+
+@view_config(route_name="pypi.release", request_method="GET")
+def release_json(request: Request) -> Response:
+    loaded = _load(request)
+    if isinstance(loaded, Response):
+        return loaded
+    project, files = loaded
+    try:
+        wanted = Version(request.matchdict["version"])
+    except InvalidVersion as exc:
+        raise NotFound(f"No version {request.matchdict['version']!r} of project {project.name!r}.") from exc
+    matching = [f for f in files if f.parsed_version == wanted]
+    if not matching:
+        raise NotFound(f"No version {request.matchdict['version']!r} of project {project.name!r}.")
+    version = matching[0].version
+    body = {
+        "info": _info(request, project, version, matching),
+        "last_serial": project.serial,
+        "urls": [_file_json(request, f) for f in matching],
+        "vulnerabilities": [],
+    }
+    return _respond(request, body, project.serial)
