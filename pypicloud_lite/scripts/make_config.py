@@ -1,0 +1,194 @@
+"""ppc-make-config: write a working server ini, with a first admin, interactively or from flags."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from pypicloud_lite.access.base import USER_NAME
+from pypicloud_lite.access.passwords import generate_password, hash_password
+from pypicloud_lite.config import load_ini
+
+TEMPLATE = """\
+# Written by ppc-make-config. Reference: README.md ("Configuration").
+[app:main]
+use = egg:pypicloud_lite
+
+storage.backend = local
+storage.dir = {storage_dir}
+
+cache.backend = sql
+cache.url = {cache_url}
+cache.migrate_on_start = {migrate_on_start}
+
+upload.max_size = 100MB
+
+auth.backend = {access}
+auth.realm = pypicloud_lite
+{auth_lines}
+pypi.default_read = {default_read}
+pypi.default_write = authenticated
+
+[server:main]
+use = egg:waitress#main
+listen = {listen}
+threads = 8
+inbuf_overflow = 1048576
+max_request_body_size = 1073741824
+
+[loggers]
+keys = root, pypicloud_lite, waitress
+
+[handlers]
+keys = console
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = WARNING
+handlers = console
+
+[logger_pypicloud_lite]
+level = INFO
+handlers =
+qualname = pypicloud_lite
+
+[logger_waitress]
+level = INFO
+handlers =
+qualname = waitress
+
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+level = NOTSET
+formatter = generic
+
+[formatter_generic]
+format = %(asctime)s %(levelname)-5.5s [%(name)s] %(message)s
+"""
+
+
+@dataclass(frozen=True)
+class Answers:
+    storage_dir: str
+    cache_url: str
+    access: str
+    admin: str
+    password: str | None  # None: generate one
+    listen: str
+    default_read: str
+
+
+def _ask(prompt: str, default: str) -> str:
+    answer = input(f"{prompt} [{default}]: ").strip()
+    return answer or default
+
+
+def _interactive(args: argparse.Namespace) -> Answers:
+    storage_dir = args.storage_dir or _ask("Folder for package files", "%(here)s/var/packages")
+    cache_url = args.cache_url or _ask("Cache database URL", "sqlite:///%(here)s/var/cache.sqlite")
+    access = args.access or _ask("Users and permissions in the ini (static) or the database (sql)", "sql")
+    admin = args.admin or _ask("First admin user name", "admin")
+    password = None
+    if not args.password_stdin:
+        typed = getpass.getpass("Admin password (empty: generate one): ")
+        if typed and getpass.getpass("Again: ") != typed:
+            raise SystemExit("ppc-make-config: the passwords differ")
+        password = typed or None
+    else:
+        password = sys.stdin.readline().rstrip("\n") or None
+    listen = args.listen or _ask("Listen on", "127.0.0.1:6543")
+    default_read = args.default_read or _ask("Who may read without a grant (everyone, authenticated, none)", "everyone")
+    return Answers(storage_dir, cache_url, access, admin, password, listen, default_read)
+
+
+def _from_flags(args: argparse.Namespace) -> Answers:
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+    return Answers(
+        storage_dir=args.storage_dir or "%(here)s/var/packages",
+        cache_url=args.cache_url or "sqlite:///%(here)s/var/cache.sqlite",
+        access=args.access or "sql",
+        admin=args.admin or "admin",
+        password=password or None,
+        listen=args.listen or "127.0.0.1:6543",
+        default_read=args.default_read or "everyone",
+    )
+
+
+def render(answers: Answers, password_hash: str) -> str:
+    if answers.access == "static":
+        auth_lines = f"auth.admins = {answers.admin}\nuser.{answers.admin} = {password_hash}\n"
+    else:
+        auth_lines = "# Users, groups, grants and tokens live in the database (manage them through /api/).\n"
+    return TEMPLATE.format(
+        storage_dir=answers.storage_dir,
+        cache_url=answers.cache_url,
+        # SQLite is embedded: let the server keep its own schema current. Others run ppc-migrate.
+        migrate_on_start="true" if answers.cache_url.startswith("sqlite") else "false",
+        access=answers.access,
+        auth_lines=auth_lines,
+        default_read="" if answers.default_read == "none" else answers.default_read,
+        listen=answers.listen,
+    )
+
+
+def _create_sql_admin(ini: Path, admin: str, password: str) -> None:
+    from pypicloud_lite.access.sql import SQLAccess
+    from pypicloud_lite.cache.sql import migrate
+    from pypicloud_lite.cache.sql.engine import create_cache_engine
+
+    settings = load_ini(ini)
+    engine = create_cache_engine(settings.cache)
+    migrate.upgrade(engine)
+    engine.dispose()
+    access, _ = SQLAccess.from_settings(settings.auth, settings.cache)
+    if access.get_user(admin) is None:
+        access.create_user(admin, password, is_admin=True)
+    else:
+        access.update_user(admin, password=password, is_admin=True)
+    access.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ppc-make-config", description=__doc__)
+    parser.add_argument("output", help="the ini file to write")
+    parser.add_argument("--storage-dir", help="folder for package files (default %%(here)s/var/packages)")
+    parser.add_argument("--cache-url", help="SQLAlchemy URL of the cache (default: SQLite beside the ini)")
+    parser.add_argument("--access", choices=("static", "sql"), help="users in the ini or in the database")
+    parser.add_argument("--admin", help="first admin user name (default admin)")
+    parser.add_argument("--password-stdin", action="store_true", help="read the admin password from stdin")
+    parser.add_argument("--listen", help="host:port for waitress (default 127.0.0.1:6543)")
+    parser.add_argument("--default-read", choices=("everyone", "authenticated", "none"))
+    parser.add_argument("-y", "--non-interactive", action="store_true", help="ask nothing; flags and defaults")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing file")
+    args = parser.parse_args(argv)
+
+    output = Path(args.output)
+    if output.exists() and not args.force:
+        print(f"ppc-make-config: {output} exists; use --force to overwrite", file=sys.stderr)
+        return 1
+    interactive = not args.non_interactive and sys.stdin.isatty()
+    answers = _interactive(args) if interactive else _from_flags(args)
+    if answers.access not in ("static", "sql") or not USER_NAME.match(answers.admin):
+        print("ppc-make-config: access must be static or sql, and the admin a valid user name", file=sys.stderr)
+        return 1
+    password = answers.password or generate_password()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render(answers, hash_password(password)), encoding="utf-8")
+    load_ini(output)  # the file must be one the server accepts
+    if answers.access == "sql":
+        _create_sql_admin(output, answers.admin, password)
+    print(f"Wrote {output}. Admin user: {answers.admin}")
+    if answers.password is None:
+        print(f"Generated admin password (shown only now): {password}")
+    print(f"Start the server with: pserve {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
