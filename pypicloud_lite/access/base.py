@@ -239,6 +239,14 @@ class AccessBackend(ABC):
             return grant.name
         return f"{grant.kind}:{grant.name}"
 
+    def reads_everything(self, identity: Identity | None) -> bool:
+        """True when this caller may read every project, so listings need no filtering."""
+        if identity is not None and identity.token is not None and identity.token.projects is not None:
+            return False
+        if identity is not None and identity.is_admin:
+            return True
+        return bool(self.settings.default_read & (identity.principals if identity else ANONYMOUS_PRINCIPALS))
+
     def readable(self, identity: Identity | None, projects: list[str]) -> set[str]:
         """Which of these projects the caller may read, without a query per project."""
         scope = identity.token.projects if identity is not None and identity.token is not None else None

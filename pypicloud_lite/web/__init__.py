@@ -75,7 +75,7 @@ def _announce(generated: GeneratedAdmin, server_url: str) -> None:
             f"It is stored hashed in {generated.path} (delete that file to generate a new one).\n"
             if generated.path
             else "It is stored hashed in the access database; change it with PUT /api/users/"
-            f"{generated.username} and a JSON body {{\"password\": \"...\"}}.\n"
+            f'{generated.username} and a JSON body {{"password": "..."}}.\n'
         )
         + f"Install with:\n\n    pip install --index-url {server_url}/simple/ PROJECT\n\nUpload with:\n\n"
         f"    twine upload --repository-url {server_url}/legacy/ -u {generated.username} "

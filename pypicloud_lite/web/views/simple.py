@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 from pyramid.httpexceptions import HTTPMovedPermanently, HTTPNotModified
@@ -10,6 +11,7 @@ from pyramid.response import Response
 from pyramid.view import view_config
 
 from pypicloud_lite.errors import AuthenticationRequired
+from pypicloud_lite.models import Project
 from pypicloud_lite.naming import normalize
 from pypicloud_lite.web import simple_pages
 from pypicloud_lite.web.caching import cache_control, not_modified
@@ -22,27 +24,13 @@ def _redirect(request: Request, route: str, **kw: str) -> HTTPMovedPermanently:
     return HTTPMovedPermanently(location=request.route_path(route, _query=request.GET, **kw))
 
 
-def _etag(fmt: Format, serial: int, viewer: str) -> str:
-    return f"{serial}-{fmt.content_type.split(';')[0]}{viewer}"
-
-
-def _page_headers(request: Request, fmt: Format, serial: int) -> dict[str, str]:
-    max_age = services(request).settings.web.page_max_age
-    # What a caller may read depends on who it is: the ETag names the viewer.
-    identity = request.identity
-    viewer = (
-        "" if identity is None else f"-{identity.username}" + (f".{identity.token.token_id}" if identity.token else "")
-    )
-    return {
-        "ETag": f'"{_etag(fmt, serial, viewer)}"',
+def _respond(request: Request, fmt: Format, etag: str, serial: int, render: Callable[[], bytes]) -> Response:
+    headers = {
+        "ETag": f'"{etag}-{fmt.content_type.split(";")[0]}"',
         "Vary": "Accept",
-        "Cache-Control": cache_control(request, max_age),
+        "Cache-Control": cache_control(request, services(request).settings.web.page_max_age),
         "X-PyPI-Last-Serial": str(serial),
     }
-
-
-def _respond(request: Request, fmt: Format, serial: int, render: Callable[[], bytes]) -> Response:
-    headers = _page_headers(request, fmt, serial)
     if not_modified(request, headers["ETag"].strip('"')):
         return HTTPNotModified(headers=headers)
     response = Response(body=render(), content_type=fmt.content_type.split(";")[0], charset="utf-8")
@@ -62,18 +50,24 @@ def index(request: Request) -> Response:
     identity = authenticated(request)
     if identity is None and "everyone" not in app.settings.auth.default_read:
         raise AuthenticationRequired("This index needs credentials to read.")
-    package_index = app.index
-    serial = package_index.serial()
+    serial = app.index.serial()
+    if app.access.reads_everything(identity):
+        etag = str(serial)
+        listed: list[Project] | None = None
+    else:
+        # Grants change without a serial bump: a filtered listing is tagged by what it shows.
+        projects = app.index.list_projects()
+        readable = app.access.readable(identity, [p.name for p in projects])
+        listed = [p for p in projects if p.name in readable]
+        etag = f"{serial}.{hashlib.sha256(' '.join(sorted(readable)).encode()).hexdigest()[:16]}"
 
     def render() -> bytes:
-        projects = package_index.list_projects()
-        readable = app.access.readable(identity, [p.name for p in projects])
-        projects = [p for p in projects if p.name in readable]
+        projects = app.index.list_projects() if listed is None else listed
         if fmt.kind == "json":
             return simple_pages.index_json(projects, serial)
         return simple_pages.index_html(projects)
 
-    return _respond(request, fmt, serial, render)
+    return _respond(request, fmt, etag, serial, render)
 
 
 @view_config(route_name="simple.detail.noslash", request_method="GET")
@@ -97,4 +91,4 @@ def detail(request: Request) -> Response:
             return simple_pages.project_json(project, files)
         return simple_pages.project_html(project, files)
 
-    return _respond(request, fmt, project.serial, render)
+    return _respond(request, fmt, str(project.serial), project.serial, render)
