@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Engine, ForeignKey, String, delete, select
 from sqlalchemy.dialects import mysql
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from pypicloud_lite.access.base import AccessBackend, Group, Token, User, check_perms, check_user_name
 from pypicloud_lite.access.passwords import generate_password, hash_password
 from pypicloud_lite.access.static import BOOTSTRAP_ADMIN, GeneratedAdmin
 from pypicloud_lite.cache.sql import migrate
-from pypicloud_lite.cache.sql.engine import create_cache_engine, write_engine
+from pypicloud_lite.cache.sql.engine import create_cache_engine, transaction, write_engine
 from pypicloud_lite.cache.sql.tables import Base, ExactString, Timestamp
 from pypicloud_lite.config import AuthSettings, CacheSettings
-from pypicloud_lite.errors import BackendUnavailable, Conflict, InvalidInput, NotFound
+from pypicloud_lite.errors import Conflict, InvalidInput, NotFound
 from pypicloud_lite.models import Grant, utcnow
 from pypicloud_lite.naming import normalize
 
@@ -127,16 +126,8 @@ class SQLAccess(AccessBackend):
         logger.info("created the first admin user %r in the access database", BOOTSTRAP_ADMIN)
         return GeneratedAdmin(BOOTSTRAP_ADMIN, password, None)
 
-    @contextmanager
-    def _session(self, write: bool = False) -> Iterator[Session]:
-        try:
-            with (self._write if write else self._read)() as session, session.begin():
-                yield session
-        except IntegrityError:
-            raise
-        except (OperationalError, DBAPIError) as exc:
-            logger.warning("access database unavailable: %s", exc.__class__.__name__)
-            raise BackendUnavailable("The access database is unavailable.") from exc
+    def _session(self, write: bool = False) -> AbstractContextManager[Session]:
+        return transaction(self._write if write else self._read, "access database")
 
     def close(self) -> None:
         self.engine.dispose()

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,15 +11,14 @@ from sqlalchemy import Engine, delete, func, select, true, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cache.sql import migrate
-from pypicloud_lite.cache.sql.engine import create_cache_engine, write_engine
+from pypicloud_lite.cache.sql.engine import create_cache_engine, transaction, write_engine
 from pypicloud_lite.cache.sql.tables import FileRow, IndexStateRow, ProjectRow
 from pypicloud_lite.config import CacheSettings
-from pypicloud_lite.errors import BackendUnavailable
 from pypicloud_lite.models import CoreMetadata, PackageFile, Project
 
 logger = logging.getLogger(__name__)
@@ -79,19 +77,8 @@ class SQLCache(Cache):
             migrate.require_head(engine)
         return cls(engine)
 
-    @contextmanager
-    def _session(self, write: bool = False) -> Iterator[Session]:
-        factory = self._write if write else self._read
-        try:
-            with factory() as session, session.begin():
-                yield session
-        except IntegrityError:
-            raise
-        except (OperationalError, DBAPIError) as exc:
-            logger.warning("SQL cache unavailable: %s", exc.__class__.__name__)
-            raise BackendUnavailable(
-                f"The package cache database is unavailable ({exc.orig.__class__.__name__})."
-            ) from exc
+    def _session(self, write: bool = False) -> AbstractContextManager[Session]:
+        return transaction(self._write if write else self._read, "package cache database")
 
     def _next_serial(self, session: Session) -> int:
         """Bump the global serial; called first in every changing transaction.

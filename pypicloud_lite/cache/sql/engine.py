@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from pypicloud_lite.config import CacheSettings
+from pypicloud_lite.errors import BackendUnavailable
+
+logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -54,3 +62,16 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session], what: str) -> Iterator[Session]:
+    """One transaction; a database that cannot be reached becomes BackendUnavailable (503)."""
+    try:
+        with factory() as session, session.begin():
+            yield session
+    except IntegrityError:
+        raise
+    except DBAPIError as exc:
+        logger.warning("%s unavailable: %s", what, exc.orig.__class__.__name__)
+        raise BackendUnavailable(f"The {what} is unavailable ({exc.orig.__class__.__name__}).") from exc
