@@ -179,15 +179,21 @@ class AccessBackend(ABC):
 
     def authenticate(self, username: str, password: str, client: str | None = None) -> Identity | None:
         """The identity these credentials prove, or None; TooManyAttempts after repeated failures."""
-        self._limiter.check(username, client)
+        # Every token arrives as user __token__: throttle tokens by their id, so guessing
+        # at tokens cannot lock out every token user (the per-address limit still applies).
+        throttle_key = username
+        if username == TOKEN_USERNAME:
+            match = _TOKEN.match(password)
+            throttle_key = f"{TOKEN_USERNAME}:{match.group(1) if match else 'malformed'}"
+        self._limiter.check(throttle_key, client)
         if username == TOKEN_USERNAME:
             identity = self._authenticate_token(password)
         else:
             identity = self._authenticate_password(username, password)
         if identity is None:
-            self._limiter.failed(username, client)
+            self._limiter.failed(throttle_key, client)
         else:
-            self._limiter.succeeded(username)
+            self._limiter.succeeded(throttle_key)
         return identity
 
     def _authenticate_password(self, username: str, password: str) -> Identity | None:

@@ -70,9 +70,12 @@ def require_read(request: Request, project: str) -> Identity | None:
 
 
 def require_admin(request: Request) -> Identity:
+    """An admin logged in with a password: tokens (even an admin's) never administer the index."""
     identity = require_identity(request, "This")
-    if not identity.is_admin or (identity.token is not None and identity.token.read_only):
+    if not identity.is_admin:
         raise PermissionDenied(f"Only admins may do this; {identity.username!r} is not one.")
+    if identity.token is not None:
+        raise PermissionDenied("Admin actions need a password login, not an API token.")
     return identity
 
 

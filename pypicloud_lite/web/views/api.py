@@ -263,8 +263,10 @@ def update_user(request: Request) -> dict[str, Any]:
     body = _body(request)
     admin = body.get("admin")
     password = body.get("password")
-    if not identity.is_admin and (identity.username != name or admin is not None or identity.token is not None):
-        raise PermissionDenied("Only admins may change other users or admin rights; tokens may not change passwords.")
+    if identity.token is not None:
+        raise PermissionDenied("Users are changed with a password login, not an API token.")
+    if not identity.is_admin and (identity.username != name or admin is not None):
+        raise PermissionDenied("Only admins may change other users or admin rights.")
     if password is not None and not isinstance(password, str):
         raise InvalidInput("'password' must be a string.")
     user = services(request).access.update_user(name, password=password or None, is_admin=admin)

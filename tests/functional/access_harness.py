@@ -1,0 +1,172 @@
+"""Servers with the SQL access backend (several may share one database and storage) and the management API."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from pypicloud_lite.naming import normalize
+from tests.functional.harness import _LOGGING, BIN, RUNNING, START_TIMEOUT, Server, clean_env, free_port, http_get
+
+TOKEN_USER = "__token__"  # the username tokens are sent under (PyPI style)
+PASSWORD_IN_BANNER = re.compile(r"-p '([^']+)'")
+API_TIMEOUT = 10
+
+
+def write_access_ini(folder: Path, shared: Path, port: int, settings: dict[str, str]) -> Path:
+    """An ini for one server process: packages and the SQLite cache/access database in `shared`."""
+    app = {
+        "use": "egg:pypicloud_lite",
+        "storage.backend": "local",
+        "storage.dir": str(shared / "packages"),
+        "cache.backend": "sql",
+        "cache.url": f"sqlite:///{shared / 'cache.sqlite'}",
+        "cache.migrate_on_start": "true",
+        "upload.max_size": "1MB",
+        "upload.spool_dir": "%(here)s/spool",
+        "auth.realm": "pypicloud_lite",
+        "auth.backend": "sql",
+        "auth.bootstrap_admin": "true",
+        # Clients revalidate every page: a test never sees an upload late.
+        "web.page_max_age": "0",
+        **settings,
+    }
+    lines = ["[app:main]", *(f"{key} = {value}".rstrip() for key, value in app.items())]
+    server = ["[server:main]", "use = egg:waitress#main", f"listen = 127.0.0.1:{port}", "threads = 4"]
+    ini = folder / "server.ini"
+    ini.write_text("\n".join(lines) + "\n\n" + "\n".join(server) + "\n" + _LOGGING, encoding="utf-8")
+    return ini
+
+
+def start_access_server(folder: Path, shared: Path, **settings: str) -> Server:
+    """`pserve` on a fresh port over the database and storage in `shared`; waits for /health, not /simple/
+
+    (which answers 401 to anonymous callers when pypi.default_read does not include everyone).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    shared.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    ini = write_access_ini(folder, shared, port, settings)
+    stderr_path = folder / "server.stderr"
+    with open(stderr_path, "wb") as err, open(folder / "server.stdout", "wb") as out:
+        process = subprocess.Popen(
+            [str(BIN / "pserve"), str(ini)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            cwd=folder,
+            env=clean_env(),
+        )
+    server = Server(f"http://127.0.0.1:{port}", ini, process, stderr_path)
+    RUNNING.append(server)
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            server.stop()
+            pytest.fail(f"pserve exited with status {process.returncode}:\n{server.stderr()}")
+        try:
+            if http_get(server.url + "/health")[0] == 200:
+                return server
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            pytest.fail(f"pserve did not answer /health within {START_TIMEOUT} s:\n{server.stderr()}")
+        time.sleep(0.05)
+
+
+def bootstrap_password(server: Server) -> str:
+    """The password of `admin`, which the first server on an empty database prints once on stderr."""
+    found = PASSWORD_IN_BANNER.search(server.stderr())
+    assert found, server.stderr()
+    return found.group(1)
+
+
+def index_url(server: Server, username: str, password: str) -> str:
+    """The server's /simple/ with credentials in it, as pip and uv take them."""
+    host = server.url.removeprefix("http://")
+    return f"http://{quote(username, safe='')}:{quote(password, safe='')}@{host}/simple/"
+
+
+@dataclass(frozen=True)
+class Api:
+    """The management API of one server, called as one user (or token) with requests, no proxies."""
+
+    url: str
+    username: str
+    password: str
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> requests.Response:
+        with requests.Session() as session:
+            session.trust_env = False  # no proxy or netrc from the environment
+            return session.request(
+                method,
+                self.url + path,
+                json=body,
+                auth=(self.username, self.password),
+                headers={"Accept": "application/json"},
+                timeout=API_TIMEOUT,
+            )
+
+    def expect(self, status: int, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = self.call(method, path, body)
+        assert response.status_code == status, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json()
+
+    def create_user(self, name: str, password: str, admin: bool = False) -> None:
+        self.expect(201, "POST", "/api/users", {"name": name, "password": password, "admin": admin})
+
+    def set_password(self, name: str, password: str) -> None:
+        self.expect(200, "PUT", f"/api/users/{name}", {"password": password})
+
+    def grant(self, project: str, user: str, perms: str) -> None:
+        self.expect(200, "PUT", f"/api/projects/{project}/grants/user/{user}", {"perms": perms})
+
+    def create_token(self, projects: list[str] | None = None, read_only: bool = False) -> tuple[str, str]:
+        """(id, secret) of a new token of this user; the secret is `ppc_<id>_<...>`."""
+        body = {"projects": projects, "read_only": read_only, "description": "functional test", "expires": None}
+        created = self.expect(201, "POST", "/api/tokens", body)
+        scope = sorted({normalize(p) for p in projects}) if projects is not None else None
+        assert created["projects"] == scope, created
+        assert created["read_only"] is read_only, created
+        assert created["token"].startswith(f"ppc_{created['id']}_"), created
+        return created["id"], created["token"]
+
+    def revoke_token(self, token_id: str) -> None:
+        assert self.expect(200, "DELETE", f"/api/tokens/{token_id}") == {"revoked": token_id}
+
+
+def get_as(server: Server, path: str, username: str | None = None, password: str = "") -> requests.Response:
+    """GET with Basic credentials (or none), without following redirects."""
+    with requests.Session() as session:
+        session.trust_env = False
+        return session.get(
+            server.url + path,
+            auth=(username, password) if username is not None else None,
+            allow_redirects=False,
+            timeout=API_TIMEOUT,
+        )
+
+
+def get_from_address(server: Server, path: str, source: str, username: str, password: str) -> int:
+    """The status of a Basic-authenticated GET sent from another loopback address (127.0.0.2, ...)."""
+    host, port = server.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=API_TIMEOUT, source_address=(source, 0))
+    credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
+    try:
+        connection.request("GET", path, headers={"Authorization": f"Basic {credentials}"})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
