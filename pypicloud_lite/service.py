@@ -277,8 +277,8 @@ class PackageIndex:
         """The files the simple API lists: none while the project is quarantined."""
         return [] if project.status == "quarantined" else self.project_files(project)
 
-    def open_file(self, file: PackageFile) -> BinaryIO:
-        return self.storage.open(storage_key(file.project, file.filename))
+    def open_file(self, file: PackageFile, start: int = 0, end: int | None = None) -> BinaryIO:
+        return self.storage.open(storage_key(file.project, file.filename), start, end)
 
     def read_metadata(self, file: PackageFile) -> bytes:
         """The PEP 658 core metadata of a file (small: bounded at upload)."""

@@ -15,14 +15,21 @@ class StoredObject:
     key: str
     size: int
     last_modified: datetime
+    # Changes whenever the object's bytes change (S3 ETag; size and mtime locally).
+    etag: str = ""
+    # Known without reading the object (an S3 SHA-256 checksum), else None.
+    sha256: str | None = None
 
 
 class Storage(ABC):
     """Keys are `<normalized project>/<filename>`; objects are immutable once written."""
 
     @abstractmethod
-    def put_new(self, key: str, source: Path) -> bool:
+    def put_new(self, key: str, source: Path, sha256: str | None = None) -> bool:
         """Store `source` under `key` unless an object is already there.
+
+        `sha256`, when the caller knows it, is kept with the object where a
+        reload can read it without downloading the object.
 
         Returns False (and changes nothing) when the key exists: two racing
         writers of one key cannot overwrite each other.
@@ -33,12 +40,12 @@ class Storage(ABC):
         """Store a small derived object (a metadata sidecar), replacing any previous one."""
 
     @abstractmethod
-    def open(self, key: str) -> BinaryIO:
-        """A readable binary file for the object; NotFound if absent."""
+    def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
+        """A readable stream of the object's bytes start..end (inclusive; None: to the end); NotFound if absent."""
 
     @abstractmethod
     def stat(self, key: str) -> StoredObject | None:
-        """Size and time of the object, or None if absent."""
+        """Size, time, etag and (if the backend keeps it) sha256 of the object, or None if absent."""
 
     @abstractmethod
     def delete(self, key: str) -> None:

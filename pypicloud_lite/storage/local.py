@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import shutil
@@ -11,12 +12,38 @@ import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 from pypicloud_lite.errors import BackendUnavailable, NotFound
 from pypicloud_lite.storage.base import Storage, StoredObject
 
 logger = logging.getLogger(__name__)
+
+
+class _Slice(io.RawIOBase):
+    """At most `remaining` bytes of an open file, from where it stands."""
+
+    def __init__(self, fh: BinaryIO, remaining: int) -> None:
+        self._fh = fh
+        self._remaining = remaining
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._fh.read(min(len(buffer), self._remaining))
+        buffer[: len(data)] = data
+        self._remaining -= len(data)
+        return len(data)
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+def _stored(key: str, st: os.stat_result) -> StoredObject:
+    modified = datetime.fromtimestamp(st.st_mtime, UTC)
+    return StoredObject(key, st.st_size, modified, etag=f"{st.st_size:x}-{st.st_mtime_ns:x}")
 
 
 class LocalStorage(Storage):
@@ -36,7 +63,7 @@ class LocalStorage(Storage):
         os.close(fd)
         return Path(name)
 
-    def put_new(self, key: str, source: Path) -> bool:
+    def put_new(self, key: str, source: Path, sha256: str | None = None) -> bool:
         path = self._path(key)
         tmp = self._temp_beside(path)
         try:
@@ -63,11 +90,15 @@ class LocalStorage(Storage):
             tmp.unlink(missing_ok=True)
             raise BackendUnavailable(f"Cannot write {key} to storage: {exc.strerror}") from exc
 
-    def open(self, key: str) -> BinaryIO:
+    def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
         try:
-            return open(self._path(key), "rb")
+            fh = open(self._path(key), "rb")  # noqa: SIM115 - the caller closes the stream
         except (FileNotFoundError, IsADirectoryError) as exc:
             raise NotFound(f"No such object: {key}") from exc
+        fh.seek(start)
+        if end is None:
+            return fh
+        return cast(BinaryIO, io.BufferedReader(_Slice(fh, end - start + 1)))
 
     def stat(self, key: str) -> StoredObject | None:
         try:
@@ -77,7 +108,7 @@ class LocalStorage(Storage):
         if not stat.S_ISREG(st.st_mode):
             # A project folder is a key prefix, not an object.
             return None
-        return StoredObject(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+        return _stored(key, st)
 
     def delete(self, key: str) -> None:
         # A folder is a key prefix, not an object: nothing to delete.
@@ -92,8 +123,7 @@ class LocalStorage(Storage):
                 path = Path(dirpath) / name
                 key = path.relative_to(self.root).as_posix()
                 if key.startswith(prefix):
-                    st = path.stat()
-                    yield StoredObject(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+                    yield _stored(key, path.stat())
 
     def check_health(self) -> None:
         if not os.access(self.root, os.W_OK):

@@ -27,7 +27,7 @@ class LazyObjectIter:
     would stay open (with S3 streaming, holding a pooled connection).
     """
 
-    def __init__(self, opener: Callable[[], BinaryIO]) -> None:
+    def __init__(self, opener: Callable[[int, int | None], BinaryIO]) -> None:
         self._opener = opener
         self._running: Generator[bytes] | None = None
 
@@ -41,7 +41,9 @@ class LazyObjectIter:
         return self.app_iter_range()
 
     def _chunks(self, seek: int | None, limit: int | None, block_size: int | None) -> Generator[bytes]:
-        yield from FileIter(self._opener()).app_iter_range(seek, limit, block_size)
+        # webob's `limit` is an exclusive end; storage ranges are inclusive, as in HTTP.
+        stream = self._opener(seek or 0, None if limit is None else limit - 1)
+        yield from FileIter(stream).app_iter_range(block_size=block_size)
 
     def close(self) -> None:
         if self._running is not None:
@@ -87,7 +89,8 @@ def download(request: Request) -> Response:
         redirect.cache_control.no_store = True
         return redirect
     response = Response(
-        app_iter=LazyObjectIter(lambda: app.index.open_file(file)), content_type=_content_type(file.filename)
+        app_iter=LazyObjectIter(lambda start, end: app.index.open_file(file, start, end)),
+        content_type=_content_type(file.filename),
     )
     response.content_length = file.size
     return _immutable(request, response, file, file.sha256, max_age)
