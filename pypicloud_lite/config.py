@@ -27,9 +27,27 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**
 
 
 @dataclass(frozen=True)
+class S3Settings:
+    bucket: str
+    prefix: str
+    region: str | None
+    endpoint_url: str | None
+    addressing_style: str
+    sse: str | None  # "AES256" or "aws:kms"
+    kms_key_id: str | None
+    storage_class: str | None
+    acl: str | None
+    presign_expiry: int
+    max_pool_connections: int
+
+
+@dataclass(frozen=True)
 class StorageSettings:
     backend: str
     dir: Path | None
+    # Files view: stream objects through the server instead of redirecting to a presigned URL.
+    stream_files: bool = False
+    s3: S3Settings | None = None
 
 
 @dataclass(frozen=True)
@@ -213,6 +231,27 @@ def _json_setting(value: Any) -> str:
     return str(value)
 
 
+def _s3_settings(r: _Reader) -> S3Settings:
+    prefix = (r.get("storage.prefix", "") or "").strip().lstrip("/")
+    sse = r.choice("storage.sse", "none", ("none", "AES256", "aws:kms"))
+    kms_key_id = r.get("storage.kms_key_id") or None
+    if kms_key_id and sse != "aws:kms":
+        raise ConfigError("setting 'storage.kms_key_id' needs storage.sse = aws:kms")
+    return S3Settings(
+        bucket=r.required("storage.bucket"),
+        prefix=prefix + "/" if prefix and not prefix.endswith("/") else prefix,
+        region=r.get("storage.region") or None,
+        endpoint_url=r.get("storage.endpoint_url") or None,
+        addressing_style=r.choice("storage.addressing_style", "auto", ("auto", "path", "virtual")),
+        sse=None if sse == "none" else sse,
+        kms_key_id=kms_key_id,
+        storage_class=r.get("storage.storage_class") or None,
+        acl=r.get("storage.acl") or None,
+        presign_expiry=r.typed("storage.presign_expiry", int, "300"),
+        max_pool_connections=r.typed("storage.max_pool_connections", int, "20"),
+    )
+
+
 def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from ini-style strings; PPC_* variables in `environ` win over the ini."""
     env = os.environ if environ is None else environ
@@ -225,8 +264,13 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
             raise ConfigError("PYPICLOUD_SETTINGS must be a JSON object of setting keys to values")
         raw = {**raw, **{k: _json_setting(v) for k, v in overrides.items()}}
     r = _Reader(raw, env)
-    storage_backend = r.choice("storage.backend", "local", ("local",))
-    storage = StorageSettings(backend=storage_backend, dir=r.path("storage.dir"))
+    storage_backend = r.choice("storage.backend", "local", ("local", "s3"))
+    storage = StorageSettings(
+        backend=storage_backend,
+        dir=r.path("storage.dir"),
+        stream_files=r.typed("storage.stream_files", parse_bool, "false"),
+        s3=_s3_settings(r) if storage_backend == "s3" else None,
+    )
     if storage.backend == "local" and storage.dir is None:
         raise ConfigError("setting 'storage.dir' is required with storage.backend = local")
     cache = CacheSettings(

@@ -187,6 +187,9 @@ class PackageIndex:
 
     def _object_sha256(self, key: str) -> str:
         digest = hashlib.sha256()
+        known = self.storage.stat(key)
+        if known is not None and known.sha256:
+            return known.sha256
         with self.storage.open(key) as fh:
             while chunk := fh.read(CHUNK):
                 digest.update(chunk)
@@ -195,7 +198,7 @@ class PackageIndex:
     def _store(self, record: PackageFile, spooled: Spooled, raw_metadata: bytes, display_name: str) -> UploadResult:
         # The object is written before the row, so the index never lists a file storage lacks.
         key = storage_key(record.project, record.filename)
-        written = self.storage.put_new(key, spooled.path)
+        written = self.storage.put_new(key, spooled.path, sha256=record.sha256)
         if not written and self._object_sha256(key) != record.sha256:
             # A racing upload of other bytes won the conditional write.
             raise FileExists(f"File already exists: {record.filename!r} is already stored with different contents.")

@@ -15,6 +15,7 @@ from pypicloud_lite.access.passwords import hash_password
 from pypicloud_lite.config import Settings, load_settings
 from pypicloud_lite.web import make_app
 from pypicloud_lite.web.services import REGISTRY_KEY, AppServices
+from tests.aws import Moto, moto_server
 
 UPLOADER = "uploader"
 UPLOADER_PASSWORD = "correct horse battery staple"
@@ -32,6 +33,13 @@ def require_or_skip(reason: str) -> None:
 def basic_auth(user: str, password: str) -> dict[str, str]:
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[Moto]:
+    """One moto HTTP server for the whole run; each test makes its own bucket."""
+    with moto_server() as server:
+        yield server
 
 
 @pytest.fixture

@@ -14,4 +14,9 @@ def build_storage(settings: StorageSettings) -> Storage:
 
         assert settings.dir is not None
         return LocalStorage(settings.dir)
+    if settings.backend == "s3":
+        from pypicloud_lite.storage.s3 import S3Storage
+
+        assert settings.s3 is not None
+        return S3Storage.from_settings(settings.s3, settings.stream_files)
     raise ValueError(f"unknown storage backend {settings.backend!r}")

@@ -9,6 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from pypicloud_lite.errors import NotFound
+
 
 @dataclass(frozen=True)
 class StoredObject:
@@ -19,6 +21,16 @@ class StoredObject:
     etag: str = ""
     # Known without reading the object (an S3 SHA-256 checksum), else None.
     sha256: str | None = None
+
+
+def checked_key(key: str) -> str:
+    """A key made of plain path segments: no '..', '.', empty segment, leading '/' or backslash.
+
+    A trailing '/' names a prefix (a project folder): valid, and never an object.
+    """
+    if not key or "\\" in key or any(part in ("", ".", "..") for part in key.removesuffix("/").split("/")):
+        raise NotFound(f"No such object: {key}")
+    return key
 
 
 class Storage(ABC):

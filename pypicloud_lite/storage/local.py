@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from pypicloud_lite.errors import BackendUnavailable, NotFound
-from pypicloud_lite.storage.base import Storage, StoredObject
+from pypicloud_lite.storage.base import Storage, StoredObject, checked_key
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class LocalStorage(Storage):
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
+        path = (self.root / checked_key(key)).resolve()
         if self.root not in path.parents:
             raise NotFound(f"No such object: {key}")
         return path

@@ -10,18 +10,26 @@ from pathlib import Path
 
 import pytest
 
+from pypicloud_lite.config import load_settings
 from pypicloud_lite.errors import NotFound, PypicloudLiteError
 from pypicloud_lite.storage.base import Storage
 from pypicloud_lite.storage.local import LocalStorage
+from pypicloud_lite.storage.s3 import S3Storage
+from tests.aws import Moto
 
 # A new backend is one more entry here and one more branch in the `storage` fixture.
-STORAGE_BACKENDS = ["local"]
+STORAGE_BACKENDS = ["local", "s3"]
 
 
 @pytest.fixture(params=STORAGE_BACKENDS)
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
     if request.param == "local":
         yield LocalStorage(tmp_path / "storage" / "root")
+    elif request.param == "s3":
+        moto: Moto = request.getfixturevalue("moto")
+        settings = load_settings({**moto.s3_settings(moto.new_bucket()), "cache.url": "sqlite://"}, environ={})
+        assert settings.storage.s3 is not None
+        yield S3Storage.from_settings(settings.storage.s3)
     else:  # pragma: no cover - a param without a branch is a mistake in this file
         raise AssertionError(f"no fixture branch for storage backend {request.param!r}")
 
@@ -167,6 +175,7 @@ def test_keys_that_escape_the_root_are_refused(storage: Storage, source: Path, t
 
 def test_an_escaping_key_cannot_read_outside_the_root(storage: Storage, tmp_path: Path) -> None:
     secret = tmp_path / "storage" / "secret.txt"
+    secret.parent.mkdir(parents=True, exist_ok=True)
     secret.write_text("not a package")
     with pytest.raises(PypicloudLiteError):
         storage.open("../secret.txt")

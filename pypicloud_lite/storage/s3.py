@@ -1,0 +1,184 @@
+"""S3Storage: package files in an S3 bucket (or an S3-compatible server), through boto3."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pypicloud_lite.config import S3Settings
+from pypicloud_lite.errors import BackendUnavailable, NotFound, PypicloudLiteError
+from pypicloud_lite.storage.base import Storage, StoredObject, checked_key
+
+logger = logging.getLogger(__name__)
+
+_MISSING = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchVersion"})
+# Another writer holds the key: S3 answers 412 to If-None-Match, or 409 while a write is in flight.
+_TAKEN = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
+RETRY_AFTER = 5
+
+
+def _hex_to_b64(digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(digest)).decode()
+
+
+def _b64_to_hex(value: str) -> str:
+    return base64.b64decode(value).hex()
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _error(exc: ClientError | BotoCoreError, action: str, key: str) -> PypicloudLiteError:
+    """The project's error for an SDK error, naming what failed."""
+    if isinstance(exc, BotoCoreError):
+        return BackendUnavailable(
+            f"S3 is unreachable to {action} {key} ({exc.__class__.__name__}); try again shortly.",
+            retry_after=RETRY_AFTER,
+        )
+    code = _code(exc)
+    if code in _MISSING:
+        return NotFound(f"No such object: {key}")
+    if code in ("AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        return BackendUnavailable(f"S3 denied {action} of {key} ({code}): check the credentials and bucket policy.")
+    return BackendUnavailable(f"S3 could not {action} {key} ({code or 'error'}); try again shortly.", RETRY_AFTER)
+
+
+@contextmanager
+def _translate(action: str, key: str) -> Iterator[None]:
+    """SDK errors become the project's errors here, at the boundary."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise _error(exc, action, key) from exc
+
+
+class S3Storage(Storage):
+    def __init__(self, client: Any, settings: S3Settings, stream_files: bool = False) -> None:
+        self.client = client
+        self.settings = settings
+        self.bucket = settings.bucket
+        self.prefix = settings.prefix
+        self.stream_files = stream_files
+
+    @classmethod
+    def from_settings(cls, settings: S3Settings, stream_files: bool = False) -> S3Storage:
+        config = Config(
+            s3={"addressing_style": settings.addressing_style},
+            retries={"mode": "standard", "max_attempts": 3},
+            max_pool_connections=settings.max_pool_connections,
+            # Checksums only where we ask for them: moto and S3-compatible servers differ on the defaults.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        # Credentials come from boto3's usual chain (environment, profile, instance role).
+        client = boto3.session.Session().client(
+            "s3", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
+        )
+        return cls(client, settings, stream_files)
+
+    def _s3_key(self, key: str) -> str:
+        return self.prefix + checked_key(key)
+
+    def _write_args(self) -> dict[str, str]:
+        args = {}
+        if self.settings.sse:
+            args["ServerSideEncryption"] = self.settings.sse
+        if self.settings.kms_key_id:
+            args["SSEKMSKeyId"] = self.settings.kms_key_id
+        if self.settings.storage_class:
+            args["StorageClass"] = self.settings.storage_class
+        if self.settings.acl:
+            args["ACL"] = self.settings.acl
+        return args
+
+    def put_new(self, key: str, source: Path, sha256: str | None = None) -> bool:
+        checksum = {"ChecksumSHA256": _hex_to_b64(sha256)} if sha256 else {"ChecksumAlgorithm": "SHA256"}
+        try:
+            with source.open("rb") as body:
+                # If-None-Match makes the write conditional: of two racing uploads one wins.
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=self._s3_key(key),
+                    Body=body,
+                    IfNoneMatch="*",
+                    **checksum,
+                    **self._write_args(),
+                )
+        except ClientError as exc:
+            if _code(exc) in _TAKEN:
+                return False
+            raise _error(exc, "write", key) from exc
+        except BotoCoreError as exc:
+            raise _error(exc, "write", key) from exc
+        return True
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        with _translate("write", key):
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._s3_key(key), Body=data, ChecksumAlgorithm="SHA256", **self._write_args()
+            )
+
+    def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": self._s3_key(key)}
+        if start or end is not None:
+            args["Range"] = f"bytes={start}-{'' if end is None else end}"
+        with _translate("read", key):
+            return cast(BinaryIO, self.client.get_object(**args)["Body"])
+
+    def stat(self, key: str) -> StoredObject | None:
+        try:
+            with _translate("inspect", key):
+                head = self.client.head_object(Bucket=self.bucket, Key=self._s3_key(key), ChecksumMode="ENABLED")
+        except NotFound:
+            return None
+        checksum = head.get("ChecksumSHA256")
+        # A multipart upload's checksum is a checksum of part checksums ("...-N"), not the file's.
+        full_object = checksum and "-" not in checksum and head.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT"
+        return StoredObject(
+            key=key,
+            size=int(head["ContentLength"]),
+            last_modified=head["LastModified"],
+            etag=str(head.get("ETag", "")).strip('"'),
+            sha256=_b64_to_hex(checksum) if full_object else None,
+        )
+
+    def delete(self, key: str) -> None:
+        with _translate("delete", key):
+            self.client.delete_object(Bucket=self.bucket, Key=self._s3_key(key))
+
+    def list(self, prefix: str = "") -> Iterator[StoredObject]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        with _translate("list", self.prefix + prefix or "the bucket"):
+            # One request per 1,000 keys.
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for item in page.get("Contents", []):
+                    yield StoredObject(
+                        key=item["Key"][len(self.prefix) :],
+                        size=int(item["Size"]),
+                        last_modified=item["LastModified"],
+                        etag=str(item.get("ETag", "")).strip('"'),
+                    )
+
+    def download_url(self, key: str, filename: str) -> str | None:
+        if self.stream_files:
+            return None
+        with _translate("sign a URL for", key):
+            url: str = self.client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": self._s3_key(key)},
+                ExpiresIn=self.settings.presign_expiry,
+            )
+        return url
+
+    def check_health(self) -> None:
+        with _translate("reach bucket", self.bucket):
+            self.client.head_bucket(Bucket=self.bucket)
