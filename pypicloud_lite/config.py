@@ -95,12 +95,19 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class ReloadSettings:
+    on_start: bool
+    workers: int
+
+
+@dataclass(frozen=True)
 class Settings:
     storage: StorageSettings
     cache: CacheSettings
     auth: AuthSettings
     upload: UploadSettings
     web: WebSettings
+    reload: ReloadSettings = ReloadSettings(on_start=False, workers=16)
 
 
 def env_name(key: str) -> str:
@@ -306,11 +313,15 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         page_max_age=r.typed("web.page_max_age", int, "600"),
         file_max_age=r.typed("web.file_max_age", int, "31536000"),
     )
+    reload = ReloadSettings(
+        on_start=r.typed("pypi.reload_on_start", parse_bool, "false"),
+        workers=r.typed("pypi.reload_workers", int, "16"),
+    )
     r.check_unknown()
     for name in auth.admins:
         if name not in dict(auth.users) and auth.bootstrap_admin_file is None:
             raise ConfigError(f"setting 'auth.admins': admin {name!r} has no 'user.{name}' password hash")
-    return Settings(storage=storage, cache=cache, auth=auth, upload=upload, web=web)
+    return Settings(storage=storage, cache=cache, auth=auth, upload=upload, web=web, reload=reload)
 
 
 def read_ini(path: str | Path, section: str = "app:main") -> dict[str, str]:

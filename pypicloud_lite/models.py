@@ -61,7 +61,8 @@ class PackageFile:
     packagetype: str
     python_version: str
     size: int
-    sha256: str
+    # None only between a reload listing a file and hashing it.
+    sha256: str | None
     upload_time: datetime
     md5: str | None = None
     blake2_256: str | None = None
@@ -72,6 +73,7 @@ class PackageFile:
     yanked_reason: str | None = None
     uploader: str | None = None
     core_metadata: CoreMetadata | None = field(default=None, compare=False)
+    storage_etag: str | None = None
 
     @property
     def parsed_version(self) -> Version:

@@ -36,6 +36,8 @@ from pypicloud_lite.naming import (
     parse_filename,
     storage_key,
 )
+from pypicloud_lite.reload import LOCK_NAME as RELOAD_LOCK
+from pypicloud_lite.reload import ReloadRun, begin_reload
 from pypicloud_lite.storage.base import Storage
 
 if TYPE_CHECKING:
@@ -177,9 +179,10 @@ class PackageIndex:
                 raise InvalidUpload("Invalid distribution file: the uploaded file is empty.")
             yield Spooled(Path(tmp.name), size, **{k: h.hexdigest() for k, h in hashers.items()})
 
-    @staticmethod
-    def _same_file(existing: PackageFile, sha256: str) -> PackageFile:
-        if existing.sha256 != sha256:
+    def _same_file(self, existing: PackageFile, sha256: str) -> PackageFile:
+        # A file a reload has listed but not hashed yet is compared by its stored bytes.
+        known = existing.sha256 or self._object_sha256(storage_key(existing.project, existing.filename))
+        if known != sha256:
             raise FileExists(
                 f"File already exists: {existing.filename!r} is already in the index with different contents."
             )
@@ -210,7 +213,7 @@ class PackageIndex:
                 self._discard_unindexed(record)
             raise
         logger.info("upload %s by %s (%s)", record.filename, record.uploader, "stored" if created else "existing")
-        return UploadResult(self._same_file(stored, record.sha256), created=created)
+        return UploadResult(self._same_file(stored, spooled.sha256), created=created)
 
     def _discard_unindexed(self, record: PackageFile) -> None:
         """Remove an object whose row could not be written, unless a racing upload indexed it."""
@@ -311,6 +314,14 @@ class PackageIndex:
         if not changed:
             raise NotFound(f"No version {version!r} of project {project!r}.")
         return changed
+
+    def begin_reload(self, workers: int = 16) -> ReloadRun:
+        """Take the reload lease (Conflict if a reload runs anywhere); `execute()` the result to reload."""
+        return begin_reload(self.storage, self.cache, workers)
+
+    def reload_state(self) -> tuple[bool, dict[str, object] | None]:
+        """(whether a reload runs now, its latest progress or last result)."""
+        return self.cache.lock_state(RELOAD_LOCK)
 
     def set_status(self, project: str, status: str, reason: str | None = None) -> Project:
         if status not in PROJECT_STATUSES:

@@ -54,6 +54,43 @@ class Cache(ABC):
     def project_files(self, name: str) -> list[PackageFile]:
         """Every file of one project, ordered by filename."""
 
+    # -- reload ----------------------------------------------------------------
+
+    @abstractmethod
+    def all_files(self) -> list[PackageFile]:
+        """Every file row: the cache side of a reload's diff."""
+
+    @abstractmethod
+    def apply_reload(
+        self, added: list[PackageFile], changed: list[PackageFile], removed: list[str], etags: dict[str, str]
+    ) -> None:
+        """Apply a reload's diff at once: readers see the index before it or after it, never between.
+
+        `added` rows create their projects; `changed` rows replace the rows of their
+        filenames; `removed` rows are deleted; `etags` records storage ETags of rows
+        that lacked one. One serial bump for the whole diff.
+        """
+
+    @abstractmethod
+    def update_details(self, file: PackageFile) -> bool:
+        """Fill in a listed file's hash and metadata, if its row still has the same storage ETag."""
+
+    @abstractmethod
+    def acquire_lock(self, name: str, holder: str, ttl: float) -> bool:
+        """Take (or extend, for the same holder) a named lease; False if someone else holds it."""
+
+    @abstractmethod
+    def update_lock(self, name: str, holder: str, ttl: float, progress: dict[str, object]) -> None:
+        """Extend the lease and record its holder's progress for every process to read."""
+
+    @abstractmethod
+    def release_lock(self, name: str, holder: str, progress: dict[str, object]) -> None:
+        """End the lease, keeping the final progress (the last result) readable."""
+
+    @abstractmethod
+    def lock_state(self, name: str) -> tuple[bool, dict[str, object] | None]:
+        """(held now, the last recorded progress)."""
+
     @abstractmethod
     def serial(self) -> int:
         """The index-wide change serial (0 for an index that never changed)."""

@@ -15,7 +15,7 @@ from pypicloud_lite.access.static import GeneratedAdmin
 from pypicloud_lite.config import Settings, load_settings
 from pypicloud_lite.web.errors import ALLOWED_METHODS_KEY
 from pypicloud_lite.web.security import BasicAuthPolicy
-from pypicloud_lite.web.services import REGISTRY_KEY, build_services
+from pypicloud_lite.web.services import REGISTRY_KEY, AppServices, build_services
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,22 @@ def make_app(
     config.registry[ALLOWED_METHODS_KEY] = _allowed_methods(config)
     if generated is not None:
         _announce(generated, server_url)
+    if settings.reload.on_start:
+        _reload_on_start(app_services)
     return config.make_wsgi_app()
+
+
+def _reload_on_start(app_services: AppServices) -> None:
+    from pypicloud_lite.errors import Conflict
+    from pypicloud_lite.web.views.admin import run_in_background
+
+    try:
+        run = app_services.index.begin_reload(app_services.settings.reload.workers)
+    except Conflict:
+        logger.info("reload on start skipped: another process is reloading")
+        return
+    # The server answers from the current cache meanwhile: a reload never empties it.
+    run_in_background(run)
 
 
 def _allowed_methods(config: Configurator) -> dict[str, str]:

@@ -15,6 +15,7 @@ def includeme(config: Configurator) -> None:
     config.add_route("simple.detail.noslash", "/simple/{project}")
     config.add_route("files.download", "/packages/{project}/{filename}")
     config.add_route("health", "/health")
+    config.add_route("admin.reload", "/admin/reload")
     config.add_route("pypi.project", "/pypi/{project}/json")
     config.add_route("pypi.release", "/pypi/{project}/{version}/json")
     config.add_route("api.projects", "/api/projects")

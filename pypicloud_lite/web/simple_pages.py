@@ -59,7 +59,8 @@ def index_json(projects: list[Project], serial: int) -> bytes:
 
 
 def _anchor(file: PackageFile) -> str:
-    attrs = [f'href="{escape(_file_href(file))}#sha256={file.sha256}"']
+    fragment = f"#sha256={file.sha256}" if file.sha256 else ""
+    attrs = [f'href="{escape(_file_href(file))}{fragment}"']
     if file.requires_python:
         attrs.append(f'data-requires-python="{escape(file.requires_python)}"')
     if file.metadata_sha256:
@@ -97,7 +98,7 @@ def _file_json(file: PackageFile) -> dict[str, object]:
     return {
         "filename": file.filename,
         "url": _file_href(file),
-        "hashes": {"sha256": file.sha256},
+        "hashes": {"sha256": file.sha256} if file.sha256 else {},
         "requires-python": file.requires_python,
         "core-metadata": {"sha256": file.metadata_sha256} if file.metadata_sha256 else False,
         "yanked": yanked,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, select, true, update
@@ -17,13 +17,21 @@ from sqlalchemy.orm import Session, sessionmaker
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cache.sql import migrate
 from pypicloud_lite.cache.sql.engine import create_cache_engine, transaction, write_engine
-from pypicloud_lite.cache.sql.tables import FileRow, IndexStateRow, ProjectRow
+from pypicloud_lite.cache.sql.tables import Base, FileRow, IndexStateRow, LockRow, ProjectRow
 from pypicloud_lite.config import CacheSettings
 from pypicloud_lite.models import CoreMetadata, PackageFile, Project
 
 logger = logging.getLogger(__name__)
 
 _INSERTS: dict[str, Any] = {"sqlite": sqlite_insert, "postgresql": pg_insert}
+
+
+def insert_ignoring(session: Session, table: type[Base], rows: list[dict[str, Any]]) -> Any:
+    """INSERT that skips rows whose key exists, in the dialect's own words."""
+    dialect = session.get_bind().dialect.name
+    if dialect in ("mysql", "mariadb"):
+        return mysql_insert(table).values(rows).prefix_with("IGNORE")
+    return _INSERTS[dialect](table).values(rows).on_conflict_do_nothing()
 
 
 def _naive_utc(value: datetime) -> datetime:
@@ -49,7 +57,31 @@ def _to_file(row: FileRow) -> PackageFile:
         yanked_reason=row.yanked_reason,
         uploader=row.uploader,
         core_metadata=CoreMetadata.from_dict(row.core_metadata) if row.core_metadata else None,
+        storage_etag=row.storage_etag,
     )
+
+
+def _file_values(file: PackageFile) -> dict[str, Any]:
+    return {
+        "filename": file.filename,
+        "project": file.project,
+        "version": file.version,
+        "packagetype": file.packagetype,
+        "python_version": file.python_version,
+        "size": file.size,
+        "sha256": file.sha256,
+        "md5": file.md5,
+        "blake2_256": file.blake2_256,
+        "upload_time": _naive_utc(file.upload_time),
+        "requires_python": file.requires_python,
+        "summary": file.summary,
+        "metadata_sha256": file.metadata_sha256,
+        "yanked": file.yanked,
+        "yanked_reason": file.yanked_reason,
+        "uploader": file.uploader,
+        "core_metadata": file.core_metadata.to_dict() if file.core_metadata else None,
+        "storage_etag": file.storage_etag,
+    }
 
 
 def _to_project(row: ProjectRow) -> Project:
@@ -103,12 +135,7 @@ class SQLCache(Cache):
             "created": _naive_utc(datetime.now(UTC)),
             "status": "active",
         }
-        dialect = session.get_bind().dialect.name
-        if dialect in ("mysql", "mariadb"):
-            stmt: Any = mysql_insert(ProjectRow).values(**values).prefix_with("IGNORE")
-        else:
-            stmt = _INSERTS[dialect](ProjectRow).values(**values).on_conflict_do_nothing()
-        session.execute(stmt)
+        session.execute(insert_ignoring(session, ProjectRow, [values]))
 
     def get_file(self, filename: str) -> PackageFile | None:
         with self._session() as session:
@@ -123,27 +150,7 @@ class SQLCache(Cache):
                     return _to_file(existing), False
                 serial = self._next_serial(session)
                 self._ensure_project(session, file.project, display_name)
-                session.add(
-                    FileRow(
-                        filename=file.filename,
-                        project=file.project,
-                        version=file.version,
-                        packagetype=file.packagetype,
-                        python_version=file.python_version,
-                        size=file.size,
-                        sha256=file.sha256,
-                        md5=file.md5,
-                        blake2_256=file.blake2_256,
-                        upload_time=_naive_utc(file.upload_time),
-                        requires_python=file.requires_python,
-                        summary=file.summary,
-                        metadata_sha256=file.metadata_sha256,
-                        yanked=file.yanked,
-                        yanked_reason=file.yanked_reason,
-                        uploader=file.uploader,
-                        core_metadata=file.core_metadata.to_dict() if file.core_metadata else None,
-                    )
-                )
+                session.add(FileRow(**_file_values(file)))
                 session.flush()
                 self._stamp_project(session, file.project, serial)
         except IntegrityError:
@@ -221,6 +228,87 @@ class SQLCache(Cache):
         with self._session() as session:
             rows = session.scalars(select(FileRow).where(FileRow.project == name).order_by(FileRow.filename))
             return [_to_file(row) for row in rows]
+
+    # -- reload ----------------------------------------------------------------
+
+    def all_files(self) -> list[PackageFile]:
+        with self._session() as session:
+            return [_to_file(row) for row in session.scalars(select(FileRow))]
+
+    def apply_reload(
+        self, added: list[PackageFile], changed: list[PackageFile], removed: list[str], etags: dict[str, str]
+    ) -> None:
+        if not (added or changed or removed or etags):
+            return
+        with self._session(write=True) as session:
+            serial = self._next_serial(session)
+            touched = {f.project for f in added + changed}
+            for file in added:
+                self._ensure_project(session, file.project, file.project)
+            if changed:
+                session.execute(delete(FileRow).where(FileRow.filename.in_([f.filename for f in changed])))
+            rows = [_file_values(f) for f in added + changed]
+            for start in range(0, len(rows), 1000):
+                session.execute(insert_ignoring(session, FileRow, rows[start : start + 1000]))
+            for start in range(0, len(removed), 1000):
+                batch = removed[start : start + 1000]
+                touched |= set(session.scalars(select(FileRow.project).where(FileRow.filename.in_(batch))))
+                session.execute(delete(FileRow).where(FileRow.filename.in_(batch)))
+            for filename, etag in etags.items():
+                session.execute(update(FileRow).where(FileRow.filename == filename).values(storage_etag=etag))
+            if touched:
+                session.execute(update(ProjectRow).where(ProjectRow.name.in_(touched)).values(serial=serial))
+
+    def update_details(self, file: PackageFile) -> bool:
+        with self._session(write=True) as session:
+            current = session.get(FileRow, file.filename)
+            if current is None or current.storage_etag != file.storage_etag:
+                return False
+            serial = self._next_serial(session)
+            values = _file_values(file)
+            del values["filename"], values["upload_time"], values["uploader"], values["yanked"], values["yanked_reason"]
+            session.execute(update(FileRow).where(FileRow.filename == file.filename).values(**values))
+            self._stamp_project(session, file.project, serial)
+            return True
+
+    def acquire_lock(self, name: str, holder: str, ttl: float) -> bool:
+        now = _naive_utc(datetime.now(UTC))
+        try:
+            with self._session(write=True) as session:
+                row = session.scalars(select(LockRow).where(LockRow.name == name).with_for_update()).first()
+                if row is None:
+                    session.add(LockRow(name=name, holder=holder, expires=now + timedelta(seconds=ttl)))
+                    return True
+                if row.holder != holder and row.expires > now:
+                    return False
+                row.holder, row.expires, row.progress = holder, now + timedelta(seconds=ttl), None
+                return True
+        except IntegrityError:
+            return False  # another process inserted the lock row first
+
+    def update_lock(self, name: str, holder: str, ttl: float, progress: dict[str, object]) -> None:
+        expires = _naive_utc(datetime.now(UTC)) + timedelta(seconds=ttl)
+        with self._session(write=True) as session:
+            session.execute(
+                update(LockRow)
+                .where(LockRow.name == name, LockRow.holder == holder)
+                .values(expires=expires, progress=progress)
+            )
+
+    def release_lock(self, name: str, holder: str, progress: dict[str, object]) -> None:
+        with self._session(write=True) as session:
+            session.execute(
+                update(LockRow)
+                .where(LockRow.name == name, LockRow.holder == holder)
+                .values(expires=_naive_utc(datetime.now(UTC)), progress=progress)
+            )
+
+    def lock_state(self, name: str) -> tuple[bool, dict[str, object] | None]:
+        with self._session() as session:
+            row = session.get(LockRow, name)
+            if row is None:
+                return False, None
+            return row.expires > _naive_utc(datetime.now(UTC)), row.progress
 
     def serial(self) -> int:
         with self._session() as session:

@@ -54,7 +54,8 @@ class FileRow(Base):
     packagetype: Mapped[str] = mapped_column(String(32), nullable=False)
     python_version: Mapped[str] = mapped_column(String(64), nullable=False)
     size: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    # Null for a file a reload found in storage and has not hashed yet.
+    sha256: Mapped[str | None] = mapped_column(String(64))
     md5: Mapped[str | None] = mapped_column(String(32))
     blake2_256: Mapped[str | None] = mapped_column(String(64))
     upload_time: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
@@ -65,3 +66,16 @@ class FileRow(Base):
     yanked_reason: Mapped[str | None] = mapped_column(Text)
     uploader: Mapped[str | None] = mapped_column(String(255))
     core_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The storage object's ETag when last seen: a reload skips objects whose size and ETag match.
+    storage_etag: Mapped[str | None] = mapped_column(String(128))
+
+
+class LockRow(Base):
+    """Named leases (the reload lock), with the holder's progress for every process to read."""
+
+    __tablename__ = "ppc_locks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64), nullable=False)
+    expires: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)

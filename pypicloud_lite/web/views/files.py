@@ -93,4 +93,4 @@ def download(request: Request) -> Response:
         content_type=_content_type(file.filename),
     )
     response.content_length = file.size
-    return _immutable(request, response, file, file.sha256, max_age)
+    return _immutable(request, response, file, file.sha256 or file.storage_etag or f"{file.size}", max_age)

@@ -20,7 +20,9 @@ from pypicloud_lite.web.services import services
 
 
 def _file_json(request: Request, file: PackageFile) -> dict[str, Any]:
-    digests = {"sha256": file.sha256}
+    digests = {}
+    if file.sha256:
+        digests["sha256"] = file.sha256
     if file.md5:
         digests["md5"] = file.md5
     if file.blake2_256:

@@ -1,0 +1,243 @@
+"""Rebuild the cache from what storage holds, without ever serving an empty or half index.
+
+1. Take the reload lease in the cache (one reload at a time, across processes).
+2. Snapshot the cache, then list storage (one LIST per 1,000 objects on S3).
+3. Diff by filename: added, changed (size or ETag differ), removed, unchanged.
+   A row is only removed after a HEAD confirms its object is gone, so a file
+   uploaded while the listing ran is never lost.
+4. Apply the diff in one transaction: new files are listed at once, from what
+   the key and the listing say (name, version, size, time).
+5. Fill in what needs the object (sha256 from its checksum or by reading it,
+   the PEP 658 sidecar, requires-python, summary) with a bounded pool; each
+   file's hash appears in the index as it arrives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from pypicloud_lite.cache.base import Cache
+from pypicloud_lite.errors import Conflict, InvalidUpload, NotFound, PypicloudLiteError
+from pypicloud_lite.metadata import parse_core_metadata, read_metadata_file
+from pypicloud_lite.models import PackageFile
+from pypicloud_lite.naming import METADATA_SUFFIX, DistFilename, metadata_key, parse_filename, storage_key
+from pypicloud_lite.storage.base import Storage, StoredObject
+
+logger = logging.getLogger(__name__)
+
+LOCK_NAME = "reload"
+LOCK_TTL = 300.0
+PROGRESS_EVERY = 1000
+CHUNK = 1024 * 1024
+
+
+@dataclass
+class ReloadProgress:
+    """Counts of a reload; also its final result. Kept in the lock row, readable by every process."""
+
+    state: str = "listing"  # listing, filling, done, failed
+    listed: int = 0
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    hashed: int = 0
+    failed: int = 0
+    visible_seconds: float | None = None
+    complete_seconds: float | None = None
+    error: str | None = None
+    holder: str = field(default="", repr=False)
+
+    def as_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        del data["holder"]
+        return data
+
+
+def parse_key(key: str) -> DistFilename | None:
+    """The distribution a storage key holds, or None for anything else (sidecars, strays)."""
+    project, sep, filename = key.partition("/")
+    if not sep or "/" in filename:
+        return None
+    try:
+        dist = parse_filename(filename)
+    except InvalidUpload:
+        return None
+    return dist if dist.project == project else None
+
+
+class ReloadRun:
+    """One reload, holding the lease from `begin_reload` until `execute` ends."""
+
+    def __init__(self, storage: Storage, cache: Cache, workers: int, holder: str) -> None:
+        self.storage = storage
+        self.cache = cache
+        self.workers = workers
+        self.progress = ReloadProgress(holder=holder)
+        self.sidecars: set[str] = set()
+        self._lock = threading.Lock()
+        self._last_report = 0.0
+
+    def _report(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_report > 1.0:
+            self._last_report = now
+            self.cache.update_lock(LOCK_NAME, self.progress.holder, LOCK_TTL, self.progress.as_dict())
+
+    def execute(self, on_visible: Callable[[ReloadProgress], None] | None = None) -> ReloadProgress:
+        started = time.monotonic()
+        try:
+            added, changed = self._list_and_apply()
+            self.progress.visible_seconds = round(time.monotonic() - started, 3)
+            if on_visible is not None:
+                on_visible(self.progress)
+            self.progress.state = "filling"
+            self._report(force=True)
+            self._fill(added + changed)
+            self.progress.state = "done"
+            self.progress.complete_seconds = round(time.monotonic() - started, 3)
+            logger.info("reload done: %s", self.progress.as_dict())
+        except PypicloudLiteError as exc:
+            self.progress.state = "failed"
+            self.progress.error = exc.message
+            logger.warning("reload failed, nothing removed: %s", exc.message)
+            raise
+        finally:
+            self.cache.release_lock(LOCK_NAME, self.progress.holder, self.progress.as_dict())
+        return self.progress
+
+    def _list_and_apply(self) -> tuple[list[PackageFile], list[PackageFile]]:
+        # The snapshot comes first: a row written after it belongs to an object written before it.
+        snapshot = {f.filename: f for f in self.cache.all_files()}
+        found: dict[str, tuple[DistFilename, StoredObject]] = {}
+        for obj in self.storage.list():  # a failure here propagates before anything is applied
+            self.progress.listed += 1
+            if obj.key.endswith(METADATA_SUFFIX):
+                self.sidecars.add(obj.key)
+            elif (dist := parse_key(obj.key)) is not None:
+                found[dist.filename] = (dist, obj)
+            if self.progress.listed % PROGRESS_EVERY == 0:
+                self._report()
+
+        added: list[PackageFile] = []
+        changed: list[PackageFile] = []
+        etags: dict[str, str] = {}
+        for filename, (dist, obj) in found.items():
+            row = snapshot.get(filename)
+            if row is None:
+                added.append(_listed_file(dist, obj))
+            elif row.size != obj.size or (row.storage_etag is not None and row.storage_etag != obj.etag):
+                changed.append(replace(_listed_file(dist, obj), yanked=row.yanked, yanked_reason=row.yanked_reason))
+            else:
+                self.progress.unchanged += 1
+                if row.storage_etag is None:
+                    etags[filename] = obj.etag
+        # Only rows whose object is confirmed gone are removed: an upload racing the listing
+        # has its object written before its row, so it is found here.
+        candidates = [row for name, row in snapshot.items() if name not in found]
+        removed = [r.filename for r in candidates if self.storage.stat(storage_key(r.project, r.filename)) is None]
+        self.cache.apply_reload(added, changed, removed, etags)
+        self.progress.added, self.progress.changed, self.progress.removed = len(added), len(changed), len(removed)
+        self._report(force=True)
+        return added, changed
+
+    def _fill(self, files: list[PackageFile]) -> None:
+        if not files:
+            return
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ppc-reload") as pool:
+            for ok in pool.map(self._fill_one, files):
+                with self._lock:
+                    if ok:
+                        self.progress.hashed += 1
+                    else:
+                        self.progress.failed += 1
+                self._report()
+
+    def _fill_one(self, listed: PackageFile) -> bool:
+        key = storage_key(listed.project, listed.filename)
+        try:
+            obj = self.storage.stat(key)
+            if obj is None:
+                # Deleted since the listing: a row without its object is always stale.
+                self.cache.delete_file(listed.filename)
+                return False
+            sha256, raw_metadata = self._read_object(key, listed, obj)
+            dist = parse_filename(listed.filename)
+            metadata = parse_core_metadata(raw_metadata, dist) if raw_metadata else None
+            filled = replace(
+                listed,
+                sha256=sha256,
+                storage_etag=obj.etag or listed.storage_etag,
+                requires_python=metadata.requires_python if metadata else None,
+                summary=metadata.summary if metadata else None,
+                metadata_sha256=(
+                    hashlib.sha256(raw_metadata).hexdigest()
+                    if raw_metadata and dist.packagetype == "bdist_wheel"
+                    else None
+                ),
+                core_metadata=metadata,
+            )
+            return self.cache.update_details(filled)
+        except PypicloudLiteError as exc:
+            logger.warning("reload could not fill in %s: %s", key, exc.message)
+            return False
+
+    def _read_object(self, key: str, listed: PackageFile, obj: StoredObject) -> tuple[str, bytes | None]:
+        """The file's sha256 and core metadata, reading the object only when it must."""
+        sidecar = metadata_key(listed.project, listed.filename)
+        raw_metadata: bytes | None = None
+        if sidecar in self.sidecars:
+            try:
+                with self.storage.open(sidecar) as fh:
+                    raw_metadata = fh.read()
+            except NotFound:
+                raw_metadata = None
+        if obj.sha256 and raw_metadata is not None:
+            return obj.sha256, raw_metadata
+        # Uploaded by another tool: read it once, hashing as it streams, and keep the sidecar.
+        digest = hashlib.sha256()
+        with tempfile.NamedTemporaryFile(prefix="ppc-reload-", suffix=".part") as tmp:
+            with self.storage.open(key) as fh:
+                while chunk := fh.read(CHUNK):
+                    digest.update(chunk)
+                    tmp.write(chunk)
+            tmp.flush()
+            if raw_metadata is None:
+                try:
+                    raw_metadata = read_metadata_file(Path(tmp.name), parse_filename(listed.filename))
+                    self.storage.put_bytes(sidecar, raw_metadata)
+                except InvalidUpload as exc:
+                    logger.warning("reload: %s has no readable metadata: %s", key, exc.message)
+        return obj.sha256 or digest.hexdigest(), raw_metadata
+
+
+def _listed_file(dist: DistFilename, obj: StoredObject) -> PackageFile:
+    """What the key and the listing tell about a file, before anything reads it."""
+    return PackageFile(
+        project=dist.project,
+        filename=dist.filename,
+        version=str(dist.version),
+        packagetype=dist.packagetype,
+        python_version=dist.python_version,
+        size=obj.size,
+        sha256=None,
+        upload_time=obj.last_modified,
+        storage_etag=obj.etag,
+    )
+
+
+def begin_reload(storage: Storage, cache: Cache, workers: int = 16) -> ReloadRun:
+    """Take the reload lease, or Conflict if another reload (in any process) holds it."""
+    holder = uuid.uuid4().hex
+    if not cache.acquire_lock(LOCK_NAME, holder, LOCK_TTL):
+        raise Conflict("A reload is already running; wait for it to finish (GET /admin/reload shows its progress).")
+    return ReloadRun(storage, cache, workers, holder)

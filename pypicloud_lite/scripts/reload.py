@@ -1,0 +1,52 @@
+"""ppc-reload: rebuild an ini's cache from its storage (the same reload as POST /admin/reload)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+
+from pypicloud_lite.cache import build_cache
+from pypicloud_lite.config import load_ini
+from pypicloud_lite.errors import Conflict, PypicloudLiteError
+from pypicloud_lite.reload import ReloadProgress, begin_reload
+from pypicloud_lite.storage import build_storage
+
+WAIT_POLL_SECONDS = 2.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ppc-reload", description=__doc__)
+    parser.add_argument("ini", help="the server's ini file")
+    parser.add_argument("--wait", action="store_true", help="if a reload is running, wait for it and then reload")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        settings = load_ini(args.ini)
+        storage, cache = build_storage(settings.storage), build_cache(settings.cache)
+        while True:
+            try:
+                run = begin_reload(storage, cache, settings.reload.workers)
+                break
+            except Conflict as exc:
+                if not args.wait:
+                    print(f"ppc-reload: {exc.message} (use --wait to wait for it)", file=sys.stderr)
+                    return 2
+                time.sleep(WAIT_POLL_SECONDS)
+
+        def visible(progress: ReloadProgress) -> None:
+            print(f"visible after {progress.visible_seconds}s: {json.dumps(progress.as_dict())}", flush=True)
+
+        result = run.execute(on_visible=visible)
+        cache.close()
+    except PypicloudLiteError as exc:
+        print(f"ppc-reload: {exc.message}", file=sys.stderr)
+        return 1
+    print(json.dumps(result.as_dict()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

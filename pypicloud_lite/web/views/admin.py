@@ -1,0 +1,52 @@
+"""Admin endpoints: start a cache reload and follow its progress."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from typing import Any
+
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.view import view_config
+
+from pypicloud_lite.errors import PypicloudLiteError
+from pypicloud_lite.reload import ReloadRun
+from pypicloud_lite.web.security import require_admin
+from pypicloud_lite.web.services import services
+
+logger = logging.getLogger(__name__)
+
+
+def run_in_background(run: ReloadRun) -> threading.Thread:
+    def target() -> None:
+        # A failure is recorded in the lock row as the reload's result, and logged by execute().
+        with contextlib.suppress(PypicloudLiteError):
+            run.execute()
+
+    thread = threading.Thread(target=target, name="ppc-reload", daemon=True)
+    thread.start()
+    return thread
+
+
+@view_config(route_name="admin.reload", request_method="POST")
+def start_reload(request: Request) -> Response:
+    """202 and a reload in the background (`?wait=1`: 200 with the result); 409 while one runs anywhere."""
+    identity = require_admin(request)
+    app = services(request)
+    run = app.index.begin_reload(app.settings.reload.workers)
+    logger.info("reload started by %s", identity.username)
+    if request.GET.get("wait") in ("1", "true"):
+        return Response(json_body=run.execute().as_dict())
+    run_in_background(run)
+    response = Response(json_body={"state": "started", "progress": request.route_url("admin.reload")}, status=202)
+    response.location = request.route_url("admin.reload")
+    return response
+
+
+@view_config(route_name="admin.reload", request_method="GET", renderer="json")
+def reload_status(request: Request) -> dict[str, Any]:
+    require_admin(request)
+    running, progress = services(request).index.reload_state()
+    return {"running": running, "progress": progress}
