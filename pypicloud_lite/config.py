@@ -19,10 +19,10 @@ ENV_PREFIX = "PPC_"
 # Settings whose keys are ours: anything else under these prefixes is a typo and refused.
 OWN_PREFIXES = ("storage.", "cache.", "auth.", "upload.", "web.", "pypi.")
 PERM_LETTERS = frozenset("rwd")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]*\Z")
 T = TypeVar("T")
 
-_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?i?b?)?\s*\Z", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
 
 

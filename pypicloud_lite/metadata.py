@@ -25,8 +25,8 @@ ZIP_BOMB_FLOOR = 256 * 1024 * 1024
 # An sdist's PKG-INFO sits at the top; give up scanning a tarball after this many members.
 MAX_TAR_MEMBERS_SCANNED = 100_000
 
-_DIST_INFO_METADATA = re.compile(r"^([^/]+)\.dist-info/METADATA$")
-_SDIST_PKG_INFO = re.compile(r"^[^/]+/PKG-INFO$")
+_DIST_INFO_METADATA = re.compile(r"^([^/]+)\.dist-info/METADATA\Z")
+_SDIST_PKG_INFO = re.compile(r"^[^/]+/PKG-INFO\Z")
 
 
 def read_metadata_file(path: Path, dist: DistFilename) -> bytes:

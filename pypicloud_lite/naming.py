@@ -26,7 +26,7 @@ METADATA_SUFFIX = ".metadata"
 MAX_FILENAME_LENGTH = 255
 
 # PEP 508 project names: what Warehouse accepts in the upload form.
-_PROJECT_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+_PROJECT_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])\Z", re.IGNORECASE)
 
 
 def normalize(name: str) -> NormalizedName:

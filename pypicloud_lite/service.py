@@ -7,7 +7,7 @@ import hmac
 import logging
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
 _DIGEST_LENGTH = {"md5": 32, "sha256": 64, "blake2_256": 64}
-_HEX_DIGEST = {name: re.compile(f"^[0-9a-f]{{{length}}}$") for name, length in _DIGEST_LENGTH.items()}
+_HEX_DIGEST = {name: re.compile(f"^[0-9a-f]{{{length}}}\\Z") for name, length in _DIGEST_LENGTH.items()}
 
 
 @dataclass(frozen=True)
@@ -245,9 +245,12 @@ class PackageIndex:
     def project_files(self, project: Project) -> list[PackageFile]:
         return self.cache.project_files(project.name)
 
-    def search_projects(self, query: str, page: int, per_page: int) -> tuple[list[ProjectSummary], int]:
-        """One page of projects with their latest release, summary and last upload time."""
-        projects, total = self.cache.search_projects(normalize(query) if query else "", (page - 1) * per_page, per_page)
+    def search_projects(
+        self, query: str, page: int, per_page: int, only: Collection[str] | None = None
+    ) -> tuple[list[ProjectSummary], int]:
+        """One page of projects (among `only`, if given) with latest release, summary and last upload time."""
+        offset = (page - 1) * per_page
+        projects, total = self.cache.search_projects(normalize(query) if query else "", offset, per_page, only)
         by_project: dict[str, list[PackageFile]] = {}
         for file in self.cache.files_of_projects([p.name for p in projects]):
             by_project.setdefault(file.project, []).append(file)
@@ -306,14 +309,23 @@ class PackageIndex:
 
     def _set_yanked(self, project: str, version: str, yanked: bool, reason: str | None) -> int:
         name = self.get_project(project).name
-        try:
-            canonical = str(Version(version))
-        except InvalidVersion as exc:
-            raise NotFound(f"No version {version!r} of project {project!r}.") from exc
-        changed = self.cache.set_yanked(name, canonical, yanked, reason)
+        # PEP 440 equality: "1.0.0" names release "1.0", as in every other lookup of a version.
+        stored = self.release_files(name, version)[0].version
+        changed = self.cache.set_yanked(name, stored, yanked, reason)
         if not changed:
             raise NotFound(f"No version {version!r} of project {project!r}.")
         return changed
+
+    def release_files(self, project: str, version: str) -> list[PackageFile]:
+        """The files of one release, the version compared as PEP 440 does; NotFound if none."""
+        try:
+            wanted = Version(version)
+        except InvalidVersion as exc:
+            raise NotFound(f"No version {version!r} of project {project!r}.") from exc
+        files = [f for f in self.cache.project_files(normalize(project)) if f.parsed_version == wanted]
+        if not files:
+            raise NotFound(f"No version {version!r} of project {project!r}.")
+        return files
 
     def begin_reload(self, workers: int = 16) -> ReloadRun:
         """Take the reload lease (Conflict if a reload runs anywhere); `execute()` the result to reload."""
@@ -333,13 +345,7 @@ class PackageIndex:
     def delete_version(self, project: str, version: str) -> list[str]:
         """Delete every file of one release; returns the filenames deleted."""
         name = self.get_project(project).name
-        try:
-            wanted = Version(version)
-        except InvalidVersion as exc:
-            raise NotFound(f"No version {version!r} of project {project!r}.") from exc
-        files = [f for f in self.cache.project_files(name) if f.parsed_version == wanted]
-        if not files:
-            raise NotFound(f"No version {version!r} of project {project!r}.")
+        files = self.release_files(name, version)
         for file in files:
             self.delete_file(name, file.filename)
         return [f.filename for f in files]

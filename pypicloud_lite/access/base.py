@@ -23,8 +23,8 @@ from pypicloud_lite.models import Grant, utcnow
 from pypicloud_lite.naming import normalize
 
 TOKEN_USERNAME = "__token__"  # noqa: S105 - the username PyPI-style tokens are sent under
-_TOKEN = re.compile(r"^ppc_([0-9a-f]{16})_([0-9a-f]{48})$")
-USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]{0,99}$")
+_TOKEN = re.compile(r"^ppc_([0-9a-f]{16})_([0-9a-f]{48})\Z")
+USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]{0,99}\Z")
 
 
 class Permission(StrEnum):
@@ -197,7 +197,9 @@ class AccessBackend(ABC):
         return identity
 
     def _authenticate_password(self, username: str, password: str) -> Identity | None:
-        user = self.get_user(username)
+        # A name no user can have is never looked up (a NUL byte upsets PostgreSQL), but it
+        # still costs the argon2 check that a wrong password costs.
+        user = self.get_user(username) if USER_NAME.match(username) else None
         stored = user.password_hash if user else None
         key = (username, stored, _sha256(password))
         if user is None or stored is None or not self._verified.hit(key):
@@ -306,7 +308,7 @@ class AccessBackend(ABC):
             id=token_id,
             username=username,
             description=description[:255],
-            projects=frozenset(normalize(p) for p in projects) if projects else None,
+            projects=frozenset(normalize(p) for p in projects) if projects is not None else None,
             read_only=read_only,
             created=utcnow(),
             expires=expires,

@@ -140,7 +140,8 @@ class SQLAccess(AccessBackend):
     def get_user(self, name: str) -> User | None:
         with self._session() as session:
             row = session.get(UserRow, name)
-            if row is None:
+            # MariaDB's binary collation still ignores trailing spaces: "alice " finds alice.
+            if row is None or row.name != name:
                 return None
             return User(row.name, row.password_hash, row.is_admin, self._groups_of(session, name))
 

@@ -51,6 +51,7 @@ class FailureLimiter:
         self.window = window
         self._clock = clock
         self._failures: dict[str, deque[float]] = {}
+        self._next_sweep = clock() + window
         self._lock = threading.Lock()
 
     def _recent(self, key: str, now: float) -> deque[float]:
@@ -77,8 +78,15 @@ class FailureLimiter:
                     )
 
     def failed(self, username: str, client: str | None) -> None:
+        if self.limit <= 0:
+            return
         now = self._clock()
         with self._lock:
+            # Once a window, forget every expired key: made-up user names must not grow memory.
+            if now >= self._next_sweep:
+                for key in list(self._failures):
+                    self._recent(key, now)
+                self._next_sweep = now + self.window
             for key in self._keys(username, client):
                 self._recent(key, now)
                 self._failures.setdefault(key, deque()).append(now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 
 from pypicloud_lite.models import PackageFile, Project
 
@@ -43,8 +44,10 @@ class Cache(ABC):
         """Every project, ordered by normalized name."""
 
     @abstractmethod
-    def search_projects(self, query: str, offset: int, limit: int) -> tuple[list[Project], int]:
-        """A page of projects whose normalized name contains `query`, by name, and the total matching."""
+    def search_projects(
+        self, query: str, offset: int, limit: int, only: Collection[str] | None = None
+    ) -> tuple[list[Project], int]:
+        """A page of projects whose normalized name contains `query` (and is in `only`), and the total matching."""
 
     @abstractmethod
     def files_of_projects(self, names: list[str]) -> list[PackageFile]:

@@ -84,5 +84,8 @@ def require(request: Request, project: str, permission: Permission, action: str)
     identity = require_identity(request, action)
     access = services(request).access
     if not access.allowed(identity, project, permission):
-        raise PermissionDenied(f"User {identity.username!r} may not {action.lower()} on project {project!r}.")
+        raise PermissionDenied(
+            f"{action} on project {project!r} needs the {permission.name.lower()} permission, "
+            f"which {identity.username!r} does not have."
+        )
     return identity

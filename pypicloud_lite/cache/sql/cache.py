@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, true, update
+from sqlalchemy import Engine, and_, delete, func, select, true, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -208,8 +209,12 @@ class SQLCache(Cache):
         with self._session() as session:
             return [_to_project(row) for row in session.scalars(select(ProjectRow).order_by(ProjectRow.name))]
 
-    def search_projects(self, query: str, offset: int, limit: int) -> tuple[list[Project], int]:
+    def search_projects(
+        self, query: str, offset: int, limit: int, only: Collection[str] | None = None
+    ) -> tuple[list[Project], int]:
         condition = ProjectRow.name.contains(query, autoescape=True) if query else true()
+        if only is not None:
+            condition = and_(condition, ProjectRow.name.in_(list(only)))
         with self._session() as session:
             total = session.scalar(select(func.count()).select_from(ProjectRow).where(condition)) or 0
             rows = session.scalars(

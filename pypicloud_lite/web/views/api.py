@@ -107,10 +107,13 @@ def list_projects(request: Request) -> dict[str, Any]:
     identity = authenticated(request)
     page = _int_param(request, "page", 1, 1_000_000)
     per_page = _int_param(request, "per_page", 50, MAX_PER_PAGE)
-    summaries, total = app.index.search_projects(request.GET.get("q", ""), page, per_page)
-    readable = app.access.readable(identity, [s.project.name for s in summaries])
+    only = None
+    if not app.access.reads_everything(identity):
+        # Filter in the query, so pages and the total count only what the caller may see.
+        only = app.access.readable(identity, [p.name for p in app.index.list_projects()])
+    summaries, total = app.index.search_projects(request.GET.get("q", ""), page, per_page, only)
     return {
-        "projects": [_summary_json(s) for s in summaries if s.project.name in readable],
+        "projects": [_summary_json(s) for s in summaries],
         "page": page,
         "per_page": per_page,
         "total": total,
@@ -149,9 +152,10 @@ def get_project(request: Request) -> dict[str, Any]:
 def set_status(request: Request) -> dict[str, Any]:
     require_admin(request)
     body = _body(request)
-    project = services(request).index.set_status(
-        request.matchdict["project"], str(body.get("status", "")), body.get("reason")
-    )
+    status, reason = body.get("status"), body.get("reason")
+    if not isinstance(status, str) or not (reason is None or isinstance(reason, str)):
+        raise InvalidInput("'status' must be a string and 'reason' a string or null.")
+    project = services(request).index.set_status(request.matchdict["project"], status, reason)
     return {"name": project.name, "status": project.status, "status_reason": project.status_reason}
 
 
@@ -238,7 +242,10 @@ def create_user(request: Request) -> Response:
     name, password = body.get("name"), body.get("password")
     if not isinstance(name, str) or not isinstance(password, str):
         raise InvalidInput("'name' and 'password' are required strings.")
-    user = services(request).access.create_user(name, password, is_admin=bool(body.get("admin", False)))
+    admin = body.get("admin", False)
+    if not isinstance(admin, bool):
+        raise InvalidInput("'admin' must be true or false.")
+    user = services(request).access.create_user(name, password, is_admin=admin)
     response = Response(json_body=_user_json(user), status=201)
     response.location = request.route_url("api.user", name=user.name)
     return response
@@ -269,6 +276,8 @@ def update_user(request: Request) -> dict[str, Any]:
         raise PermissionDenied("Only admins may change other users or admin rights.")
     if password is not None and not isinstance(password, str):
         raise InvalidInput("'password' must be a string.")
+    if admin is not None and not isinstance(admin, bool):
+        raise InvalidInput("'admin' must be true or false.")
     user = services(request).access.update_user(name, password=password or None, is_admin=admin)
     return _user_json(user)
 
@@ -332,8 +341,14 @@ def create_token(request: Request) -> Response:
     if owner != identity.username and not identity.is_admin:
         raise PermissionDenied("Only admins may create tokens for other users.")
     projects = body.get("projects")
-    if projects is not None and (not isinstance(projects, list) or not all(isinstance(p, str) for p in projects)):
-        raise InvalidInput("'projects' must be a list of project names, or null for all.")
+    if projects is not None and (
+        not isinstance(projects, list) or not projects or not all(isinstance(p, str) and p for p in projects)
+    ):
+        # An empty list must not silently mean "every project".
+        raise InvalidInput("'projects' must be a non-empty list of project names, or null for all projects.")
+    read_only = body.get("read_only", False)
+    if not isinstance(read_only, bool):
+        raise InvalidInput("'read_only' must be true or false.")
     expires = body.get("expires")
     try:
         expiry = datetime.fromisoformat(expires.replace("Z", "+00:00")) if expires else None
@@ -345,7 +360,7 @@ def create_token(request: Request) -> Response:
         str(owner),
         description=str(body.get("description", "")),
         projects=projects,
-        read_only=bool(body.get("read_only", False)),
+        read_only=read_only,
         expires=expiry,
     )
     # The only time the secret is shown: it is stored hashed.

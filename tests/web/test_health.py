@@ -1,0 +1,103 @@
+"""GET /health: 200 while storage and cache answer, 503 with the failing part named when one does not."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import pytest
+import webtest
+
+from pypicloud_lite.config import Settings
+from pypicloud_lite.errors import BackendUnavailable
+from pypicloud_lite.service import PackageIndex
+from tests.web.apiutil import assert_error, call
+
+
+@pytest.fixture
+def raw_settings(raw_settings: dict[str, Any]) -> dict[str, Any]:
+    # A private index throughout: health is still for anyone (load balancers send no credentials).
+    return {**raw_settings, "pypi.default_read": ""}
+
+
+def fail(message: str) -> Any:
+    def check_health() -> None:
+        raise BackendUnavailable(message)
+
+    return check_health
+
+
+def test_healthy(testapp: webtest.TestApp) -> None:
+    resp = testapp.get("/health")
+    assert resp.status_int == 200
+    assert resp.content_type == "application/json"
+    assert resp.json == {"status": "ok", "storage": "ok", "cache": "ok"}
+    assert "no-store" in resp.headers["Cache-Control"]
+
+
+def test_head(testapp: webtest.TestApp) -> None:
+    resp = testapp.head("/health")
+    assert resp.status_int == 200
+    assert resp.body == b""
+
+
+def test_storage_unavailable(testapp: webtest.TestApp, index: PackageIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index.storage, "check_health", fail("Storage folder /srv/packages is not writable"))
+    resp = testapp.get("/health", expect_errors=True)
+    assert resp.status_int == 503
+    assert resp.json == {
+        "status": "unavailable",
+        "storage": "Storage folder /srv/packages is not writable",
+        "cache": "ok",
+    }
+    assert "no-store" in resp.headers["Cache-Control"]
+
+
+def test_cache_unavailable(testapp: webtest.TestApp, index: PackageIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index.cache, "check_health", fail("The package cache database is unavailable."))
+    resp = testapp.get("/health", expect_errors=True)
+    assert resp.status_int == 503
+    assert resp.json == {
+        "status": "unavailable",
+        "storage": "ok",
+        "cache": "The package cache database is unavailable.",
+    }
+
+
+def test_both_unavailable(testapp: webtest.TestApp, index: PackageIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index.storage, "check_health", fail("storage down"))
+    monkeypatch.setattr(index.cache, "check_health", fail("cache down"))
+    resp = testapp.get("/health", expect_errors=True)
+    assert resp.status_int == 503
+    assert resp.json == {"status": "unavailable", "storage": "storage down", "cache": "cache down"}
+
+
+def test_recovers(testapp: webtest.TestApp, index: PackageIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index.storage, "check_health", fail("storage down"))
+    assert testapp.get("/health", expect_errors=True).status_int == 503
+    monkeypatch.undo()
+    assert testapp.get("/health").json["status"] == "ok"
+
+
+def test_storage_folder_gone(testapp: webtest.TestApp, settings: Settings) -> None:
+    # A real failure, no monkeypatching: the folder was removed (an unmounted volume) after start-up.
+    # (chmod would not do: the tests may run as root, who can write anywhere.)
+    assert settings.storage.dir is not None
+    shutil.rmtree(settings.storage.dir)
+    resp = testapp.get("/health", expect_errors=True)
+    assert resp.status_int == 503
+    assert resp.json["status"] == "unavailable"
+    assert "not writable" in resp.json["storage"]
+    assert resp.json["cache"] == "ok"
+
+
+def test_needs_no_credentials_in_a_private_index(testapp: webtest.TestApp) -> None:
+    assert testapp.get("/simple/", expect_errors=True).status_int == 401
+    assert testapp.get("/health").json["status"] == "ok"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_wrong_method(testapp: webtest.TestApp, method: str) -> None:
+    resp = call(testapp, method, "/health")
+    assert_error(resp, 405)
+    assert resp.headers["Allow"] == "GET, HEAD"
