@@ -298,6 +298,6 @@ def test_create_projects_setting(creators: dict[str, Any], tmp_path: Path, auth:
         upload_wheel(testapp, creds("outsider"), dist_dir, "Foo.Bar", "2.0")
         # ...but only pypi.create_projects (and admins) may start one.
         path = build_wheel(dist_dir, "fresh", "1.0")
-        assert_error(upload_dist(testapp, creds("outsider"), path, "fresh", "1.0"), 403, "create")
+        assert_error(upload_dist(testapp, creds("outsider"), path, "fresh", "1.0"), 403, "upload")
         assert testapp.get("/simple/fresh/", expect_errors=True).status_int == 404
         check(upload_dist(testapp, creds("creator"), path, "fresh", "1.0"), 200)

@@ -29,5 +29,7 @@ def health(request: Request) -> Response:
     healthy = all(value == "ok" for value in results.values())
     response = Response(json_body={"status": "ok" if healthy else "unavailable", **results})
     response.status_int = 200 if healthy else 503
+    if not healthy:
+        response.headers["Retry-After"] = "5"
     response.cache_control.no_store = True
     return response

@@ -53,8 +53,8 @@ def upload(request: Request) -> Response:
     project = normalize(name)
     exists = app.index.find_project(project) is not None
     if not (app.access.can_write(identity, project) if exists else app.access.can_create(identity, project)):
-        what = "upload to project" if exists else "create project"
-        raise PermissionDenied(f"User {identity.username!r} may not {what} {name!r}.")
+        # One message whether or not the project exists: a refusal must not reveal that.
+        raise PermissionDenied(f"User {identity.username!r} may not upload to project {name!r}.")
     form = UploadForm(
         name=name,
         version=_field(request, "version") or "",
