@@ -51,12 +51,24 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class DynamoSettings:
+    table_prefix: str
+    region: str | None
+    endpoint_url: str | None
+    create_tables: bool
+    # PAY_PER_REQUEST (on demand) unless capacities are given.
+    read_capacity: int | None
+    write_capacity: int | None
+
+
+@dataclass(frozen=True)
 class CacheSettings:
     backend: str
-    url: str
+    url: str  # SQLAlchemy URL ("" for the dynamo backend)
     migrate_on_start: bool
     pool_size: int
     echo: bool
+    dynamo: DynamoSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -238,6 +250,22 @@ def _json_setting(value: Any) -> str:
     return str(value)
 
 
+def _dynamo_settings(r: _Reader) -> DynamoSettings:
+    read, write = r.get("cache.read_capacity"), r.get("cache.write_capacity")
+    if bool(read) != bool(write):
+        raise ConfigError(
+            "settings 'cache.read_capacity' and 'cache.write_capacity' go together (or neither: on demand)"
+        )
+    return DynamoSettings(
+        table_prefix=r.get("cache.table_prefix", "ppc-") or "",
+        region=r.get("cache.region") or None,
+        endpoint_url=r.get("cache.endpoint_url") or None,
+        create_tables=r.typed("cache.create_tables", parse_bool, "false"),
+        read_capacity=r.typed("cache.read_capacity", int, read) if read else None,
+        write_capacity=r.typed("cache.write_capacity", int, write) if write else None,
+    )
+
+
 def _s3_settings(r: _Reader) -> S3Settings:
     prefix = (r.get("storage.prefix", "") or "").strip().lstrip("/")
     sse = r.choice("storage.sse", "none", ("none", "AES256", "aws:kms"))
@@ -280,17 +308,19 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
     )
     if storage.backend == "local" and storage.dir is None:
         raise ConfigError("setting 'storage.dir' is required with storage.backend = local")
+    cache_backend = r.choice("cache.backend", "sql", ("sql", "dynamo"))
     cache = CacheSettings(
-        backend=r.choice("cache.backend", "sql", ("sql",)),
-        url=r.required("cache.url"),
+        backend=cache_backend,
+        url=r.required("cache.url") if cache_backend == "sql" else (r.get("cache.url") or ""),
         migrate_on_start=r.typed("cache.migrate_on_start", parse_bool, "false"),
         pool_size=r.typed("cache.pool_size", int, "5"),
         echo=r.typed("cache.echo", parse_bool, "false"),
+        dynamo=_dynamo_settings(r) if cache_backend == "dynamo" else None,
     )
     create_projects = r.get("pypi.create_projects")
     auth = AuthSettings(
         backend=r.choice("auth.backend", "static", ("static", "sql")),
-        url=r.get("auth.url") or cache.url,
+        url=r.get("auth.url") or cache.url or None,
         realm=r.get("auth.realm", "pypicloud_lite") or "pypicloud_lite",
         admins=frozenset(r.typed("auth.admins", parse_list, "")),
         users=r.users(),
@@ -318,6 +348,8 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         workers=r.typed("pypi.reload_workers", int, "16"),
     )
     r.check_unknown()
+    if auth.backend == "sql" and not auth.url:
+        raise ConfigError("setting 'auth.url' is required with auth.backend = sql when the cache is not SQL")
     for name in auth.admins:
         if name not in dict(auth.users) and auth.bootstrap_admin_file is None:
             raise ConfigError(f"setting 'auth.admins': admin {name!r} has no 'user.{name}' password hash")

@@ -13,4 +13,8 @@ def build_cache(settings: CacheSettings) -> Cache:
         from pypicloud_lite.cache.sql import SQLCache
 
         return SQLCache.from_settings(settings)
+    if settings.backend == "dynamo":
+        from pypicloud_lite.cache.dynamo import DynamoCache
+
+        return DynamoCache.from_settings(settings)
     raise ValueError(f"unknown cache backend {settings.backend!r}")

@@ -1,4 +1,4 @@
-"""Helpers for the SQL cache tests: a fresh, throw-away database per test on SQLite, PostgreSQL and MariaDB."""
+"""Helpers for the cache tests: throw-away databases on SQLite, PostgreSQL and MariaDB; fresh DynamoDB tables."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from pypicloud_lite.config import CacheSettings
+from pypicloud_lite.cache.base import Cache
+from pypicloud_lite.config import CacheSettings, load_settings
+from tests.aws import REGION, Moto
 from tests.conftest import require_or_skip
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -72,3 +74,21 @@ def fresh_database(backend: str, tmp_path: Path) -> Iterator[str]:
 
 def cache_settings(url: str, *, migrate_on_start: bool = True) -> CacheSettings:
     return CacheSettings(backend="sql", url=url, migrate_on_start=migrate_on_start, pool_size=5, echo=False)
+
+
+def dynamo_cache(moto: Moto) -> Cache:
+    """A DynamoCache on its own freshly created tables (a unique prefix) on moto."""
+    from pypicloud_lite.cache.dynamo import DynamoCache
+
+    settings = load_settings(
+        {
+            "storage.dir": "/nonexistent",
+            "cache.backend": "dynamo",
+            "cache.table_prefix": f"ppc-{uuid.uuid4().hex[:10]}-",
+            "cache.region": REGION,
+            "cache.endpoint_url": moto.endpoint_url,
+            "cache.create_tables": "true",
+        },
+        environ={},
+    )
+    return DynamoCache.from_settings(settings.cache)

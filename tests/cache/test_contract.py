@@ -1,4 +1,4 @@
-"""The Cache contract: every cache backend must pass these (SQLCache on SQLite, PostgreSQL, MariaDB)."""
+"""The Cache contract: every cache backend must pass these (SQLCache on SQLite, PostgreSQL, MariaDB; DynamoCache)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from pypicloud_lite.cache.sql import SQLCache
 from pypicloud_lite.cache.sql.tables import FileRow, IndexStateRow, ProjectRow
 from pypicloud_lite.models import CoreMetadata, PackageFile
 from pypicloud_lite.naming import normalize
-from tests.cache import SQL_BACKENDS, cache_settings, fresh_database
+from tests.aws import Moto
+from tests.cache import SQL_BACKENDS, cache_settings, dynamo_cache, fresh_database
 
 # A new backend is one more entry here and one more branch in the `cache` fixture.
-CACHE_BACKENDS = [f"sql-{name}" for name in SQL_BACKENDS]
+CACHE_BACKENDS = [*(f"sql-{name}" for name in SQL_BACKENDS), "dynamo"]
 
 UPLOADED = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 
@@ -29,13 +30,20 @@ UPLOADED = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 def cache_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One throw-away database per backend for this module; each test starts from it emptied."""
     kind, _, flavour = request.param.partition("-")
-    assert kind == "sql"
+    if kind == "dynamo":
+        yield "dynamo"
+        return
     with fresh_database(flavour, tmp_path_factory.mktemp(flavour)) as url:
         yield url
 
 
 @pytest.fixture
-def cache(cache_url: str) -> Iterator[Cache]:
+def cache(cache_url: str, request: pytest.FixtureRequest) -> Iterator[Cache]:
+    if cache_url == "dynamo":
+        # Fresh tables (a new prefix) on the shared moto server for every test.
+        moto: Moto = request.getfixturevalue("moto")
+        yield dynamo_cache(moto)
+        return
     built = SQLCache.from_settings(cache_settings(cache_url, migrate_on_start=True))
     try:
         yield built

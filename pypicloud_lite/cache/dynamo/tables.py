@@ -1,0 +1,110 @@
+"""pynamodb models of the DynamoDB cache, built per settings (table names carry a configurable prefix).
+
+Layout (and why):
+- `<prefix>projects`: partition key `pk` (always "project"), sort key `name`. Listing every
+  project is one Query on one partition, in name order; a project is one GetItem.
+- `<prefix>files`: partition key `project`, sort key `filename`. A project's files are one
+  Query; a file is one GetItem, its project being derived from its filename.
+- `<prefix>meta`: partition key `name`: the change-serial counter ("serial") and leases
+  ("lock#reload"), each a single item updated with conditions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    JSONAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.models import Model
+
+from pypicloud_lite.config import DynamoSettings
+
+PROJECT_PARTITION = "project"
+
+
+@dataclass(frozen=True)
+class DynamoTables:
+    # Model classes built at run time (their table names come from settings): typed Any,
+    # since their attributes are only known once built.
+    project: Any
+    file: Any
+    meta: Any
+
+    def all(self) -> tuple[type[Model], ...]:
+        return (self.project, self.file, self.meta)
+
+
+def _meta(settings: DynamoSettings, name: str) -> Any:
+    attrs: dict[str, object] = {
+        "table_name": f"{settings.table_prefix}{name}",
+        "max_retry_attempts": 3,
+    }
+    if settings.region:
+        attrs["region"] = settings.region
+    if settings.endpoint_url:
+        attrs["host"] = settings.endpoint_url
+    if settings.read_capacity and settings.write_capacity:
+        attrs["read_capacity_units"] = settings.read_capacity
+        attrs["write_capacity_units"] = settings.write_capacity
+    else:
+        attrs["billing_mode"] = "PAY_PER_REQUEST"
+    return type("Meta", (), attrs)
+
+
+def build_tables(settings: DynamoSettings) -> DynamoTables:
+    class ProjectItem(Model):
+        Meta = _meta(settings, "projects")
+        pk = UnicodeAttribute(hash_key=True, default=PROJECT_PARTITION)
+        name = UnicodeAttribute(range_key=True)
+        display_name = UnicodeAttribute()
+        serial = NumberAttribute(default=0)
+        created = UTCDateTimeAttribute()
+        status = UnicodeAttribute(default="active")
+        status_reason = UnicodeAttribute(null=True)
+
+    class FileItem(Model):
+        Meta = _meta(settings, "files")
+        project = UnicodeAttribute(hash_key=True)
+        filename = UnicodeAttribute(range_key=True)
+        version = UnicodeAttribute()
+        packagetype = UnicodeAttribute()
+        python_version = UnicodeAttribute()
+        size = NumberAttribute()
+        sha256 = UnicodeAttribute(null=True)
+        md5 = UnicodeAttribute(null=True)
+        blake2_256 = UnicodeAttribute(null=True)
+        upload_time = UTCDateTimeAttribute()
+        requires_python = UnicodeAttribute(null=True)
+        summary = UnicodeAttribute(null=True)
+        metadata_sha256 = UnicodeAttribute(null=True)
+        yanked = BooleanAttribute(default=False)
+        yanked_reason = UnicodeAttribute(null=True)
+        uploader = UnicodeAttribute(null=True)
+        core_metadata = JSONAttribute(null=True)
+        storage_etag = UnicodeAttribute(null=True)
+
+    class MetaItem(Model):
+        Meta = _meta(settings, "meta")
+        name = UnicodeAttribute(hash_key=True)
+        value = NumberAttribute(default=0)
+        holder = UnicodeAttribute(null=True)
+        expires = NumberAttribute(null=True)
+        progress = JSONAttribute(null=True)
+
+    return DynamoTables(project=ProjectItem, file=FileItem, meta=MetaItem)
+
+
+def create_tables(tables: DynamoTables) -> list[str]:
+    """Create the tables that do not exist yet (waiting until they are active); returns their names."""
+    created = []
+    for model in tables.all():
+        if not model.exists():
+            model.create_table(wait=True)
+            created.append(model.Meta.table_name)
+    return created
