@@ -62,6 +62,6 @@ class TooManyAttempts(PypicloudLiteError):
 class BackendUnavailable(PypicloudLiteError):
     """Storage or cache cannot be reached right now; the caller may retry."""
 
-    def __init__(self, message: str, retry_after: int = 5) -> None:
+    def __init__(self, message: str, retry_after: int | None = 5) -> None:
         super().__init__(message)
         self.retry_after = retry_after

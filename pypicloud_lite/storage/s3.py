@@ -48,7 +48,10 @@ def _error(exc: ClientError | BotoCoreError, action: str, key: str) -> Pypicloud
     if code in _MISSING:
         return NotFound(f"No such object: {key}")
     if code in ("AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-        return BackendUnavailable(f"S3 denied {action} of {key} ({code}): check the credentials and bucket policy.")
+        # Retrying will not help: no Retry-After.
+        return BackendUnavailable(
+            f"S3 denied {action} of {key} ({code}): check the credentials and bucket policy.", retry_after=None
+        )
     return BackendUnavailable(f"S3 could not {action} {key} ({code or 'error'}); try again shortly.", RETRY_AFTER)
 
 
@@ -74,6 +77,8 @@ class S3Storage(Storage):
         config = Config(
             s3={"addressing_style": settings.addressing_style},
             retries={"mode": "standard", "max_attempts": 3},
+            # SigV4 for presigned URLs too: SSE-KMS objects and newer buckets refuse SigV2.
+            signature_version="s3v4",
             max_pool_connections=settings.max_pool_connections,
             # Checksums only where we ask for them: moto and S3-compatible servers differ on the defaults.
             request_checksum_calculation="when_required",
@@ -101,7 +106,10 @@ class S3Storage(Storage):
         return args
 
     def put_new(self, key: str, source: Path, sha256: str | None = None) -> bool:
-        checksum = {"ChecksumSHA256": _hex_to_b64(sha256)} if sha256 else {"ChecksumAlgorithm": "SHA256"}
+        # Both: the algorithm makes S3 keep the checksum; the value makes it verify the bytes we hashed.
+        checksum = {"ChecksumAlgorithm": "SHA256"}
+        if sha256:
+            checksum["ChecksumSHA256"] = _hex_to_b64(sha256)
         try:
             with source.open("rb") as body:
                 # If-None-Match makes the write conditional: of two racing uploads one wins.
@@ -180,5 +188,10 @@ class S3Storage(Storage):
         return url
 
     def check_health(self) -> None:
-        with _translate("reach bucket", self.bucket):
-            self.client.head_bucket(Bucket=self.bucket)
+        try:
+            with _translate("reach bucket", self.bucket):
+                self.client.head_bucket(Bucket=self.bucket)
+        except NotFound as exc:
+            raise BackendUnavailable(
+                f"S3 bucket {self.bucket} does not exist (or is not visible to these credentials)."
+            ) from exc

@@ -56,7 +56,7 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 def domain_error(exc: PypicloudLiteError, request: Request) -> Response:
     status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
     headers = {}
-    if isinstance(exc, BackendUnavailable | TooManyAttempts):
+    if isinstance(exc, BackendUnavailable | TooManyAttempts) and exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, AuthenticationRequired):
         headers["WWW-Authenticate"] = f'Basic realm="{services(request).settings.auth.realm}"'

@@ -21,15 +21,21 @@ _CONTENT_TYPES = {".whl": "application/zip", ".zip": "application/zip", ".gz": "
 
 
 class LazyObjectIter:
-    """A WSGI body that opens the stored object only once the body is really sent.
+    """A WSGI body that opens the stored object only for a response that sends it.
 
     HEAD, 304 and 416 answers never read the body; an object opened for them
-    would stay open (with S3 streaming, holding a pooled connection).
+    would stay open (with S3 streaming, holding a pooled connection). A GET that
+    will send bytes has them opened by the view (`prefetch`), so a missing
+    object or a storage failure still becomes a proper error response.
     """
 
     def __init__(self, opener: Callable[[int, int | None], BinaryIO]) -> None:
         self._opener = opener
         self._running: Generator[bytes] | None = None
+        self._prefetched: tuple[int, int | None, BinaryIO] | None = None
+
+    def prefetch(self, start: int, end: int | None) -> None:
+        self._prefetched = (start, end, self._opener(start, end))
 
     def app_iter_range(
         self, seek: int | None = None, limit: int | None = None, block_size: int | None = None
@@ -42,12 +48,22 @@ class LazyObjectIter:
 
     def _chunks(self, seek: int | None, limit: int | None, block_size: int | None) -> Generator[bytes]:
         # webob's `limit` is an exclusive end; storage ranges are inclusive, as in HTTP.
-        stream = self._opener(seek or 0, None if limit is None else limit - 1)
+        wanted = (seek or 0, None if limit is None else limit - 1)
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None and prefetched[:2] == wanted:
+            stream = prefetched[2]
+        else:
+            if prefetched is not None:
+                prefetched[2].close()
+            stream = self._opener(*wanted)
         yield from FileIter(stream).app_iter_range(block_size=block_size)
 
     def close(self) -> None:
         if self._running is not None:
             self._running.close()
+        if self._prefetched is not None:
+            self._prefetched[2].close()
+            self._prefetched = None
 
 
 def _content_type(filename: str) -> str:
@@ -78,8 +94,7 @@ def download(request: Request) -> Response:
     max_age = app.settings.web.file_max_age
     if filename.endswith(METADATA_SUFFIX):
         file = app.index.downloadable_file(project, filename.removesuffix(METADATA_SUFFIX))
-        body = app.index.read_metadata(file)
-        response = Response(body=body, content_type="text/plain", charset="utf-8")
+        response = Response(body=app.index.read_metadata(file), content_type="text/plain", charset="utf-8")
         assert file.metadata_sha256 is not None
         return _immutable(request, response, file, file.metadata_sha256, max_age)
     file = app.index.downloadable_file(project, filename)
@@ -88,9 +103,17 @@ def download(request: Request) -> Response:
         redirect = HTTPFound(location=url)
         redirect.cache_control.no_store = True
         return redirect
-    response = Response(
-        app_iter=LazyObjectIter(lambda start, end: app.index.open_file(file, start, end)),
-        content_type=_content_type(file.filename),
-    )
+    body = LazyObjectIter(lambda start, end: app.index.open_file(file, start, end))
+    response = Response(app_iter=body, content_type=_content_type(file.filename))
     response.content_length = file.size
-    return _immutable(request, response, file, file.sha256 or file.storage_etag or f"{file.size}", max_age)
+    response = _immutable(request, response, file, file.sha256 or file.storage_etag or f"{file.size}", max_age)
+    if request.method == "GET" and response.status_int == 200:
+        # The bytes webob will send (the whole file, or the one satisfiable range).
+        start, end = 0, None
+        if request.range and response in request.if_range:
+            served = request.range.content_range(file.size)
+            if served is None:
+                return response  # 416: nothing to open
+            start, end = served.start, served.stop - 1
+        body.prefetch(start, end)
+    return response

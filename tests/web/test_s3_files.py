@@ -1,0 +1,504 @@
+"""The files view, uploads and /health on S3 storage (moto): presigned redirects, streaming, and S3 failures."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+import webtest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from pypicloud_lite.config import load_settings
+from pypicloud_lite.service import PackageIndex
+from pypicloud_lite.storage.s3 import S3Storage
+from pypicloud_lite.web import make_app
+from tests.aws import Moto
+from tests.conftest import UPLOADER, UPLOADER_PASSWORD, basic_auth, services
+from tests.distbuilder import build_wheel
+from tests.web.conftest import Shared, Uploaded
+from tests.web.legacy import sha256, upload_dist, wheel_metadata
+from tests.web.test_files import ALL_URLS, METADATA_URL, SDIST_URL, WHEEL_URL
+
+PREFIX = "packages/"
+WHEEL = WHEEL_URL.rsplit("/", 1)[1]
+SDIST = SDIST_URL.rsplit("/", 1)[1]
+STREAM = pytest.mark.parametrize("stream_files", [True], ids=["stream"])
+# Headers whose values must not depend on where the bytes are stored (Last-Modified is the upload time).
+COMPARED_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "ETag", "Accept-Ranges", "Cache-Control")
+ErrorFactory = Callable[[str], Exception]
+
+
+def client_error(code: str, status: int) -> ErrorFactory:
+    def make(operation: str) -> Exception:
+        response = {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+        error: Exception = ClientError(response, operation)
+        return error
+
+    return make
+
+
+def unreachable(operation: str) -> Exception:
+    error: Exception = EndpointConnectionError(endpoint_url="http://127.0.0.1:9/")
+    return error
+
+
+TRANSIENT: dict[str, ErrorFactory] = {
+    "SlowDown": client_error("SlowDown", 503),
+    "ServiceUnavailable": client_error("ServiceUnavailable", 503),
+    "EndpointConnectionError": unreachable,
+}
+
+
+# -- fixtures ------------------------------------------------------------------
+
+
+@pytest.fixture
+def stream_files() -> bool:
+    """Redirect to presigned URLs unless a test parametrizes this to True."""
+    return False
+
+
+@pytest.fixture
+def extra() -> dict[str, str]:
+    """More settings, for tests that parametrize this."""
+    return {}
+
+
+@pytest.fixture
+def bucket(moto: Moto) -> str:
+    return moto.new_bucket()
+
+
+@pytest.fixture
+def raw_settings(
+    raw_settings: dict[str, Any], moto: Moto, bucket: str, stream_files: bool, extra: dict[str, str]
+) -> dict[str, Any]:
+    """The shared settings with storage in a new moto bucket instead of a folder."""
+    kept = {k: v for k, v in raw_settings.items() if k != "storage.dir"}
+    return {**kept, **moto.s3_settings(bucket, PREFIX), "storage.stream_files": str(stream_files).lower(), **extra}
+
+
+@pytest.fixture
+def s3(moto: Moto) -> Any:
+    return moto.client("s3")
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        session.trust_env = False  # no proxy from the environment for 127.0.0.1
+        yield session
+
+
+@pytest.fixture(scope="module")
+def stream_shared(moto: Moto, readonly: Shared, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
+    """An S3 app streaming files, holding the very bytes of `readonly` (the same app on local storage)."""
+    root = tmp_path_factory.mktemp("s3-stream")
+    raw = {
+        **moto.s3_settings(moto.new_bucket(), PREFIX),
+        "storage.stream_files": "true",
+        "cache.url": f"sqlite:///{root / 'cache.sqlite'}",
+        "cache.migrate_on_start": "true",
+        "upload.max_size": "1MB",
+        f"user.{UPLOADER}": readonly_hash(readonly),
+    }
+    app = make_app(load_settings(raw, environ={}))
+    testapp = webtest.TestApp(app)
+    auth = basic_auth(UPLOADER, UPLOADER_PASSWORD)
+    assert upload_dist(testapp, auth, readonly.wheel, "Foo.Bar", "1.0").status_int == 200
+    assert upload_dist(testapp, auth, readonly.sdist, "Foo.Bar", "1.0").status_int == 200
+    yield Shared(app=testapp, wheel=readonly.wheel, sdist=readonly.sdist)
+    services(app).index.cache.close()
+
+
+def readonly_hash(readonly: Shared) -> str:
+    """The uploader's password hash in the `readonly` app (reused: argon2 is slow on purpose)."""
+    return dict(services(readonly.app.app).settings.auth.users)[UPLOADER]
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+def s3_key(filename: str, project: str = "foo-bar") -> str:
+    return f"{PREFIX}{project}/{filename}"
+
+
+def bucket_keys(s3: Any, bucket: str) -> list[str]:
+    return sorted(item["Key"] for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def fetch(testapp: webtest.TestApp, url: str, method: str = "GET", **kwargs: Any) -> webtest.TestResponse:
+    """The response, whatever its status; an exception escaping the app (while it sends the body) fails the test.
+
+    Under a real WSGI server such an exception is a bare 500 (or a connection cut mid-body), never the
+    JSON error the exception views would have made.
+    """
+    try:
+        return testapp.request(url, method=method, expect_errors=True, **kwargs)
+    except Exception as exc:
+        pytest.fail(
+            f"{method} {url} raised {exc.__class__.__name__}({exc}) out of the WSGI app while sending the body: "
+            "the error escaped the exception views (a WSGI server answers 500)"
+        )
+
+
+def assert_json_error(resp: webtest.TestResponse, status: int) -> str:
+    assert resp.status_int == status, (resp.status, resp.body[:500])
+    assert resp.headers["Content-Type"] == "application/json"
+    assert resp.json["status"] == status
+    message: str = resp.json["message"]
+    assert message
+    assert resp.status == f"{status} {message}"
+    return message
+
+
+def storage_client(testapp: webtest.TestApp) -> Any:
+    """The app's own boto3 S3 client, on which tests register botocore event handlers."""
+    storage = services(testapp.app).index.storage
+    assert isinstance(storage, S3Storage)
+    return storage.client
+
+
+class Failing:
+    """The app's S3 client raising `error` for `operation` on the keys `only` accepts, until stop()."""
+
+    def __init__(
+        self, testapp: webtest.TestApp, operation: str, error: ErrorFactory, only: Callable[[str], bool]
+    ) -> None:
+        self.client = storage_client(testapp)
+        self.event = f"before-call.s3.{operation}"
+        self.operation = operation
+        self.error = error
+        self.only = only
+        self.failed: list[str] = []
+        self.client.meta.events.register(self.event, self._before_call)
+
+    def _before_call(self, params: dict[str, Any], **kwargs: Any) -> None:
+        key = str(params["url_path"]).split("?", 1)[0]
+        if self.only(key):
+            self.failed.append(key)
+            raise self.error(self.operation)
+
+    def stop(self) -> None:
+        self.client.meta.events.unregister(self.event, self._before_call)
+
+
+def head(s3: Any, bucket: str, key: str) -> dict[str, Any]:
+    found: dict[str, Any] = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    return found
+
+
+def presigned_expiry(url: str) -> int:
+    """Seconds a presigned URL stays valid: X-Amz-Expires (SigV4), or Expires, an epoch time (SigV2)."""
+    query = parse_qs(urlsplit(url).query)
+    if "X-Amz-Expires" in query:
+        return int(query["X-Amz-Expires"][0])
+    assert "Signature" in query, url
+    return round(int(query["Expires"][0]) - time.time())
+
+
+def b64_sha256(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+# -- redirect mode (the default) -----------------------------------------------
+
+
+def test_redirects_to_a_presigned_url_that_serves_the_bytes_and_ranges(
+    testapp: webtest.TestApp, uploaded: Uploaded, moto: Moto, bucket: str, http: requests.Session
+) -> None:
+    for url, path in ((WHEEL_URL, uploaded.wheel), (SDIST_URL, uploaded.sdist)):
+        body = path.read_bytes()
+        resp = testapp.get(url, status=302)
+        location = resp.headers["Location"]
+        assert location.startswith(f"{moto.endpoint_url}/{bucket}/{s3_key(path.name)}?"), location
+        assert abs(presigned_expiry(location) - 300) <= 2
+        # The target expires: a cache must not keep the redirect as the file's address.
+        assert "no-store" in resp.headers["Cache-Control"]
+
+        whole = http.get(location, timeout=10)
+        assert whole.status_code == 200
+        assert whole.content == body
+        ranged = http.get(location, headers={"Range": "bytes=0-9"}, timeout=10)
+        assert ranged.status_code == 206
+        assert ranged.content == body[:10]
+        assert ranged.headers["Content-Range"] == f"bytes 0-9/{len(body)}"
+    # The PEP 658 sidecar is small: the app serves it itself.
+    meta = testapp.get(METADATA_URL, status=200)
+    assert meta.body == wheel_metadata(uploaded.wheel)
+    assert meta.headers["ETag"] == f'"{sha256(meta.body)}"'
+
+
+@pytest.mark.parametrize("extra", [{"storage.presign_expiry": "60"}], ids=["expiry-60"])
+def test_presign_expiry_is_the_setting(testapp: webtest.TestApp, uploaded: Uploaded) -> None:
+    assert abs(presigned_expiry(testapp.get(WHEEL_URL, status=302).headers["Location"]) - 60) <= 2
+
+
+def test_presigned_urls_are_signed_with_sigv4(testapp: webtest.TestApp, uploaded: Uploaded) -> None:
+    # Without signature_version="s3v4" in its Config, botocore presigns with SigV2 in the regions that still
+    # take it (us-east-1 among them). AWS refuses SigV2 for SSE-KMS objects (storage.sse = aws:kms) and for
+    # buckets created since mid-2020; SigV4 works everywhere.
+    query = parse_qs(urlsplit(testapp.get(WHEEL_URL, status=302).headers["Location"]).query)
+    assert query.get("X-Amz-Algorithm") == ["AWS4-HMAC-SHA256"], f"not a SigV4 presigned URL: {sorted(query)}"
+    assert "X-Amz-Signature" in query
+
+
+def test_objects_land_under_the_prefix_with_a_metadata_sidecar(
+    testapp: webtest.TestApp, uploaded: Uploaded, s3: Any, bucket: str
+) -> None:
+    keys = bucket_keys(s3, bucket)
+    assert all(key.startswith(PREFIX) for key in keys), keys
+    assert {s3_key(WHEEL), s3_key(SDIST), s3_key(WHEEL + ".metadata")} <= set(keys)
+    for path in (uploaded.wheel, uploaded.sdist):
+        stored = s3.get_object(Bucket=bucket, Key=s3_key(path.name))["Body"].read()
+        assert stored == path.read_bytes()
+    sidecar = s3.get_object(Bucket=bucket, Key=s3_key(WHEEL + ".metadata"))["Body"].read()
+    assert sidecar == wheel_metadata(uploaded.wheel)
+
+
+def test_objects_carry_their_sha256_checksum(
+    testapp: webtest.TestApp, uploaded: Uploaded, s3: Any, bucket: str, index: PackageIndex
+) -> None:
+    # A reload reads the checksum from HeadObject instead of downloading every object to hash it.
+    for path in (uploaded.wheel, uploaded.sdist):
+        found = head(s3, bucket, s3_key(path.name))
+        assert found.get("ChecksumSHA256") == b64_sha256(path.read_bytes()), f"{path.name}: no SHA-256 checksum"
+        stat = index.storage.stat(f"foo-bar/{path.name}")
+        assert stat is not None
+        assert stat.sha256 == sha256(path.read_bytes())
+
+
+# -- stream mode -----------------------------------------------------------------
+
+
+def parity_cases(url: str, resp: webtest.TestResponse) -> dict[str, tuple[str, dict[str, str]]]:
+    """Requests whose answers must not depend on the storage; validators taken from `resp`, a plain GET."""
+    etag, last_modified = resp.headers["ETag"], resp.headers["Last-Modified"]
+    return {
+        "get": ("GET", {}),
+        "head": ("HEAD", {}),
+        "range": ("GET", {"Range": "bytes=0-9"}),
+        "open-range": ("GET", {"Range": "bytes=10-"}),
+        "suffix-range": ("GET", {"Range": "bytes=-5"}),
+        "unsatisfiable": ("GET", {"Range": "bytes=100000000-"}),
+        "if-none-match": ("GET", {"If-None-Match": etag}),
+        "if-none-match-weak": ("GET", {"If-None-Match": f"W/{etag}"}),
+        "if-none-match-other": ("GET", {"If-None-Match": '"other"'}),
+        "if-none-match-star": ("GET", {"If-None-Match": "*"}),
+        "head-if-none-match": ("HEAD", {"If-None-Match": etag}),
+        "if-range-etag": ("GET", {"Range": "bytes=0-9", "If-Range": etag}),
+        "if-range-stale": ("GET", {"Range": "bytes=0-9", "If-Range": '"0000"'}),
+        "if-range-date": ("GET", {"Range": "bytes=0-9", "If-Range": last_modified}),
+    }
+
+
+@pytest.mark.parametrize("url", ALL_URLS)
+def test_stream_mode_answers_as_local_storage_does(readonly: Shared, stream_shared: Shared, url: str) -> None:
+    local_get, s3_get = readonly.app.get(url), fetch(stream_shared.app, url)
+    assert s3_get.status_int == 200, s3_get.status
+    local_cases, s3_cases = parity_cases(url, local_get), parity_cases(url, s3_get)
+    statuses = set()
+    for case, (method, headers) in local_cases.items():
+        local = readonly.app.request(url, method=method, headers=headers, expect_errors=True)
+        on_s3 = fetch(stream_shared.app, url, method=method, headers=s3_cases[case][1])
+        assert (on_s3.status, on_s3.body) == (local.status, local.body), case
+        for name in COMPARED_HEADERS:
+            assert on_s3.headers.get(name) == local.headers.get(name), (case, name)
+        assert ("Location" in on_s3.headers) is False, case
+        statuses.add(local.status_int)
+    assert statuses == {200, 206, 304, 416}
+
+
+@STREAM
+def test_stream_mode_reads_only_the_requested_range_from_s3(testapp: webtest.TestApp, uploaded: Uploaded) -> None:
+    ranges: list[str | None] = []
+
+    def record(params: dict[str, Any], **kwargs: Any) -> None:
+        ranges.append(params["headers"].get("Range"))
+
+    storage_client(testapp).meta.events.register("before-call.s3.GetObject", record)
+    body = uploaded.wheel.read_bytes()
+    assert testapp.get(WHEEL_URL, headers={"Range": "bytes=5-14"}, status=206).body == body[5:15]
+    assert ranges == ["bytes=5-14"]
+    # HEAD and 304 answers never fetch the object.
+    testapp.head(WHEEL_URL, status=200)
+    testapp.get(WHEEL_URL, headers={"If-None-Match": f'"{sha256(body)}"'}, status=304)
+    assert ranges == ["bytes=5-14"]
+
+
+@pytest.mark.parametrize("stream_files", [False, True], ids=["redirect", "stream"])
+def test_missing_sidecar_is_404_with_a_message(
+    testapp: webtest.TestApp, uploaded: Uploaded, s3: Any, bucket: str
+) -> None:
+    s3.delete_object(Bucket=bucket, Key=s3_key(WHEEL + ".metadata"))
+    assert services(testapp.app).index.cache.get_file(WHEEL) is not None
+    message = assert_json_error(fetch(testapp, METADATA_URL), 404)
+    assert WHEEL in message
+
+
+@STREAM
+@pytest.mark.parametrize("url", [WHEEL_URL, SDIST_URL], ids=["wheel", "sdist"])
+def test_stream_mode_missing_object_is_404_with_a_message(
+    testapp: webtest.TestApp, uploaded: Uploaded, s3: Any, bucket: str, url: str
+) -> None:
+    # The row remains, the object was removed behind the index's back (a lifecycle rule, a manual delete).
+    filename = url.rsplit("/", 1)[1]
+    s3.delete_object(Bucket=bucket, Key=s3_key(filename))
+    assert services(testapp.app).index.cache.get_file(filename) is not None
+    message = assert_json_error(fetch(testapp, url), 404)
+    assert filename in message
+
+
+@STREAM
+@pytest.mark.parametrize("error", TRANSIENT.values(), ids=TRANSIENT.keys())
+@pytest.mark.parametrize("url", [WHEEL_URL, METADATA_URL], ids=["file", "metadata"])
+def test_stream_mode_s3_read_failure_is_503_with_retry_after(
+    testapp: webtest.TestApp, uploaded: Uploaded, error: ErrorFactory, url: str
+) -> None:
+    failing = Failing(testapp, "GetObject", error, only=lambda key: True)
+    resp = fetch(testapp, url)
+    assert failing.failed, "GetObject was not called"
+    message = assert_json_error(resp, 503)
+    assert resp.headers["Retry-After"] == "5"
+    assert "S3" in message
+    assert "try again" in message
+    failing.stop()
+    assert testapp.get(url, status=200).body
+
+
+# -- uploads ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("error", TRANSIENT.values(), ids=TRANSIENT.keys())
+@pytest.mark.parametrize("which", ["file", "sidecar"])
+def test_s3_write_failure_is_503_and_leaves_nothing(
+    testapp: webtest.TestApp,
+    auth: dict[str, str],
+    dist_dir: Path,
+    s3: Any,
+    bucket: str,
+    error: ErrorFactory,
+    which: str,
+) -> None:
+    wheel = build_wheel(dist_dir, "Foo.Bar", "1.0")
+    index = services(testapp.app).index
+    spool = services(testapp.app).settings.upload.spool_dir
+    assert spool is not None
+    sidecar = which == "sidecar"
+    failing = Failing(testapp, "PutObject", error, only=lambda key: key.endswith(".metadata") == sidecar)
+    resp = upload_dist(testapp, auth, wheel, "Foo.Bar", "1.0", status=503)
+    assert failing.failed, "PutObject was not called"
+    message = assert_json_error(resp, 503)
+    assert resp.headers["Retry-After"] == "5"
+    assert "S3" in message
+    assert "try again" in message
+    # Neither an object nor a row (nor a spooled copy): the next attempt starts from scratch.
+    assert bucket_keys(s3, bucket) == []
+    assert not list(spool.glob("ppc-upload-*"))
+    assert index.cache.get_file(wheel.name) is None
+    testapp.get("/simple/foo-bar/", status=404)
+    failing.stop()
+    assert upload_dist(testapp, auth, wheel, "Foo.Bar", "1.0").json["message"] == "OK"
+    assert bucket_keys(s3, bucket) == [s3_key(wheel.name), s3_key(wheel.name + ".metadata")]
+
+
+def test_s3_access_denied_on_upload_is_503_naming_access(
+    testapp: webtest.TestApp, auth: dict[str, str], dist_dir: Path, s3: Any, bucket: str
+) -> None:
+    wheel = build_wheel(dist_dir, "Foo.Bar", "1.0")
+    index = services(testapp.app).index
+    Failing(testapp, "PutObject", client_error("AccessDenied", 403), only=lambda key: True)
+    resp = upload_dist(testapp, auth, wheel, "Foo.Bar", "1.0", status=503)
+    message = assert_json_error(resp, 503)
+    assert "access" in message.lower()
+    assert "credentials" in message
+    assert bucket_keys(s3, bucket) == []
+    assert index.cache.get_file(wheel.name) is None
+
+
+def test_racing_uploads_of_other_bytes_one_wins(
+    testapp: webtest.TestApp, auth: dict[str, str], tmp_path: Path, s3: Any, bucket: str, http: requests.Session
+) -> None:
+    first = build_wheel(tmp_path / "a", "Foo.Bar", "1.0", summary="first")
+    second = build_wheel(tmp_path / "b", "Foo.Bar", "1.0", summary="second")
+    assert first.name == second.name
+    assert first.read_bytes() != second.read_bytes()
+    client = storage_client(testapp)
+    # Both uploads pass the index's "not there yet" check, then their conditional writes reach S3 one
+    # after the other (S3 makes If-None-Match atomic; moto does not, so the test orders the writes).
+    both_checked = threading.Barrier(2, timeout=20)
+    one_at_a_time = threading.Lock()
+    holding = threading.local()
+    write_statuses: list[int] = []
+
+    def before(params: dict[str, Any], **kwargs: Any) -> None:
+        if not str(params["url_path"]).endswith(".metadata"):
+            both_checked.wait()
+            assert one_at_a_time.acquire(timeout=20)
+            holding.lock = True
+
+    def after(http_response: Any, **kwargs: Any) -> None:
+        if getattr(holding, "lock", False):
+            write_statuses.append(http_response.status_code)
+            holding.lock = False
+            one_at_a_time.release()
+
+    client.meta.events.register("before-call.s3.PutObject", before)
+    client.meta.events.register("after-call.s3.PutObject", after)
+
+    def upload(path: Path) -> webtest.TestResponse:
+        return upload_dist(webtest.TestApp(testapp.app), auth, path, "Foo.Bar", "1.0", status="*")
+
+    with ThreadPoolExecutor(2) as pool:
+        responses = list(pool.map(upload, (first, second)))
+    assert sorted(resp.status_int for resp in responses) == [200, 400], [r.status for r in responses]
+    # The loser's conditional write was refused by S3 (If-None-Match: *), not by the index's own check.
+    assert sorted(write_statuses) == [200, 412]
+    loser = next(resp for resp in responses if resp.status_int == 400)
+    assert "File already exists" in loser.json["message"]
+    winner = (first, second)[[resp.status_int for resp in responses].index(200)]
+    row = services(testapp.app).index.cache.get_file(first.name)
+    assert row is not None
+    assert row.sha256 == sha256(winner.read_bytes())
+    stored = s3.get_object(Bucket=bucket, Key=s3_key(first.name))["Body"].read()
+    assert sha256(stored) == row.sha256
+    assert http.get(testapp.get(WHEEL_URL, status=302).headers["Location"], timeout=10).content == stored
+
+
+@pytest.mark.parametrize("extra", [{"storage.sse": "AES256"}], ids=["sse-aes256"])
+def test_sse_aes256_encrypts_every_object(testapp: webtest.TestApp, uploaded: Uploaded, s3: Any, bucket: str) -> None:
+    keys = bucket_keys(s3, bucket)
+    assert {s3_key(WHEEL), s3_key(SDIST), s3_key(WHEEL + ".metadata")} <= set(keys)
+    for key in keys:
+        assert head(s3, bucket, key).get("ServerSideEncryption") == "AES256", key
+
+
+# -- health ----------------------------------------------------------------------
+
+
+def test_health_on_s3(testapp: webtest.TestApp, s3: Any, bucket: str) -> None:
+    resp = testapp.get("/health", status=200)
+    assert resp.json == {"status": "ok", "storage": "ok", "cache": "ok"}
+    s3.delete_bucket(Bucket=bucket)
+    resp = testapp.get("/health", status=503)
+    assert resp.json["status"] == "unavailable"
+    assert resp.json["cache"] == "ok"
+    assert bucket in resp.json["storage"], resp.json
+    assert "no-store" in resp.headers["Cache-Control"]
+
+
+def test_health_says_the_bucket_is_missing(testapp: webtest.TestApp, s3: Any, bucket: str) -> None:
+    s3.delete_bucket(Bucket=bucket)
+    message = testapp.get("/health", status=503).json["storage"]
+    # HeadBucket's 404 is about the bucket: "No such object: <bucket>" sends the operator looking for a file.
+    assert "bucket" in message.lower(), message
+    assert "object" not in message.lower(), message
