@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pypicloud_lite.config import CacheSettings
-from pypicloud_lite.errors import BackendUnavailable
+from pypicloud_lite.errors import BackendUnavailable, ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ def create_cache_engine(settings: CacheSettings) -> Engine:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            refuse_network_filesystem(Path(url.database))
         engine = create_engine(url, echo=settings.echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         _configure_sqlite(engine)
         return engine
@@ -36,6 +37,35 @@ def create_cache_engine(settings: CacheSettings) -> Engine:
         pool_pre_ping=True,
         pool_recycle=3600,
     )
+
+
+# SQLite's locking (and WAL's shared memory) is unreliable on these: concurrent writers corrupt the file.
+NETWORK_FILESYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs", "lustre", "fuse.sshfs", "fuse.s3fs"}
+)
+
+
+def refuse_network_filesystem(database: Path, mounts: Path = Path("/proc/mounts")) -> None:
+    """Refuse an SQLite file on a network file system, where detectable (Linux /proc/mounts)."""
+    try:
+        table = mounts.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return  # not Linux, or no /proc: nothing to detect with
+    folder = database.resolve().parent
+    best: tuple[int, str, str] | None = None
+    for line in table:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount_point, fstype = fields[1].replace("\\040", " "), fields[2]
+        contains = folder == Path(mount_point) or Path(mount_point) in folder.parents
+        if contains and (best is None or len(mount_point) > best[0]):
+            best = (len(mount_point), mount_point, fstype)
+    if best is not None and best[2] in NETWORK_FILESYSTEMS:
+        raise ConfigError(
+            f"setting 'cache.url': {database} is on a network file system ({best[2]} at {best[1]}), where "
+            "SQLite's locking cannot be trusted; use a local disk, PostgreSQL, MySQL or DynamoDB"
+        )
 
 
 def write_engine(engine: Engine) -> Engine:
