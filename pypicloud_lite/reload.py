@@ -84,6 +84,9 @@ class ReloadRun:
         self.workers = workers
         self.progress = ReloadProgress(holder=holder)
         self.sidecars: set[str] = set()
+        # Objects whose bytes changed since indexed: their old sidecar describes the old bytes.
+        self.rewritten: set[str] = set()
+        self.unfilled: list[PackageFile] = []
         self._lock = threading.Lock()
         self._last_report = 0.0
 
@@ -111,6 +114,11 @@ class ReloadRun:
             self.progress.error = exc.message
             logger.warning("reload failed, nothing removed: %s", exc.message)
             raise
+        except Exception as exc:
+            self.progress.state = "failed"
+            self.progress.error = f"{type(exc).__name__}: {exc}"
+            logger.exception("reload failed unexpectedly")
+            raise
         finally:
             self.cache.release_lock(LOCK_NAME, self.progress.holder, self.progress.as_dict())
         return self.progress
@@ -128,6 +136,26 @@ class ReloadRun:
             if self.progress.listed % PROGRESS_EVERY == 0:
                 self._report()
 
+        added, changed, etags = self._diff(snapshot, found)
+        # Only rows whose object is confirmed gone are removed: an upload racing the listing
+        # has its object written before its row, so it is found here.
+        removed = []
+        for row in (r for name, r in snapshot.items() if name not in found):
+            if self.storage.stat(storage_key(row.project, row.filename)) is None:
+                removed.append(row.filename)
+            self._report()
+        # Fencing: a run whose lease lapsed (and may have been taken over) must not apply.
+        if not self.cache.update_lock(LOCK_NAME, self.progress.holder, LOCK_TTL, self.progress.as_dict()):
+            raise Conflict("This reload lost its lease to another reload; it applied nothing.")
+        self.cache.apply_reload(added, changed, removed, etags)
+        self.progress.added, self.progress.changed, self.progress.removed = len(added), len(changed), len(removed)
+        self._report(force=True)
+        return added, changed + self.unfilled
+
+    def _diff(
+        self, snapshot: dict[str, PackageFile], found: dict[str, tuple[DistFilename, StoredObject]]
+    ) -> tuple[list[PackageFile], list[PackageFile], dict[str, str]]:
+        """(added, changed, storage ETags to record) by filename; counts the unchanged."""
         added: list[PackageFile] = []
         changed: list[PackageFile] = []
         etags: dict[str, str] = {}
@@ -137,18 +165,15 @@ class ReloadRun:
                 added.append(_listed_file(dist, obj))
             elif row.size != obj.size or (row.storage_etag is not None and row.storage_etag != obj.etag):
                 changed.append(replace(_listed_file(dist, obj), yanked=row.yanked, yanked_reason=row.yanked_reason))
+                self.rewritten.add(filename)
             else:
                 self.progress.unchanged += 1
                 if row.storage_etag is None:
                     etags[filename] = obj.etag
-        # Only rows whose object is confirmed gone are removed: an upload racing the listing
-        # has its object written before its row, so it is found here.
-        candidates = [row for name, row in snapshot.items() if name not in found]
-        removed = [r.filename for r in candidates if self.storage.stat(storage_key(r.project, r.filename)) is None]
-        self.cache.apply_reload(added, changed, removed, etags)
-        self.progress.added, self.progress.changed, self.progress.removed = len(added), len(changed), len(removed)
-        self._report(force=True)
-        return added, changed
+                if row.sha256 is None:
+                    # Listed by an earlier reload that could not finish filling it in.
+                    self.unfilled.append(replace(row, storage_etag=row.storage_etag or obj.etag))
+        return added, changed, etags
 
     def _fill(self, files: list[PackageFile]) -> None:
         if not files:
@@ -167,35 +192,46 @@ class ReloadRun:
         try:
             obj = self.storage.stat(key)
             if obj is None:
-                # Deleted since the listing: a row without its object is always stale.
-                self.cache.delete_file(listed.filename)
-                return False
+                raise NotFound(key)
             sha256, raw_metadata = self._read_object(key, listed, obj)
-            dist = parse_filename(listed.filename)
-            metadata = parse_core_metadata(raw_metadata, dist) if raw_metadata else None
-            filled = replace(
-                listed,
-                sha256=sha256,
-                storage_etag=obj.etag or listed.storage_etag,
-                requires_python=metadata.requires_python if metadata else None,
-                summary=metadata.summary if metadata else None,
-                metadata_sha256=(
-                    hashlib.sha256(raw_metadata).hexdigest()
-                    if raw_metadata and dist.packagetype == "bdist_wheel"
-                    else None
-                ),
-                core_metadata=metadata,
-            )
-            return self.cache.update_details(filled)
+        except NotFound:
+            # Deleted since the listing: a row without its object is always stale.
+            self.cache.delete_file(listed.filename)
+            return False
         except PypicloudLiteError as exc:
             logger.warning("reload could not fill in %s: %s", key, exc.message)
             return False
+        dist = parse_filename(listed.filename)
+        metadata = None
+        if raw_metadata:
+            try:
+                metadata = parse_core_metadata(raw_metadata, dist)
+            except InvalidUpload as exc:
+                # The bytes are what they are: index their hash, without metadata that contradicts the name.
+                logger.warning("reload: %s has metadata that does not match it: %s", key, exc.message)
+                raw_metadata = None
+        filled = replace(
+            listed,
+            sha256=sha256,
+            storage_etag=obj.etag or listed.storage_etag,
+            requires_python=metadata.requires_python if metadata else None,
+            summary=metadata.summary if metadata else None,
+            metadata_sha256=(
+                hashlib.sha256(raw_metadata).hexdigest() if raw_metadata and dist.packagetype == "bdist_wheel" else None
+            ),
+            core_metadata=metadata,
+        )
+        if self.cache.update_details(filled):
+            return True
+        # Refused: the row changed since the listing. Fine if an upload indexed it meanwhile.
+        current = self.cache.get_file(listed.filename)
+        return current is not None and current.sha256 is not None
 
     def _read_object(self, key: str, listed: PackageFile, obj: StoredObject) -> tuple[str, bytes | None]:
         """The file's sha256 and core metadata, reading the object only when it must."""
         sidecar = metadata_key(listed.project, listed.filename)
         raw_metadata: bytes | None = None
-        if sidecar in self.sidecars:
+        if sidecar in self.sidecars and listed.filename not in self.rewritten:
             try:
                 with self.storage.open(sidecar) as fh:
                     raw_metadata = fh.read()

@@ -9,7 +9,7 @@ import re
 import tempfile
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -206,6 +206,10 @@ class PackageIndex:
             # A racing upload of other bytes won the conditional write.
             raise FileExists(f"File already exists: {record.filename!r} is already stored with different contents.")
         try:
+            # The object's ETag lets a reload notice when another tool overwrites it, even at the same size.
+            stored_object = self.storage.stat(key)
+            if stored_object is not None:
+                record = replace(record, storage_etag=stored_object.etag)
             self.storage.put_bytes(metadata_key(record.project, record.filename), raw_metadata)
             stored, created = self.cache.add_file(record, display_name)
         except BaseException:
@@ -354,5 +358,7 @@ class PackageIndex:
         # The row goes before the object, so the index never lists a file storage lacks.
         file = self.get_file(project, filename)
         self.cache.delete_file(file.filename)
-        self.storage.delete(metadata_key(file.project, file.filename))
         self.storage.delete(storage_key(file.project, file.filename))
+        self.storage.delete(metadata_key(file.project, file.filename))
+        # A reload that listed the object before it went may have put the row back: take it out again.
+        self.cache.delete_file(file.filename)

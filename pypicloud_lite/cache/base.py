@@ -83,8 +83,8 @@ class Cache(ABC):
         """Take (or extend, for the same holder) a named lease; False if someone else holds it."""
 
     @abstractmethod
-    def update_lock(self, name: str, holder: str, ttl: float, progress: dict[str, object]) -> None:
-        """Extend the lease and record its holder's progress for every process to read."""
+    def update_lock(self, name: str, holder: str, ttl: float, progress: dict[str, object]) -> bool:
+        """Extend the lease and record its holder's progress; False if `holder` no longer holds it."""
 
     @abstractmethod
     def release_lock(self, name: str, holder: str, progress: dict[str, object]) -> None:

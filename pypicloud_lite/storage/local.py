@@ -123,7 +123,11 @@ class LocalStorage(Storage):
                 path = Path(dirpath) / name
                 key = path.relative_to(self.root).as_posix()
                 if key.startswith(prefix):
-                    yield _stored(key, path.stat())
+                    try:
+                        st = path.stat()
+                    except FileNotFoundError:
+                        continue  # deleted while the folder was walked
+                    yield _stored(key, st)
 
     def check_health(self) -> None:
         if not os.access(self.root, os.W_OK):

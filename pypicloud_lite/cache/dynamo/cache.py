@@ -403,7 +403,7 @@ class DynamoCache(Cache):
         return True
 
     @_translated
-    def update_lock(self, name: str, holder: str, ttl: float, progress: dict[str, object]) -> None:
+    def update_lock(self, name: str, holder: str, ttl: float, progress: dict[str, object]) -> bool:
         m = self.t.meta
         try:
             m(f"lock#{name}").update(
@@ -412,6 +412,8 @@ class DynamoCache(Cache):
         except PynamoDBException as exc:
             if not _condition_failed(exc):
                 raise
+            return False
+        return True
 
     @_translated
     def release_lock(self, name: str, holder: str, progress: dict[str, object]) -> None:

@@ -35,6 +35,12 @@ def insert_ignoring(session: Session, table: type[Base], rows: list[dict[str, An
     return _INSERTS[dialect](table).values(rows).on_conflict_do_nothing()
 
 
+# What a reload fills in once it has read an object.
+DETAIL_FIELDS = frozenset(
+    {"sha256", "requires_python", "summary", "metadata_sha256", "core_metadata", "storage_etag", "size"}
+)
+
+
 def _naive_utc(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
@@ -248,8 +254,19 @@ class SQLCache(Cache):
         with self._session(write=True) as session:
             serial = self._next_serial(session)
             touched = {f.project for f in added + changed}
-            for file in added:
-                self._ensure_project(session, file.project, file.project)
+            projects = sorted({file.project for file in added})
+            for start in range(0, len(projects), 1000):
+                rows = [
+                    {
+                        "name": p,
+                        "display_name": p,
+                        "serial": 0,
+                        "created": _naive_utc(datetime.now(UTC)),
+                        "status": "active",
+                    }
+                    for p in projects[start : start + 1000]
+                ]
+                session.execute(insert_ignoring(session, ProjectRow, rows))
             if changed:
                 session.execute(delete(FileRow).where(FileRow.filename.in_([f.filename for f in changed])))
             rows = [_file_values(f) for f in added + changed]
@@ -270,8 +287,9 @@ class SQLCache(Cache):
             if current is None or current.storage_etag != file.storage_etag:
                 return False
             serial = self._next_serial(session)
-            values = _file_values(file)
-            del values["filename"], values["upload_time"], values["uploader"], values["yanked"], values["yanked_reason"]
+            values = {name: value for name, value in _file_values(file).items() if name in DETAIL_FIELDS}
+            if current.sha256 is not None and current.sha256 != file.sha256:
+                values.update(md5=None, blake2_256=None)  # digests of bytes that are gone
             session.execute(update(FileRow).where(FileRow.filename == file.filename).values(**values))
             self._stamp_project(session, file.project, serial)
             return True
@@ -291,14 +309,15 @@ class SQLCache(Cache):
         except IntegrityError:
             return False  # another process inserted the lock row first
 
-    def update_lock(self, name: str, holder: str, ttl: float, progress: dict[str, object]) -> None:
+    def update_lock(self, name: str, holder: str, ttl: float, progress: dict[str, object]) -> bool:
         expires = _naive_utc(datetime.now(UTC)) + timedelta(seconds=ttl)
         with self._session(write=True) as session:
-            session.execute(
+            result: Any = session.execute(
                 update(LockRow)
                 .where(LockRow.name == name, LockRow.holder == holder)
                 .values(expires=expires, progress=progress)
             )
+            return bool(result.rowcount)
 
     def release_lock(self, name: str, holder: str, progress: dict[str, object]) -> None:
         with self._session(write=True) as session:

@@ -11,7 +11,6 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from pypicloud_lite.errors import PypicloudLiteError
 from pypicloud_lite.reload import ReloadRun
 from pypicloud_lite.web.security import require_admin
 from pypicloud_lite.web.services import services
@@ -22,7 +21,7 @@ logger = logging.getLogger(__name__)
 def run_in_background(run: ReloadRun) -> threading.Thread:
     def target() -> None:
         # A failure is recorded in the lock row as the reload's result, and logged by execute().
-        with contextlib.suppress(PypicloudLiteError):
+        with contextlib.suppress(Exception):
             run.execute()
 
     thread = threading.Thread(target=target, name="ppc-reload", daemon=True)
