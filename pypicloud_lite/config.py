@@ -69,6 +69,8 @@ class CacheSettings:
     pool_size: int
     echo: bool
     dynamo: DynamoSettings | None = None
+    # Seconds to wait for a database connection (and, on MySQL, for an answer) before a 503.
+    connect_timeout: int = 10
 
 
 @dataclass(frozen=True)
@@ -315,6 +317,7 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         migrate_on_start=r.typed("cache.migrate_on_start", parse_bool, "false"),
         pool_size=r.typed("cache.pool_size", int, "5"),
         echo=r.typed("cache.echo", parse_bool, "false"),
+        connect_timeout=r.typed("cache.connect_timeout", int, "10"),
         dynamo=_dynamo_settings(r) if cache_backend == "dynamo" else None,
     )
     create_projects = r.get("pypi.create_projects")

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pypicloud_lite.config import CacheSettings
@@ -30,12 +31,22 @@ def create_cache_engine(settings: CacheSettings) -> Engine:
         engine = create_engine(url, echo=settings.echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         _configure_sqlite(engine)
         return engine
+    # Without timeouts a database that accepts connections but never answers holds every
+    # request thread forever; with them, requests fail fast with a 503 and recover by themselves.
+    timeout = settings.connect_timeout
+    connect_args: dict[str, Any] = {"connect_timeout": timeout}
+    if url.get_backend_name() == "postgresql":
+        connect_args.update(keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3)
+    elif url.get_backend_name() in ("mysql", "mariadb"):
+        connect_args.update(read_timeout=max(timeout, 30), write_timeout=max(timeout, 30))
     return create_engine(
         url,
         echo=settings.echo,
         pool_size=settings.pool_size,
         pool_pre_ping=True,
         pool_recycle=3600,
+        pool_timeout=timeout,
+        connect_args=connect_args,
     )
 
 
@@ -105,3 +116,6 @@ def transaction(factory: sessionmaker[Session], what: str) -> Iterator[Session]:
     except DBAPIError as exc:
         logger.warning("%s unavailable: %s", what, exc.orig.__class__.__name__)
         raise BackendUnavailable(f"The {what} is unavailable ({exc.orig.__class__.__name__}).") from exc
+    except SQLAlchemyTimeoutError as exc:
+        logger.warning("%s: no free connection in the pool", what)
+        raise BackendUnavailable(f"The {what} is busy: no free connection.") from exc

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
-from pyramid.httpexceptions import HTTPMovedPermanently
+from pyramid.httpexceptions import HTTPMovedPermanently, HTTPNotModified
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
@@ -14,7 +15,7 @@ from pyramid.view import view_config
 from pypicloud_lite.errors import NotFound
 from pypicloud_lite.models import PackageFile, Project, latest_release
 from pypicloud_lite.naming import normalize
-from pypicloud_lite.web.caching import cache_control
+from pypicloud_lite.web.caching import cache_control, not_modified
 from pypicloud_lite.web.security import require_read
 from pypicloud_lite.web.services import services
 
@@ -83,10 +84,16 @@ def _load(request: Request) -> tuple[Project, list[PackageFile]] | Response:
     return project, app.index.offered_files(project)
 
 
-def _respond(request: Request, body: dict[str, Any], serial: int) -> Response:
-    response = Response(json_body=body)
-    response.headers["X-PyPI-Last-Serial"] = str(serial)
-    response.headers["Cache-Control"] = cache_control(request, services(request).settings.web.page_max_age)
+def _respond(request: Request, body: Callable[[], dict[str, Any]], serial: int) -> Response:
+    headers = {
+        "ETag": f'"{serial}-pypi-json"',
+        "X-PyPI-Last-Serial": str(serial),
+        "Cache-Control": cache_control(request, services(request).settings.web.page_max_age),
+    }
+    if not_modified(request, f"{serial}-pypi-json"):
+        return HTTPNotModified(headers=headers)
+    response = Response(json_body=body())
+    response.headers.update(headers)
     return response
 
 
@@ -101,14 +108,17 @@ def project_json(request: Request) -> Response:
         releases.setdefault(file.version, []).append(file)
     latest = latest_release(files)
     current = releases.get(latest, []) if latest else []
-    body = {
-        "info": _info(request, project, latest or "", current),
-        "last_serial": project.serial,
-        "releases": {v: [_file_json(request, f) for f in releases[v]] for v in sorted(releases, key=Version)},
-        "urls": [_file_json(request, f) for f in current],
-        "vulnerabilities": [],
-    }
-    return _respond(request, body, project.serial)
+    return _respond(
+        request,
+        lambda: {
+            "info": _info(request, project, latest or "", current),
+            "last_serial": project.serial,
+            "releases": {v: [_file_json(request, f) for f in releases[v]] for v in sorted(releases, key=Version)},
+            "urls": [_file_json(request, f) for f in current],
+            "vulnerabilities": [],
+        },
+        project.serial,
+    )
 
 
 @view_config(route_name="pypi.release", request_method="GET")
@@ -125,10 +135,13 @@ def release_json(request: Request) -> Response:
     if not matching:
         raise NotFound(f"No version {request.matchdict['version']!r} of project {project.name!r}.")
     version = matching[0].version
-    body = {
-        "info": _info(request, project, version, matching),
-        "last_serial": project.serial,
-        "urls": [_file_json(request, f) for f in matching],
-        "vulnerabilities": [],
-    }
-    return _respond(request, body, project.serial)
+    return _respond(
+        request,
+        lambda: {
+            "info": _info(request, project, version, matching),
+            "last_serial": project.serial,
+            "urls": [_file_json(request, f) for f in matching],
+            "vulnerabilities": [],
+        },
+        project.serial,
+    )

@@ -1,0 +1,204 @@
+"""pserve processes sharing one cache (SQLite, PostgreSQL or DynamoDB) and one storage folder, driven with requests."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.aws import REGION, Moto
+from tests.cache import fresh_database
+from tests.conftest import _UPLOADER_HASH, UPLOADER, UPLOADER_PASSWORD
+from tests.functional.harness import _LOGGING, BIN, JSON_V1, RUNNING, START_TIMEOUT, Server, clean_env, free_port
+from tests.functional.s3_harness import server_env
+from tests.web.legacy import twine_fields
+
+CACHES = ("sqlite", "postgresql", "dynamo")
+REQUEST_TIMEOUT = 30
+HTML = "text/html"
+_MOTO_DYNAMODB = threading.Lock()
+
+
+@dataclass(frozen=True)
+class SharedCache:
+    """The cache settings every server of a test uses, and how to build a server's environment."""
+
+    kind: str
+    settings: dict[str, str]
+    environment: Callable[[Path], dict[str, str]] = field(default=lambda _folder: clean_env())
+
+
+@contextmanager
+def shared_cache(kind: str, root: Path, moto: Callable[[], Moto]) -> Iterator[SharedCache]:
+    """A throw-away cache of `kind` under `root` (SQLite), in its own schema (PostgreSQL) or tables (DynamoDB)."""
+    if kind == "sqlite":
+        yield SharedCache(kind, {"cache.url": f"sqlite:///{root / 'cache.sqlite'}", "cache.migrate_on_start": "true"})
+    elif kind == "postgresql":
+        with fresh_database("postgresql", root) as url:
+            yield SharedCache(kind, {"cache.url": url, "cache.migrate_on_start": "true"})
+    elif kind == "dynamo":
+        endpoint = moto().endpoint_url
+        settings = {
+            "cache.backend": "dynamo",
+            "cache.table_prefix": f"ppc-{uuid.uuid4().hex[:10]}-",
+            "cache.region": REGION,
+            "cache.endpoint_url": endpoint,
+            "cache.create_tables": "true",
+        }
+        with one_dynamodb_request_at_a_time():
+            yield SharedCache(kind, settings, server_env)
+    else:
+        raise ValueError(kind)
+
+
+@contextmanager
+def one_dynamodb_request_at_a_time() -> Iterator[None]:
+    """Make the in-process moto answer DynamoDB requests one at a time, as atomically as DynamoDB does.
+
+    moto checks TransactWriteItems' conditions and writes without a lock, and rolls a cancelled
+    transaction back by restoring a copy of the whole table taken before it: under concurrent
+    requests it loses writes that DynamoDB keeps (and lets two transactions pass one condition).
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.call_action
+
+    def call_action(self: DynamoHandler) -> Any:
+        with _MOTO_DYNAMODB:
+            return original(self)
+
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        DynamoHandler.call_action = original  # type: ignore[method-assign]
+
+
+def write_shared_ini(folder: Path, shared: Path, port: int, cache: SharedCache, threads: int) -> Path:
+    """An ini whose packages live in `shared` (beside every other server of the test) and whose cache is `cache`."""
+    app = {
+        "use": "egg:pypicloud_lite",
+        "storage.backend": "local",
+        "storage.dir": str(shared / "packages"),
+        "cache.backend": "sql",
+        # Values are literal: a URL's %-escapes must not be read as ini interpolation.
+        **{key: value.replace("%", "%%") for key, value in cache.settings.items()},
+        "upload.max_size": "1MB",
+        "upload.spool_dir": "%(here)s/spool",
+        "auth.realm": "pypicloud_lite",
+        f"user.{UPLOADER}": _UPLOADER_HASH,
+        "auth.admins": UPLOADER,
+        # Clients revalidate every page: nothing here may be served late from a client-side cache.
+        "web.page_max_age": "0",
+    }
+    lines = ["[app:main]", *(f"{key} = {value}" for key, value in app.items())]
+    server = ["[server:main]", "use = egg:waitress#main", f"listen = 127.0.0.1:{port}", f"threads = {threads}"]
+    ini = folder / "server.ini"
+    ini.write_text("\n".join(lines) + "\n\n" + "\n".join(server) + "\n" + _LOGGING, encoding="utf-8")
+    return ini
+
+
+def start_shared_server(folder: Path, shared: Path, cache: SharedCache, *, threads: int = 4) -> Server:
+    """`pserve` on a fresh port over `shared` storage and `cache`; waits until /health answers 200."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shared.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    ini = write_shared_ini(folder, shared, port, cache, threads)
+    stderr_path = folder / "server.stderr"
+    with open(stderr_path, "wb") as err, open(folder / "server.stdout", "wb") as out:
+        process = subprocess.Popen(
+            [str(BIN / "pserve"), str(ini)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            cwd=folder,
+            env=cache.environment(folder),
+        )
+    server = Server(f"http://127.0.0.1:{port}", ini, process, stderr_path)
+    RUNNING.append(server)
+    deadline = time.monotonic() + START_TIMEOUT
+    last = ""
+    while True:
+        if process.poll() is not None:
+            server.stop()
+            pytest.fail(f"pserve exited with status {process.returncode}:\n{server.stderr()}")
+        try:
+            response = request(server, "GET", "/health")
+            if response.status_code == 200:
+                return server
+            last = f"/health answered {response.status_code}: {response.text}"
+        except requests.RequestException as exc:
+            last = str(exc)
+        if time.monotonic() > deadline:
+            server.stop()
+            pytest.fail(f"pserve was not healthy within {START_TIMEOUT} s ({last}):\n{server.stderr()}")
+        time.sleep(0.1)
+
+
+def request(
+    server: Server,
+    method: str,
+    path: str,
+    *,
+    accept: str | None = None,
+    headers: dict[str, str] | None = None,
+    admin: bool = False,
+    **kwargs: Any,
+) -> requests.Response:
+    """One request without proxies or redirects; `admin` sends the uploader's (admin) Basic credentials."""
+    sent = {**({"Accept": accept} if accept else {}), **(headers or {})}
+    with requests.Session() as session:
+        session.trust_env = False
+        return session.request(
+            method,
+            server.url + path,
+            headers=sent,
+            auth=(UPLOADER, UPLOADER_PASSWORD) if admin else None,
+            allow_redirects=False,
+            timeout=REQUEST_TIMEOUT,
+            **kwargs,
+        )
+
+
+def upload(server: Server, path: Path, name: str, version: str) -> requests.Response:
+    """A legacy upload as twine sends it (multipart form, every digest), as the admin uploader."""
+    data = path.read_bytes()
+    return request(
+        server,
+        "POST",
+        "/legacy/",
+        admin=True,
+        data=twine_fields(name, version, path.name, data),
+        files={"content": (path.name, data, "application/octet-stream")},
+    )
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def listed(server: Server, project: str) -> dict[str, dict[str, Any]]:
+    """filename -> file entry of the PEP 691 project page (empty when the project is unknown)."""
+    response = request(server, "GET", f"/simple/{project}/", accept=JSON_V1)
+    if response.status_code == 404:
+        return {}
+    assert response.status_code == 200, response.text
+    return {entry["filename"]: entry for entry in response.json()["files"]}
+
+
+def stored_objects(shared: Path) -> list[str]:
+    """Keys of every finished object in the shared storage folder (temporary files left out)."""
+    root = shared / "packages"
+    return sorted(
+        p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")
+    )
