@@ -14,20 +14,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.errors import Conflict, InvalidUpload, NotFound, PypicloudLiteError
-from pypicloud_lite.metadata import parse_core_metadata, read_metadata_file
+from pypicloud_lite.indexing import describe_object, listed_file
 from pypicloud_lite.models import PackageFile
 from pypicloud_lite.naming import METADATA_SUFFIX, DistFilename, metadata_key, parse_filename, storage_key
 from pypicloud_lite.storage.base import Storage, StoredObject
@@ -162,9 +159,9 @@ class ReloadRun:
         for filename, (dist, obj) in found.items():
             row = snapshot.get(filename)
             if row is None:
-                added.append(_listed_file(dist, obj))
+                added.append(listed_file(dist, obj))
             elif row.size != obj.size or (row.storage_etag is not None and row.storage_etag != obj.etag):
-                changed.append(replace(_listed_file(dist, obj), yanked=row.yanked, yanked_reason=row.yanked_reason))
+                changed.append(replace(listed_file(dist, obj), yanked=row.yanked, yanked_reason=row.yanked_reason))
                 self.rewritten.add(filename)
             else:
                 self.progress.unchanged += 1
@@ -193,7 +190,13 @@ class ReloadRun:
             obj = self.storage.stat(key)
             if obj is None:
                 raise NotFound(key)
-            sha256, raw_metadata = self._read_object(key, listed, obj)
+            filled = describe_object(
+                self.storage,
+                listed,
+                obj,
+                rewritten=listed.filename in self.rewritten,
+                sidecar_exists=metadata_key(listed.project, listed.filename) in self.sidecars,
+            )
         except NotFound:
             # Deleted since the listing: a row without its object is always stale.
             self.cache.delete_file(listed.filename)
@@ -201,74 +204,11 @@ class ReloadRun:
         except PypicloudLiteError as exc:
             logger.warning("reload could not fill in %s: %s", key, exc.message)
             return False
-        dist = parse_filename(listed.filename)
-        metadata = None
-        if raw_metadata:
-            try:
-                metadata = parse_core_metadata(raw_metadata, dist)
-            except InvalidUpload as exc:
-                # The bytes are what they are: index their hash, without metadata that contradicts the name.
-                logger.warning("reload: %s has metadata that does not match it: %s", key, exc.message)
-                raw_metadata = None
-        filled = replace(
-            listed,
-            sha256=sha256,
-            storage_etag=obj.etag or listed.storage_etag,
-            requires_python=metadata.requires_python if metadata else None,
-            summary=metadata.summary if metadata else None,
-            metadata_sha256=(
-                hashlib.sha256(raw_metadata).hexdigest() if raw_metadata and dist.packagetype == "bdist_wheel" else None
-            ),
-            core_metadata=metadata,
-        )
         if self.cache.update_details(filled):
             return True
         # Refused: the row changed since the listing. Fine if an upload indexed it meanwhile.
         current = self.cache.get_file(listed.filename)
         return current is not None and current.sha256 is not None
-
-    def _read_object(self, key: str, listed: PackageFile, obj: StoredObject) -> tuple[str, bytes | None]:
-        """The file's sha256 and core metadata, reading the object only when it must."""
-        sidecar = metadata_key(listed.project, listed.filename)
-        raw_metadata: bytes | None = None
-        if sidecar in self.sidecars and listed.filename not in self.rewritten:
-            try:
-                with self.storage.open(sidecar) as fh:
-                    raw_metadata = fh.read()
-            except NotFound:
-                raw_metadata = None
-        if obj.sha256 and raw_metadata is not None:
-            return obj.sha256, raw_metadata
-        # Uploaded by another tool: read it once, hashing as it streams, and keep the sidecar.
-        digest = hashlib.sha256()
-        with tempfile.NamedTemporaryFile(prefix="ppc-reload-", suffix=".part") as tmp:
-            with self.storage.open(key) as fh:
-                while chunk := fh.read(CHUNK):
-                    digest.update(chunk)
-                    tmp.write(chunk)
-            tmp.flush()
-            if raw_metadata is None:
-                try:
-                    raw_metadata = read_metadata_file(Path(tmp.name), parse_filename(listed.filename))
-                    self.storage.put_bytes(sidecar, raw_metadata)
-                except InvalidUpload as exc:
-                    logger.warning("reload: %s has no readable metadata: %s", key, exc.message)
-        return obj.sha256 or digest.hexdigest(), raw_metadata
-
-
-def _listed_file(dist: DistFilename, obj: StoredObject) -> PackageFile:
-    """What the key and the listing tell about a file, before anything reads it."""
-    return PackageFile(
-        project=dist.project,
-        filename=dist.filename,
-        version=str(dist.version),
-        packagetype=dist.packagetype,
-        python_version=dist.python_version,
-        size=obj.size,
-        sha256=None,
-        upload_time=obj.last_modified,
-        storage_etag=obj.etag,
-    )
 
 
 def begin_reload(storage: Storage, cache: Cache, workers: int = 16) -> ReloadRun:

@@ -1,0 +1,108 @@
+"""What a stored object says about itself: the index row of a file found in storage.
+
+Shared by the reload and the S3 sync: name, version and filename come from the key,
+size and time from the listing or HeadObject, and the rest from the object's
+SHA-256 checksum and metadata sidecar, or by reading the object once when another
+tool wrote it without them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from pypicloud_lite.errors import InvalidUpload, NotFound
+from pypicloud_lite.metadata import parse_core_metadata, read_metadata_file
+from pypicloud_lite.models import PackageFile
+from pypicloud_lite.naming import DistFilename, metadata_key, parse_filename, storage_key
+from pypicloud_lite.storage.base import Storage, StoredObject
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024
+
+
+def listed_file(dist: DistFilename, obj: StoredObject) -> PackageFile:
+    """What the key and the listing tell about a file, before anything reads it."""
+    return PackageFile(
+        project=dist.project,
+        filename=dist.filename,
+        version=str(dist.version),
+        packagetype=dist.packagetype,
+        python_version=dist.python_version,
+        size=obj.size,
+        sha256=None,
+        upload_time=obj.last_modified,
+        storage_etag=obj.etag,
+    )
+
+
+def describe_object(
+    storage: Storage,
+    listed: PackageFile,
+    obj: StoredObject,
+    *,
+    rewritten: bool = False,
+    sidecar_exists: bool | None = None,
+) -> PackageFile:
+    """`listed` with its sha256 and core metadata filled in; NotFound if the object went away.
+
+    `rewritten`: the object's bytes changed since it was indexed, so its sidecar describes
+    old bytes. `sidecar_exists`: known from a listing (None: try to read it).
+    """
+    key = storage_key(listed.project, listed.filename)
+    sidecar = metadata_key(listed.project, listed.filename)
+    raw_metadata: bytes | None = None
+    if sidecar_exists is not False and not rewritten:
+        try:
+            with storage.open(sidecar) as fh:
+                raw_metadata = fh.read()
+        except NotFound:
+            raw_metadata = None
+    sha256 = obj.sha256
+    if sha256 is None or raw_metadata is None:
+        sha256, raw_metadata = _read_once(storage, key, sidecar, listed.filename, raw_metadata)
+    dist = parse_filename(listed.filename)
+    metadata = None
+    if raw_metadata:
+        try:
+            metadata = parse_core_metadata(raw_metadata, dist)
+        except InvalidUpload as exc:
+            # The bytes are what they are: index their hash, without metadata that contradicts the name.
+            logger.warning("%s has metadata that does not match it: %s", key, exc.message)
+            raw_metadata = None
+    return replace(
+        listed,
+        sha256=obj.sha256 or sha256,
+        size=obj.size,
+        storage_etag=obj.etag or listed.storage_etag,
+        requires_python=metadata.requires_python if metadata else None,
+        summary=metadata.summary if metadata else None,
+        metadata_sha256=(
+            hashlib.sha256(raw_metadata).hexdigest() if raw_metadata and dist.packagetype == "bdist_wheel" else None
+        ),
+        core_metadata=metadata,
+    )
+
+
+def _read_once(
+    storage: Storage, key: str, sidecar: str, filename: str, raw_metadata: bytes | None
+) -> tuple[str, bytes | None]:
+    """Stream the object once: its sha256, and its metadata (kept as the sidecar) if still unknown."""
+    digest = hashlib.sha256()
+    with tempfile.NamedTemporaryFile(prefix="ppc-index-", suffix=".part") as tmp:
+        with storage.open(key) as fh:
+            while chunk := fh.read(CHUNK):
+                digest.update(chunk)
+                tmp.write(chunk)
+        tmp.flush()
+        if raw_metadata is None:
+            try:
+                raw_metadata = read_metadata_file(Path(tmp.name), parse_filename(filename))
+                storage.put_bytes(sidecar, raw_metadata)
+            except InvalidUpload as exc:
+                logger.warning("%s has no readable metadata: %s", key, exc.message)
+    return digest.hexdigest(), raw_metadata

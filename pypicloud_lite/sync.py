@@ -1,0 +1,203 @@
+"""Apply S3 object events to the cache: each record is a hint that key K may have changed.
+
+The event says *which* key to look at, never *what* is true: the truth comes from
+HeadObject, and the cache row for K is made equal to it. Duplicates, reordering,
+late deliveries and deletes of non-current versions therefore change nothing.
+Pure library code: the Lambda handler (lambda/s3_sync.py) only wires it up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import unquote_plus
+
+from pypicloud_lite.cache.base import Cache
+from pypicloud_lite.errors import InvalidInput
+from pypicloud_lite.indexing import describe_object, listed_file
+from pypicloud_lite.naming import METADATA_SUFFIX
+from pypicloud_lite.reload import parse_key
+from pypicloud_lite.storage.base import Storage, StoredObject
+from pypicloud_lite.storage.s3 import S3Storage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Hint:
+    """Key K of bucket B may have changed (the event name and sequencer are hints too)."""
+
+    bucket: str
+    key: str
+    event_name: str
+    sequencer: str | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    """One delivery unit: an SQS message (with its id, for batchItemFailures) or the whole event."""
+
+    message_id: str | None
+    hints: list[Hint]
+    error: str | None = None  # the message could not be read (a poison message)
+
+
+# -- decoding every delivery path ------------------------------------------------------
+
+
+def _from_notification(doc: Any) -> list[Hint]:
+    """Hints of an S3 notification document (the `Records` form, or the s3:TestEvent)."""
+    if not isinstance(doc, dict):
+        raise InvalidInput("not an S3 notification")
+    if doc.get("Event") == "s3:TestEvent":
+        return []
+    if "Records" not in doc:
+        raise InvalidInput("an S3 notification without Records")
+    hints = []
+    for record in doc["Records"]:
+        if record.get("eventSource") != "aws:s3":
+            raise InvalidInput(f"not an S3 record: {record.get('eventSource')!r}")
+        obj = record["s3"]["object"]
+        # Keys are form-URL-encoded: a space arrives as '+', a literal '+' as '%2B'.
+        hints.append(
+            Hint(record["s3"]["bucket"]["name"], unquote_plus(obj["key"]), record["eventName"], obj.get("sequencer"))
+        )
+    return hints
+
+
+def _from_eventbridge(event: dict[str, Any]) -> list[Hint]:
+    detail = event["detail"]
+    raw = detail["object"]["key"]
+    name = f"{event['detail-type']}:{detail.get('deletion-type') or detail.get('reason', '')}"
+    bucket, sequencer = detail["bucket"]["name"], detail["object"].get("sequencer")
+    # Whether EventBridge encodes keys is not something to bet a package on: look at both
+    # spellings when they differ; a hint about a key that does not exist changes nothing.
+    keys = dict.fromkeys([unquote_plus(raw), raw])
+    return [Hint(bucket, key, name, sequencer) for key in keys]
+
+
+def _from_sns_envelope(message: str) -> list[Hint]:
+    return _from_notification(json.loads(message))
+
+
+def messages(event: dict[str, Any]) -> list[Message]:
+    """Every delivery path, unwrapped: S3, SQS, SNS, SNS in SQS, EventBridge."""
+    if event.get("source") == "aws.s3" and "detail" in event:
+        return [Message(None, _from_eventbridge(event))]
+    records = event.get("Records")
+    if not isinstance(records, list):
+        if event.get("Event") == "s3:TestEvent":
+            return [Message(None, [])]
+        raise InvalidInput("unrecognised event: no Records, and not an EventBridge S3 event")
+    if records and all(r.get("eventSource") == "aws:sqs" for r in records):
+        return [_sqs_message(r) for r in records]
+    if records and all(r.get("EventSource") == "aws:sns" for r in records):
+        return [Message(None, [h for r in records for h in _from_sns_envelope(r["Sns"]["Message"])])]
+    return [Message(None, _from_notification(event))]
+
+
+def _sqs_message(record: dict[str, Any]) -> Message:
+    message_id = record.get("messageId")
+    try:
+        body = json.loads(record["body"])
+        if isinstance(body, dict) and body.get("Type") == "Notification" and "Message" in body:
+            return Message(message_id, _from_sns_envelope(body["Message"]))
+        return Message(message_id, _from_notification(body))
+    except (ValueError, KeyError, TypeError, InvalidInput) as exc:
+        return Message(message_id, [], error=f"unreadable message: {exc}")
+
+
+# -- the per-key truth -----------------------------------------------------------------
+
+
+class SequencerMemory:
+    """The newest sequencer applied per key in this process (a warm Lambda container).
+
+    Only an optimisation: a record older than one already applied is skipped without
+    a HeadObject. Correctness never depends on it, since every applied record reads the truth.
+    """
+
+    def __init__(self, max_keys: int = 50_000) -> None:
+        self.max_keys = max_keys
+        self._seen: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _order(sequencer: str) -> str:
+        # Sequencers compare as hex strings once padded to equal length.
+        return sequencer.upper().rjust(64, "0")
+
+    def is_stale(self, hint: Hint) -> bool:
+        if not hint.sequencer:
+            return False
+        with self._lock:
+            seen = self._seen.get((hint.bucket, hint.key))
+        return seen is not None and self._order(hint.sequencer) < seen
+
+    def applied(self, hint: Hint) -> None:
+        if not hint.sequencer:
+            return
+        key, order = (hint.bucket, hint.key), self._order(hint.sequencer)
+        with self._lock:
+            if order > self._seen.get(key, ""):
+                self._seen[key] = order
+                self._seen.move_to_end(key)
+            while len(self._seen) > self.max_keys:
+                self._seen.popitem(last=False)
+
+
+class S3Sync:
+    """Makes the cache row of a key equal to what the bucket holds now."""
+
+    def __init__(self, storage: S3Storage, cache: Cache, memory: SequencerMemory | None = None) -> None:
+        self.storage = storage
+        self.cache = cache
+        self.memory = memory or SequencerMemory()
+
+    def apply(self, hint: Hint) -> str:
+        """One of: applied, unchanged, stale, ignored."""
+        if hint.bucket != self.storage.bucket or not hint.key.startswith(self.storage.prefix):
+            return "ignored"
+        key = hint.key[len(self.storage.prefix) :]
+        dist = parse_key(key)
+        if dist is None or key.endswith(METADATA_SUFFIX):
+            return "ignored"  # sidecars, strays, keys outside a project folder
+        if self.memory.is_stale(hint):
+            return "stale"
+        outcome = self._converge(key, dist.filename)
+        self.memory.applied(hint)
+        return outcome
+
+    def _converge(self, key: str, filename: str) -> str:
+        row = self.cache.get_file(filename)
+        obj: StoredObject | None = self.storage.stat(key)
+        if obj is None:
+            # Gone (deleted, or a delete marker is current). A deleted non-current version
+            # leaves the current one in place, so HeadObject still finds it: nothing removed.
+            return "applied" if row is not None and self.cache.delete_file(filename) else "unchanged"
+        if row is not None and row.sha256 and row.size == obj.size and row.storage_etag in (None, obj.etag):
+            return "unchanged"
+        dist = parse_key(key)
+        assert dist is not None
+        described = describe_object(self.storage, listed_file(dist, obj), obj, rewritten=row is not None)
+        if row is None:
+            _stored, created = self.cache.add_file(described, described.project)
+            return "applied" if created else "unchanged"
+        self.cache.apply_reload([], [replace(described, yanked=row.yanked, yanked_reason=row.yanked_reason)], [], {})
+        return "applied"
+
+
+def iter_outcomes(sync: S3Sync, message: Message) -> Iterator[tuple[Hint, str]]:
+    for hint in message.hints:
+        yield hint, sync.apply(hint)
+
+
+def storage_for_sync(storage: Storage) -> S3Storage:
+    if not isinstance(storage, S3Storage):
+        raise InvalidInput("the S3 sync needs storage.backend = s3")
+    return storage
