@@ -19,16 +19,16 @@ run: $(STAMP)
 	$(BIN)/pserve $(INI)
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check pypicloud_lite tests alembic
-	$(BIN)/ruff check pypicloud_lite tests alembic
-	$(BIN)/mypy pypicloud_lite
+	$(BIN)/ruff format --check pypicloud_lite tests alembic lambda bench
+	$(BIN)/ruff check pypicloud_lite tests alembic lambda bench
+	$(BIN)/mypy pypicloud_lite lambda/s3_sync.py
 
 test: lint
 	PPC_TWINE_LEGACY=$(CURDIR)/$(TWINE61)/bin/twine $(BIN)/python -m pytest -q -ra tests
 
 format: $(STAMP)
-	$(BIN)/ruff format pypicloud_lite tests alembic
-	$(BIN)/ruff check --fix pypicloud_lite tests alembic
+	$(BIN)/ruff format pypicloud_lite tests alembic lambda bench
+	$(BIN)/ruff check --fix pypicloud_lite tests alembic lambda bench
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info

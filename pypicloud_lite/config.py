@@ -17,7 +17,7 @@ from pypicloud_lite.naming import normalize
 
 ENV_PREFIX = "PPC_"
 # Settings whose keys are ours: anything else under these prefixes is a typo and refused.
-OWN_PREFIXES = ("storage.", "cache.", "auth.", "upload.", "web.", "pypi.")
+OWN_PREFIXES = ("storage.", "cache.", "auth.", "upload.", "web.", "pypi.", "sync.")
 PERM_LETTERS = frozenset("rwd")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]*\Z")
 T = TypeVar("T")
@@ -115,6 +115,13 @@ class ReloadSettings:
 
 
 @dataclass(frozen=True)
+class SyncSettings:
+    """The S3 sync Lambda's own settings."""
+
+    secret_max_age: float = 300.0
+
+
+@dataclass(frozen=True)
 class Settings:
     storage: StorageSettings
     cache: CacheSettings
@@ -122,6 +129,7 @@ class Settings:
     upload: UploadSettings
     web: WebSettings
     reload: ReloadSettings = ReloadSettings(on_start=False, workers=16)
+    sync: SyncSettings = SyncSettings()
 
 
 def env_name(key: str) -> str:
@@ -350,13 +358,14 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         on_start=r.typed("pypi.reload_on_start", parse_bool, "false"),
         workers=r.typed("pypi.reload_workers", int, "16"),
     )
+    sync = SyncSettings(secret_max_age=r.typed("sync.secret_max_age", float, "300"))
     r.check_unknown()
     if auth.backend == "sql" and not auth.url:
         raise ConfigError("setting 'auth.url' is required with auth.backend = sql when the cache is not SQL")
     for name in auth.admins:
         if name not in dict(auth.users) and auth.bootstrap_admin_file is None:
             raise ConfigError(f"setting 'auth.admins': admin {name!r} has no 'user.{name}' password hash")
-    return Settings(storage=storage, cache=cache, auth=auth, upload=upload, web=web, reload=reload)
+    return Settings(storage=storage, cache=cache, auth=auth, upload=upload, web=web, reload=reload, sync=sync)
 
 
 def read_ini(path: str | Path, section: str = "app:main") -> dict[str, str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from pypicloud_lite.errors import InvalidUpload, NotFound
 from pypicloud_lite.metadata import parse_core_metadata, read_metadata_file
 from pypicloud_lite.models import PackageFile
-from pypicloud_lite.naming import DistFilename, metadata_key, parse_filename, storage_key
+from pypicloud_lite.naming import DistFilename, parse_filename, storage_key
 from pypicloud_lite.storage.base import Storage, StoredObject
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ def listed_file(dist: DistFilename, obj: StoredObject) -> PackageFile:
         sha256=None,
         upload_time=obj.last_modified,
         storage_etag=obj.etag,
+        key=None if obj.key == storage_key(dist.project, dist.filename) else obj.key,
     )
 
 
@@ -53,8 +54,7 @@ def describe_object(
     `rewritten`: the object's bytes changed since it was indexed, so its sidecar describes
     old bytes. `sidecar_exists`: known from a listing (None: try to read it).
     """
-    key = storage_key(listed.project, listed.filename)
-    sidecar = metadata_key(listed.project, listed.filename)
+    key, sidecar = listed.object_key, listed.sidecar_key
     raw_metadata: bytes | None = None
     if sidecar_exists is not False and not rewritten:
         try:

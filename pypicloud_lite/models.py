@@ -74,10 +74,22 @@ class PackageFile:
     uploader: str | None = None
     core_metadata: CoreMetadata | None = field(default=None, compare=False)
     storage_etag: str | None = None
+    # The object's key when another tool stored it outside `<project>/<filename>`
+    # (a folder spelled `my_lib/` rather than `my-lib/`); None for the usual layout.
+    key: str | None = None
 
     @property
     def parsed_version(self) -> Version:
         return Version(self.version)
+
+    @property
+    def object_key(self) -> str:
+        return self.key or f"{self.project}/{self.filename}"
+
+    @property
+    def sidecar_key(self) -> str:
+        """Where its PEP 658 core-metadata sidecar lives: beside the object."""
+        return self.object_key + ".metadata"
 
 
 @dataclass(frozen=True)

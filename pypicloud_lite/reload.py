@@ -26,7 +26,7 @@ from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.errors import Conflict, InvalidUpload, NotFound, PypicloudLiteError
 from pypicloud_lite.indexing import describe_object, listed_file
 from pypicloud_lite.models import PackageFile
-from pypicloud_lite.naming import METADATA_SUFFIX, DistFilename, metadata_key, parse_filename, storage_key
+from pypicloud_lite.naming import METADATA_SUFFIX, DistFilename, normalize, parse_filename
 from pypicloud_lite.storage.base import Storage, StoredObject
 
 logger = logging.getLogger(__name__)
@@ -61,15 +61,19 @@ class ReloadProgress:
 
 
 def parse_key(key: str) -> DistFilename | None:
-    """The distribution a storage key holds, or None for anything else (sidecars, strays)."""
-    project, sep, filename = key.partition("/")
+    """The distribution a storage key holds, or None for anything else (sidecars, strays).
+
+    The folder must name the file's project, spelled any way that normalizes to it
+    (`my_lib/`, `My.Lib/` or `my-lib/`): other tools do not all use our spelling.
+    """
+    folder, sep, filename = key.partition("/")
     if not sep or "/" in filename:
         return None
     try:
         dist = parse_filename(filename)
     except InvalidUpload:
         return None
-    return dist if dist.project == project else None
+    return dist if normalize(folder) == dist.project else None
 
 
 class ReloadRun:
@@ -138,7 +142,7 @@ class ReloadRun:
         # has its object written before its row, so it is found here.
         removed = []
         for row in (r for name, r in snapshot.items() if name not in found):
-            if self.storage.stat(storage_key(row.project, row.filename)) is None:
+            if self.storage.stat(row.object_key) is None:
                 removed.append(row.filename)
             self._report()
         # Fencing: a run whose lease lapsed (and may have been taken over) must not apply.
@@ -185,7 +189,7 @@ class ReloadRun:
                 self._report()
 
     def _fill_one(self, listed: PackageFile) -> bool:
-        key = storage_key(listed.project, listed.filename)
+        key = listed.object_key
         try:
             obj = self.storage.stat(key)
             if obj is None:
@@ -195,7 +199,7 @@ class ReloadRun:
                 listed,
                 obj,
                 rewritten=listed.filename in self.rewritten,
-                sidecar_exists=metadata_key(listed.project, listed.filename) in self.sidecars,
+                sidecar_exists=listed.sidecar_key in self.sidecars,
             )
         except NotFound:
             # Deleted since the listing: a row without its object is always stale.

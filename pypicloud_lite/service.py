@@ -31,10 +31,8 @@ from pypicloud_lite.models import (
 from pypicloud_lite.naming import (
     DistFilename,
     is_valid_project_name,
-    metadata_key,
     normalize,
     parse_filename,
-    storage_key,
 )
 from pypicloud_lite.reload import LOCK_NAME as RELOAD_LOCK
 from pypicloud_lite.reload import ReloadRun, begin_reload
@@ -181,7 +179,7 @@ class PackageIndex:
 
     def _same_file(self, existing: PackageFile, sha256: str) -> PackageFile:
         # A file a reload has listed but not hashed yet is compared by its stored bytes.
-        known = existing.sha256 or self._object_sha256(storage_key(existing.project, existing.filename))
+        known = existing.sha256 or self._object_sha256(existing.object_key)
         if known != sha256:
             raise FileExists(
                 f"File already exists: {existing.filename!r} is already in the index with different contents."
@@ -200,7 +198,7 @@ class PackageIndex:
 
     def _store(self, record: PackageFile, spooled: Spooled, raw_metadata: bytes, display_name: str) -> UploadResult:
         # The object is written before the row, so the index never lists a file storage lacks.
-        key = storage_key(record.project, record.filename)
+        key = record.object_key
         written = self.storage.put_new(key, spooled.path, sha256=record.sha256)
         if not written and self._object_sha256(key) != record.sha256:
             # A racing upload of other bytes won the conditional write.
@@ -210,7 +208,7 @@ class PackageIndex:
             stored_object = self.storage.stat(key)
             if stored_object is not None:
                 record = replace(record, storage_etag=stored_object.etag)
-            self.storage.put_bytes(metadata_key(record.project, record.filename), raw_metadata)
+            self.storage.put_bytes(record.sidecar_key, raw_metadata)
             stored, created = self.cache.add_file(record, display_name)
         except BaseException:
             if written:
@@ -226,8 +224,8 @@ class PackageIndex:
                 return
         except Exception:  # noqa: BLE001 - the cache is failing; the object must go regardless
             logger.warning("cache unreadable while discarding %s", record.filename)
-        self.storage.delete(metadata_key(record.project, record.filename))
-        self.storage.delete(storage_key(record.project, record.filename))
+        self.storage.delete(record.sidecar_key)
+        self.storage.delete(record.object_key)
 
     # -- reads -----------------------------------------------------------------
 
@@ -291,17 +289,17 @@ class PackageIndex:
         return [] if project.status == "quarantined" else self.project_files(project)
 
     def open_file(self, file: PackageFile, start: int = 0, end: int | None = None) -> BinaryIO:
-        return self.storage.open(storage_key(file.project, file.filename), start, end)
+        return self.storage.open(file.object_key, start, end)
 
     def read_metadata(self, file: PackageFile) -> bytes:
         """The PEP 658 core metadata of a file (small: bounded at upload)."""
         if file.metadata_sha256 is None:
             raise NotFound(f"No core metadata is published for {file.filename!r}.")
-        with self.storage.open(metadata_key(file.project, file.filename)) as fh:
+        with self.storage.open(file.sidecar_key) as fh:
             return fh.read()
 
     def download_url(self, file: PackageFile) -> str | None:
-        return self.storage.download_url(storage_key(file.project, file.filename), file.filename)
+        return self.storage.download_url(file.object_key, file.filename)
 
     # -- changes ---------------------------------------------------------------
 
@@ -358,7 +356,7 @@ class PackageIndex:
         # The row goes before the object, so the index never lists a file storage lacks.
         file = self.get_file(project, filename)
         self.cache.delete_file(file.filename)
-        self.storage.delete(storage_key(file.project, file.filename))
-        self.storage.delete(metadata_key(file.project, file.filename))
+        self.storage.delete(file.object_key)
+        self.storage.delete(file.sidecar_key)
         # A reload that listed the object before it went may have put the row back: take it out again.
         self.cache.delete_file(file.filename)

@@ -305,7 +305,9 @@ def spy(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
         ("README.md", None),
         ("demo/not-a-dist.txt", None),
         ("other/demo-1.0.tar.gz", None),
-        ("Demo/Demo-1.0.tar.gz", None),
+        # A folder spelled as another tool spells it (my_lib/, Demo/) still names the project.
+        ("Demo/Demo-1.0.tar.gz", "Demo-1.0.tar.gz"),
+        ("my_lib/my_lib-1.0.tar.gz", "my_lib-1.0.tar.gz"),
         ("demo/demo-1.0.tar.gz.metadata", None),
         ("demo/demo-1.0-py3-none-any.whl.metadata", None),
         ("demo/sub/demo-1.0.tar.gz", None),
@@ -333,7 +335,6 @@ def test_objects_put_straight_into_storage_are_indexed(any_env: Env) -> None:
         "README": b"not a package\n",
         "foo-bar/not-a-dist.txt": b"notes\n",
         "wrong-folder/foo_bar-3.0.tar.gz": sdist.read_bytes(),
-        "Foo.Bar/foo_bar-4.0.tar.gz": sdist.read_bytes(),
         "foo-bar/nested/foo_bar-5.0.tar.gz": sdist.read_bytes(),
         "foo-bar/foo_bar-9.0.tar.gz.metadata": metadata_text("Foo.Bar", "9.0").encode(),
     }
@@ -1224,3 +1225,23 @@ def test_run_whose_lease_was_taken_over_does_not_apply(local_env: Env, monkeypat
     assert env.rows() == {}
     assert env.index.reload_state()[0] is True, "the current holder keeps its lease"
     assert current.execute().added == 1
+
+
+def test_a_folder_spelled_by_another_tool_is_indexed_served_and_deleted(env: Env) -> None:
+    # pypicloud and others write `My.Lib/` or `my_lib/`, not `my-lib/`: the row keeps the real key.
+    wheel = build_wheel(env.dists, "My.Lib", "4.0")
+    put_raw(env.storage, f"My.Lib/{wheel.name}", wheel.read_bytes())
+
+    result = env.reload()
+
+    assert counts(result)["added"] == 1 and counts(result)["hashed"] == 1
+    row = env.rows()[wheel.name]
+    assert (row.project, row.key, row.object_key) == ("my-lib", f"My.Lib/{wheel.name}", f"My.Lib/{wheel.name}")
+    assert row.sha256 == sha256(wheel.read_bytes())
+    with env.index.open_file(row) as fh:
+        assert fh.read() == wheel.read_bytes()
+    assert env.index.read_metadata(row).startswith(b"Metadata-Version")
+    env.index.delete_file("my-lib", wheel.name)
+    assert env.storage.stat(f"My.Lib/{wheel.name}") is None
+    assert env.storage.stat(f"My.Lib/{wheel.name}.metadata") is None
+    assert wheel.name not in env.rows()

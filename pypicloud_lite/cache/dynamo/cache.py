@@ -112,6 +112,7 @@ class DynamoCache(Cache):
             uploader=item.uploader,
             core_metadata=CoreMetadata.from_dict(item.core_metadata) if item.core_metadata else None,
             storage_etag=item.storage_etag,
+            key=item.object_key,
         )
 
     def _file_item(self, file: PackageFile) -> Model:
@@ -134,6 +135,7 @@ class DynamoCache(Cache):
             uploader=file.uploader,
             core_metadata=file.core_metadata.to_dict() if file.core_metadata else None,
             storage_etag=file.storage_etag,
+            object_key=file.key,
         )
         return item
 

@@ -88,6 +88,7 @@ def build_tables(settings: DynamoSettings) -> DynamoTables:
         uploader = UnicodeAttribute(null=True)
         core_metadata = JSONAttribute(null=True)
         storage_etag = UnicodeAttribute(null=True)
+        object_key = UnicodeAttribute(null=True)
 
     class MetaItem(Model):
         Meta = _meta(settings, "meta")

@@ -65,6 +65,7 @@ def _to_file(row: FileRow) -> PackageFile:
         uploader=row.uploader,
         core_metadata=CoreMetadata.from_dict(row.core_metadata) if row.core_metadata else None,
         storage_etag=row.storage_etag,
+        key=row.object_key,
     )
 
 
@@ -88,6 +89,7 @@ def _file_values(file: PackageFile) -> dict[str, Any]:
         "uploader": file.uploader,
         "core_metadata": file.core_metadata.to_dict() if file.core_metadata else None,
         "storage_etag": file.storage_etag,
+        "object_key": file.key,
     }
 
 

@@ -68,6 +68,8 @@ class FileRow(Base):
     core_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # The storage object's ETag when last seen: a reload skips objects whose size and ETag match.
     storage_etag: Mapped[str | None] = mapped_column(String(128))
+    # The object's key when it is not `<project>/<filename>` (stored by another tool).
+    object_key: Mapped[str | None] = mapped_column(Text)
 
 
 class LockRow(Base):

@@ -1,0 +1,127 @@
+"""AWS Lambda handler (`s3_sync.handler`): apply S3 object events to this region's cache.
+
+Settings: the server's keys as a JSON object in PYPICLOUD_SETTINGS; a value
+`ssm:<parameter>` or `secretsmanager:<secret id>` is fetched (and cached for
+sync.secret_max_age seconds). Clients, engines and the cache live for the whole
+execution environment and are reused by warm invocations.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from pypicloud_lite.cache import build_cache
+from pypicloud_lite.cache.base import Cache
+from pypicloud_lite.config import Settings, load_settings
+from pypicloud_lite.errors import BackendUnavailable, PypicloudLiteError
+from pypicloud_lite.secrets import SecretResolver
+from pypicloud_lite.storage import build_storage
+from pypicloud_lite.sync import Message, S3Sync, SequencerMemory, messages, storage_for_sync
+
+logger = logging.getLogger("s3_sync")
+logger.setLevel(logging.INFO)
+
+# What a database says when it refuses the credentials: a rotated secret, fetch it anew.
+_CREDENTIAL_ERRORS = ("password authentication failed", "access denied for user", "authentication failed")
+
+
+@dataclass
+class Runtime:
+    raw: dict[str, Any]
+    settings: Settings
+    cache: Cache
+    sync: S3Sync
+
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+_memory = SequencerMemory()
+_resolver: SecretResolver | None = None
+
+
+def _raw_settings() -> dict[str, Any]:
+    raw = json.loads(os.environ.get("PYPICLOUD_SETTINGS") or "{}")
+    if not isinstance(raw, dict):
+        raise PypicloudLiteError("PYPICLOUD_SETTINGS must be a JSON object")
+    return raw
+
+
+def runtime() -> Runtime:
+    """The environment's runtime, rebuilt only when a resolved secret changed."""
+    global _runtime, _resolver  # noqa: PLW0603 - one per execution environment, by design
+    with _lock:
+        raw = _raw_settings()
+        if _resolver is None:
+            _resolver = SecretResolver(max_age=float(raw.get("sync.secret_max_age", 300)))
+        resolved = _resolver.resolve(raw)
+        if _runtime is None or _runtime.raw != resolved:
+            if _runtime is not None:
+                _runtime.cache.close()
+            # Settings come from PYPICLOUD_SETTINGS only; the resolved values replace the references.
+            settings = load_settings(resolved, environ={})
+            cache = build_cache(settings.cache)
+            sync = S3Sync(storage_for_sync(build_storage(settings.storage)), cache, _memory)
+            _runtime = Runtime(resolved, settings, cache, sync)
+        return _runtime
+
+
+def _credentials_rejected(exc: BaseException) -> bool:
+    text = f"{exc} {exc.__cause__ or ''}".lower()
+    return any(marker in text for marker in _CREDENTIAL_ERRORS)
+
+
+def _log(**fields: Any) -> None:
+    logger.info(json.dumps(fields, sort_keys=True))
+
+
+def _apply(message: Message, counts: dict[str, int]) -> None:
+    """Apply every hint of one message; one retry with fresh secrets if the database refused them."""
+    for attempt in (1, 2):
+        sync = runtime().sync
+        try:
+            for hint in message.hints:
+                outcome = sync.apply(hint)
+                counts[outcome] = counts.get(outcome, 0) + 1
+                _log(event=hint.event_name, key=hint.key, bucket=hint.bucket, outcome=outcome)
+            return
+        except BackendUnavailable as exc:
+            if attempt == 1 and _credentials_rejected(exc) and _resolver is not None:
+                logger.warning("the cache refused its credentials: fetching the secrets again")
+                _resolver.invalidate()
+                continue
+            raise
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    failures: list[str] = []
+    delivered = messages(event)
+    from_sqs = any(m.message_id is not None for m in delivered)
+    for message in delivered:
+        if message.error:
+            counts["failed"] = counts.get("failed", 0) + 1
+            _log(message=message.message_id, outcome="failed", error=message.error)
+            if message.message_id:
+                failures.append(message.message_id)
+            continue
+        if not message.hints:
+            _log(message=message.message_id, outcome="ignored", event="s3:TestEvent or empty")
+        try:
+            _apply(message, counts)
+        except PypicloudLiteError as exc:
+            counts["failed"] = counts.get("failed", 0) + 1
+            _log(message=message.message_id, outcome="failed", error=exc.message)
+            if not from_sqs:
+                raise  # S3 and SNS retry the whole invocation
+            failures.append(str(message.message_id))
+    summary = {"messages": len(delivered), **counts}
+    _log(summary=summary)
+    if from_sqs:
+        # Only the failed messages return to the queue; the rest of the batch is done.
+        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}
+    return summary
