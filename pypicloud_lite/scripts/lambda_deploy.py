@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -191,19 +192,21 @@ def package_files(cache_backend: str) -> Iterator[tuple[str, Path]]:
     skipped = ["web", "scripts"]
     # The other cache's code cannot run without its libraries, which the bundle does not carry.
     skipped.append("cache/dynamo" if cache_backend == "sql" else "cache/sql")
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root).as_posix()
-        if not path.is_file() or "__pycache__" in path.parts or path.suffix in (".pyc", ".pyo"):
-            continue
-        if any(relative == s or relative.startswith(s + "/") for s in skipped):
-            continue
-        yield f"pypicloud_lite/{relative}", path
+    for relative, path in _tree_files(root):
+        if not any(relative == s or relative.startswith(s + "/") for s in skipped):
+            yield f"pypicloud_lite/{relative}", path
 
 
 def _tree_files(folder: Path) -> Iterator[tuple[str, Path]]:
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo"):
-            yield path.relative_to(folder).as_posix(), path
+    """Files under `folder`, following symlinked folders (cache/sql/migrations links to alembic/)."""
+    found = []
+    for current, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in files:
+            path = Path(current, name)
+            if path.suffix not in (".pyc", ".pyo"):
+                found.append((path.relative_to(folder).as_posix(), path))
+    yield from sorted(found)
 
 
 def write_zip(entries: Mapping[str, Path], output: Path) -> None:
@@ -328,7 +331,7 @@ class Names:
             queue=_bounded(f"{function}-events", 80),
             dlq=_bounded(f"{function}-dlq", 80),
             notification_id=f"ppc-s3-sync:{function}",
-            statement_id=_bounded(f"ppc-s3-sync-{function}", 100),
+            statement_id="ppc-s3-sync-bucket-events",  # unique within the function's own policy
         )
 
 
@@ -522,8 +525,8 @@ def _normalized_notifications(config: Mapping[str, Any]) -> dict[str, Any]:
             if not value:
                 continue
             entries = []
-            for entry in value:
-                entry = dict(entry)
+            for original in value:
+                entry = dict(original)
                 entry["Events"] = sorted(entry.get("Events", []))
                 rules = entry.get("Filter", {}).get("Key", {}).get("FilterRules")
                 if rules is not None:
@@ -604,7 +607,6 @@ class Deployer:
         self.settings = validated_settings(self.chosen)
         s3 = self.settings.storage.s3
         assert s3 is not None
-        self.s3_settings = s3
         session = boto3.session.Session()
         region = options.region or s3.region or session.region_name or "us-east-1"
         s3_endpoint = options.endpoint_url or s3.endpoint_url
@@ -613,7 +615,8 @@ class Deployer:
         self._clients: dict[str, Any] = {}
         self._session = session
         self._s3_endpoint = s3_endpoint
-        bucket_region = self._bucket_region(s3.bucket, region)
+        self.region = region  # until the bucket says where it is
+        bucket_region = self._bucket_region(s3.bucket)
         if options.region and bucket_region != options.region:
             raise DeployError(
                 f"bucket {s3.bucket} is in {bucket_region}, not {options.region}: "
@@ -633,22 +636,22 @@ class Deployer:
     # clients
 
     def client(self, service: str, region: str | None = None) -> Any:
-        region = region or getattr(self, "region", None) or self._session.region_name or "us-east-1"
+        region = region or self.region
         key = f"{service}@{region}"
         if key not in self._clients:
             endpoint = self._s3_endpoint if service == "s3" else self.options.endpoint_url
             self._clients[key] = self._session.client(service, region_name=region, endpoint_url=endpoint)
         return self._clients[key]
 
-    def _bucket_region(self, bucket: str, region: str) -> str:
+    def _bucket_region(self, bucket: str) -> str:
         try:
-            location = self.client("s3", region).get_bucket_location(Bucket=bucket).get("LocationConstraint")
+            location = self.client("s3").get_bucket_location(Bucket=bucket).get("LocationConstraint")
         except Exception as exc:
             if _is_client_error(exc):
                 raise DeployError(f"cannot read bucket {bucket}: {_code(exc) or exc}") from exc
             raise
         # Buckets in us-east-1 answer None; very old EU buckets answer "EU".
-        return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location)
+        return str({None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location))
 
     # output
 
@@ -711,6 +714,15 @@ class Deployer:
                 return None
             raise
 
+    def mappings(self) -> list[dict[str, Any]]:
+        """Our queue's event source mappings to our function."""
+        if self.get_function() is None:
+            return []
+        found: list[dict[str, Any]] = self.client("lambda").list_event_source_mappings(
+            EventSourceArn=self.target.queue_arn, FunctionName=self.target.names.function
+        )["EventSourceMappings"]
+        return [m for m in found if m.get("EventSourceArn") == self.target.queue_arn]
+
     def notifications(self) -> dict[str, Any]:
         config: dict[str, Any] = self.client("s3").get_bucket_notification_configuration(Bucket=self.target.bucket)
         return config
@@ -739,7 +751,12 @@ class Deployer:
             try:
                 return action()
             except Exception as exc:
-                if _code(exc) != "InvalidParameterValueException" or time.monotonic() > deadline:
+                message = str(exc).lower()
+                if (
+                    _code(exc) != "InvalidParameterValueException"
+                    or "role" not in message
+                    or time.monotonic() > deadline
+                ):
                     raise
                 time.sleep(3)
 
@@ -780,6 +797,8 @@ class Creator(Deployer):
 
     def _warn_plaintext_secrets(self) -> None:
         url = self.chosen.get("cache.url", "")
+        if self.settings.cache.backend == "sql" and url.startswith("sqlite"):
+            self.out("warning: an SQLite cache in a Lambda is a file of its own per execution environment")
         if re.match(r"^[^:]+://[^/@:]*:[^/@]+@", url):
             self.out(
                 "warning: cache.url holds a password, which will be readable in the function's configuration; "
@@ -891,11 +910,7 @@ class Creator(Deployer):
             "MemorySize": options.memory,
             "Environment": {"Variables": {"PYPICLOUD_SETTINGS": environment}},
         }
-        if options.subnet_ids:
-            desired["VpcConfig"] = {
-                "SubnetIds": list(options.subnet_ids),
-                "SecurityGroupIds": list(options.security_group_ids),
-            }
+        vpc = {"SubnetIds": list(options.subnet_ids), "SecurityGroupIds": list(options.security_group_ids)}
         if code is not None and len(code) > MAX_DIRECT_UPLOAD:
             raise DeployError(f"the bundle is {len(code)} bytes; Lambda takes at most 50 MB uploaded directly")
         found = self.get_function()
@@ -911,6 +926,7 @@ class Creator(Deployer):
                         Architectures=[ARCHITECTURE],
                         Tags=self.tags,
                         **desired,
+                        **({"VpcConfig": vpc} if options.subnet_ids else {}),
                     )
                 )
                 self.wait_function()
@@ -924,9 +940,9 @@ class Creator(Deployer):
             raise DeployError(f"Lambda function {name} exists and was not made by ppc-create-s3-sync")
         config = found["Configuration"]
         current = {key: config.get(key) for key in desired}
-        if "VpcConfig" in desired:
-            vpc = config.get("VpcConfig") or {}
-            current["VpcConfig"] = {k: vpc.get(k, []) for k in ("SubnetIds", "SecurityGroupIds")}
+        # Empty lists take a function out of its VPC when the options no longer name one.
+        current["VpcConfig"] = {k: (config.get("VpcConfig") or {}).get(k, []) for k in vpc}
+        desired["VpcConfig"] = vpc
         changed = sorted(key for key in desired if current[key] != desired[key])
         if changed:
 
@@ -980,7 +996,8 @@ class Creator(Deployer):
         mappings = self.mappings()
         if not mappings:
             self.act(
-                f"create the event source mapping {target.names.queue} -> {target.names.function} (ReportBatchItemFailures)",
+                f"create the event source mapping {target.names.queue} -> {target.names.function} "
+                "(ReportBatchItemFailures)",
                 lambda: self.retry_iam(
                     lambda: lam.create_event_source_mapping(
                         EventSourceArn=target.queue_arn,
@@ -1005,15 +1022,6 @@ class Creator(Deployer):
             )
         else:
             self.same(f"event source mapping {target.names.queue} -> {target.names.function}")
-
-    def mappings(self) -> list[dict[str, Any]]:
-        """Our queue's event source mappings to our function."""
-        if self.get_function() is None:
-            return []
-        found: list[dict[str, Any]] = self.client("lambda").list_event_source_mappings(
-            EventSourceArn=self.target.queue_arn, FunctionName=self.target.names.function
-        )["EventSourceMappings"]
-        return [m for m in found if m.get("EventSourceArn") == self.target.queue_arn]
 
     def ensure_notification(self, ours: tuple[str, dict[str, Any]]) -> None:
         target = self.target
@@ -1048,7 +1056,7 @@ class Remover(Deployer):
         for mapping in self.mappings():
             self.act(
                 f"delete the event source mapping {mapping['UUID']}",
-                lambda m=mapping: lam.delete_event_source_mapping(UUID=m["UUID"]),
+                functools.partial(lam.delete_event_source_mapping, UUID=mapping["UUID"]),
             )
         if function is not None:
             sid = target.names.statement_id
