@@ -82,8 +82,8 @@ def _log(**fields: Any) -> None:
 def _apply(message: Message, counts: dict[str, int]) -> None:
     """Apply every hint of one message; one retry with fresh secrets if the database refused them."""
     for attempt in (1, 2):
-        sync = runtime().sync
         try:
+            sync = runtime().sync  # building it may meet the database's refusal too
             for hint in message.hints:
                 outcome = sync.apply(hint)
                 counts[outcome] = counts.get(outcome, 0) + 1
@@ -113,11 +113,13 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             _log(message=message.message_id, outcome="ignored", event="s3:TestEvent or empty")
         try:
             _apply(message, counts)
-        except PypicloudLiteError as exc:
+        except Exception as exc:
             counts["failed"] = counts.get("failed", 0) + 1
-            _log(message=message.message_id, outcome="failed", error=exc.message)
+            error = exc.message if isinstance(exc, PypicloudLiteError) else f"{type(exc).__name__}: {exc}"
+            _log(message=message.message_id, outcome="failed", error=error)
             if not from_sqs:
                 raise  # S3 and SNS retry the whole invocation
+            # In a batch, one bad message must not send the others back to the queue.
             failures.append(str(message.message_id))
     summary = {"messages": len(delivered), **counts}
     _log(summary=summary)

@@ -64,6 +64,8 @@ def describe_object(
             raw_metadata = None
     sha256 = obj.sha256
     if sha256 is None or raw_metadata is None:
+        # Read anyway: then the bytes themselves say what their metadata is (a sidecar
+        # left by an earlier object under this key would describe other bytes).
         sha256, raw_metadata = _read_once(storage, key, sidecar, listed.filename, raw_metadata)
     dist = parse_filename(listed.filename)
     metadata = None
@@ -89,9 +91,9 @@ def describe_object(
 
 
 def _read_once(
-    storage: Storage, key: str, sidecar: str, filename: str, raw_metadata: bytes | None
+    storage: Storage, key: str, sidecar: str, filename: str, known: bytes | None
 ) -> tuple[str, bytes | None]:
-    """Stream the object once: its sha256, and its metadata (kept as the sidecar) if still unknown."""
+    """Stream the object once: its sha256 and its metadata, kept as the sidecar when that differs."""
     digest = hashlib.sha256()
     with tempfile.NamedTemporaryFile(prefix="ppc-index-", suffix=".part") as tmp:
         with storage.open(key) as fh:
@@ -99,10 +101,11 @@ def _read_once(
                 digest.update(chunk)
                 tmp.write(chunk)
         tmp.flush()
-        if raw_metadata is None:
-            try:
-                raw_metadata = read_metadata_file(Path(tmp.name), parse_filename(filename))
-                storage.put_bytes(sidecar, raw_metadata)
-            except InvalidUpload as exc:
-                logger.warning("%s has no readable metadata: %s", key, exc.message)
+        try:
+            raw_metadata: bytes | None = read_metadata_file(Path(tmp.name), parse_filename(filename))
+        except InvalidUpload as exc:
+            logger.warning("%s has no readable metadata: %s", key, exc.message)
+            raw_metadata = None
+    if raw_metadata is not None and raw_metadata != known:
+        storage.put_bytes(sidecar, raw_metadata)
     return digest.hexdigest(), raw_metadata

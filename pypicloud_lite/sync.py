@@ -175,6 +175,10 @@ class S3Sync:
 
     def _converge(self, key: str, filename: str) -> str:
         row = self.cache.get_file(filename)
+        if row is not None and row.object_key != key and self.storage.stat(row.object_key) is not None:
+            # The same filename under another folder spelling: the indexed object still
+            # exists, so an event about this copy decides nothing.
+            return "unchanged"
         obj: StoredObject | None = self.storage.stat(key)
         if obj is None:
             # Gone (deleted, or a delete marker is current). A deleted non-current version

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, and_, delete, func, select, true, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pypicloud_lite.cache.base import Cache
@@ -20,6 +20,7 @@ from pypicloud_lite.cache.sql import migrate
 from pypicloud_lite.cache.sql.engine import create_cache_engine, transaction, write_engine
 from pypicloud_lite.cache.sql.tables import Base, FileRow, IndexStateRow, LockRow, ProjectRow
 from pypicloud_lite.config import CacheSettings
+from pypicloud_lite.errors import BackendUnavailable
 from pypicloud_lite.models import CoreMetadata, PackageFile, Project
 
 logger = logging.getLogger(__name__)
@@ -112,10 +113,16 @@ class SQLCache(Cache):
     @classmethod
     def from_settings(cls, settings: CacheSettings) -> SQLCache:
         engine = create_cache_engine(settings)
-        if settings.migrate_on_start:
-            migrate.upgrade(engine)
-        else:
-            migrate.require_head(engine)
+        try:
+            if settings.migrate_on_start:
+                migrate.upgrade(engine)
+            else:
+                migrate.require_head(engine)
+        except DBAPIError as exc:
+            engine.dispose()
+            # At start-up the reason goes to the operator (request-time errors never show it).
+            reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else exc.orig.__class__.__name__
+            raise BackendUnavailable(f"The package cache database is unavailable at start: {reason}") from exc
         return cls(engine)
 
     def _session(self, write: bool = False) -> AbstractContextManager[Session]:
