@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -24,7 +25,19 @@ from tests.aws import Moto
 from tests.distbuilder import build_sdist, build_wheel
 
 LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda"
-EVENTS_DIR = Path("/work/shared/aws-events")
+
+
+def _events_dir() -> Path:
+    """The shared sample events: beside the repository (as CI lays it out), or where PPC_AWS_EVENTS says."""
+    repository = Path(__file__).resolve().parents[2]
+    candidates = [os.environ.get("PPC_AWS_EVENTS"), repository.parent / "shared" / "aws-events"]
+    for candidate in candidates:
+        if candidate and Path(candidate, "s3-put.json").is_file():
+            return Path(candidate)
+    return repository.parent / "shared" / "aws-events"
+
+
+EVENTS_DIR = _events_dir()
 SAMPLE_BUCKET = "ppc-test-bucket"
 PREFIX = "packages/"
 
