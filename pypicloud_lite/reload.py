@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 LOCK_NAME = "reload"
 LOCK_TTL = 300.0
 PROGRESS_EVERY = 1000
-CHUNK = 1024 * 1024
 
 
 @dataclass

@@ -12,7 +12,6 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote_plus
@@ -194,11 +193,6 @@ class S3Sync:
             return "applied" if created else "unchanged"
         self.cache.apply_reload([], [replace(described, yanked=row.yanked, yanked_reason=row.yanked_reason)], [], {})
         return "applied"
-
-
-def iter_outcomes(sync: S3Sync, message: Message) -> Iterator[tuple[Hint, str]]:
-    for hint in message.hints:
-        yield hint, sync.apply(hint)
 
 
 def storage_for_sync(storage: Storage) -> S3Storage:

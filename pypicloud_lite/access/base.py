@@ -232,14 +232,17 @@ class AccessBackend(ABC):
         if identity is not None and identity.is_admin:
             return True
         principals = identity.principals if identity else ANONYMOUS_PRINCIPALS
-        for grant in self.grants_for(project):
-            if permission in grant.perms and self._grantee(grant) in principals:
-                return True
         defaults = {
             Permission.READ: self.settings.default_read,
             Permission.WRITE: self.settings.default_write,
         }.get(permission, frozenset())
-        return bool(defaults & principals)
+        # Grants only add to the defaults: when the defaults allow, no grant lookup (a query
+        # on SQLAccess) is needed, which is every read on an index readable by everyone.
+        if defaults & principals:
+            return True
+        return any(
+            permission in grant.perms and self._grantee(grant) in principals for grant in self.grants_for(project)
+        )
 
     @staticmethod
     def _grantee(grant: Grant) -> str:
