@@ -71,6 +71,8 @@ class CacheSettings:
     dynamo: DynamoSettings | None = None
     # Seconds to wait for a database connection (and, on MySQL, for an answer) before a 503.
     connect_timeout: int = 10
+    # Seconds a server process may reuse the change serial it read (0: read it on every request).
+    serial_max_age: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ class UploadSettings:
 class WebSettings:
     page_max_age: int
     file_max_age: int
+    # Bytes of rendered simple pages (identity and gzip) each server process keeps.
+    page_cache_size: int = 64_000_000
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,13 @@ def parse_size(value: str) -> int:
     prefix = unit[:1] if unit[:1] in "kmgt" else ""
     factor = 1024 ** ("kmgt".index(prefix) + 1) if binary and prefix else _SIZE_UNITS[prefix]
     return number * factor
+
+
+def _non_negative(value: str) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise ValueError(f"{value!r} is not a number of seconds >= 0")
+    return number
 
 
 def parse_list(value: str) -> tuple[str, ...]:
@@ -326,6 +337,7 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         pool_size=r.typed("cache.pool_size", int, "5"),
         echo=r.typed("cache.echo", parse_bool, "false"),
         connect_timeout=r.typed("cache.connect_timeout", int, "10"),
+        serial_max_age=r.typed("cache.serial_max_age", _non_negative, "0"),
         dynamo=_dynamo_settings(r) if cache_backend == "dynamo" else None,
     )
     create_projects = r.get("pypi.create_projects")
@@ -353,6 +365,7 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
     web = WebSettings(
         page_max_age=r.typed("web.page_max_age", int, "600"),
         file_max_age=r.typed("web.file_max_age", int, "31536000"),
+        page_cache_size=r.typed("web.page_cache_size", parse_size, "64MB"),
     )
     reload = ReloadSettings(
         on_start=r.typed("pypi.reload_on_start", parse_bool, "false"),

@@ -9,20 +9,20 @@ from collections import defaultdict
 from typing import Any
 
 from pyramid.config import Configurator
-from pyramid.router import Router
 
 from pypicloud_lite.access.static import GeneratedAdmin
 from pypicloud_lite.config import Settings, load_settings
 from pypicloud_lite.web.errors import ALLOWED_METHODS_KEY
 from pypicloud_lite.web.security import BasicAuthPolicy
 from pypicloud_lite.web.services import REGISTRY_KEY, AppServices, build_services
+from pypicloud_lite.web.simple_serving import SimpleFastPath
 
 logger = logging.getLogger(__name__)
 
 
 def make_app(
     settings: Settings, raw_settings: dict[str, Any] | None = None, server_url: str = "http://127.0.0.1:6543"
-) -> Router:
+) -> SimpleFastPath:
     app_services, generated = build_services(settings)
     config = Configurator(settings=raw_settings or {})
     config.registry[REGISTRY_KEY] = app_services
@@ -37,7 +37,7 @@ def make_app(
         _announce(generated, server_url)
     if settings.reload.on_start:
         _reload_on_start(app_services)
-    return config.make_wsgi_app()
+    return SimpleFastPath(config.make_wsgi_app(), app_services)
 
 
 def _reload_on_start(app_services: AppServices) -> None:
@@ -65,7 +65,7 @@ def _allowed_methods(config: Configurator) -> dict[str, str]:
     return {route: ", ".join(sorted(methods)) for route, methods in allowed.items()}
 
 
-def main(global_config: dict[str, Any], **raw_settings: Any) -> Router:
+def main(global_config: dict[str, Any], **raw_settings: Any) -> SimpleFastPath:
     """paste.app_factory entry point (`use = egg:pypicloud_lite` in the ini)."""
     return make_app(load_settings(raw_settings), raw_settings, _server_url(global_config))
 

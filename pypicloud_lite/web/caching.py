@@ -8,8 +8,23 @@ from webob.etag import AnyETag
 
 def cache_control(request: Request, max_age: int, immutable: bool = False) -> str:
     """`public` only for anonymous requests: a shared cache must never keep what credentials unlocked."""
-    scope = "public" if request.authorization is None else "private"
+    return cache_control_for(request.authorization is not None, max_age, immutable)
+
+
+def cache_control_for(authorized: bool, max_age: int, immutable: bool = False) -> str:
+    scope = "private" if authorized else "public"
     return f"{scope}, max-age={max_age}" + (", immutable" if immutable else "")
+
+
+def if_none_match_covers(header: str | None, etags: tuple[str, ...]) -> bool:
+    """Does this If-None-Match header name one of these (unquoted) ETags? Weak comparison, as for GET."""
+    if not header:
+        return False
+    for listed in header.split(","):
+        candidate = listed.strip()
+        if candidate == "*" or candidate.removeprefix("W/").strip('"') in etags:
+            return True
+    return False
 
 
 def not_modified(request: Request, etag: str) -> bool:

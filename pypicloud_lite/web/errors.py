@@ -54,14 +54,19 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 
 @exception_view_config(PypicloudLiteError)
 def domain_error(exc: PypicloudLiteError, request: Request) -> Response:
+    return domain_error_response(exc, services(request).settings.auth.realm, f"{request.method} {request.path}")
+
+
+def domain_error_response(exc: PypicloudLiteError, realm: str, what: str) -> Response:
+    """The response for a domain error (`what` names the request in the log of server errors)."""
     status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
     headers = {}
     if isinstance(exc, BackendUnavailable | TooManyAttempts) and exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, AuthenticationRequired):
-        headers["WWW-Authenticate"] = f'Basic realm="{services(request).settings.auth.realm}"'
+        headers["WWW-Authenticate"] = f'Basic realm="{realm}"'
     if status >= 500:
-        logger.error("%s %s failed: %s", request.method, request.path, exc.message)
+        logger.error("%s failed: %s", what, exc.message)
     return error_response(status, exc.message, headers)
 
 

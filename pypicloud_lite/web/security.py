@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyramid.authentication import extract_http_basic_credentials
 from pyramid.request import Request
 from pyramid.security import Allowed, Denied
@@ -9,6 +11,29 @@ from pyramid.security import Allowed, Denied
 from pypicloud_lite.access.base import AccessBackend, Identity, Permission
 from pypicloud_lite.errors import AuthenticationRequired, NotFound, PermissionDenied
 from pypicloud_lite.web.services import services
+
+_IDENTITY_KEY = "ppc.identity"
+
+
+def identify(environ: dict[str, Any], access: AccessBackend) -> Identity | None:
+    """The Identity the request's Basic credentials prove, checked at most once per request.
+
+    Pyramid asks the policy again on every `request.identity`; the answer is kept in the
+    environ (with the header it was for), so a request costs one credential check however
+    often it is asked, including when the simple fast path asked first.
+    """
+    header = environ.get("HTTP_AUTHORIZATION")
+    known = environ.get(_IDENTITY_KEY)
+    if known is not None and known[0] == header:
+        found: Identity | None = known[1]
+        return found
+    credentials = extract_http_basic_credentials(Request(environ)) if header else None
+    identity = None
+    if credentials is not None:
+        # REMOTE_ADDR, not X-Forwarded-For: that header is the client's to forge.
+        identity = access.authenticate(credentials.username, credentials.password, environ.get("REMOTE_ADDR"))
+    environ[_IDENTITY_KEY] = (header, identity)
+    return identity
 
 
 class BasicAuthPolicy:
@@ -18,11 +43,7 @@ class BasicAuthPolicy:
         self.access = access
 
     def identity(self, request: Request) -> Identity | None:
-        credentials = extract_http_basic_credentials(request)
-        if credentials is None:
-            return None
-        # remote_addr, not client_addr: X-Forwarded-For is the client's to forge.
-        return self.access.authenticate(credentials.username, credentials.password, request.remote_addr)
+        return identify(request.environ, self.access)
 
     def authenticated_userid(self, request: Request) -> str | None:
         identity = request.identity

@@ -13,6 +13,7 @@ from pypicloud_lite.cache import build_cache
 from pypicloud_lite.config import Settings
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.storage import build_storage
+from pypicloud_lite.web.page_cache import PageCache
 
 REGISTRY_KEY = "ppc.services"
 
@@ -22,6 +23,7 @@ class AppServices:
     settings: Settings
     index: PackageIndex
     access: AccessBackend
+    pages: PageCache
 
 
 def build_services(settings: Settings) -> tuple[AppServices, GeneratedAdmin | None]:
@@ -29,7 +31,8 @@ def build_services(settings: Settings) -> tuple[AppServices, GeneratedAdmin | No
     cache = build_cache(settings.cache)
     access, generated = build_access(settings)
     index = PackageIndex(storage, cache, settings.upload)
-    return AppServices(settings=settings, index=index, access=access), generated
+    pages = PageCache(index, settings.web.page_cache_size, settings.cache.serial_max_age)
+    return AppServices(settings=settings, index=index, access=access, pages=pages), generated
 
 
 def services(request: Request) -> AppServices:

@@ -1,0 +1,165 @@
+"""Rendered simple pages kept in each process, valid exactly as long as the shared cache's serials say.
+
+Every change bumps the global serial and stamps the changed project with it in the
+same write (see cache/base.py), so:
+
+* `/simple/` rendered at global serial G is current while the global serial is G;
+* `/simple/<p>/` rendered at project serial S is current while the project's serial
+  is S. Once checked at global serial G it stays current until the global serial
+  moves, so a request costs one cheap read (the global serial) in the steady state
+  and one more (the project row) only after some change anywhere.
+
+Bodies are kept identity-encoded and gzipped, both made once per serial.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pypicloud_lite.models import Project
+from pypicloud_lite.service import PackageIndex
+from pypicloud_lite.web import simple_pages
+
+# Level 6 (gzip's default) costs ~2 ms for a 200 KB listing and is paid once per serial.
+GZIP_LEVEL = 6
+
+
+@dataclass
+class Page:
+    """One rendered representation; `etag` is unquoted and names the serial it was rendered at."""
+
+    body: bytes
+    etag: str
+    serial: int
+    kind: str  # "html" or "json"
+    # The global serial at which this page was last known to be current.
+    checked_at: int
+    gzipped: bytes = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.gzipped = gzip.compress(self.body, GZIP_LEVEL, mtime=0)
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + len(self.gzipped)
+
+
+PageKey = tuple[str, ...]
+
+
+class PageCache:
+    """A bounded LRU of rendered pages, each checked against the shared cache's serials on use."""
+
+    def __init__(self, index: PackageIndex, max_bytes: int, serial_max_age: float = 0.0) -> None:
+        self.index = index
+        self.max_bytes = max_bytes
+        self.serial_max_age = serial_max_age
+        self._pages: OrderedDict[PageKey, Page] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._serial: tuple[float, int] | None = None
+        # The project list behind filtered listings, shared by every caller at one serial.
+        self._projects: tuple[int, list[Project]] | None = None
+
+    # -- serials -----------------------------------------------------------------
+
+    def serial(self) -> int:
+        """The global serial: read on every call, or at most every `serial_max_age` seconds."""
+        if self.serial_max_age <= 0:
+            return self.index.serial()
+        now = time.monotonic()
+        known = self._serial
+        if known is not None and now - known[0] < self.serial_max_age:
+            return known[1]
+        serial = self.index.serial()
+        self._serial = (now, serial)
+        return serial
+
+    def projects(self, serial: int) -> list[Project]:
+        """Every project, read once per global serial."""
+        known = self._projects
+        if known is not None and known[0] == serial:
+            return known[1]
+        projects = self.index.list_projects()
+        self._projects = (serial, projects)
+        return projects
+
+    # -- pages -------------------------------------------------------------------
+
+    def index_page(self, kind: str) -> Page:
+        """`/simple/` listing every project."""
+        serial = self.serial()
+        key = ("index", kind)
+        page = self._get(key)
+        if page is not None and page.serial == serial:
+            return page
+        return self._put(key, self._render_index(self.projects(serial), serial, kind, str(serial)))
+
+    def filtered_index_page(self, kind: str, readable: Callable[[list[str]], set[str]]) -> Page:
+        """`/simple/` for a caller who may read only some projects; tagged by what it shows, not who asked.
+
+        Grants change without a serial bump, so the readable set is computed on every request.
+        """
+        serial = self.serial()
+        projects = self.projects(serial)
+        shown = readable([p.name for p in projects])
+        tag = hashlib.sha256(" ".join(sorted(shown)).encode()).hexdigest()[:16]
+        key = ("index", kind, tag)
+        page = self._get(key)
+        if page is not None and page.serial == serial:
+            return page
+        listed = [p for p in projects if p.name in shown]
+        return self._put(key, self._render_index(listed, serial, kind, f"{serial}.{tag}"))
+
+    def project_page(self, name: str, kind: str) -> Page:
+        """`/simple/<name>/`; NotFound for a project the index does not have."""
+        serial = self.serial()
+        key = ("project", name, kind)
+        page = self._get(key)
+        if page is not None and page.checked_at == serial:
+            return page
+        project = self.index.get_project(name)
+        if page is not None and page.serial == project.serial:
+            page.checked_at = serial
+            return page
+        files = self.index.offered_files(project)
+        if kind == "json":
+            body = simple_pages.project_json(project, files)
+        else:
+            body = simple_pages.project_html(project, files)
+        return self._put(key, Page(body, str(project.serial), project.serial, kind, checked_at=serial))
+
+    @staticmethod
+    def _render_index(projects: list[Project], serial: int, kind: str, etag: str) -> Page:
+        body = simple_pages.index_json(projects, serial) if kind == "json" else simple_pages.index_html(projects)
+        return Page(body, etag, serial, kind, checked_at=serial)
+
+    # -- the LRU -----------------------------------------------------------------
+
+    def _get(self, key: PageKey) -> Page | None:
+        with self._lock:
+            page = self._pages.get(key)
+            if page is not None:
+                self._pages.move_to_end(key)
+            return page
+
+    def _put(self, key: PageKey, page: Page) -> Page:
+        with self._lock:
+            old = self._pages.pop(key, None)
+            if old is not None:
+                self._bytes -= old.size
+            self._pages[key] = page
+            self._bytes += page.size
+            while self._bytes > self.max_bytes and len(self._pages) > 1:
+                _, evicted = self._pages.popitem(last=False)
+                self._bytes -= evicted.size
+        return page
+
+    def __len__(self) -> int:
+        return len(self._pages)
