@@ -1,0 +1,720 @@
+"""The simple-page cache: every change is on the next page, 304 only when unchanged, one cache read per request."""
+
+from __future__ import annotations
+
+import gzip
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import webtest
+from webob import Request, Response
+
+from pypicloud_lite.cache.base import Cache
+from pypicloud_lite.service import PackageIndex
+from pypicloud_lite.web import page_cache
+from pypicloud_lite.web.page_cache import PageCache
+from pypicloud_lite.web.simple_serving import SimpleFastPath
+from tests.conftest import UPLOADER, basic_auth, services
+from tests.distbuilder import build_sdist, build_wheel
+from tests.test_reload import key_of, put_raw
+from tests.web.apiutil import ADMIN, PASSWORD, call, creds, memo_hash, running, sql_settings
+from tests.web.conftest import Uploaded
+from tests.web.legacy import HTML, JSON_V1, anchors, upload_dist
+
+PROJECT = "foo-bar"
+PAGES = ("/simple/", f"/simple/{PROJECT}/")
+# Accept header sent -> the kind of page rendered (None: no header, HTML).
+KINDS = {None: "html", JSON_V1: "json"}
+VIEWS = [(path, accept) for path in PAGES for accept in KINDS]
+YANK_REASON = 'broken <build> & "bad"'
+STATUS_REASON = "moved to foo-baz"
+
+
+def get(
+    testapp: webtest.TestApp,
+    path: str,
+    accept: str | None,
+    headers: dict[str, str] | None = None,
+    method: str = "GET",
+) -> Response:
+    """The response as sent: through webob directly, since webtest would decode a gzip body before the test saw it."""
+    sent = {**({"Accept": accept} if accept else {}), **(headers or {})}
+    response: Response = Request.blank(path, method=method, headers=sent).get_response(testapp.app)
+    return response
+
+
+def cold_body(index: PackageIndex, path: str, accept: str | None) -> bytes:
+    """What a process that never served this page renders for it now (a fresh page cache of its own)."""
+    cold = PageCache(index, 1 << 30)
+    kind = KINDS[accept]
+    if path == "/simple/":
+        return cold.index_page(kind).body
+    return cold.project_page(path.split("/")[2], kind).body
+
+
+def identity_etag(etag: str) -> str:
+    return etag.removesuffix('-gzip"').removesuffix('"') + '"'
+
+
+# -- the changes ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class World:
+    testapp: webtest.TestApp
+    auth: dict[str, str]
+    dist_dir: Path
+    index: PackageIndex
+    storage_dir: Path
+    uploaded: Uploaded
+
+
+def _api(world: World, method: str, url: str, json: Any = None) -> None:
+    resp = call(world.testapp, method, url, world.auth, json=json)
+    assert resp.status_int == 200, resp.body
+
+
+def _upload_release(world: World) -> None:
+    path = build_wheel(world.dist_dir, "Foo.Bar", "2.0")
+    assert upload_dist(world.testapp, world.auth, path, "Foo.Bar", "2.0").status_int == 200
+
+
+def _upload_new_project(world: World) -> None:
+    path = build_sdist(world.dist_dir, "Other", "1.0")
+    assert upload_dist(world.testapp, world.auth, path, "Other", "1.0").status_int == 200
+
+
+def _delete_file(world: World) -> None:
+    _api(world, "DELETE", f"/api/projects/{PROJECT}/files/{world.uploaded.sdist.name}")
+
+
+def _delete_version(world: World) -> None:
+    _api(world, "DELETE", f"/api/projects/{PROJECT}/versions/1.0")
+
+
+def _yank(world: World) -> None:
+    _api(world, "POST", f"/api/projects/{PROJECT}/versions/1.0/yank", json={"reason": YANK_REASON})
+
+
+def _unyank(world: World) -> None:
+    _api(world, "DELETE", f"/api/projects/{PROJECT}/versions/1.0/yank")
+
+
+def _status(world: World) -> None:
+    _api(world, "PUT", f"/api/projects/{PROJECT}/status", json={"status": "deprecated", "reason": STATUS_REASON})
+
+
+def _put_release_into_storage(world: World) -> Path:
+    path = build_wheel(world.dist_dir, "Foo.Bar", "3.0")
+    put_raw(world.index.storage, key_of(path), path.read_bytes())
+    return path
+
+
+def _reload_added_over_http(world: World) -> None:
+    _put_release_into_storage(world)
+    resp = world.testapp.post("/admin/reload?wait=1", headers=world.auth)
+    assert resp.json["added"] == 1, resp.json
+
+
+def _reload_removed_over_http(world: World) -> None:
+    (world.storage_dir / key_of(world.uploaded.sdist)).unlink()
+    resp = world.testapp.post("/admin/reload?wait=1", headers=world.auth)
+    assert resp.json["removed"] == 1, resp.json
+
+
+def _reload_through_the_service(world: World) -> None:
+    _put_release_into_storage(world)
+    world.index.begin_reload().execute()
+
+
+def _nothing(world: World) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Change:
+    """A change to the index, made after `before` (made before the pages are first served)."""
+
+    make: Callable[[World], None]
+    # What the project page must show afterwards (checked on the JSON page).
+    check: Callable[[World, dict[str, Any]], None]
+    before: Callable[[World], None] = _nothing
+    # Only a new or removed project changes the bytes of the HTML listing (it lists names alone).
+    lists_new_project: bool = False
+
+
+def _files(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f["filename"]: f for f in doc["files"]}
+
+
+def _has_release(version: str) -> Callable[[World, dict[str, Any]], None]:
+    def check(world: World, doc: dict[str, Any]) -> None:
+        assert version in doc["versions"], doc
+
+    return check
+
+
+def _lacks_sdist(world: World, doc: dict[str, Any]) -> None:
+    assert set(_files(doc)) == {world.uploaded.wheel.name}
+
+
+def _is_empty(world: World, doc: dict[str, Any]) -> None:
+    assert doc["files"] == [] and doc["versions"] == []
+
+
+def _yanked(world: World, doc: dict[str, Any]) -> None:
+    assert {f["yanked"] for f in doc["files"]} == {YANK_REASON}
+
+
+def _unyanked(world: World, doc: dict[str, Any]) -> None:
+    assert {f["yanked"] for f in doc["files"]} == {False}
+
+
+def _deprecated(world: World, doc: dict[str, Any]) -> None:
+    assert doc["project-status"] == {"status": "deprecated", "reason": STATUS_REASON}
+
+
+def _unchanged(world: World, doc: dict[str, Any]) -> None:
+    assert set(_files(doc)) == {world.uploaded.wheel.name, world.uploaded.sdist.name}
+
+
+CHANGES = {
+    "upload": Change(_upload_release, _has_release("2.0")),
+    "upload-new-project": Change(_upload_new_project, _unchanged, lists_new_project=True),
+    "delete-file": Change(_delete_file, _lacks_sdist),
+    "delete-version": Change(_delete_version, _is_empty),
+    "yank": Change(_yank, _yanked),
+    "unyank": Change(_unyank, _unyanked, before=_yank),
+    "status": Change(_status, _deprecated),
+    "reload-added": Change(_reload_added_over_http, _has_release("3.0")),
+    "reload-removed": Change(_reload_removed_over_http, _lacks_sdist),
+    "reload-service": Change(_reload_through_the_service, _has_release("3.0")),
+}
+
+
+@pytest.fixture
+def world(
+    testapp: webtest.TestApp, auth: dict[str, str], dist_dir: Path, index: PackageIndex, uploaded: Uploaded
+) -> World:
+    storage_dir = services(testapp.app).settings.storage.dir
+    assert storage_dir is not None
+    return World(testapp, auth, dist_dir, index, storage_dir, uploaded)
+
+
+@pytest.mark.parametrize("name", list(CHANGES))
+def test_every_change_is_on_the_next_page(world: World, name: str) -> None:
+    change = CHANGES[name]
+    change.before(world)
+    app = world.testapp
+    gzipped = {"Accept-Encoding": "gzip"}
+    # Warm every representation: identity and gzip, HTML and JSON, listing and project page.
+    before = {view: get(app, *view) for view in VIEWS}
+    before_gzip = {view: get(app, *view, headers=gzipped) for view in VIEWS}
+    for view, old in before.items():
+        assert old.status_int == 200, (view, old.body)
+        assert get(app, *view, headers={"If-None-Match": old.headers["ETag"]}).status_int == 304, view
+        assert (
+            get(app, *view, headers={**gzipped, "If-None-Match": before_gzip[view].headers["ETag"]}).status_int == 304
+        )
+
+    change.make(world)
+
+    for view, old in before.items():
+        path, accept = view
+        new = get(app, path, accept)
+        assert new.status_int == 200, (view, new.body)
+        assert new.body == cold_body(world.index, path, accept), view
+        if change.lists_new_project and path != "/simple/":
+            # Another project's upload leaves this page, and its validators, as they were.
+            assert (new.body, new.headers["ETag"]) == (old.body, old.headers["ETag"]), view
+            assert get(app, path, accept, headers={"If-None-Match": old.headers["ETag"]}).status_int == 304
+            continue
+        assert new.headers["ETag"] != old.headers["ETag"], view
+        if path != "/simple/" or accept == JSON_V1 or change.lists_new_project:
+            assert new.body != old.body, view
+        # The gzip representation moved with it, and still decodes to the identity bytes.
+        new_gzip = get(app, path, accept, headers=gzipped)
+        assert new_gzip.headers["Content-Encoding"] == "gzip"
+        assert gzip.decompress(new_gzip.body) == new.body, view
+        assert new_gzip.headers["ETag"] != before_gzip[view].headers["ETag"], view
+        # Validators from before the change get the new page; current ones (either encoding, weak too) get 304.
+        for stale in (old.headers["ETag"], before_gzip[view].headers["ETag"], f"W/{old.headers['ETag']}"):
+            again = get(app, path, accept, headers={"If-None-Match": stale})
+            assert again.status_int == 200 and again.body == new.body, (view, stale)
+        for current in (new.headers["ETag"], new_gzip.headers["ETag"], f"W/{new_gzip.headers['ETag']}"):
+            for headers in ({}, gzipped):
+                again = get(app, path, accept, headers={**headers, "If-None-Match": current})
+                assert again.status_int == 304 and again.body == b"", (view, current, headers)
+    change.check(world, get(app, f"/simple/{PROJECT}/", JSON_V1).json)
+    if change.lists_new_project:
+        assert "Other" in anchors(get(app, "/simple/", None).text)
+
+
+@pytest.mark.parametrize(("path", "accept"), VIEWS)
+def test_304_only_while_unchanged(world: World, path: str, accept: str | None) -> None:
+    app = world.testapp
+    first = get(app, path, accept)
+    etag = first.headers["ETag"]
+    assert etag.endswith(f'-{HTML.split(";")[0] if accept is None else accept}"')
+    gzip_etag = get(app, path, accept, headers={"Accept-Encoding": "gzip"}).headers["ETag"]
+    assert gzip_etag == etag.removesuffix('"') + '-gzip"'
+    assert identity_etag(gzip_etag) == etag
+    for _ in range(3):
+        assert get(app, path, accept, headers={"If-None-Match": etag}).status_int == 304
+    _yank(world)
+    assert get(app, path, accept, headers={"If-None-Match": etag}).status_int == 200
+    assert get(app, path, accept, headers={"If-None-Match": gzip_etag}).status_int == 200
+    # Unyanking restores the same files, but at a new serial: the old validator stays stale.
+    _unyank(world)
+    again = get(app, path, accept, headers={"If-None-Match": etag})
+    assert again.status_int == 200
+    assert again.headers["ETag"] != etag
+
+
+# -- encodings, HEAD, and the two paths to a page ------------------------------------
+
+
+@pytest.mark.parametrize(("path", "accept"), VIEWS)
+def test_gzip_is_the_identity_body_compressed(world: World, path: str, accept: str | None) -> None:
+    app = world.testapp
+    plain = get(app, path, accept)
+    assert "Content-Encoding" not in plain.headers
+    assert "accept-encoding" in plain.headers["Vary"].lower()
+    for refused in ("gzip;q=0", "identity", "br", "gzip; q=0, deflate"):
+        resp = get(app, path, accept, headers={"Accept-Encoding": refused})
+        assert "Content-Encoding" not in resp.headers, refused
+        assert resp.body == plain.body, refused
+        assert resp.headers["ETag"] == plain.headers["ETag"], refused
+    for wanted in ("gzip", "gzip, deflate, br", "br;q=1.0, gzip;q=0.8, *;q=0.1", "*"):
+        resp = get(app, path, accept, headers={"Accept-Encoding": wanted})
+        assert resp.headers["Content-Encoding"] == "gzip", wanted
+        assert resp.headers["Content-Length"] == str(len(resp.body))
+        assert resp.body != plain.body
+        assert gzip.decompress(resp.body) == plain.body, wanted
+        assert resp.headers["Content-Type"] == plain.headers["Content-Type"]
+        assert resp.headers["ETag"] != plain.headers["ETag"]
+
+
+@pytest.mark.parametrize(("path", "accept"), VIEWS)
+@pytest.mark.parametrize("encoding", [None, "gzip"])
+def test_head_has_the_headers_of_get(world: World, path: str, accept: str | None, encoding: str | None) -> None:
+    headers = {"Accept-Encoding": encoding} if encoding else {}
+    full = get(world.testapp, path, accept, headers)
+    head = get(world.testapp, path, accept, headers, method="HEAD")
+    assert head.status_int == 200
+    assert head.body == b""
+    assert head.headerlist == full.headerlist
+    assert int(head.headers["Content-Length"]) == len(full.body) > 0
+
+
+class Router:
+    """The Pyramid router behind the fast path, counting the requests it answers."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.calls = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        self.calls += 1
+        return self.app(environ, start_response)
+
+
+@pytest.fixture
+def router(world: World, monkeypatch: pytest.MonkeyPatch) -> Router:
+    fast: SimpleFastPath = world.testapp.app
+    counting = Router(fast.app)
+    monkeypatch.setattr(fast, "app", counting)
+    return counting
+
+
+@pytest.mark.parametrize("path", PAGES)
+@pytest.mark.parametrize("accept", [None, JSON_V1])
+@pytest.mark.parametrize("encoding", [None, "gzip"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("conditional", [False, True])
+def test_fast_path_and_router_answer_alike(
+    world: World,
+    router: Router,
+    path: str,
+    accept: str | None,
+    encoding: str | None,
+    method: str,
+    conditional: bool,
+) -> None:
+    fast_app = world.testapp
+    routed_app = webtest.TestApp(router.app)
+    headers = {**({"Accept": accept} if accept else {}), **({"Accept-Encoding": encoding} if encoding else {})}
+    if conditional:
+        headers["If-None-Match"] = get(fast_app, path, accept, headers).headers["ETag"]
+    router.calls = 0
+    fast = get(fast_app, path, None, headers, method)
+    assert router.calls == 0, "the fast path handed the request to the router"
+    routed = get(routed_app, path, None, headers, method)
+    assert fast.status == routed.status == ("304 Not Modified" if conditional else "200 OK")
+    # The same headers (webob moves Content-Length to the end: order is not meaningful).
+    assert sorted(fast.headerlist) == sorted(routed.headerlist)
+    assert fast.body == routed.body
+    # The same bytes under a URL only the router serves (a query string).
+    fmt = "json" if accept == JSON_V1 else "html"
+    router.calls = 0
+    query = get(fast_app, f"{path}?format={fmt}", None, headers, method)
+    assert router.calls == 1
+    assert query.body == fast.body
+    assert query.status == fast.status
+
+
+# -- what a request costs ----------------------------------------------------------
+
+
+class CacheCalls:
+    """Counts every call to the shared cache's methods (the Cache interface) by name."""
+
+    def __init__(self, cache: Cache, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.counts: Counter[str] = Counter()
+        for name, member in vars(Cache).items():
+            if callable(member) and not name.startswith("_"):
+                monkeypatch.setattr(cache, name, self._counting(name, getattr(cache, name)))
+
+    def _counting(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.counts[name] += 1
+            return method(*args, **kwargs)
+
+        return counted
+
+    def take(self) -> dict[str, int]:
+        found = dict(self.counts)
+        self.counts.clear()
+        return found
+
+
+class Renders:
+    """Counts the reads that rendering a page needs (PackageIndex.offered_files / list_projects), by project."""
+
+    def __init__(self, index: PackageIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.files: Counter[str] = Counter()
+        self.listings = 0
+        offered, listing = index.offered_files, index.list_projects
+
+        def offered_files(project: Any) -> Any:
+            self.files[project.name] += 1
+            return offered(project)
+
+        def list_projects() -> Any:
+            self.listings += 1
+            return listing()
+
+        monkeypatch.setattr(index, "offered_files", offered_files)
+        monkeypatch.setattr(index, "list_projects", list_projects)
+
+
+def _two_projects(world: World) -> None:
+    path = build_sdist(world.dist_dir, "Other", "1.0")
+    assert upload_dist(world.testapp, world.auth, path, "Other", "1.0").status_int == 200
+
+
+@pytest.mark.parametrize("accept", [None, JSON_V1])
+def test_unrelated_change_does_not_rerender_a_project_page(
+    world: World, monkeypatch: pytest.MonkeyPatch, accept: str | None
+) -> None:
+    _two_projects(world)
+    app = world.testapp
+    warm = get(app, "/simple/other/", accept)
+    renders = Renders(world.index, monkeypatch)
+    calls = CacheCalls(world.index.cache, monkeypatch)
+
+    _yank(world)  # foo-bar changes; other does not
+    calls.take()
+    again = get(app, "/simple/other/", accept)
+    assert again.body == warm.body and again.headers["ETag"] == warm.headers["ETag"]
+    assert renders.files == Counter()
+    # One read of the global serial (it moved), one of the project row (its serial did not).
+    assert calls.take() == {"serial": 1, "get_project": 1}
+    # The changed project is re-rendered, once.
+    changed = get(app, f"/simple/{PROJECT}/", accept)
+    assert renders.files == Counter({PROJECT: 1})
+    assert get(app, f"/simple/{PROJECT}/", accept).body == changed.body
+    assert renders.files == Counter({PROJECT: 1})
+    # And the listing once per serial, whichever encodings are asked for.
+    get(app, "/simple/", accept)
+    get(app, "/simple/", accept, headers={"Accept-Encoding": "gzip"})
+    assert renders.listings == 1
+    assert changed.body == cold_body(world.index, f"/simple/{PROJECT}/", accept)
+    if accept == JSON_V1:
+        _yanked(world, changed.json)
+    else:
+        assert anchors(changed.text)[world.uploaded.sdist.name]["data-yanked"] == YANK_REASON
+
+
+@pytest.mark.parametrize(("path", "accept"), VIEWS)
+@pytest.mark.parametrize("encoding", [None, "gzip"])
+def test_a_warm_page_costs_one_serial_read(
+    world: World, monkeypatch: pytest.MonkeyPatch, path: str, accept: str | None, encoding: str | None
+) -> None:
+    app = world.testapp
+    headers = {"Accept-Encoding": encoding} if encoding else {}
+    first = get(app, path, accept, headers)
+    calls = CacheCalls(world.index.cache, monkeypatch)
+    renders = Renders(world.index, monkeypatch)
+    for _ in range(3):
+        again = get(app, path, accept, headers)
+        assert again.body == first.body
+        assert calls.take() == {"serial": 1}
+    assert get(app, path, accept, {**headers, "If-None-Match": first.headers["ETag"]}).status_int == 304
+    assert calls.take() == {"serial": 1}
+    assert (renders.files, renders.listings) == (Counter(), 0)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
+    """The page cache's monotonic clock, moved by hand."""
+    fake = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(page_cache, "time", SimpleNamespace(monotonic=lambda: fake.now))
+    return fake
+
+
+def test_serial_max_age_skips_the_read_within_its_age(
+    raw_settings: dict[str, Any], uploaded: Uploaded, auth: dict[str, str], clock: SimpleNamespace
+) -> None:
+    with running(raw_settings) as writer, running({**raw_settings, "cache.serial_max_age": "3600"}) as reader:
+        for path, accept in VIEWS:
+            get(reader, path, accept)
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            calls = CacheCalls(services(reader.app).index.cache, monkeypatch)
+            before = {view: get(reader, *view) for view in VIEWS}
+            assert calls.take() == {}
+            # Another process changes the index: within the age this one may still serve the old pages...
+            assert call(writer, "POST", f"/api/projects/{PROJECT}/versions/1.0/yank", auth).status_int == 200
+            clock.now += 3599
+            assert {view: get(reader, *view).body for view in VIEWS} == {v: r.body for v, r in before.items()}
+            assert calls.take() == {}
+            # ...and once it has passed, one read of the serial brings every page up to date.
+            clock.now += 2
+            after = {view: get(reader, *view) for view in VIEWS}
+            assert calls.take()["serial"] == 1
+            index = services(reader.app).index
+            for view, resp in after.items():
+                assert resp.body == cold_body(index, *view), view
+                assert resp.headers["ETag"] != before[view].headers["ETag"], view
+
+
+def test_default_serial_max_age_reads_on_every_request(
+    world: World, raw_settings: dict[str, Any], monkeypatch: pytest.MonkeyPatch, clock: SimpleNamespace
+) -> None:
+    assert services(world.testapp.app).settings.cache.serial_max_age == 0
+    path = f"/simple/{PROJECT}/"
+    get(world.testapp, path, JSON_V1)
+    calls = CacheCalls(world.index.cache, monkeypatch)
+    for _ in range(4):
+        get(world.testapp, path, JSON_V1)
+    assert calls.take() == {"serial": 4}
+    # A change by another process, with this process's clock standing still, is on the next page.
+    with running(raw_settings) as other:
+        assert call(other, "POST", f"/api/projects/{PROJECT}/versions/1.0/yank", world.auth).status_int == 200
+    calls.take()
+    assert {f["yanked"] for f in get(world.testapp, path, JSON_V1).json["files"]} == {True}
+    assert calls.take()["serial"] == 1
+
+
+# -- the LRU -------------------------------------------------------------------------
+
+
+def test_tiny_page_cache_evicts_and_stays_correct(
+    raw_settings: dict[str, Any], auth: dict[str, str], dist_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = ["alpha", "beta", "gamma"]
+    with running({**raw_settings, "web.page_cache_size": "1"}) as app:
+        index = services(app.app).index
+        for name in names:
+            path = build_sdist(dist_dir, name, "1.0")
+            assert upload_dist(app, auth, path, name, "1.0").status_int == 200
+        expected = {(name, accept): cold_body(index, f"/simple/{name}/", accept) for name in names for accept in KINDS}
+        renders = Renders(index, monkeypatch)
+        for _ in range(2):
+            for name in names:
+                for accept in KINDS:
+                    resp = get(app, f"/simple/{name}/", accept)
+                    assert resp.body == expected[(name, accept)]
+                    assert (
+                        gzip.decompress(get(app, f"/simple/{name}/", accept, {"Accept-Encoding": "gzip"}).body)
+                        == resp.body
+                    )
+        # One page fits at a time: every switch of page was a miss, and a repeat of the same page a hit.
+        assert renders.files == Counter(dict.fromkeys(names, 4))
+        assert len(services(app.app).pages) == 1
+
+
+def test_lru_evicts_the_least_recently_used_page(
+    raw_settings: dict[str, Any], auth: dict[str, str], dist_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = ["alpha", "beta", "gamma"]
+    with running(raw_settings) as setup:
+        for name in names:
+            path = build_sdist(dist_dir, name, "1.0")
+            assert upload_dist(setup, auth, path, name, "1.0").status_int == 200
+        sizing = PageCache(services(setup.app).index, 1 << 30)
+        sizes = {name: sizing.project_page(name, "json").size for name in names}
+    # Room for any two of the pages, never for all three.
+    room = sum(sizes.values()) - 1
+    with running({**raw_settings, "web.page_cache_size": str(room)}) as app:
+        index = services(app.app).index
+        renders = Renders(index, monkeypatch)
+        for name in ("alpha", "beta", "alpha", "gamma"):
+            get(app, f"/simple/{name}/", JSON_V1)
+        assert renders.files == Counter({"alpha": 1, "beta": 1, "gamma": 1})
+        # beta was the least recently used: it went; alpha (used after beta) stayed.
+        get(app, "/simple/alpha/", JSON_V1)
+        assert renders.files["alpha"] == 1
+        resp = get(app, "/simple/beta/", JSON_V1)
+        assert renders.files["beta"] == 2
+        assert resp.body == cold_body(index, "/simple/beta/", JSON_V1)
+
+
+# -- authentication and filtered listings ---------------------------------------------
+
+
+class Authentications:
+    """Counts AccessBackend.authenticate calls."""
+
+    def __init__(self, app: webtest.TestApp, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        access = services(app.app).access
+        original = access.authenticate
+
+        def authenticate(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(access, "authenticate", authenticate)
+
+
+@pytest.mark.parametrize("default_read", ["everyone", "authenticated", f"user:{UPLOADER}"])
+@pytest.mark.parametrize("path", ["/simple/", "/simple/p-7/"])
+def test_one_credential_check_per_request(
+    raw_settings: dict[str, Any],
+    auth: dict[str, str],
+    dist_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    default_read: str,
+    path: str,
+) -> None:
+    raw = {**raw_settings, "pypi.default_read": default_read, "auth.admins": ""}
+    with running(raw) as app:
+        for n in range(12):
+            upload_dist(app, auth, build_sdist(dist_dir, f"p-{n}", "1.0"), f"p-{n}", "1.0")
+        counter = Authentications(app, monkeypatch)
+        for accept in KINDS:
+            for encoding in (None, "gzip"):
+                headers = {**auth, **({"Accept-Encoding": encoding} if encoding else {})}
+                before = counter.calls
+                resp = get(app, path, accept, headers)
+                assert resp.status_int == 200, resp.body
+                assert counter.calls == before + 1, (accept, encoding)
+                assert resp.headers["Cache-Control"].startswith("private")
+        listing = get(app, "/simple/", JSON_V1, auth).json
+        assert len(listing["projects"]) == 12
+
+
+@pytest.mark.parametrize("path", ["/simple/", f"/simple/{PROJECT}/"])
+def test_wrong_credentials_are_one_failure(
+    raw_settings: dict[str, Any], auth: dict[str, str], dist_dir: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    with running({**raw_settings, "auth.max_failed_logins": "2"}) as app:
+        upload_dist(app, auth, build_sdist(dist_dir, "Foo.Bar", "1.0"), "Foo.Bar", "1.0")
+        counter = Authentications(app, monkeypatch)
+        wrong = basic_auth(UPLOADER, "wrong password")
+        assert get(app, path, JSON_V1, wrong).status_int == 401
+        assert counter.calls == 1
+        # One failure of the two allowed (two would lock the user out): the right password still gets in...
+        assert get(app, path, JSON_V1, auth).status_int == 200
+        assert counter.calls == 2
+        # ...while two wrong requests in a row do reach the limit (so these failures are counted at all).
+        assert get(app, path, JSON_V1, wrong).status_int == 401
+        assert get(app, path, JSON_V1, wrong).status_int == 401
+        assert get(app, path, JSON_V1, auth).status_int == 429
+
+
+def test_anonymous_pages_are_public_and_authenticated_ones_private(world: World) -> None:
+    for path, accept in VIEWS:
+        assert get(world.testapp, path, accept).headers["Cache-Control"].startswith("public"), path
+        for encoding in ({}, {"Accept-Encoding": "gzip"}):
+            for conditional in (False, True):
+                headers = {**world.auth, **encoding}
+                if conditional:
+                    headers["If-None-Match"] = get(world.testapp, path, accept, headers).headers["ETag"]
+                resp = get(world.testapp, path, accept, headers)
+                assert resp.status_int == (304 if conditional else 200)
+                assert resp.headers["Cache-Control"].startswith("private"), (path, accept, headers)
+
+
+@pytest.fixture
+def private_index(raw_settings: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[webtest.TestApp]:
+    """SQL users and grants, nobody reads by default; admin uploads alpha, beta and gamma."""
+    monkeypatch.setattr("pypicloud_lite.access.sql.hash_password", memo_hash)
+    raw = {**sql_settings(raw_settings), "pypi.default_read": "", "pypi.default_write": ""}
+    with running(raw) as app:
+        access = services(app.app).access
+        access.create_user(ADMIN, PASSWORD, is_admin=True)
+        access.create_user("bob", PASSWORD)
+        dists = Path(raw_settings["storage.dir"]).parent / "dist"
+        for name in ("alpha", "beta", "gamma"):
+            upload_dist(app, creds(ADMIN), build_sdist(dists, name, "1.0"), name, "1.0")
+        yield app
+
+
+def _listed(app: webtest.TestApp, headers: dict[str, str]) -> dict[str | None, set[str]]:
+    found: dict[str | None, set[str]] = {}
+    for accept in KINDS:
+        resp = get(app, "/simple/", accept, headers)
+        assert resp.status_int == 200, resp.body
+        assert resp.headers["Cache-Control"].startswith("private")
+        if accept == JSON_V1:
+            found[accept] = {p["name"] for p in resp.json["projects"]}
+        else:
+            found[accept] = set(anchors(resp.text))
+    return found
+
+
+def _grant(app: webtest.TestApp, project: str, perms: str | None) -> None:
+    url = f"/api/projects/{project}/grants/user/bob"
+    resp = (
+        call(app, "PUT", url, creds(ADMIN), json={"perms": perms}) if perms else call(app, "DELETE", url, creds(ADMIN))
+    )
+    assert resp.status_int == 200, resp.body
+
+
+def test_filtered_listing_follows_grants(private_index: webtest.TestApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = private_index
+    bob = creds("bob")
+    assert _listed(app, bob) == {None: set(), JSON_V1: set()}
+    assert _listed(app, creds(ADMIN)) == {None: {"alpha", "beta", "gamma"}, JSON_V1: {"alpha", "beta", "gamma"}}
+    assert get(app, "/simple/", None).status_int == 401
+
+    _grant(app, "alpha", "r")
+    assert _listed(app, bob) == {None: {"alpha"}, JSON_V1: {"alpha"}}
+    old_etag = get(app, "/simple/", JSON_V1, bob).headers["ETag"]
+    _grant(app, "gamma", "rw")
+    assert _listed(app, bob) == {None: {"alpha", "gamma"}, JSON_V1: {"alpha", "gamma"}}
+    # Grants move no serial, yet the old listing no longer revalidates.
+    resp = get(app, "/simple/", JSON_V1, {**bob, "If-None-Match": old_etag})
+    assert resp.status_int == 200 and {p["name"] for p in resp.json["projects"]} == {"alpha", "gamma"}
+    current = resp.headers["ETag"]
+    assert get(app, "/simple/", JSON_V1, {**bob, "If-None-Match": current}).status_int == 304
+    _grant(app, "alpha", None)
+    assert _listed(app, bob) == {None: {"gamma"}, JSON_V1: {"gamma"}}
+    assert get(app, "/simple/", JSON_V1, {**bob, "If-None-Match": current}).status_int == 200
+    # The admin's full listing was not disturbed by bob's filtered ones (nor the reverse).
+    assert _listed(app, creds(ADMIN))[JSON_V1] == {"alpha", "beta", "gamma"}
+    assert _listed(app, bob)[JSON_V1] == {"gamma"}
+    # Project pages follow the same grants, through the fast path.
+    assert get(app, "/simple/gamma/", JSON_V1, bob).status_int == 200
+    assert get(app, "/simple/alpha/", JSON_V1, bob).status_int == 404
+    counter = Authentications(app, monkeypatch)
+    get(app, "/simple/", JSON_V1, bob)
+    get(app, "/simple/gamma/", JSON_V1, bob)
+    assert counter.calls == 2
