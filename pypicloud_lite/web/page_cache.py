@@ -21,6 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pypicloud_lite.models import Project
 from pypicloud_lite.service import PackageIndex
@@ -41,6 +42,8 @@ class Page:
     # The global serial at which this page was last known to be current.
     checked_at: int
     gzipped: bytes = field(init=False, repr=False)
+    # Responses built from this page, by the request's kind (web/simple_serving.py).
+    responses: dict[tuple[str, bool, bool, int], Any] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.gzipped = gzip.compress(self.body, GZIP_LEVEL, mtime=0)

@@ -35,10 +35,29 @@ class PageResponse:
     body: bytes
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """One page's responses for one kind of request, built once: a hit only compares ETags."""
+
+    etags: tuple[str, str]  # identity and gzip, unquoted
+    ok: PageResponse
+    not_modified: PageResponse
+
+
 def page_response(
     page: Page, fmt: Format, *, gzip_ok: bool, if_none_match: str | None, authorized: bool, max_age: int
 ) -> PageResponse:
     """200 with the page (gzipped when accepted) or 304 when If-None-Match names it in either encoding."""
+    key = (fmt.content_type, gzip_ok, authorized, max_age)
+    prepared: _Prepared | None = page.responses.get(key)
+    if prepared is None:
+        prepared = page.responses[key] = _prepare(page, fmt, gzip_ok=gzip_ok, authorized=authorized, max_age=max_age)
+    if if_none_match and if_none_match_covers(if_none_match, prepared.etags):
+        return prepared.not_modified
+    return prepared.ok
+
+
+def _prepare(page: Page, fmt: Format, *, gzip_ok: bool, authorized: bool, max_age: int) -> _Prepared:
     media_type = fmt.content_type.split(";")[0]
     identity_etag = f"{page.etag}-{media_type}"
     gzip_etag = f"{identity_etag}-gzip"
@@ -48,14 +67,15 @@ def page_response(
         ("Cache-Control", cache_control_for(authorized, max_age)),
         ("X-PyPI-Last-Serial", str(page.serial)),
     ]
-    if if_none_match_covers(if_none_match, (identity_etag, gzip_etag)):
-        return PageResponse("304 Not Modified", headers, b"")
     body = page.gzipped if gzip_ok else page.body
-    headers.append(("Content-Type", fmt.content_type))
-    headers.append(("Content-Length", str(len(body))))
+    ok_headers = [*headers, ("Content-Type", fmt.content_type), ("Content-Length", str(len(body)))]
     if gzip_ok:
-        headers.append(("Content-Encoding", "gzip"))
-    return PageResponse("200 OK", headers, body)
+        ok_headers.append(("Content-Encoding", "gzip"))
+    return _Prepared(
+        etags=(identity_etag, gzip_etag),
+        ok=PageResponse("200 OK", ok_headers, body),
+        not_modified=PageResponse("304 Not Modified", headers, b""),
+    )
 
 
 class SimpleFastPath:
@@ -80,7 +100,7 @@ class SimpleFastPath:
         if response is None:
             result: Iterable[bytes] = self.app(environ, start_response)
             return result
-        start_response(response.status, response.headers)
+        start_response(response.status, list(response.headers))
         return [b"" if environ["REQUEST_METHOD"] == "HEAD" else response.body]
 
     def _serve(self, environ: dict[str, Any]) -> PageResponse | None:

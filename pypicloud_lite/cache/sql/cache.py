@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cache.sql import migrate
 from pypicloud_lite.cache.sql.engine import create_cache_engine, transaction, write_engine
+from pypicloud_lite.cache.sql.serial_reader import SerialReader
 from pypicloud_lite.cache.sql.tables import Base, FileRow, IndexStateRow, LockRow, ProjectRow
 from pypicloud_lite.config import CacheSettings
 from pypicloud_lite.errors import BackendUnavailable
@@ -114,6 +115,7 @@ class SQLCache(Cache):
         self.engine = engine
         self._read = sessionmaker(engine, expire_on_commit=False)
         self._write = sessionmaker(write_engine(engine), expire_on_commit=False)
+        self._serial = SerialReader(engine)
 
     @classmethod
     def from_settings(cls, settings: CacheSettings) -> SQLCache:
@@ -349,11 +351,13 @@ class SQLCache(Cache):
             return row.expires > _naive_utc(datetime.now(UTC)), row.progress
 
     def serial(self) -> int:
-        with self._session() as session:
-            return session.scalar(select(func.coalesce(func.max(IndexStateRow.serial), 0))) or 0
+        return self._serial.read()
 
     def check_health(self) -> None:
-        self.serial()
+        # Through the pool, as every other query goes: health is about the pool too.
+        with self._session() as session:
+            session.scalar(select(func.coalesce(func.max(IndexStateRow.serial), 0)))
 
     def close(self) -> None:
+        self._serial.close()
         self.engine.dispose()

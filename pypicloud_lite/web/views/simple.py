@@ -30,7 +30,8 @@ def _respond(request: Request, fmt: Format, page: Page) -> Response:
         max_age=services(request).settings.web.page_max_age,
     )
     # webob drops the body of a HEAD response itself, keeping its Content-Length.
-    return Response(status=answer.status, headerlist=answer.headers, body=answer.body)
+    # A copy: webob edits its header list, and the prepared one is shared by every request.
+    return Response(status=answer.status, headerlist=list(answer.headers), body=answer.body)
 
 
 @view_config(route_name="simple.index.noslash", request_method="GET")
