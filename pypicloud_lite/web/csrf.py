@@ -21,7 +21,7 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 
 
-def _origin_of(url: str) -> tuple[str, str]:
+def origin_of(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme.lower(), parts.netloc.lower()
 
@@ -34,7 +34,7 @@ def reject_cross_site(event: ContextFound) -> None:
     if request.headers.get("Sec-Fetch-Site") == "cross-site":
         raise PermissionDenied("Cross-site request refused.")
     origin = request.headers.get("Origin")
-    if origin is not None and (origin == "null" or _origin_of(origin) != _origin_of(request.host_url)):
+    if origin is not None and (origin == "null" or origin_of(origin) != origin_of(request.host_url)):
         raise PermissionDenied(f"Cross-site request from {origin} refused.")
     if request.authorization is None and has_session_cookie(request):
         # The cookie rides along on any request the browser makes, so it proves nothing

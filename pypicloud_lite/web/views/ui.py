@@ -33,7 +33,7 @@ from pypicloud_lite.errors import (
 from pypicloud_lite.models import PROJECT_STATUSES
 from pypicloud_lite.naming import normalize, parse_filename
 from pypicloud_lite.service import UploadForm
-from pypicloud_lite.web.csrf import require_csrf_token
+from pypicloud_lite.web.csrf import origin_of, require_csrf_token
 from pypicloud_lite.web.errors import domain_error
 from pypicloud_lite.web.security import require, require_admin, require_read
 from pypicloud_lite.web.services import services
@@ -99,7 +99,8 @@ def form_text(request: Request, name: str) -> str:
 
 def wants_json(request: Request) -> bool:
     """A script's fetch (Accept: application/json) rather than a page load or a plain form post."""
-    return bool(request.accept.best_match(["text/html", "application/json"]) == "application/json")
+    offers = request.accept.acceptable_offers(["text/html", "application/json"])
+    return bool(offers) and offers[0][0] == "application/json"
 
 
 def require_confirmed(request: Request) -> None:
@@ -135,7 +136,7 @@ def ui_error(exc: PypicloudLiteError, request: Request) -> Response:
 
 def _same_site_referer(request: Request) -> str | None:
     referer: str | None = request.referer
-    if referer and urlsplit(referer).netloc == request.host and urlsplit(referer).path.startswith("/ui/"):
+    if referer and origin_of(referer) == origin_of(request.host_url) and urlsplit(referer).path.startswith("/ui/"):
         return referer
     return None
 
