@@ -127,9 +127,13 @@ def ui_error(exc: PypicloudLiteError, request: Request) -> Response:
         # Refusals (cross-site posts, stale CSRF tokens, missing permissions) are shown as a 403 page.
         request.session.flash(f"Error: {exc.message}")
         return HTTPSeeOther(location=_same_site_referer(request) or request.route_url("ui.projects"))
-    status = domain_error(exc, request).status_int
-    response = render_to_response("error.jinja2", {"status": status, "message": exc.message}, request)
-    response.status_int = status
+    as_json = domain_error(exc, request)
+    response = render_to_response("error.jinja2", {"status": as_json.status_int, "message": exc.message}, request)
+    response.status_int = as_json.status_int
+    # WWW-Authenticate and Retry-After mean the same on a page as on the API.
+    for header in ("WWW-Authenticate", "Retry-After"):
+        if header in as_json.headers:
+            response.headers[header] = as_json.headers[header]
     response.cache_control.no_store = True
     return response
 
