@@ -227,6 +227,21 @@ def test_grant_write_access_then_the_user_uploads(page: Page, ui_server: Server,
     assert "beta_lib-0.2-py3-none-any.whl" in ui_server.listed_files("beta-lib")
 
 
+def test_a_second_reload_is_refused_with_a_message(page: Page, ui_server: Server) -> None:
+    log_in(page, ADMIN, ADMIN_PASSWORD)
+    page.goto("/ui/admin")
+    with app_services(ui_server) as found:
+        # Another server (this test process, on the same cache) holds the reload lease.
+        held = found.index.begin_reload()
+        try:
+            page.click("#reload-button")
+            page.wait_for_function("document.querySelector('#reload-message').textContent.includes('already')")
+            assert "A reload is already running" in page.inner_text("#reload-message")
+            assert page.locator("#reload-button").is_enabled()
+        finally:
+            held.execute()
+
+
 def test_reload_after_copying_into_storage_shows_the_counts(page: Page, ui_server: Server, tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path, "copied-in", "1.0")
     folder = ui_server.folder / "packages" / "copied-in"
