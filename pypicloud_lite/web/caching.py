@@ -5,10 +5,16 @@ from __future__ import annotations
 from pyramid.request import Request
 from webob.etag import AnyETag
 
+from pypicloud_lite.web.session import has_session_cookie
+
 
 def cache_control(request: Request, max_age: int, immutable: bool = False) -> str:
-    """`public` only for anonymous requests: a shared cache must never keep what credentials unlocked."""
-    scope = "public" if request.authorization is None else "private"
+    """`public` only for anonymous requests: a shared cache must never keep what credentials unlocked.
+
+    A web UI login cookie is a credential too: the security policy reads it on every route.
+    """
+    anonymous = request.authorization is None and not has_session_cookie(request)
+    scope = "public" if anonymous else "private"
     return f"{scope}, max-age={max_age}" + (", immutable" if immutable else "")
 
 

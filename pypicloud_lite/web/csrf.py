@@ -15,6 +15,7 @@ from pyramid.request import Request
 
 from pypicloud_lite.errors import PermissionDenied
 from pypicloud_lite.web.session import has_session_cookie
+from pypicloud_lite.web.views.upload import check_body_size
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD = "csrf_token"
@@ -44,5 +45,7 @@ def reject_cross_site(event: ContextFound) -> None:
 
 def require_csrf_token(request: Request) -> None:
     """403 unless the form field or header carries this session's CSRF token."""
+    # Finding the form field parses the body: refuse an oversized one before that, as the upload view does.
+    check_body_size(request)
     if not check_csrf_token(request, token=CSRF_FIELD, header=CSRF_HEADER, raises=False):
         raise PermissionDenied("The form's security token is missing or stale: reload the page and try again.")

@@ -316,3 +316,21 @@ def test_static_backend_access_page_is_read_only(testapp: webtest.TestApp) -> No
     assert "read-only-note" in page.text and "grant-form" not in page.text
     assert f'data-user="{UPLOADER}"' in page.text
     assert "tokens-unavailable" in testapp.get("/ui/tokens").text
+
+
+def test_pages_seen_with_a_login_cookie_are_private(app: webtest.TestApp, foo: Path) -> None:
+    assert app.get("/simple/foo/").headers["Cache-Control"].startswith("public")
+    login(app, BOB)
+    assert app.get("/simple/foo/").headers["Cache-Control"].startswith("private")
+
+
+def test_an_oversized_form_post_is_refused_before_parsing(app: webtest.TestApp) -> None:
+    login(app, BOB)
+    token = token_of(app.get("/ui/"))
+    body = b"x" * (3 * 1024 * 1024)  # the conftest limit is 1MB, plus 1MiB of form overhead
+    answer = app.post(
+        "/ui/upload",
+        {"csrf_token": token},
+        upload_files=[("content", "foo-1.0-py3-none-any.whl", body)],
+    )
+    assert any(m.startswith("Error: File too large.") for m in flashes(answer.follow()))

@@ -21,6 +21,13 @@ logger = logging.getLogger(__name__)
 FORM_OVERHEAD = 1024 * 1024
 
 
+def check_body_size(request: Request) -> None:
+    """413 before the body is parsed, when it cannot hold a file the index would take."""
+    limit = services(request).settings.upload.max_size
+    if request.content_length is not None and request.content_length > limit + FORM_OVERHEAD:
+        raise too_large(limit)
+
+
 def check_may_upload(app: AppServices, identity: Identity, name: str) -> None:
     """403 unless this caller may upload to `name` (or create it, when it does not exist yet)."""
     project = normalize(name)
@@ -43,9 +50,7 @@ def _field(request: Request, name: str) -> str | None:
 def upload(request: Request) -> Response:
     app = services(request)
     identity = require_identity(request, "Uploading")
-    limit = app.settings.upload.max_size
-    if request.content_length is not None and request.content_length > limit + FORM_OVERHEAD:
-        raise too_large(limit)
+    check_body_size(request)
     if not request.content_type.startswith("multipart/form-data"):
         raise InvalidUpload("Uploads must be multipart/form-data (the legacy upload API).")
 
