@@ -55,8 +55,12 @@ def page_globals(event: BeforeRender) -> None:
     if not str(event.get("renderer_name", "")).endswith(".jinja2"):
         return
     request: Request = event["request"]
-    # Wrong Basic credentials (401 elsewhere) just show the page anonymously here.
-    event["identity"] = request.identity
+    try:
+        # Wrong Basic credentials (401 elsewhere) just show the page anonymously here.
+        event["identity"] = request.identity
+    except PypicloudLiteError:
+        # Throttled or a backend down: the error page that says so must still render.
+        event["identity"] = None
     # Called by the templates only where a form needs it: browsing anonymously sets no cookie.
     event["csrf_token"] = lambda: get_csrf_token(request)
     event["flashes"] = request.session.pop_flash() if has_session_cookie(request) else []
