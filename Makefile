@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TWINE61 := $(VENV)/tools/twine-6.1
 INI ?= development.ini
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint unit format clean
+.PHONY: run test lint unit format clean chromium
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +24,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check pypicloud_lite tests alembic lambda bench
 	$(BIN)/mypy pypicloud_lite lambda/s3_sync.py
 
-test: lint
+# The web UI's browser tests drive Debian's chromium; without it (and not root) they skip with the reason.
+chromium:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q --no-install-recommends chromium \
+		|| (apt-get update -q && apt-get install -y -q --no-install-recommends chromium) \
+		|| echo "chromium could not be installed: the browser tests will skip"; \
+	else echo "chromium is missing and this is not root: the browser tests will skip"; fi
+
+test: lint chromium
 	PPC_TWINE_LEGACY=$(CURDIR)/$(TWINE61)/bin/twine $(BIN)/python -m pytest -q -ra tests
 
 format: $(STAMP)

@@ -110,6 +110,12 @@ class WebSettings:
     file_max_age: int
     # Bytes of rendered simple pages (identity and gzip) each server process keeps.
     page_cache_size: int = 64_000_000
+    # Signs the web UI's session cookie. Every server process behind one address must share
+    # it; when unset, one is generated once and kept in storage (see web/session.py).
+    session_secret: str | None = None
+    session_max_age: int = 43200
+    # Send the session cookie over HTTPS only (set when TLS ends in front of the server).
+    session_cookie_secure: bool = False
 
 
 @dataclass(frozen=True)
@@ -308,6 +314,19 @@ def _s3_settings(r: _Reader) -> S3Settings:
     )
 
 
+MIN_SESSION_SECRET = 32
+
+
+def _session_secret(r: _Reader) -> str | None:
+    secret = (r.get("web.session_secret") or "").strip()
+    if secret and len(secret) < MIN_SESSION_SECRET:
+        raise ConfigError(
+            f"setting 'web.session_secret': use at least {MIN_SESSION_SECRET} random characters "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return secret or None
+
+
 def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from ini-style strings; PPC_* variables in `environ` win over the ini."""
     env = os.environ if environ is None else environ
@@ -366,6 +385,9 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         page_max_age=r.typed("web.page_max_age", int, "600"),
         file_max_age=r.typed("web.file_max_age", int, "31536000"),
         page_cache_size=r.typed("web.page_cache_size", parse_size, "64MB"),
+        session_secret=_session_secret(r),
+        session_max_age=r.typed("web.session_max_age", int, "43200"),
+        session_cookie_secure=r.typed("web.session_cookie_secure", parse_bool, "false"),
     )
     reload = ReloadSettings(
         on_start=r.typed("pypi.reload_on_start", parse_bool, "false"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import secrets
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,9 @@ auth.realm = pypicloud_lite
 {auth_lines}
 pypi.default_read = {default_read}
 pypi.default_write = authenticated
+
+# Signs the web UI's login cookie: keep it secret, the same on every server process.
+web.session_secret = {session_secret}
 
 [server:main]
 use = egg:waitress#main
@@ -134,6 +138,7 @@ def render(answers: Answers, password_hash: str) -> str:
         auth_lines=auth_lines,
         default_read="" if answers.default_read == "none" else answers.default_read,
         listen=answers.listen,
+        session_secret=secrets.token_urlsafe(32),
     )
 
 

@@ -15,6 +15,7 @@ from pypicloud_lite.config import Settings, load_settings
 from pypicloud_lite.web.errors import ALLOWED_METHODS_KEY
 from pypicloud_lite.web.security import BasicAuthPolicy
 from pypicloud_lite.web.services import REGISTRY_KEY, AppServices, build_services
+from pypicloud_lite.web.session import LazySessionFactory
 from pypicloud_lite.web.simple_serving import SimpleFastPath
 
 logger = logging.getLogger(__name__)
@@ -27,6 +28,9 @@ def make_app(
     config = Configurator(settings=raw_settings or {})
     config.registry[REGISTRY_KEY] = app_services
     config.set_security_policy(BasicAuthPolicy(app_services.access))
+    config.set_session_factory(LazySessionFactory(settings.web, app_services.index.storage))
+    config.include("pyramid_jinja2")
+    config.add_jinja2_search_path("pypicloud_lite.web:templates", name=".jinja2")
     config.include("pypicloud_lite.web.routes")
     config.scan("pypicloud_lite.web.views")
     config.scan("pypicloud_lite.web.errors")

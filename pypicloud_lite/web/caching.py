@@ -5,10 +5,15 @@ from __future__ import annotations
 from pyramid.request import Request
 from webob.etag import AnyETag
 
+from pypicloud_lite.web.session import has_session_cookie
+
 
 def cache_control(request: Request, max_age: int, immutable: bool = False) -> str:
-    """`public` only for anonymous requests: a shared cache must never keep what credentials unlocked."""
-    return cache_control_for(request.authorization is not None, max_age, immutable)
+    """`public` only for anonymous requests: a shared cache must never keep what credentials unlocked.
+
+    A web UI login cookie is a credential too: the security policy reads it on every route.
+    """
+    return cache_control_for(request.authorization is not None or has_session_cookie(request), max_age, immutable)
 
 
 def cache_control_for(authorized: bool, max_age: int, immutable: bool = False) -> str:

@@ -1,4 +1,4 @@
-"""HTTP Basic authentication against the access backend; authorization stays in the views."""
+"""Who is calling (HTTP Basic credentials, or the web UI's session cookie); authorization stays in the views."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from pyramid.security import Allowed, Denied
 from pypicloud_lite.access.base import AccessBackend, Identity, Permission
 from pypicloud_lite.errors import AuthenticationRequired, NotFound, PermissionDenied
 from pypicloud_lite.web.services import services
+from pypicloud_lite.web.session import FINGERPRINT_KEY, USER_KEY, fingerprint, has_session_cookie
 
 _IDENTITY_KEY = "ppc.identity"
+_SESSION_IDENTITY_KEY = "ppc.session_identity"
 
 
 def identify(environ: dict[str, Any], access: AccessBackend) -> Identity | None:
@@ -37,13 +39,36 @@ def identify(environ: dict[str, Any], access: AccessBackend) -> Identity | None:
 
 
 class BasicAuthPolicy:
-    """Pyramid security policy: `request.identity` is the Identity the Basic credentials prove."""
+    """Pyramid security policy: `request.identity` is the Identity the Basic credentials prove,
+    or else the one the signed session cookie names (web UI logins).
+
+    Basic credentials win: a client that sends them means them, whatever cookie it holds.
+    """
 
     def __init__(self, access: AccessBackend) -> None:
         self.access = access
 
     def identity(self, request: Request) -> Identity | None:
-        return identify(request.environ, self.access)
+        identity = identify(request.environ, self.access)
+        if identity is None and request.authorization is None and has_session_cookie(request):
+            # Kept for the request, as Basic identities are: one user lookup per request.
+            if _SESSION_IDENTITY_KEY not in request.environ:
+                request.environ[_SESSION_IDENTITY_KEY] = self._session_identity(request)
+            session_identity: Identity | None = request.environ[_SESSION_IDENTITY_KEY]
+            return session_identity
+        return identity
+
+    def _session_identity(self, request: Request) -> Identity | None:
+        name = request.session.get(USER_KEY)
+        if not isinstance(name, str):
+            return None
+        # Looked up on every request, so a deleted user, a lost admin role or a new password
+        # takes effect at once on every server process.
+        user = self.access.get_user(name)
+        if user is None or request.session.get(FINGERPRINT_KEY) != fingerprint(user.password_hash):
+            request.session.invalidate()
+            return None
+        return Identity(user.name, is_admin=user.is_admin, groups=user.groups)
 
     def authenticated_userid(self, request: Request) -> str | None:
         identity = request.identity
@@ -56,9 +81,18 @@ class BasicAuthPolicy:
         return Denied(f"{permission!r} needs an admin")
 
     def remember(self, request: Request, userid: str, **kw: object) -> list[tuple[str, str]]:
+        """Log `userid` in to this browser session (the cookie is set by the session itself)."""
+        user = self.access.get_user(userid)
+        if user is None:
+            return []
+        # A fresh session on login: a session fixed before login must not carry over.
+        request.session.invalidate()
+        request.session[USER_KEY] = user.name
+        request.session[FINGERPRINT_KEY] = fingerprint(user.password_hash)
         return []
 
     def forget(self, request: Request, **kw: object) -> list[tuple[str, str]]:
+        request.session.invalidate()
         return []
 
 

@@ -22,6 +22,7 @@ from pypicloud_lite.web.negotiation import Format, accepts_gzip, format_for
 from pypicloud_lite.web.page_cache import Page
 from pypicloud_lite.web.security import identify
 from pypicloud_lite.web.services import AppServices
+from pypicloud_lite.web.session import COOKIE_NAME as SESSION_COOKIE
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -112,6 +113,7 @@ class SimpleFastPath:
             or not path.startswith(_PREFIX)
             or not path.endswith("/")
             or not path.isascii()  # WSGI paths are bytes as latin-1: the router decodes them properly
+            or SESSION_COOKIE in environ.get("HTTP_COOKIE", "")  # a web UI login: the router's policy reads it
         ):
             return None
         name = path[len(_PREFIX) : -1]

@@ -107,8 +107,10 @@ def http_get(url: str, accept: str | None = None) -> tuple[int, Message, bytes]:
         return exc.code, exc.headers, exc.read()
 
 
-def write_ini(folder: Path, port: int, *, with_uploader: bool = True, bootstrap: bool = False) -> Path:
-    """An ini like development.ini, with everything under `folder` and waitress on `port`."""
+def write_ini(
+    folder: Path, port: int, *, with_uploader: bool = True, bootstrap: bool = False, extra: tuple[str, ...] = ()
+) -> Path:
+    """An ini like development.ini, with everything under `folder` and waitress on `port`; `extra`: more app lines."""
     app = [
         "[app:main]",
         "use = egg:pypicloud_lite",
@@ -127,6 +129,7 @@ def write_ini(folder: Path, port: int, *, with_uploader: bool = True, bootstrap:
         app += [f"user.{UPLOADER} = {_UPLOADER_HASH}", f"auth.admins = {UPLOADER}"]
     if bootstrap:
         app.append("auth.bootstrap_admin_file = %(here)s/admin.credentials")
+    app += extra
     server = ["[server:main]", "use = egg:waitress#main", f"listen = 127.0.0.1:{port}", "threads = 4"]
     ini = folder / "server.ini"
     ini.write_text("\n".join(app) + "\n\n" + "\n".join(server) + "\n" + _LOGGING, encoding="utf-8")
@@ -214,11 +217,13 @@ class Server:
             return index.project_files(index.get_project(project))
 
 
-def start_server(folder: Path, *, with_uploader: bool = True, bootstrap: bool = False) -> Server:
+def start_server(
+    folder: Path, *, with_uploader: bool = True, bootstrap: bool = False, extra: tuple[str, ...] = ()
+) -> Server:
     """Run `pserve <ini>` and wait until /simple/ answers; fails the test with the server's stderr if it cannot."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    ini = write_ini(folder, port, with_uploader=with_uploader, bootstrap=bootstrap)
+    ini = write_ini(folder, port, with_uploader=with_uploader, bootstrap=bootstrap, extra=extra)
     stderr_path = folder / "server.stderr"
     with open(stderr_path, "wb") as err, open(folder / "server.stdout", "wb") as out:
         process = subprocess.Popen(

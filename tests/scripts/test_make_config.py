@@ -29,6 +29,8 @@ def test_non_interactive_with_a_given_password(tmp_path: Path, monkeypatch: pyte
     assert settings.storage.dir == ini.parent / "var" / "packages"
     assert "pw-from-stdin" not in ini.read_text()
     assert "127.0.0.1:7000" in ini.read_text()
+    # Every process started from this ini signs web UI logins alike.
+    assert settings.web.session_secret is not None and len(settings.web.session_secret) >= 32
     assert _admin_logs_in(ini, "boss", "pw-from-stdin")
     assert not _admin_logs_in(ini, "boss", "wrong")
 

@@ -15,7 +15,7 @@ from pypicloud_lite.errors import InvalidInput, NotFound, PermissionDenied
 from pypicloud_lite.models import Grant, PackageFile, ProjectSummary
 from pypicloud_lite.naming import normalize
 from pypicloud_lite.web.security import authenticated, require, require_admin, require_identity, require_read
-from pypicloud_lite.web.services import services
+from pypicloud_lite.web.services import AppServices, services
 
 MAX_PER_PAGE = 200
 
@@ -101,17 +101,32 @@ def _token_json(token: Token) -> dict[str, Any]:
 # -- projects ------------------------------------------------------------------
 
 
-@view_config(route_name="api.projects", request_method="GET", renderer="json")
-def list_projects(request: Request) -> dict[str, Any]:
-    app = services(request)
-    identity = authenticated(request)
-    page = _int_param(request, "page", 1, 1_000_000)
-    per_page = _int_param(request, "per_page", 50, MAX_PER_PAGE)
+def search_visible(
+    app: AppServices, identity: Identity | None, query: str, page: int, per_page: int
+) -> tuple[list[ProjectSummary], int]:
+    """One page of the projects this caller may read, and how many match in all (also the UI's list)."""
     only = None
     if not app.access.reads_everything(identity):
         # Filter in the query, so pages and the total count only what the caller may see.
         only = app.access.readable(identity, [p.name for p in app.index.list_projects()])
-    summaries, total = app.index.search_projects(request.GET.get("q", ""), page, per_page, only)
+    return app.index.search_projects(query, page, per_page, only)
+
+
+def releases_newest_first(files: list[PackageFile]) -> list[tuple[str, list[PackageFile]]]:
+    """Files grouped by release, the newest release first in PEP 440 order."""
+    releases: dict[str, list[PackageFile]] = {}
+    for file in files:
+        releases.setdefault(file.version, []).append(file)
+    return [(version, releases[version]) for version in sorted(releases, key=Version, reverse=True)]
+
+
+@view_config(route_name="api.projects", request_method="GET", renderer="json")
+def list_projects(request: Request) -> dict[str, Any]:
+    identity = authenticated(request)
+    app = services(request)
+    page = _int_param(request, "page", 1, 1_000_000)
+    per_page = _int_param(request, "per_page", 50, MAX_PER_PAGE)
+    summaries, total = search_visible(app, identity, request.GET.get("q", ""), page, per_page)
     return {
         "projects": [_summary_json(s) for s in summaries],
         "page": page,
@@ -126,11 +141,7 @@ def get_project(request: Request) -> dict[str, Any]:
     require_read(request, name)
     app = services(request)
     project = app.index.get_project(name)
-    files = app.index.project_files(project)
-    releases: dict[str, list[PackageFile]] = {}
-    for file in files:
-        releases.setdefault(file.version, []).append(file)
-    ordered = sorted(releases, key=Version, reverse=True)
+    releases = releases_newest_first(app.index.project_files(project))
     return {
         "name": project.name,
         "display_name": project.display_name,
@@ -140,10 +151,10 @@ def get_project(request: Request) -> dict[str, Any]:
         "versions": [
             {
                 "version": version,
-                "yanked": all(f.yanked for f in releases[version]),
-                "files": [_file_json(request, f) for f in releases[version]],
+                "yanked": all(f.yanked for f in files),
+                "files": [_file_json(request, f) for f in files],
             }
-            for version in ordered
+            for version, files in releases
         ],
     }
 
@@ -317,7 +328,7 @@ def delete_group(request: Request) -> dict[str, Any]:
 # -- tokens ------------------------------------------------------------------------
 
 
-def _password_identity(request: Request, action: str) -> Identity:
+def password_identity(request: Request, action: str) -> Identity:
     identity = require_identity(request, action)
     if identity.token is not None:
         # A scoped token must not mint a broader one.
@@ -327,7 +338,7 @@ def _password_identity(request: Request, action: str) -> Identity:
 
 @view_config(route_name="api.tokens", request_method="GET", renderer="json")
 def list_tokens(request: Request) -> dict[str, Any]:
-    identity = _password_identity(request, "Listing tokens")
+    identity = password_identity(request, "Listing tokens")
     everyone = identity.is_admin and request.GET.get("all") in ("1", "true")
     tokens = services(request).access.list_tokens(None if everyone else identity.username)
     return {"tokens": [_token_json(t) for t in tokens]}
@@ -335,7 +346,7 @@ def list_tokens(request: Request) -> dict[str, Any]:
 
 @view_config(route_name="api.tokens", request_method="POST", renderer="json")
 def create_token(request: Request) -> Response:
-    identity = _password_identity(request, "Creating tokens")
+    identity = password_identity(request, "Creating tokens")
     body = _body(request)
     owner = body.get("user", identity.username)
     if owner != identity.username and not identity.is_admin:
@@ -371,7 +382,7 @@ def create_token(request: Request) -> Response:
 
 @view_config(route_name="api.token", request_method="DELETE", renderer="json")
 def revoke_token(request: Request) -> dict[str, Any]:
-    identity = _password_identity(request, "Revoking tokens")
+    identity = password_identity(request, "Revoking tokens")
     access = services(request).access
     token = access.get_token(request.matchdict["id"])
     if token is None or (token.username != identity.username and not identity.is_admin):

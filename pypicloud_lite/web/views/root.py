@@ -13,6 +13,7 @@ from pyramid.view import view_config
 def root(request: Request) -> Response:
     simple = escape(request.route_url("simple.index"))
     upload = escape(request.route_url("upload.legacy"))
+    ui = escape(request.route_url("ui.projects"))
     body = f"""<!DOCTYPE html>
 <html lang="en">
   <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -20,6 +21,7 @@ def root(request: Request) -> Response:
   <body>
     <h1>pypicloud_lite</h1>
     <p>A private Python package index. Simple API: <a href="{simple}">{simple}</a></p>
+    <p>Browse, upload and manage packages in the <a href="{ui}">web UI</a>.</p>
     <pre>pip install --index-url {simple} PROJECT
 uv pip install --index-url {simple} PROJECT
 twine upload --repository-url {upload} dist/*</pre>

@@ -13,6 +13,7 @@ from pypicloud_lite.web.negotiation import Format, accepts_gzip, negotiate
 from pypicloud_lite.web.page_cache import Page
 from pypicloud_lite.web.security import authenticated, require_read
 from pypicloud_lite.web.services import services
+from pypicloud_lite.web.session import has_session_cookie
 from pypicloud_lite.web.simple_serving import page_response
 
 
@@ -26,7 +27,7 @@ def _respond(request: Request, fmt: Format, page: Page) -> Response:
         fmt,
         gzip_ok=accepts_gzip(request.headers.get("Accept-Encoding")),
         if_none_match=request.headers.get("If-None-Match"),
-        authorized=request.authorization is not None,
+        authorized=request.authorization is not None or has_session_cookie(request),
         max_age=services(request).settings.web.page_max_age,
     )
     # webob drops the body of a HEAD response itself, keeping its Content-Length.

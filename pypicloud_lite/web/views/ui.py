@@ -1,0 +1,373 @@
+"""The web UI's pages for everyone: projects, a project, uploads and releases, login, and my tokens.
+
+Pages are server-rendered and readable with JavaScript off; every change is a
+CSRF-protected form POST that calls the same service and access functions the
+JSON API calls, then redirects back (303) with a flash message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import UTC, datetime, time
+from typing import Any
+from urllib.parse import urlsplit
+
+from pyramid.csrf import get_csrf_token
+from pyramid.events import BeforeRender, subscriber
+from pyramid.httpexceptions import HTTPSeeOther
+from pyramid.renderers import render_to_response
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.security import forget, remember
+from pyramid.view import exception_view_config, view_config
+
+from pypicloud_lite.access.base import TOKEN_USERNAME, Identity, Permission
+from pypicloud_lite.errors import (
+    AuthenticationRequired,
+    InvalidInput,
+    InvalidUpload,
+    PermissionDenied,
+    PypicloudLiteError,
+)
+from pypicloud_lite.models import PROJECT_STATUSES
+from pypicloud_lite.naming import normalize, parse_filename
+from pypicloud_lite.service import UploadForm
+from pypicloud_lite.web.csrf import origin_of, require_csrf_token
+from pypicloud_lite.web.errors import domain_error
+from pypicloud_lite.web.security import require, require_admin, require_read
+from pypicloud_lite.web.services import services
+from pypicloud_lite.web.session import has_session_cookie
+from pypicloud_lite.web.views.api import password_identity, releases_newest_first, search_visible
+from pypicloud_lite.web.views.upload import check_may_upload
+
+logger = logging.getLogger(__name__)
+
+PER_PAGE = 50
+UI_PATHS = r"^/ui/"
+
+
+# -- what every page gets ---------------------------------------------------------
+
+
+@subscriber(BeforeRender)
+def page_globals(event: BeforeRender) -> None:
+    if not str(event.get("renderer_name", "")).endswith(".jinja2"):
+        return
+    request: Request = event["request"]
+    try:
+        # Wrong Basic credentials (401 elsewhere) just show the page anonymously here.
+        event["identity"] = request.identity
+    except PypicloudLiteError:
+        # Throttled or a backend down: the error page that says so must still render.
+        event["identity"] = None
+    # Called by the templates only where a form needs it: browsing anonymously sets no cookie.
+    event["csrf_token"] = lambda: get_csrf_token(request)
+    event["flashes"] = request.session.pop_flash() if has_session_cookie(request) else []
+    event["filesize"] = filesize
+    event["when"] = when
+
+
+def filesize(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"  # pragma: no cover - the loop always returns
+
+
+def when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+def back_to(request: Request, route: str, message: str, **parts: str) -> HTTPSeeOther:
+    """303 to a UI page with a flash message: a reload of the result page never re-posts the form."""
+    request.session.flash(message)
+    return HTTPSeeOther(location=request.route_url(route, **parts))
+
+
+def checked_post(request: Request) -> Identity:
+    """A UI form post: this session's CSRF token, and someone logged in."""
+    require_csrf_token(request)
+    identity: Identity | None = request.identity
+    if identity is None:
+        raise AuthenticationRequired("Log in first.")
+    return identity
+
+
+def form_text(request: Request, name: str) -> str:
+    value = request.POST.get(name, "")
+    return value.strip() if isinstance(value, str) else ""
+
+
+def wants_json(request: Request) -> bool:
+    """A script's fetch (Accept: application/json) rather than a page load or a plain form post."""
+    offers = request.accept.acceptable_offers(["text/html", "application/json"])
+    return bool(offers) and offers[0][0] == "application/json"
+
+
+def require_confirmed(request: Request) -> None:
+    # The confirmation box is `required` in the page; a post without it (scripted, or a
+    # browser ignoring `required`) must not delete anything either.
+    if request.POST.get("confirm") != "yes":
+        raise InvalidInput("Tick the confirmation box to delete.")
+
+
+# -- errors on UI pages are pages, not JSON ------------------------------------------
+
+
+@exception_view_config(PypicloudLiteError, path_info=UI_PATHS)
+def ui_error(exc: PypicloudLiteError, request: Request) -> Response:
+    if isinstance(exc, AuthenticationRequired) and request.authorization is None:
+        if request.method == "GET":
+            return HTTPSeeOther(location=request.route_url("ui.login", _query={"next": request.path_qs}))
+        request.session.flash(f"Error: {exc.message}")
+        return HTTPSeeOther(location=request.route_url("ui.login"))
+    if wants_json(request):
+        return domain_error(exc, request)
+    if request.method == "POST" and not isinstance(exc, PermissionDenied):
+        # A form that could not be applied: back to the page it came from, with the reason.
+        # Refusals (cross-site posts, stale CSRF tokens, missing permissions) are shown as a 403 page.
+        request.session.flash(f"Error: {exc.message}")
+        return HTTPSeeOther(location=_same_site_referer(request) or request.route_url("ui.projects"))
+    as_json = domain_error(exc, request)
+    response = render_to_response("error.jinja2", {"status": as_json.status_int, "message": exc.message}, request)
+    response.status_int = as_json.status_int
+    # WWW-Authenticate and Retry-After mean the same on a page as on the API.
+    for header in ("WWW-Authenticate", "Retry-After"):
+        if header in as_json.headers:
+            response.headers[header] = as_json.headers[header]
+    response.cache_control.no_store = True
+    return response
+
+
+def _same_site_referer(request: Request) -> str | None:
+    referer: str | None = request.referer
+    if referer and origin_of(referer) == origin_of(request.host_url) and urlsplit(referer).path.startswith("/ui/"):
+        return referer
+    return None
+
+
+# -- projects --------------------------------------------------------------------------
+
+
+def _page_number(request: Request) -> int:
+    try:
+        return max(1, min(int(request.GET.get("page", "1")), 1_000_000))
+    except ValueError:
+        return 1
+
+
+@view_config(route_name="ui.projects", request_method="GET")
+def project_list(request: Request) -> Response:
+    identity = request.identity
+    query = request.GET.get("q", "").strip()
+    page = _page_number(request)
+    summaries, total = search_visible(services(request), identity, query, page, PER_PAGE)
+    pages = max(1, -(-total // PER_PAGE))
+    values = {"projects": summaries, "total": total, "q": query, "page": page, "pages": pages}
+    # Search-as-you-type swaps in just the results; the full page answers the same URL without JS.
+    template = "_results.jinja2" if request.GET.get("fragment") == "1" else "projects.jinja2"
+    return render_to_response(template, values, request)
+
+
+@view_config(route_name="ui.project", request_method="GET", renderer="project.jinja2")
+def project_page(request: Request) -> dict[str, Any]:
+    name = normalize(request.matchdict["project"])
+    app = services(request)
+    identity = request.identity
+    require_read(request, name)
+    project = app.index.get_project(name)
+    releases = releases_newest_first(app.index.project_files(project))
+    summary = next((f.summary for _version, files in releases for f in files if f.summary), None)
+    return {
+        "project": project,
+        "releases": releases,
+        "summary": summary,
+        "index_url": request.route_url("simple.index"),
+        "may_upload": identity is not None and app.access.can_write(identity, name),
+        "may_delete": identity is not None and app.access.can_delete(identity, name),
+        "may_set_status": identity is not None and identity.is_admin and identity.token is None,
+        "statuses": PROJECT_STATUSES,
+    }
+
+
+@view_config(route_name="ui.upload", request_method="POST")
+def upload(request: Request) -> Response:
+    identity = checked_post(request)
+    content = request.POST.get("content")
+    if content is None or isinstance(content, str) or not getattr(content, "filename", None):
+        raise InvalidUpload("Choose a wheel or sdist file to upload.")
+    app = services(request)
+    # Some browsers send the whole client-side path: only its last part names the file.
+    filename = content.filename.replace("\\", "/").rsplit("/", 1)[-1]
+    try:
+        dist = parse_filename(filename)
+        existing = app.index.find_project(dist.project)
+        name = existing.display_name if existing else str(dist.project)
+        check_may_upload(app, identity, name)
+        # A browser form sends no digest: this one proves only that the bytes arrived whole.
+        sha256 = hashlib.file_digest(content.file, "sha256").hexdigest()
+        content.file.seek(0)
+        form = UploadForm(name=name, version=str(dist.version), sha256_digest=sha256)
+        result = app.index.upload(form, filename, content.file, uploader=identity.username)
+    finally:
+        content.file.close()
+    message = "Uploaded" if result.created else "Already in the index (identical file)"
+    return back_to(request, "ui.project", f"{message}: {result.file.filename}", project=result.file.project)
+
+
+def _release_action(request: Request, action: str) -> tuple[str, str]:
+    """(project, version) of a release form post, after the same checks the API makes."""
+    checked_post(request)
+    name = normalize(request.matchdict["project"])
+    require_read(request, name)
+    require(request, name, Permission.DELETE, action)
+    return name, request.matchdict.get("version", "")
+
+
+@view_config(route_name="ui.version.yank", request_method="POST")
+def yank(request: Request) -> Response:
+    index = services(request).index
+    if request.POST.get("action") == "unyank":
+        name, version = _release_action(request, "Unyanking releases")
+        count = index.unyank(name, version)
+        message = f"Unyanked {name} {version} ({count} file(s))."
+    else:
+        name, version = _release_action(request, "Yanking releases")
+        count = index.yank(name, version, form_text(request, "reason") or None)
+        message = f"Yanked {name} {version} ({count} file(s))."
+    return back_to(request, "ui.project", message, project=name)
+
+
+@view_config(route_name="ui.version.delete", request_method="POST")
+def delete_version(request: Request) -> Response:
+    name, version = _release_action(request, "Deleting releases")
+    require_confirmed(request)
+    deleted = services(request).index.delete_version(name, version)
+    return _after_delete(request, name, f"Deleted {name} {version}: {', '.join(deleted)}.")
+
+
+@view_config(route_name="ui.file.delete", request_method="POST")
+def delete_file(request: Request) -> Response:
+    name, _version = _release_action(request, "Deleting files")
+    require_confirmed(request)
+    filename = request.matchdict["filename"]
+    services(request).index.delete_file(name, filename)
+    return _after_delete(request, name, f"Deleted {filename}.")
+
+
+def _after_delete(request: Request, name: str, message: str) -> Response:
+    index = services(request).index
+    project = index.find_project(name)
+    # The project's last file gone: nothing left to show on its page, so land on the list.
+    if project is None or not index.project_files(project):
+        return back_to(request, "ui.projects", message)
+    return back_to(request, "ui.project", message, project=name)
+
+
+@view_config(route_name="ui.project.status", request_method="POST")
+def set_status(request: Request) -> Response:
+    checked_post(request)
+    require_admin(request)
+    project = services(request).index.set_status(
+        request.matchdict["project"], form_text(request, "status"), form_text(request, "reason") or None
+    )
+    return back_to(
+        request, "ui.project", f"Status of {project.display_name} is now {project.status}.", project=project.name
+    )
+
+
+# -- login and logout ----------------------------------------------------------------------
+
+
+def _local_path(target: str | None) -> str | None:
+    """Only a path on this site: a login must not bounce to another one (open redirect)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
+@view_config(route_name="ui.login", request_method="GET", renderer="login.jinja2")
+def login_form(request: Request) -> dict[str, Any]:
+    return {"next": _local_path(request.GET.get("next")) or "", "username": "", "error": None}
+
+
+@view_config(route_name="ui.login", request_method="POST")
+def login(request: Request) -> Response:
+    require_csrf_token(request)
+    username, password = form_text(request, "username"), request.POST.get("password", "")
+    target = _local_path(request.POST.get("next")) or request.route_url("ui.projects")
+    access = services(request).access
+    identity = None
+    if username and username != TOKEN_USERNAME and isinstance(password, str):
+        identity = access.authenticate(username, password, request.remote_addr)
+    if identity is None:
+        values = {"next": _local_path(request.POST.get("next")) or "", "username": username}
+        response = render_to_response("login.jinja2", {**values, "error": "Wrong user name or password."}, request)
+        response.status_int = 400
+        return response
+    logger.info("web login of %s", identity.username)
+    response = HTTPSeeOther(location=target)
+    response.headerlist.extend(remember(request, identity.username))
+    return response
+
+
+@view_config(route_name="ui.logout", request_method="POST")
+def logout(request: Request) -> Response:
+    require_csrf_token(request)
+    response = HTTPSeeOther(location=request.route_url("ui.projects"))
+    response.headerlist.extend(forget(request))
+    return response
+
+
+# -- my tokens ----------------------------------------------------------------------------
+
+
+def _tokens_page(request: Request, identity: Identity, created: str | None = None) -> Response:
+    access = services(request).access
+    tokens = sorted(access.list_tokens(identity.username), key=lambda t: t.created, reverse=True)
+    values = {"tokens": tokens, "created": created, "read_only": access.read_only}
+    response = render_to_response("tokens.jinja2", values, request)
+    # The new token's secret is in this page: no cache may keep it.
+    response.cache_control.no_store = True
+    return response
+
+
+@view_config(route_name="ui.tokens", request_method="GET")
+def tokens(request: Request) -> Response:
+    return _tokens_page(request, password_identity(request, "Listing tokens"))
+
+
+@view_config(route_name="ui.tokens", request_method="POST")
+def create_token(request: Request) -> Response:
+    checked_post(request)
+    identity = password_identity(request, "Creating tokens")
+    projects = [p for p in form_text(request, "projects").replace(",", " ").split() if p] or None
+    expires = form_text(request, "expires")
+    try:
+        expiry = datetime.combine(datetime.fromisoformat(expires).date(), time.max, UTC) if expires else None
+    except ValueError as exc:
+        raise InvalidInput("The expiry must be a date (YYYY-MM-DD).") from exc
+    created = services(request).access.create_token(
+        identity.username,
+        description=form_text(request, "description"),
+        projects=projects,
+        read_only=request.POST.get("read_only") == "yes",
+        expires=expiry,
+    )
+    # Shown in this response only, never stored in the session or a flash: it is stored hashed.
+    return _tokens_page(request, identity, created=created.secret)
+
+
+@view_config(route_name="ui.token.revoke", request_method="POST")
+def revoke_token(request: Request) -> Response:
+    checked_post(request)
+    identity = password_identity(request, "Revoking tokens")
+    access = services(request).access
+    token = access.get_token(request.matchdict["id"])
+    if token is None or token.username != identity.username:
+        raise InvalidInput(f"No token {request.matchdict['id']!r} of yours.")
+    access.revoke_token(token.id)
+    return back_to(request, "ui.tokens", f"Revoked token {token.id}.")

@@ -1,0 +1,143 @@
+"""The web UI's admin pages: status panel and cache reload, users, groups and per-project grants."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.view import view_config
+
+from pypicloud_lite.errors import Conflict, InvalidInput
+from pypicloud_lite.web.security import require_admin
+from pypicloud_lite.web.services import services
+from pypicloud_lite.web.views.admin import run_in_background
+from pypicloud_lite.web.views.health import health_checks
+from pypicloud_lite.web.views.ui import back_to, checked_post, form_text, require_confirmed, wants_json
+
+logger = logging.getLogger(__name__)
+
+
+@view_config(route_name="ui.admin", request_method="GET", renderer="admin.jinja2")
+def admin_page(request: Request) -> dict[str, Any]:
+    require_admin(request)
+    index = services(request).index
+    running, progress = index.reload_state()
+    projects, files = index.counts()
+    return {
+        "health": health_checks(index),
+        "serial": index.serial(),
+        "project_count": projects,
+        "file_count": files,
+        "reload_running": running,
+        "reload": progress or {},
+        "reload_status_url": request.route_url("admin.reload"),
+    }
+
+
+@view_config(route_name="ui.admin.reload", request_method="POST")
+def start_reload(request: Request) -> Response:
+    """Start a reload in the background; the page (script or refresh) follows GET /admin/reload."""
+    checked_post(request)
+    identity = require_admin(request)
+    app = services(request)
+    try:
+        run = app.index.begin_reload(app.settings.reload.workers)
+    except Conflict as exc:
+        if wants_json(request):
+            return Response(json_body={"state": "refused", "message": exc.message}, status=409)
+        return back_to(request, "ui.admin", f"Error: {exc.message}")
+    logger.info("reload started by %s from the web UI", identity.username)
+    run_in_background(run)
+    if wants_json(request):
+        return Response(json_body={"state": "started"}, status=202)
+    return back_to(request, "ui.admin", "Reload started.")
+
+
+# -- users, groups and grants -----------------------------------------------------------
+
+
+@view_config(route_name="ui.access", request_method="GET", renderer="access.jinja2")
+def access_page(request: Request) -> dict[str, Any]:
+    require_admin(request)
+    access = services(request).access
+    return {
+        "users": access.list_users(),
+        "groups": access.list_groups(),
+        "grants": access.list_grants(),
+        "read_only": access.read_only,
+    }
+
+
+def _apply(request: Request, actions: dict[str, Callable[[], str]]) -> Response:
+    """Run the form's `action` (after the CSRF and admin checks) and go back to the access page."""
+    checked_post(request)
+    require_admin(request)
+    action = actions.get(form_text(request, "action"))
+    if action is None:
+        raise InvalidInput(f"Unknown action {form_text(request, 'action')!r}.")
+    return back_to(request, "ui.access", action())
+
+
+@view_config(route_name="ui.access.user", request_method="POST")
+def change_user(request: Request) -> Response:
+    access = services(request).access
+    name = form_text(request, "name")
+    raw_password = request.POST.get("password", "")
+    password = raw_password if isinstance(raw_password, str) else ""
+    admin = request.POST.get("admin") == "yes"
+
+    def create() -> str:
+        if not name or not password:
+            raise InvalidInput("A new user needs a name and a password.")
+        access.create_user(name, password, is_admin=admin)
+        return f"Created user {name}."
+
+    def update() -> str:
+        access.update_user(name, password=password or None, is_admin=admin)
+        return f"Updated user {name}."
+
+    def delete() -> str:
+        require_confirmed(request)
+        if request.identity is not None and name == request.identity.username:
+            raise InvalidInput("Admins cannot delete themselves.")
+        access.delete_user(name)
+        return f"Deleted user {name}."
+
+    return _apply(request, {"create": create, "update": update, "delete": delete})
+
+
+@view_config(route_name="ui.access.group", request_method="POST")
+def change_group(request: Request) -> Response:
+    access = services(request).access
+    name = form_text(request, "name")
+
+    def set_members() -> str:
+        group = access.set_group(name, form_text(request, "members").replace(",", " ").split())
+        return f"Group {group.name} has {len(group.members)} member(s)."
+
+    def delete() -> str:
+        require_confirmed(request)
+        access.delete_group(name)
+        return f"Deleted group {name}."
+
+    return _apply(request, {"set": set_members, "delete": delete})
+
+
+@view_config(route_name="ui.access.grant", request_method="POST")
+def change_grant(request: Request) -> Response:
+    access = services(request).access
+    project, kind, name = form_text(request, "project"), form_text(request, "kind"), form_text(request, "name")
+
+    def grant() -> str:
+        perms = "".join(letter for letter in "rwd" if request.POST.get(f"perm_{letter}") == "yes")
+        granted = access.set_grant(project, kind, name, perms)
+        return f"{granted.kind} {granted.name} has {granted.perms!r} on {granted.project}."
+
+    def revoke() -> str:
+        access.delete_grant(project, kind, name)
+        return f"Removed the grant of {kind} {name} on {project}."
+
+    return _apply(request, {"set": grant, "delete": revoke})

@@ -1,0 +1,293 @@
+"""The web UI in headless Chromium (Playwright) against the real server: user journeys, asserted on the DOM."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pypicloud_lite.config import load_ini
+from pypicloud_lite.service import UploadForm
+from pypicloud_lite.web.services import AppServices, build_services
+from tests.conftest import require_or_skip
+from tests.distbuilder import build_wheel, digests
+from tests.functional.harness import JSON_V1, Clients, Server, start_server
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Page
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+ADMIN, BOB = "admin", "bob"
+ADMIN_PASSWORD, BOB_PASSWORD = "admin password 1", "bob password 2"
+TIMEOUT_MS = 15_000
+
+
+@contextmanager
+def app_services(server: Server) -> Iterator[AppServices]:
+    """The server's own storage, cache and access database, opened from this process."""
+    found, _generated = build_services(load_ini(server.ini, environ={}))
+    try:
+        yield found
+    finally:
+        found.index.cache.close()
+        close = getattr(found.access, "close", None)
+        if close is not None:
+            close()
+
+
+def publish(server: Server, name: str, wheel: Path) -> None:
+    """Index a wheel directly through the service, as a setup step (the tests upload through the UI)."""
+    version = wheel.name.split("-")[1]
+    with app_services(server) as found, wheel.open("rb") as fh:
+        form = UploadForm(name=name, version=version, sha256_digest=digests(wheel)["sha256_digest"])
+        found.index.upload(form, wheel.name, fh, uploader=ADMIN)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        require_or_skip(f"Chromium not found at {CHROMIUM} (make test installs the Debian package as root)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require_or_skip("the playwright package is not installed (pip install -e '.[test]')")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """SQL users and grants; nobody may upload by default, so grants decide; three projects to search."""
+    extra = ("auth.backend = sql", "pypi.default_write =", "web.session_secret = " + "x" * 40)
+    server = start_server(tmp_path_factory.mktemp("ui-server"), with_uploader=False, extra=extra)
+    with app_services(server) as found:
+        found.access.create_user(ADMIN, ADMIN_PASSWORD, is_admin=True)
+        found.access.create_user(BOB, BOB_PASSWORD)
+    dists = tmp_path_factory.mktemp("ui-dists")
+    for version in ("1.9", "1.10", "2.0"):
+        publish(server, "alpha-tool", build_wheel(dists, "alpha-tool", version, summary="Alpha <b>tool</b>"))
+    publish(server, "beta-lib", build_wheel(dists, "beta-lib", "0.1"))
+    publish(server, "gamma", build_wheel(dists, "gamma", "3.0"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def context(browser: Browser, ui_server: Server) -> Iterator[BrowserContext]:
+    made = browser.new_context(base_url=ui_server.url, viewport={"width": 1200, "height": 900})
+    made.grant_permissions(["clipboard-read", "clipboard-write"], origin=ui_server.url)
+    made.set_default_timeout(TIMEOUT_MS)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext, ui_server: Server) -> Page:
+    opened = context.new_page()
+    outside: list[str] = []
+    # The UI must work inside a closed network: nothing may be fetched from elsewhere.
+    opened.on("request", lambda request: None if request.url.startswith(ui_server.url) else outside.append(request.url))
+    opened.outside_requests = outside  # type: ignore[attr-defined]
+    return opened
+
+
+def log_in(page: Page, user: str, password: str) -> None:
+    page.goto("/ui/login")
+    page.fill("#username", user)
+    page.fill("#password", password)
+    page.click("#login-submit")
+    page.wait_for_selector("#whoami")
+    assert page.inner_text("#whoami") == user
+
+
+def shot(page: Page, tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 0
+
+
+def api(server: Server, method: str, path: str, user: str, password: str) -> tuple[int, Any]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request = urllib.request.Request(server.url + path, method=method, headers={"Authorization": f"Basic {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+
+
+def test_log_in_search_open_project_and_copy_install_line(page: Page, ui_server: Server, tmp_path: Path) -> None:
+    page.goto("/ui/login")
+    shot(page, tmp_path, "login")
+    log_in(page, ADMIN, ADMIN_PASSWORD)
+    assert "3 projects" in page.inner_text("#result-count")
+    shot(page, tmp_path, "projects")
+
+    page.fill("#q", "alp")  # typing, no submit: the script fetches the results
+    page.wait_for_function("document.querySelector('#result-count').textContent.includes('matching')")
+    assert page.locator("a.project-link").all_inner_texts() == ["alpha-tool"]
+    assert page.url.endswith("/ui/?q=alp")
+    row = page.locator("#project-table tbody tr").first
+    assert "2.0" in row.inner_text() and "Alpha <b>tool</b>" in row.inner_text()  # escaped text, not markup
+    assert page.locator("#project-table b").count() == 0
+
+    page.click("a.project-link")
+    page.wait_for_selector("#project-name")
+    assert page.inner_text("#project-name") == "alpha-tool"
+    versions = page.locator("section.release").evaluate_all("els => els.map(e => e.dataset.version)")
+    assert versions == ["2.0", "1.10", "1.9"]  # PEP 440 order, not string order
+    first_file = page.locator("section.release").first.locator("tbody tr").first.inner_text()
+    assert "alpha_tool-2.0-py3-none-any.whl" in first_file and "B" in first_file
+
+    pip_line = f"pip install --index-url {ui_server.url}/simple/ alpha-tool"
+    assert page.inner_text("#pip-line") == pip_line
+    page.click("button[data-copy='#pip-line']")
+    page.wait_for_function("document.querySelector('#copy-status').textContent.startsWith('Copied')")
+    assert page.evaluate("navigator.clipboard.readText()") == pip_line
+    shot(page, tmp_path, "project")
+    assert page.outside_requests == []  # type: ignore[attr-defined]
+
+
+def test_upload_through_the_form_then_yank_shows_in_simple_json(page: Page, ui_server: Server, tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "delta-pkg", "1.0", requires_python=">=3.9")
+    log_in(page, ADMIN, ADMIN_PASSWORD)
+    page.click("details.panel > summary")
+    page.set_input_files("#upload-file", str(wheel))
+    page.click("#upload-submit")
+    page.wait_for_selector("#project-name")
+    assert "Uploaded: delta_pkg-1.0-py3-none-any.whl" in page.inner_text("main")
+    row = page.locator("tr[data-filename='delta_pkg-1.0-py3-none-any.whl']")
+    assert ">=3.9" in row.inner_text() and "available" in row.inner_text()
+
+    page.fill("form.yank-form input[name=reason]", "broken <build>")
+    page.click("form.yank-form button")
+    page.wait_for_selector("text=Yanked delta-pkg 1.0")
+    assert "yanked: broken <build>" in row.inner_text()
+    shot(page, tmp_path, "project-yanked")
+    doc = ui_server.project_json("delta-pkg")
+    assert doc is not None
+    assert [(f["filename"], f["yanked"]) for f in doc["files"]] == [
+        ("delta_pkg-1.0-py3-none-any.whl", "broken <build>")
+    ]
+    page.click("form.yank-form button")  # now "Unyank 1.0"
+    page.wait_for_selector("text=Unyanked delta-pkg 1.0")
+    doc = ui_server.project_json("delta-pkg")
+    assert doc is not None and doc["files"][0]["yanked"] is False
+
+
+def test_create_and_revoke_a_token(page: Page, ui_server: Server, tmp_path: Path) -> None:
+    log_in(page, BOB, BOB_PASSWORD)
+    page.click("a[href$='/ui/tokens']")
+    page.fill("#token-description", "laptop")
+    page.click("#token-create")
+    page.wait_for_selector("#new-token")
+    secret = page.inner_text("#new-token")
+    assert secret.startswith("ppc_")
+    shot(page, tmp_path, "tokens")
+    assert api(ui_server, "GET", "/api/users/bob", "__token__", secret)[0] == 200
+
+    page.goto("/ui/tokens")
+    assert secret not in page.content()  # shown once only
+    assert "laptop" in page.inner_text("#token-table")
+    page.click("button.revoke")
+    page.wait_for_selector("#no-tokens")
+    assert api(ui_server, "GET", "/api/users/bob", "__token__", secret)[0] == 401
+
+
+def test_grant_write_access_then_the_user_uploads(page: Page, ui_server: Server, tmp_path: Path) -> None:
+    clients = Clients(ui_server, tmp_path / "home")
+    wheel = build_wheel(tmp_path / "dist", "beta-lib", "0.2")
+    refused = clients.twine(wheel, username=BOB, password=BOB_PASSWORD)
+    assert refused.returncode != 0 and "403" in refused.output
+
+    log_in(page, ADMIN, ADMIN_PASSWORD)
+    page.goto("/ui/admin/access")
+    page.click("#grant-panel > summary")
+    page.fill("#grant-project", "beta-lib")
+    page.select_option("#grant-kind", "user")
+    page.fill("#grant-name", BOB)
+    page.check("#grant-w")
+    page.click("#grant-submit")
+    page.wait_for_selector("tr[data-grant='beta-lib/user/bob']")
+    assert page.inner_text("tr[data-grant='beta-lib/user/bob']").split()[-2] == "rw"
+    shot(page, tmp_path, "access")
+
+    clients.twine(wheel, username=BOB, password=BOB_PASSWORD).check()
+    assert "beta_lib-0.2-py3-none-any.whl" in ui_server.listed_files("beta-lib")
+
+
+def test_a_second_reload_is_refused_with_a_message(page: Page, ui_server: Server) -> None:
+    log_in(page, ADMIN, ADMIN_PASSWORD)
+    page.goto("/ui/admin")
+    with app_services(ui_server) as found:
+        # Another server (this test process, on the same cache) holds the reload lease.
+        held = found.index.begin_reload()
+        try:
+            page.click("#reload-button")
+            page.wait_for_function("document.querySelector('#reload-message').textContent.includes('already')")
+            assert "A reload is already running" in page.inner_text("#reload-message")
+            assert page.locator("#reload-button").is_enabled()
+        finally:
+            held.execute()
+
+
+def test_reload_after_copying_into_storage_shows_the_counts(page: Page, ui_server: Server, tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "copied-in", "1.0")
+    folder = ui_server.folder / "packages" / "copied-in"
+    folder.mkdir(parents=True)
+    shutil.copy(wheel, folder / wheel.name)
+    assert ui_server.project_json("copied-in") is None
+
+    log_in(page, ADMIN, ADMIN_PASSWORD)
+    page.goto("/ui/admin")
+    assert page.inner_text("#health-storage") == "ok" and page.inner_text("#health-cache") == "ok"
+    projects_before = int(page.inner_text("#project-count"))
+    page.click("#reload-button")
+    # Not the state cell: it already says "done" from the previous reload when the page loads.
+    page.wait_for_function("document.querySelector('#reload-message').textContent === 'Reload finished.'")
+    assert page.inner_text("#reload-state") == "done"
+    assert page.inner_text("#reload-added") == "1"
+    assert int(page.inner_text("#reload-listed")) >= 7
+    shot(page, tmp_path, "admin-reload")
+    page.reload()
+    assert int(page.inner_text("#project-count")) == projects_before + 1
+    assert ui_server.listed_files("copied-in") == {wheel.name: digests(wheel)["sha256_digest"]}
+
+
+def test_phone_width_and_javascript_off(browser: Browser, ui_server: Server, tmp_path: Path) -> None:
+    phone = browser.new_context(
+        base_url=ui_server.url, viewport={"width": 360, "height": 740}, java_script_enabled=False
+    )
+    try:
+        page = phone.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto("/ui/projects/alpha-tool")
+        assert page.inner_text("#project-name") == "alpha-tool"
+        # Wide tables scroll inside their box; the page itself never scrolls sideways.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert page.locator("button[data-copy]").first.is_hidden()  # no script, no copy button
+        shot(page, tmp_path, "project-phone-nojs")
+        page.goto("/ui/")
+        page.fill("#q", "gam")
+        page.press("#q", "Enter")  # the plain form submit works without the script
+        page.wait_for_url("**/ui/?q=gam")
+        assert page.locator("a.project-link").all_inner_texts() == ["gamma"]
+    finally:
+        phone.close()
+
+
+def test_simple_json_is_untouched_by_the_ui_session(ui_server: Server) -> None:
+    # The UI adds pages; the index's own answers stay what clients expect.
+    status, headers, _body = ui_server.get("/simple/alpha-tool/", JSON_V1)
+    assert status == 200 and "Set-Cookie" not in headers
