@@ -34,6 +34,7 @@ from pathlib import Path
 from bench.corpus import Dist, uniform_corpus
 from bench.load import Load, drive
 from bench.servers import (
+    RenderedPage,
     Server,
     devpi_export,
     start_bare,
@@ -294,14 +295,19 @@ def running(start: Callable[[], Server | None]) -> Iterator[Server | None]:
             server.stop()
 
 
-def fetch(url: str) -> bytes:
+# Headers the serving server adds itself, whatever the app returns.
+_SERVER_HEADERS = frozenset({"date", "server", "connection", "transfer-encoding", "content-length"})
+
+
+def fetch(url: str) -> RenderedPage:
+    """A page's body and the headers the app set (what a bare app would have to send too)."""
     with urllib.request.urlopen(url, timeout=120) as resp:
-        body: bytes = resp.read()
-        return body
+        headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in _SERVER_HEADERS]
+        return RenderedPage(headers, resp.read())
 
 
-def rendered_pages(server: Server, projects: list[str]) -> dict[str, bytes]:
-    """The pages pypicloud_lite serves, for the bare app and nginx to serve as they are."""
+def rendered_pages(server: Server, projects: list[str]) -> dict[str, RenderedPage]:
+    """The responses pypicloud_lite serves, for the bare app and nginx to serve as they are."""
     pages = {"/simple/": fetch(server.simple)}
     for p in projects:
         pages[f"/simple/{p}/"] = fetch(f"{server.simple}{p}/")
@@ -323,29 +329,28 @@ class SizeRun:
         self.sample = sample_projects(self.dists, args.sample)
         self.clients_here = files == args.clients_at
         self.packages = self.sample[:: max(1, len(self.sample) // CLIENT_PACKAGES)][:CLIENT_PACKAGES]
-        self.pages: dict[str, bytes] = {}
+        self.pages: dict[str, RenderedPage] = {}
 
-    def measure(self, server: Server | None, index_server: bool = True) -> Row | None:
+    def measure(self, server: Server | None) -> Row | None:
+        """A server run alone (the references with a cold start of their own)."""
         if server is None:
             return None
         log(f"  {server.name}: measuring")
         row = measure_pages(server, self.sample, self.folder, self.args)
-        if self.clients_here and index_server:
-            row.pip_s, row.uv_s = client_times(server, self.packages, self.folder)
-            row.twine_files_per_s = twine_rate(server, self.folder, self.args.upload_files)
+        self.clients(server, row)
         self.result.rows.append(row)
         return row
+
+    def clients(self, server: Server, row: Row) -> None:
+        if self.clients_here:
+            log(f"  {server.name}: pip, uv and twine")
+            row.pip_s, row.uv_s = client_times(server, self.packages, self.folder)
+            row.twine_files_per_s = twine_rate(server, self.folder, self.args.upload_files)
 
     def run(self) -> SizeResult:
         args, folder, files = self.args, self.folder, self.result.files
         if "pypicloud_lite" in args.servers:
-            self.run_ppc()
-        if self.pages and "bare" in args.servers:
-            with running(lambda: start_bare(folder, self.pages)) as server:
-                self.measure(server, index_server=False)
-        if self.pages and "nginx" in args.servers:
-            with running(lambda: start_nginx(folder, self.pages)) as server:
-                self.measure(server, index_server=False)
+            self.run_in_memory_servers()
         if "pypiserver" in args.servers and files <= args.max_pypiserver:
             link_flat(self.dists, self.storage, folder / "pypiserver")
             with running(lambda: start_pypiserver(folder, folder / "pypiserver")) as server:
@@ -362,16 +367,46 @@ class SizeRun:
                 self.measure(server)
         return self.result
 
-    def run_ppc(self) -> None:
-        args = self.args
-        with running(
-            lambda: start_ppc(self.folder, self.storage, self.cache_url, UPLOAD_USER, UPLOAD_PASSWORD)
-        ) as server:
-            assert server is not None
-            self.pages.update(rendered_pages(server, self.sample))
-            row = self.measure(server)
-            if row is not None and args.big_upload_mb and self.result.files == min(args.files):
-                row.note = big_upload_rss(server, self.folder, args.big_upload_mb)
+    def run_in_memory_servers(self) -> None:
+        """pypicloud_lite, the bare app and nginx, up together and measured in turns (`--rounds`), the
+        median round kept: the closest ratios, on a machine whose speed drifts, come from interleaving."""
+        args, folder = self.args, self.folder
+        with contextlib.ExitStack() as stack:
+            ppc = stack.enter_context(
+                running(lambda: start_ppc(folder, self.storage, self.cache_url, UPLOAD_USER, UPLOAD_PASSWORD))
+            )
+            assert ppc is not None
+            self.pages.update(rendered_pages(ppc, self.sample))
+            servers = [ppc]
+            if "bare" in args.servers:
+                servers.append(stack.enter_context(running(lambda: start_bare(folder, self.pages))))
+            if "nginx" in args.servers:
+                nginx = stack.enter_context(running(lambda: start_nginx(folder, self.pages)))
+                servers += [nginx] if nginx is not None else []
+            rounds: dict[str, list[Row]] = {s.name: [] for s in servers}
+            for n in range(args.rounds):
+                for server in servers:
+                    log(f"  {server.name}: measuring, round {n + 1} of {args.rounds}")
+                    rounds[server.name].append(measure_pages(server, self.sample, folder, args))
+            rows = {s.name: median_row(rounds[s.name]) for s in servers}
+            self.result.rows += rows.values()
+            self.clients(ppc, rows[ppc.name])
+            if args.big_upload_mb and self.result.files == min(args.files):
+                rows[ppc.name].note = big_upload_rss(ppc, folder, args.big_upload_mb)
+
+
+def median_row(rows: list[Row]) -> Row:
+    """Each page kind's median round (by req/s), with its own latencies; the peak RSS of all rounds."""
+
+    def median(loads: list[Load]) -> Load:
+        return sorted(loads, key=lambda load: load.requests_per_s)[len(loads) // 2]
+
+    return Row(
+        rows[0].server,
+        median([r.index for r in rows if r.index]),
+        median([r.project for r in rows if r.project]),
+        max(r.rss_mb for r in rows),
+    )
 
 
 # -- report ---------------------------------------------------------------------
@@ -451,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--servers", nargs="+", choices=ALL_SERVERS, default=list(ALL_SERVERS))
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of load per page kind and server")
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3, help="turns of pypicloud_lite, bare app and nginx")
     parser.add_argument("--sample", type=int, default=500, help="project pages driven round-robin")
     parser.add_argument("--clients-at", type=int, default=20000, help="size at which pip/uv/twine are timed")
     parser.add_argument("--upload-files", type=int, default=100)

@@ -193,25 +193,35 @@ def start_ppc(folder: Path, storage: Path, cache_url: str, user: str, password: 
     return server.ready(server.simple, 120)
 
 
+@dataclass(frozen=True)
+class RenderedPage:
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
 BARE_APP = """
 import json, sys
 from waitress import serve
-pages = {path: body.encode() for path, body in json.load(open(sys.argv[1])).items()}
+pages = {}
+for path, (headers, body) in json.load(open(sys.argv[1])).items():
+    body = body.encode()
+    pages[path] = ([*map(tuple, headers), ("Content-Length", str(len(body)))], body)
 def app(environ, start_response):
-    body = pages.get(environ["PATH_INFO"])
-    if body is None:
+    page = pages.get(environ["PATH_INFO"])
+    if page is None:
         start_response("404 Not Found", [("Content-Length", "0")])
         return [b""]
-    start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))])
-    return [body]
+    start_response("200 OK", page[0])
+    return [page[1]]
 serve(app, listen="127.0.0.1:" + sys.argv[2], threads=8)
 """
 
 
-def start_bare(folder: Path, pages: dict[str, bytes]) -> Server:
-    """A bare waitress app returning the same bytes from a dict: the ceiling for a Python server here."""
+def start_bare(folder: Path, pages: dict[str, RenderedPage]) -> Server:
+    """A bare waitress app returning the same responses (headers and body) from a dict: the ceiling for
+    a Python server on this stack."""
     server = Server("bare waitress", folder)
-    (folder / "pages.json").write_text(json.dumps({p: b.decode() for p, b in pages.items()}))
+    (folder / "pages.json").write_text(json.dumps({p: (r.headers, r.body.decode()) for p, r in pages.items()}))
     (folder / "bare_app.py").write_text(BARE_APP)
     server.spawn([sys.executable, str(folder / "bare_app.py"), str(folder / "pages.json"), str(server.port)])
     return server.ready(server.simple, 60)
@@ -231,17 +241,17 @@ class NginxServer(Server):
         return [self.process.pid, *workers]
 
 
-def start_nginx(folder: Path, pages: dict[str, bytes]) -> Server | None:
+def start_nginx(folder: Path, pages: dict[str, RenderedPage]) -> Server | None:
     """nginx serving the same pages as files (when nginx is installed)."""
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
     if nginx is None:
         return None
     server = NginxServer("nginx", folder)
     root = folder / "www"
-    for path, body in pages.items():
+    for path, page in pages.items():
         target = root / path.lstrip("/") / "index.html"
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(body)
+        target.write_bytes(page.body)
     conf = folder / "nginx.conf"
     conf.write_text(
         textwrap.dedent(f"""\
