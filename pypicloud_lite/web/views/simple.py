@@ -14,7 +14,7 @@ from pypicloud_lite.errors import AuthenticationRequired
 from pypicloud_lite.models import Project
 from pypicloud_lite.naming import normalize
 from pypicloud_lite.web import simple_pages
-from pypicloud_lite.web.caching import cache_control, not_modified
+from pypicloud_lite.web.caching import index_cache_control, not_modified
 from pypicloud_lite.web.negotiation import Format, negotiate
 from pypicloud_lite.web.security import authenticated, require_read
 from pypicloud_lite.web.services import services
@@ -28,7 +28,7 @@ def _respond(request: Request, fmt: Format, etag: str, serial: int, render: Call
     headers = {
         "ETag": f'"{etag}-{fmt.content_type.split(";")[0]}"',
         "Vary": "Accept",
-        "Cache-Control": cache_control(request, services(request).settings.web.page_max_age),
+        "Cache-Control": index_cache_control(request, services(request).settings),
         "X-PyPI-Last-Serial": str(serial),
     }
     if not_modified(request, headers["ETag"].strip('"')):
