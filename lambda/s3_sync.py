@@ -72,7 +72,8 @@ def runtime() -> Runtime:
             storage = storage_for_sync(build_storage(settings.storage))
             sync = S3Sync(storage, cache, _memory)
             _runtime = Runtime(resolved, settings, cache, sync)
-            if settings.cdn.enabled:
+            # Without a queue (no --cdn) changes are only recorded: the servers' timers flush them.
+            if settings.cdn.enabled and settings.cdn.queue_url:
                 region = settings.storage.s3.region if settings.storage.s3 else None
                 _runtime.scheduler = SqsScheduler.from_settings(settings.cdn, region)
                 _runtime.flusher = build_flusher(cache, settings.cdn, on_window=_runtime.scheduler.schedule)

@@ -51,7 +51,7 @@ SQL_DRIVERS = {
     "none": "",
 }
 # Settings the Lambda passes on to the handler; everything else in the ini is the web server's.
-# cdn.* go along only with --cdn (without its queue the Lambda cannot schedule a flush).
+# With cdn.* the handler records its changes in the CDN outbox; it flushes only with --cdn (its queue).
 LAMBDA_SETTING_PREFIXES = ("storage.", "cache.", "sync.", "cdn.")
 # Schema management belongs to ppc-migrate / ppc-create-tables, never to a Lambda (its role
 # has no rights for it, and hundreds of concurrent cold starts must not race on DDL).
@@ -272,16 +272,12 @@ def build_bundle(
 # --- settings and names ---------------------------------------------------------------------
 
 
-def lambda_settings(
-    raw: Mapping[str, str], overrides: Mapping[str, str] | None = None, *, cdn: bool = False
-) -> dict[str, str]:
-    """The ini's storage/cache/sync (and, with cdn, cdn) settings plus --set overrides, for PYPICLOUD_SETTINGS."""
+def lambda_settings(raw: Mapping[str, str], overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ini's storage/cache/sync/cdn settings (plus --set overrides) that go into PYPICLOUD_SETTINGS."""
     chosen = {
         key: value
         for key, value in raw.items()
-        if key.startswith(LAMBDA_SETTING_PREFIXES)
-        and key not in LAMBDA_EXCLUDED_SETTINGS
-        and (cdn or not key.startswith("cdn."))
+        if key.startswith(LAMBDA_SETTING_PREFIXES) and key not in LAMBDA_EXCLUDED_SETTINGS
     }
     for key, value in (overrides or {}).items():
         if value == "":
@@ -452,12 +448,14 @@ def role_policy(
     dynamo = settings.cache.dynamo
     if settings.cache.backend == "dynamo" and dynamo is not None:
         region = dynamo.region or target.region
-        tables = (*DYNAMO_TABLES, "cdn") if cdn else DYNAMO_TABLES
+        # With cdn.backend set, every change the handler applies is recorded in the outbox table.
+        outbox = settings.cdn.enabled
+        tables = (*DYNAMO_TABLES, "cdn") if outbox else DYNAMO_TABLES
         statements.append(
             {
                 "Sid": "CacheTables",
                 "Effect": "Allow",
-                "Action": list(DYNAMO_ACTIONS) + (list(DYNAMO_CDN_ACTIONS) if cdn else []),
+                "Action": list(DYNAMO_ACTIONS) + (list(DYNAMO_CDN_ACTIONS) if outbox else []),
                 "Resource": [target.arn("dynamodb", f"table/{dynamo.table_prefix}{t}", region) for t in tables],
             }
         )
@@ -640,7 +638,7 @@ class Deployer:
         self.options = options
         self.out = out
         raw = read_ini(options.ini)
-        self.chosen = lambda_settings(raw, options.settings, cdn=options.cdn)
+        self.chosen = lambda_settings(raw, options.settings)
         self.settings = validated_settings(self.chosen)
         if options.cdn and not self.settings.cdn.enabled:
             raise DeployError("--cdn needs cdn.backend = cloudfront and cdn.distribution_id in the ini")

@@ -76,7 +76,20 @@ def test_cdn_without_a_distribution_is_refused(tmp_path: Path, moto: Moto, capsy
     assert "cdn.backend = cloudfront" in err
 
 
-def test_without_cdn_the_lambda_gets_no_cdn_settings() -> None:
-    raw = {"storage.bucket": "b", "cdn.backend": "cloudfront", "cdn.distribution_id": "E1", "web.page_max_age": "5"}
-    assert "cdn.backend" not in lambda_deploy.lambda_settings(raw)
-    assert lambda_deploy.lambda_settings(raw, cdn=True)["cdn.distribution_id"] == "E1"
+def test_without_cdn_the_lambda_records_but_gets_no_queue_nor_cloudfront_rights(
+    tmp_path: Path, moto: Moto, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bucket = moto.new_bucket()
+    prefix = f"ppc-{uuid.uuid4().hex[:6]}-"
+    cdn = {"cdn.backend": "cloudfront", "cdn.distribution_id": "E2EXAMPLE"}
+    ini = write_ini(tmp_path / "server.ini", {**dynamo_settings(moto, bucket, prefix), **cdn})
+    code, out, err = run(
+        lambda_deploy.create_main, [str(ini), "--endpoint-url", moto.endpoint_url, "--dry-run"], capsys
+    )
+    assert code == 0, err
+    [policy_line] = [line for line in out.splitlines() if line.startswith("[dry-run] role policy: ")]
+    policy = statements(json.loads(policy_line.split(": ", 1)[1]))
+    # The outbox table is written (the servers' timers flush it); no queue, no CloudFront.
+    assert f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{prefix}cdn" in policy["CacheTables"]["Resource"]
+    assert "PurgeDistribution" not in policy and "CdnFlushQueue" not in policy
+    assert "SQS queue" not in out  # not even the flush queue
