@@ -38,8 +38,9 @@ WINDOW_LOCK = "cdn-window"
 FLUSH_LOCK = "cdn-flush"
 # Long enough for a slow CloudFront call; a flusher that dies holds the batch no longer than this.
 FLUSH_LEASE = 120.0
-# The most changes one batch claims (the rest go to the next window).
-MAX_BATCH_CHANGES = 20_000
+# The most changes one batch claims (the rest go to the next batch): DynamoDB's open-batch
+# item lists their ids and must stay under its 400 KB item limit.
+MAX_BATCH_CHANGES = 10_000
 # The Lambda's flush message arrives this long after the window closes, so that a change
 # whose transaction was still committing at the close is pending by then.
 FLUSH_GRACE = 2
