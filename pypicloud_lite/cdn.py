@@ -209,7 +209,10 @@ class CloudFrontPurger:
 
 @dataclass(frozen=True)
 class FlushResult:
-    """What a flush did: sent, idle (nothing pending), window-open, busy (another flusher) or waiting (limits)."""
+    """What a flush did: sent, idle (nothing pending), window-open, busy (another flusher) or waiting (limits).
+
+    `failed` is only ever recorded with the flush lease: a failing flush raises.
+    """
 
     state: str
     record: CdnRecord | None = None
@@ -258,7 +261,7 @@ class CdnFlusher:
             return FlushResult("idle")  # reads only: an idle timer tick writes nothing
         if not self.cache.acquire_lock(FLUSH_LOCK, self.holder, FLUSH_LEASE):
             return FlushResult("busy")
-        result = FlushResult("idle")
+        result = FlushResult("failed")  # what the lease records if the flush raises
         try:
             result = self._flush_claimed()
             return result
