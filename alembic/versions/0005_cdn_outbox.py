@@ -7,6 +7,8 @@ Create Date: 2026-12-04
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
@@ -15,6 +17,10 @@ TIMESTAMP = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb"
 EXACT = sa.String(length=255).with_variant(
     mysql.VARCHAR(255, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
 )
+
+# pypicloud_lite.cdn's WINDOW_LOCK and FLUSH_LOCK (a migration never imports the code it migrates for).
+CDN_LOCKS = ("cdn-window", "cdn-flush")
+EPOCH = datetime(1970, 1, 1)
 
 revision = "0005"
 down_revision = "0004"
@@ -46,9 +52,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_ppc_cdn_batches_sent", "ppc_cdn_batches", ["sent"])
+    # The CDN leases exist from the start, expired: racing processes then lock one existing
+    # row, where inserting it first would take InnoDB gap locks that deadlock each other.
+    locks = sa.table(
+        "ppc_locks", sa.column("name", sa.String), sa.column("holder", sa.String), sa.column("expires", TIMESTAMP)
+    )
+    op.bulk_insert(locks, [{"name": name, "holder": "", "expires": EPOCH} for name in CDN_LOCKS])
 
 
 def downgrade() -> None:
+    op.execute(sa.text("DELETE FROM ppc_locks WHERE name IN ('cdn-window', 'cdn-flush')"))
     op.drop_index("ix_ppc_cdn_batches_sent", table_name="ppc_cdn_batches")
     op.drop_table("ppc_cdn_batches")
     op.drop_index("ix_ppc_cdn_changes_batch_id", table_name="ppc_cdn_changes")

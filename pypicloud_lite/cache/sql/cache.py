@@ -55,6 +55,19 @@ DETAIL_FIELDS = frozenset(
 )
 
 
+# MySQL/MariaDB "Deadlock found", PostgreSQL deadlock_detected.
+_DEADLOCK_CODES = (1213, "40P01")
+
+
+def _deadlocked(exc: BaseException) -> bool:
+    cause = exc.__cause__
+    if not isinstance(cause, DBAPIError):
+        return False
+    orig = cause.orig
+    codes = {getattr(orig, "sqlstate", None), *(getattr(orig, "args", ()) or ())[:1]}
+    return any(code in codes for code in _DEADLOCK_CODES)
+
+
 def _naive_utc(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
@@ -381,6 +394,10 @@ class SQLCache(Cache):
                 return True
         except IntegrityError:
             return False  # another process inserted the lock row first
+        except BackendUnavailable as exc:
+            if _deadlocked(exc):
+                return False  # InnoDB chose this racer as the loser: another one is taking the lease
+            raise
 
     def update_lock(self, name: str, holder: str, ttl: float, progress: dict[str, object]) -> bool:
         expires = _naive_utc(datetime.now(UTC)) + timedelta(seconds=ttl)
