@@ -69,8 +69,7 @@ def runtime() -> Runtime:
             # Settings come from PYPICLOUD_SETTINGS only; the resolved values replace the references.
             settings = load_settings(resolved, environ={})
             cache = build_cache(settings.cache)
-            storage = storage_for_sync(build_storage(settings.storage))
-            sync = S3Sync(storage, cache, _memory)
+            sync = S3Sync(storage_for_sync(build_storage(settings.storage)), cache, _memory)
             _runtime = Runtime(resolved, settings, cache, sync)
             # Without a queue (no --cdn) changes are only recorded: the servers' timers flush them.
             if settings.cdn.enabled and settings.cdn.queue_url:
@@ -111,7 +110,7 @@ def _flush_cdn(message: Message, counts: dict[str, int]) -> None:
     """The delayed message of a CDN window: send what is pending, or come back later."""
     current = runtime()
     if current.flusher is None or current.scheduler is None:
-        _log(message=message.message_id, outcome="ignored", event="cdn flush without cdn.backend")
+        _log(message=message.message_id, outcome="ignored", event="cdn flush without cdn.backend or cdn.queue_url")
         return
     result = current.flusher.flush()
     counts[f"cdn_{result.state}"] = counts.get(f"cdn_{result.state}", 0) + 1
