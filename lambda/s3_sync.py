@@ -17,6 +17,7 @@ from typing import Any
 
 from pypicloud_lite.cache import build_cache
 from pypicloud_lite.cache.base import Cache
+from pypicloud_lite.cdn import CdnFlusher, SqsScheduler, build_flusher
 from pypicloud_lite.config import Settings, load_settings
 from pypicloud_lite.errors import BackendUnavailable, PypicloudLiteError
 from pypicloud_lite.secrets import SecretResolver
@@ -36,6 +37,9 @@ class Runtime:
     settings: Settings
     cache: Cache
     sync: S3Sync
+    # With cdn.backend set: the first change of a window sends a delayed message, which flushes.
+    flusher: CdnFlusher | None = None
+    scheduler: SqsScheduler | None = None
 
 
 _lock = threading.Lock()
@@ -67,6 +71,11 @@ def runtime() -> Runtime:
             cache = build_cache(settings.cache)
             sync = S3Sync(storage_for_sync(build_storage(settings.storage)), cache, _memory)
             _runtime = Runtime(resolved, settings, cache, sync)
+            # Without a queue (no --cdn) changes are only recorded: the servers' timers flush them.
+            if settings.cdn.enabled and settings.cdn.queue_url:
+                region = settings.storage.s3.region if settings.storage.s3 else None
+                _runtime.scheduler = SqsScheduler.from_settings(settings.cdn, region)
+                _runtime.flusher = build_flusher(cache, settings.cdn, on_window=_runtime.scheduler.schedule)
         return _runtime
 
 
@@ -97,6 +106,29 @@ def _apply(message: Message, counts: dict[str, int]) -> None:
             raise
 
 
+def _flush_cdn(message: Message, counts: dict[str, int]) -> None:
+    """The delayed message of a CDN window: send what is pending, or come back later."""
+    current = runtime()
+    if current.flusher is None or current.scheduler is None:
+        _log(message=message.message_id, outcome="ignored", event="cdn flush without cdn.backend or cdn.queue_url")
+        return
+    result = current.flusher.flush()
+    counts[f"cdn_{result.state}"] = counts.get(f"cdn_{result.state}", 0) + 1
+    record = result.record
+    _log(
+        message=message.message_id,
+        cdn=result.state,
+        paths=len(result.paths),
+        invalidation=record.invalidation_id if record else None,
+    )
+    if result.state in ("waiting", "busy"):
+        # CloudFront's limits, or another flusher: the batch stays pending; look again later.
+        current.scheduler.schedule()
+    elif result.state == "sent" and current.flusher.pending():
+        # Committed while this flush ran: their own window (opened here if nobody did) sends them.
+        current.flusher.note_change()
+
+
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     counts: dict[str, int] = {}
     failures: list[str] = []
@@ -109,10 +141,13 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             if message.message_id:
                 failures.append(message.message_id)
             continue
-        if not message.hints:
+        if not message.hints and not message.cdn_flush:
             _log(message=message.message_id, outcome="ignored", event="s3:TestEvent or empty")
         try:
-            _apply(message, counts)
+            if message.cdn_flush:
+                _flush_cdn(message, counts)
+            else:
+                _apply(message, counts)
         except Exception as exc:
             counts["failed"] = counts.get("failed", 0) + 1
             error = exc.message if isinstance(exc, PypicloudLiteError) else f"{type(exc).__name__}: {exc}"

@@ -7,7 +7,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,7 +17,7 @@ from pypicloud_lite.naming import normalize
 
 ENV_PREFIX = "PPC_"
 # Settings whose keys are ours: anything else under these prefixes is a typo and refused.
-OWN_PREFIXES = ("storage.", "cache.", "auth.", "upload.", "web.", "pypi.", "sync.")
+OWN_PREFIXES = ("storage.", "cache.", "auth.", "upload.", "web.", "pypi.", "sync.", "cdn.")
 PERM_LETTERS = frozenset("rwd")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]*\Z")
 T = TypeVar("T")
@@ -73,6 +73,8 @@ class CacheSettings:
     connect_timeout: int = 10
     # Seconds a server process may reuse the change serial it read (0: read it on every request).
     serial_max_age: float = 0.0
+    # Record every change in the CDN outbox (in the change's own transaction): cdn.backend != none.
+    cdn_outbox: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,37 @@ class SyncSettings:
     secret_max_age: float = 300.0
 
 
+# CloudFront's limits: paths per invalidation (and in progress at once), wildcard paths in progress.
+CLOUDFRONT_MAX_PATHS = 3000
+CLOUDFRONT_MAX_WILDCARDS = 15
+# SQS delays a message by at most 15 minutes: the longest window the Lambda can schedule.
+MAX_CDN_WINDOW = 900
+
+
+@dataclass(frozen=True)
+class CdnSettings:
+    """Purging a CDN in front of the index (see pypicloud_lite.cdn)."""
+
+    backend: str = "none"  # "none" or "cloudfront"
+    distribution_id: str | None = None
+    # The public path the index is served under on the CDN ("" or e.g. "/pypi").
+    path_prefix: str = ""
+    # Seconds changes are gathered before one invalidation is sent.
+    window: int = 60
+    # Above this many paths, an invalidation collapses paths into one wildcard per top-level prefix.
+    wildcard_threshold: int = 300
+    # Index pages: how long the CDN keeps them (s-maxage) and how long clients do (max-age).
+    s_maxage: int = 600
+    max_age: int = 600
+    endpoint_url: str | None = None
+    # The Lambda's own delayed-flush queue (set by ppc-create-s3-sync --cdn).
+    queue_url: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.backend != "none"
+
+
 @dataclass(frozen=True)
 class Settings:
     storage: StorageSettings
@@ -140,6 +173,7 @@ class Settings:
     web: WebSettings
     reload: ReloadSettings = ReloadSettings(on_start=False, workers=16)
     sync: SyncSettings = SyncSettings()
+    cdn: CdnSettings = CdnSettings()
 
 
 def env_name(key: str) -> str:
@@ -327,6 +361,37 @@ def _session_secret(r: _Reader) -> str | None:
     return secret or None
 
 
+def _cdn_settings(r: _Reader, page_max_age: int) -> CdnSettings:
+    backend = r.choice("cdn.backend", "none", ("none", "cloudfront"))
+    purging = backend != "none"
+    prefix = (r.get("cdn.path_prefix", "") or "").strip().rstrip("/")
+    if prefix and not prefix.startswith("/"):
+        prefix = "/" + prefix
+    window = r.typed("cdn.window", int, "60")
+    if not 1 <= window <= MAX_CDN_WINDOW:
+        raise ConfigError(f"setting 'cdn.window': 1 to {MAX_CDN_WINDOW} seconds (SQS delays at most 15 minutes)")
+    threshold = r.typed("cdn.wildcard_threshold", int, "300")
+    if not 1 <= threshold <= CLOUDFRONT_MAX_PATHS:
+        raise ConfigError(f"setting 'cdn.wildcard_threshold': 1 to {CLOUDFRONT_MAX_PATHS} paths")
+    # Purged pages can stay at the edge for long; clients, which nobody purges, keep them briefly.
+    s_maxage = r.typed("cdn.s_maxage", int, "86400" if purging else str(page_max_age))
+    max_age = r.typed("cdn.max_age", int, "60" if purging else str(page_max_age))
+    distribution_id = r.get("cdn.distribution_id") or None
+    if purging and not distribution_id:
+        raise ConfigError("setting 'cdn.distribution_id' is required with cdn.backend = cloudfront")
+    return CdnSettings(
+        backend=backend,
+        distribution_id=distribution_id,
+        path_prefix=prefix,
+        window=window,
+        wildcard_threshold=threshold,
+        s_maxage=s_maxage,
+        max_age=max_age,
+        endpoint_url=r.get("cdn.endpoint_url") or None,
+        queue_url=r.get("cdn.queue_url") or None,
+    )
+
+
 def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from ini-style strings; PPC_* variables in `environ` win over the ini."""
     env = os.environ if environ is None else environ
@@ -394,13 +459,16 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         workers=r.typed("pypi.reload_workers", int, "16"),
     )
     sync = SyncSettings(secret_max_age=r.typed("sync.secret_max_age", float, "300"))
+    cdn = _cdn_settings(r, web.page_max_age)
+    if cdn.enabled:
+        cache = replace(cache, cdn_outbox=True)
     r.check_unknown()
     if auth.backend == "sql" and not auth.url:
         raise ConfigError("setting 'auth.url' is required with auth.backend = sql when the cache is not SQL")
     for name in auth.admins:
         if name not in dict(auth.users) and auth.bootstrap_admin_file is None:
             raise ConfigError(f"setting 'auth.admins': admin {name!r} has no 'user.{name}' password hash")
-    return Settings(storage=storage, cache=cache, auth=auth, upload=upload, web=web, reload=reload, sync=sync)
+    return Settings(storage=storage, cache=cache, auth=auth, upload=upload, web=web, reload=reload, sync=sync, cdn=cdn)
 
 
 def read_ini(path: str | Path, section: str = "app:main") -> dict[str, str]:

@@ -141,3 +141,35 @@ CLOSED_STATUSES = ("archived", "quarantined")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class CdnChange:
+    """One change the CDN must hear about: a release's pages, and the file URL when its bytes went or changed."""
+
+    project: str
+    version: str | None = None
+    # Set only for a file deleted or replaced: files are immutable, an upload never purges its URL.
+    filename: str | None = None
+    id: str = ""  # the outbox's own key, set by the cache
+
+
+@dataclass(frozen=True)
+class CdnBatch:
+    """Pending changes claimed for one invalidation; its id is the CallerReference, so a retry never pays twice."""
+
+    id: str
+    created: datetime
+    changes: tuple[CdnChange, ...]
+
+
+@dataclass(frozen=True)
+class CdnRecord:
+    """The history of one sent invalidation, kept for ppc-cdn-report."""
+
+    batch_id: str
+    sent: datetime
+    changes: int
+    paths: int
+    wildcards: int
+    invalidation_id: str

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from pypicloud_lite.cache.base import Cache
+from pypicloud_lite.cdn import is_flush_message
 from pypicloud_lite.errors import InvalidInput
 from pypicloud_lite.indexing import describe_object, listed_file
 from pypicloud_lite.naming import METADATA_SUFFIX
@@ -44,6 +45,7 @@ class Message:
     message_id: str | None
     hints: list[Hint]
     error: str | None = None  # the message could not be read (a poison message)
+    cdn_flush: bool = False  # the delayed message of a CDN window (pypicloud_lite.cdn)
 
 
 # -- decoding every delivery path ------------------------------------------------------
@@ -104,6 +106,8 @@ def _sqs_message(record: dict[str, Any]) -> Message:
     message_id = record.get("messageId")
     try:
         body = json.loads(record["body"])
+        if is_flush_message(body):
+            return Message(message_id, [], cdn_flush=True)
         if isinstance(body, dict) and body.get("Type") == "Notification" and "Message" in body:
             return Message(message_id, _from_sns_envelope(body["Message"]))
         return Message(message_id, _from_notification(body))

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from datetime import datetime
 
-from pypicloud_lite.models import PackageFile, Project
+from pypicloud_lite.models import CdnBatch, CdnChange, CdnRecord, PackageFile, Project
+
+logger = logging.getLogger(__name__)
 
 
 class Cache(ABC):
-    """Every change bumps the global serial and the project's serial in the same write."""
+    """Every change bumps the global serial and the project's serial in the same write.
+
+    With the CDN outbox on, every change also records what the CDN must purge, in
+    that same write, and `on_cdn_change` runs once the change is committed.
+    """
+
+    on_cdn_change: Callable[[], None] | None = None
+
+    def _cdn_changed(self) -> None:
+        """Tell the CDN flusher (it claims the window); the change is committed whatever happens here."""
+        if self.on_cdn_change is None:
+            return
+        try:
+            self.on_cdn_change()
+        except Exception:
+            # The change sits in the outbox: a later window or the server's timer purges it.
+            logger.warning("could not schedule the CDN flush", exc_info=True)
 
     @abstractmethod
     def get_file(self, filename: str) -> PackageFile | None:
@@ -93,6 +113,28 @@ class Cache(ABC):
     @abstractmethod
     def lock_state(self, name: str) -> tuple[bool, dict[str, object] | None]:
         """(held now, the last recorded progress)."""
+
+    # -- CDN outbox --------------------------------------------------------------
+
+    @abstractmethod
+    def outbox_pending(self, limit: int) -> list[CdnChange]:
+        """Recorded changes that no batch has claimed yet, oldest first."""
+
+    @abstractmethod
+    def outbox_batch(self) -> CdnBatch | None:
+        """The batch claimed but not closed yet (its flush failed or died), with its changes."""
+
+    @abstractmethod
+    def open_outbox_batch(self, batch: CdnBatch) -> None:
+        """Record `batch` as claimed: its changes leave the pending set. Call it holding the flush lease."""
+
+    @abstractmethod
+    def close_outbox_batch(self, batch: CdnBatch, record: CdnRecord) -> None:
+        """The invalidation went out: drop the batch and its changes, keep `record` (idempotent)."""
+
+    @abstractmethod
+    def cdn_history(self, since: datetime) -> list[CdnRecord]:
+        """Records of invalidations sent since then, oldest first."""
 
     @abstractmethod
     def serial(self) -> int:

@@ -51,7 +51,8 @@ SQL_DRIVERS = {
     "none": "",
 }
 # Settings the Lambda passes on to the handler; everything else in the ini is the web server's.
-LAMBDA_SETTING_PREFIXES = ("storage.", "cache.", "sync.")
+# With cdn.* the handler records its changes in the CDN outbox; it flushes only with --cdn (its queue).
+LAMBDA_SETTING_PREFIXES = ("storage.", "cache.", "sync.", "cdn.")
 # Schema management belongs to ppc-migrate / ppc-create-tables, never to a Lambda (its role
 # has no rights for it, and hundreds of concurrent cold starts must not race on DDL).
 LAMBDA_EXCLUDED_SETTINGS = frozenset({"cache.migrate_on_start", "cache.create_tables"})
@@ -73,6 +74,11 @@ DYNAMO_ACTIONS = (
     "dynamodb:Scan",
     "dynamodb:ConditionCheckItem",
 )
+# The CDN outbox reads and removes its items in batches.
+DYNAMO_CDN_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:BatchWriteItem")
+# The flush checks CloudFront's in-progress limits and finds what an earlier attempt sent.
+CLOUDFRONT_ACTIONS = ("cloudfront:CreateInvalidation", "cloudfront:GetInvalidation", "cloudfront:ListInvalidations")
+CDN_QUEUE_RETENTION = 24 * 3600
 VPC_ACTIONS = (
     "ec2:CreateNetworkInterface",
     "ec2:DescribeNetworkInterfaces",
@@ -267,7 +273,7 @@ def build_bundle(
 
 
 def lambda_settings(raw: Mapping[str, str], overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The ini's storage/cache/sync settings (plus --set overrides) that go into PYPICLOUD_SETTINGS."""
+    """The ini's storage/cache/sync/cdn settings (plus --set overrides) that go into PYPICLOUD_SETTINGS."""
     chosen = {
         key: value
         for key, value in raw.items()
@@ -316,6 +322,7 @@ class Names:
     role: str
     queue: str
     dlq: str
+    cdn_queue: str
     notification_id: str
     statement_id: str
 
@@ -330,6 +337,7 @@ class Names:
             role=_bounded(f"{function}-role", 64),
             queue=_bounded(f"{function}-events", 80),
             dlq=_bounded(f"{function}-dlq", 80),
+            cdn_queue=_bounded(f"{function}-cdn", 80),
             notification_id=f"ppc-s3-sync:{function}",
             statement_id="ppc-s3-sync-bucket-events",  # unique within the function's own policy
         )
@@ -371,6 +379,13 @@ class Target:
     def dlq_arn(self) -> str:
         return self.arn("sqs", self.names.dlq)
 
+    @property
+    def cdn_queue_arn(self) -> str:
+        return self.arn("sqs", self.names.cdn_queue)
+
+    def distribution_arn(self, distribution_id: str) -> str:
+        return self.arn("cloudfront", f"distribution/{distribution_id}", region="")
+
 
 # --- policies ---------------------------------------------------------------------------------
 
@@ -401,7 +416,7 @@ def _kms_statement(target: Target, key_id: str) -> dict[str, Any]:
 
 
 def role_policy(
-    target: Target, settings: Settings, chosen: Mapping[str, str], *, sqs: bool, vpc: bool
+    target: Target, settings: Settings, chosen: Mapping[str, str], *, sqs: bool, vpc: bool, cdn: bool = False
 ) -> dict[str, Any]:
     """The function's inline policy: only what the handler touches, scoped to this bucket, prefix and cache."""
     log_group = target.arn("logs", f"log-group:/aws/lambda/{target.names.function}")
@@ -433,12 +448,15 @@ def role_policy(
     dynamo = settings.cache.dynamo
     if settings.cache.backend == "dynamo" and dynamo is not None:
         region = dynamo.region or target.region
+        # With cdn.backend set, every change the handler applies is recorded in the outbox table.
+        outbox = settings.cdn.enabled
+        tables = (*DYNAMO_TABLES, "cdn") if outbox else DYNAMO_TABLES
         statements.append(
             {
                 "Sid": "CacheTables",
                 "Effect": "Allow",
-                "Action": list(DYNAMO_ACTIONS),
-                "Resource": [target.arn("dynamodb", f"table/{dynamo.table_prefix}{t}", region) for t in DYNAMO_TABLES],
+                "Action": list(DYNAMO_ACTIONS) + (list(DYNAMO_CDN_ACTIONS) if outbox else []),
+                "Resource": [target.arn("dynamodb", f"table/{dynamo.table_prefix}{t}", region) for t in tables],
             }
         )
     secrets = secret_references(chosen)
@@ -476,6 +494,22 @@ def role_policy(
                 "Resource": target.queue_arn,
             }
         )
+    if cdn and settings.cdn.distribution_id:
+        statements += [
+            {
+                # The handler sends its own delayed flush message and consumes it.
+                "Sid": "CdnFlushQueue",
+                "Effect": "Allow",
+                "Action": ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                "Resource": target.cdn_queue_arn,
+            },
+            {
+                "Sid": "PurgeDistribution",
+                "Effect": "Allow",
+                "Action": list(CLOUDFRONT_ACTIONS),
+                "Resource": target.distribution_arn(settings.cdn.distribution_id),
+            },
+        ]
     if vpc:
         # These EC2 actions support no resource-level scoping (as in AWSLambdaVPCAccessExecutionRole).
         statements.append(
@@ -583,6 +617,7 @@ class Options:
     role_arn: str | None
     sqs: bool
     dry_run: bool
+    cdn: bool
     zip: str | None
     no_deps: bool
     sql_driver: str | None
@@ -605,6 +640,8 @@ class Deployer:
         raw = read_ini(options.ini)
         self.chosen = lambda_settings(raw, options.settings)
         self.settings = validated_settings(self.chosen)
+        if options.cdn and not self.settings.cdn.enabled:
+            raise DeployError("--cdn needs cdn.backend = cloudfront and cdn.distribution_id in the ini")
         s3 = self.settings.storage.s3
         assert s3 is not None
         session = boto3.session.Session()
@@ -714,14 +751,15 @@ class Deployer:
                 return None
             raise
 
-    def mappings(self) -> list[dict[str, Any]]:
-        """Our queue's event source mappings to our function."""
+    def mappings(self, queue_arn: str | None = None) -> list[dict[str, Any]]:
+        """Our queue's (the events queue, unless named) event source mappings to our function."""
+        queue_arn = queue_arn or self.target.queue_arn
         if self.get_function() is None:
             return []
         found: list[dict[str, Any]] = self.client("lambda").list_event_source_mappings(
-            EventSourceArn=self.target.queue_arn, FunctionName=self.target.names.function
+            EventSourceArn=queue_arn, FunctionName=self.target.names.function
         )["EventSourceMappings"]
-        return [m for m in found if m.get("EventSourceArn") == self.target.queue_arn]
+        return [m for m in found if m.get("EventSourceArn") == queue_arn]
 
     def notifications(self) -> dict[str, Any]:
         config: dict[str, Any] = self.client("s3").get_bucket_notification_configuration(Bucket=self.target.bucket)
@@ -770,13 +808,15 @@ class Creator(Deployer):
             + (" (via SQS)" if options.sqs else "")
         )
         self._warn_plaintext_secrets()
+        if options.cdn:
+            self.ensure_cdn_queue()
         environment = json.dumps(self.chosen, separators=(",", ":"), sort_keys=True)
         if len(environment) + len("PYPICLOUD_SETTINGS") > MAX_ENVIRONMENT:
             raise DeployError(f"PYPICLOUD_SETTINGS would be {len(environment)} bytes; Lambda allows 4 KB in all")
         vpc = bool(options.subnet_ids)
         if vpc != bool(options.security_group_ids):
             raise DeployError("--subnet-ids and --security-group-ids go together")
-        policy = role_policy(target, self.settings, self.chosen, sqs=options.sqs, vpc=vpc)
+        policy = role_policy(target, self.settings, self.chosen, sqs=options.sqs, vpc=vpc, cdn=options.cdn)
         role_arn = options.role_arn or self.ensure_role(policy)
         if options.role_arn:
             self.out(f"using role {options.role_arn} as it is (it needs the permissions --dry-run prints without it)")
@@ -786,8 +826,10 @@ class Creator(Deployer):
             self.ensure_queues()
         code = self.bundle_bytes()
         self.ensure_function(role_arn, code, environment)
+        if options.cdn:
+            self.ensure_mapping(target.names.cdn_queue, target.cdn_queue_arn)
         if options.sqs:
-            self.ensure_mapping()
+            self.ensure_mapping(target.names.queue, target.queue_arn)
             destination = target.queue_arn
         else:
             self.ensure_permission()
@@ -878,6 +920,19 @@ class Creator(Deployer):
                 "Policy": json.dumps(queue_policy(target)),
             },
         )
+
+    def ensure_cdn_queue(self) -> None:
+        """The queue of delayed flush messages; the handler learns its URL through cdn.queue_url."""
+        name = self.target.names.cdn_queue
+        attributes = {
+            "VisibilityTimeout": str(6 * self.options.timeout),
+            "MessageRetentionPeriod": str(CDN_QUEUE_RETENTION),
+        }
+        self._ensure_queue(name, attributes)
+        url = self.queue_url(name)
+        if url is None:  # a dry run: the URL it would have
+            url = f"https://sqs.{self.region}.amazonaws.com/{self.target.account}/{name}"
+        self.chosen["cdn.queue_url"] = url
 
     def _ensure_queue(self, name: str, attributes: dict[str, str]) -> None:
         sqs = self.client("sqs")
@@ -991,16 +1046,15 @@ class Creator(Deployer):
             f"allow s3.amazonaws.com to invoke {target.names.function} for {target.bucket_arn} (permission {sid})", add
         )
 
-    def ensure_mapping(self) -> None:
+    def ensure_mapping(self, queue: str, queue_arn: str) -> None:
         lam, target = self.client("lambda"), self.target
-        mappings = self.mappings()
+        mappings = self.mappings(queue_arn)
         if not mappings:
             self.act(
-                f"create the event source mapping {target.names.queue} -> {target.names.function} "
-                "(ReportBatchItemFailures)",
+                f"create the event source mapping {queue} -> {target.names.function} (ReportBatchItemFailures)",
                 lambda: self.retry_iam(
                     lambda: lam.create_event_source_mapping(
-                        EventSourceArn=target.queue_arn,
+                        EventSourceArn=queue_arn,
                         FunctionName=target.names.function,
                         BatchSize=BATCH_SIZE,
                         FunctionResponseTypes=["ReportBatchItemFailures"],
@@ -1021,7 +1075,7 @@ class Creator(Deployer):
                 ),
             )
         else:
-            self.same(f"event source mapping {target.names.queue} -> {target.names.function}")
+            self.same(f"event source mapping {queue} -> {target.names.function}")
 
     def ensure_notification(self, ours: tuple[str, dict[str, Any]]) -> None:
         target = self.target
@@ -1053,7 +1107,7 @@ class Remover(Deployer):
                 lambda: self.put_notifications(remaining),
             )
         function = self.get_function()
-        for mapping in self.mappings():
+        for mapping in self.mappings() + self.mappings(target.cdn_queue_arn):
             self.act(
                 f"delete the event source mapping {mapping['UUID']}",
                 functools.partial(lam.delete_event_source_mapping, UUID=mapping["UUID"]),
@@ -1073,7 +1127,7 @@ class Remover(Deployer):
             else:
                 self.out(f"left alone: Lambda function {target.names.function} was not made by ppc-create-s3-sync")
                 refused += 1
-        for name in (target.names.queue, target.names.dlq):
+        for name in (target.names.queue, target.names.dlq, target.names.cdn_queue):
             refused += self._remove_queue(name)
         if self.options.role_arn is None:
             refused += self._remove_role()
@@ -1170,6 +1224,12 @@ def _deploy_parser(prog: str, description: str | None, create: bool) -> argparse
     parser.add_argument("--endpoint-url", help="send every AWS call here (a test server such as moto)")
     parser.add_argument("--role-arn", help="use this execution role instead of creating (or removing) one")
     parser.add_argument("--sqs", action="store_true", help="deliver events through an SQS queue with a DLQ")
+    if create:
+        parser.add_argument(
+            "--cdn",
+            action="store_true",
+            help="purge the ini's CloudFront distribution (cdn.*): a delayed-flush queue and invalidation rights",
+        )
     parser.add_argument("--dry-run", action="store_true", help="print every action and change nothing")
     if create:
         parser.add_argument("--zip", help="deploy this bundle instead of building one")
@@ -1201,6 +1261,7 @@ def _options(args: argparse.Namespace) -> Options:
         role_arn=args.role_arn,
         sqs=args.sqs,
         dry_run=args.dry_run,
+        cdn=getattr(args, "cdn", False),
         zip=getattr(args, "zip", None),
         no_deps=getattr(args, "no_deps", False),
         sql_driver=getattr(args, "sql_driver", None),

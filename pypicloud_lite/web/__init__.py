@@ -20,6 +20,8 @@ from pypicloud_lite.web.simple_serving import SimpleFastPath
 
 logger = logging.getLogger(__name__)
 
+CDN_TIMER_KEY = "ppc.cdn_timer"
+
 
 def make_app(
     settings: Settings, raw_settings: dict[str, Any] | None = None, server_url: str = "http://127.0.0.1:6543"
@@ -41,6 +43,10 @@ def make_app(
         _announce(generated, server_url)
     if settings.reload.on_start:
         _reload_on_start(app_services)
+    if settings.cdn.enabled:
+        from pypicloud_lite.cdn import start_flush_timer
+
+        config.registry[CDN_TIMER_KEY] = start_flush_timer(app_services.index.cache, settings.cdn)
     return SimpleFastPath(config.make_wsgi_app(), app_services)
 
 

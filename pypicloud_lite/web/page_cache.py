@@ -43,7 +43,7 @@ class Page:
     checked_at: int
     gzipped: bytes = field(init=False, repr=False)
     # Responses built from this page, by the request's kind (web/simple_serving.py).
-    responses: dict[tuple[str, bool, bool, int], Any] = field(default_factory=dict, init=False, repr=False)
+    responses: dict[tuple[str, bool, bool, int, int | None], Any] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.gzipped = gzip.compress(self.body, GZIP_LEVEL, mtime=0)

@@ -46,26 +46,34 @@ class _Prepared:
 
 
 def page_response(
-    page: Page, fmt: Format, *, gzip_ok: bool, if_none_match: str | None, authorized: bool, max_age: int
+    page: Page,
+    fmt: Format,
+    *,
+    gzip_ok: bool,
+    if_none_match: str | None,
+    authorized: bool,
+    max_age: int,
+    s_maxage: int | None,
 ) -> PageResponse:
     """200 with the page (gzipped when accepted) or 304 when If-None-Match names it in either encoding."""
-    key = (fmt.content_type, gzip_ok, authorized, max_age)
+    key = (fmt.content_type, gzip_ok, authorized, max_age, s_maxage)
     prepared: _Prepared | None = page.responses.get(key)
     if prepared is None:
-        prepared = page.responses[key] = _prepare(page, fmt, gzip_ok=gzip_ok, authorized=authorized, max_age=max_age)
+        cache_control = cache_control_for(authorized, max_age, s_maxage=s_maxage)
+        prepared = page.responses[key] = _prepare(page, fmt, gzip_ok=gzip_ok, cache_control=cache_control)
     if if_none_match and if_none_match_covers(if_none_match, prepared.etags):
         return prepared.not_modified
     return prepared.ok
 
 
-def _prepare(page: Page, fmt: Format, *, gzip_ok: bool, authorized: bool, max_age: int) -> _Prepared:
+def _prepare(page: Page, fmt: Format, *, gzip_ok: bool, cache_control: str) -> _Prepared:
     media_type = fmt.content_type.split(";")[0]
     identity_etag = f"{page.etag}-{media_type}"
     gzip_etag = f"{identity_etag}-gzip"
     headers = [
         ("ETag", f'"{gzip_etag if gzip_ok else identity_etag}"'),
         ("Vary", "Accept, Accept-Encoding"),
-        ("Cache-Control", cache_control_for(authorized, max_age)),
+        ("Cache-Control", cache_control),
         ("X-PyPI-Last-Serial", str(page.serial)),
     ]
     body = page.gzipped if gzip_ok else page.body
@@ -131,7 +139,8 @@ class SimpleFastPath:
             gzip_ok=accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING")),
             if_none_match=environ.get("HTTP_IF_NONE_MATCH"),
             authorized="HTTP_AUTHORIZATION" in environ,
-            max_age=self.services.settings.web.page_max_age,
+            max_age=self.services.settings.cdn.max_age,
+            s_maxage=self.services.settings.cdn.s_maxage,
         )
 
     def _page(self, environ: dict[str, Any], name: str, fmt: Format) -> Page | None:

@@ -14,6 +14,7 @@ import functools
 import logging
 import random
 import time
+import uuid
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cache.dynamo.tables import PROJECT_PARTITION, DynamoTables, build_tables, create_tables
 from pypicloud_lite.config import CacheSettings, DynamoSettings
 from pypicloud_lite.errors import BackendUnavailable, InvalidUpload
-from pypicloud_lite.models import CoreMetadata, PackageFile, Project
+from pypicloud_lite.models import CdnBatch, CdnChange, CdnRecord, CoreMetadata, PackageFile, Project
 from pypicloud_lite.naming import parse_filename
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ CONDITION_FAILED = "ConditionalCheckFailedException"
 THROTTLED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
 # Items per TransactWriteItems call (DynamoDB's limit is 100): the serial, the project, the rest.
 TRANSACTION_ITEMS = 100
+# Outbox partitions of the cdn table.
+PENDING, OPEN, SENT = "pending", "open", "sent"
 APPLY_WORKERS = 16
 COMMIT_ATTEMPTS = 50
 # What a reload fills in once it has read an object.
@@ -75,9 +78,10 @@ def _condition_failed(exc: PynamoDBException) -> bool:
 
 
 class DynamoCache(Cache):
-    def __init__(self, tables: DynamoTables, settings: DynamoSettings) -> None:
+    def __init__(self, tables: DynamoTables, settings: DynamoSettings, cdn_outbox: bool = False) -> None:
         self.t = tables
         self.settings = settings
+        self.cdn_outbox = cdn_outbox
         self._connection = Connection(region=settings.region, host=settings.endpoint_url)
 
     @classmethod
@@ -87,7 +91,7 @@ class DynamoCache(Cache):
         if settings.dynamo.create_tables:
             for name in create_tables(tables):
                 logger.info("created DynamoDB table %s", name)
-        return cls(tables, settings.dynamo)
+        return cls(tables, settings.dynamo, cdn_outbox=settings.cdn_outbox)
 
     # -- conversions -------------------------------------------------------------
 
@@ -188,6 +192,40 @@ class DynamoCache(Cache):
         ]
         tx.update(p(PROJECT_PARTITION, project), actions=actions)
 
+    def _cdn_items(self, changes: list[CdnChange]) -> list[Model]:
+        if not self.cdn_outbox:
+            return []
+        now = datetime.now(UTC)
+        return [
+            self.t.cdn(
+                PENDING,
+                f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}",
+                project=c.project,
+                version=c.version,
+                filename=c.filename,
+                created=now,
+            )
+            for c in dict.fromkeys(changes)
+        ]
+
+    def _record_cdn(self, tx: TransactWrite, changes: list[CdnChange]) -> bool:
+        """Put what the CDN must purge into the outbox, in the change's own transaction."""
+        items = self._cdn_items(changes)
+        for item in items:
+            tx.save(item)
+        return bool(items)
+
+    def _record_cdn_ahead(self, changes: list[CdnChange]) -> bool:
+        """For changes too big for one transaction: record before writing, so a crash loses no purge.
+
+        A purge of a change that then failed costs a path and shows the same page again: harmless.
+        """
+        items = self._cdn_items(changes)
+        with self.t.cdn.batch_write() as batch:
+            for item in items:
+                batch.save(item)
+        return bool(items)
+
     # -- reads -------------------------------------------------------------------
 
     @_translated
@@ -247,6 +285,7 @@ class DynamoCache(Cache):
         def write(tx: TransactWrite, serial: int) -> None:
             tx.save(self._file_item(file), condition=self.t.file.filename.does_not_exist())
             self._stamp(tx, file.project, serial, display_name)
+            self._record_cdn(tx, [CdnChange(file.project, file.version)])
 
         try:
             self._commit(write)
@@ -255,6 +294,7 @@ class DynamoCache(Cache):
             if stored is None:
                 raise BackendUnavailable("The package cache (DynamoDB) refused the write; try again.") from None
             return stored, False  # a racing writer inserted it first
+        self._after_cdn_change()
         return file, True
 
     @_translated
@@ -266,11 +306,13 @@ class DynamoCache(Cache):
         def write(tx: TransactWrite, serial: int) -> None:
             tx.delete(self.t.file(existing.project, filename), condition=self.t.file.filename.exists())
             self._stamp(tx, existing.project, serial)
+            self._record_cdn(tx, [CdnChange(existing.project, existing.version, filename)])
 
         try:
             self._commit(write)
         except _ItemConditionFailed:
             return False  # deleted by someone else meanwhile
+        self._after_cdn_change()
         return True
 
     @_translated
@@ -280,16 +322,20 @@ class DynamoCache(Cache):
         changing = [f for f in release if (f.yanked, f.yanked_reason or "") != (yanked, reason or "")]
         f = self.t.file
         actions = [f.yanked.set(yanked), f.yanked_reason.set(reason) if reason else f.yanked_reason.remove()]
-        for start in range(0, len(changing), TRANSACTION_ITEMS - 2):
-            batch = changing[start : start + TRANSACTION_ITEMS - 2]
+        # The serial, the project and the outbox item take three of the transaction's items.
+        for start in range(0, len(changing), TRANSACTION_ITEMS - 3):
+            batch = changing[start : start + TRANSACTION_ITEMS - 3]
 
             def write(tx: TransactWrite, serial: int, batch: list[PackageFile] = batch) -> None:
                 for file in batch:
                     tx.update(f(file.project, file.filename), actions=actions, condition=f.filename.exists())
                 self._stamp(tx, project, serial)
+                self._record_cdn(tx, [CdnChange(project, version)])
 
             with contextlib.suppress(_ItemConditionFailed):
                 self._commit(write)  # a file deleted meanwhile: nothing left to yank there
+        if changing:
+            self._after_cdn_change()
         return len(release)
 
     @_translated
@@ -302,10 +348,20 @@ class DynamoCache(Cache):
         p = self.t.project
         status_actions = [p.status.set(status), p.status_reason.set(reason) if reason else p.status_reason.remove()]
 
+        # A status shows on every page of the project (quarantine hides every file).
+        versions = sorted({file.version for file in self.project_files(name)})
+        changes = [CdnChange(name), *(CdnChange(name, v) for v in versions)]
+        fits = len(changes) <= TRANSACTION_ITEMS - 2
+        if not fits:
+            self._record_cdn_ahead(changes)
+
         def write(tx: TransactWrite, serial: int) -> None:
             tx.update(p(PROJECT_PARTITION, name), actions=[p.serial.set(serial), *status_actions])
+            if fits:
+                self._record_cdn(tx, changes)
 
         self._commit(write)
+        self._after_cdn_change()
         return True
 
     # -- reload ------------------------------------------------------------------
@@ -324,6 +380,11 @@ class DynamoCache(Cache):
             return
         f = self.t.file
         touched: set[str] = set()
+        gone = [file for file in map(self.get_file, removed) if file is not None] if self.cdn_outbox else []
+        self._record_cdn_ahead(
+            [CdnChange(x.project, x.version) for x in added]
+            + [CdnChange(x.project, x.version, x.filename) for x in changed + gone]
+        )
 
         def add(file: PackageFile) -> None:
             try:
@@ -371,6 +432,7 @@ class DynamoCache(Cache):
                 p(PROJECT_PARTITION, project).update(
                     actions=[p.serial.set(serial)], condition=p.serial.does_not_exist() | (p.serial < serial)
                 )
+        self._after_cdn_change()
 
     @_translated
     def update_details(self, file: PackageFile) -> bool:
@@ -381,14 +443,19 @@ class DynamoCache(Cache):
             for name in DETAIL_FIELDS
         ]
 
+        current = self.get_file(file.filename)
+        replaced = current is not None and current.sha256 is not None and current.sha256 != file.sha256
+
         def write(tx: TransactWrite, serial: int) -> None:
             tx.update(f(file.project, file.filename), actions=actions, condition=f.storage_etag == file.storage_etag)
             self._stamp(tx, file.project, serial)
+            self._record_cdn(tx, [CdnChange(file.project, file.version, file.filename if replaced else None)])
 
         try:
             self._commit(write)
         except _ItemConditionFailed:
             return False  # the object changed since it was listed: a later reload fills it in
+        self._after_cdn_change()
         return True
 
     @_translated
@@ -435,6 +502,72 @@ class DynamoCache(Cache):
         except self.t.meta.DoesNotExist:
             return False, None
         return (item.expires or 0) > time.time(), item.progress
+
+    def _after_cdn_change(self) -> None:
+        if self.cdn_outbox:
+            self._cdn_changed()
+
+    # -- CDN outbox --------------------------------------------------------------
+
+    @staticmethod
+    def _to_change(item: Any) -> CdnChange:
+        return CdnChange(item.project, item.version, item.filename, id=item.sk)
+
+    @_translated
+    def outbox_pending(self, limit: int) -> list[CdnChange]:
+        items = self.t.cdn.query(PENDING, consistent_read=True, limit=limit)
+        return [self._to_change(item) for item in items]
+
+    @_translated
+    def outbox_batch(self) -> CdnBatch | None:
+        opened = next(iter(self.t.cdn.query(OPEN, consistent_read=True, limit=1)), None)
+        if opened is None:
+            return None
+        keys = [(PENDING, change_id) for change_id in opened.change_ids or []]
+        changes = sorted(
+            (self._to_change(item) for item in self.t.cdn.batch_get(keys, consistent_read=True)),
+            key=lambda c: c.id,
+        )
+        return CdnBatch(opened.sk, opened.created, tuple(changes))
+
+    @_translated
+    def open_outbox_batch(self, batch: CdnBatch) -> None:
+        # Pending items stay where they are until the batch closes: the open item lists them.
+        item = self.t.cdn(OPEN, batch.id, created=batch.created, change_ids=[c.id for c in batch.changes])
+        item.save(condition=self.t.cdn.sk.does_not_exist())
+
+    @_translated
+    def close_outbox_batch(self, batch: CdnBatch, record: CdnRecord) -> None:
+        # History first, the open item last: a flush that dies between them finds the batch
+        # open again, sees its invalidation already made, and only finishes the cleanup.
+        history = {
+            "batch_id": record.batch_id,
+            "sent": record.sent.isoformat(),
+            "changes": record.changes,
+            "paths": record.paths,
+            "wildcards": record.wildcards,
+            "invalidation_id": record.invalidation_id,
+        }
+        self.t.cdn(SENT, f"{batch.created.astimezone(UTC).isoformat()}#{batch.id}", record=history).save()
+        with self.t.cdn.batch_write() as writes:
+            for change in batch.changes:
+                writes.delete(self.t.cdn(PENDING, change.id))
+        self.t.cdn(OPEN, batch.id).delete()
+
+    @_translated
+    def cdn_history(self, since: datetime) -> list[CdnRecord]:
+        items = self.t.cdn.query(SENT, self.t.cdn.sk >= since.astimezone(UTC).isoformat(), consistent_read=True)
+        return [
+            CdnRecord(
+                batch_id=r["batch_id"],
+                sent=datetime.fromisoformat(r["sent"]),
+                changes=int(r["changes"]),
+                paths=int(r["paths"]),
+                wildcards=int(r["wildcards"]),
+                invalidation_id=r["invalidation_id"],
+            )
+            for r in (item.record for item in items)
+        ]
 
     def check_health(self) -> None:
         self.serial()

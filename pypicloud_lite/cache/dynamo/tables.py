@@ -7,6 +7,9 @@ Layout (and why):
   Query; a file is one GetItem, its project being derived from its filename.
 - `<prefix>meta`: partition key `name`: the change-serial counter ("serial") and leases
   ("lock#reload"), each a single item updated with conditions.
+- `<prefix>cdn`: the CDN outbox, partition key `pk`, sort key `sk`: "pending" changes (written
+  in the change's own transaction), the "open" batch (claimed, not yet sent: the ids of its
+  changes) and the "sent" history, sorted by time for ppc-cdn-report.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 from pynamodb.attributes import (
     BooleanAttribute,
     JSONAttribute,
+    ListAttribute,
     NumberAttribute,
     UnicodeAttribute,
     UTCDateTimeAttribute,
@@ -35,9 +39,10 @@ class DynamoTables:
     project: Any
     file: Any
     meta: Any
+    cdn: Any
 
     def all(self) -> tuple[type[Model], ...]:
-        return (self.project, self.file, self.meta)
+        return (self.project, self.file, self.meta, self.cdn)
 
 
 def _meta(settings: DynamoSettings, name: str) -> Any:
@@ -98,7 +103,18 @@ def build_tables(settings: DynamoSettings) -> DynamoTables:
         expires = NumberAttribute(null=True)
         progress = JSONAttribute(null=True)
 
-    return DynamoTables(project=ProjectItem, file=FileItem, meta=MetaItem)
+    class CdnItem(Model):
+        Meta = _meta(settings, "cdn")
+        pk = UnicodeAttribute(hash_key=True)
+        sk = UnicodeAttribute(range_key=True)
+        project = UnicodeAttribute(null=True)
+        version = UnicodeAttribute(null=True)
+        filename = UnicodeAttribute(null=True)
+        created = UTCDateTimeAttribute(null=True)
+        change_ids = ListAttribute(of=UnicodeAttribute, null=True)
+        record = JSONAttribute(null=True)
+
+    return DynamoTables(project=ProjectItem, file=FileItem, meta=MetaItem, cdn=CdnItem)
 
 
 def create_tables(tables: DynamoTables) -> list[str]:

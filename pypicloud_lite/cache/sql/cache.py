@@ -8,7 +8,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, delete, func, select, true, update
+from sqlalchemy import Engine, and_, bindparam, delete, func, insert, select, true, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -19,10 +19,18 @@ from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cache.sql import migrate
 from pypicloud_lite.cache.sql.engine import create_cache_engine, transaction, write_engine
 from pypicloud_lite.cache.sql.serial_reader import SerialReader
-from pypicloud_lite.cache.sql.tables import Base, FileRow, IndexStateRow, LockRow, ProjectRow
+from pypicloud_lite.cache.sql.tables import (
+    Base,
+    CdnBatchRow,
+    CdnChangeRow,
+    FileRow,
+    IndexStateRow,
+    LockRow,
+    ProjectRow,
+)
 from pypicloud_lite.config import CacheSettings
 from pypicloud_lite.errors import BackendUnavailable
-from pypicloud_lite.models import CoreMetadata, PackageFile, Project
+from pypicloud_lite.models import CdnBatch, CdnChange, CdnRecord, CoreMetadata, PackageFile, Project
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +54,19 @@ def insert_ignoring(session: Session, table: type[Base]) -> Any:
 DETAIL_FIELDS = frozenset(
     {"sha256", "requires_python", "summary", "metadata_sha256", "core_metadata", "storage_etag", "size"}
 )
+
+
+# MySQL/MariaDB "Deadlock found", PostgreSQL deadlock_detected.
+_DEADLOCK_CODES = (1213, "40P01")
+
+
+def _deadlocked(exc: BaseException) -> bool:
+    cause = exc.__cause__
+    if not isinstance(cause, DBAPIError):
+        return False
+    orig = cause.orig
+    codes = {getattr(orig, "sqlstate", None), *(getattr(orig, "args", ()) or ())[:1]}
+    return any(code in codes for code in _DEADLOCK_CODES)
 
 
 def _naive_utc(value: datetime) -> datetime:
@@ -110,9 +131,18 @@ def _to_project(row: ProjectRow) -> Project:
     )
 
 
+# IN lists are cut to this many values (every database takes it; SQLite's limit is 32,766).
+IN_CHUNK = 1000
+
+
+def _chunks(values: list[Any]) -> list[list[Any]]:
+    return [values[start : start + IN_CHUNK] for start in range(0, len(values), IN_CHUNK)]
+
+
 class SQLCache(Cache):
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, cdn_outbox: bool = False) -> None:
         self.engine = engine
+        self.cdn_outbox = cdn_outbox
         self._read = sessionmaker(engine, expire_on_commit=False)
         self._write = sessionmaker(write_engine(engine), expire_on_commit=False)
         self._serial = SerialReader(engine)
@@ -130,7 +160,7 @@ class SQLCache(Cache):
             # At start-up the reason goes to the operator (request-time errors never show it).
             reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else exc.orig.__class__.__name__
             raise BackendUnavailable(f"The package cache database is unavailable at start: {reason}") from exc
-        return cls(engine)
+        return cls(engine, cdn_outbox=settings.cdn_outbox)
 
     def _session(self, write: bool = False) -> AbstractContextManager[Session]:
         return transaction(self._write if write else self._read, "package cache database")
@@ -145,6 +175,18 @@ class SQLCache(Cache):
         serial = session.scalar(select(IndexStateRow.serial).where(IndexStateRow.id == 1))
         assert serial is not None, "ppc_index_state row 1 missing: run the migrations"
         return serial
+
+    def _record_cdn(self, session: Session, changes: list[CdnChange]) -> bool:
+        """Put what the CDN must purge into the outbox, in the change's transaction (a crash loses neither)."""
+        if not (self.cdn_outbox and changes):
+            return False
+        now = _naive_utc(datetime.now(UTC))
+        rows = [
+            {"project": c.project, "version": c.version, "filename": c.filename, "created": now, "batch_id": None}
+            for c in dict.fromkeys(changes)
+        ]
+        session.execute(insert(CdnChangeRow), rows)
+        return True
 
     @staticmethod
     def _stamp_project(session: Session, project: str, serial: int) -> None:
@@ -176,12 +218,15 @@ class SQLCache(Cache):
                 session.add(FileRow(**_file_values(file)))
                 session.flush()
                 self._stamp_project(session, file.project, serial)
+                recorded = self._record_cdn(session, [CdnChange(file.project, file.version)])
         except IntegrityError:
             # Another writer inserted the same filename between our read and insert.
             stored = self.get_file(file.filename)
             if stored is None:
                 raise
             return stored, False
+        if recorded:
+            self._cdn_changed()
         return file, True
 
     def delete_file(self, filename: str) -> bool:
@@ -192,7 +237,10 @@ class SQLCache(Cache):
             serial = self._next_serial(session)
             session.execute(delete(FileRow).where(FileRow.filename == filename))
             self._stamp_project(session, row.project, serial)
-            return True
+            recorded = self._record_cdn(session, [CdnChange(row.project, row.version, filename)])
+        if recorded:
+            self._cdn_changed()
+        return True
 
     def set_yanked(self, project: str, version: str, yanked: bool, reason: str | None) -> int:
         reason = reason if yanked else None
@@ -205,7 +253,10 @@ class SQLCache(Cache):
             serial = self._next_serial(session)
             result: Any = session.execute(update(FileRow).where(*release).values(yanked=yanked, yanked_reason=reason))
             self._stamp_project(session, project, serial)
-            return int(result.rowcount or 0)
+            recorded = self._record_cdn(session, [CdnChange(project, version)])
+        if recorded:
+            self._cdn_changed()
+        return int(result.rowcount or 0)
 
     def set_project_status(self, name: str, status: str, reason: str | None) -> bool:
         with self._session(write=True) as session:
@@ -220,7 +271,13 @@ class SQLCache(Cache):
                 .where(ProjectRow.name == name)
                 .values(status=status, status_reason=reason, serial=serial)
             )
-            return True
+            # A status shows on every page of the project (quarantine hides every file).
+            versions = session.scalars(select(FileRow.version).where(FileRow.project == name).distinct())
+            changes = [CdnChange(name), *(CdnChange(name, v) for v in sorted(versions))]
+            recorded = self._record_cdn(session, changes)
+        if recorded:
+            self._cdn_changed()
+        return True
 
     def get_project(self, name: str) -> Project | None:
         with self._session() as session:
@@ -282,9 +339,15 @@ class SQLCache(Cache):
             rows = [_file_values(f) for f in added + changed]
             if rows:
                 session.execute(insert_ignoring(session, FileRow), rows)
-            for start in range(0, len(removed), 1000):
-                batch = removed[start : start + 1000]
-                touched |= set(session.scalars(select(FileRow.project).where(FileRow.filename.in_(batch))))
+            purged = [CdnChange(f.project, f.version) for f in added] + [
+                CdnChange(f.project, f.version, f.filename) for f in changed
+            ]
+            for batch in _chunks(removed):
+                gone = session.execute(
+                    select(FileRow.project, FileRow.version, FileRow.filename).where(FileRow.filename.in_(batch))
+                ).all()
+                touched |= {project for project, _version, _filename in gone}
+                purged += [CdnChange(project, version, filename) for project, version, filename in gone]
                 session.execute(delete(FileRow).where(FileRow.filename.in_(batch)))
             if etags:
                 files = Base.metadata.tables[FileRow.__tablename__]
@@ -296,6 +359,10 @@ class SQLCache(Cache):
                 )
             if touched:
                 session.execute(update(ProjectRow).where(ProjectRow.name.in_(touched)).values(serial=serial))
+            # ETags alone change nothing a page shows.
+            recorded = self._record_cdn(session, purged)
+        if recorded:
+            self._cdn_changed()
 
     def update_details(self, file: PackageFile) -> bool:
         with self._session(write=True) as session:
@@ -304,11 +371,16 @@ class SQLCache(Cache):
                 return False
             serial = self._next_serial(session)
             values = {name: value for name, value in _file_values(file).items() if name in DETAIL_FIELDS}
-            if current.sha256 is not None and current.sha256 != file.sha256:
+            replaced = current.sha256 is not None and current.sha256 != file.sha256
+            if replaced:
                 values.update(md5=None, blake2_256=None)  # digests of bytes that are gone
             session.execute(update(FileRow).where(FileRow.filename == file.filename).values(**values))
             self._stamp_project(session, file.project, serial)
-            return True
+            change = CdnChange(file.project, file.version, file.filename if replaced else None)
+            recorded = self._record_cdn(session, [change])
+        if recorded:
+            self._cdn_changed()
+        return True
 
     def acquire_lock(self, name: str, holder: str, ttl: float) -> bool:
         now = _naive_utc(datetime.now(UTC))
@@ -324,6 +396,10 @@ class SQLCache(Cache):
                 return True
         except IntegrityError:
             return False  # another process inserted the lock row first
+        except BackendUnavailable as exc:
+            if _deadlocked(exc):
+                return False  # InnoDB chose this racer as the loser: another one is taking the lease
+            raise
 
     def update_lock(self, name: str, holder: str, ttl: float, progress: dict[str, object]) -> bool:
         expires = _naive_utc(datetime.now(UTC)) + timedelta(seconds=ttl)
@@ -349,6 +425,74 @@ class SQLCache(Cache):
             if row is None:
                 return False, None
             return row.expires > _naive_utc(datetime.now(UTC)), row.progress
+
+    # -- CDN outbox --------------------------------------------------------------
+
+    @staticmethod
+    def _to_change(row: CdnChangeRow) -> CdnChange:
+        return CdnChange(row.project, row.version, row.filename, id=str(row.id))
+
+    def outbox_pending(self, limit: int) -> list[CdnChange]:
+        with self._session() as session:
+            rows = session.scalars(
+                select(CdnChangeRow).where(CdnChangeRow.batch_id.is_(None)).order_by(CdnChangeRow.id).limit(limit)
+            )
+            return [self._to_change(row) for row in rows]
+
+    def outbox_batch(self) -> CdnBatch | None:
+        with self._session() as session:
+            row = session.scalars(
+                select(CdnBatchRow).where(CdnBatchRow.sent.is_(None)).order_by(CdnBatchRow.created).limit(1)
+            ).first()
+            if row is None:
+                return None
+            changes = session.scalars(
+                select(CdnChangeRow).where(CdnChangeRow.batch_id == row.id).order_by(CdnChangeRow.id)
+            )
+            return CdnBatch(row.id, row.created.replace(tzinfo=UTC), tuple(self._to_change(c) for c in changes))
+
+    def open_outbox_batch(self, batch: CdnBatch) -> None:
+        with self._session(write=True) as session:
+            session.add(CdnBatchRow(id=batch.id, created=_naive_utc(batch.created), changes=0, paths=0, wildcards=0))
+            for ids in _chunks([int(c.id) for c in batch.changes]):
+                session.execute(
+                    update(CdnChangeRow)
+                    .where(CdnChangeRow.id.in_(ids), CdnChangeRow.batch_id.is_(None))
+                    .values(batch_id=batch.id)
+                )
+
+    def close_outbox_batch(self, batch: CdnBatch, record: CdnRecord) -> None:
+        with self._session(write=True) as session:
+            session.execute(
+                update(CdnBatchRow)
+                .where(CdnBatchRow.id == batch.id)
+                .values(
+                    sent=_naive_utc(record.sent),
+                    changes=record.changes,
+                    paths=record.paths,
+                    wildcards=record.wildcards,
+                    invalidation_id=record.invalidation_id,
+                )
+            )
+            # The batch row is the history; the changes themselves are done with.
+            session.execute(delete(CdnChangeRow).where(CdnChangeRow.batch_id == batch.id))
+
+    def cdn_history(self, since: datetime) -> list[CdnRecord]:
+        with self._session() as session:
+            rows = session.scalars(
+                select(CdnBatchRow).where(CdnBatchRow.sent >= _naive_utc(since)).order_by(CdnBatchRow.sent)
+            )
+            return [
+                CdnRecord(
+                    batch_id=row.id,
+                    sent=(row.sent or row.created).replace(tzinfo=UTC),
+                    changes=row.changes,
+                    paths=row.paths,
+                    wildcards=row.wildcards,
+                    invalidation_id=row.invalidation_id or "",
+                )
+                for row in rows
+            ]
 
     def serial(self) -> int:
         return self._serial.read()

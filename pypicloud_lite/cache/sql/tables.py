@@ -81,3 +81,32 @@ class LockRow(Base):
     holder: Mapped[str] = mapped_column(String(64), nullable=False)
     expires: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class CdnChangeRow(Base):
+    """The CDN outbox: what a change must purge, written in the change's own transaction."""
+
+    __tablename__ = "ppc_cdn_changes"
+
+    # SQLite only auto-increments an INTEGER PRIMARY KEY.
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(ExactString, nullable=False)
+    version: Mapped[str | None] = mapped_column(String(255))
+    filename: Mapped[str | None] = mapped_column(ExactString)
+    created: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    # Null while pending; the claiming batch's id afterwards.
+    batch_id: Mapped[str | None] = mapped_column(String(64), index=True)
+
+
+class CdnBatchRow(Base):
+    """A claimed batch (sent is null) or, once sent, the history ppc-cdn-report reads."""
+
+    __tablename__ = "ppc_cdn_batches"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    sent: Mapped[datetime | None] = mapped_column(Timestamp, index=True)
+    changes: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    paths: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    wildcards: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    invalidation_id: Mapped[str | None] = mapped_column(String(128))

@@ -15,7 +15,7 @@ from pyramid.view import view_config
 from pypicloud_lite.errors import NotFound
 from pypicloud_lite.models import PackageFile, Project, latest_release
 from pypicloud_lite.naming import normalize
-from pypicloud_lite.web.caching import cache_control, not_modified
+from pypicloud_lite.web.caching import index_cache_control, not_modified
 from pypicloud_lite.web.security import require_read
 from pypicloud_lite.web.services import services
 
@@ -88,7 +88,7 @@ def _respond(request: Request, body: Callable[[], dict[str, Any]], serial: int) 
     headers = {
         "ETag": f'"{serial}-pypi-json"',
         "X-PyPI-Last-Serial": str(serial),
-        "Cache-Control": cache_control(request, services(request).settings.web.page_max_age),
+        "Cache-Control": index_cache_control(request, services(request).settings),
     }
     if not_modified(request, f"{serial}-pypi-json"):
         return HTTPNotModified(headers=headers)

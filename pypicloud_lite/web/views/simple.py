@@ -28,7 +28,8 @@ def _respond(request: Request, fmt: Format, page: Page) -> Response:
         gzip_ok=accepts_gzip(request.headers.get("Accept-Encoding")),
         if_none_match=request.headers.get("If-None-Match"),
         authorized=request.authorization is not None or has_session_cookie(request),
-        max_age=services(request).settings.web.page_max_age,
+        max_age=services(request).settings.cdn.max_age,
+        s_maxage=services(request).settings.cdn.s_maxage,
     )
     # webob drops the body of a HEAD response itself, keeping its Content-Length.
     # A copy: webob edits its header list, and the prepared one is shared by every request.
