@@ -7,7 +7,7 @@ TWINE61 := $(VENV)/tools/twine-6.1
 INI ?= development.ini
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint unit format clean chromium
+.PHONY: run test lint unit format clean chromium bench
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,9 +37,14 @@ chromium:
 test: lint chromium
 	PPC_TWINE_LEGACY=$(CURDIR)/$(TWINE61)/bin/twine $(BIN)/python -m pytest -q -ra tests
 
+# Index pages against pypiserver, devpi, pypicloud, a bare waitress app and nginx (bench/README.md).
+# Installs the references into bench/.venvs/ on first use; about 40 minutes on 2 cores.
+bench: $(STAMP)
+	$(BIN)/python -m bench.pages $(BENCH_ARGS)
+
 format: $(STAMP)
 	$(BIN)/ruff format pypicloud_lite tests alembic lambda bench
 	$(BIN)/ruff check --fix pypicloud_lite tests alembic lambda bench
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info bench/.venvs

@@ -110,7 +110,8 @@ def http_get(url: str, accept: str | None = None) -> tuple[int, Message, bytes]:
 def write_ini(
     folder: Path, port: int, *, with_uploader: bool = True, bootstrap: bool = False, extra: tuple[str, ...] = ()
 ) -> Path:
-    """An ini like development.ini, with everything under `folder` and waitress on `port`; `extra`: more app lines."""
+    """An ini like development.ini, with everything under `folder` and waitress on `port`; `extra`: more (or
+    replacing) app lines."""
     app = [
         "[app:main]",
         "use = egg:pypicloud_lite",
@@ -129,7 +130,9 @@ def write_ini(
         app += [f"user.{UPLOADER} = {_UPLOADER_HASH}", f"auth.admins = {UPLOADER}"]
     if bootstrap:
         app.append("auth.bootstrap_admin_file = %(here)s/admin.credentials")
-    app += extra
+    # An extra line for a key already set replaces it (an ini may not name a key twice).
+    overridden = {line.split("=", 1)[0].strip() for line in extra}
+    app = [line for line in app if line.split("=", 1)[0].strip() not in overridden] + list(extra)
     server = ["[server:main]", "use = egg:waitress#main", f"listen = 127.0.0.1:{port}", "threads = 4"]
     ini = folder / "server.ini"
     ini.write_text("\n".join(app) + "\n\n" + "\n".join(server) + "\n" + _LOGGING, encoding="utf-8")
