@@ -86,6 +86,9 @@ class PackageIndex:
         self.storage = storage
         self.cache = cache
         self.upload_settings = upload
+        # Bumped after every change made through this object: a page cache that may reuse a serial
+        # for a while (cache.serial_max_age) still shows this process's own changes at once.
+        self.local_changes = 0
 
     # -- uploads ---------------------------------------------------------------
 
@@ -210,6 +213,7 @@ class PackageIndex:
                 record = replace(record, storage_etag=stored_object.etag)
             self.storage.put_bytes(record.sidecar_key, raw_metadata)
             stored, created = self.cache.add_file(record, display_name)
+            self.local_changes += 1
         except BaseException:
             if written:
                 self._discard_unindexed(record)
@@ -318,6 +322,7 @@ class PackageIndex:
         # PEP 440 equality: "1.0.0" names release "1.0", as in every other lookup of a version.
         stored = self.release_files(name, version)[0].version
         changed = self.cache.set_yanked(name, stored, yanked, reason)
+        self.local_changes += 1
         if not changed:
             raise NotFound(f"No version {version!r} of project {project!r}.")
         return changed
@@ -346,6 +351,7 @@ class PackageIndex:
             raise InvalidInput(f"Unknown project status {status!r}: use one of {', '.join(PROJECT_STATUSES)}.")
         name = self.get_project(project).name
         self.cache.set_project_status(name, status, (reason or None) if status != "active" else None)
+        self.local_changes += 1
         return self.get_project(name)
 
     def delete_version(self, project: str, version: str) -> list[str]:
@@ -360,6 +366,7 @@ class PackageIndex:
         # The row goes before the object, so the index never lists a file storage lacks.
         file = self.get_file(project, filename)
         self.cache.delete_file(file.filename)
+        self.local_changes += 1
         self.storage.delete(file.object_key)
         self.storage.delete(file.sidecar_key)
         # A reload that listed the object before it went may have put the row back: take it out again.

@@ -66,22 +66,27 @@ class PageCache:
         self._pages: OrderedDict[PageKey, Page] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
-        self._serial: tuple[float, int] | None = None
+        self._serial: tuple[float, int, int] | None = None
         # The project list behind filtered listings, shared by every caller at one serial.
         self._projects: tuple[int, list[Project]] | None = None
 
     # -- serials -----------------------------------------------------------------
 
     def serial(self) -> int:
-        """The global serial: read on every call, or at most every `serial_max_age` seconds."""
+        """The global serial: read on every call, or at most every `serial_max_age` seconds.
+
+        A change made through this process's own PackageIndex ends the age at once, so
+        `twine upload` then `pip install` against one process never sees the page before it.
+        """
         if self.serial_max_age <= 0:
             return self.index.serial()
         now = time.monotonic()
+        changes = self.index.local_changes
         known = self._serial
-        if known is not None and now - known[0] < self.serial_max_age:
+        if known is not None and known[2] == changes and now - known[0] < self.serial_max_age:
             return known[1]
         serial = self.index.serial()
-        self._serial = (now, serial)
+        self._serial = (now, serial, changes)
         return serial
 
     def projects(self, serial: int) -> list[Project]:

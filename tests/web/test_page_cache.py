@@ -501,6 +501,11 @@ def test_serial_max_age_skips_the_read_within_its_age(
             for view, resp in after.items():
                 assert resp.body == cold_body(index, *view), view
                 assert resp.headers["ETag"] != before[view].headers["ETag"], view
+            # A change through this process itself is on its next page, well within the age.
+            assert call(reader, "DELETE", f"/api/projects/{PROJECT}/versions/1.0/yank", auth).status_int == 200
+            clock.now += 1
+            unyanked = get(reader, f"/simple/{PROJECT}/", JSON_V1).json
+            assert [f["yanked"] for f in unyanked["files"] if "-1.0" in f["filename"]] in ([False], [False, False])
 
 
 def test_default_serial_max_age_reads_on_every_request(
