@@ -23,6 +23,7 @@ import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 VENVS = ROOT / "bench" / ".venvs"
@@ -475,7 +476,9 @@ def start_devpi(folder: Path, export: Path | None = None) -> Server:
     return server
 
 
-def _devpi(server: Server, method: str, path: str, body: object, headers: dict[str, str] | None = None) -> dict:  # type: ignore[type-arg]
+def _devpi(
+    server: Server, method: str, path: str, body: object, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     request = urllib.request.Request(
         server.base + path,
         data=json.dumps(body).encode(),
@@ -483,7 +486,7 @@ def _devpi(server: Server, method: str, path: str, body: object, headers: dict[s
         headers={"Content-Type": "application/json", "Accept": "application/json", **(headers or {})},
     )
     with urllib.request.urlopen(request, timeout=60) as resp:
-        result: dict = json.load(resp)  # type: ignore[type-arg]
+        result: dict[str, Any] = json.load(resp)
         return result
 
 

@@ -38,7 +38,6 @@ class Page:
     body: bytes
     etag: str
     serial: int
-    kind: str  # "html" or "json"
     # The global serial at which this page was last known to be current.
     checked_at: int
     gzipped: bytes = field(init=False, repr=False)
@@ -137,16 +136,13 @@ class PageCache:
             page.checked_at = serial
             return page
         files = self.index.offered_files(project)
-        if kind == "json":
-            body = simple_pages.project_json(project, files)
-        else:
-            body = simple_pages.project_html(project, files)
-        return self._put(key, Page(body, str(project.serial), project.serial, kind, checked_at=serial))
+        render = simple_pages.project_json if kind == "json" else simple_pages.project_html
+        return self._put(key, Page(render(project, files), str(project.serial), project.serial, checked_at=serial))
 
     @staticmethod
     def _render_index(projects: list[Project], serial: int, kind: str, etag: str) -> Page:
         body = simple_pages.index_json(projects, serial) if kind == "json" else simple_pages.index_html(projects)
-        return Page(body, etag, serial, kind, checked_at=serial)
+        return Page(body, etag, serial, checked_at=serial)
 
     # -- the LRU -----------------------------------------------------------------
 

@@ -24,8 +24,6 @@ from pypicloud_lite.web.security import identify
 from pypicloud_lite.web.services import AppServices
 from pypicloud_lite.web.session import COOKIE_NAME as SESSION_COOKIE
 
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
 _PREFIX = "/simple/"
 
 

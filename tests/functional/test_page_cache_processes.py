@@ -101,7 +101,7 @@ def test_changes_through_one_process_are_on_the_others_next_page(pair: tuple[Ser
     a, b = pair
     dists = tmp_path / "dists"
     wheel, sdist = build_wheel(dists, PROJECT, "1.0"), build_sdist(dists, PROJECT, "1.0")
-    second = build_wheel(dists, PROJECT, "2.0")
+    second, copied = build_wheel(dists, PROJECT, "2.0"), build_wheel(dists, PROJECT, "3.0")
     # A new project through A is in B's next listing (B's listings warm, its project page a 404).
     listings = [view for view in VIEWS if view[0] == "/simple/"]
     empty = {view: fetch(b, view) for view in listings}
@@ -143,6 +143,12 @@ def test_changes_through_one_process_are_on_the_others_next_page(pair: tuple[Ser
             lambda: ok(upload(a, sdist, PROJECT, "1.0")),
             lambda pages: assert_equal(set(json_files(pages)), {wheel.name, sdist.name}),
         ),
+        (
+            # Another tool copies a file straight into storage; a reload through A indexes it.
+            "reload",
+            lambda: reload_after_copying(a, copied, tmp_path / "shared" / "packages" / PROJECT),
+            lambda pages: assert_equal(set(json_files(pages)), {wheel.name, sdist.name, copied.name}),
+        ),
     ]
     for what, change, check in steps:
         before_b = snapshot(b)
@@ -155,6 +161,13 @@ def test_changes_through_one_process_are_on_the_others_next_page(pair: tuple[Ser
         for view, page in after_b.items():
             assert (page.content, page.headers["ETag"]) == (after_a[view].content, after_a[view].headers["ETag"])
             assert fetch(b, view, before_a[view].headers["ETag"]).status_code == 200, (what, view)
+
+
+def reload_after_copying(server: Server, dist: Path, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / dist.name).write_bytes(dist.read_bytes())
+    response = request(server, "POST", "/admin/reload?wait=1", admin=True)
+    assert response.status_code == 200 and response.json()["added"] == 1, response.text
 
 
 def assert_equal(found: object, expected: object) -> None:

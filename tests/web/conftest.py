@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import webtest
@@ -15,6 +16,7 @@ from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.web import make_app
 from tests.conftest import UPLOADER, UPLOADER_PASSWORD, basic_auth, services
 from tests.distbuilder import build_sdist, build_wheel
+from tests.web.apiutil import memo_hash, sql_settings
 from tests.web.legacy import upload_dist
 
 
@@ -78,3 +80,15 @@ def readonly(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     dists = upload_foo_bar(testapp, basic_auth(UPLOADER, UPLOADER_PASSWORD), root / "dist")
     yield Shared(app=testapp, wheel=dists.wheel, sdist=dists.sdist)
     services(app).index.cache.close()
+
+
+@pytest.fixture
+def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SQL access backend hashes new passwords once per password, not once per user (argon2 is slow)."""
+    monkeypatch.setattr("pypicloud_lite.access.sql.hash_password", memo_hash)
+
+
+@pytest.fixture
+def sql_raw(raw_settings: dict[str, Any]) -> dict[str, Any]:
+    """The SQL access backend, where nobody may write by default: grants are what let a user upload."""
+    return {**sql_settings(raw_settings), "pypi.default_write": ""}

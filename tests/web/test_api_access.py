@@ -17,10 +17,8 @@ from tests.web.apiutil import (
     assert_error,
     call,
     creds,
-    memo_hash,
     running,
     simple_filenames,
-    sql_settings,
     static_users,
     upload_wheel,
 )
@@ -29,15 +27,7 @@ BOB = "bob"
 CAROL = "carol"
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("pypicloud_lite.access.sql.hash_password", memo_hash)
-
-
-@pytest.fixture
-def sql_raw(raw_settings: dict[str, Any]) -> dict[str, Any]:
-    # Nobody may write by default here: grants are what let bob upload.
-    return {**sql_settings(raw_settings), "pypi.default_write": ""}
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 
 def seed(testapp: webtest.TestApp) -> webtest.TestApp:

@@ -17,7 +17,6 @@ from tests.web.apiutil import (
     assert_error,
     call,
     creds,
-    memo_hash,
     running,
     simple_filenames,
     sql_settings,
@@ -32,9 +31,7 @@ CAROL = "carol"
 TOKEN = re.compile(r"^ppc_([0-9a-f]{16})_[0-9a-f]{48}$")
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("pypicloud_lite.access.sql.hash_password", memo_hash)
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 
 @pytest.fixture

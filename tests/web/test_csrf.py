@@ -18,7 +18,6 @@ from tests.web.apiutil import (
     base_settings,
     call,
     creds,
-    memo_hash,
     running,
     simple_filenames,
     sql_settings,
@@ -67,9 +66,7 @@ CHANGES: list[tuple[str, str, Any]] = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("pypicloud_lite.access.sql.hash_password", memo_hash)
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 
 def state(testapp: webtest.TestApp) -> list[Any]:

@@ -15,20 +15,13 @@ from pypicloud_lite.errors import ConfigError
 from pypicloud_lite.models import PackageFile, utcnow
 from pypicloud_lite.web.session import SECRET_STORAGE_KEY
 from tests.conftest import UPLOADER, UPLOADER_PASSWORD, services
-from tests.web.apiutil import ADMIN, PASSWORD, creds, memo_hash, running, sql_settings, upload_wheel
+from tests.web.apiutil import ADMIN, PASSWORD, creds, running, upload_wheel
 
 BOB = "bob"
 EVIL = '<script>alert("owned")</script>'
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("pypicloud_lite.access.sql.hash_password", memo_hash)
-
-
-@pytest.fixture
-def sql_raw(raw_settings: dict[str, Any]) -> dict[str, Any]:
-    return {**sql_settings(raw_settings), "pypi.default_write": ""}
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 
 @pytest.fixture
