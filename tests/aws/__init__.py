@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -43,19 +44,46 @@ class Moto:
         }
 
 
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _dynamodb_one_at_a_time(app: WSGIApp) -> WSGIApp:
+    """Run moto's DynamoDB requests one at a time, as DynamoDB's own isolation guarantees.
+
+    Real DynamoDB makes every operation atomic and TransactWriteItems serializable against other
+    writes and GetItem. Moto's backend is plain Python under a threaded server: a transaction
+    snapshots the tables, applies its items one by one and, when a condition fails, puts the
+    snapshot back, so concurrent requests see half of a transaction or have theirs undone.
+    """
+    lock = threading.Lock()
+
+    def serialized(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            return app(environ, start_response)
+        with lock:
+            return list(app(environ, start_response))
+
+    return serialized
+
+
 @contextmanager
 def moto_server() -> Iterator[Moto]:
-    from moto.server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
 
     saved = {k: os.environ.get(k) for k in FAKE_CREDENTIALS}
     os.environ.update(FAKE_CREDENTIALS)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    app = _dynamodb_one_at_a_time(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, name="moto", daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
     try:
         yield Moto(f"http://{host}:{port}")
     finally:
-        server.stop()
+        server.shutdown()
+        thread.join()
+        server.server_close()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
