@@ -91,6 +91,11 @@ class PackageFile:
         """Where its PEP 658 core-metadata sidecar lives: beside the object."""
         return self.object_key + ".metadata"
 
+    @property
+    def declared_name(self) -> str:
+        """The project's name as this file's metadata spells it (`Foo.Bar`); the normalized name without metadata."""
+        return self.core_metadata.name if self.core_metadata else self.project
+
 
 @dataclass(frozen=True)
 class Grant:

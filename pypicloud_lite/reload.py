@@ -87,6 +87,8 @@ class ReloadRun:
         # Objects whose bytes changed since indexed: their old sidecar describes the old bytes.
         self.rewritten: set[str] = set()
         self.unfilled: list[PackageFile] = []
+        # The first-uploaded file of each project this reload creates: its metadata names the project.
+        self.namers: set[str] = set()
         self._lock = threading.Lock()
         self._last_report = 0.0
 
@@ -137,6 +139,7 @@ class ReloadRun:
                 self._report()
 
         added, changed, etags = self._diff(snapshot, found)
+        self.namers = _namers(added, known={row.project for row in snapshot.values()})
         # Only rows whose object is confirmed gone are removed: an upload racing the listing
         # has its object written before its row, so it is found here.
         removed = []
@@ -207,11 +210,24 @@ class ReloadRun:
         except PypicloudLiteError as exc:
             logger.warning("reload could not fill in %s: %s", key, exc.message)
             return False
-        if self.cache.update_details(filled):
+        named = filled.declared_name if listed.filename in self.namers and filled.core_metadata else None
+        if self.cache.update_details(filled, display_name=named):
             return True
         # Refused: the row changed since the listing. Fine if an upload indexed it meanwhile.
         current = self.cache.get_file(listed.filename)
         return current is not None and current.sha256 is not None
+
+
+def _namers(added: list[PackageFile], known: set[str]) -> set[str]:
+    """Filenames of the first-uploaded file of each new project, as an upload would have named it."""
+    first: dict[str, PackageFile] = {}
+    for file in added:
+        if file.project in known:
+            continue
+        seen = first.get(file.project)
+        if seen is None or (file.upload_time, file.filename) < (seen.upload_time, seen.filename):
+            first[file.project] = file
+    return {file.filename for file in first.values()}
 
 
 def begin_reload(storage: Storage, cache: Cache, workers: int = 16) -> ReloadRun:

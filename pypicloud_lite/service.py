@@ -124,7 +124,8 @@ class PackageIndex:
                 uploader=uploader,
                 core_metadata=metadata,
             )
-            return self._store(record, spooled, raw_metadata, display_name=form.name)
+            # The Name the file declares, as PyPI shows it; a reload of this file names the project alike.
+            return self._store(record, spooled, raw_metadata, display_name=record.declared_name)
 
     def _check_form(self, form: UploadForm, dist: DistFilename) -> None:
         if not form.name or not is_valid_project_name(form.name):

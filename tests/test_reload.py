@@ -533,6 +533,27 @@ def test_uploaded_files_are_unchanged_on_reload(env: Env, monkeypatch: pytest.Mo
     assert upload(env.index, later).created is False
 
 
+def test_a_cache_rebuilt_from_storage_names_projects_as_uploads_did(
+    local_env: Env, raw_settings: dict[str, Any], request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    env = local_env
+    upload(env.index, build_wheel(env.dists, "Foo.Bar", "1.0"))
+    env.put(build_sdist(env.dists, "Other_Proj", "2.0"))
+    env.reload()
+    rebuilt_settings = {**raw_settings, "cache.url": f"sqlite:///{tmp_path / 'rebuilt.sqlite'}"}
+    with open_env("local", rebuilt_settings, request, env.dists) as other:
+        assert counts(other.reload())["added"] == 2
+
+        def names(app: webtest.TestApp) -> list[str]:
+            listing = app.get("/simple/", headers={"Accept": JSON_V1}).json["projects"]
+            return sorted(p["name"] for p in listing)
+
+        assert names(env.testapp) == names(other.testapp) == ["Foo.Bar", "Other_Proj"]
+        for app in (env.testapp, other.testapp):
+            assert app.get("/pypi/foo-bar/json").json["info"]["name"] == "Foo.Bar"
+            assert ">Foo.Bar</a>" in app.get("/simple/").text
+
+
 def test_unreadable_distribution_is_listed_with_its_hash(env: Env) -> None:
     good = build_sdist(env.dists, "Demo", "1.0")
     env.put(good)

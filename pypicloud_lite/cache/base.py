@@ -95,8 +95,12 @@ class Cache(ABC):
         """
 
     @abstractmethod
-    def update_details(self, file: PackageFile) -> bool:
-        """Fill in a listed file's hash and metadata, if its row still has the same storage ETag."""
+    def update_details(self, file: PackageFile, display_name: str | None = None) -> bool:
+        """Fill in a listed file's hash and metadata, if its row still has the same storage ETag.
+
+        `display_name`: also name the project so, if it still has the normalized name that
+        `apply_reload` gives the projects it creates (a reload learns names from metadata).
+        """
 
     @abstractmethod
     def acquire_lock(self, name: str, holder: str, ttl: float) -> bool:

@@ -345,6 +345,43 @@ def test_concurrent_adds_of_one_file_create_it_once(cache: Cache) -> None:
     assert len(cache.project_files("demo")) == 1
 
 
+def declaring(file: PackageFile, name: str) -> PackageFile:
+    """The file with core metadata that spells its project `name`."""
+    return replace(file, core_metadata=CoreMetadata(metadata_version="2.1", name=name, version=file.version))
+
+
+def test_reload_creates_complete_projects_beyond_one_transaction(cache: Cache) -> None:
+    # More projects than one DynamoDB transaction holds, so some are written outside it.
+    count = 150
+    added = [make_file(f"proj_{i}-1.0.tar.gz", project=f"proj-{i}", sha256=None) for i in range(count)]
+
+    cache.apply_reload(added, [], [], {})
+
+    serial = cache.serial()
+    projects = cache.list_projects()
+    assert sorted(p.name for p in projects) == sorted(f"proj-{i}" for i in range(count))
+    # Listed from keys alone, a project has its normalized name until its metadata is read.
+    assert all(p.display_name == p.name for p in projects)
+    assert {(p.status, p.serial) for p in projects} == {("active", serial)}
+
+
+def test_filling_in_a_reloaded_file_can_name_its_new_project_once(cache: Cache) -> None:
+    listed = make_file("foo_bar-1.0.tar.gz", project="foo-bar", sha256=None)
+    cache.add_file(declaring(make_file(), "Demo"), "Demo")
+    other = make_file("demo-2.0.tar.gz", version="2.0", sha256=None)
+    cache.apply_reload([listed, other], [], [], {})
+    serial = cache.serial()
+
+    assert cache.update_details(declaring(replace(listed, sha256="e" * 64), "Foo.Bar"), display_name="Foo.Bar")
+    project = cache.get_project("foo-bar")
+    assert project is not None
+    assert (project.display_name, project.serial) == ("Foo.Bar", serial + 1)
+    assert cache.update_details(declaring(replace(listed, sha256="e" * 64), "FOO_BAR"), display_name="FOO_BAR")
+    assert cache.update_details(declaring(replace(other, sha256="f" * 64), "DEMO"), display_name="DEMO")
+    names = {p.name: p.display_name for p in cache.list_projects()}
+    assert names == {"foo-bar": "Foo.Bar", "demo": "Demo"}  # named once; an uploaded name stays
+
+
 def test_new_projects_are_active(cache: Cache) -> None:
     cache.add_file(make_file(), "Demo")
     project = cache.get_project("demo")

@@ -267,6 +267,18 @@ def test_upload_form_refuses_what_the_api_refuses(app: webtest.TestApp, tmp_path
     assert answer.status_int == 403 and "may not upload" in answer.text
 
 
+def test_upload_form_names_a_new_project_as_its_metadata_does(app: webtest.TestApp, tmp_path: Path) -> None:
+    from tests.distbuilder import build_wheel
+
+    wheel = build_wheel(tmp_path, "Foo.Bar", "1.0")  # the filename says only foo_bar
+    login(app, ADMIN)
+    form = app.get("/ui/").forms["upload-form"]
+    form["content"] = webtest.Upload(wheel.name, wheel.read_bytes())
+    page = form.submit().follow()
+    assert '<h1 id="project-name">Foo.Bar</h1>' in page.text
+    assert services(app.app).index.get_project("foo-bar").display_name == "Foo.Bar"
+
+
 # -- tokens and admin ------------------------------------------------------------------
 
 

@@ -181,16 +181,21 @@ class DynamoCache(Cache):
                 time.sleep(random.uniform(0, 0.01 * (attempt + 1)))  # noqa: S311 - jitter, not security
         raise BackendUnavailable("The package cache (DynamoDB) is too busy: too many concurrent changes.", 2)
 
-    def _stamp(self, tx: TransactWrite, project: str, serial: int, display_name: str | None = None) -> None:
-        """Upsert the project row with this serial (changes are ordered by _commit: no condition needed)."""
+    def _stamp_actions(self, project: str, serial: int, display_name: str | None) -> list[Any]:
+        """Move the project row to this serial, creating it when it is new (names and dates are kept)."""
         p = self.t.project
-        actions = [
+        return [
             p.serial.set(serial),
             p.display_name.set(p.display_name | (display_name or project)),
             p.created.set(p.created | datetime.now(UTC)),
             p.status.set(p.status | "active"),
         ]
-        tx.update(p(PROJECT_PARTITION, project), actions=actions)
+
+    def _stamp(self, tx: TransactWrite, project: str, serial: int, display_name: str | None = None) -> None:
+        """Upsert the project row with this serial (changes are ordered by _commit: no condition needed)."""
+        tx.update(
+            self.t.project(PROJECT_PARTITION, project), actions=self._stamp_actions(project, serial, display_name)
+        )
 
     def _cdn_items(self, changes: list[CdnChange]) -> list[Model]:
         if not self.cdn_outbox:
@@ -428,14 +433,18 @@ class DynamoCache(Cache):
         p = self.t.project
         for project in rest:
             # Beyond one transaction's size: the same serial, never lowering a newer one.
-            with contextlib.suppress(PynamoDBException):
+            try:
                 p(PROJECT_PARTITION, project).update(
-                    actions=[p.serial.set(serial)], condition=p.serial.does_not_exist() | (p.serial < serial)
+                    actions=self._stamp_actions(project, serial, None),
+                    condition=p.serial.does_not_exist() | (p.serial < serial),
                 )
+            except PynamoDBException as exc:
+                if not _condition_failed(exc):
+                    raise  # a project left without its row would hide its files: fail the reload
         self._after_cdn_change()
 
     @_translated
-    def update_details(self, file: PackageFile) -> bool:
+    def update_details(self, file: PackageFile, display_name: str | None = None) -> bool:
         f = self.t.file
         item = self._file_item(file)
         actions = [
@@ -444,7 +453,19 @@ class DynamoCache(Cache):
         ]
 
         current = self.get_file(file.filename)
-        replaced = current is not None and current.sha256 is not None and current.sha256 != file.sha256
+        if current is None or current.storage_etag != file.storage_etag:
+            return False
+        replaced = current.sha256 is not None and current.sha256 != file.sha256
+        if display_name:
+            # Before the serial moves, so that pages rendered at the new serial show the name.
+            p = self.t.project
+            try:
+                p(PROJECT_PARTITION, file.project).update(
+                    actions=[p.display_name.set(display_name)], condition=p.display_name == file.project
+                )
+            except PynamoDBException as exc:
+                if not _condition_failed(exc):
+                    raise
 
         def write(tx: TransactWrite, serial: int) -> None:
             tx.update(f(file.project, file.filename), actions=actions, condition=f.storage_etag == file.storage_etag)

@@ -364,7 +364,7 @@ class SQLCache(Cache):
         if recorded:
             self._cdn_changed()
 
-    def update_details(self, file: PackageFile) -> bool:
+    def update_details(self, file: PackageFile, display_name: str | None = None) -> bool:
         with self._session(write=True) as session:
             current = session.get(FileRow, file.filename)
             if current is None or current.storage_etag != file.storage_etag:
@@ -376,6 +376,11 @@ class SQLCache(Cache):
                 values.update(md5=None, blake2_256=None)  # digests of bytes that are gone
             session.execute(update(FileRow).where(FileRow.filename == file.filename).values(**values))
             self._stamp_project(session, file.project, serial)
+            if display_name:
+                project = session.get(ProjectRow, file.project)
+                # Compared here: MySQL's default collation would call `Demo` and `demo` equal.
+                if project is not None and project.display_name == file.project:
+                    project.display_name = display_name
             change = CdnChange(file.project, file.version, file.filename if replaced else None)
             recorded = self._record_cdn(session, [change])
         if recorded:
