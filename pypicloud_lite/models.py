@@ -8,6 +8,8 @@ from typing import Any
 
 from packaging.version import Version
 
+from pypicloud_lite.naming import upload_name
+
 
 @dataclass(frozen=True)
 class CoreMetadata:
@@ -92,9 +94,13 @@ class PackageFile:
         return self.object_key + ".metadata"
 
     @property
-    def declared_name(self) -> str:
-        """The project's name as this file's metadata spells it (`Foo.Bar`); the normalized name without metadata."""
-        return self.core_metadata.name if self.core_metadata else self.project
+    def upload_name(self) -> str:
+        """The project name a twine upload of this file sends (`Foo.Bar-baz` for Name `Foo.Bar_baz`).
+
+        A project that the upload form, a reload or an S3 event creates gets this name: the
+        name it would have had, had the file come through twine.
+        """
+        return upload_name(self.core_metadata.name) if self.core_metadata else self.project
 
 
 @dataclass(frozen=True)

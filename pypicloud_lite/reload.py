@@ -210,7 +210,7 @@ class ReloadRun:
         except PypicloudLiteError as exc:
             logger.warning("reload could not fill in %s: %s", key, exc.message)
             return False
-        named = filled.declared_name if listed.filename in self.namers and filled.core_metadata else None
+        named = filled.upload_name if listed.filename in self.namers and filled.core_metadata else None
         if self.cache.update_details(filled, display_name=named):
             return True
         # Refused: the row changed since the listing. Fine if an upload indexed it meanwhile.

@@ -52,7 +52,8 @@ _HEX_DIGEST = {name: re.compile(f"^[0-9a-f]{{{length}}}\\Z") for name, length in
 class UploadForm:
     """The legacy-upload form fields the index uses; everything else is ignored."""
 
-    name: str
+    # None from the browser form, which sends no name: the file's metadata names a new project.
+    name: str | None
     version: str
     filetype: str | None = None
     summary: str | None = None
@@ -124,17 +125,16 @@ class PackageIndex:
                 uploader=uploader,
                 core_metadata=metadata,
             )
-            # The Name the file declares, as PyPI shows it; a reload of this file names the project alike.
-            return self._store(record, spooled, raw_metadata, display_name=record.declared_name)
+            return self._store(record, spooled, raw_metadata, display_name=form.name or record.upload_name)
 
     def _check_form(self, form: UploadForm, dist: DistFilename) -> None:
-        if not form.name or not is_valid_project_name(form.name):
+        if form.name is not None and not is_valid_project_name(form.name):
             raise InvalidUpload(f"Invalid value for name: {form.name!r} is not a valid project name.")
         try:
             version = Version(form.version)
         except InvalidVersion as exc:
             raise InvalidUpload(f"Invalid value for version: {form.version!r} is not a valid PEP 440 version.") from exc
-        if normalize(form.name) != dist.project:
+        if form.name is not None and normalize(form.name) != dist.project:
             raise InvalidUpload(f"Start filename for {form.name!r} with {normalize(form.name).replace('-', '_')!r}.")
         if version != dist.version:
             raise InvalidUpload(f"Version in filename should be {str(version)!r} not {str(dist.version)!r}.")

@@ -193,7 +193,7 @@ class S3Sync:
         assert dist is not None
         described = describe_object(self.storage, listed_file(dist, obj), obj, rewritten=row is not None)
         if row is None:
-            _stored, created = self.cache.add_file(described, described.declared_name)
+            _stored, created = self.cache.add_file(described, described.upload_name)
             return "applied" if created else "unchanged"
         self.cache.apply_reload([], [replace(described, yanked=row.yanked, yanked_reason=row.yanked_reason)], [], {})
         return "applied"

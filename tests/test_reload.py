@@ -88,10 +88,10 @@ def rows_of(cache: Cache) -> dict[str, PackageFile]:
     return {f.filename: f for f in cache.all_files()}
 
 
-def upload(index: PackageIndex, path: Path, uploader: str = "alice") -> UploadResult:
+def upload(index: PackageIndex, path: Path, uploader: str = "alice", name: str | None = None) -> UploadResult:
     """Upload a built distribution through the service, as the legacy upload view does."""
     dist = parse_filename(path.name)
-    form = UploadForm(name=dist.project, version=str(dist.version), **digests(path))
+    form = UploadForm(name=name or dist.project, version=str(dist.version), **digests(path))
     with path.open("rb") as fh:
         return index.upload(form, path.name, fh, uploader)
 
@@ -537,7 +537,8 @@ def test_a_cache_rebuilt_from_storage_names_projects_as_uploads_did(
     local_env: Env, raw_settings: dict[str, Any], request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     env = local_env
-    upload(env.index, build_wheel(env.dists, "Foo.Bar", "1.0"))
+    # The form name twine sends for Name `Foo.Bar_baz` (its safe_name); another tool copies Other_Proj in.
+    upload(env.index, build_wheel(env.dists, "Foo.Bar_baz", "1.0"), name="Foo.Bar-baz")
     env.put(build_sdist(env.dists, "Other_Proj", "2.0"))
     env.reload()
     rebuilt_settings = {**raw_settings, "cache.url": f"sqlite:///{tmp_path / 'rebuilt.sqlite'}"}
@@ -548,10 +549,10 @@ def test_a_cache_rebuilt_from_storage_names_projects_as_uploads_did(
             listing = app.get("/simple/", headers={"Accept": JSON_V1}).json["projects"]
             return sorted(p["name"] for p in listing)
 
-        assert names(env.testapp) == names(other.testapp) == ["Foo.Bar", "Other_Proj"]
+        assert names(env.testapp) == names(other.testapp) == ["Foo.Bar-baz", "Other-Proj"]
         for app in (env.testapp, other.testapp):
-            assert app.get("/pypi/foo-bar/json").json["info"]["name"] == "Foo.Bar"
-            assert ">Foo.Bar</a>" in app.get("/simple/").text
+            assert app.get("/pypi/foo-bar-baz/json").json["info"]["name"] == "Foo.Bar-baz"
+            assert ">Foo.Bar-baz</a>" in app.get("/simple/").text
 
 
 def test_unreadable_distribution_is_listed_with_its_hash(env: Env) -> None:

@@ -228,10 +228,9 @@ def test_created_sample_indexes_its_object(
         assert_indexed(moto, module, key, objects[key])
         # Only what the sample names: the notes file and the other objects are not indexed.
         assert set(cache_truth(module.runtime().cache)) == {key.rsplit("/", 1)[1]}
-        # The new project is named as its metadata spells it (`my_lib`), as an upload would name it.
-        declared = key.split("/")[1]
+        # The new project is named as a twine upload would have named it: `my-lib` for Name `my_lib`.
         [project] = module.runtime().cache.list_projects()
-        assert (project.name, project.display_name) == (declared.replace("_", "-"), declared)
+        assert project.name == project.display_name == key.split("/")[1].replace("_", "-")
 
         # At least once: the same delivery again changes nothing and costs no read of the object.
         before = module.runtime().cache.get_file(key.rsplit("/", 1)[1])

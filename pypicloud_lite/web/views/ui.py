@@ -210,7 +210,8 @@ def upload(request: Request) -> Response:
         # A browser form sends no digest: this one proves only that the bytes arrived whole.
         sha256 = hashlib.file_digest(content.file, "sha256").hexdigest()
         content.file.seek(0)
-        form = UploadForm(name=name, version=str(dist.version), sha256_digest=sha256)
+        # No name: as the browser sent none, the file's metadata names a new project.
+        form = UploadForm(name=None, version=str(dist.version), sha256_digest=sha256)
         result = app.index.upload(form, filename, content.file, uploader=identity.username)
     finally:
         content.file.close()
