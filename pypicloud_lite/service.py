@@ -241,8 +241,8 @@ class PackageIndex:
         return self.cache.list_projects()
 
     def counts(self) -> tuple[int, int]:
-        """(projects, files) in the index. Reads every row: for the admin status panel, not per request."""
-        return len(self.cache.list_projects()), len(self.cache.all_files())
+        """(projects, files) in the index: for the admin status panel, not per request."""
+        return self.cache.counts()
 
     def find_project(self, name: str) -> Project | None:
         return self.cache.get_project(normalize(name))

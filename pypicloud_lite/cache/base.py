@@ -70,6 +70,10 @@ class Cache(ABC):
         """A page of projects whose normalized name contains `query` (and is in `only`), and the total matching."""
 
     @abstractmethod
+    def counts(self) -> tuple[int, int]:
+        """(projects, files), counted by the backend without loading the rows (the admin status panel)."""
+
+    @abstractmethod
     def files_of_projects(self, names: list[str]) -> list[PackageFile]:
         """Every file of these projects (one query for a page of projects)."""
 

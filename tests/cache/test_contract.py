@@ -382,6 +382,16 @@ def test_filling_in_a_reloaded_file_can_name_its_new_project_once(cache: Cache) 
     assert names == {"foo-bar": "Foo.Bar", "demo": "Demo"}  # named once; an uploaded name stays
 
 
+def test_counts(cache: Cache) -> None:
+    assert cache.counts() == (0, 0)
+    cache.add_file(make_file(), "Demo")
+    cache.add_file(make_file("demo-1.0.tar.gz"), "Demo")
+    cache.add_file(make_file("other-1.0.tar.gz", project="other"), "other")
+    assert cache.counts() == (2, 3)
+    cache.delete_file("demo-1.0.tar.gz")
+    assert cache.counts() == (2, 2)
+
+
 def test_new_projects_are_active(cache: Cache) -> None:
     cache.add_file(make_file(), "Demo")
     project = cache.get_project("demo")

@@ -322,7 +322,7 @@ class RejectingCache(Cache):
             raise BackendUnavailable("The package cache database is unavailable (OperationalError).") from cause
 
     get_file = add_file = delete_file = set_yanked = set_project_status = get_project = _refuse
-    list_projects = search_projects = files_of_projects = project_files = all_files = apply_reload = _refuse
+    list_projects = search_projects = counts = files_of_projects = project_files = all_files = apply_reload = _refuse
     update_details = acquire_lock = update_lock = release_lock = lock_state = serial = check_health = _refuse
     outbox_pending = outbox_batch = open_outbox_batch = close_outbox_batch = cdn_history = _refuse
 

@@ -255,6 +255,14 @@ class DynamoCache(Cache):
     def list_projects(self) -> list[Project]:
         return [self._to_project(i) for i in self.t.project.query(PROJECT_PARTITION, consistent_read=True)]
 
+    @_translated
+    def counts(self) -> tuple[int, int]:
+        # Projects: a COUNT Query of their one partition. Files span every partition: a Scan of their
+        # keys alone (DescribeTable's ItemCount is only refreshed every six hours or so).
+        projects = self.t.project.count(PROJECT_PARTITION, consistent_read=True)
+        files = sum(1 for _ in self.t.file.scan(attributes_to_get=["project", "filename"], consistent_read=True))
+        return projects, files
+
     def search_projects(
         self, query: str, offset: int, limit: int, only: Collection[str] | None = None
     ) -> tuple[list[Project], int]:

@@ -288,6 +288,12 @@ class SQLCache(Cache):
         with self._session() as session:
             return [_to_project(row) for row in session.scalars(select(ProjectRow).order_by(ProjectRow.name))]
 
+    def counts(self) -> tuple[int, int]:
+        with self._session() as session:
+            projects = session.scalar(select(func.count()).select_from(ProjectRow))
+            files = session.scalar(select(func.count()).select_from(FileRow))
+        return projects or 0, files or 0
+
     def search_projects(
         self, query: str, offset: int, limit: int, only: Collection[str] | None = None
     ) -> tuple[list[Project], int]:
