@@ -279,7 +279,7 @@ class CdnFlusher:
             assert self.settings.distribution_id is not None
             batch = CdnBatch(batch_id(self.settings.distribution_id, created, pending), created, tuple(pending))
             self.cache.open_outbox_batch(batch)
-        paths = invalidation_paths(batch.changes, self.settings.path_prefix, self.settings.wildcard_threshold)
+        paths = self._paths(batch.changes)
         reference = f"ppc-{batch.id}"
         # A retried batch may have reached CloudFront before its flush failed: never send it twice.
         invalidation_id = self.purger.find(reference, batch.created) if retried else None
@@ -307,6 +307,22 @@ class CdnFlusher:
             record.wildcards,
         )
         return FlushResult("sent", record, tuple(paths))
+
+    def _paths(self, changes: tuple[CdnChange, ...]) -> list[str]:
+        """The batch's paths, with every per-version JSON page of each changed project.
+
+        Each of them shows the project's `last_serial`, so any change to the project makes all stale.
+        The versions are looked up only while the JSON pages stay explicit paths: once there are too
+        many, `/pypi/*` covers them.
+        """
+        prefix, threshold = self.settings.path_prefix, self.settings.wildcard_threshold
+        releases: list[CdnChange] = []
+        for project in sorted({change.project for change in changes}):
+            if f"{prefix}/pypi/*" in invalidation_paths([*changes, *releases], prefix, threshold):
+                break
+            versions = sorted({file.version for file in self.cache.project_files(project)})
+            releases.extend(CdnChange(project, version) for version in versions)
+        return invalidation_paths([*changes, *releases], prefix, threshold)
 
 
 def build_flusher(cache: Cache, settings: CdnSettings, on_window: Callable[[], None] | None = None) -> CdnFlusher:

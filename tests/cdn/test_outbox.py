@@ -107,6 +107,7 @@ def test_deletes_and_replacements_purge_the_file_url(cache: Cache, moto: Moto, d
             "/simple/",
             "/simple/demo/",
             "/pypi/demo/json",
+            "/pypi/demo/1.0/json",  # unchanged, but it shows the project's last_serial
             "/pypi/demo/2.0/json",
             f"/packages/demo/{gone.filename}",
             f"/packages/demo/{gone.filename}.metadata",
@@ -130,6 +131,7 @@ def test_5000_changes_across_2000_projects_collapse_into_wildcards(cache: Cache,
         cache.apply_reload(files[start : start + 500], [], [], {})
     assert windows.opened == 1
     assert len(cache.outbox_pending(10_000)) == 5000
+    looked_up = count_calls(cache, "project_files")
     result = flusher.flush(force=True)
     assert result.state == "sent"
     [sent] = invalidations(moto, distribution)
@@ -139,6 +141,20 @@ def test_5000_changes_across_2000_projects_collapse_into_wildcards(cache: Cache,
     assert len(wildcards) <= CLOUDFRONT_MAX_WILDCARDS
     assert result.record is not None and result.record.changes == 5000
     assert cache.outbox_pending(1) == [] and cache.outbox_batch() is None
+    assert looked_up == []  # /pypi/* covers every release page: no project's versions were read
+
+
+def count_calls(cache: Cache, name: str) -> list[tuple[Any, ...]]:
+    """The arguments of every call to cache.<name> from now on."""
+    calls: list[tuple[Any, ...]] = []
+    real = getattr(cache, name)
+
+    def counted(*args: Any) -> Any:
+        calls.append(args)
+        return real(*args)
+
+    setattr(cache, name, counted)
+    return calls
 
 
 class FailingPurger(CloudFrontPurger):
@@ -272,8 +288,13 @@ def test_yank_status_and_reload_are_recorded(cache: Cache, moto: Moto, distribut
     cache.add_file(wheel("demo", "2.0"), "demo")
     assert flusher.flush(force=True).state == "sent"
     cache.set_yanked("demo", "1.0", True, "broken")
+    looked_up = count_calls(cache, "project_files")
     yanked = flusher.flush(force=True)
-    assert sorted(yanked.paths) == sorted(["/simple/", "/simple/demo/", "/pypi/demo/json", "/pypi/demo/1.0/json"])
+    # 2.0's page too: every release page shows the project's last_serial.
+    assert sorted(yanked.paths) == sorted(
+        ["/simple/", "/simple/demo/", "/pypi/demo/json", "/pypi/demo/1.0/json", "/pypi/demo/2.0/json"]
+    )
+    assert looked_up == [("demo",)]
     cache.set_project_status("demo", "quarantined", "malware")
     status = flusher.flush(force=True)
     assert "/pypi/demo/1.0/json" in status.paths and "/pypi/demo/2.0/json" in status.paths
