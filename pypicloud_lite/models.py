@@ -8,7 +8,7 @@ from typing import Any
 
 from packaging.version import Version
 
-from pypicloud_lite.naming import upload_name
+from pypicloud_lite.naming import safe_name
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class PackageFile:
         A project that the upload form, a reload or an S3 event creates gets this name: the
         name it would have had, had the file come through twine.
         """
-        return upload_name(self.core_metadata.name) if self.core_metadata else self.project
+        return safe_name(self.core_metadata.name) if self.core_metadata else self.project
 
 
 @dataclass(frozen=True)

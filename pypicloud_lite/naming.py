@@ -38,7 +38,7 @@ def is_valid_project_name(name: str) -> bool:
     return bool(_PROJECT_NAME.match(name))
 
 
-def upload_name(metadata_name: str) -> str:
+def safe_name(metadata_name: str) -> str:
     """The project name twine sends in the upload form for this metadata Name (pkg_resources' safe_name)."""
     return re.sub(r"[^A-Za-z0-9.]+", "-", metadata_name)
 
