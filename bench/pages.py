@@ -247,8 +247,7 @@ def twine_upload(server: Server, files: list[Path]) -> float:
             server.upload_url,
             "-u",
             user,
-            "-p",
-            password,
+            f"--password={password}",
             *map(str, files),
         ]
     )

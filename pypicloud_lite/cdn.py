@@ -251,7 +251,9 @@ class CdnFlusher:
         return self.cache.lock_state(WINDOW_LOCK)[0]
 
     def pending(self) -> bool:
-        return self.cache.outbox_batch() is not None or bool(self.cache.outbox_pending(1))
+        # Pending changes first, the open batch second: another flusher may move the changes into its
+        # batch between the two reads, and in this order they are then seen in the batch, never missed.
+        return bool(self.cache.outbox_pending(1)) or self.cache.outbox_batch() is not None
 
     def flush(self, force: bool = False) -> FlushResult:
         """One invalidation for everything pending, once the window is closed (or `force`)."""

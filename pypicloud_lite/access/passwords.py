@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import string
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -23,5 +24,11 @@ def verify_password(hashed: str | None, password: str) -> bool:
         return False
 
 
+# Letters and digits only: a generated password is pasted after `-p` in a shell (README, start-up banner),
+# where a leading "-" reads as an option and other punctuation needs quoting. 24 of 62 symbols: 142 bits.
+_PASSWORD_ALPHABET = string.ascii_letters + string.digits
+_PASSWORD_LENGTH = 24
+
+
 def generate_password() -> str:
-    return secrets.token_urlsafe(18)
+    return "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(_PASSWORD_LENGTH))

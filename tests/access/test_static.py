@@ -68,8 +68,13 @@ def test_generated_passwords_are_long_and_random() -> None:
     first, second = generate_password(), generate_password()
     assert first != second
     assert len(first) >= 20
-    assert first.isascii()
-    assert ":" not in first  # safe inside Basic auth and `user:hash` lines
+
+
+def test_generated_passwords_paste_as_one_command_line_argument() -> None:
+    # Only letters and digits: never read as an option after `twine upload -p` (a leading "-"), never
+    # needing shell quotes, and safe inside Basic auth and `user:hash` lines.
+    passwords = [generate_password() for _ in range(2000)]
+    assert all(password.isascii() and password.isalnum() for password in passwords)
 
 
 def test_authenticate_users(access: StaticAccess) -> None:

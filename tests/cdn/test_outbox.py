@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from pypicloud_lite.cache.base import Cache
-from pypicloud_lite.cdn import WINDOW_LOCK, CdnError, CdnFlusher, CloudFrontPurger, FlushResult
+from pypicloud_lite.cdn import FLUSH_LEASE, FLUSH_LOCK, WINDOW_LOCK, CdnError, CdnFlusher, CloudFrontPurger, FlushResult
 from pypicloud_lite.config import CLOUDFRONT_MAX_PATHS, CLOUDFRONT_MAX_WILDCARDS
+from pypicloud_lite.models import CdnBatch
 from tests.aws import Moto
 from tests.cdn import (
     OUTBOX_BACKENDS,
@@ -239,6 +240,26 @@ def test_two_processes_flushing_at_once_send_one_invalidation(
     assert sorted(states) == ["busy", "sent"]
     [sent] = invalidations(moto, distribution)
     assert sent["paths"] == sorted(RELEASE_PATHS)
+
+
+def test_a_flush_that_looks_while_another_claims_the_batch_is_busy_not_idle(
+    cache: Cache, moto: Moto, distribution: str
+) -> None:
+    # The interleaving two racing processes can produce: the other flusher takes the lease and moves the
+    # pending changes into its batch while this one is checking whether anything is pending.
+    cache.add_file(wheel("demo", "1.0"), "demo")
+    flusher, _ = flusher_for(cache, moto, distribution)
+    real_pending = cache.outbox_pending
+
+    def claimed_meanwhile(limit: int) -> Any:
+        pending = real_pending(100)
+        if pending and cache.outbox_batch() is None:
+            assert cache.acquire_lock(FLUSH_LOCK, "the-other-process", FLUSH_LEASE)
+            cache.open_outbox_batch(CdnBatch("the-other-batch", datetime.now(UTC), tuple(pending)))
+        return real_pending(limit)
+
+    cache.outbox_pending = claimed_meanwhile
+    assert flusher.flush(force=True).state == "busy"
 
 
 def test_a_crash_between_change_and_flush_loses_nothing(raw: dict[str, str], moto: Moto, distribution: str) -> None:

@@ -128,8 +128,7 @@ def test_uv_publish(server: Server, clients: Clients, tmp_path: Path) -> None:
         server.upload_url,
         "-u",
         UPLOADER,
-        "-p",
-        UPLOADER_PASSWORD,
+        f"--password={UPLOADER_PASSWORD}",
         "--trusted-publishing",
         "never",
     )
