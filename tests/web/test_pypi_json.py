@@ -166,11 +166,27 @@ def test_prerelease_is_reachable(released: tuple[webtest.TestApp, dict[str, Path
 
 
 @pytest.mark.parametrize(("spelling", "version"), [("1.0.0", "1.0"), ("3.0beta1", "3.0b1"), ("v2.0", "2.0")])
-def test_release_by_equivalent_version(
+def test_release_by_equivalent_version_redirects_to_its_own_spelling(
     released: tuple[webtest.TestApp, dict[str, Path]], spelling: str, version: str
 ) -> None:
     testapp, _ = released
-    assert testapp.get(f"/pypi/foo-bar/{spelling}/json").json["info"]["version"] == version
+    moved = testapp.get(f"/pypi/foo-bar/{spelling}/json", status=301)
+    # The redirect is as public as the page it points to, and for as long (the CDN may keep it).
+    assert moved.headers["Cache-Control"] == testapp.get(f"/pypi/foo-bar/{version}/json").headers["Cache-Control"]
+    assert moved.follow().json["info"]["version"] == version
+    assert moved.headers["Location"].endswith(f"/pypi/foo-bar/{version}/json")
+
+
+def test_a_private_release_is_redirected_only_for_its_readers(
+    testapp: webtest.TestApp, auth: dict[str, str], dist_dir: Path
+) -> None:
+    upload_dist(testapp, auth, build_wheel(dist_dir, "Foo.Bar", "1.0"), "Foo.Bar", "1.0")
+    # The redirect would tell that the release exists: strangers get the 404 of an unknown project.
+    assert_error(testapp.get("/pypi/foo-bar/1.0.0/json", headers=creds("outsider"), expect_errors=True), 404)
+    assert_error(testapp.get("/pypi/foo-bar/1.0.0/json", expect_errors=True), 401)
+    moved = testapp.get("/pypi/foo-bar/1.0.0/json", headers=creds("reader"), status=301)
+    assert moved.headers["Cache-Control"].startswith("private")
+    assert moved.headers["Location"].endswith("/pypi/foo-bar/1.0/json")
 
 
 @pytest.mark.parametrize(

@@ -135,6 +135,14 @@ def release_json(request: Request) -> Response:
     if not matching:
         raise NotFound(f"No version {request.matchdict['version']!r} of project {project.name!r}.")
     version = matching[0].version
+    if request.matchdict["version"] != version:
+        # One URL per release, as on PyPI: a page under another spelling (1.0.0 for 1.0) would be a copy
+        # that the CDN purge, which sends the release's own spelling, never reaches.
+        redirect = HTTPMovedPermanently(
+            location=request.route_path("pypi.release", project=project.name, version=version)
+        )
+        redirect.headers["Cache-Control"] = index_cache_control(request, services(request).settings)
+        return redirect
     return _respond(
         request,
         lambda: {
