@@ -906,33 +906,42 @@ class Creator(Deployer):
         return str(role["Arn"])
 
     def ensure_queues(self) -> None:
-        target, timeout = self.target, self.options.timeout
-        self._ensure_queue(target.names.dlq, {"MessageRetentionPeriod": str(DLQ_RETENTION)})
+        self._ensure_dlq()
         self._ensure_queue(
-            target.names.queue,
+            self.target.names.queue,
             {
                 # Lambda's advice for event source mappings: six times the function's timeout.
-                "VisibilityTimeout": str(6 * timeout),
+                "VisibilityTimeout": str(6 * self.options.timeout),
                 "MessageRetentionPeriod": str(QUEUE_RETENTION),
-                "RedrivePolicy": json.dumps(
-                    {"deadLetterTargetArn": target.dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
-                ),
-                "Policy": json.dumps(queue_policy(target)),
+                "RedrivePolicy": self._redrive_policy(),
+                "Policy": json.dumps(queue_policy(self.target)),
             },
         )
 
     def ensure_cdn_queue(self) -> None:
-        """The queue of delayed flush messages; the handler learns its URL through cdn.queue_url."""
+        """The queue of delayed flush messages; the handler learns its URL through cdn.queue_url.
+
+        A flush that keeps failing (CloudFront refusing the role, say) ends in the dead-letter queue, where
+        an operator sees it; its changes stay in the outbox, and the next window's flush sends them.
+        """
         name = self.target.names.cdn_queue
+        self._ensure_dlq()
         attributes = {
             "VisibilityTimeout": str(6 * self.options.timeout),
             "MessageRetentionPeriod": str(CDN_QUEUE_RETENTION),
+            "RedrivePolicy": self._redrive_policy(),
         }
         self._ensure_queue(name, attributes)
         url = self.queue_url(name)
         if url is None:  # a dry run: the URL it would have
             url = f"https://sqs.{self.region}.amazonaws.com/{self.target.account}/{name}"
         self.chosen["cdn.queue_url"] = url
+
+    def _ensure_dlq(self) -> None:
+        self._ensure_queue(self.target.names.dlq, {"MessageRetentionPeriod": str(DLQ_RETENTION)})
+
+    def _redrive_policy(self) -> str:
+        return json.dumps({"deadLetterTargetArn": self.target.dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT})
 
     def _ensure_queue(self, name: str, attributes: dict[str, str]) -> None:
         sqs = self.client("sqs")

@@ -56,6 +56,12 @@ def test_create_with_cdn_then_remove(tmp_path: Path, moto: Moto, capsys: pytest.
     assert env["cdn.distribution_id"] == "E2EXAMPLE" and env["cdn.window"] == "30"
     (mapping,) = lam.list_event_source_mappings(FunctionName=function_name)["EventSourceMappings"]
     assert mapping["EventSourceArn"] == queue_arn
+    # A flush that keeps failing ends where an operator sees it, not silently after the retention period.
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == f"arn:aws:sqs:{REGION}:{ACCOUNT}:{function_name}-dlq"
+    assert int(redrive["maxReceiveCount"]) == lambda_deploy.MAX_RECEIVE_COUNT
+    assert sqs.get_queue_url(QueueName=f"{function_name}-dlq")["QueueUrl"]
 
     after_create = snapshot(moto, bucket)
     assert run(lambda_deploy.create_main, argv, capsys)[0] == 0
