@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pypicloud_lite.models import Project
+from pypicloud_lite.models import PackageFile, Project
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.web import simple_pages
 
@@ -53,6 +53,7 @@ class Page:
 
 
 PageKey = tuple[str, ...]
+ProjectRenderer = Callable[[Project, list[PackageFile]], bytes]
 
 
 class PageCache:
@@ -126,8 +127,16 @@ class PageCache:
 
     def project_page(self, name: str, kind: str) -> Page:
         """`/simple/<name>/`; NotFound for a project the index does not have."""
+        render = simple_pages.project_json if kind == "json" else simple_pages.project_html
+        return self.project_document(("project", name, kind), name, render)
+
+    def project_document(self, key: PageKey, name: str, render: ProjectRenderer) -> Page:
+        """A page made only of one project and its offered files, e.g. the PyPI JSON `/pypi/<name>/json`.
+
+        `key` names everything else the bytes depend on (the kind of page, the URL it links from).
+        NotFound for a project the index does not have.
+        """
         serial = self.serial()
-        key = ("project", name, kind)
         page = self._get(key)
         if page is not None and page.checked_at == serial:
             return page
@@ -136,7 +145,6 @@ class PageCache:
             page.checked_at = serial
             return page
         files = self.index.offered_files(project)
-        render = simple_pages.project_json if kind == "json" else simple_pages.project_html
         return self._put(key, Page(render(project, files), str(project.serial), project.serial, checked_at=serial))
 
     @staticmethod

@@ -255,6 +255,48 @@ def test_every_change_is_on_the_next_page(world: World, name: str) -> None:
         assert "Other" in anchors(get(app, "/simple/", None).text)
 
 
+@pytest.mark.parametrize("name", list(CHANGES))
+def test_every_change_is_on_the_next_pypi_json_page(world: World, raw_settings: dict[str, Any], name: str) -> None:
+    change = CHANGES[name]
+    change.before(world)
+    app, path = world.testapp, f"/pypi/{PROJECT}/json"
+    old = app.get(path)
+    assert app.get(path).body == old.body  # served again from the page cache
+    assert app.get(path, headers={"If-None-Match": old.headers["ETag"]}, status=304).body == b""
+
+    change.make(world)
+
+    new = app.get(path)
+    # What a process that never served the page renders for it now.
+    with running(raw_settings) as cold:
+        assert new.body == cold.get(path).body
+    if change.lists_new_project:
+        assert (new.body, new.headers["ETag"]) == (old.body, old.headers["ETag"])
+        return
+    assert new.body != old.body and new.headers["ETag"] != old.headers["ETag"]
+    assert new.json["last_serial"] == world.index.get_project(PROJECT).serial
+    app.get(path, headers={"If-None-Match": old.headers["ETag"]}, status=200)
+    app.get(path, headers={"If-None-Match": new.headers["ETag"]}, status=304)
+
+
+def test_pypi_json_links_are_made_for_the_address_asked(world: World) -> None:
+    path = f"/pypi/{PROJECT}/json"
+    for host in ("index.example", "other.example:8080", "index.example"):
+        doc = world.testapp.get(path, extra_environ={"HTTP_HOST": host}).json
+        assert all(f["url"].startswith(f"http://{host}/packages/") for f in doc["urls"]), (host, doc["urls"])
+        assert doc["info"]["project_url"] == f"http://{host}/simple/{PROJECT}/"
+
+
+def test_a_warm_pypi_json_page_reads_no_files(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = f"/pypi/{PROJECT}/json"
+    first = world.testapp.get(path)
+    reads: list[str] = []
+    real = world.index.offered_files
+    monkeypatch.setattr(world.index, "offered_files", lambda project: reads.append(project.name) or real(project))
+    assert world.testapp.get(path).body == first.body
+    assert reads == []
+
+
 @pytest.mark.parametrize(("path", "accept"), VIEWS)
 def test_304_only_while_unchanged(world: World, path: str, accept: str | None) -> None:
     app = world.testapp

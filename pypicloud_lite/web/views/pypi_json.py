@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC
 from typing import Any
@@ -71,7 +72,8 @@ def _info(request: Request, project: Project, version: str, files: list[PackageF
     }
 
 
-def _load(request: Request) -> tuple[Project, list[PackageFile]] | Response:
+def _readable_name(request: Request) -> str | Response:
+    """The project's normalized name once the caller may read it, or the redirect to that spelling."""
     raw = request.matchdict["project"]
     name = normalize(raw)
     if raw != name:
@@ -79,12 +81,10 @@ def _load(request: Request) -> tuple[Project, list[PackageFile]] | Response:
         kw = {**request.matchdict, "project": name}
         return HTTPMovedPermanently(location=request.route_path(target, **kw))
     require_read(request, name)
-    app = services(request)
-    project = app.index.get_project(name)
-    return project, app.index.offered_files(project)
+    return name
 
 
-def _respond(request: Request, body: Callable[[], dict[str, Any]], serial: int) -> Response:
+def _respond(request: Request, body: Callable[[], bytes], serial: int) -> Response:
     headers = {
         "ETag": f'"{serial}-pypi-json"',
         "X-PyPI-Last-Serial": str(serial),
@@ -92,41 +92,55 @@ def _respond(request: Request, body: Callable[[], dict[str, Any]], serial: int) 
     }
     if not_modified(request, f"{serial}-pypi-json"):
         return HTTPNotModified(headers=headers)
-    response = Response(json_body=body())
+    response = Response(body=body(), content_type="application/json", charset=None)
     response.headers.update(headers)
     return response
 
 
-@view_config(route_name="pypi.project", request_method="GET")
-def project_json(request: Request) -> Response:
-    loaded = _load(request)
-    if isinstance(loaded, Response):
-        return loaded
-    project, files = loaded
+def _dumps(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _project_document(request: Request, project: Project, files: list[PackageFile]) -> bytes:
     releases: dict[str, list[PackageFile]] = {}
     for file in files:
         releases.setdefault(file.version, []).append(file)
     latest = latest_release(files)
     current = releases.get(latest, []) if latest else []
-    return _respond(
-        request,
-        lambda: {
+    return _dumps(
+        {
             "info": _info(request, project, latest or "", current),
             "last_serial": project.serial,
             "releases": {v: [_file_json(request, f) for f in releases[v]] for v in sorted(releases, key=Version)},
             "urls": [_file_json(request, f) for f in current],
             "vulnerabilities": [],
-        },
-        project.serial,
+        }
     )
+
+
+@view_config(route_name="pypi.project", request_method="GET")
+def project_json(request: Request) -> Response:
+    name = _readable_name(request)
+    if isinstance(name, Response):
+        return name
+    # Kept in the page cache by the project's serial, like /simple/<name>/; its links are absolute URLs,
+    # so the key names the address they were made for.
+    page = services(request).pages.project_document(
+        ("pypi-json", name, request.application_url),
+        name,
+        lambda project, files: _project_document(request, project, files),
+    )
+    return _respond(request, lambda: page.body, page.serial)
 
 
 @view_config(route_name="pypi.release", request_method="GET")
 def release_json(request: Request) -> Response:
-    loaded = _load(request)
-    if isinstance(loaded, Response):
-        return loaded
-    project, files = loaded
+    name = _readable_name(request)
+    if isinstance(name, Response):
+        return name
+    index = services(request).index
+    project = index.get_project(name)
+    files = index.offered_files(project)
     try:
         wanted = Version(request.matchdict["version"])
     except InvalidVersion as exc:
@@ -145,11 +159,13 @@ def release_json(request: Request) -> Response:
         return redirect
     return _respond(
         request,
-        lambda: {
-            "info": _info(request, project, version, matching),
-            "last_serial": project.serial,
-            "urls": [_file_json(request, f) for f in matching],
-            "vulnerabilities": [],
-        },
+        lambda: _dumps(
+            {
+                "info": _info(request, project, version, matching),
+                "last_serial": project.serial,
+                "urls": [_file_json(request, f) for f in matching],
+                "vulnerabilities": [],
+            }
+        ),
         project.serial,
     )
