@@ -38,7 +38,7 @@ test: lint chromium
 	PPC_TWINE_LEGACY=$(CURDIR)/$(TWINE61)/bin/twine $(BIN)/python -m pytest -q -ra tests
 
 # Index pages against pypiserver, devpi, pypicloud, a bare waitress app and nginx (bench/README.md).
-# Installs the references into bench/.venvs/ on first use; about 40 minutes on 2 cores.
+# Installs the references into bench/.venvs/ on first use; about 11 minutes on 2 cores, installs included.
 bench: $(STAMP)
 	$(BIN)/python -m bench.pages $(BENCH_ARGS)
 
