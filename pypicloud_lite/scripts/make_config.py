@@ -13,36 +13,8 @@ from pypicloud_lite.access.base import USER_NAME
 from pypicloud_lite.access.passwords import generate_password, hash_password
 from pypicloud_lite.config import load_ini
 
-TEMPLATE = """\
-# Written by ppc-make-config. Reference: README.md ("Configuration").
-[app:main]
-use = egg:pypicloud_lite
-
-storage.backend = local
-storage.dir = {storage_dir}
-
-cache.backend = sql
-cache.url = {cache_url}
-cache.migrate_on_start = {migrate_on_start}
-
-upload.max_size = 100MB
-
-auth.backend = {access}
-auth.realm = pypicloud_lite
-{auth_lines}
-pypi.default_read = {default_read}
-pypi.default_write = authenticated
-
-# Signs the web UI's login cookie: keep it secret, the same on every server process.
-web.session_secret = {session_secret}
-
-[server:main]
-use = egg:waitress#main
-listen = {listen}
-threads = 8
-inbuf_overflow = 1048576
-max_request_body_size = 1073741824
-
+# The logging sections of every server ini this project writes (this template, the test servers).
+LOGGING_SECTIONS = """\
 [loggers]
 keys = root, pypicloud_lite, waitress
 
@@ -75,6 +47,38 @@ formatter = generic
 [formatter_generic]
 format = %(asctime)s %(levelname)-5.5s [%(name)s] %(message)s
 """
+
+TEMPLATE = """\
+# Written by ppc-make-config. Reference: README.md ("Configuration").
+[app:main]
+use = egg:pypicloud_lite
+
+storage.backend = local
+storage.dir = {storage_dir}
+
+cache.backend = sql
+cache.url = {cache_url}
+cache.migrate_on_start = {migrate_on_start}
+
+upload.max_size = 100MB
+
+auth.backend = {access}
+auth.realm = pypicloud_lite
+{auth_lines}
+pypi.default_read = {default_read}
+pypi.default_write = authenticated
+
+# Signs the web UI's login cookie: keep it secret, the same on every server process.
+web.session_secret = {session_secret}
+
+[server:main]
+use = egg:waitress#main
+listen = {listen}
+threads = 8
+inbuf_overflow = 1048576
+max_request_body_size = 1073741824
+
+{logging}"""
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,7 @@ def render(answers: Answers, password_hash: str) -> str:
         default_read="" if answers.default_read == "none" else answers.default_read,
         listen=answers.listen,
         session_secret=secrets.token_urlsafe(32),
+        logging=LOGGING_SECTIONS,
     )
 
 

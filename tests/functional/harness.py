@@ -21,6 +21,7 @@ import pytest
 
 from pypicloud_lite.config import load_ini
 from pypicloud_lite.models import PackageFile
+from pypicloud_lite.scripts.make_config import LOGGING_SECTIONS
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.web.services import build_services
 from tests.conftest import _UPLOADER_HASH, UPLOADER, UPLOADER_PASSWORD, require_or_skip
@@ -42,39 +43,7 @@ _STRIPPED_PREFIXES = ("PIP_", "UV_", "TWINE_", "PPC_", "PYTHON", "VIRTUAL_ENV", 
 _STRIPPED_NAMES = ("PYPICLOUD_SETTINGS", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE")
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-_LOGGING = """
-[loggers]
-keys = root, pypicloud_lite, waitress
-
-[handlers]
-keys = console
-
-[formatters]
-keys = generic
-
-[logger_root]
-level = WARNING
-handlers = console
-
-[logger_pypicloud_lite]
-level = INFO
-handlers =
-qualname = pypicloud_lite
-
-[logger_waitress]
-level = INFO
-handlers =
-qualname = waitress
-
-[handler_console]
-class = StreamHandler
-args = (sys.stderr,)
-level = NOTSET
-formatter = generic
-
-[formatter_generic]
-format = %(asctime)s %(levelname)-5.5s [%(name)s] %(message)s
-"""
+_LOGGING = "\n" + LOGGING_SECTIONS
 
 # Servers still running; their stderr is attached to the report of any test that fails meanwhile.
 RUNNING: list[Server] = []
