@@ -5,18 +5,15 @@ from __future__ import annotations
 import base64
 import http.client
 import re
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import pytest
 import requests
 
 from pypicloud_lite.naming import normalize
-from tests.functional.harness import _LOGGING, BIN, RUNNING, START_TIMEOUT, Server, clean_env, free_port, http_get
+from tests.functional.harness import _LOGGING, Server, free_port, launch
 
 TOKEN_USER = "__token__"  # the username tokens are sent under (PyPI style)
 PASSWORD_IN_BANNER = re.compile(r"-p '([^']+)'")
@@ -57,32 +54,7 @@ def start_access_server(folder: Path, shared: Path, **settings: str) -> Server:
     shared.mkdir(parents=True, exist_ok=True)
     port = free_port()
     ini = write_access_ini(folder, shared, port, settings)
-    stderr_path = folder / "server.stderr"
-    with open(stderr_path, "wb") as err, open(folder / "server.stdout", "wb") as out:
-        process = subprocess.Popen(
-            [str(BIN / "pserve"), str(ini)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            cwd=folder,
-            env=clean_env(),
-        )
-    server = Server(f"http://127.0.0.1:{port}", ini, process, stderr_path)
-    RUNNING.append(server)
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            server.stop()
-            pytest.fail(f"pserve exited with status {process.returncode}:\n{server.stderr()}")
-        try:
-            if http_get(server.url + "/health")[0] == 200:
-                return server
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            server.stop()
-            pytest.fail(f"pserve did not answer /health within {START_TIMEOUT} s:\n{server.stderr()}")
-        time.sleep(0.05)
+    return launch(folder, ini, port, ready="/health")
 
 
 def bootstrap_password(server: Server) -> str:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,13 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
 from tests.aws import REGION, Moto
 from tests.cache import fresh_database
 from tests.conftest import _UPLOADER_HASH, UPLOADER, UPLOADER_PASSWORD
-from tests.functional.harness import _LOGGING, BIN, JSON_V1, RUNNING, START_TIMEOUT, Server, clean_env, free_port
+from tests.functional.harness import _LOGGING, JSON_V1, Server, clean_env, free_port, launch
 from tests.functional.s3_harness import server_env
 from tests.web.legacy import twine_fields
 
@@ -114,35 +111,7 @@ def start_shared_server(folder: Path, shared: Path, cache: SharedCache, *, threa
     shared.mkdir(parents=True, exist_ok=True)
     port = free_port()
     ini = write_shared_ini(folder, shared, port, cache, threads)
-    stderr_path = folder / "server.stderr"
-    with open(stderr_path, "wb") as err, open(folder / "server.stdout", "wb") as out:
-        process = subprocess.Popen(
-            [str(BIN / "pserve"), str(ini)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            cwd=folder,
-            env=cache.environment(folder),
-        )
-    server = Server(f"http://127.0.0.1:{port}", ini, process, stderr_path)
-    RUNNING.append(server)
-    deadline = time.monotonic() + START_TIMEOUT
-    last = ""
-    while True:
-        if process.poll() is not None:
-            server.stop()
-            pytest.fail(f"pserve exited with status {process.returncode}:\n{server.stderr()}")
-        try:
-            response = request(server, "GET", "/health")
-            if response.status_code == 200:
-                return server
-            last = f"/health answered {response.status_code}: {response.text}"
-        except requests.RequestException as exc:
-            last = str(exc)
-        if time.monotonic() > deadline:
-            server.stop()
-            pytest.fail(f"pserve was not healthy within {START_TIMEOUT} s ({last}):\n{server.stderr()}")
-        time.sleep(0.1)
+    return launch(folder, ini, port, ready="/health", env=cache.environment(folder))
 
 
 def request(

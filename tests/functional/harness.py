@@ -196,6 +196,14 @@ def start_server(
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     ini = write_ini(folder, port, with_uploader=with_uploader, bootstrap=bootstrap, extra=extra)
+    return launch(folder, ini, port)
+
+
+def launch(folder: Path, ini: Path, port: int, *, ready: str = "/simple/", env: dict[str, str] | None = None) -> Server:
+    """`pserve <ini>` in `folder` (listening on `port`), once `ready` answers 200.
+
+    Fails the test with the server's stderr if the process exits or does not get ready in START_TIMEOUT.
+    """
     stderr_path = folder / "server.stderr"
     with open(stderr_path, "wb") as err, open(folder / "server.stdout", "wb") as out:
         process = subprocess.Popen(
@@ -204,23 +212,26 @@ def start_server(
             stdout=out,
             stderr=err,
             cwd=folder,
-            env=clean_env(),
+            env=clean_env() if env is None else env,
         )
     server = Server(f"http://127.0.0.1:{port}", ini, process, stderr_path)
     RUNNING.append(server)
     deadline = time.monotonic() + START_TIMEOUT
+    last = "no answer"
     while True:
         if process.poll() is not None:
             server.stop()
             pytest.fail(f"pserve exited with status {process.returncode}:\n{server.stderr()}")
         try:
-            if server.get("/simple/")[0] == 200:
+            status, _headers, body = server.get(ready)
+            if status == 200:
                 return server
-        except OSError:
-            pass
+            last = f"{ready} answered {status}: {body[:500]!r}"
+        except OSError as exc:
+            last = str(exc)
         if time.monotonic() > deadline:
             server.stop()
-            pytest.fail(f"pserve did not answer /simple/ within {START_TIMEOUT} s:\n{server.stderr()}")
+            pytest.fail(f"pserve was not ready within {START_TIMEOUT} s ({last}):\n{server.stderr()}")
         time.sleep(0.1)
 
 

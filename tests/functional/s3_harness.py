@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.aws import FAKE_CREDENTIALS, Moto
-from tests.functional.harness import BIN, RUNNING, START_TIMEOUT, Server, clean_env, free_port, write_ini
+from tests.functional.harness import Server, clean_env, free_port, launch, write_ini
 
 PREFIX = "packages/"
 # What harness.write_ini writes for local storage and the SQLite cache, replaced here.
@@ -58,35 +54,7 @@ def start_s3_server(
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     ini = write_s3_ini(folder, port, moto, bucket, stream_files=stream_files, cache_url=cache_url)
-    stderr_path = folder / "server.stderr"
-    with open(stderr_path, "wb") as err, open(folder / "server.stdout", "wb") as out:
-        process = subprocess.Popen(
-            [str(BIN / "pserve"), str(ini)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            cwd=folder,
-            env=server_env(folder),
-        )
-    server = Server(f"http://127.0.0.1:{port}", ini, process, stderr_path)
-    RUNNING.append(server)
-    deadline = time.monotonic() + START_TIMEOUT
-    last = ""
-    while True:
-        if process.poll() is not None:
-            server.stop()
-            pytest.fail(f"pserve exited with status {process.returncode}:\n{server.stderr()}")
-        try:
-            status, _headers, body = server.get("/health")
-            if status == 200:
-                return server
-            last = f"/health answered {status}: {body!r}"
-        except OSError as exc:
-            last = str(exc)
-        if time.monotonic() > deadline:
-            server.stop()
-            pytest.fail(f"pserve was not healthy within {START_TIMEOUT} s ({last}):\n{server.stderr()}")
-        time.sleep(0.1)
+    return launch(folder, ini, port, ready="/health", env=server_env(folder))
 
 
 def object_keys(moto: Moto, bucket: str, prefix: str = PREFIX) -> set[str]:
