@@ -808,6 +808,9 @@ class Creator(Deployer):
             + (" (via SQS)" if options.sqs else "")
         )
         self._warn_plaintext_secrets()
+        if options.sqs or options.cdn:
+            # The dead-letter queue of both the event queue and the CDN flush queue.
+            self._ensure_queue(target.names.dlq, {"MessageRetentionPeriod": str(DLQ_RETENTION)})
         if options.cdn:
             self.ensure_cdn_queue()
         environment = json.dumps(self.chosen, separators=(",", ":"), sort_keys=True)
@@ -906,7 +909,6 @@ class Creator(Deployer):
         return str(role["Arn"])
 
     def ensure_queues(self) -> None:
-        self._ensure_dlq()
         self._ensure_queue(
             self.target.names.queue,
             {
@@ -925,7 +927,6 @@ class Creator(Deployer):
         an operator sees it; its changes stay in the outbox, and the next window's flush sends them.
         """
         name = self.target.names.cdn_queue
-        self._ensure_dlq()
         attributes = {
             "VisibilityTimeout": str(6 * self.options.timeout),
             "MessageRetentionPeriod": str(CDN_QUEUE_RETENTION),
@@ -936,9 +937,6 @@ class Creator(Deployer):
         if url is None:  # a dry run: the URL it would have
             url = f"https://sqs.{self.region}.amazonaws.com/{self.target.account}/{name}"
         self.chosen["cdn.queue_url"] = url
-
-    def _ensure_dlq(self) -> None:
-        self._ensure_queue(self.target.names.dlq, {"MessageRetentionPeriod": str(DLQ_RETENTION)})
 
     def _redrive_policy(self) -> str:
         return json.dumps({"deadLetterTargetArn": self.target.dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT})

@@ -261,7 +261,6 @@ def test_every_change_is_on_the_next_pypi_json_page(world: World, raw_settings: 
     change.before(world)
     app, path = world.testapp, f"/pypi/{PROJECT}/json"
     old = app.get(path)
-    assert app.get(path).body == old.body  # served again from the page cache
     assert app.get(path, headers={"If-None-Match": old.headers["ETag"]}, status=304).body == b""
 
     change.make(world)

@@ -148,12 +148,12 @@ def release_json(request: Request) -> Response:
     matching = [f for f in files if f.parsed_version == wanted]
     if not matching:
         raise NotFound(f"No version {request.matchdict['version']!r} of project {project.name!r}.")
-    version = matching[0].version
-    if request.matchdict["version"] != version:
-        # One URL per release, as on PyPI: a page under another spelling (1.0.0 for 1.0) would be a copy
-        # that the CDN purge, which sends the release's own spelling, never reaches.
+    version = request.matchdict["version"]
+    if version not in {f.version for f in matching}:
+        # Only the release's own spellings are served, as on PyPI: a page under another one (1.0.0 for 1.0)
+        # would be a copy that the CDN purge, which sends the spellings the files carry, never reaches.
         redirect = HTTPMovedPermanently(
-            location=request.route_path("pypi.release", project=project.name, version=version)
+            location=request.route_path("pypi.release", project=project.name, version=matching[0].version)
         )
         redirect.headers["Cache-Control"] = index_cache_control(request, services(request).settings)
         return redirect
