@@ -9,7 +9,7 @@ CHROMIUM := /usr/bin/chromium
 
 .PHONY: run test lint unit format clean chromium bench
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[s3,dynamo,test,lint,postgres,mysql]'

@@ -1,4 +1,4 @@
-"""Alembic environment for the SQL cache: the URL comes from pypicloud_lite.config, never from pyramid."""
+"""Alembic environment for the SQL database: the URL comes from pypicloud_lite.config, never from pyramid."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import logging.config
 from alembic import context
 from sqlalchemy import Connection
 
-from pypicloud_lite.cache.sql.engine import create_cache_engine
-from pypicloud_lite.cache.sql.migrate import target_metadata as full_metadata
 from pypicloud_lite.config import load_ini
+from pypicloud_lite.db.engine import create_db_engine
+from pypicloud_lite.db.migrate import target_metadata as full_metadata
 
 config = context.config
 target_metadata = full_metadata()
@@ -32,7 +32,7 @@ def run_migrations_online() -> None:
     ini = context.get_x_argument(as_dictionary=True).get("ini")
     if not ini:
         raise SystemExit("usage: alembic -x ini=<your app ini> upgrade head")
-    engine = create_cache_engine(load_ini(ini).cache)
+    engine = create_db_engine(load_ini(ini).cache)
     with engine.connect() as conn:
         _run(conn)
         conn.commit()

@@ -25,8 +25,8 @@ from sqlalchemy import select
 from pypicloud_lite import reload as reload_module
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cache.sql import SQLCache
-from pypicloud_lite.cache.sql.tables import FileRow
 from pypicloud_lite.config import UploadSettings, load_settings
+from pypicloud_lite.db.tables import FileRow
 from pypicloud_lite.errors import BackendUnavailable, Conflict
 from pypicloud_lite.metadata import parse_core_metadata
 from pypicloud_lite.models import PackageFile

@@ -8,71 +8,22 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Engine, ForeignKey, String, delete, select
-from sqlalchemy.dialects import mysql
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from pypicloud_lite.access.base import AccessBackend, Group, Token, User, check_perms, check_user_name
 from pypicloud_lite.access.passwords import generate_password, hash_password
 from pypicloud_lite.access.static import BOOTSTRAP_ADMIN, GeneratedAdmin
-from pypicloud_lite.cache.sql import migrate
-from pypicloud_lite.cache.sql.engine import create_cache_engine, transaction, write_engine
-from pypicloud_lite.cache.sql.tables import Base, ExactString, Timestamp
 from pypicloud_lite.config import AuthSettings, CacheSettings
+from pypicloud_lite.db import migrate
+from pypicloud_lite.db.engine import create_db_engine, transaction, write_engine
+from pypicloud_lite.db.tables import GrantRow, GroupMemberRow, GroupRow, TokenRow, UserRow
 from pypicloud_lite.errors import Conflict, InvalidInput, NotFound
 from pypicloud_lite.models import Grant, utcnow
 from pypicloud_lite.naming import normalize
 
 logger = logging.getLogger(__name__)
-
-NAME = String(100).with_variant(mysql.VARCHAR(255, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb")
-
-
-class UserRow(Base):
-    __tablename__ = "ppc_users"
-
-    name: Mapped[str] = mapped_column(NAME, primary_key=True)
-    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
-    is_admin: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
-    created: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
-
-
-class GroupRow(Base):
-    __tablename__ = "ppc_groups"
-
-    name: Mapped[str] = mapped_column(NAME, primary_key=True)
-
-
-class GroupMemberRow(Base):
-    __tablename__ = "ppc_group_members"
-
-    group_name: Mapped[str] = mapped_column(NAME, ForeignKey("ppc_groups.name", ondelete="CASCADE"), primary_key=True)
-    username: Mapped[str] = mapped_column(NAME, ForeignKey("ppc_users.name", ondelete="CASCADE"), primary_key=True)
-
-
-class GrantRow(Base):
-    __tablename__ = "ppc_grants"
-
-    project: Mapped[str] = mapped_column(ExactString, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
-    name: Mapped[str] = mapped_column(NAME, primary_key=True)
-    perms: Mapped[str] = mapped_column(String(8), nullable=False)
-
-
-class TokenRow(Base):
-    __tablename__ = "ppc_tokens"
-
-    id: Mapped[str] = mapped_column(String(16), primary_key=True)
-    username: Mapped[str] = mapped_column(
-        NAME, ForeignKey("ppc_users.name", ondelete="CASCADE"), nullable=False, index=True
-    )
-    secret_hash: Mapped[str] = mapped_column(String(64), nullable=False)
-    description: Mapped[str] = mapped_column(String(255), nullable=False, default="")
-    projects: Mapped[list[str] | None] = mapped_column(JSON)
-    read_only: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
-    created: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
-    expires: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 def _naive(value: datetime | None) -> datetime | None:
@@ -105,11 +56,8 @@ class SQLAccess(AccessBackend):
 
     @classmethod
     def from_settings(cls, settings: AuthSettings, cache: CacheSettings) -> tuple[SQLAccess, GeneratedAdmin | None]:
-        engine = create_cache_engine(replace(cache, url=settings.url or cache.url))
-        if cache.migrate_on_start:
-            migrate.upgrade(engine)
-        else:
-            migrate.require_head(engine)
+        engine = create_db_engine(replace(cache, url=settings.url or cache.url))
+        migrate.prepare(engine, cache.migrate_on_start, "access database")
         access = cls(settings, engine)
         return access, access.bootstrap_admin() if settings.bootstrap_admin else None
 

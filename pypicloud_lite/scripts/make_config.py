@@ -149,11 +149,11 @@ def render(answers: Answers, password_hash: str) -> str:
 
 def _create_sql_admin(ini: Path, admin: str, password: str) -> None:
     from pypicloud_lite.access.sql import SQLAccess
-    from pypicloud_lite.cache.sql import migrate
-    from pypicloud_lite.cache.sql.engine import create_cache_engine
+    from pypicloud_lite.db import migrate
+    from pypicloud_lite.db.engine import create_db_engine
 
     settings = load_ini(ini)
-    engine = create_cache_engine(settings.cache)
+    engine = create_db_engine(settings.cache)
     migrate.upgrade(engine)
     engine.dispose()
     access, _ = SQLAccess.from_settings(settings.auth, settings.cache)

@@ -6,9 +6,9 @@ import argparse
 import logging
 import sys
 
-from pypicloud_lite.cache.sql import migrate
-from pypicloud_lite.cache.sql.engine import create_cache_engine
 from pypicloud_lite.config import load_ini
+from pypicloud_lite.db import migrate
+from pypicloud_lite.db.engine import create_db_engine
 from pypicloud_lite.errors import PypicloudLiteError
 
 
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         if settings.cache.backend != "sql":
             print(f"cache.backend is {settings.cache.backend!r}: there is no SQL schema to migrate")
             return 0
-        engine = create_cache_engine(settings.cache)
+        engine = create_db_engine(settings.cache)
         before = migrate.current_revision(engine)
         migrate.upgrade(engine, args.revision)
         after = migrate.current_revision(engine)

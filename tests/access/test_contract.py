@@ -12,9 +12,10 @@ from sqlalchemy import create_engine, delete
 
 from pypicloud_lite.access import passwords
 from pypicloud_lite.access.base import AccessBackend, Identity, Permission
-from pypicloud_lite.access.sql import GrantRow, GroupMemberRow, GroupRow, SQLAccess, TokenRow, UserRow
+from pypicloud_lite.access.sql import SQLAccess
 from pypicloud_lite.access.static import StaticAccess
 from pypicloud_lite.config import load_settings
+from pypicloud_lite.db.tables import GrantRow, GroupMemberRow, GroupRow, TokenRow, UserRow
 from pypicloud_lite.errors import Conflict, NotFound, ReadOnlyAccess
 from pypicloud_lite.models import Grant
 from tests.cache import SQL_BACKENDS, fresh_database

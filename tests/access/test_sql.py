@@ -14,9 +14,10 @@ from sqlalchemy import create_engine, delete, text
 
 from pypicloud_lite.access import passwords
 from pypicloud_lite.access.base import Identity, Permission, TokenScope
-from pypicloud_lite.access.sql import GrantRow, GroupMemberRow, GroupRow, SQLAccess, TokenRow, UserRow
+from pypicloud_lite.access.sql import SQLAccess
 from pypicloud_lite.access.static import BOOTSTRAP_ADMIN, GeneratedAdmin
 from pypicloud_lite.config import load_settings
+from pypicloud_lite.db.tables import GrantRow, GroupMemberRow, GroupRow, TokenRow, UserRow
 from pypicloud_lite.errors import Conflict, InvalidInput, NotFound
 from pypicloud_lite.models import Grant, utcnow
 from tests.cache import SQL_BACKENDS, fresh_database

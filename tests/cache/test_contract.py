@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, delete, update
 
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cache.sql import SQLCache
-from pypicloud_lite.cache.sql.tables import FileRow, IndexStateRow, ProjectRow
+from pypicloud_lite.db.tables import FileRow, IndexStateRow, ProjectRow
 from pypicloud_lite.models import CoreMetadata, PackageFile
 from pypicloud_lite.naming import normalize
 from tests.aws import Moto

@@ -805,7 +805,7 @@ def test_a_record_older_than_one_applied_is_stale_and_costs_no_head(
 def test_warm_invocations_reuse_the_cache_clients_and_engine(
     backend: str, bucket: str, moto: Moto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pypicloud_lite.cache.sql.engine as engine_module
+    import pypicloud_lite.db.engine as engine_module
 
     engines: list[Any] = []
     real_create_engine = engine_module.create_engine

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from pypicloud_lite.access.passwords import verify_password
-from pypicloud_lite.cache.sql import migrate as schema
-from pypicloud_lite.cache.sql.engine import create_cache_engine
 from pypicloud_lite.config import load_ini
+from pypicloud_lite.db import migrate as schema
+from pypicloud_lite.db.engine import create_db_engine
 from pypicloud_lite.errors import ConfigError
 from pypicloud_lite.scripts import gen_password, migrate
 
@@ -20,7 +20,7 @@ def test_ppc_migrate_upgrades_to_head_and_is_idempotent(tmp_path: Path, capsys: 
     ini.write_text(
         "[app:main]\nstorage.dir = %(here)s/files\ncache.url = sqlite:///%(here)s/cache.sqlite\n", encoding="utf-8"
     )
-    engine = create_cache_engine(load_ini(ini, environ={}).cache)
+    engine = create_db_engine(load_ini(ini, environ={}).cache)
     with pytest.raises(ConfigError, match="ppc-migrate"):
         schema.require_head(engine)
     assert migrate.main([str(ini)]) == 0

@@ -16,10 +16,11 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pypicloud_lite.cache.base import Cache
-from pypicloud_lite.cache.sql import migrate
-from pypicloud_lite.cache.sql.engine import create_cache_engine, transaction, write_engine
 from pypicloud_lite.cache.sql.serial_reader import SerialReader
-from pypicloud_lite.cache.sql.tables import (
+from pypicloud_lite.config import CacheSettings
+from pypicloud_lite.db import migrate
+from pypicloud_lite.db.engine import create_db_engine, transaction, write_engine
+from pypicloud_lite.db.tables import (
     Base,
     CdnBatchRow,
     CdnChangeRow,
@@ -28,7 +29,6 @@ from pypicloud_lite.cache.sql.tables import (
     LockRow,
     ProjectRow,
 )
-from pypicloud_lite.config import CacheSettings
 from pypicloud_lite.errors import BackendUnavailable
 from pypicloud_lite.models import CdnBatch, CdnChange, CdnRecord, CoreMetadata, PackageFile, Project
 
@@ -149,17 +149,8 @@ class SQLCache(Cache):
 
     @classmethod
     def from_settings(cls, settings: CacheSettings) -> SQLCache:
-        engine = create_cache_engine(settings)
-        try:
-            if settings.migrate_on_start:
-                migrate.upgrade(engine)
-            else:
-                migrate.require_head(engine)
-        except DBAPIError as exc:
-            engine.dispose()
-            # At start-up the reason goes to the operator (request-time errors never show it).
-            reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else exc.orig.__class__.__name__
-            raise BackendUnavailable(f"The package cache database is unavailable at start: {reason}") from exc
+        engine = create_db_engine(settings)
+        migrate.prepare(engine, settings.migrate_on_start, "package cache database")
         return cls(engine, cdn_outbox=settings.cdn_outbox)
 
     def _session(self, write: bool = False) -> AbstractContextManager[Session]:

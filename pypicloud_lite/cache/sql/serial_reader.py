@@ -29,7 +29,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
-from pypicloud_lite.cache.sql.tables import IndexStateRow
+from pypicloud_lite.db.tables import IndexStateRow
 from pypicloud_lite.errors import BackendUnavailable
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Engine construction for the SQL cache: pool settings, SQLite WAL and write locking."""
+"""Engines for the SQL database: pool settings and timeouts, SQLite WAL and write locking."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def create_cache_engine(settings: CacheSettings) -> Engine:
+def create_db_engine(settings: CacheSettings) -> Engine:
     url = make_url(settings.url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:" and not url.database.startswith("file:"):

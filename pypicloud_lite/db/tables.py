@@ -1,4 +1,4 @@
-"""SQLAlchemy models of the SQL cache; alembic/ holds their schema history."""
+"""Every table of the SQL database (cache, CDN outbox, access backend); alembic/ holds their history."""
 
 from __future__ import annotations
 
@@ -110,3 +110,54 @@ class CdnBatchRow(Base):
     paths: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     wildcards: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     invalidation_id: Mapped[str | None] = mapped_column(String(128))
+
+
+# -- the SQL access backend -------------------------------------------------------
+
+NAME = String(100).with_variant(mysql.VARCHAR(255, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb")
+
+
+class UserRow(Base):
+    __tablename__ = "ppc_users"
+
+    name: Mapped[str] = mapped_column(NAME, primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    is_admin: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+
+
+class GroupRow(Base):
+    __tablename__ = "ppc_groups"
+
+    name: Mapped[str] = mapped_column(NAME, primary_key=True)
+
+
+class GroupMemberRow(Base):
+    __tablename__ = "ppc_group_members"
+
+    group_name: Mapped[str] = mapped_column(NAME, ForeignKey("ppc_groups.name", ondelete="CASCADE"), primary_key=True)
+    username: Mapped[str] = mapped_column(NAME, ForeignKey("ppc_users.name", ondelete="CASCADE"), primary_key=True)
+
+
+class GrantRow(Base):
+    __tablename__ = "ppc_grants"
+
+    project: Mapped[str] = mapped_column(ExactString, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name: Mapped[str] = mapped_column(NAME, primary_key=True)
+    perms: Mapped[str] = mapped_column(String(8), nullable=False)
+
+
+class TokenRow(Base):
+    __tablename__ = "ppc_tokens"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    username: Mapped[str] = mapped_column(
+        NAME, ForeignKey("ppc_users.name", ondelete="CASCADE"), nullable=False, index=True
+    )
+    secret_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    description: Mapped[str] = mapped_column(String(255), nullable=False, default="")
+    projects: Mapped[list[str] | None] = mapped_column(JSON)
+    read_only: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    expires: Mapped[datetime | None] = mapped_column(Timestamp)

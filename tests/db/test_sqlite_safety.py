@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from pypicloud_lite.cache.sql.engine import create_cache_engine, refuse_network_filesystem
+from pypicloud_lite.db.engine import create_db_engine, refuse_network_filesystem
 from pypicloud_lite.errors import ConfigError
 from tests.cache import cache_settings
 
@@ -44,7 +44,7 @@ def test_no_mount_table_means_nothing_to_refuse(tmp_path: Path) -> None:
 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
-    engine = create_cache_engine(cache_settings(f"sqlite:///{tmp_path / 'cache.sqlite'}"))
+    engine = create_db_engine(cache_settings(f"sqlite:///{tmp_path / 'cache.sqlite'}"))
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000

@@ -12,9 +12,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, select
 
-from pypicloud_lite.cache.sql import SQLCache, migrate
-from pypicloud_lite.cache.sql.engine import create_cache_engine
-from pypicloud_lite.cache.sql.tables import IndexStateRow
+from pypicloud_lite.cache.sql import SQLCache
+from pypicloud_lite.db import migrate
+from pypicloud_lite.db.engine import create_db_engine
+from pypicloud_lite.db.tables import IndexStateRow
 from pypicloud_lite.errors import ConfigError
 from tests.cache import SQL_BACKENDS, cache_settings, fresh_database
 
@@ -29,7 +30,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
-    built = create_cache_engine(cache_settings(database_url))
+    built = create_db_engine(cache_settings(database_url))
     try:
         yield built
     finally:

@@ -1,0 +1,1 @@
+"""Tests of the SQL database owner: engines, tables, migrations."""
