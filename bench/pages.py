@@ -47,7 +47,7 @@ from bench.servers import (
 from pypicloud_lite.cache.sql import SQLCache
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.metadata import parse_core_metadata
-from pypicloud_lite.models import PackageFile, utcnow
+from pypicloud_lite.models import PackageFile, ReloadChanges, utcnow
 from pypicloud_lite.naming import parse_filename
 
 ALL_SERVERS = ("pypicloud_lite", "bare", "nginx", "pypiserver", "devpi", "pypicloud")
@@ -103,7 +103,7 @@ def seed_ppc(dists: list[Dist], storage: Path, cache_url: str) -> None:
     )
     cache = SQLCache.from_settings(settings.cache)
     try:
-        cache.apply_reload(added=records, changed=[], removed=[], etags={})
+        cache.apply_reload(ReloadChanges(added=records, changed=[], removed=[], etags={}))
     finally:
         cache.close()
 

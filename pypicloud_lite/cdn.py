@@ -30,7 +30,7 @@ from urllib.parse import quote
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.config import CLOUDFRONT_MAX_PATHS, CLOUDFRONT_MAX_WILDCARDS, MAX_CDN_WINDOW, CdnSettings
 from pypicloud_lite.errors import PypicloudLiteError
-from pypicloud_lite.models import CdnBatch, CdnChange, CdnRecord
+from pypicloud_lite.models import Applied, CdnBatch, CdnChange, CdnRecord
 
 logger = logging.getLogger(__name__)
 
@@ -238,7 +238,11 @@ class CdnFlusher:
 
     def attach(self) -> None:
         """Hear about every change this process commits through `cache`."""
-        self.cache.on_cdn_change = self.note_change
+        self.cache.subscribe(self._on_applied)
+
+    def _on_applied(self, applied: Applied) -> None:
+        if applied.cdn:
+            self.note_change()
 
     def note_change(self) -> None:
         # A holder of its own per claim: the lease is taken only when no window is open.

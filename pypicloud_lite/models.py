@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -184,3 +185,102 @@ class CdnRecord:
     paths: int
     wildcards: int
     invalidation_id: str
+
+
+# -- changes: what the cache's one write path takes (cache/base.py CacheWriter.apply) -------
+
+
+@dataclass(frozen=True)
+class AddFile:
+    """Index a new file, creating its project (named `display_name`) if it is new.
+
+    A row already under the filename (a racing upload) is returned unchanged: the caller compares hashes.
+    """
+
+    file: PackageFile
+    display_name: str
+
+
+@dataclass(frozen=True)
+class RemoveFile:
+    """Take a file's row out of the index; its project stays."""
+
+    filename: str
+
+
+@dataclass(frozen=True)
+class ReplaceFile:
+    """Make the row of `file.filename` equal to `file` (its object was rewritten), creating it if missing."""
+
+    file: PackageFile
+
+
+@dataclass(frozen=True)
+class FillDetails:
+    """Fill in what a reload learned by reading an object (hash, metadata), if its row still has the same ETag.
+
+    `display_name`: also name the project so, if it still has the normalized name a reload gives new projects.
+    """
+
+    file: PackageFile
+    display_name: str | None = None
+
+
+@dataclass(frozen=True)
+class SetYanked:
+    """Yank (with a reason) or unyank every file of one release, as stored (`version` is the stored spelling)."""
+
+    project: str
+    version: str
+    yanked: bool
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class SetStatus:
+    """Set a project's PEP 792 status and its reason."""
+
+    project: str
+    status: str
+    reason: str | None = None
+
+
+Change = AddFile | RemoveFile | ReplaceFile | FillDetails | SetYanked | SetStatus
+
+
+@dataclass(frozen=True)
+class ReloadChanges:
+    """A reload's difference between storage and cache, applied at once (one serial for all of it).
+
+    `added` rows create their projects; `changed` rows replace the rows of their filenames;
+    `removed` rows are deleted; `etags` records storage ETags of rows that lacked one.
+    """
+
+    added: Sequence[PackageFile] = ()
+    changed: Sequence[PackageFile] = ()
+    removed: Sequence[str] = ()
+    etags: Mapping[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.removed or self.etags)
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one change did, as every in-process listener hears it.
+
+    `serial`: the index serial the change committed at; None when it changed nothing.
+    `count`: files (or the project) it matched; `file`: for AddFile, the row now stored
+    under the filename (this one, or the one a racing upload wrote first).
+    `projects`: the projects whose pages changed; `cdn`: whether purges went into the outbox.
+    """
+
+    serial: int | None
+    count: int = 0
+    file: PackageFile | None = None
+    projects: frozenset[str] = frozenset()
+    cdn: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.serial is not None

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.errors import Conflict, InvalidUpload, NotFound, PypicloudLiteError
 from pypicloud_lite.indexing import describe_object, listed_file
-from pypicloud_lite.models import PackageFile
+from pypicloud_lite.models import FillDetails, PackageFile, ReloadChanges, RemoveFile
 from pypicloud_lite.naming import METADATA_SUFFIX, DistFilename, normalize, parse_filename
 from pypicloud_lite.storage.base import Storage, StoredObject
 
@@ -150,7 +150,7 @@ class ReloadRun:
         # Fencing: a run whose lease lapsed (and may have been taken over) must not apply.
         if not self.cache.update_lock(LOCK_NAME, self.progress.holder, LOCK_TTL, self.progress.as_dict()):
             raise Conflict("This reload lost its lease to another reload; it applied nothing.")
-        self.cache.apply_reload(added, changed, removed, etags)
+        self.cache.apply_reload(ReloadChanges(added, changed, removed, etags))
         self.progress.added, self.progress.changed, self.progress.removed = len(added), len(changed), len(removed)
         self._report(force=True)
         return added, changed + self.unfilled
@@ -205,13 +205,13 @@ class ReloadRun:
             )
         except NotFound:
             # Deleted since the listing: a row without its object is always stale.
-            self.cache.delete_file(listed.filename)
+            self.cache.apply(RemoveFile(listed.filename))
             return False
         except PypicloudLiteError as exc:
             logger.warning("reload could not fill in %s: %s", key, exc.message)
             return False
         named = filled.upload_name if listed.filename in self.namers and filled.core_metadata else None
-        if self.cache.update_details(filled, display_name=named):
+        if self.cache.apply(FillDetails(filled, display_name=named)).changed:
             return True
         # Refused: the row changed since the listing. Fine if an upload indexed it meanwhile.
         current = self.cache.get_file(listed.filename)

@@ -15,16 +15,20 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from packaging.version import InvalidVersion, Version
 
-from pypicloud_lite.cache.base import Cache
+from pypicloud_lite.cache.base import Cache, ChangeListener
 from pypicloud_lite.config import UploadSettings
 from pypicloud_lite.errors import FileExists, InvalidInput, InvalidUpload, NotFound, UploadTooLarge
 from pypicloud_lite.metadata import parse_core_metadata, read_metadata_file
 from pypicloud_lite.models import (
     CLOSED_STATUSES,
     PROJECT_STATUSES,
+    AddFile,
     PackageFile,
     Project,
     ProjectSummary,
+    RemoveFile,
+    SetStatus,
+    SetYanked,
     latest_release,
     utcnow,
 )
@@ -87,9 +91,6 @@ class PackageIndex:
         self.storage = storage
         self.cache = cache
         self.upload_settings = upload
-        # Bumped after every change made through this object: a page cache that may reuse a serial
-        # for a while (cache.serial_max_age) still shows this process's own changes at once.
-        self.local_changes = 0
 
     # -- uploads ---------------------------------------------------------------
 
@@ -213,8 +214,9 @@ class PackageIndex:
             if stored_object is not None:
                 record = replace(record, storage_etag=stored_object.etag)
             self.storage.put_bytes(record.sidecar_key, raw_metadata)
-            stored, created = self.cache.add_file(record, display_name)
-            self.local_changes += 1
+            applied = self.cache.apply(AddFile(record, display_name))
+            stored, created = applied.file, applied.changed
+            assert stored is not None, "AddFile answers with the row stored under the filename"
         except BaseException:
             if written:
                 self._discard_unindexed(record)
@@ -231,6 +233,10 @@ class PackageIndex:
             logger.warning("cache unreadable while discarding %s", record.filename)
         self.storage.delete(record.sidecar_key)
         self.storage.delete(record.object_key)
+
+    def subscribe(self, listener: ChangeListener) -> None:
+        """Hear of every change this process commits to the index: uploads, deletes, yanks, reloads."""
+        self.cache.subscribe(listener)
 
     # -- reads -----------------------------------------------------------------
 
@@ -322,11 +328,10 @@ class PackageIndex:
         name = self.get_project(project).name
         # PEP 440 equality: "1.0.0" names release "1.0", as in every other lookup of a version.
         stored = self.release_files(name, version)[0].version
-        changed = self.cache.set_yanked(name, stored, yanked, reason)
-        self.local_changes += 1
-        if not changed:
+        count = self.cache.apply(SetYanked(name, stored, yanked, reason)).count
+        if not count:
             raise NotFound(f"No version {version!r} of project {project!r}.")
-        return changed
+        return count
 
     def release_files(self, project: str, version: str) -> list[PackageFile]:
         """The files of one release, the version compared as PEP 440 does; NotFound if none."""
@@ -351,8 +356,7 @@ class PackageIndex:
         if status not in PROJECT_STATUSES:
             raise InvalidInput(f"Unknown project status {status!r}: use one of {', '.join(PROJECT_STATUSES)}.")
         name = self.get_project(project).name
-        self.cache.set_project_status(name, status, (reason or None) if status != "active" else None)
-        self.local_changes += 1
+        self.cache.apply(SetStatus(name, status, (reason or None) if status != "active" else None))
         return self.get_project(name)
 
     def delete_version(self, project: str, version: str) -> list[str]:
@@ -366,9 +370,8 @@ class PackageIndex:
     def delete_file(self, project: str, filename: str) -> None:
         # The row goes before the object, so the index never lists a file storage lacks.
         file = self.get_file(project, filename)
-        self.cache.delete_file(file.filename)
-        self.local_changes += 1
+        self.cache.apply(RemoveFile(file.filename))
         self.storage.delete(file.object_key)
         self.storage.delete(file.sidecar_key)
         # A reload that listed the object before it went may have put the row back: take it out again.
-        self.cache.delete_file(file.filename)
+        self.cache.apply(RemoveFile(file.filename))

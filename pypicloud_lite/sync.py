@@ -20,6 +20,7 @@ from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cdn import is_flush_message
 from pypicloud_lite.errors import InvalidInput
 from pypicloud_lite.indexing import describe_object, listed_file
+from pypicloud_lite.models import AddFile, RemoveFile, ReplaceFile
 from pypicloud_lite.naming import METADATA_SUFFIX
 from pypicloud_lite.reload import parse_key
 from pypicloud_lite.storage.base import Storage, StoredObject
@@ -186,16 +187,16 @@ class S3Sync:
         if obj is None:
             # Gone (deleted, or a delete marker is current). A deleted non-current version
             # leaves the current one in place, so HeadObject still finds it: nothing removed.
-            return "applied" if row is not None and self.cache.delete_file(filename) else "unchanged"
+            removed = row is not None and self.cache.apply(RemoveFile(filename)).changed
+            return "applied" if removed else "unchanged"
         if row is not None and row.sha256 and row.size == obj.size and row.storage_etag in (None, obj.etag):
             return "unchanged"
         dist = parse_key(key)
         assert dist is not None
         described = describe_object(self.storage, listed_file(dist, obj), obj, rewritten=row is not None)
         if row is None:
-            _stored, created = self.cache.add_file(described, described.upload_name)
-            return "applied" if created else "unchanged"
-        self.cache.apply_reload([], [replace(described, yanked=row.yanked, yanked_reason=row.yanked_reason)], [], {})
+            return "applied" if self.cache.apply(AddFile(described, described.upload_name)).changed else "unchanged"
+        self.cache.apply(ReplaceFile(replace(described, yanked=row.yanked, yanked_reason=row.yanked_reason)))
         return "applied"
 
 

@@ -29,7 +29,7 @@ from pypicloud_lite.config import UploadSettings, load_settings
 from pypicloud_lite.db.tables import FileRow
 from pypicloud_lite.errors import BackendUnavailable, Conflict
 from pypicloud_lite.metadata import parse_core_metadata
-from pypicloud_lite.models import PackageFile
+from pypicloud_lite.models import PackageFile, ReloadChanges
 from pypicloud_lite.naming import parse_filename
 from pypicloud_lite.reload import ReloadProgress, begin_reload, parse_key
 from pypicloud_lite.service import PackageIndex, UploadForm, UploadResult
@@ -117,8 +117,8 @@ def insert_rows(cache: Cache, rows: list[PackageFile]) -> None:
     firsts: dict[str, PackageFile] = {}
     for row in rows:
         firsts.setdefault(row.project, row)
-    cache.apply_reload(list(firsts.values()), [], [], {})
-    cache.apply_reload([], [r for r in rows if firsts[r.project] is not r], [], {})
+    cache.apply_reload(ReloadChanges(list(firsts.values()), [], [], {}))
+    cache.apply_reload(ReloadChanges([], [r for r in rows if firsts[r.project] is not r], [], {}))
 
 
 def wait_until_idle(index: PackageIndex, timeout: float = 15.0) -> dict[str, object]:

@@ -13,7 +13,7 @@ import pytest
 from pypicloud_lite.cache.sql import SQLCache
 from pypicloud_lite.config import CacheSettings, UploadSettings
 from pypicloud_lite.errors import FileExists, InvalidInput, InvalidUpload, NotFound, UploadTooLarge
-from pypicloud_lite.models import PackageFile
+from pypicloud_lite.models import Applied, Change, PackageFile
 from pypicloud_lite.service import PackageIndex, UploadForm, UploadResult
 from pypicloud_lite.storage.local import LocalStorage
 from tests.distbuilder import build_sdist, build_wheel, digests, metadata_text
@@ -321,10 +321,10 @@ def test_metadata_that_contradicts_the_filename_stores_nothing(index: PackageInd
 def test_a_cache_failure_leaves_nothing_in_storage(
     index: PackageIndex, dists: Path, spool_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(file: PackageFile, display_name: str) -> tuple[PackageFile, bool]:
+    def broken(change: Change) -> Applied:
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(index.cache, "add_file", broken)
+    monkeypatch.setattr(index.cache, "apply", broken)
     wheel = build_wheel(dists, "demo", "1.0")
     with pytest.raises(RuntimeError, match="database went away"):
         upload(index, wheel)
@@ -349,11 +349,11 @@ def test_a_cache_failure_with_an_unreadable_cache_still_cleans_up(
             raise RuntimeError("cache unreadable")
         return real_get_file(filename)
 
-    def broken(file: PackageFile, display_name: str) -> tuple[PackageFile, bool]:
+    def broken(change: Change) -> Applied:
         raise RuntimeError("database went away")
 
     monkeypatch.setattr(index.cache, "get_file", get_file)
-    monkeypatch.setattr(index.cache, "add_file", broken)
+    monkeypatch.setattr(index.cache, "apply", broken)
     with pytest.raises(RuntimeError, match="database went away"):
         upload(index, wheel)
     assert stored_keys(index) == []
@@ -400,10 +400,10 @@ def test_an_unindexed_object_survives_a_cache_failure(
     wheel = build_wheel(dists, "demo", "1.0")
     index.storage.put_new("demo/demo-1.0-py3-none-any.whl", wheel)
 
-    def broken(file: PackageFile, display_name: str) -> tuple[PackageFile, bool]:
+    def broken(change: Change) -> Applied:
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(index.cache, "add_file", broken)
+    monkeypatch.setattr(index.cache, "apply", broken)
     with pytest.raises(RuntimeError):
         upload(index, wheel)
     assert read_key(index, "demo/demo-1.0-py3-none-any.whl") == wheel.read_bytes()
@@ -522,10 +522,10 @@ def test_delete_file_removes_the_row_before_the_object(
 ) -> None:
     upload(index, build_wheel(dists, "demo", "1.0"))
 
-    def broken(filename: str) -> bool:
+    def broken(change: Change) -> Applied:
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(index.cache, "delete_file", broken)
+    monkeypatch.setattr(index.cache, "apply", broken)
     with pytest.raises(RuntimeError):
         index.delete_file("demo", "demo-1.0-py3-none-any.whl")
     # The row could not go, so the object stays: the index never lists a file storage lacks.

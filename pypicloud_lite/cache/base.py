@@ -1,59 +1,46 @@
-"""The Cache interface: the metadata every index request is answered from."""
+"""The Cache interface: the metadata every index request is answered from, and the one path every change takes.
+
+A backend implements four small roles:
+
+* `CacheReader`: what the views, the page cache and a reload's diff read;
+* `CacheWriter`: the write side. `apply(change)` and `apply_reload(changes)` are the
+  only ways to change the index: the backend commits the change, the serial bump and
+  the CDN outbox entry in one transaction, then every subscribed listener (the page
+  cache, the CDN flusher) hears of it in this process;
+* `Leases`: named, expiring locks with progress (the reload, the CDN window and flush);
+* `CdnOutbox`: what the CDN flusher claims and sends.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection
 from datetime import datetime
 
-from pypicloud_lite.models import CdnBatch, CdnChange, CdnRecord, PackageFile, Project
+from pypicloud_lite.models import (
+    Applied,
+    CdnBatch,
+    CdnChange,
+    CdnRecord,
+    Change,
+    PackageFile,
+    Project,
+    ReloadChanges,
+)
 
 logger = logging.getLogger(__name__)
 
+ChangeListener = Callable[[Applied], None]
 
-class Cache(ABC):
-    """Every change bumps the global serial and the project's serial in the same write.
 
-    With the CDN outbox on, every change also records what the CDN must purge, in
-    that same write, and `on_cdn_change` runs once the change is committed.
-    """
-
-    on_cdn_change: Callable[[], None] | None = None
-
-    def _cdn_changed(self) -> None:
-        """Tell the CDN flusher (it claims the window); the change is committed whatever happens here."""
-        if self.on_cdn_change is None:
-            return
-        try:
-            self.on_cdn_change()
-        except Exception:
-            # The change sits in the outbox: a later window or the server's timer purges it.
-            logger.warning("could not schedule the CDN flush", exc_info=True)
+class CacheReader(ABC):
+    """Reads; the serial names the state they read."""
 
     @abstractmethod
     def get_file(self, filename: str) -> PackageFile | None:
         """The file stored under this filename (filenames are unique index-wide)."""
-
-    @abstractmethod
-    def add_file(self, file: PackageFile, display_name: str) -> tuple[PackageFile, bool]:
-        """Record a new file, creating its project if needed: (the stored row, whether it was added).
-
-        If a row already exists under the filename (a racing upload), it is
-        returned unchanged and nothing is written: the caller compares hashes.
-        """
-
-    @abstractmethod
-    def delete_file(self, filename: str) -> bool:
-        """Remove a file's row; False if there was none. The project is kept."""
-
-    @abstractmethod
-    def set_yanked(self, project: str, version: str, yanked: bool, reason: str | None) -> int:
-        """Yank or unyank every file of one release; returns how many files changed."""
-
-    @abstractmethod
-    def set_project_status(self, name: str, status: str, reason: str | None) -> bool:
-        """Set a project's PEP 792 status; False if there is no such project."""
 
     @abstractmethod
     def get_project(self, name: str) -> Project | None:
@@ -74,37 +61,72 @@ class Cache(ABC):
         """(projects, files), counted by the backend without loading the rows (the admin status panel)."""
 
     @abstractmethod
-    def files_of_projects(self, names: list[str]) -> list[PackageFile]:
-        """Every file of these projects (one query for a page of projects)."""
-
-    @abstractmethod
     def project_files(self, name: str) -> list[PackageFile]:
         """Every file of one project, ordered by filename."""
 
-    # -- reload ----------------------------------------------------------------
+    @abstractmethod
+    def files_of_projects(self, names: list[str]) -> list[PackageFile]:
+        """Every file of these projects (one query for a page of projects)."""
 
     @abstractmethod
     def all_files(self) -> list[PackageFile]:
         """Every file row: the cache side of a reload's diff."""
 
     @abstractmethod
-    def apply_reload(
-        self, added: list[PackageFile], changed: list[PackageFile], removed: list[str], etags: dict[str, str]
-    ) -> None:
-        """Apply a reload's diff at once: readers see the index before it or after it, never between.
+    def serial(self) -> int:
+        """The index-wide change serial (0 for an index that never changed)."""
 
-        `added` rows create their projects; `changed` rows replace the rows of their
-        filenames; `removed` rows are deleted; `etags` records storage ETags of rows
-        that lacked one. One serial bump for the whole diff.
-        """
+
+class CacheWriter(ABC):
+    """The one change path: commit (with the serial and the outbox), then tell this process's listeners."""
+
+    def __init__(self) -> None:
+        self._listeners: list[ChangeListener] = []
+        self._listeners_lock = threading.Lock()
+
+    def subscribe(self, listener: ChangeListener) -> None:
+        """Call `listener` after every change committed through this cache object."""
+        with self._listeners_lock:
+            self._listeners.append(listener)
+
+    def apply(self, change: Change) -> Applied:
+        """Apply one change; the serial moves (and the CDN outbox records it) only if something changed."""
+        applied = self._commit(change)
+        self._tell(applied)
+        return applied
+
+    def apply_reload(self, changes: ReloadChanges) -> Applied:
+        """Apply a reload's diff at once: readers see the index before it or after it, never between."""
+        if not changes:
+            return Applied(None)
+        applied = self._commit_reload(changes)
+        self._tell(applied)
+        return applied
+
+    def _tell(self, applied: Applied) -> None:
+        if not applied.changed:
+            return
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(applied)
+            except Exception:
+                # The change is committed whatever a listener does: a missed CDN window is
+                # flushed from the outbox by a later one, a page cache re-reads the serial.
+                logger.warning("a change listener failed", exc_info=True)
 
     @abstractmethod
-    def update_details(self, file: PackageFile, display_name: str | None = None) -> bool:
-        """Fill in a listed file's hash and metadata, if its row still has the same storage ETag.
+    def _commit(self, change: Change) -> Applied:
+        """Write one change with its serial bump and outbox entry, atomically; no listeners."""
 
-        `display_name`: also name the project so, if it still has the normalized name that
-        `apply_reload` gives the projects it creates (a reload learns names from metadata).
-        """
+    @abstractmethod
+    def _commit_reload(self, changes: ReloadChanges) -> Applied:
+        """Write a non-empty reload diff under one serial; no listeners."""
+
+
+class Leases(ABC):
+    """Named leases held by one holder until they expire or are released, with the holder's progress."""
 
     @abstractmethod
     def acquire_lock(self, name: str, holder: str, ttl: float) -> bool:
@@ -122,7 +144,9 @@ class Cache(ABC):
     def lock_state(self, name: str) -> tuple[bool, dict[str, object] | None]:
         """(held now, the last recorded progress)."""
 
-    # -- CDN outbox --------------------------------------------------------------
+
+class CdnOutbox(ABC):
+    """The purges that changes recorded, claimed in batches by the CDN flusher (pypicloud_lite/cdn.py)."""
 
     @abstractmethod
     def outbox_pending(self, limit: int) -> list[CdnChange]:
@@ -144,9 +168,9 @@ class Cache(ABC):
     def cdn_history(self, since: datetime) -> list[CdnRecord]:
         """Records of invalidations sent since then, oldest first."""
 
-    @abstractmethod
-    def serial(self) -> int:
-        """The index-wide change serial (0 for an index that never changed)."""
+
+class Cache(CacheReader, CacheWriter, Leases, CdnOutbox):
+    """A whole cache backend: every role, plus its lifecycle."""
 
     @abstractmethod
     def check_health(self) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pypicloud_lite.models import PackageFile, Project
+from pypicloud_lite.models import Applied, PackageFile, Project
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.web import simple_pages
 
@@ -67,6 +67,10 @@ class PageCache:
         self._bytes = 0
         self._lock = threading.Lock()
         self._serial: tuple[float, int, int] | None = None
+        # Counts the changes this process committed (the cache tells its listeners): a serial read
+        # before one of them is never reused after it, however young.
+        self._local_changes = 0
+        index.subscribe(self._on_change)
         # The project list behind filtered listings, shared by every caller at one serial.
         self._projects: tuple[int, list[Project]] | None = None
 
@@ -75,19 +79,23 @@ class PageCache:
     def serial(self) -> int:
         """The global serial: read on every call, or at most every `serial_max_age` seconds.
 
-        A change made through this process's own PackageIndex ends the age at once, so
+        A change committed by this process (an upload, a reload, anything) ends the age at once, so
         `twine upload` then `pip install` against one process never sees the page before it.
         """
         if self.serial_max_age <= 0:
             return self.index.serial()
         now = time.monotonic()
-        changes = self.index.local_changes
+        changes = self._local_changes
         known = self._serial
         if known is not None and known[2] == changes and now - known[0] < self.serial_max_age:
             return known[1]
         serial = self.index.serial()
         self._serial = (now, serial, changes)
         return serial
+
+    def _on_change(self, _applied: Applied) -> None:
+        with self._lock:
+            self._local_changes += 1
 
     def projects(self, serial: int) -> list[Project]:
         """Every project, read once per global serial."""

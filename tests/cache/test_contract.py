@@ -15,7 +15,16 @@ from sqlalchemy import create_engine, delete, update
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cache.sql import SQLCache
 from pypicloud_lite.db.tables import FileRow, IndexStateRow, ProjectRow
-from pypicloud_lite.models import CoreMetadata, PackageFile
+from pypicloud_lite.models import (
+    AddFile,
+    CoreMetadata,
+    FillDetails,
+    PackageFile,
+    ReloadChanges,
+    RemoveFile,
+    SetStatus,
+    SetYanked,
+)
 from pypicloud_lite.naming import normalize
 from tests.aws import Moto
 from tests.cache import SQL_BACKENDS, cache_settings, dynamo_cache, fresh_database
@@ -102,13 +111,15 @@ def test_an_empty_cache_has_nothing_and_serial_zero(cache: Cache) -> None:
 
 def test_add_file_adds_once_then_returns_the_existing_row(cache: Cache) -> None:
     first = make_file()
-    stored, created = cache.add_file(first, "Demo")
+    applied = cache.apply(AddFile(first, "Demo"))
+    stored, created = applied.file, applied.changed
     assert created is True
     assert stored == first
     serial = cache.serial()
 
     other_bytes = replace(first, sha256="f" * 64, size=99, uploader="mallory")
-    again, created_again = cache.add_file(other_bytes, "Demo")
+    applied = cache.apply(AddFile(other_bytes, "Demo"))
+    again, created_again = applied.file, applied.changed
     assert created_again is False
     assert again == first
     assert again.sha256 == "a" * 64
@@ -130,7 +141,7 @@ def test_get_file_round_trips_every_field(cache: Cache) -> None:
         yanked_reason="broken build",
         uploader=None,
     )
-    cache.add_file(file, "Demo_Pkg")
+    cache.apply(AddFile(file, "Demo_Pkg"))
     got = cache.get_file(file.filename)
     assert got == file
     assert got is not None
@@ -140,10 +151,11 @@ def test_get_file_round_trips_every_field(cache: Cache) -> None:
 
 def test_filenames_are_exact_keys(cache: Cache) -> None:
     # Storage keys are case-sensitive (S3, POSIX folders), so the cache's must be too.
-    cache.add_file(make_file("Demo-1.0.tar.gz"), "Demo")
+    cache.apply(AddFile(make_file("Demo-1.0.tar.gz"), "Demo"))
     assert cache.get_file("demo-1.0.tar.gz") is None
     assert cache.get_file("DEMO-1.0.TAR.GZ") is None
-    stored, created = cache.add_file(make_file("demo-1.0.tar.gz", sha256="e" * 64), "Demo")
+    applied = cache.apply(AddFile(make_file("demo-1.0.tar.gz", sha256="e" * 64), "Demo"))
+    stored, created = applied.file, applied.changed
     assert created is True
     assert stored.filename == "demo-1.0.tar.gz"
     assert [f.filename for f in cache.project_files("demo")] == ["Demo-1.0.tar.gz", "demo-1.0.tar.gz"]
@@ -164,12 +176,12 @@ def test_core_metadata_round_trips(cache: Cache) -> None:
         project_urls=(("Homepage", "https://example.invalid/"), ("Issues", "https://example.invalid/issues")),
         classifiers=("Programming Language :: Python :: 3",),
     )
-    cache.add_file(make_file(core_metadata=metadata), "Demo")
+    cache.apply(AddFile(make_file(core_metadata=metadata), "Demo"))
     got = cache.get_file("demo-1.0-py3-none-any.whl")
     assert got is not None
     assert got.core_metadata == metadata
     assert cache.project_files("demo")[0].core_metadata == metadata
-    cache.add_file(make_file("demo-1.0.tar.gz"), "Demo")
+    cache.apply(AddFile(make_file("demo-1.0.tar.gz"), "Demo"))
     without = cache.get_file("demo-1.0.tar.gz")
     assert without is not None
     assert without.core_metadata is None
@@ -178,7 +190,8 @@ def test_core_metadata_round_trips(cache: Cache) -> None:
 def test_upload_time_is_timezone_aware_and_round_trips(cache: Cache) -> None:
     plus_two = timezone(timedelta(hours=2))
     when = datetime(2024, 2, 29, 23, 59, 58, 123456, tzinfo=plus_two)
-    stored, _ = cache.add_file(make_file(upload_time=when), "Demo")
+    applied = cache.apply(AddFile(make_file(upload_time=when), "Demo"))
+    stored, _ = applied.file, applied.changed
     got = cache.get_file(stored.filename)
     assert got is not None
     assert got.upload_time.tzinfo is not None
@@ -191,7 +204,7 @@ def test_upload_time_is_timezone_aware_and_round_trips(cache: Cache) -> None:
 def test_list_projects_is_ordered_by_normalized_name(cache: Cache) -> None:
     for display in ("Zeta", "alpha", "Mid.Dle", "alpha-beta"):
         name = normalize(display)
-        cache.add_file(make_file(f"{name.replace('-', '_')}-1.0.tar.gz", project=name), display)
+        cache.apply(AddFile(make_file(f"{name.replace('-', '_')}-1.0.tar.gz", project=name), display))
     projects = cache.list_projects()
     assert [p.name for p in projects] == ["alpha", "alpha-beta", "mid-dle", "zeta"]
     assert [p.display_name for p in projects] == ["alpha", "alpha-beta", "Mid.Dle", "Zeta"]
@@ -200,16 +213,16 @@ def test_list_projects_is_ordered_by_normalized_name(cache: Cache) -> None:
 def test_project_files_lists_one_project_ordered_by_filename(cache: Cache) -> None:
     names = ["demo-2.0.tar.gz", "demo-1.0-py3-none-any.whl", "demo-1.0.tar.gz"]
     for filename in names:
-        cache.add_file(make_file(filename, version=filename.split("-")[1].removesuffix(".tar.gz")), "demo")
-    cache.add_file(make_file("demox-1.0.tar.gz", project="demox"), "demox")
+        cache.apply(AddFile(make_file(filename, version=filename.split("-")[1].removesuffix(".tar.gz")), "demo"))
+    cache.apply(AddFile(make_file("demox-1.0.tar.gz", project="demox"), "demox"))
     assert [f.filename for f in cache.project_files("demo")] == sorted(names)
     assert [f.filename for f in cache.project_files("demox")] == ["demox-1.0.tar.gz"]
     assert cache.project_files("nothing") == []
 
 
 def test_display_name_is_kept_from_the_first_upload(cache: Cache) -> None:
-    cache.add_file(make_file("Demo_Pkg-1.0.tar.gz", project="demo-pkg"), "Demo_Pkg")
-    cache.add_file(make_file("demo.pkg-2.0.tar.gz", project="demo-pkg", version="2.0"), "demo.pkg")
+    cache.apply(AddFile(make_file("Demo_Pkg-1.0.tar.gz", project="demo-pkg"), "Demo_Pkg"))
+    cache.apply(AddFile(make_file("demo.pkg-2.0.tar.gz", project="demo-pkg", version="2.0"), "demo.pkg"))
     project = cache.get_project("demo-pkg")
     assert project is not None
     assert project.name == "demo-pkg"
@@ -217,12 +230,12 @@ def test_display_name_is_kept_from_the_first_upload(cache: Cache) -> None:
 
 
 def test_delete_file_keeps_the_project(cache: Cache) -> None:
-    cache.add_file(make_file(), "Demo")
-    cache.add_file(make_file("demo-1.0.tar.gz"), "Demo")
-    assert cache.delete_file("demo-1.0-py3-none-any.whl") is True
+    cache.apply(AddFile(make_file(), "Demo"))
+    cache.apply(AddFile(make_file("demo-1.0.tar.gz"), "Demo"))
+    assert cache.apply(RemoveFile("demo-1.0-py3-none-any.whl")).changed is True
     assert cache.get_file("demo-1.0-py3-none-any.whl") is None
     assert [f.filename for f in cache.project_files("demo")] == ["demo-1.0.tar.gz"]
-    assert cache.delete_file("demo-1.0.tar.gz") is True
+    assert cache.apply(RemoveFile("demo-1.0.tar.gz")).changed is True
     assert cache.project_files("demo") == []
     project = cache.get_project("demo")
     assert project is not None
@@ -230,12 +243,12 @@ def test_delete_file_keeps_the_project(cache: Cache) -> None:
 
 
 def test_set_yanked_applies_to_one_release_with_its_reason(cache: Cache) -> None:
-    cache.add_file(make_file(), "Demo")
-    cache.add_file(make_file("demo-1.0.tar.gz"), "Demo")
-    cache.add_file(make_file("demo-2.0.tar.gz", version="2.0"), "Demo")
-    cache.add_file(make_file("other-1.0.tar.gz", project="other"), "other")
+    cache.apply(AddFile(make_file(), "Demo"))
+    cache.apply(AddFile(make_file("demo-1.0.tar.gz"), "Demo"))
+    cache.apply(AddFile(make_file("demo-2.0.tar.gz", version="2.0"), "Demo"))
+    cache.apply(AddFile(make_file("other-1.0.tar.gz", project="other"), "other"))
 
-    assert cache.set_yanked("demo", "1.0", True, "broken on 3.12") == 2
+    assert cache.apply(SetYanked("demo", "1.0", True, "broken on 3.12")).count == 2
     by_name = {f.filename: f for f in cache.project_files("demo")}
     assert by_name["demo-1.0-py3-none-any.whl"].yanked is True
     assert by_name["demo-1.0.tar.gz"].yanked is True
@@ -246,15 +259,15 @@ def test_set_yanked_applies_to_one_release_with_its_reason(cache: Cache) -> None
     assert other is not None
     assert other.yanked is False
 
-    assert cache.set_yanked("demo", "1.0", False, "ignored when unyanking") == 2
+    assert cache.apply(SetYanked("demo", "1.0", False, "ignored when unyanking")).count == 2
     for file in cache.project_files("demo"):
         assert file.yanked is False
         assert file.yanked_reason is None
 
 
 def test_set_yanked_without_a_reason(cache: Cache) -> None:
-    cache.add_file(make_file(), "Demo")
-    assert cache.set_yanked("demo", "1.0", True, None) == 1
+    cache.apply(AddFile(make_file(), "Demo"))
+    assert cache.apply(SetYanked("demo", "1.0", True, None)).count == 1
     got = cache.get_file("demo-1.0-py3-none-any.whl")
     assert got is not None
     assert got.yanked is True
@@ -262,23 +275,23 @@ def test_set_yanked_without_a_reason(cache: Cache) -> None:
 
 
 def test_set_yanked_of_an_unknown_release_changes_nothing(cache: Cache) -> None:
-    cache.add_file(make_file(), "Demo")
+    cache.apply(AddFile(make_file(), "Demo"))
     serial = cache.serial()
-    assert cache.set_yanked("demo", "9.9", True, "nope") == 0
-    assert cache.set_yanked("nothing", "1.0", True, "nope") == 0
+    assert cache.apply(SetYanked("demo", "9.9", True, "nope")).count == 0
+    assert cache.apply(SetYanked("nothing", "1.0", True, "nope")).count == 0
     assert cache.serial() == serial
 
 
 def test_serial_bumps_on_every_change_and_only_then(cache: Cache) -> None:
     assert cache.serial() == 0
 
-    cache.add_file(make_file(), "Demo")
+    cache.apply(AddFile(make_file(), "Demo"))
     assert cache.serial() == 1
     demo = cache.get_project("demo")
     assert demo is not None
     assert demo.serial == 1
 
-    cache.add_file(make_file("other-1.0.tar.gz", project="other"), "other")
+    cache.apply(AddFile(make_file("other-1.0.tar.gz", project="other"), "other"))
     assert cache.serial() == 2
     other = cache.get_project("other")
     demo = cache.get_project("demo")
@@ -287,19 +300,19 @@ def test_serial_bumps_on_every_change_and_only_then(cache: Cache) -> None:
     assert other.serial == 2
     assert demo.serial == 1  # another project's change leaves this one's serial alone
 
-    cache.add_file(make_file(), "Demo")  # identical add: nothing written
+    cache.apply(AddFile(make_file(), "Demo"))  # identical add: nothing written
     assert cache.serial() == 2
-    assert cache.delete_file("absent-1.0.tar.gz") is False  # no-op delete
+    assert cache.apply(RemoveFile("absent-1.0.tar.gz")).changed is False  # no-op delete
     assert cache.serial() == 2
 
-    cache.set_yanked("demo", "1.0", True, "bad")
+    cache.apply(SetYanked("demo", "1.0", True, "bad"))
     assert cache.serial() == 3
     assert cache.get_project("demo") == replace(demo, serial=3)
 
-    cache.set_yanked("demo", "1.0", False, None)
+    cache.apply(SetYanked("demo", "1.0", False, None))
     assert cache.serial() == 4
 
-    cache.delete_file("demo-1.0-py3-none-any.whl")
+    cache.apply(RemoveFile("demo-1.0-py3-none-any.whl"))
     assert cache.serial() == 5
     demo = cache.get_project("demo")
     assert demo is not None
@@ -325,8 +338,8 @@ def test_concurrent_adds_of_different_files_all_land_once(cache: Cache) -> None:
     # Like a CI matrix uploading every platform wheel of one new release at once.
     count = 8
     files = [make_file(f"demo-1.0-py3-none-manylinux_{i}_x86_64.whl") for i in range(count)]
-    results = _run_together(count, lambda i: cache.add_file(files[i], "Demo"))
-    assert [created for _, created in results] == [True] * count
+    results = _run_together(count, lambda i: cache.apply(AddFile(files[i], "Demo")))
+    assert [applied.changed for applied in results] == [True] * count
     assert sorted(f.filename for f in cache.project_files("demo")) == sorted(f.filename for f in files)
     assert cache.serial() == count
     demo = cache.get_project("demo")
@@ -337,10 +350,12 @@ def test_concurrent_adds_of_different_files_all_land_once(cache: Cache) -> None:
 def test_concurrent_adds_of_one_file_create_it_once(cache: Cache) -> None:
     count = 8
     files = [make_file(sha256=f"{i:064x}") for i in range(count)]
-    results = _run_together(count, lambda i: cache.add_file(files[i], "Demo"))
-    winners = [stored for stored, created in results if created]
+    results = _run_together(count, lambda i: cache.apply(AddFile(files[i], "Demo")))
+    winners = [applied.file for applied in results if applied.changed]
     assert len(winners) == 1
-    assert {stored.sha256 for stored, _ in results} == {winners[0].sha256}
+    assert winners[0] is not None
+    assert {applied.file.sha256 for applied in results if applied.file} == {winners[0].sha256}
+    assert all(applied.file is not None for applied in results)
     assert cache.serial() == 1
     assert len(cache.project_files("demo")) == 1
 
@@ -355,7 +370,7 @@ def test_reload_creates_complete_projects_beyond_one_transaction(cache: Cache) -
     count = 150
     added = [make_file(f"proj_{i}-1.0.tar.gz", project=f"proj-{i}", sha256=None) for i in range(count)]
 
-    cache.apply_reload(added, [], [], {})
+    cache.apply_reload(ReloadChanges(added, [], [], {}))
 
     serial = cache.serial()
     projects = cache.list_projects()
@@ -367,44 +382,48 @@ def test_reload_creates_complete_projects_beyond_one_transaction(cache: Cache) -
 
 def test_filling_in_a_reloaded_file_can_name_its_new_project_once(cache: Cache) -> None:
     listed = make_file("foo_bar-1.0.tar.gz", project="foo-bar", sha256=None)
-    cache.add_file(declaring(make_file(), "Demo"), "Demo")
+    cache.apply(AddFile(declaring(make_file(), "Demo"), "Demo"))
     other = make_file("demo-2.0.tar.gz", version="2.0", sha256=None)
-    cache.apply_reload([listed, other], [], [], {})
+    cache.apply_reload(ReloadChanges([listed, other], [], [], {}))
     serial = cache.serial()
 
-    assert cache.update_details(declaring(replace(listed, sha256="e" * 64), "Foo.Bar"), display_name="Foo.Bar")
+    assert cache.apply(
+        FillDetails(declaring(replace(listed, sha256="e" * 64), "Foo.Bar"), display_name="Foo.Bar")
+    ).changed
     project = cache.get_project("foo-bar")
     assert project is not None
     assert (project.display_name, project.serial) == ("Foo.Bar", serial + 1)
-    assert cache.update_details(declaring(replace(listed, sha256="e" * 64), "FOO_BAR"), display_name="FOO_BAR")
-    assert cache.update_details(declaring(replace(other, sha256="f" * 64), "DEMO"), display_name="DEMO")
+    assert cache.apply(
+        FillDetails(declaring(replace(listed, sha256="e" * 64), "FOO_BAR"), display_name="FOO_BAR")
+    ).changed
+    assert cache.apply(FillDetails(declaring(replace(other, sha256="f" * 64), "DEMO"), display_name="DEMO")).changed
     names = {p.name: p.display_name for p in cache.list_projects()}
     assert names == {"foo-bar": "Foo.Bar", "demo": "Demo"}  # named once; an uploaded name stays
 
 
 def test_counts(cache: Cache) -> None:
     assert cache.counts() == (0, 0)
-    cache.add_file(make_file(), "Demo")
-    cache.add_file(make_file("demo-1.0.tar.gz"), "Demo")
-    cache.add_file(make_file("other-1.0.tar.gz", project="other"), "other")
+    cache.apply(AddFile(make_file(), "Demo"))
+    cache.apply(AddFile(make_file("demo-1.0.tar.gz"), "Demo"))
+    cache.apply(AddFile(make_file("other-1.0.tar.gz", project="other"), "other"))
     assert cache.counts() == (2, 3)
-    cache.delete_file("demo-1.0.tar.gz")
+    cache.apply(RemoveFile("demo-1.0.tar.gz"))
     assert cache.counts() == (2, 2)
 
 
 def test_new_projects_are_active(cache: Cache) -> None:
-    cache.add_file(make_file(), "Demo")
+    cache.apply(AddFile(make_file(), "Demo"))
     project = cache.get_project("demo")
     assert project is not None
     assert (project.status, project.status_reason) == ("active", None)
 
 
 def test_set_project_status(cache: Cache) -> None:
-    cache.add_file(make_file(), "Demo")
-    cache.add_file(make_file("other-1.0.tar.gz", project="other"), "other")
+    cache.apply(AddFile(make_file(), "Demo"))
+    cache.apply(AddFile(make_file("other-1.0.tar.gz", project="other"), "other"))
     serial = cache.serial()
 
-    assert cache.set_project_status("demo", "archived", "moved to demo2") is True
+    assert cache.apply(SetStatus("demo", "archived", "moved to demo2")).count == 1
     assert cache.serial() == serial + 1
     project = cache.get_project("demo")
     assert project is not None
@@ -414,10 +433,10 @@ def test_set_project_status(cache: Cache) -> None:
     assert other.status == "active"
     assert [p.status for p in cache.list_projects()] == ["archived", "active"]
 
-    assert cache.set_project_status("demo", "archived", "moved to demo2") is True  # unchanged: no bump
+    assert cache.apply(SetStatus("demo", "archived", "moved to demo2")).count == 1  # unchanged: no bump
     assert cache.serial() == serial + 1
 
-    assert cache.set_project_status("demo", "active", None) is True
+    assert cache.apply(SetStatus("demo", "active", None)).count == 1
     project = cache.get_project("demo")
     assert project is not None
     assert (project.status, project.status_reason) == ("active", None)
@@ -425,6 +444,6 @@ def test_set_project_status(cache: Cache) -> None:
 
 
 def test_set_project_status_of_an_unknown_project(cache: Cache) -> None:
-    assert cache.set_project_status("nothing", "archived", None) is False
+    assert cache.apply(SetStatus("nothing", "archived", None)).count == 0
     assert cache.get_project("nothing") is None
     assert cache.serial() == 0

@@ -17,7 +17,7 @@ import pytest
 from pypicloud_lite.cache.sql import SQLCache
 from pypicloud_lite.cache.sql.serial_reader import SerialReader, WalIndexWatch
 from pypicloud_lite.config import load_settings
-from pypicloud_lite.models import PackageFile
+from pypicloud_lite.models import AddFile, PackageFile
 
 
 def _cache(path: Path) -> SQLCache:
@@ -79,7 +79,7 @@ def test_unchanged_database_costs_no_select_and_every_write_is_seen(
         assert reader.serial() == first
     assert selects.count == 0, "an unchanged WAL-index header must answer without a SELECT"
     for n in range(1, 30):
-        writer.add_file(_file(n), "Demo")
+        writer.apply(AddFile(_file(n), "Demo"))
         expected = writer.serial()
         assert reader.serial() == expected == first + n
     assert selects.count == 29
@@ -102,7 +102,7 @@ def test_a_write_from_another_process_is_seen_on_the_next_read(database: Path) -
 
 def _write_one(database: Path, n: int) -> None:
     cache = _cache(database)
-    cache.add_file(_file(n), "Demo")
+    cache.apply(AddFile(_file(n), "Demo"))
     cache.close()
 
 
@@ -113,7 +113,7 @@ def test_checkpoints_and_foreign_writes_never_leave_a_stale_serial(
     raw = sqlite3.connect(database, isolation_level=None)
     try:
         for n in range(1, 20):
-            writer.add_file(_file(n), "Demo")
+            writer.apply(AddFile(_file(n), "Demo"))
             if n % 3 == 0:
                 raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             if n % 5 == 0:

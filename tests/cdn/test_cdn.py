@@ -17,7 +17,7 @@ from pypicloud_lite.cdn import (
 )
 from pypicloud_lite.config import CLOUDFRONT_MAX_WILDCARDS, CdnSettings, load_settings
 from pypicloud_lite.errors import ConfigError
-from pypicloud_lite.models import CdnBatch, CdnChange, CdnRecord
+from pypicloud_lite.models import AddFile, CdnBatch, CdnChange, CdnRecord
 from pypicloud_lite.scripts import cdn_report
 from tests.cdn import open_cache, wheel
 
@@ -121,7 +121,7 @@ def test_too_many_wildcards_in_progress_waits_then_sends(sqlite_raw: dict[str, s
     flusher = CdnFlusher(cache, CloudFrontPurger("E1", fake), settings)
     flusher.attach()
     for n in range(3):
-        cache.add_file(wheel(f"p{n}", "1.0"), f"p{n}")
+        cache.apply(AddFile(wheel(f"p{n}", "1.0"), f"p{n}"))
     waiting = flusher.flush(force=True)
     # Two wildcards would make 16 in progress: it waits, sends nothing, and keeps the batch.
     assert waiting.state == "waiting" and waiting.paths == ("/pypi/*", "/simple/*")
@@ -143,7 +143,7 @@ def test_too_many_explicit_paths_in_progress_or_a_refusal_waits(sqlite_raw: dict
     cache = open_cache(sqlite_raw)
     flusher = CdnFlusher(cache, CloudFrontPurger("E1", fake), CdnSettings(backend="cloudfront", distribution_id="E1"))
     flusher.attach()
-    cache.add_file(wheel("demo", "1.0"), "demo")
+    cache.apply(AddFile(wheel("demo", "1.0"), "demo"))
     assert flusher.flush(force=True).state == "waiting"
     fake.invalidations[0]["Status"] = "Completed"
     fake.refuse = True  # CloudFront's own count says no: still a wait, not a failure

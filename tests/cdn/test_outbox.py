@@ -14,7 +14,7 @@ import pytest
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cdn import FLUSH_LEASE, FLUSH_LOCK, WINDOW_LOCK, CdnError, CdnFlusher, CloudFrontPurger, FlushResult
 from pypicloud_lite.config import CLOUDFRONT_MAX_PATHS, CLOUDFRONT_MAX_WILDCARDS
-from pypicloud_lite.models import CdnBatch
+from pypicloud_lite.models import AddFile, CdnBatch, ReloadChanges, RemoveFile, SetStatus, SetYanked
 from tests.aws import Moto
 from tests.cdn import (
     OUTBOX_BACKENDS,
@@ -73,7 +73,7 @@ def test_a_release_of_40_files_is_one_invalidation(cache: Cache, moto: Moto, dis
     files = [wheel("demo", "1.0", f"{platform}{n}") for platform in PLATFORMS for n in range(4)]
     assert len(files) == 40
     for file in files:
-        assert cache.add_file(file, "Demo")[1]
+        assert cache.apply(AddFile(file, "Demo")).changed
         # Inside the window nothing is sent: later changes join the pending batch.
         assert flusher.flush() == FlushResult("window-open")
     assert windows.opened == 1  # only the first change of the window claimed it
@@ -97,10 +97,10 @@ def test_deletes_and_replacements_purge_the_file_url(cache: Cache, moto: Moto, d
     flusher, _ = flusher_for(cache, moto, distribution)
     kept, gone, rewritten = wheel("demo", "1.0"), wheel("demo", "2.0"), wheel("other", "3.0")
     for file in (kept, gone, rewritten):
-        cache.add_file(file, file.project)
+        cache.apply(AddFile(file, file.project))
     assert flusher.flush(force=True).state == "sent"
-    assert cache.delete_file(gone.filename)
-    cache.apply_reload([], [replace(rewritten, sha256="b" * 64)], [], {})
+    assert cache.apply(RemoveFile(gone.filename)).changed
+    cache.apply_reload(ReloadChanges([], [replace(rewritten, sha256="b" * 64)], [], {}))
     result = flusher.flush(force=True)
     assert result.state == "sent"
     assert sorted(result.paths) == sorted(
@@ -129,7 +129,7 @@ def test_5000_changes_across_2000_projects_collapse_into_wildcards(cache: Cache,
     files = [wheel(f"proj-{n % 2000}", f"1.{n // 2000}") for n in range(5000)]
     # In slices, as a reload or a burst of uploads writes them: every slice joins the same window.
     for start in range(0, len(files), 500):
-        cache.apply_reload(files[start : start + 500], [], [], {})
+        cache.apply_reload(ReloadChanges(files[start : start + 500], [], [], {}))
     assert windows.opened == 1
     assert len(cache.outbox_pending(10_000)) == 5000
     looked_up = count_calls(cache, "project_files")
@@ -183,7 +183,7 @@ def test_a_failed_flush_is_retried_and_purges_once(
     failing = FailingPurger(purger(moto, distribution), after_sending)
     flusher = CdnFlusher(cache, failing, settings)
     flusher.attach()
-    cache.add_file(wheel("demo", "1.0"), "demo")
+    cache.apply(AddFile(wheel("demo", "1.0"), "demo"))
     with pytest.raises(CdnError):
         flusher.flush(force=True)
     assert failing.failures == 1
@@ -191,7 +191,7 @@ def test_a_failed_flush_is_retried_and_purges_once(
     claimed = cache.outbox_batch()
     assert claimed is not None and len(claimed.changes) == 1
     # A change during the failed flush waits for the next batch.
-    cache.add_file(wheel("late", "2.0"), "late")
+    cache.apply(AddFile(wheel("late", "2.0"), "late"))
     retried = flusher.flush(force=True)
     assert retried.state == "sent" and retried.record is not None
     assert retried.record.batch_id == claimed.id
@@ -208,7 +208,7 @@ def test_two_processes_flushing_at_once_send_one_invalidation(
     raw: dict[str, str], cache: Cache, moto: Moto, distribution: str
 ) -> None:
     for n in range(5):
-        cache.add_file(wheel("demo", "1.0", f"py3-none-any{n}"), "demo")
+        cache.apply(AddFile(wheel("demo", "1.0", f"py3-none-any{n}"), "demo"))
     states: list[str] = []
     loser_done = threading.Event()
 
@@ -247,7 +247,7 @@ def test_a_flush_that_looks_while_another_claims_the_batch_is_busy_not_idle(
 ) -> None:
     # The interleaving two racing processes can produce: the other flusher takes the lease and moves the
     # pending changes into its batch while this one is checking whether anything is pending.
-    cache.add_file(wheel("demo", "1.0"), "demo")
+    cache.apply(AddFile(wheel("demo", "1.0"), "demo"))
     flusher, _ = flusher_for(cache, moto, distribution)
     real_pending = cache.outbox_pending
 
@@ -265,7 +265,7 @@ def test_a_flush_that_looks_while_another_claims_the_batch_is_busy_not_idle(
 def test_a_crash_between_change_and_flush_loses_nothing(raw: dict[str, str], moto: Moto, distribution: str) -> None:
     # The process that made the change dies before any flush: only the outbox remembers.
     crashed = open_cache(raw, distribution)
-    crashed.add_file(wheel("demo", "1.0"), "demo")
+    crashed.apply(AddFile(wheel("demo", "1.0"), "demo"))
     crashed.close()
     # Another dies after claiming a batch, before CloudFront heard of it.
     dying_cache = open_cache(raw, distribution)
@@ -305,10 +305,10 @@ def test_the_window_is_claimed_once(cache: Cache, moto: Moto, distribution: str)
 
 def test_yank_status_and_reload_are_recorded(cache: Cache, moto: Moto, distribution: str) -> None:
     flusher, _ = flusher_for(cache, moto, distribution)
-    cache.add_file(wheel("demo", "1.0"), "demo")
-    cache.add_file(wheel("demo", "2.0"), "demo")
+    cache.apply(AddFile(wheel("demo", "1.0"), "demo"))
+    cache.apply(AddFile(wheel("demo", "2.0"), "demo"))
     assert flusher.flush(force=True).state == "sent"
-    cache.set_yanked("demo", "1.0", True, "broken")
+    cache.apply(SetYanked("demo", "1.0", True, "broken"))
     looked_up = count_calls(cache, "project_files")
     yanked = flusher.flush(force=True)
     # 2.0's page too: every release page shows the project's last_serial.
@@ -316,7 +316,7 @@ def test_yank_status_and_reload_are_recorded(cache: Cache, moto: Moto, distribut
         ["/simple/", "/simple/demo/", "/pypi/demo/json", "/pypi/demo/1.0/json", "/pypi/demo/2.0/json"]
     )
     assert looked_up == [("demo",)]
-    cache.set_project_status("demo", "quarantined", "malware")
+    bool(cache.apply(SetStatus("demo", "quarantined", "malware")).count)
     status = flusher.flush(force=True)
     assert "/pypi/demo/1.0/json" in status.paths and "/pypi/demo/2.0/json" in status.paths
     assert len(invalidations(moto, distribution)) == 3

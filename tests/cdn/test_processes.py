@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pypicloud_lite.models import AddFile
 from tests.aws import Moto
 from tests.cdn import OUTBOX_BACKENDS, create_distribution, invalidations, open_cache, outbox_database, wheel
 
@@ -18,6 +19,7 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 CHILD = """
 import json, os, sys
 from pypicloud_lite.cdn import CdnFlusher, CloudFrontPurger
+from pypicloud_lite.models import AddFile
 from tests.aws import Moto
 from tests.cdn import cdn_settings, open_cache, wheel
 
@@ -25,7 +27,7 @@ raw, distribution, endpoint, action = json.loads(sys.argv[1]), sys.argv[2], sys.
 moto = Moto(endpoint)
 cache = open_cache(raw, distribution)
 if action == "change":
-    cache.add_file(wheel("demo", "1.0"), "demo")
+    cache.apply(AddFile(wheel("demo", "1.0"), "demo"))
     os._exit(9)  # killed: no flush, no clean-up, no atexit
 flusher = CdnFlusher(cache, CloudFrontPurger(distribution, moto.client("cloudfront")), cdn_settings(moto, distribution))
 print(flusher.flush(force=True).state)
@@ -69,7 +71,7 @@ def test_a_process_killed_after_its_change_loses_nothing(raw: dict[str, str], mo
 def test_two_processes_flushing_together_send_one_invalidation(raw: dict[str, str], moto: Moto) -> None:
     distribution = create_distribution(moto)
     cache = open_cache(raw, distribution)
-    cache.add_file(wheel("demo", "1.0"), "demo")
+    cache.apply(AddFile(wheel("demo", "1.0"), "demo"))
     cache.close()
     flushers = [child(raw, distribution, moto, "flush") for _ in range(2)]
     states = []

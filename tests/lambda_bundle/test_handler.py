@@ -21,7 +21,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from pypicloud_lite.errors import BackendUnavailable
-from pypicloud_lite.models import PackageFile
+from pypicloud_lite.models import PackageFile, SetYanked
 from tests.aws import Moto
 from tests.cache import fresh_database
 from tests.lambda_bundle.handler_env import (
@@ -662,7 +662,7 @@ def test_object_rewritten_in_place_is_described_by_its_new_bytes(
         put_object(moto, bucket, key, first, checksum=True)
         index_now(module, key, bucket)
         cache = module.runtime().cache
-        assert cache.set_yanked("phoenix", "2.0", True, "broken") == 1
+        assert cache.apply(SetYanked("phoenix", "2.0", True, "broken")).count == 1
         put_object(moto, bucket, key, second)
         index_now(module, key, bucket)
         row = cache.get_file(filename)

@@ -312,6 +312,7 @@ class RejectingCache(Cache):
     """A cache whose database refuses the credentials: every call fails as the SQL cache reports it."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.calls = 0
 
     def _refuse(self, *_args: Any, **_kwargs: Any) -> Any:
@@ -321,9 +322,9 @@ class RejectingCache(Cache):
         except RuntimeError as cause:
             raise BackendUnavailable("The package cache database is unavailable (OperationalError).") from cause
 
-    get_file = add_file = delete_file = set_yanked = set_project_status = get_project = _refuse
-    list_projects = search_projects = counts = files_of_projects = project_files = all_files = apply_reload = _refuse
-    update_details = acquire_lock = update_lock = release_lock = lock_state = serial = check_health = _refuse
+    get_file = _commit = _commit_reload = get_project = _refuse
+    list_projects = search_projects = counts = files_of_projects = project_files = all_files = _refuse
+    acquire_lock = update_lock = release_lock = lock_state = serial = check_health = _refuse
     outbox_pending = outbox_batch = open_outbox_batch = close_outbox_batch = cdn_history = _refuse
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ import webtest
 
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.errors import ConfigError
-from pypicloud_lite.models import PackageFile, utcnow
+from pypicloud_lite.models import AddFile, PackageFile, utcnow
 from pypicloud_lite.web.session import SECRET_STORAGE_KEY
 from tests.conftest import UPLOADER, UPLOADER_PASSWORD, services
 from tests.web.apiutil import ADMIN, PASSWORD, creds, running, upload_wheel
@@ -198,7 +198,7 @@ def test_project_list_is_paginated_and_searchable(app: webtest.TestApp) -> None:
             upload_time=utcnow(),
             summary=f"summary {number}",
         )
-        cache.add_file(file, name)
+        cache.apply(AddFile(file, name))
     first = app.get("/ui/")
     assert "120 projects" in first.text and "Page 1 of 3" in first.text
     assert first.text.count('class="project-link"') == 50

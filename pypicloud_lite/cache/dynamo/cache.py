@@ -10,7 +10,6 @@ counts them exactly, and no update is lost.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import random
 import time
@@ -18,7 +17,7 @@ import uuid
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
@@ -26,19 +25,31 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from pypicloud_lite.cache.base import Cache
+from pypicloud_lite.cache.dynamo.items import condition_failed, file_item, to_file, to_project, translated
 from pypicloud_lite.cache.dynamo.tables import PROJECT_PARTITION, DynamoTables, build_tables, create_tables
 from pypicloud_lite.config import CacheSettings, DynamoSettings
 from pypicloud_lite.errors import BackendUnavailable, InvalidUpload
-from pypicloud_lite.models import CdnBatch, CdnChange, CdnRecord, CoreMetadata, PackageFile, Project
+from pypicloud_lite.models import (
+    AddFile,
+    Applied,
+    CdnBatch,
+    CdnChange,
+    CdnRecord,
+    Change,
+    FillDetails,
+    PackageFile,
+    Project,
+    ReloadChanges,
+    RemoveFile,
+    ReplaceFile,
+    SetStatus,
+    SetYanked,
+)
 from pypicloud_lite.naming import parse_filename
 
 logger = logging.getLogger(__name__)
 
-P = ParamSpec("P")
-R = TypeVar("R")
 SERIAL = "serial"
-CONDITION_FAILED = "ConditionalCheckFailedException"
-THROTTLED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
 # Items per TransactWriteItems call (DynamoDB's limit is 100): the serial, the project, the rest.
 TRANSACTION_ITEMS = 100
 # Outbox partitions of the cdn table.
@@ -53,32 +64,9 @@ class _ItemConditionFailed(Exception):
     """A condition on one of the change's own items failed (not the serial's)."""
 
 
-def _translated(method: Callable[P, R]) -> Callable[P, R]:
-    """pynamodb errors become BackendUnavailable at this boundary (503 with Retry-After)."""
-
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except PynamoDBException as exc:
-            code = getattr(exc, "cause_response_code", None) or exc.__class__.__name__
-            logger.warning("DynamoDB cache error in %s: %s", method.__name__, code)
-            if code in THROTTLED:
-                raise BackendUnavailable("The package cache (DynamoDB) is throttling requests.", 2) from exc
-            raise BackendUnavailable(f"The package cache (DynamoDB) is unavailable ({code}).") from exc
-
-    return wrapper
-
-
-def _condition_failed(exc: PynamoDBException) -> bool:
-    if isinstance(exc, TransactWriteError):
-        reasons = exc.cancellation_reasons or []
-        return any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons)
-    return getattr(exc, "cause_response_code", None) == CONDITION_FAILED
-
-
 class DynamoCache(Cache):
     def __init__(self, tables: DynamoTables, settings: DynamoSettings, cdn_outbox: bool = False) -> None:
+        super().__init__()
         self.t = tables
         self.settings = settings
         self.cdn_outbox = cdn_outbox
@@ -93,72 +81,13 @@ class DynamoCache(Cache):
                 logger.info("created DynamoDB table %s", name)
         return cls(tables, settings.dynamo, cdn_outbox=settings.cdn_outbox)
 
-    # -- conversions -------------------------------------------------------------
-
-    @staticmethod
-    def _to_file(item: Any) -> PackageFile:
-        return PackageFile(
-            project=item.project,
-            filename=item.filename,
-            version=item.version,
-            packagetype=item.packagetype,
-            python_version=item.python_version,
-            size=int(item.size),
-            sha256=item.sha256,
-            upload_time=item.upload_time,
-            md5=item.md5,
-            blake2_256=item.blake2_256,
-            requires_python=item.requires_python,
-            summary=item.summary,
-            metadata_sha256=item.metadata_sha256,
-            yanked=bool(item.yanked),
-            yanked_reason=item.yanked_reason,
-            uploader=item.uploader,
-            core_metadata=CoreMetadata.from_dict(item.core_metadata) if item.core_metadata else None,
-            storage_etag=item.storage_etag,
-            key=item.object_key,
-        )
-
-    def _file_item(self, file: PackageFile) -> Model:
-        item: Model = self.t.file(
-            file.project,
-            file.filename,
-            version=file.version,
-            packagetype=file.packagetype,
-            python_version=file.python_version,
-            size=file.size,
-            sha256=file.sha256,
-            md5=file.md5,
-            blake2_256=file.blake2_256,
-            upload_time=file.upload_time.astimezone(UTC),
-            requires_python=file.requires_python,
-            summary=file.summary,
-            metadata_sha256=file.metadata_sha256,
-            yanked=file.yanked,
-            yanked_reason=file.yanked_reason,
-            uploader=file.uploader,
-            core_metadata=file.core_metadata.to_dict() if file.core_metadata else None,
-            storage_etag=file.storage_etag,
-            object_key=file.key,
-        )
-        return item
-
-    @staticmethod
-    def _to_project(item: Any) -> Project:
-        return Project(
-            name=item.name,
-            display_name=item.display_name,
-            serial=int(item.serial),
-            status=item.status,
-            status_reason=item.status_reason,
-        )
-
     # -- serials -----------------------------------------------------------------
 
-    def _commit(self, write: Callable[[TransactWrite, int], None]) -> int:
-        """Run `write(tx, serial)` in one transaction with the serial's move to `serial`; returns it.
+    def _transact(self, write: Callable[[TransactWrite, int], None], purges: list[CdnChange] | None = None) -> int:
+        """Run `write(tx, serial)` in one transaction with the serial's move to `serial` and the purges; returns it.
 
-        Raises _ItemConditionFailed when a condition of the change itself failed.
+        The one place a change meets its serial and its outbox entries. Raises
+        _ItemConditionFailed when a condition of the change itself failed.
         """
         m = self.t.meta
         for attempt in range(COMMIT_ATTEMPTS):
@@ -169,6 +98,8 @@ class DynamoCache(Cache):
                 with TransactWrite(connection=self._connection) as tx:
                     tx.update(m(SERIAL), actions=[m.value.set(serial)], condition=expected)
                     write(tx, serial)
+                    for item in self._cdn_items(purges or []):
+                        tx.save(item)
                 return serial
             except TransactWriteError as exc:
                 codes = {r.code for r in exc.cancellation_reasons or [] if r is not None}
@@ -213,13 +144,6 @@ class DynamoCache(Cache):
             for c in dict.fromkeys(changes)
         ]
 
-    def _record_cdn(self, tx: TransactWrite, changes: list[CdnChange]) -> bool:
-        """Put what the CDN must purge into the outbox, in the change's own transaction."""
-        items = self._cdn_items(changes)
-        for item in items:
-            tx.save(item)
-        return bool(items)
-
     def _record_cdn_ahead(self, changes: list[CdnChange]) -> bool:
         """For changes too big for one transaction: record before writing, so a crash loses no purge.
 
@@ -233,29 +157,29 @@ class DynamoCache(Cache):
 
     # -- reads -------------------------------------------------------------------
 
-    @_translated
+    @translated
     def get_file(self, filename: str) -> PackageFile | None:
         try:
             project = parse_filename(filename).project
         except InvalidUpload:
             return None
         try:
-            return self._to_file(self.t.file.get(project, filename, consistent_read=True))
+            return to_file(self.t.file.get(project, filename, consistent_read=True))
         except self.t.file.DoesNotExist:
             return None
 
-    @_translated
+    @translated
     def get_project(self, name: str) -> Project | None:
         try:
-            return self._to_project(self.t.project.get(PROJECT_PARTITION, name, consistent_read=True))
+            return to_project(self.t.project.get(PROJECT_PARTITION, name, consistent_read=True))
         except self.t.project.DoesNotExist:
             return None
 
-    @_translated
+    @translated
     def list_projects(self) -> list[Project]:
-        return [self._to_project(i) for i in self.t.project.query(PROJECT_PARTITION, consistent_read=True)]
+        return [to_project(i) for i in self.t.project.query(PROJECT_PARTITION, consistent_read=True)]
 
-    @_translated
+    @translated
     def counts(self) -> tuple[int, int]:
         # Projects: a COUNT Query of their one partition. Files span every partition: a Scan of their
         # keys alone (DescribeTable's ItemCount is only refreshed every six hours or so).
@@ -270,9 +194,9 @@ class DynamoCache(Cache):
         matching = [p for p in self.list_projects() if query in p.name and (wanted is None or p.name in wanted)]
         return matching[offset : offset + limit], len(matching)
 
-    @_translated
+    @translated
     def project_files(self, name: str) -> list[PackageFile]:
-        return [self._to_file(i) for i in self.t.file.query(name, consistent_read=True)]
+        return [to_file(i) for i in self.t.file.query(name, consistent_read=True)]
 
     def files_of_projects(self, names: list[str]) -> list[PackageFile]:
         files: list[PackageFile] = []
@@ -280,120 +204,171 @@ class DynamoCache(Cache):
             files.extend(self.project_files(name))
         return files
 
-    @_translated
+    @translated
+    def all_files(self) -> list[PackageFile]:
+        return [to_file(i) for i in self.t.file.scan(consistent_read=True)]
+
+    @translated
     def serial(self) -> int:
         try:
             return int(self.t.meta.get(SERIAL, consistent_read=True).value)
         except self.t.meta.DoesNotExist:
             return 0
 
-    # -- changes -----------------------------------------------------------------
+    # -- the one change path -------------------------------------------------------
 
-    @_translated
-    def add_file(self, file: PackageFile, display_name: str) -> tuple[PackageFile, bool]:
+    @translated
+    def _commit(self, change: Change) -> Applied:
+        match change:
+            case AddFile():
+                return self._add_file(change)
+            case RemoveFile():
+                return self._remove_file(change)
+            case ReplaceFile():
+                return self._replace_file(change)
+            case FillDetails():
+                return self._fill_details(change)
+            case SetYanked():
+                return self._set_yanked(change)
+            case SetStatus():
+                return self._set_status(change)
+        raise TypeError(f"not a change: {change!r}")
+
+    def _applied(self, serial: int, count: int, projects: set[str], file: PackageFile | None = None) -> Applied:
+        return Applied(serial, count, file, frozenset(projects), self.cdn_outbox)
+
+    def _add_file(self, change: AddFile) -> Applied:
+        file = change.file
         existing = self.get_file(file.filename)
         if existing is not None:
-            return existing, False
+            return Applied(None, 1, existing)
 
         def write(tx: TransactWrite, serial: int) -> None:
-            tx.save(self._file_item(file), condition=self.t.file.filename.does_not_exist())
-            self._stamp(tx, file.project, serial, display_name)
-            self._record_cdn(tx, [CdnChange(file.project, file.version)])
+            tx.save(file_item(self.t, file), condition=self.t.file.filename.does_not_exist())
+            self._stamp(tx, file.project, serial, change.display_name)
 
         try:
-            self._commit(write)
+            serial = self._transact(write, [CdnChange(file.project, file.version)])
         except _ItemConditionFailed:
             stored = self.get_file(file.filename)
             if stored is None:
                 raise BackendUnavailable("The package cache (DynamoDB) refused the write; try again.") from None
-            return stored, False  # a racing writer inserted it first
-        self._after_cdn_change()
-        return file, True
+            return Applied(None, 1, stored)  # a racing writer inserted it first
+        return self._applied(serial, 1, {file.project}, file)
 
-    @_translated
-    def delete_file(self, filename: str) -> bool:
-        existing = self.get_file(filename)
+    def _remove_file(self, change: RemoveFile) -> Applied:
+        existing = self.get_file(change.filename)
         if existing is None:
-            return False
+            return Applied(None)
 
         def write(tx: TransactWrite, serial: int) -> None:
-            tx.delete(self.t.file(existing.project, filename), condition=self.t.file.filename.exists())
+            tx.delete(self.t.file(existing.project, change.filename), condition=self.t.file.filename.exists())
             self._stamp(tx, existing.project, serial)
-            self._record_cdn(tx, [CdnChange(existing.project, existing.version, filename)])
 
         try:
-            self._commit(write)
+            serial = self._transact(write, [CdnChange(existing.project, existing.version, change.filename)])
         except _ItemConditionFailed:
-            return False  # deleted by someone else meanwhile
-        self._after_cdn_change()
-        return True
+            return Applied(None)  # deleted by someone else meanwhile
+        return self._applied(serial, 1, {existing.project})
 
-    @_translated
-    def set_yanked(self, project: str, version: str, yanked: bool, reason: str | None) -> int:
-        reason = reason if yanked else None
+    def _replace_file(self, change: ReplaceFile) -> Applied:
+        file = change.file
+
+        def write(tx: TransactWrite, serial: int) -> None:
+            tx.save(file_item(self.t, file))
+            self._stamp(tx, file.project, serial, file.upload_name)
+
+        serial = self._transact(write, [CdnChange(file.project, file.version, file.filename)])
+        return self._applied(serial, 1, {file.project}, file)
+
+    def _set_yanked(self, change: SetYanked) -> Applied:
+        project, version = change.project, change.version
+        reason = change.reason if change.yanked else None
         release = [f for f in self.project_files(project) if f.version == version]
-        changing = [f for f in release if (f.yanked, f.yanked_reason or "") != (yanked, reason or "")]
+        differing = [f for f in release if (f.yanked, f.yanked_reason or "") != (change.yanked, reason or "")]
         f = self.t.file
-        actions = [f.yanked.set(yanked), f.yanked_reason.set(reason) if reason else f.yanked_reason.remove()]
+        actions = [f.yanked.set(change.yanked), f.yanked_reason.set(reason) if reason else f.yanked_reason.remove()]
+        serial: int | None = None
         # The serial, the project and the outbox item take three of the transaction's items.
-        for start in range(0, len(changing), TRANSACTION_ITEMS - 3):
-            batch = changing[start : start + TRANSACTION_ITEMS - 3]
+        for start in range(0, len(differing), TRANSACTION_ITEMS - 3):
+            batch = differing[start : start + TRANSACTION_ITEMS - 3]
 
             def write(tx: TransactWrite, serial: int, batch: list[PackageFile] = batch) -> None:
                 for file in batch:
                     tx.update(f(file.project, file.filename), actions=actions, condition=f.filename.exists())
                 self._stamp(tx, project, serial)
-                self._record_cdn(tx, [CdnChange(project, version)])
 
-            with contextlib.suppress(_ItemConditionFailed):
-                self._commit(write)  # a file deleted meanwhile: nothing left to yank there
-        if changing:
-            self._after_cdn_change()
-        return len(release)
+            with contextlib.suppress(_ItemConditionFailed):  # a file deleted meanwhile: nothing left to yank
+                serial = self._transact(write, [CdnChange(project, version)])
+        if serial is None:
+            return Applied(None, len(release))
+        return self._applied(serial, len(release), {project})
 
-    @_translated
-    def set_project_status(self, name: str, status: str, reason: str | None) -> bool:
+    def _set_status(self, change: SetStatus) -> Applied:
+        name = change.project
         current = self.get_project(name)
         if current is None:
-            return False
-        if (current.status, current.status_reason) == (status, reason):
-            return True
+            return Applied(None)
+        if (current.status, current.status_reason) == (change.status, change.reason):
+            return Applied(None, 1)
         p = self.t.project
-        status_actions = [p.status.set(status), p.status_reason.set(reason) if reason else p.status_reason.remove()]
-
+        reason_action = p.status_reason.set(change.reason) if change.reason else p.status_reason.remove()
         # A status shows on every page of the project (quarantine hides every file).
         versions = sorted({file.version for file in self.project_files(name)})
-        changes = [CdnChange(name), *(CdnChange(name, v) for v in versions)]
-        fits = len(changes) <= TRANSACTION_ITEMS - 2
+        purges = [CdnChange(name), *(CdnChange(name, v) for v in versions)]
+        fits = len(purges) <= TRANSACTION_ITEMS - 2
         if not fits:
-            self._record_cdn_ahead(changes)
+            self._record_cdn_ahead(purges)
 
         def write(tx: TransactWrite, serial: int) -> None:
-            tx.update(p(PROJECT_PARTITION, name), actions=[p.serial.set(serial), *status_actions])
-            if fits:
-                self._record_cdn(tx, changes)
+            tx.update(
+                p(PROJECT_PARTITION, name), actions=[p.serial.set(serial), p.status.set(change.status), reason_action]
+            )
 
-        self._commit(write)
-        self._after_cdn_change()
-        return True
+        serial = self._transact(write, purges if fits else None)
+        return self._applied(serial, 1, {name})
 
-    # -- reload ------------------------------------------------------------------
+    def _fill_details(self, change: FillDetails) -> Applied:
+        file, display_name = change.file, change.display_name
+        f = self.t.file
+        item = file_item(self.t, file)
+        actions = [
+            getattr(f, name).set(getattr(item, name)) if getattr(item, name) is not None else getattr(f, name).remove()
+            for name in DETAIL_FIELDS
+        ]
+        current = self.get_file(file.filename)
+        if current is None or current.storage_etag != file.storage_etag:
+            return Applied(None)
+        replaced = current.sha256 is not None and current.sha256 != file.sha256
+        if display_name:
+            # Before the serial moves, so that pages rendered at the new serial show the name.
+            p = self.t.project
+            try:
+                p(PROJECT_PARTITION, file.project).update(
+                    actions=[p.display_name.set(display_name)], condition=p.display_name == file.project
+                )
+            except PynamoDBException as exc:
+                if not condition_failed(exc):
+                    raise
 
-    @_translated
-    def all_files(self) -> list[PackageFile]:
-        return [self._to_file(i) for i in self.t.file.scan(consistent_read=True)]
+        def write(tx: TransactWrite, serial: int) -> None:
+            tx.update(f(file.project, file.filename), actions=actions, condition=f.storage_etag == file.storage_etag)
+            self._stamp(tx, file.project, serial)
 
-    @_translated
-    def apply_reload(
-        self, added: list[PackageFile], changed: list[PackageFile], removed: list[str], etags: dict[str, str]
-    ) -> None:
+        try:
+            serial = self._transact(write, [CdnChange(file.project, file.version, file.filename if replaced else None)])
+        except _ItemConditionFailed:
+            return Applied(None)  # the object changed since it was listed: a later reload fills it in
+        return self._applied(serial, 1, {file.project})
+
+    @translated
+    def _commit_reload(self, changes: ReloadChanges) -> Applied:
         # DynamoDB has no transaction of this size: each write is conditional and idempotent,
         # and nothing is ever emptied, so readers see old rows or new ones, never a hole.
-        if not (added or changed or removed or etags):
-            return
+        added, changed = list(changes.added), list(changes.changed)
         f = self.t.file
         touched: set[str] = set()
-        gone = [file for file in map(self.get_file, removed) if file is not None] if self.cdn_outbox else []
+        gone = [file for file in map(self.get_file, changes.removed) if file is not None] if self.cdn_outbox else []
         self._record_cdn_ahead(
             [CdnChange(x.project, x.version) for x in added]
             + [CdnChange(x.project, x.version, x.filename) for x in changed + gone]
@@ -401,13 +376,13 @@ class DynamoCache(Cache):
 
         def add(file: PackageFile) -> None:
             try:
-                self._file_item(file).save(condition=f.filename.does_not_exist())
+                file_item(self.t, file).save(condition=f.filename.does_not_exist())
             except PynamoDBException as exc:
-                if not _condition_failed(exc):
+                if not condition_failed(exc):
                     raise  # an upload wrote it meanwhile: that row wins otherwise
 
         def replace(file: PackageFile) -> None:
-            self._file_item(file).save()
+            file_item(self.t, file).save()
 
         def remove(filename: str) -> None:
             existing = self.get_file(filename)
@@ -421,14 +396,14 @@ class DynamoCache(Cache):
             try:
                 f(project, filename).update(actions=[f.storage_etag.set(etag)], condition=f.filename.exists())
             except PynamoDBException as exc:
-                if not _condition_failed(exc):
+                if not condition_failed(exc):
                     raise
 
         with ThreadPoolExecutor(max_workers=APPLY_WORKERS) as pool:
             list(pool.map(add, added))
             list(pool.map(replace, changed))
-            list(pool.map(remove, removed))
-            list(pool.map(set_etag, etags.items()))
+            list(pool.map(remove, changes.removed))
+            list(pool.map(set_etag, changes.etags.items()))
         touched |= {file.project for file in added + changed}
         projects = sorted(touched)
         first, rest = projects[: TRANSACTION_ITEMS - 1], projects[TRANSACTION_ITEMS - 1 :]
@@ -437,7 +412,7 @@ class DynamoCache(Cache):
             for project in first:
                 self._stamp(tx, project, serial)
 
-        serial = self._commit(write)
+        serial = self._transact(write)
         p = self.t.project
         for project in rest:
             # Beyond one transaction's size: the same serial, never lowering a newer one.
@@ -447,47 +422,11 @@ class DynamoCache(Cache):
                     condition=p.serial.does_not_exist() | (p.serial < serial),
                 )
             except PynamoDBException as exc:
-                if not _condition_failed(exc):
+                if not condition_failed(exc):
                     raise  # a project left without its row would hide its files: fail the reload
-        self._after_cdn_change()
+        return self._applied(serial, len(added) + len(changed) + len(changes.removed), touched)
 
-    @_translated
-    def update_details(self, file: PackageFile, display_name: str | None = None) -> bool:
-        f = self.t.file
-        item = self._file_item(file)
-        actions = [
-            getattr(f, name).set(getattr(item, name)) if getattr(item, name) is not None else getattr(f, name).remove()
-            for name in DETAIL_FIELDS
-        ]
-
-        current = self.get_file(file.filename)
-        if current is None or current.storage_etag != file.storage_etag:
-            return False
-        replaced = current.sha256 is not None and current.sha256 != file.sha256
-        if display_name:
-            # Before the serial moves, so that pages rendered at the new serial show the name.
-            p = self.t.project
-            try:
-                p(PROJECT_PARTITION, file.project).update(
-                    actions=[p.display_name.set(display_name)], condition=p.display_name == file.project
-                )
-            except PynamoDBException as exc:
-                if not _condition_failed(exc):
-                    raise
-
-        def write(tx: TransactWrite, serial: int) -> None:
-            tx.update(f(file.project, file.filename), actions=actions, condition=f.storage_etag == file.storage_etag)
-            self._stamp(tx, file.project, serial)
-            self._record_cdn(tx, [CdnChange(file.project, file.version, file.filename if replaced else None)])
-
-        try:
-            self._commit(write)
-        except _ItemConditionFailed:
-            return False  # the object changed since it was listed: a later reload fills it in
-        self._after_cdn_change()
-        return True
-
-    @_translated
+    @translated
     def acquire_lock(self, name: str, holder: str, ttl: float) -> bool:
         m = self.t.meta
         now = time.time()
@@ -495,12 +434,12 @@ class DynamoCache(Cache):
         try:
             lease.save(condition=m.name.does_not_exist() | (m.expires < now) | (m.holder == holder))
         except PynamoDBException as exc:
-            if _condition_failed(exc):
+            if condition_failed(exc):
                 return False
             raise
         return True
 
-    @_translated
+    @translated
     def update_lock(self, name: str, holder: str, ttl: float, progress: dict[str, object]) -> bool:
         m = self.t.meta
         try:
@@ -508,12 +447,12 @@ class DynamoCache(Cache):
                 actions=[m.expires.set(time.time() + ttl), m.progress.set(progress)], condition=m.holder == holder
             )
         except PynamoDBException as exc:
-            if not _condition_failed(exc):
+            if not condition_failed(exc):
                 raise
             return False
         return True
 
-    @_translated
+    @translated
     def release_lock(self, name: str, holder: str, progress: dict[str, object]) -> None:
         m = self.t.meta
         try:
@@ -521,10 +460,10 @@ class DynamoCache(Cache):
                 actions=[m.expires.set(time.time()), m.progress.set(progress)], condition=m.holder == holder
             )
         except PynamoDBException as exc:
-            if not _condition_failed(exc):
+            if not condition_failed(exc):
                 raise
 
-    @_translated
+    @translated
     def lock_state(self, name: str) -> tuple[bool, dict[str, object] | None]:
         try:
             item = self.t.meta.get(f"lock#{name}", consistent_read=True)
@@ -532,22 +471,18 @@ class DynamoCache(Cache):
             return False, None
         return (item.expires or 0) > time.time(), item.progress
 
-    def _after_cdn_change(self) -> None:
-        if self.cdn_outbox:
-            self._cdn_changed()
-
     # -- CDN outbox --------------------------------------------------------------
 
     @staticmethod
     def _to_change(item: Any) -> CdnChange:
         return CdnChange(item.project, item.version, item.filename, id=item.sk)
 
-    @_translated
+    @translated
     def outbox_pending(self, limit: int) -> list[CdnChange]:
         items = self.t.cdn.query(PENDING, consistent_read=True, limit=limit)
         return [self._to_change(item) for item in items]
 
-    @_translated
+    @translated
     def outbox_batch(self) -> CdnBatch | None:
         opened = next(iter(self.t.cdn.query(OPEN, consistent_read=True, limit=1)), None)
         if opened is None:
@@ -559,13 +494,13 @@ class DynamoCache(Cache):
         )
         return CdnBatch(opened.sk, opened.created, tuple(changes))
 
-    @_translated
+    @translated
     def open_outbox_batch(self, batch: CdnBatch) -> None:
         # Pending items stay where they are until the batch closes: the open item lists them.
         item = self.t.cdn(OPEN, batch.id, created=batch.created, change_ids=[c.id for c in batch.changes])
         item.save(condition=self.t.cdn.sk.does_not_exist())
 
-    @_translated
+    @translated
     def close_outbox_batch(self, batch: CdnBatch, record: CdnRecord) -> None:
         # History first, the open item last: a flush that dies between them finds the batch
         # open again, sees its invalidation already made, and only finishes the cleanup.
@@ -583,7 +518,7 @@ class DynamoCache(Cache):
                 writes.delete(self.t.cdn(PENDING, change.id))
         self.t.cdn(OPEN, batch.id).delete()
 
-    @_translated
+    @translated
     def cdn_history(self, since: datetime) -> list[CdnRecord]:
         items = self.t.cdn.query(SENT, self.t.cdn.sk >= since.astimezone(UTC).isoformat(), consistent_read=True)
         return [

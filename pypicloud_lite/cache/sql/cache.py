@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
-from contextlib import AbstractContextManager
+from collections.abc import Collection, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,7 +31,23 @@ from pypicloud_lite.db.tables import (
     ProjectRow,
 )
 from pypicloud_lite.errors import BackendUnavailable
-from pypicloud_lite.models import CdnBatch, CdnChange, CdnRecord, CoreMetadata, PackageFile, Project
+from pypicloud_lite.models import (
+    AddFile,
+    Applied,
+    CdnBatch,
+    CdnChange,
+    CdnRecord,
+    Change,
+    CoreMetadata,
+    FillDetails,
+    PackageFile,
+    Project,
+    ReloadChanges,
+    RemoveFile,
+    ReplaceFile,
+    SetStatus,
+    SetYanked,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -139,8 +156,26 @@ def _chunks(values: list[Any]) -> list[list[Any]]:
     return [values[start : start + IN_CHUNK] for start in range(0, len(values), IN_CHUNK)]
 
 
+@dataclass
+class _Stamp:
+    """What one change touched, filled in by its writer inside `SQLCache._change`."""
+
+    serial: int
+    projects: set[str] = field(default_factory=set)
+    purges: list[CdnChange] = field(default_factory=list)
+    cdn: bool = False
+
+    def touch(self, project: str, *purges: CdnChange) -> None:
+        self.projects.add(project)
+        self.purges.extend(purges)
+
+    def applied(self, count: int, file: PackageFile | None = None) -> Applied:
+        return Applied(self.serial, count, file, frozenset(self.projects), self.cdn)
+
+
 class SQLCache(Cache):
     def __init__(self, engine: Engine, cdn_outbox: bool = False) -> None:
+        super().__init__()
         self.engine = engine
         self.cdn_outbox = cdn_outbox
         self._read = sessionmaker(engine, expire_on_commit=False)
@@ -156,32 +191,138 @@ class SQLCache(Cache):
     def _session(self, write: bool = False) -> AbstractContextManager[Session]:
         return transaction(self._write if write else self._read, "package cache database")
 
-    def _next_serial(self, session: Session) -> int:
-        """Bump the global serial; called first in every changing transaction.
+    # -- the one change path -------------------------------------------------------
 
-        Taking this one row lock before any other makes every writer lock in the
-        same order (no deadlocks on InnoDB) and serializes changes cheaply.
+    @contextmanager
+    def _change(self, session: Session) -> Iterator[_Stamp]:
+        """Bump the serial first, let the caller write, then stamp its projects and record its purges.
+
+        Taking the serial's row lock before any other makes every writer lock in the
+        same order (no deadlocks on InnoDB) and serializes changes cheaply. Everything
+        happens in the caller's transaction: a change, its serial and its purges commit together.
         """
         session.execute(update(IndexStateRow).where(IndexStateRow.id == 1).values(serial=IndexStateRow.serial + 1))
         serial = session.scalar(select(IndexStateRow.serial).where(IndexStateRow.id == 1))
         assert serial is not None, "ppc_index_state row 1 missing: run the migrations"
-        return serial
+        stamp = _Stamp(serial)
+        yield stamp
+        if stamp.projects:
+            for batch in _chunks(sorted(stamp.projects)):
+                session.execute(update(ProjectRow).where(ProjectRow.name.in_(batch)).values(serial=serial))
+        if self.cdn_outbox and stamp.purges:
+            now = _naive_utc(datetime.now(UTC))
+            rows = [
+                {"project": c.project, "version": c.version, "filename": c.filename, "created": now, "batch_id": None}
+                for c in dict.fromkeys(stamp.purges)
+            ]
+            session.execute(insert(CdnChangeRow), rows)
+            stamp.cdn = True
 
-    def _record_cdn(self, session: Session, changes: list[CdnChange]) -> bool:
-        """Put what the CDN must purge into the outbox, in the change's transaction (a crash loses neither)."""
-        if not (self.cdn_outbox and changes):
-            return False
-        now = _naive_utc(datetime.now(UTC))
-        rows = [
-            {"project": c.project, "version": c.version, "filename": c.filename, "created": now, "batch_id": None}
-            for c in dict.fromkeys(changes)
-        ]
-        session.execute(insert(CdnChangeRow), rows)
-        return True
+    def _commit(self, change: Change) -> Applied:
+        if isinstance(change, AddFile):
+            return self._add_file(change)
+        with self._session(write=True) as session:
+            match change:
+                case RemoveFile():
+                    return self._remove_file(session, change)
+                case ReplaceFile():
+                    return self._replace_file(session, change)
+                case FillDetails():
+                    return self._fill_details(session, change)
+                case SetYanked():
+                    return self._set_yanked(session, change)
+                case SetStatus():
+                    return self._set_status(session, change)
+        raise TypeError(f"not a change: {change!r}")
 
-    @staticmethod
-    def _stamp_project(session: Session, project: str, serial: int) -> None:
-        session.execute(update(ProjectRow).where(ProjectRow.name == project).values(serial=serial))
+    def _add_file(self, change: AddFile) -> Applied:
+        file = change.file
+        try:
+            with self._session(write=True) as session:
+                existing = session.get(FileRow, file.filename)
+                if existing is not None:
+                    return Applied(None, 1, _to_file(existing))
+                with self._change(session) as stamp:
+                    self._ensure_project(session, file.project, change.display_name)
+                    session.add(FileRow(**_file_values(file)))
+                    session.flush()
+                    stamp.touch(file.project, CdnChange(file.project, file.version))
+        except IntegrityError:
+            # Another writer inserted the same filename between our read and insert.
+            stored = self.get_file(file.filename)
+            if stored is None:
+                raise
+            return Applied(None, 1, stored)
+        return stamp.applied(1, file)
+
+    def _remove_file(self, session: Session, change: RemoveFile) -> Applied:
+        row = session.get(FileRow, change.filename)
+        if row is None:
+            return Applied(None)
+        with self._change(session) as stamp:
+            session.execute(delete(FileRow).where(FileRow.filename == change.filename))
+            stamp.touch(row.project, CdnChange(row.project, row.version, change.filename))
+        return stamp.applied(1)
+
+    def _replace_file(self, session: Session, change: ReplaceFile) -> Applied:
+        file = change.file
+        with self._change(session) as stamp:
+            self._ensure_project(session, file.project, file.upload_name)
+            session.execute(delete(FileRow).where(FileRow.filename == file.filename))
+            session.add(FileRow(**_file_values(file)))
+            stamp.touch(file.project, CdnChange(file.project, file.version, file.filename))
+        return stamp.applied(1, file)
+
+    def _fill_details(self, session: Session, change: FillDetails) -> Applied:
+        file = change.file
+        current = session.get(FileRow, file.filename)
+        if current is None or current.storage_etag != file.storage_etag:
+            return Applied(None)
+        replaced = current.sha256 is not None and current.sha256 != file.sha256
+        with self._change(session) as stamp:
+            values = {name: value for name, value in _file_values(file).items() if name in DETAIL_FIELDS}
+            if replaced:
+                values.update(md5=None, blake2_256=None)  # digests of bytes that are gone
+            session.execute(update(FileRow).where(FileRow.filename == file.filename).values(**values))
+            if change.display_name:
+                project = session.get(ProjectRow, file.project)
+                # Compared here: MySQL's default collation would call `Demo` and `demo` equal.
+                if project is not None and project.display_name == file.project:
+                    project.display_name = change.display_name
+            stamp.touch(file.project, CdnChange(file.project, file.version, file.filename if replaced else None))
+        return stamp.applied(1)
+
+    def _set_yanked(self, session: Session, change: SetYanked) -> Applied:
+        reason = change.reason if change.yanked else None
+        release = (FileRow.project == change.project, FileRow.version == change.version)
+        # Change only what differs: unchanged rows keep the serial (and ETags) as they are.
+        differs = (FileRow.yanked != change.yanked) | (func.coalesce(FileRow.yanked_reason, "") != (reason or ""))
+        count = int(session.scalar(select(func.count()).select_from(FileRow).where(*release)) or 0)
+        if not session.scalar(select(func.count()).select_from(FileRow).where(*release, differs)):
+            return Applied(None, count)
+        with self._change(session) as stamp:
+            session.execute(update(FileRow).where(*release).values(yanked=change.yanked, yanked_reason=reason))
+            stamp.touch(change.project, CdnChange(change.project, change.version))
+        return stamp.applied(count)
+
+    def _set_status(self, session: Session, change: SetStatus) -> Applied:
+        row = session.get(ProjectRow, change.project)
+        if row is None:
+            return Applied(None)
+        if (row.status, row.status_reason) == (change.status, change.reason):
+            return Applied(None, 1)
+        with self._change(session) as stamp:
+            session.execute(
+                update(ProjectRow)
+                .where(ProjectRow.name == change.project)
+                .values(status=change.status, status_reason=change.reason)
+            )
+            # A status shows on every page of the project (quarantine hides every file).
+            versions = session.scalars(select(FileRow.version).where(FileRow.project == change.project).distinct())
+            stamp.touch(
+                change.project, CdnChange(change.project), *(CdnChange(change.project, v) for v in sorted(versions))
+            )
+        return stamp.applied(1)
 
     def _ensure_project(self, session: Session, name: str, display_name: str) -> None:
         values = {
@@ -193,82 +334,12 @@ class SQLCache(Cache):
         }
         session.execute(insert_ignoring(session, ProjectRow), [values])
 
+    # -- reads -------------------------------------------------------------------
+
     def get_file(self, filename: str) -> PackageFile | None:
         with self._session() as session:
             row = session.get(FileRow, filename)
             return _to_file(row) if row else None
-
-    def add_file(self, file: PackageFile, display_name: str) -> tuple[PackageFile, bool]:
-        try:
-            with self._session(write=True) as session:
-                existing = session.get(FileRow, file.filename)
-                if existing is not None:
-                    return _to_file(existing), False
-                serial = self._next_serial(session)
-                self._ensure_project(session, file.project, display_name)
-                session.add(FileRow(**_file_values(file)))
-                session.flush()
-                self._stamp_project(session, file.project, serial)
-                recorded = self._record_cdn(session, [CdnChange(file.project, file.version)])
-        except IntegrityError:
-            # Another writer inserted the same filename between our read and insert.
-            stored = self.get_file(file.filename)
-            if stored is None:
-                raise
-            return stored, False
-        if recorded:
-            self._cdn_changed()
-        return file, True
-
-    def delete_file(self, filename: str) -> bool:
-        with self._session(write=True) as session:
-            row = session.get(FileRow, filename)
-            if row is None:
-                return False
-            serial = self._next_serial(session)
-            session.execute(delete(FileRow).where(FileRow.filename == filename))
-            self._stamp_project(session, row.project, serial)
-            recorded = self._record_cdn(session, [CdnChange(row.project, row.version, filename)])
-        if recorded:
-            self._cdn_changed()
-        return True
-
-    def set_yanked(self, project: str, version: str, yanked: bool, reason: str | None) -> int:
-        reason = reason if yanked else None
-        release = (FileRow.project == project, FileRow.version == version)
-        with self._session(write=True) as session:
-            # Bump only when something will change: unchanged rows keep the serial (and ETags) as they are.
-            changing = (FileRow.yanked != yanked) | (func.coalesce(FileRow.yanked_reason, "") != (reason or ""))
-            if not session.scalar(select(func.count()).select_from(FileRow).where(*release, changing)):
-                return int(session.scalar(select(func.count()).select_from(FileRow).where(*release)) or 0)
-            serial = self._next_serial(session)
-            result: Any = session.execute(update(FileRow).where(*release).values(yanked=yanked, yanked_reason=reason))
-            self._stamp_project(session, project, serial)
-            recorded = self._record_cdn(session, [CdnChange(project, version)])
-        if recorded:
-            self._cdn_changed()
-        return int(result.rowcount or 0)
-
-    def set_project_status(self, name: str, status: str, reason: str | None) -> bool:
-        with self._session(write=True) as session:
-            row = session.get(ProjectRow, name)
-            if row is None:
-                return False
-            if (row.status, row.status_reason) == (status, reason):
-                return True
-            serial = self._next_serial(session)
-            session.execute(
-                update(ProjectRow)
-                .where(ProjectRow.name == name)
-                .values(status=status, status_reason=reason, serial=serial)
-            )
-            # A status shows on every page of the project (quarantine hides every file).
-            versions = session.scalars(select(FileRow.version).where(FileRow.project == name).distinct())
-            changes = [CdnChange(name), *(CdnChange(name, v) for v in sorted(versions))]
-            recorded = self._record_cdn(session, changes)
-        if recorded:
-            self._cdn_changed()
-        return True
 
     def get_project(self, name: str) -> Project | None:
         with self._session() as session:
@@ -316,14 +387,9 @@ class SQLCache(Cache):
         with self._session() as session:
             return [_to_file(row) for row in session.scalars(select(FileRow))]
 
-    def apply_reload(
-        self, added: list[PackageFile], changed: list[PackageFile], removed: list[str], etags: dict[str, str]
-    ) -> None:
-        if not (added or changed or removed or etags):
-            return
-        with self._session(write=True) as session:
-            serial = self._next_serial(session)
-            touched = {f.project for f in added + changed}
+    def _commit_reload(self, changes: ReloadChanges) -> Applied:
+        added, changed = list(changes.added), list(changes.changed)
+        with self._session(write=True) as session, self._change(session) as stamp:
             now = _naive_utc(datetime.now(UTC))
             projects = sorted({file.project for file in added})
             if projects:
@@ -336,53 +402,27 @@ class SQLCache(Cache):
             rows = [_file_values(f) for f in added + changed]
             if rows:
                 session.execute(insert_ignoring(session, FileRow), rows)
-            purged = [CdnChange(f.project, f.version) for f in added] + [
-                CdnChange(f.project, f.version, f.filename) for f in changed
-            ]
-            for batch in _chunks(removed):
+            for f in added:
+                stamp.touch(f.project, CdnChange(f.project, f.version))
+            for f in changed:
+                stamp.touch(f.project, CdnChange(f.project, f.version, f.filename))
+            for batch in _chunks(list(changes.removed)):
                 gone = session.execute(
                     select(FileRow.project, FileRow.version, FileRow.filename).where(FileRow.filename.in_(batch))
                 ).all()
-                touched |= {project for project, _version, _filename in gone}
-                purged += [CdnChange(project, version, filename) for project, version, filename in gone]
+                for project, version, filename in gone:
+                    stamp.touch(project, CdnChange(project, version, filename))
                 session.execute(delete(FileRow).where(FileRow.filename.in_(batch)))
-            if etags:
+            if changes.etags:
+                # ETags alone change nothing a page shows: no project stamp, no purge.
                 files = Base.metadata.tables[FileRow.__tablename__]
                 session.execute(
                     update(files)
                     .where(files.c.filename == bindparam("b_filename"))
                     .values(storage_etag=bindparam("b_etag")),
-                    [{"b_filename": name, "b_etag": etag} for name, etag in etags.items()],
+                    [{"b_filename": name, "b_etag": etag} for name, etag in changes.etags.items()],
                 )
-            if touched:
-                session.execute(update(ProjectRow).where(ProjectRow.name.in_(touched)).values(serial=serial))
-            # ETags alone change nothing a page shows.
-            recorded = self._record_cdn(session, purged)
-        if recorded:
-            self._cdn_changed()
-
-    def update_details(self, file: PackageFile, display_name: str | None = None) -> bool:
-        with self._session(write=True) as session:
-            current = session.get(FileRow, file.filename)
-            if current is None or current.storage_etag != file.storage_etag:
-                return False
-            serial = self._next_serial(session)
-            values = {name: value for name, value in _file_values(file).items() if name in DETAIL_FIELDS}
-            replaced = current.sha256 is not None and current.sha256 != file.sha256
-            if replaced:
-                values.update(md5=None, blake2_256=None)  # digests of bytes that are gone
-            session.execute(update(FileRow).where(FileRow.filename == file.filename).values(**values))
-            self._stamp_project(session, file.project, serial)
-            if display_name:
-                project = session.get(ProjectRow, file.project)
-                # Compared here: MySQL's default collation would call `Demo` and `demo` equal.
-                if project is not None and project.display_name == file.project:
-                    project.display_name = display_name
-            change = CdnChange(file.project, file.version, file.filename if replaced else None)
-            recorded = self._record_cdn(session, [change])
-        if recorded:
-            self._cdn_changed()
-        return True
+        return stamp.applied(len(added) + len(changed) + len(changes.removed))
 
     def acquire_lock(self, name: str, holder: str, ttl: float) -> bool:
         now = _naive_utc(datetime.now(UTC))

@@ -1,0 +1,106 @@
+"""DynamoDB items to domain models and back, and pynamodb errors at the cache's boundary."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from datetime import UTC
+from typing import Any, ParamSpec, TypeVar
+
+from pynamodb.exceptions import PynamoDBException, TransactWriteError
+from pynamodb.models import Model
+
+from pypicloud_lite.cache.dynamo.tables import DynamoTables
+from pypicloud_lite.errors import BackendUnavailable
+from pypicloud_lite.models import CoreMetadata, PackageFile, Project
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+CONDITION_FAILED = "ConditionalCheckFailedException"
+THROTTLED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
+
+
+def translated(method: Callable[P, R]) -> Callable[P, R]:
+    """pynamodb errors become BackendUnavailable at this boundary (503 with Retry-After)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except PynamoDBException as exc:
+            code = getattr(exc, "cause_response_code", None) or exc.__class__.__name__
+            logger.warning("DynamoDB cache error in %s: %s", method.__name__, code)
+            if code in THROTTLED:
+                raise BackendUnavailable("The package cache (DynamoDB) is throttling requests.", 2) from exc
+            raise BackendUnavailable(f"The package cache (DynamoDB) is unavailable ({code}).") from exc
+
+    return wrapper
+
+
+def condition_failed(exc: PynamoDBException) -> bool:
+    if isinstance(exc, TransactWriteError):
+        reasons = exc.cancellation_reasons or []
+        return any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons)
+    return getattr(exc, "cause_response_code", None) == CONDITION_FAILED
+
+
+def to_file(item: Any) -> PackageFile:
+    return PackageFile(
+        project=item.project,
+        filename=item.filename,
+        version=item.version,
+        packagetype=item.packagetype,
+        python_version=item.python_version,
+        size=int(item.size),
+        sha256=item.sha256,
+        upload_time=item.upload_time,
+        md5=item.md5,
+        blake2_256=item.blake2_256,
+        requires_python=item.requires_python,
+        summary=item.summary,
+        metadata_sha256=item.metadata_sha256,
+        yanked=bool(item.yanked),
+        yanked_reason=item.yanked_reason,
+        uploader=item.uploader,
+        core_metadata=CoreMetadata.from_dict(item.core_metadata) if item.core_metadata else None,
+        storage_etag=item.storage_etag,
+        key=item.object_key,
+    )
+
+
+def file_item(tables: DynamoTables, file: PackageFile) -> Model:
+    item: Model = tables.file(
+        file.project,
+        file.filename,
+        version=file.version,
+        packagetype=file.packagetype,
+        python_version=file.python_version,
+        size=file.size,
+        sha256=file.sha256,
+        md5=file.md5,
+        blake2_256=file.blake2_256,
+        upload_time=file.upload_time.astimezone(UTC),
+        requires_python=file.requires_python,
+        summary=file.summary,
+        metadata_sha256=file.metadata_sha256,
+        yanked=file.yanked,
+        yanked_reason=file.yanked_reason,
+        uploader=file.uploader,
+        core_metadata=file.core_metadata.to_dict() if file.core_metadata else None,
+        storage_etag=file.storage_etag,
+        object_key=file.key,
+    )
+    return item
+
+
+def to_project(item: Any) -> Project:
+    return Project(
+        name=item.name,
+        display_name=item.display_name,
+        serial=int(item.serial),
+        status=item.status,
+        status_reason=item.status_reason,
+    )
