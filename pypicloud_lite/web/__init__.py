@@ -52,7 +52,7 @@ def make_app(
 
 def _reload_on_start(app_services: AppServices) -> None:
     from pypicloud_lite.errors import Conflict
-    from pypicloud_lite.web.views.admin import run_in_background
+    from pypicloud_lite.web.admin_tasks import run_in_background
 
     try:
         run = app_services.index.begin_reload(app_services.settings.reload.workers)

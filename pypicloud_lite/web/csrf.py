@@ -14,8 +14,8 @@ from pyramid.events import ContextFound, subscriber
 from pyramid.request import Request
 
 from pypicloud_lite.errors import PermissionDenied
+from pypicloud_lite.web.forms import check_body_size
 from pypicloud_lite.web.session import has_session_cookie
-from pypicloud_lite.web.views.upload import check_body_size
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD = "csrf_token"

@@ -1,4 +1,4 @@
-"""Who is calling (HTTP Basic credentials, or the web UI's session cookie); authorization stays in the views."""
+"""Who is calling (HTTP Basic credentials, or the web UI's session cookie); what they may do is in permissions.py."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from pyramid.authentication import extract_http_basic_credentials
 from pyramid.request import Request
 from pyramid.security import Allowed, Denied
 
-from pypicloud_lite.access.base import AccessBackend, Identity, Permission
-from pypicloud_lite.errors import AuthenticationRequired, NotFound, PermissionDenied
-from pypicloud_lite.web.services import services
+from pypicloud_lite.access.base import AccessBackend, Identity
+from pypicloud_lite.errors import AuthenticationRequired
 from pypicloud_lite.web.session import FINGERPRINT_KEY, USER_KEY, fingerprint, has_session_cookie
 
 _IDENTITY_KEY = "ppc.identity"
@@ -108,39 +107,4 @@ def require_identity(request: Request, action: str) -> Identity:
     identity = authenticated(request)
     if identity is None:
         raise AuthenticationRequired(f"{action} needs credentials: give a username and password (or a token).")
-    return identity
-
-
-def require_read(request: Request, project: str) -> Identity | None:
-    """401 for an anonymous caller (so clients retry with credentials), 404 for a known one.
-
-    Never 403: uv only falls through to its next index on 404.
-    """
-    identity = authenticated(request)
-    if services(request).access.can_read(identity, project):
-        return identity
-    if identity is None:
-        raise AuthenticationRequired("This index needs credentials to read.")
-    raise NotFound(f"No project named {project!r} in this index.")
-
-
-def require_admin(request: Request) -> Identity:
-    """An admin logged in with a password: tokens (even an admin's) never administer the index."""
-    identity = require_identity(request, "This")
-    if not identity.is_admin:
-        raise PermissionDenied(f"Only admins may do this; {identity.username!r} is not one.")
-    if identity.token is not None:
-        raise PermissionDenied("Admin actions need a password login, not an API token.")
-    return identity
-
-
-def require(request: Request, project: str, permission: Permission, action: str) -> Identity:
-    """The caller, if it may do `action` on `project`: 401 when anonymous, 403 when not allowed."""
-    identity = require_identity(request, action)
-    access = services(request).access
-    if not access.allowed(identity, project, permission):
-        raise PermissionDenied(
-            f"{action} on project {project!r} needs the {permission.name.lower()} permission, "
-            f"which {identity.username!r} does not have."
-        )
     return identity

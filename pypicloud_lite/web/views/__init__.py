@@ -1,1 +1,1 @@
-"""HTTP views: read input, call the service, return data."""
+"""HTTP views: read input (forms), check permission (permissions), call the service; none imports another."""

@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 from typing import Any
 
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from pypicloud_lite.reload import ReloadRun
-from pypicloud_lite.web.security import require_admin
+from pypicloud_lite.web.admin_tasks import run_in_background
+from pypicloud_lite.web.permissions import require_admin
 from pypicloud_lite.web.services import services
 
 logger = logging.getLogger(__name__)
-
-
-def run_in_background(run: ReloadRun) -> threading.Thread:
-    def target() -> None:
-        # A failure is recorded in the lock row as the reload's result, and logged by execute().
-        with contextlib.suppress(Exception):
-            run.execute()
-
-    thread = threading.Thread(target=target, name="ppc-reload", daemon=True)
-    thread.start()
-    return thread
 
 
 @view_config(route_name="admin.reload", request_method="POST")

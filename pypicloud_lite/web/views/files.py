@@ -14,7 +14,7 @@ from webob.static import FileIter
 from pypicloud_lite.models import PackageFile
 from pypicloud_lite.naming import METADATA_SUFFIX, normalize
 from pypicloud_lite.web.caching import cache_control, not_modified
-from pypicloud_lite.web.security import require_read
+from pypicloud_lite.web.permissions import require_read
 from pypicloud_lite.web.services import services
 
 _CONTENT_TYPES = {".whl": "application/zip", ".zip": "application/zip", ".gz": "application/gzip"}

@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from pypicloud_lite.errors import PypicloudLiteError
-from pypicloud_lite.service import PackageIndex
+from pypicloud_lite.web.admin_tasks import health_checks
 from pypicloud_lite.web.services import services
-
-logger = logging.getLogger(__name__)
-
-
-def health_checks(index: PackageIndex) -> dict[str, str]:
-    """ "ok" or the failure's message, for storage and for the cache (also the UI's status panel)."""
-    checks = {"storage": index.storage.check_health, "cache": index.cache.check_health}
-    results: dict[str, str] = {}
-    for name, check in checks.items():
-        try:
-            check()
-            results[name] = "ok"
-        except PypicloudLiteError as exc:
-            logger.warning("health check of %s failed: %s", name, exc.message)
-            results[name] = exc.message
-    return results
 
 
 @view_config(route_name="health", request_method="GET")

@@ -17,7 +17,7 @@ from pypicloud_lite.errors import NotFound
 from pypicloud_lite.models import PackageFile, Project, latest_release
 from pypicloud_lite.naming import normalize
 from pypicloud_lite.web.caching import index_cache_control, not_modified
-from pypicloud_lite.web.security import require_read
+from pypicloud_lite.web.permissions import require_read
 from pypicloud_lite.web.services import services
 
 

@@ -11,7 +11,8 @@ from pypicloud_lite.errors import AuthenticationRequired
 from pypicloud_lite.naming import normalize
 from pypicloud_lite.web.negotiation import Format, accepts_gzip, negotiate
 from pypicloud_lite.web.page_cache import Page
-from pypicloud_lite.web.security import authenticated, require_read
+from pypicloud_lite.web.permissions import require_read
+from pypicloud_lite.web.security import authenticated
 from pypicloud_lite.web.services import services
 from pypicloud_lite.web.session import has_session_cookie
 from pypicloud_lite.web.simple_serving import page_response

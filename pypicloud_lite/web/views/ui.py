@@ -1,15 +1,16 @@
 """The web UI's pages for everyone: projects, a project, uploads and releases, login, and my tokens.
 
 Pages are server-rendered and readable with JavaScript off; every change is a
-CSRF-protected form POST that calls the same service and access functions the
-JSON API calls, then redirects back (303) with a flash message.
+CSRF-protected form POST that reads its input with forms.py, checks it with the
+same permissions.py rule and calls the same service or access function as the
+JSON API, then redirects back (303) with a flash message.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,23 +24,27 @@ from pyramid.security import forget, remember
 from pyramid.view import exception_view_config, view_config
 
 from pypicloud_lite.access.base import TOKEN_USERNAME, Identity, Permission
-from pypicloud_lite.errors import (
-    AuthenticationRequired,
-    InvalidInput,
-    InvalidUpload,
-    PermissionDenied,
-    PypicloudLiteError,
-)
+from pypicloud_lite.errors import AuthenticationRequired, InvalidUpload, PermissionDenied, PypicloudLiteError
 from pypicloud_lite.models import PROJECT_STATUSES
 from pypicloud_lite.naming import normalize, parse_filename
 from pypicloud_lite.service import UploadForm
+from pypicloud_lite.web import forms
 from pypicloud_lite.web.csrf import origin_of, require_csrf_token
 from pypicloud_lite.web.errors import domain_error
-from pypicloud_lite.web.security import require, require_admin, require_read
+from pypicloud_lite.web.listing import releases_newest_first, search_visible
+from pypicloud_lite.web.permissions import (
+    check_may_create_token,
+    check_may_upload,
+    may_set_status,
+    require,
+    require_password_login,
+    require_read,
+    require_status_change,
+    token_to_revoke,
+)
 from pypicloud_lite.web.services import services
 from pypicloud_lite.web.session import has_session_cookie
-from pypicloud_lite.web.views.api import password_identity, releases_newest_first, search_visible
-from pypicloud_lite.web.views.upload import check_may_upload
+from pypicloud_lite.web.ui_support import back_to, checked_post, wants_json
 
 logger = logging.getLogger(__name__)
 
@@ -79,39 +84,6 @@ def filesize(size: int) -> str:
 
 def when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else ""
-
-
-def back_to(request: Request, route: str, message: str, **parts: str) -> HTTPSeeOther:
-    """303 to a UI page with a flash message: a reload of the result page never re-posts the form."""
-    request.session.flash(message)
-    return HTTPSeeOther(location=request.route_url(route, **parts))
-
-
-def checked_post(request: Request) -> Identity:
-    """A UI form post: this session's CSRF token, and someone logged in."""
-    require_csrf_token(request)
-    identity: Identity | None = request.identity
-    if identity is None:
-        raise AuthenticationRequired("Log in first.")
-    return identity
-
-
-def form_text(request: Request, name: str) -> str:
-    value = request.POST.get(name, "")
-    return value.strip() if isinstance(value, str) else ""
-
-
-def wants_json(request: Request) -> bool:
-    """A script's fetch (Accept: application/json) rather than a page load or a plain form post."""
-    offers = request.accept.acceptable_offers(["text/html", "application/json"])
-    return bool(offers) and offers[0][0] == "application/json"
-
-
-def require_confirmed(request: Request) -> None:
-    # The confirmation box is `required` in the page; a post without it (scripted, or a
-    # browser ignoring `required`) must not delete anything either.
-    if request.POST.get("confirm") != "yes":
-        raise InvalidInput("Tick the confirmation box to delete.")
 
 
 # -- errors on UI pages are pages, not JSON ------------------------------------------
@@ -188,7 +160,7 @@ def project_page(request: Request) -> dict[str, Any]:
         "index_url": request.route_url("simple.index"),
         "may_upload": identity is not None and app.access.can_write(identity, name),
         "may_delete": identity is not None and app.access.can_delete(identity, name),
-        "may_set_status": identity is not None and identity.is_admin and identity.token is None,
+        "may_set_status": may_set_status(identity),
         "statuses": PROJECT_STATUSES,
     }
 
@@ -237,7 +209,7 @@ def yank(request: Request) -> Response:
         message = f"Unyanked {name} {version} ({count} file(s))."
     else:
         name, version = _release_action(request, "Yanking releases")
-        count = index.yank(name, version, form_text(request, "reason") or None)
+        count = index.yank(name, version, forms.yank_reason(request.POST.get("reason")))
         message = f"Yanked {name} {version} ({count} file(s))."
     return back_to(request, "ui.project", message, project=name)
 
@@ -245,7 +217,7 @@ def yank(request: Request) -> Response:
 @view_config(route_name="ui.version.delete", request_method="POST")
 def delete_version(request: Request) -> Response:
     name, version = _release_action(request, "Deleting releases")
-    require_confirmed(request)
+    forms.require_confirmed(request)
     deleted = services(request).index.delete_version(name, version)
     return _after_delete(request, name, f"Deleted {name} {version}: {', '.join(deleted)}.")
 
@@ -253,7 +225,7 @@ def delete_version(request: Request) -> Response:
 @view_config(route_name="ui.file.delete", request_method="POST")
 def delete_file(request: Request) -> Response:
     name, _version = _release_action(request, "Deleting files")
-    require_confirmed(request)
+    forms.require_confirmed(request)
     filename = request.matchdict["filename"]
     services(request).index.delete_file(name, filename)
     return _after_delete(request, name, f"Deleted {filename}.")
@@ -271,10 +243,9 @@ def _after_delete(request: Request, name: str, message: str) -> Response:
 @view_config(route_name="ui.project.status", request_method="POST")
 def set_status(request: Request) -> Response:
     checked_post(request)
-    require_admin(request)
-    project = services(request).index.set_status(
-        request.matchdict["project"], form_text(request, "status"), form_text(request, "reason") or None
-    )
+    require_status_change(request)
+    change = forms.form_status_change(request)
+    project = services(request).index.set_status(request.matchdict["project"], change.status, change.reason)
     return back_to(
         request, "ui.project", f"Status of {project.display_name} is now {project.status}.", project=project.name
     )
@@ -298,7 +269,7 @@ def login_form(request: Request) -> dict[str, Any]:
 @view_config(route_name="ui.login", request_method="POST")
 def login(request: Request) -> Response:
     require_csrf_token(request)
-    username, password = form_text(request, "username"), request.POST.get("password", "")
+    username, password = forms.form_text(request, "username"), request.POST.get("password", "")
     target = _local_path(request.POST.get("next")) or request.route_url("ui.projects")
     access = services(request).access
     identity = None
@@ -338,25 +309,21 @@ def _tokens_page(request: Request, identity: Identity, created: str | None = Non
 
 @view_config(route_name="ui.tokens", request_method="GET")
 def tokens(request: Request) -> Response:
-    return _tokens_page(request, password_identity(request, "Listing tokens"))
+    return _tokens_page(request, require_password_login(request, "Listing tokens"))
 
 
 @view_config(route_name="ui.tokens", request_method="POST")
 def create_token(request: Request) -> Response:
     checked_post(request)
-    identity = password_identity(request, "Creating tokens")
-    projects = [p for p in form_text(request, "projects").replace(",", " ").split() if p] or None
-    expires = form_text(request, "expires")
-    try:
-        expiry = datetime.combine(datetime.fromisoformat(expires).date(), time.max, UTC) if expires else None
-    except ValueError as exc:
-        raise InvalidInput("The expiry must be a date (YYYY-MM-DD).") from exc
+    identity = require_password_login(request, "Creating tokens")
+    wanted = forms.form_token_request(request, identity)
+    check_may_create_token(identity, wanted.owner)
     created = services(request).access.create_token(
-        identity.username,
-        description=form_text(request, "description"),
-        projects=projects,
-        read_only=request.POST.get("read_only") == "yes",
-        expires=expiry,
+        wanted.owner,
+        description=wanted.description,
+        projects=list(wanted.projects) if wanted.projects is not None else None,
+        read_only=wanted.read_only,
+        expires=wanted.expires,
     )
     # Shown in this response only, never stored in the session or a flash: it is stored hashed.
     return _tokens_page(request, identity, created=created.secret)
@@ -365,10 +332,8 @@ def create_token(request: Request) -> Response:
 @view_config(route_name="ui.token.revoke", request_method="POST")
 def revoke_token(request: Request) -> Response:
     checked_post(request)
-    identity = password_identity(request, "Revoking tokens")
+    identity = require_password_login(request, "Revoking tokens")
     access = services(request).access
-    token = access.get_token(request.matchdict["id"])
-    if token is None or token.username != identity.username:
-        raise InvalidInput(f"No token {request.matchdict['id']!r} of yours.")
+    token = token_to_revoke(access, identity, request.matchdict["id"])
     access.revoke_token(token.id)
     return back_to(request, "ui.tokens", f"Revoked token {token.id}.")

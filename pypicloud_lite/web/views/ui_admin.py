@@ -11,11 +11,11 @@ from pyramid.response import Response
 from pyramid.view import view_config
 
 from pypicloud_lite.errors import Conflict, InvalidInput
-from pypicloud_lite.web.security import require_admin
+from pypicloud_lite.web.admin_tasks import health_checks, run_in_background
+from pypicloud_lite.web.forms import form_flag, form_names, form_password, form_text, require_confirmed
+from pypicloud_lite.web.permissions import check_may_delete_user, require_admin
 from pypicloud_lite.web.services import services
-from pypicloud_lite.web.views.admin import run_in_background
-from pypicloud_lite.web.views.health import health_checks
-from pypicloud_lite.web.views.ui import back_to, checked_post, form_text, require_confirmed, wants_json
+from pypicloud_lite.web.ui_support import back_to, checked_post, wants_json
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +85,8 @@ def _apply(request: Request, actions: dict[str, Callable[[], str]]) -> Response:
 def change_user(request: Request) -> Response:
     access = services(request).access
     name = form_text(request, "name")
-    raw_password = request.POST.get("password", "")
-    password = raw_password if isinstance(raw_password, str) else ""
-    admin = request.POST.get("admin") == "yes"
+    password = form_password(request)
+    admin = form_flag(request, "admin")
 
     def create() -> str:
         if not name or not password:
@@ -101,8 +100,7 @@ def change_user(request: Request) -> Response:
 
     def delete() -> str:
         require_confirmed(request)
-        if request.identity is not None and name == request.identity.username:
-            raise InvalidInput("Admins cannot delete themselves.")
+        check_may_delete_user(request.identity, name)
         access.delete_user(name)
         return f"Deleted user {name}."
 
@@ -115,7 +113,7 @@ def change_group(request: Request) -> Response:
     name = form_text(request, "name")
 
     def set_members() -> str:
-        group = access.set_group(name, form_text(request, "members").replace(",", " ").split())
+        group = access.set_group(name, form_names(request, "members"))
         return f"Group {group.name} has {len(group.members)} member(s)."
 
     def delete() -> str:
@@ -132,7 +130,7 @@ def change_grant(request: Request) -> Response:
     project, kind, name = form_text(request, "project"), form_text(request, "kind"), form_text(request, "name")
 
     def grant() -> str:
-        perms = "".join(letter for letter in "rwd" if request.POST.get(f"perm_{letter}") == "yes")
+        perms = "".join(letter for letter in "rwd" if form_flag(request, f"perm_{letter}"))
         granted = access.set_grant(project, kind, name, perms)
         return f"{granted.kind} {granted.name} has {granted.perms!r} on {granted.project}."
 

@@ -8,33 +8,14 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from pypicloud_lite.access.base import Identity
-from pypicloud_lite.errors import InvalidUpload, PermissionDenied
-from pypicloud_lite.naming import normalize
-from pypicloud_lite.service import UploadForm, too_large
+from pypicloud_lite.errors import InvalidUpload
+from pypicloud_lite.service import UploadForm
+from pypicloud_lite.web.forms import check_body_size
+from pypicloud_lite.web.permissions import check_may_upload
 from pypicloud_lite.web.security import require_identity
-from pypicloud_lite.web.services import AppServices, services
+from pypicloud_lite.web.services import services
 
 logger = logging.getLogger(__name__)
-
-# multipart boundaries and the form's text fields ride on top of the file itself.
-FORM_OVERHEAD = 1024 * 1024
-
-
-def check_body_size(request: Request) -> None:
-    """413 before the body is parsed, when it cannot hold a file the index would take."""
-    limit = services(request).settings.upload.max_size
-    if request.content_length is not None and request.content_length > limit + FORM_OVERHEAD:
-        raise too_large(limit)
-
-
-def check_may_upload(app: AppServices, identity: Identity, name: str) -> None:
-    """403 unless this caller may upload to `name` (or create it, when it does not exist yet)."""
-    project = normalize(name)
-    exists = app.index.find_project(project) is not None
-    if not (app.access.can_write(identity, project) if exists else app.access.can_create(identity, project)):
-        # One message whether or not the project exists: a refusal must not reveal that.
-        raise PermissionDenied(f"User {identity.username!r} may not upload to project {name!r}.")
 
 
 def _field(request: Request, name: str) -> str | None:

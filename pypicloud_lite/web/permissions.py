@@ -1,0 +1,128 @@
+"""What a caller may do to a project, a token or a user: one function per rule, called by the API and the UI alike."""
+
+from __future__ import annotations
+
+from pyramid.request import Request
+
+from pypicloud_lite.access.base import AccessBackend, Identity, Permission, Token
+from pypicloud_lite.errors import AuthenticationRequired, InvalidInput, NotFound, PermissionDenied
+from pypicloud_lite.naming import normalize
+from pypicloud_lite.web.security import authenticated, require_identity
+from pypicloud_lite.web.services import AppServices, services
+
+# -- projects ----------------------------------------------------------------------------
+
+
+def require_read(request: Request, project: str) -> Identity | None:
+    """401 for an anonymous caller (so clients retry with credentials), 404 for a known one.
+
+    Never 403: uv only falls through to its next index on 404.
+    """
+    identity = authenticated(request)
+    if services(request).access.can_read(identity, project):
+        return identity
+    if identity is None:
+        raise AuthenticationRequired("This index needs credentials to read.")
+    raise NotFound(f"No project named {project!r} in this index.")
+
+
+def require(request: Request, project: str, permission: Permission, action: str) -> Identity:
+    """The caller, if it may do `action` on `project`: 401 when anonymous, 403 when not allowed."""
+    identity = require_identity(request, action)
+    access = services(request).access
+    if not access.allowed(identity, project, permission):
+        raise PermissionDenied(
+            f"{action} on project {project!r} needs the {permission.name.lower()} permission, "
+            f"which {identity.username!r} does not have."
+        )
+    return identity
+
+
+def check_may_upload(app: AppServices, identity: Identity, name: str) -> None:
+    """403 unless this caller may upload to `name` (or create it, when it does not exist yet)."""
+    project = normalize(name)
+    exists = app.index.find_project(project) is not None
+    if not (app.access.can_write(identity, project) if exists else app.access.can_create(identity, project)):
+        # One message whether or not the project exists: a refusal must not reveal that.
+        raise PermissionDenied(f"User {identity.username!r} may not upload to project {name!r}.")
+
+
+def may_set_status(identity: Identity | None) -> bool:
+    """Whether to offer the status form: the same rule `require_status_change` enforces."""
+    return is_password_admin(identity)
+
+
+def require_status_change(request: Request) -> Identity:
+    """A project's status (PEP 792) is the index operator's call, as on PyPI: admins only."""
+    return require_admin(request)
+
+
+# -- the index as a whole -----------------------------------------------------------------
+
+
+def is_password_admin(identity: Identity | None) -> bool:
+    return identity is not None and identity.is_admin and identity.token is None
+
+
+def require_admin(request: Request) -> Identity:
+    """An admin logged in with a password: tokens (even an admin's) never administer the index."""
+    identity = require_identity(request, "This")
+    if not identity.is_admin:
+        raise PermissionDenied(f"Only admins may do this; {identity.username!r} is not one.")
+    if identity.token is not None:
+        raise PermissionDenied("Admin actions need a password login, not an API token.")
+    return identity
+
+
+# -- tokens ------------------------------------------------------------------------------
+
+
+def require_password_login(request: Request, action: str) -> Identity:
+    """The caller, logged in with a password (or a session): a scoped token must not mint a broader one."""
+    identity = require_identity(request, action)
+    if identity.token is not None:
+        raise PermissionDenied("Tokens are managed with a password login, not with a token.")
+    return identity
+
+
+def may_list_all_tokens(identity: Identity) -> bool:
+    return identity.is_admin
+
+
+def check_may_create_token(identity: Identity, owner: str) -> None:
+    if owner != identity.username and not identity.is_admin:
+        raise PermissionDenied("Only admins may create tokens for other users.")
+
+
+def may_revoke_token(identity: Identity, token: Token) -> bool:
+    """Its owner may revoke a token, and an admin may revoke anyone's (a leaked token must die fast)."""
+    return token.username == identity.username or identity.is_admin
+
+
+def token_to_revoke(access: AccessBackend, identity: Identity, token_id: str) -> Token:
+    """The token `identity` may revoke; someone else's is as unknown as one that does not exist (404)."""
+    token = access.get_token(token_id)
+    if token is None or not may_revoke_token(identity, token):
+        raise NotFound(f"No token {token_id!r}.")
+    return token
+
+
+# -- users -------------------------------------------------------------------------------
+
+
+def check_may_read_user(identity: Identity, name: str) -> None:
+    if not identity.is_admin and identity.username != name:
+        raise PermissionDenied("Only admins may read other users.")
+
+
+def check_may_change_user(identity: Identity, name: str, changes_admin: bool) -> None:
+    if identity.token is not None:
+        raise PermissionDenied("Users are changed with a password login, not an API token.")
+    if not identity.is_admin and (identity.username != name or changes_admin):
+        raise PermissionDenied("Only admins may change other users or admin rights.")
+
+
+def check_may_delete_user(identity: Identity, name: str) -> None:
+    """On top of `require_admin`: an admin deleting themselves could leave the index with none."""
+    if name == identity.username:
+        raise InvalidInput("Admins cannot delete themselves.")
