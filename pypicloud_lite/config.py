@@ -7,7 +7,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -122,8 +122,8 @@ class WebSettings:
 
 @dataclass(frozen=True)
 class ReloadSettings:
-    on_start: bool
-    workers: int
+    on_start: bool = False
+    workers: int = 16
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,7 @@ class Settings:
     auth: AuthSettings
     upload: UploadSettings
     web: WebSettings
-    reload: ReloadSettings = ReloadSettings(on_start=False, workers=16)
+    reload: ReloadSettings = ReloadSettings()
     sync: SyncSettings = SyncSettings()
     cdn: CdnSettings = CdnSettings()
 
@@ -311,6 +311,19 @@ def _json_setting(value: Any) -> str:
     return str(value)
 
 
+def _default(cls: Any, name: str) -> str:
+    """A settings dataclass's default for field `name`, as the ini would write it.
+
+    The dataclasses hold the only copy of these defaults: the loader and code that builds
+    settings without an ini (tests, CdnSettings()) cannot disagree.
+    """
+    value = next(f.default for f in fields(cls) if f.name == name)
+    assert value is not MISSING, f"{cls.__name__}.{name} has no default"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
 def _dynamo_settings(r: _Reader) -> DynamoSettings:
     read, write = r.get("cache.read_capacity"), r.get("cache.write_capacity")
     if bool(read) != bool(write):
@@ -362,15 +375,15 @@ def _session_secret(r: _Reader) -> str | None:
 
 
 def _cdn_settings(r: _Reader, page_max_age: int) -> CdnSettings:
-    backend = r.choice("cdn.backend", "none", ("none", "cloudfront"))
+    backend = r.choice("cdn.backend", _default(CdnSettings, "backend"), ("none", "cloudfront"))
     purging = backend != "none"
     prefix = (r.get("cdn.path_prefix", "") or "").strip().rstrip("/")
     if prefix and not prefix.startswith("/"):
         prefix = "/" + prefix
-    window = r.typed("cdn.window", int, "60")
+    window = r.typed("cdn.window", int, _default(CdnSettings, "window"))
     if not 1 <= window <= MAX_CDN_WINDOW:
         raise ConfigError(f"setting 'cdn.window': 1 to {MAX_CDN_WINDOW} seconds (SQS delays at most 15 minutes)")
-    threshold = r.typed("cdn.wildcard_threshold", int, "300")
+    threshold = r.typed("cdn.wildcard_threshold", int, _default(CdnSettings, "wildcard_threshold"))
     if not 1 <= threshold <= CLOUDFRONT_MAX_PATHS:
         raise ConfigError(f"setting 'cdn.wildcard_threshold': 1 to {CLOUDFRONT_MAX_PATHS} paths")
     # Purged pages can stay at the edge for long; clients, which nobody purges, keep them briefly.
@@ -408,7 +421,7 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
     storage = StorageSettings(
         backend=storage_backend,
         dir=r.path("storage.dir"),
-        stream_files=r.typed("storage.stream_files", parse_bool, "false"),
+        stream_files=r.typed("storage.stream_files", parse_bool, _default(StorageSettings, "stream_files")),
         s3=_s3_settings(r) if storage_backend == "s3" else None,
     )
     if storage.backend == "local" and storage.dir is None:
@@ -420,8 +433,8 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         migrate_on_start=r.typed("cache.migrate_on_start", parse_bool, "false"),
         pool_size=r.typed("cache.pool_size", int, "5"),
         echo=r.typed("cache.echo", parse_bool, "false"),
-        connect_timeout=r.typed("cache.connect_timeout", int, "10"),
-        serial_max_age=r.typed("cache.serial_max_age", _non_negative, "0"),
+        connect_timeout=r.typed("cache.connect_timeout", int, _default(CacheSettings, "connect_timeout")),
+        serial_max_age=r.typed("cache.serial_max_age", _non_negative, _default(CacheSettings, "serial_max_age")),
         dynamo=_dynamo_settings(r) if cache_backend == "dynamo" else None,
     )
     create_projects = r.get("pypi.create_projects")
@@ -449,16 +462,18 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
     web = WebSettings(
         page_max_age=r.typed("web.page_max_age", int, "600"),
         file_max_age=r.typed("web.file_max_age", int, "31536000"),
-        page_cache_size=r.typed("web.page_cache_size", parse_size, "64MB"),
+        page_cache_size=r.typed("web.page_cache_size", parse_size, _default(WebSettings, "page_cache_size")),
         session_secret=_session_secret(r),
-        session_max_age=r.typed("web.session_max_age", int, "43200"),
-        session_cookie_secure=r.typed("web.session_cookie_secure", parse_bool, "false"),
+        session_max_age=r.typed("web.session_max_age", int, _default(WebSettings, "session_max_age")),
+        session_cookie_secure=r.typed(
+            "web.session_cookie_secure", parse_bool, _default(WebSettings, "session_cookie_secure")
+        ),
     )
     reload = ReloadSettings(
-        on_start=r.typed("pypi.reload_on_start", parse_bool, "false"),
-        workers=r.typed("pypi.reload_workers", int, "16"),
+        on_start=r.typed("pypi.reload_on_start", parse_bool, _default(ReloadSettings, "on_start")),
+        workers=r.typed("pypi.reload_workers", int, _default(ReloadSettings, "workers")),
     )
-    sync = SyncSettings(secret_max_age=r.typed("sync.secret_max_age", float, "300"))
+    sync = SyncSettings(secret_max_age=r.typed("sync.secret_max_age", float, _default(SyncSettings, "secret_max_age")))
     cdn = _cdn_settings(r, web.page_max_age)
     if cdn.enabled:
         cache = replace(cache, cdn_outbox=True)

@@ -11,7 +11,10 @@ import pytest
 
 from pypicloud_lite.config import (
     CacheSettings,
+    CdnSettings,
+    ReloadSettings,
     StorageSettings,
+    SyncSettings,
     UploadSettings,
     WebSettings,
     env_name,
@@ -57,6 +60,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert auth.failed_login_window == 300
     assert settings.upload == UploadSettings(max_size=100_000_000, spool_dir=None)
     assert settings.web == WebSettings(page_max_age=600, file_max_age=31_536_000)
+    assert (settings.reload, settings.sync, settings.cdn) == (ReloadSettings(), SyncSettings(), CdnSettings())
 
 
 def test_every_key_is_parsed(tmp_path: Path) -> None:
