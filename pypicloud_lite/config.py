@@ -16,6 +16,8 @@ from pypicloud_lite.models import Grant
 from pypicloud_lite.naming import normalize
 
 ENV_PREFIX = "PPC_"
+# A JSON object of settings in one variable (the Lambda's only source of settings).
+SETTINGS_VARIABLE = "PYPICLOUD_SETTINGS"
 # Settings whose keys are ours: anything else under these prefixes is a typo and refused.
 OWN_PREFIXES = ("storage.", "cache.", "auth.", "upload.", "web.", "pypi.", "sync.", "cdn.")
 PERM_LETTERS = frozenset("rwd")
@@ -307,8 +309,21 @@ def _json_setting(value: Any) -> str:
     if isinstance(value, list):
         return " ".join(str(v) for v in value)
     if isinstance(value, dict):
-        raise ConfigError("PYPICLOUD_SETTINGS values must be strings, numbers, booleans or lists")
+        raise ConfigError(f"{SETTINGS_VARIABLE} values must be strings, numbers, booleans or lists")
     return str(value)
+
+
+def environ_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """The settings the JSON object in PYPICLOUD_SETTINGS holds, as the ini would write them ({} when unset)."""
+    if SETTINGS_VARIABLE not in environ:
+        return {}
+    try:
+        settings = json.loads(environ[SETTINGS_VARIABLE])
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{SETTINGS_VARIABLE} is not a JSON object: {exc}") from exc
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{SETTINGS_VARIABLE} must be a JSON object of setting keys to values")
+    return {str(k): _json_setting(v) for k, v in settings.items()}
 
 
 def _default(cls: Any, name: str) -> str:
@@ -405,17 +420,19 @@ def _cdn_settings(r: _Reader, page_max_age: int) -> CdnSettings:
     )
 
 
+def _sync_settings(r: _Reader) -> SyncSettings:
+    return SyncSettings(secret_max_age=r.typed("sync.secret_max_age", float, _default(SyncSettings, "secret_max_age")))
+
+
+def sync_settings(raw: Mapping[str, Any]) -> SyncSettings:
+    """The sync.* settings alone: the Lambda needs them to resolve the secrets the others may name."""
+    return _sync_settings(_Reader(raw, {}))
+
+
 def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from ini-style strings; PPC_* variables in `environ` win over the ini."""
     env = os.environ if environ is None else environ
-    if "PYPICLOUD_SETTINGS" in env:
-        try:
-            overrides = json.loads(env["PYPICLOUD_SETTINGS"])
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"PYPICLOUD_SETTINGS is not a JSON object: {exc}") from exc
-        if not isinstance(overrides, dict):
-            raise ConfigError("PYPICLOUD_SETTINGS must be a JSON object of setting keys to values")
-        raw = {**raw, **{k: _json_setting(v) for k, v in overrides.items()}}
+    raw = {**raw, **environ_settings(env)}
     r = _Reader(raw, env)
     storage_backend = r.choice("storage.backend", "local", ("local", "s3"))
     storage = StorageSettings(
@@ -473,7 +490,7 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         on_start=r.typed("pypi.reload_on_start", parse_bool, _default(ReloadSettings, "on_start")),
         workers=r.typed("pypi.reload_workers", int, _default(ReloadSettings, "workers")),
     )
-    sync = SyncSettings(secret_max_age=r.typed("sync.secret_max_age", float, _default(SyncSettings, "secret_max_age")))
+    sync = _sync_settings(r)
     cdn = _cdn_settings(r, web.page_max_age)
     if cdn.enabled:
         cache = replace(cache, cdn_outbox=True)
