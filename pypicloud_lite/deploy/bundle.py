@@ -27,7 +27,9 @@ LAMBDA_PYTHON_VERSION = "3.12"
 # manylinux_2_28 ones that some projects publish instead, both load there.
 PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")
 ARCHITECTURE = "x86_64"
-DEFAULT_LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda"
+# The entry module and the requirements files, shipped inside the package so that an installed
+# wheel builds the bundle as a checkout does (lambda/ in the repository points here).
+DEFAULT_LAMBDA_DIR = Path(__file__).resolve().parent / "lambda_files"
 DEFAULT_BUNDLE = "ppc-s3-sync.zip"
 # The Lambda runtime ships these; bundling them only makes the zip bigger (and older or newer
 # than the runtime's, for no benefit). Names as in `<name>-<version>.dist-info`, normalized.
@@ -181,7 +183,7 @@ def build_bundle(
     """Zip the handler, pypicloud_lite (no web layer) and the chosen cache's dependencies."""
     handler = lambda_dir / HANDLER_FILE
     if not handler.is_file():
-        raise DeployError(f"the Lambda handler {handler} does not exist (run from a source checkout, or --lambda-dir)")
+        raise DeployError(f"the Lambda handler {handler} does not exist (reinstall pypicloud_lite, or --lambda-dir)")
     backend = settings.cache.backend
     requirements: tuple[str, ...] = ()
     with tempfile.TemporaryDirectory(prefix="ppc-bundle-") as tmp:

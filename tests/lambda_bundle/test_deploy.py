@@ -604,7 +604,7 @@ def _unpack(bundle: Path, folder: Path) -> Path:
 
 def test_the_real_handler_imports_from_the_bundle_without_pyramid(tmp_path: Path, moto: Moto) -> None:
     """Only the unpacked zip (plus site-packages for the libraries) on sys.path, no .pth files."""
-    assert (DEFAULT_LAMBDA_DIR / "s3_sync.py").is_file(), "lambda/s3_sync.py is missing"
+    assert (DEFAULT_LAMBDA_DIR / "s3_sync.py").is_file(), "the packaged lambda_files/s3_sync.py is missing"
     bucket = moto.new_bucket()
     prefix = f"ppc-{uuid.uuid4().hex[:6]}-"
     raw = dynamo_settings(moto, bucket, prefix)
