@@ -7,7 +7,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,6 +16,8 @@ from pypicloud_lite.models import Grant
 from pypicloud_lite.naming import normalize
 
 ENV_PREFIX = "PPC_"
+# A JSON object of settings in one variable (the Lambda's only source of settings).
+SETTINGS_VARIABLE = "PYPICLOUD_SETTINGS"
 # Settings whose keys are ours: anything else under these prefixes is a typo and refused.
 OWN_PREFIXES = ("storage.", "cache.", "auth.", "upload.", "web.", "pypi.", "sync.", "cdn.")
 PERM_LETTERS = frozenset("rwd")
@@ -122,8 +124,8 @@ class WebSettings:
 
 @dataclass(frozen=True)
 class ReloadSettings:
-    on_start: bool
-    workers: int
+    on_start: bool = False
+    workers: int = 16
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,7 @@ class Settings:
     auth: AuthSettings
     upload: UploadSettings
     web: WebSettings
-    reload: ReloadSettings = ReloadSettings(on_start=False, workers=16)
+    reload: ReloadSettings = ReloadSettings()
     sync: SyncSettings = SyncSettings()
     cdn: CdnSettings = CdnSettings()
 
@@ -307,8 +309,34 @@ def _json_setting(value: Any) -> str:
     if isinstance(value, list):
         return " ".join(str(v) for v in value)
     if isinstance(value, dict):
-        raise ConfigError("PYPICLOUD_SETTINGS values must be strings, numbers, booleans or lists")
+        raise ConfigError(f"{SETTINGS_VARIABLE} values must be strings, numbers, booleans or lists")
     return str(value)
+
+
+def environ_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """The settings the JSON object in PYPICLOUD_SETTINGS holds, as the ini would write them ({} when unset)."""
+    if SETTINGS_VARIABLE not in environ:
+        return {}
+    try:
+        settings = json.loads(environ[SETTINGS_VARIABLE])
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{SETTINGS_VARIABLE} is not a JSON object: {exc}") from exc
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{SETTINGS_VARIABLE} must be a JSON object of setting keys to values")
+    return {str(k): _json_setting(v) for k, v in settings.items()}
+
+
+def _default(cls: Any, name: str) -> str:
+    """A settings dataclass's default for field `name`, as the ini would write it.
+
+    The dataclasses hold the only copy of these defaults: the loader and code that builds
+    settings without an ini (tests, CdnSettings()) cannot disagree.
+    """
+    value = next(f.default for f in fields(cls) if f.name == name)
+    assert value is not MISSING, f"{cls.__name__}.{name} has no default"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 def _dynamo_settings(r: _Reader) -> DynamoSettings:
@@ -362,15 +390,15 @@ def _session_secret(r: _Reader) -> str | None:
 
 
 def _cdn_settings(r: _Reader, page_max_age: int) -> CdnSettings:
-    backend = r.choice("cdn.backend", "none", ("none", "cloudfront"))
+    backend = r.choice("cdn.backend", _default(CdnSettings, "backend"), ("none", "cloudfront"))
     purging = backend != "none"
     prefix = (r.get("cdn.path_prefix", "") or "").strip().rstrip("/")
     if prefix and not prefix.startswith("/"):
         prefix = "/" + prefix
-    window = r.typed("cdn.window", int, "60")
+    window = r.typed("cdn.window", int, _default(CdnSettings, "window"))
     if not 1 <= window <= MAX_CDN_WINDOW:
         raise ConfigError(f"setting 'cdn.window': 1 to {MAX_CDN_WINDOW} seconds (SQS delays at most 15 minutes)")
-    threshold = r.typed("cdn.wildcard_threshold", int, "300")
+    threshold = r.typed("cdn.wildcard_threshold", int, _default(CdnSettings, "wildcard_threshold"))
     if not 1 <= threshold <= CLOUDFRONT_MAX_PATHS:
         raise ConfigError(f"setting 'cdn.wildcard_threshold': 1 to {CLOUDFRONT_MAX_PATHS} paths")
     # Purged pages can stay at the edge for long; clients, which nobody purges, keep them briefly.
@@ -392,23 +420,25 @@ def _cdn_settings(r: _Reader, page_max_age: int) -> CdnSettings:
     )
 
 
+def _sync_settings(r: _Reader) -> SyncSettings:
+    return SyncSettings(secret_max_age=r.typed("sync.secret_max_age", float, _default(SyncSettings, "secret_max_age")))
+
+
+def sync_settings(raw: Mapping[str, Any]) -> SyncSettings:
+    """The sync.* settings alone: the Lambda needs them to resolve the secrets the others may name."""
+    return _sync_settings(_Reader(raw, {}))
+
+
 def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from ini-style strings; PPC_* variables in `environ` win over the ini."""
     env = os.environ if environ is None else environ
-    if "PYPICLOUD_SETTINGS" in env:
-        try:
-            overrides = json.loads(env["PYPICLOUD_SETTINGS"])
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"PYPICLOUD_SETTINGS is not a JSON object: {exc}") from exc
-        if not isinstance(overrides, dict):
-            raise ConfigError("PYPICLOUD_SETTINGS must be a JSON object of setting keys to values")
-        raw = {**raw, **{k: _json_setting(v) for k, v in overrides.items()}}
+    raw = {**raw, **environ_settings(env)}
     r = _Reader(raw, env)
     storage_backend = r.choice("storage.backend", "local", ("local", "s3"))
     storage = StorageSettings(
         backend=storage_backend,
         dir=r.path("storage.dir"),
-        stream_files=r.typed("storage.stream_files", parse_bool, "false"),
+        stream_files=r.typed("storage.stream_files", parse_bool, _default(StorageSettings, "stream_files")),
         s3=_s3_settings(r) if storage_backend == "s3" else None,
     )
     if storage.backend == "local" and storage.dir is None:
@@ -420,8 +450,8 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         migrate_on_start=r.typed("cache.migrate_on_start", parse_bool, "false"),
         pool_size=r.typed("cache.pool_size", int, "5"),
         echo=r.typed("cache.echo", parse_bool, "false"),
-        connect_timeout=r.typed("cache.connect_timeout", int, "10"),
-        serial_max_age=r.typed("cache.serial_max_age", _non_negative, "0"),
+        connect_timeout=r.typed("cache.connect_timeout", int, _default(CacheSettings, "connect_timeout")),
+        serial_max_age=r.typed("cache.serial_max_age", _non_negative, _default(CacheSettings, "serial_max_age")),
         dynamo=_dynamo_settings(r) if cache_backend == "dynamo" else None,
     )
     create_projects = r.get("pypi.create_projects")
@@ -449,16 +479,18 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
     web = WebSettings(
         page_max_age=r.typed("web.page_max_age", int, "600"),
         file_max_age=r.typed("web.file_max_age", int, "31536000"),
-        page_cache_size=r.typed("web.page_cache_size", parse_size, "64MB"),
+        page_cache_size=r.typed("web.page_cache_size", parse_size, _default(WebSettings, "page_cache_size")),
         session_secret=_session_secret(r),
-        session_max_age=r.typed("web.session_max_age", int, "43200"),
-        session_cookie_secure=r.typed("web.session_cookie_secure", parse_bool, "false"),
+        session_max_age=r.typed("web.session_max_age", int, _default(WebSettings, "session_max_age")),
+        session_cookie_secure=r.typed(
+            "web.session_cookie_secure", parse_bool, _default(WebSettings, "session_cookie_secure")
+        ),
     )
     reload = ReloadSettings(
-        on_start=r.typed("pypi.reload_on_start", parse_bool, "false"),
-        workers=r.typed("pypi.reload_workers", int, "16"),
+        on_start=r.typed("pypi.reload_on_start", parse_bool, _default(ReloadSettings, "on_start")),
+        workers=r.typed("pypi.reload_workers", int, _default(ReloadSettings, "workers")),
     )
-    sync = SyncSettings(secret_max_age=r.typed("sync.secret_max_age", float, "300"))
+    sync = _sync_settings(r)
     cdn = _cdn_settings(r, web.page_max_age)
     if cdn.enabled:
         cache = replace(cache, cdn_outbox=True)

@@ -11,16 +11,21 @@ import pytest
 
 from pypicloud_lite.config import (
     CacheSettings,
+    CdnSettings,
+    ReloadSettings,
     StorageSettings,
+    SyncSettings,
     UploadSettings,
     WebSettings,
     env_name,
+    environ_settings,
     load_ini,
     load_settings,
     parse_bool,
     parse_list,
     parse_size,
     read_ini,
+    sync_settings,
 )
 from pypicloud_lite.errors import ConfigError
 from pypicloud_lite.models import Grant
@@ -57,6 +62,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert auth.failed_login_window == 300
     assert settings.upload == UploadSettings(max_size=100_000_000, spool_dir=None)
     assert settings.web == WebSettings(page_max_age=600, file_max_age=31_536_000)
+    assert (settings.reload, settings.sync, settings.cdn) == (ReloadSettings(), SyncSettings(), CdnSettings())
 
 
 def test_every_key_is_parsed(tmp_path: Path) -> None:
@@ -264,6 +270,25 @@ def test_pypicloud_settings_json_list_is_a_list_or_refused(tmp_path: Path) -> No
         assert "auth.admins" in exc.message
     else:
         assert settings.auth.admins == frozenset({"alice", "bob"})
+
+
+def test_environ_settings_are_the_json_object_as_ini_strings() -> None:
+    assert environ_settings({}) == {}
+    blob = {"cache.migrate_on_start": True, "web.page_max_age": 15, "auth.admins": ["a", "b"], "cache.url": "ssm:/x"}
+    assert environ_settings({"PYPICLOUD_SETTINGS": json.dumps(blob)}) == {
+        "cache.migrate_on_start": "true",
+        "web.page_max_age": "15",
+        "auth.admins": "a b",
+        "cache.url": "ssm:/x",
+    }
+
+
+def test_sync_settings_alone_leave_the_other_settings_unread() -> None:
+    # The Lambda reads them before it resolves the secret references the others may hold.
+    assert sync_settings({}) == SyncSettings()
+    assert sync_settings({"sync.secret_max_age": "60", "cache.read_capacity": "ssm:/x"}).secret_max_age == 60.0
+    with pytest.raises(ConfigError, match=r"'sync\.secret_max_age'"):
+        sync_settings({"sync.secret_max_age": "soon"})
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pypicloud_lite.scripts import lambda_deploy
+from pypicloud_lite.deploy.cli import create_main, remove_main
+from pypicloud_lite.deploy.create import MAX_RECEIVE_COUNT
 from tests.aws import REGION, Moto
 from tests.lambda_bundle.test_deploy import (
     ACCOUNT,
@@ -32,7 +33,7 @@ def test_create_with_cdn_then_remove(tmp_path: Path, moto: Moto, capsys: pytest.
     common = [str(ini), "--endpoint-url", moto.endpoint_url, "--function-name", function_name]
     argv = [*common, "--cdn", "--zip", str(fake_bundle(tmp_path / "bundle.zip"))]
 
-    code, _out, err = run(lambda_deploy.create_main, argv, capsys)
+    code, _out, err = run(create_main, argv, capsys)
     assert code == 0, err
     iam, lam, sqs = (moto.client(s) for s in ("iam", "lambda", "sqs"))
     queue_url = sqs.get_queue_url(QueueName=f"{function_name}-cdn")["QueueUrl"]
@@ -60,14 +61,14 @@ def test_create_with_cdn_then_remove(tmp_path: Path, moto: Moto, capsys: pytest.
     attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
     redrive = json.loads(attributes["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"] == f"arn:aws:sqs:{REGION}:{ACCOUNT}:{function_name}-dlq"
-    assert int(redrive["maxReceiveCount"]) == lambda_deploy.MAX_RECEIVE_COUNT
+    assert int(redrive["maxReceiveCount"]) == MAX_RECEIVE_COUNT
     assert sqs.get_queue_url(QueueName=f"{function_name}-dlq")["QueueUrl"]
 
     after_create = snapshot(moto, bucket)
-    assert run(lambda_deploy.create_main, argv, capsys)[0] == 0
+    assert run(create_main, argv, capsys)[0] == 0
     assert snapshot(moto, bucket) == after_create
 
-    code, _out, err = run(lambda_deploy.remove_main, common, capsys)
+    code, _out, err = run(remove_main, common, capsys)
     assert code == 0, err
     assert snapshot(moto, bucket) == before
 
@@ -75,9 +76,7 @@ def test_create_with_cdn_then_remove(tmp_path: Path, moto: Moto, capsys: pytest.
 def test_cdn_without_a_distribution_is_refused(tmp_path: Path, moto: Moto, capsys: pytest.CaptureFixture[str]) -> None:
     bucket = moto.new_bucket()
     ini = write_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-x-"))
-    code, _out, err = run(
-        lambda_deploy.create_main, [str(ini), "--endpoint-url", moto.endpoint_url, "--cdn", "--dry-run"], capsys
-    )
+    code, _out, err = run(create_main, [str(ini), "--endpoint-url", moto.endpoint_url, "--cdn", "--dry-run"], capsys)
     assert code == 1
     assert "cdn.backend = cloudfront" in err
 
@@ -89,9 +88,7 @@ def test_without_cdn_the_lambda_records_but_gets_no_queue_nor_cloudfront_rights(
     prefix = f"ppc-{uuid.uuid4().hex[:6]}-"
     cdn = {"cdn.backend": "cloudfront", "cdn.distribution_id": "E2EXAMPLE"}
     ini = write_ini(tmp_path / "server.ini", {**dynamo_settings(moto, bucket, prefix), **cdn})
-    code, out, err = run(
-        lambda_deploy.create_main, [str(ini), "--endpoint-url", moto.endpoint_url, "--dry-run"], capsys
-    )
+    code, out, err = run(create_main, [str(ini), "--endpoint-url", moto.endpoint_url, "--dry-run"], capsys)
     assert code == 0, err
     [policy_line] = [line for line in out.splitlines() if line.startswith("[dry-run] role policy: ")]
     policy = statements(json.loads(policy_line.split(": ", 1)[1]))

@@ -17,14 +17,11 @@ from typing import Any
 import pytest
 
 from pypicloud_lite.config import load_settings
-from pypicloud_lite.scripts import lambda_deploy
-from pypicloud_lite.scripts.lambda_deploy import (
-    DEFAULT_LAMBDA_DIR,
-    DeployError,
-    build_bundle,
-    role_policy,
-    sql_driver_requirement,
-)
+from pypicloud_lite.deploy import DeployError
+from pypicloud_lite.deploy.bundle import DEFAULT_LAMBDA_DIR, build_bundle, sql_driver_requirement
+from pypicloud_lite.deploy.cli import build_main, create_main, remove_main
+from pypicloud_lite.deploy.names import Names, Target
+from pypicloud_lite.deploy.policies import role_policy
 from tests.aws import REGION, Moto
 from tests.conftest import require_or_skip
 
@@ -171,7 +168,7 @@ def test_create_direct_then_rerun_then_remove(
     before = snapshot(moto, bucket)
     argv = [str(ini), "--endpoint-url", moto.endpoint_url, "--function-name", function_name, "--zip", str(bundle_zip)]
 
-    code, out, err = run(lambda_deploy.create_main, argv, capsys)
+    code, out, err = run(create_main, argv, capsys)
     assert code == 0, err
     iam, lam, s3 = moto.client("iam"), moto.client("lambda"), moto.client("s3")
     role_name = f"{function_name}-role"
@@ -223,16 +220,16 @@ def test_create_direct_then_rerun_then_remove(
     assert "create IAM role" in out and "put bucket notification" in out
 
     after_create = snapshot(moto, bucket)
-    code, out, err = run(lambda_deploy.create_main, argv, capsys)
+    code, out, err = run(create_main, argv, capsys)
     assert code == 0, err
     assert snapshot(moto, bucket) == after_create
     assert [line for line in out.splitlines()[1:] if not line.startswith("unchanged:")] == []
 
-    code, out, err = run(lambda_deploy.remove_main, argv[:5], capsys)
+    code, out, err = run(remove_main, argv[:5], capsys)
     assert code == 0, err
     assert snapshot(moto, bucket) == before
     assert "delete Lambda function" in out and "delete IAM role" in out
-    code, out, err = run(lambda_deploy.remove_main, argv[:5], capsys)  # nothing left to remove
+    code, out, err = run(remove_main, argv[:5], capsys)  # nothing left to remove
     assert code == 0, err
     assert snapshot(moto, bucket) == before
 
@@ -256,7 +253,7 @@ def test_create_with_sqs_and_a_secret_reference_then_remove(
     common = [str(ini), "--endpoint-url", moto.endpoint_url, "--function-name", function_name]
     argv = [*common, "--sqs", "--zip", str(bundle_zip), "--set", f"cache.url=ssm:{parameter}"]
 
-    code, out, err = run(lambda_deploy.create_main, argv, capsys)
+    code, out, err = run(create_main, argv, capsys)
     assert code == 0, err
     iam, lam, s3, sqs = (moto.client(s) for s in ("iam", "lambda", "s3", "sqs"))
     queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{function_name}-events"
@@ -309,10 +306,10 @@ def test_create_with_sqs_and_a_secret_reference_then_remove(
     assert ours[0]["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "pkgs/"}]
 
     after_create = snapshot(moto, bucket)
-    assert run(lambda_deploy.create_main, argv, capsys)[0] == 0
+    assert run(create_main, argv, capsys)[0] == 0
     assert snapshot(moto, bucket) == after_create
 
-    code, out, err = run(lambda_deploy.remove_main, common, capsys)  # finds the queues without --sqs
+    code, out, err = run(remove_main, common, capsys)  # finds the queues without --sqs
     assert code == 0, err
     assert snapshot(moto, bucket) == before
 
@@ -326,7 +323,7 @@ def test_dry_run_changes_nothing(
     argv = [str(ini), "--endpoint-url", moto.endpoint_url, "--function-name", function_name, "--dry-run"]
 
     for extra in ([], ["--sqs"]):
-        code, out, err = run(lambda_deploy.create_main, [*argv, *extra], capsys)
+        code, out, err = run(create_main, [*argv, *extra], capsys)
         assert code == 0, err
         assert snapshot(moto, bucket) == before
         for action in ("create IAM role", "create Lambda function", "put bucket notification", "build the bundle"):
@@ -335,14 +332,14 @@ def test_dry_run_changes_nothing(
         assert ("create the event source mapping" in out) == bool(extra)
         assert ("allow s3.amazonaws.com to invoke" in out) != bool(extra)
 
-    assert run(lambda_deploy.create_main, [*argv[:-1], "--zip", str(bundle_zip)], capsys)[0] == 0
+    assert run(create_main, [*argv[:-1], "--zip", str(bundle_zip)], capsys)[0] == 0
     created = snapshot(moto, bucket)
-    code, out, err = run(lambda_deploy.remove_main, argv, capsys)
+    code, out, err = run(remove_main, argv, capsys)
     assert code == 0, err
     assert snapshot(moto, bucket) == created
     for action in ("delete Lambda function", "delete IAM role", "remove bucket notification"):
         assert f"[dry-run] would {action}" in out
-    assert run(lambda_deploy.remove_main, argv[:-1], capsys)[0] == 0
+    assert run(remove_main, argv[:-1], capsys)[0] == 0
     assert snapshot(moto, bucket) == before
 
 
@@ -357,12 +354,12 @@ def test_a_given_role_is_used_and_never_removed(
     before = snapshot(moto, bucket)
     argv = [str(ini), "--endpoint-url", moto.endpoint_url, "--function-name", function_name, "--role-arn", role_arn]
 
-    code, _, err = run(lambda_deploy.create_main, [*argv, "--zip", str(bundle_zip)], capsys)
+    code, _, err = run(create_main, [*argv, "--zip", str(bundle_zip)], capsys)
     assert code == 0, err
     assert moto.client("lambda").get_function(FunctionName=function_name)["Configuration"]["Role"] == role_arn
     assert set(snapshot(moto, bucket)["roles"]) == set(before["roles"])
 
-    code, out, err = run(lambda_deploy.remove_main, argv, capsys)
+    code, out, err = run(remove_main, argv, capsys)
     assert code == 0, err
     assert snapshot(moto, bucket) == before
     assert "left alone: role" in out
@@ -373,12 +370,12 @@ def test_changed_options_update_the_function(
 ) -> None:
     ini = write_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-upd-"))
     argv = [str(ini), "--endpoint-url", moto.endpoint_url, "--function-name", function_name, "--zip", str(bundle_zip)]
-    assert run(lambda_deploy.create_main, argv, capsys)[0] == 0
-    code, out, err = run(lambda_deploy.create_main, [*argv, "--memory", "1024"], capsys)
+    assert run(create_main, argv, capsys)[0] == 0
+    code, out, err = run(create_main, [*argv, "--memory", "1024"], capsys)
     assert code == 0, err
     assert f"update Lambda function {function_name} configuration (MemorySize)" in out
     assert moto.client("lambda").get_function(FunctionName=function_name)["Configuration"]["MemorySize"] == 1024
-    assert run(lambda_deploy.remove_main, argv[:5], capsys)[0] == 0
+    assert run(remove_main, argv[:5], capsys)[0] == 0
 
 
 def test_a_function_in_a_vpc(
@@ -393,23 +390,23 @@ def test_a_function_in_a_vpc(
     vpc_args = ["--subnet-ids", subnet, "--security-group-ids", group]
     before = snapshot(moto, bucket)
 
-    code, _, err = run(lambda_deploy.create_main, [*argv, *vpc_args], capsys)
+    code, _, err = run(create_main, [*argv, *vpc_args], capsys)
     assert code == 0, err
     config = moto.client("lambda").get_function(FunctionName=function_name)["Configuration"]
     assert config["VpcConfig"]["SubnetIds"] == [subnet] and config["VpcConfig"]["SecurityGroupIds"] == [group]
     document = moto.client("iam").get_role_policy(RoleName=f"{function_name}-role", PolicyName="ppc-s3-sync")
     assert "ec2:CreateNetworkInterface" in statements(document["PolicyDocument"])["VpcNetworkInterfaces"]["Action"]
     after = snapshot(moto, bucket)
-    assert run(lambda_deploy.create_main, [*argv, *vpc_args], capsys)[0] == 0
+    assert run(create_main, [*argv, *vpc_args], capsys)[0] == 0
     assert snapshot(moto, bucket) == after
-    code, _, err = run(lambda_deploy.create_main, [*argv, "--subnet-ids", subnet], capsys)
+    code, _, err = run(create_main, [*argv, "--subnet-ids", subnet], capsys)
     assert code == 1 and "go together" in err
-    code, out, err = run(lambda_deploy.create_main, argv, capsys)  # out of the VPC again
+    code, out, err = run(create_main, argv, capsys)  # out of the VPC again
     assert code == 0, err
     assert "configuration (VpcConfig)" in out
     config = moto.client("lambda").get_function(FunctionName=function_name)["Configuration"]
     assert not (config.get("VpcConfig") or {}).get("SubnetIds")
-    assert run(lambda_deploy.remove_main, argv[:5], capsys)[0] == 0
+    assert run(remove_main, argv[:5], capsys)[0] == 0
     assert snapshot(moto, bucket) == before
 
 
@@ -428,10 +425,10 @@ def test_resources_it_did_not_make_are_refused_and_left_alone(
     ini = write_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-theirs-"))
     argv = [str(ini), "--endpoint-url", moto.endpoint_url, "--function-name", function_name]
 
-    code, _, err = run(lambda_deploy.create_main, [*argv, "--zip", str(bundle_zip)], capsys)
+    code, _, err = run(create_main, [*argv, "--zip", str(bundle_zip)], capsys)
     assert code == 1
     assert "was not made by ppc-create-s3-sync" in err
-    code, out, _ = run(lambda_deploy.remove_main, argv, capsys)
+    code, out, _ = run(remove_main, argv, capsys)
     assert code == 1
     assert "left alone: Lambda function" in out and "left alone: IAM role" in out
     assert lam.get_function(FunctionName=function_name)["Configuration"]["Handler"] == "other.handler"
@@ -445,16 +442,16 @@ def test_bad_inputs_fail_with_a_message(
 ) -> None:
     ini = write_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-bad-"))
     base = [str(ini), "--endpoint-url", moto.endpoint_url, "--zip", str(bundle_zip), "--dry-run"]
-    code, _, err = run(lambda_deploy.create_main, [*base, "--region", "eu-west-1"], capsys)
+    code, _, err = run(create_main, [*base, "--region", "eu-west-1"], capsys)
     assert code == 1 and "bucket's own region" in err
-    code, _, err = run(lambda_deploy.create_main, [*base, "--function-name", "no spaces"], capsys)
+    code, _, err = run(create_main, [*base, "--function-name", "no spaces"], capsys)
     assert code == 1 and "--function-name" in err
     sql = write_ini(tmp_path / "sql.ini", {**moto.s3_settings(bucket), "cache.url": "postgresql://ppc:hunter2@db/ppc"})
-    code, out, err = run(lambda_deploy.create_main, [str(sql), *base[1:]], capsys)
+    code, out, err = run(create_main, [str(sql), *base[1:]], capsys)
     assert code == 0, err
     assert "cache.url holds a password" in out and "hunter2" not in out
     local = write_ini(tmp_path / "local.ini", {"storage.dir": str(tmp_path), "cache.url": "sqlite://"})
-    code, _, err = run(lambda_deploy.create_main, [str(local), "--endpoint-url", moto.endpoint_url], capsys)
+    code, _, err = run(create_main, [str(local), "--endpoint-url", moto.endpoint_url], capsys)
     assert code == 1 and "storage.backend = s3" in err
 
 
@@ -467,8 +464,8 @@ def test_policy_scopes_secrets_and_kms_keys(moto: Moto) -> None:
     }
     settings = load_settings(chosen, environ={})
     chosen["cache.pool_size"] = "ssm:pool-size"  # any value may name a secret
-    names = lambda_deploy.Names.of("b-kms", None)
-    target = lambda_deploy.Target(ACCOUNT, "aws", "eu-west-1", "b-kms", "", names)
+    names = Names.of("b-kms", None)
+    target = Target(ACCOUNT, "aws", "eu-west-1", "b-kms", "", names)
     policy = statements(role_policy(target, settings, chosen, sqs=False, vpc=False))
     assert names.function == "ppc-s3-sync-b-kms"
     assert policy["PackageObjects"]["Resource"] == "arn:aws:s3:::b-kms/*"
@@ -482,7 +479,7 @@ def test_policy_scopes_secrets_and_kms_keys(moto: Moto) -> None:
     )
     with_vpc = statements(role_policy(target, settings, chosen, sqs=False, vpc=True))
     assert with_vpc["VpcNetworkInterfaces"]["Resource"] == "*"
-    long_names = lambda_deploy.Names.of("a" * 63, None)
+    long_names = Names.of("a" * 63, None)
     assert len(long_names.function) == 64 and len(long_names.role) == 64
 
 
@@ -513,7 +510,7 @@ def test_no_deps_bundle_holds_the_handler_and_the_package_without_its_web_layer(
     ini = write_ini(tmp_path / "server.ini", {"storage.dir": str(tmp_path / "files"), **cache_settings})
     output = tmp_path / "out" / "bundle.zip"
     argv = [str(ini), "-o", str(output), "--no-deps", "--lambda-dir", str(stub_lambda_dir)]
-    code, out, err = run(lambda_deploy.build_main, argv, capsys)
+    code, out, err = run(build_main, argv, capsys)
     assert code == 0, err
     assert f"{output}: {output.stat().st_size} bytes" in out
     assert "handler: s3_sync.handler" in out
@@ -532,7 +529,7 @@ def test_no_deps_bundle_holds_the_handler_and_the_package_without_its_web_layer(
         assert not [n for n in names if n.startswith("pypicloud_lite/cache/sql/")]
 
     again = tmp_path / "again.zip"
-    assert run(lambda_deploy.build_main, [*argv[:1], "-o", str(again), *argv[3:]], capsys)[0] == 0
+    assert run(build_main, [*argv[:1], "-o", str(again), *argv[3:]], capsys)[0] == 0
     assert again.read_bytes() == output.read_bytes()  # reproducible: redeploying it changes nothing
 
 
@@ -540,7 +537,7 @@ def test_a_missing_handler_is_a_clear_error(tmp_path: Path, capsys: pytest.Captu
     ini = write_ini(tmp_path / "server.ini", {"storage.dir": str(tmp_path), "cache.backend": "dynamo"})
     empty = tmp_path / "empty"
     empty.mkdir()
-    code, _, err = run(lambda_deploy.build_main, [str(ini), "--no-deps", "--lambda-dir", str(empty)], capsys)
+    code, _, err = run(build_main, [str(ini), "--no-deps", "--lambda-dir", str(empty)], capsys)
     assert code == 1
     assert "s3_sync.py does not exist" in err
 
@@ -607,7 +604,7 @@ def _unpack(bundle: Path, folder: Path) -> Path:
 
 def test_the_real_handler_imports_from_the_bundle_without_pyramid(tmp_path: Path, moto: Moto) -> None:
     """Only the unpacked zip (plus site-packages for the libraries) on sys.path, no .pth files."""
-    assert (DEFAULT_LAMBDA_DIR / "s3_sync.py").is_file(), "lambda/s3_sync.py is missing"
+    assert (DEFAULT_LAMBDA_DIR / "s3_sync.py").is_file(), "the packaged lambda_files/s3_sync.py is missing"
     bucket = moto.new_bucket()
     prefix = f"ppc-{uuid.uuid4().hex[:6]}-"
     raw = dynamo_settings(moto, bucket, prefix)
@@ -657,7 +654,7 @@ def full_sql_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int
     output = folder / "bundle.zip"
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = lambda_deploy.build_main([str(ini), "-o", str(output)])
+        code = build_main([str(ini), "-o", str(output)])
     return output, code, out.getvalue(), err.getvalue()
 
 
