@@ -138,16 +138,23 @@ def package_files(cache_backend: str) -> Iterator[tuple[str, Path]]:
     root = Path(pypicloud_lite.__file__).resolve().parent
     skipped = ["web", "scripts", "deploy"]
     # The other cache's code cannot run without its libraries, which the bundle does not carry.
-    skipped.append("cache/dynamo" if cache_backend == "sql" else "cache/sql")
+    skipped += ["cache/dynamo"] if cache_backend == "sql" else ["cache/sql", "db"]
     for relative, path in _tree_files(root):
         if not any(relative == s or relative.startswith(s + "/") for s in skipped):
             yield f"pypicloud_lite/{relative}", path
+    packaged = root / "db" / "migrations"
+    if cache_backend == "sql" and not packaged.is_dir():
+        # A checkout keeps the schema history at the top of the repository (a wheel has it in the package).
+        from pypicloud_lite.db.migrate import migrations_dir
+
+        for relative, path in _tree_files(migrations_dir()):
+            yield f"pypicloud_lite/db/migrations/{relative}", path
 
 
 def _tree_files(folder: Path) -> Iterator[tuple[str, Path]]:
-    """Files under `folder`, following symlinked folders (cache/sql/migrations links to alembic/)."""
+    """Files under `folder`, sorted, without compiled leftovers."""
     found = []
-    for current, dirs, files in os.walk(folder, followlinks=True):
+    for current, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in files:
             path = Path(current, name)

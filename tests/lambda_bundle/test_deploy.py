@@ -520,13 +520,18 @@ def test_no_deps_bundle_holds_the_handler_and_the_package_without_its_web_layer(
     assert {"pypicloud_lite/__init__.py", "pypicloud_lite/config.py", "pypicloud_lite/cache/base.py"} <= set(names)
     assert not [n for n in names if n.startswith(("pypicloud_lite/web/", "pypicloud_lite/scripts/"))]
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
-    migrations = "pypicloud_lite/cache/sql/migrations/versions/0001_initial.py"
+    migrations = {
+        "pypicloud_lite/db/migrations/env.py",
+        "pypicloud_lite/db/migrations/versions/0001_initial.py",
+        "pypicloud_lite/db/migrations/script.py.mako",
+    }
     if cache == "sql":
-        assert {migrations, "pypicloud_lite/cache/sql/migrations/script.py.mako"} <= set(names)
+        assert migrations <= set(names)
+        assert "pypicloud_lite/db/engine.py" in names
         assert not [n for n in names if n.startswith("pypicloud_lite/cache/dynamo/")]
     else:
         assert "pypicloud_lite/cache/dynamo/cache.py" in names
-        assert not [n for n in names if n.startswith("pypicloud_lite/cache/sql/")]
+        assert not [n for n in names if n.startswith(("pypicloud_lite/cache/sql/", "pypicloud_lite/db/"))]
 
     again = tmp_path / "again.zip"
     assert run(build_main, [*argv[:1], "-o", str(again), *argv[3:]], capsys)[0] == 0
