@@ -19,10 +19,12 @@ $(STAMP): setup.cfg setup.py pyproject.toml
 run: $(STAMP)
 	$(BIN)/pserve $(INI)
 
+# lint-imports: the package's layers, where pyramid may be imported, and no import cycles (.importlinter).
 lint: $(STAMP)
 	$(BIN)/ruff format --check pypicloud_lite tests alembic lambda bench
 	$(BIN)/ruff check pypicloud_lite tests alembic lambda bench
 	$(BIN)/mypy pypicloud_lite lambda/s3_sync.py
+	$(BIN)/lint-imports --no-cache --no-logo .importlinter
 
 # The web UI's browser tests drive Debian's chromium; without it (and not root) they skip with the reason.
 chromium:
