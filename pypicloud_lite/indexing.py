@@ -27,12 +27,8 @@ CHUNK = 1024 * 1024
 
 def listed_file(dist: DistFilename, obj: StoredObject) -> PackageFile:
     """What the key and the listing tell about a file, before anything reads it."""
-    return PackageFile(
-        project=dist.project,
-        filename=dist.filename,
-        version=str(dist.version),
-        packagetype=dist.packagetype,
-        python_version=dist.python_version,
+    return PackageFile.of(
+        dist,
         size=obj.size,
         sha256=None,
         upload_time=obj.last_modified,
@@ -76,18 +72,8 @@ def describe_object(
             # The bytes are what they are: index their hash, without metadata that contradicts the name.
             logger.warning("%s has metadata that does not match it: %s", key, exc.message)
             raw_metadata = None
-    return replace(
-        listed,
-        sha256=obj.sha256 or sha256,
-        size=obj.size,
-        storage_etag=obj.etag or listed.storage_etag,
-        requires_python=metadata.requires_python if metadata else None,
-        summary=metadata.summary if metadata else None,
-        metadata_sha256=(
-            hashlib.sha256(raw_metadata).hexdigest() if raw_metadata and dist.packagetype == "bdist_wheel" else None
-        ),
-        core_metadata=metadata,
-    )
+    found = replace(listed, sha256=obj.sha256 or sha256, size=obj.size, storage_etag=obj.etag or listed.storage_etag)
+    return found.described(raw_metadata or None, metadata)
 
 
 def _read_once(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from packaging.version import Version
 
-from pypicloud_lite.naming import safe_name
+from pypicloud_lite.naming import DistFilename, safe_name, sidecar_key, storage_key
 
 
 @dataclass(frozen=True)
@@ -85,14 +86,43 @@ class PackageFile:
     def parsed_version(self) -> Version:
         return Version(self.version)
 
+    @classmethod
+    def of(
+        cls, dist: DistFilename, *, size: int, sha256: str | None, upload_time: datetime, **more: Any
+    ) -> PackageFile:
+        """The row of a file: project, version, type and Python tag come from its parsed filename."""
+        return cls(
+            project=dist.project,
+            filename=dist.filename,
+            version=str(dist.version),
+            packagetype=dist.packagetype,
+            python_version=dist.python_version,
+            size=size,
+            sha256=sha256,
+            upload_time=upload_time,
+            **more,
+        )
+
+    def described(self, raw_metadata: bytes | None, metadata: CoreMetadata | None) -> PackageFile:
+        """This file with what its core metadata says (PEP 658 is offered for wheels only, as PyPI does:
+        sdist metadata may be dynamic)."""
+        offered = raw_metadata is not None and self.packagetype == "bdist_wheel"
+        return replace(
+            self,
+            requires_python=metadata.requires_python if metadata else None,
+            summary=metadata.summary if metadata else None,
+            metadata_sha256=hashlib.sha256(raw_metadata).hexdigest() if offered and raw_metadata else None,
+            core_metadata=metadata,
+        )
+
     @property
     def object_key(self) -> str:
-        return self.key or f"{self.project}/{self.filename}"
+        return self.key or storage_key(self.project, self.filename)
 
     @property
     def sidecar_key(self) -> str:
         """Where its PEP 658 core-metadata sidecar lives: beside the object."""
-        return self.object_key + ".metadata"
+        return sidecar_key(self.object_key)
 
     @property
     def upload_name(self) -> str:

@@ -99,11 +99,30 @@ def parse_filename(filename: str) -> DistFilename:
     )
 
 
+# -- the storage key layout: the one place that knows it ----------------------------------
+
+
 def storage_key(project: str, filename: str) -> str:
     """Where a file lives in storage: one folder per normalized project."""
     return f"{project}/{filename}"
 
 
-def metadata_key(project: str, filename: str) -> str:
-    """Where the PEP 658 core-metadata sidecar of a file lives in storage."""
-    return storage_key(project, filename) + METADATA_SUFFIX
+def sidecar_key(object_key: str) -> str:
+    """Where the PEP 658 core-metadata sidecar of the object under `object_key` lives: beside it."""
+    return object_key + METADATA_SUFFIX
+
+
+def parse_key(key: str) -> DistFilename | None:
+    """The distribution a storage key holds, or None for anything else (sidecars, strays).
+
+    The folder must name the file's project, spelled any way that normalizes to it
+    (`my_lib/`, `My.Lib/` or `my-lib/`): other tools do not all use our spelling.
+    """
+    folder, sep, filename = key.partition("/")
+    if not sep or "/" in filename or key.endswith(METADATA_SUFFIX):
+        return None
+    try:
+        dist = parse_filename(filename)
+    except InvalidUpload:
+        return None
+    return dist if normalize(folder) == dist.project else None

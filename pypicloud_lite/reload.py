@@ -23,10 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 
 from pypicloud_lite.cache.base import Cache
-from pypicloud_lite.errors import Conflict, InvalidUpload, NotFound, PypicloudLiteError
+from pypicloud_lite.errors import Conflict, NotFound, PypicloudLiteError
 from pypicloud_lite.indexing import describe_object, listed_file
 from pypicloud_lite.models import FillDetails, PackageFile, ReloadChanges, RemoveFile
-from pypicloud_lite.naming import METADATA_SUFFIX, DistFilename, normalize, parse_filename
+from pypicloud_lite.naming import METADATA_SUFFIX, DistFilename, parse_key
 from pypicloud_lite.storage.base import Storage, StoredObject
 
 logger = logging.getLogger(__name__)
@@ -57,22 +57,6 @@ class ReloadProgress:
         data = asdict(self)
         del data["holder"]
         return data
-
-
-def parse_key(key: str) -> DistFilename | None:
-    """The distribution a storage key holds, or None for anything else (sidecars, strays).
-
-    The folder must name the file's project, spelled any way that normalizes to it
-    (`my_lib/`, `My.Lib/` or `my-lib/`): other tools do not all use our spelling.
-    """
-    folder, sep, filename = key.partition("/")
-    if not sep or "/" in filename:
-        return None
-    try:
-        dist = parse_filename(filename)
-    except InvalidUpload:
-        return None
-    return dist if normalize(folder) == dist.project else None
 
 
 class ReloadRun:

@@ -108,23 +108,20 @@ class PackageIndex:
                 return UploadResult(self._same_file(existing, spooled.sha256), created=False)
             raw_metadata = read_metadata_file(spooled.path, dist)
             metadata = parse_core_metadata(raw_metadata, dist)
-            record = PackageFile(
-                project=dist.project,
-                filename=dist.filename,
-                version=str(dist.version),
-                packagetype=dist.packagetype,
-                python_version=dist.python_version,
+            record = PackageFile.of(
+                dist,
                 size=spooled.size,
                 sha256=spooled.sha256,
+                upload_time=utcnow(),
                 md5=spooled.md5,
                 blake2_256=spooled.blake2_256,
-                upload_time=utcnow(),
-                requires_python=metadata.requires_python or form.requires_python or None,
-                summary=metadata.summary or form.summary or None,
-                # PEP 658 is offered for wheels only, as PyPI does: sdist metadata may be dynamic.
-                metadata_sha256=hashlib.sha256(raw_metadata).hexdigest() if dist.packagetype == "bdist_wheel" else None,
                 uploader=uploader,
-                core_metadata=metadata,
+            ).described(raw_metadata, metadata)
+            # The form's fields fill in only what the file's own metadata leaves out.
+            record = replace(
+                record,
+                requires_python=record.requires_python or form.requires_python or None,
+                summary=record.summary or form.summary or None,
             )
             return self._store(record, spooled, raw_metadata, display_name=form.name or record.upload_name)
 

@@ -21,8 +21,7 @@ from pypicloud_lite.cdn import is_flush_message
 from pypicloud_lite.errors import InvalidInput
 from pypicloud_lite.indexing import describe_object, listed_file
 from pypicloud_lite.models import AddFile, RemoveFile, ReplaceFile
-from pypicloud_lite.naming import METADATA_SUFFIX
-from pypicloud_lite.reload import parse_key
+from pypicloud_lite.naming import parse_key
 from pypicloud_lite.storage.base import Storage, StoredObject
 from pypicloud_lite.storage.s3 import S3Storage
 
@@ -169,7 +168,7 @@ class S3Sync:
             return "ignored"
         key = hint.key[len(self.storage.prefix) :]
         dist = parse_key(key)
-        if dist is None or key.endswith(METADATA_SUFFIX):
+        if dist is None:
             return "ignored"  # sidecars, strays, keys outside a project folder
         if self.memory.is_stale(hint):
             return "stale"

@@ -10,9 +10,9 @@ from pypicloud_lite.naming import (
     MAX_FILENAME_LENGTH,
     DistFilename,
     is_valid_project_name,
-    metadata_key,
     normalize,
     parse_filename,
+    sidecar_key,
     storage_key,
 )
 
@@ -194,4 +194,4 @@ def test_empty_filename_is_refused() -> None:
 
 def test_storage_keys() -> None:
     assert storage_key("demo-pkg", "Demo_Pkg-1.0.tar.gz") == "demo-pkg/Demo_Pkg-1.0.tar.gz"
-    assert metadata_key("demo", "demo-1.0-py3-none-any.whl") == "demo/demo-1.0-py3-none-any.whl.metadata"
+    assert sidecar_key(storage_key("demo", "demo-1.0-py3-none-any.whl")) == "demo/demo-1.0-py3-none-any.whl.metadata"

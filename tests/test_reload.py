@@ -29,9 +29,9 @@ from pypicloud_lite.config import UploadSettings, load_settings
 from pypicloud_lite.db.tables import FileRow
 from pypicloud_lite.errors import BackendUnavailable, Conflict
 from pypicloud_lite.metadata import parse_core_metadata
-from pypicloud_lite.models import PackageFile, ReloadChanges
-from pypicloud_lite.naming import parse_filename
-from pypicloud_lite.reload import ReloadProgress, begin_reload, parse_key
+from pypicloud_lite.models import AddFile, PackageFile, ReloadChanges
+from pypicloud_lite.naming import parse_filename, parse_key
+from pypicloud_lite.reload import ReloadProgress, begin_reload
 from pypicloud_lite.service import PackageIndex, UploadForm, UploadResult
 from pypicloud_lite.storage.base import Storage, StoredObject
 from pypicloud_lite.storage.local import LocalStorage
@@ -757,14 +757,17 @@ def test_delete_racing_a_reload_leaves_no_row_without_its_object(env: Env, monke
     assert stored_keys(env.storage) == set(), "the reload wrote the deleted file's sidecar back"
 
 
-def _block(target: Any, name: str, monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
-    """Make `target.name(...)` wait at its start until released; returns (reached, release)."""
+def _block(
+    target: Any, name: str, monkeypatch: pytest.MonkeyPatch, when: Callable[..., bool] = lambda *_: True
+) -> tuple[threading.Event, threading.Event]:
+    """Make `target.name(...)` wait at its start until released (calls `when` accepts); returns (reached, release)."""
     real = getattr(target, name)
     reached, release = threading.Event(), threading.Event()
 
     def blocked(*args: Any, **kwargs: Any) -> Any:
-        reached.set()
-        release.wait(30)
+        if when(*args, **kwargs):
+            reached.set()
+            release.wait(30)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(target, name, blocked)
@@ -773,7 +776,7 @@ def _block(target: Any, name: str, monkeypatch: pytest.MonkeyPatch) -> tuple[thr
 
 def test_upload_whose_row_lands_after_a_reload_keeps_the_file(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     wheel = build_wheel(env.dists, "Demo", "1.0", requires_python=">=3.8")
-    reached, release = _block(env.cache, "add_file", monkeypatch)
+    reached, release = _block(env.cache, "apply", monkeypatch, when=lambda change: isinstance(change, AddFile))
     uploaded: list[UploadResult] = []
     thread = threading.Thread(target=lambda: uploaded.append(upload(env.index, wheel)))
     thread.start()

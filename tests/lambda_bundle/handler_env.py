@@ -19,8 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pypicloud_lite.cache.base import Cache
-from pypicloud_lite.naming import METADATA_SUFFIX
-from pypicloud_lite.reload import parse_key
+from pypicloud_lite.naming import METADATA_SUFFIX, parse_key
 from tests.aws import Moto
 from tests.distbuilder import build_sdist, build_wheel
 

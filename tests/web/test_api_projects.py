@@ -11,7 +11,7 @@ import pytest
 import webtest
 
 from pypicloud_lite.config import Settings
-from pypicloud_lite.naming import metadata_key, storage_key
+from pypicloud_lite.naming import sidecar_key, storage_key
 from pypicloud_lite.service import PackageIndex
 from tests.distbuilder import build_wheel
 from tests.web.apiutil import (
@@ -259,7 +259,7 @@ def test_delete_file(
     assert settings.storage.dir is not None
     wheel = uploaded.wheel.name
     object_path = settings.storage.dir / storage_key("foo-bar", wheel)
-    sidecar = settings.storage.dir / metadata_key("foo-bar", wheel)
+    sidecar = settings.storage.dir / sidecar_key(storage_key("foo-bar", wheel))
     assert object_path.is_file()
     assert sidecar.is_file()
     serial = index.get_project("foo-bar").serial
@@ -340,7 +340,7 @@ def test_delete_version(
     for path in one:
         assert not (settings.storage.dir / storage_key("foo-bar", path.name)).exists()
         assert index.cache.get_file(path.name) is None
-    assert not (settings.storage.dir / metadata_key("foo-bar", one[0].name)).exists()
+    assert not (settings.storage.dir / sidecar_key(storage_key("foo-bar", one[0].name))).exists()
     assert [v["version"] for v in testapp.get("/api/projects/foo-bar").json["versions"]] == ["2.0"]
     assert_error(call(testapp, "DELETE", "/api/projects/foo-bar/versions/1.0", auth), 404, "1.0")
 
