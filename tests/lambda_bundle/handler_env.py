@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -23,22 +22,12 @@ from pypicloud_lite.naming import METADATA_SUFFIX
 from pypicloud_lite.reload import parse_key
 from tests.aws import Moto
 from tests.distbuilder import build_sdist, build_wheel
+from tests.support.data import REPO_ROOT
 
-LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda"
-
-
-def _events_dir() -> Path:
-    """The shared sample events: beside the repository (as CI lays it out), or where PPC_AWS_EVENTS says."""
-    repository = Path(__file__).resolve().parents[2]
-    candidates = [os.environ.get("PPC_AWS_EVENTS"), repository.parent / "shared" / "aws-events"]
-    for candidate in candidates:
-        if candidate and Path(candidate, "s3-put.json").is_file():
-            return Path(candidate)
-    return repository.parent / "shared" / "aws-events"
+LAMBDA_DIR = REPO_ROOT / "lambda"
 
 
-EVENTS_DIR = _events_dir()
-SAMPLE_BUCKET = "ppc-test-bucket"
+SAMPLE_BUCKET = "ppc-test-bucket"  # the bucket of the samples in tests/data/aws-events
 PREFIX = "packages/"
 
 
@@ -88,11 +77,6 @@ def dynamo_settings(moto: Moto, bucket: str) -> dict[str, Any]:
 
 
 # -- events ------------------------------------------------------------------------------
-
-
-def load_sample(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text())
-    return data
 
 
 def encode_key(key: str, style: str = "s3") -> str:
