@@ -16,7 +16,7 @@ from pypicloud_lite.cache.sql import SQLCache, migrate
 from pypicloud_lite.cache.sql.engine import create_cache_engine
 from pypicloud_lite.cache.sql.tables import IndexStateRow
 from pypicloud_lite.errors import ConfigError
-from tests.cache import SQL_BACKENDS, cache_settings, fresh_database
+from tests.support.cache import SQL_BACKENDS, cache_settings, fresh_database
 
 PPC_TABLES = {"ppc_index_state", "ppc_projects", "ppc_files"}
 

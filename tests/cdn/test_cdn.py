@@ -19,7 +19,7 @@ from pypicloud_lite.config import CLOUDFRONT_MAX_WILDCARDS, CdnSettings, load_se
 from pypicloud_lite.errors import ConfigError
 from pypicloud_lite.models import CdnBatch, CdnChange, CdnRecord
 from pypicloud_lite.scripts import cdn_report
-from tests.cdn import open_cache, wheel
+from tests.support.cdn import open_cache, wheel
 
 
 def test_an_upload_purges_the_pages_of_its_release_never_a_file() -> None:

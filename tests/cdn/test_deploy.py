@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from pypicloud_lite.scripts import lambda_deploy
-from tests.aws import REGION, Moto
-from tests.lambda_bundle.test_deploy import (
+from tests.support.aws import REGION, Moto
+from tests.support.deploy import (
     ACCOUNT,
     as_list,
     dynamo_settings,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 
-from tests.conftest import UPLOADER, UPLOADER_PASSWORD
-from tests.distbuilder import build_wheel
-from tests.functional.harness import Clients, start_server
+from tests.support.common import UPLOADER, UPLOADER_PASSWORD
+from tests.support.distbuilder import build_wheel
+from tests.support.harness import Clients, start_server
 
 MEGABYTES = 160
 

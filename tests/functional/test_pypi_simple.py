@@ -3,50 +3,23 @@
 from __future__ import annotations
 
 import hashlib
-import zipfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
-from pypi_simple import ACCEPT_HTML_ONLY, ACCEPT_JSON_ONLY, DistributionPackage, NoMetadataError, PyPISimple
+from pypi_simple import ACCEPT_JSON_ONLY, NoMetadataError, PyPISimple
 
-from tests.functional.harness import FOO, FOO_DISPLAY, YANK_REASON, Corpus, Server
+from tests.support.harness import FOO, FOO_DISPLAY, YANK_REASON, Corpus, Server
+from tests.support.legacy import wheel_metadata
+from tests.support.simple_client import MODES, PackageKey, key
 
-MODES = {"html": ACCEPT_HTML_ONLY, "json": ACCEPT_JSON_ONLY}
 CONTENT_TYPES = {"html": "application/vnd.pypi.simple.v1+html", "json": "application/vnd.pypi.simple.v1+json"}
-PackageKey = tuple[
-    str, str, tuple[tuple[str, str], ...], str | None, bool, str | None, bool, tuple[tuple[str, str], ...]
-]
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def wheel_metadata(path: Path) -> bytes:
-    with zipfile.ZipFile(path) as zf:
-        (name,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
-        return zf.read(name)
-
-
-def key(pkg: DistributionPackage) -> PackageKey:
-    """What both serializations must agree on.
-
-    PEP 592's HTML `data-yanked=""` (no reason) reads as "" where JSON's `"yanked": true` reads as None,
-    and a file without metadata has no attribute in HTML (None) but `"core-metadata": false` in JSON.
-    """
-    return (
-        pkg.filename,
-        pkg.url,
-        tuple(sorted(pkg.digests.items())),
-        pkg.requires_python,
-        pkg.is_yanked,
-        pkg.yanked_reason or None,
-        bool(pkg.has_metadata),
-        tuple(sorted((pkg.metadata_digests or {}).items())),
-    )
 
 
 @pytest.fixture

@@ -12,10 +12,11 @@ import requests
 from packaging.utils import canonicalize_name
 from pypi_simple import PyPISimple
 
-from tests.aws import Moto
-from tests.distbuilder import build_wheel
-from tests.functional.harness import FOO, YANK_REASON, Clients, Corpus, Server, legacy_twine
-from tests.functional.s3_harness import (
+from tests.support.aws import Moto
+from tests.support.distbuilder import build_wheel
+from tests.support.harness import FOO, FOO_NORMALIZED, YANK_REASON, Clients, Corpus, Server, legacy_twine, plain
+from tests.support.legacy import wheel_metadata
+from tests.support.s3_harness import (
     PREFIX,
     head_object,
     object_keys,
@@ -23,8 +24,7 @@ from tests.functional.s3_harness import (
     s3_checksum,
     start_s3_server,
 )
-from tests.functional.test_pypi_simple import MODES, PackageKey, key, wheel_metadata
-from tests.functional.test_uploads import FOO_NORMALIZED, plain
+from tests.support.simple_client import MODES, PackageKey, key
 
 
 def sha256(path: Path) -> str:

@@ -17,9 +17,9 @@ import pytest
 from pypicloud_lite.config import load_ini
 from pypicloud_lite.service import UploadForm
 from pypicloud_lite.web.services import AppServices, build_services
-from tests.conftest import require_or_skip
-from tests.distbuilder import build_wheel, digests
-from tests.functional.harness import JSON_V1, Clients, Server, start_server
+from tests.support.common import require_or_skip
+from tests.support.distbuilder import build_wheel, digests
+from tests.support.harness import JSON_V1, Clients, Server, start_server
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page

@@ -25,10 +25,20 @@ from pypicloud_lite.scripts.lambda_deploy import (
     role_policy,
     sql_driver_requirement,
 )
-from tests.aws import REGION, Moto
-from tests.conftest import require_or_skip
+from tests.support.aws import REGION, Moto
+from tests.support.common import require_or_skip
+from tests.support.deploy import (
+    ACCOUNT,
+    as_list,
+    dynamo_settings,
+    fake_bundle,
+    run,
+    snapshot,
+    statements,
+    unrelated_notification,
+    write_ini,
+)
 
-ACCOUNT = "123456789012"  # moto's
 TRUST = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
@@ -44,104 +54,6 @@ OFFLINE_MARKERS = (
     "timed out",
     "from versions: none",
 )
-
-
-# --- helpers ----------------------------------------------------------------------------------
-
-
-def write_ini(path: Path, settings: dict[str, str]) -> Path:
-    lines = ["[app:main]", "use = egg:pypicloud_lite", *(f"{k} = {v}" for k, v in settings.items())]
-    lines += ["auth.admins =", "", "[server:main]", "use = egg:waitress#main"]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def dynamo_settings(moto: Moto, bucket: str, table_prefix: str) -> dict[str, str]:
-    return {
-        **moto.s3_settings(bucket),
-        "cache.backend": "dynamo",
-        "cache.table_prefix": table_prefix,
-        "cache.region": REGION,
-        "cache.endpoint_url": moto.endpoint_url,
-        "cache.create_tables": "true",
-    }
-
-
-def fake_bundle(path: Path) -> Path:
-    """Any zip will do for moto, which never runs the function."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        zf.writestr("s3_sync.py", "def handler(event, context):\n    return {}\n")
-    path.write_bytes(buffer.getvalue())
-    return path
-
-
-def run(main: Any, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(argv)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def snapshot(moto: Moto, bucket: str) -> dict[str, Any]:
-    """The account state these commands may touch, comparable before and after."""
-    iam, lam, s3, sqs = (moto.client(s) for s in ("iam", "lambda", "s3", "sqs"))
-    roles = {}
-    for role in iam.list_roles()["Roles"]:
-        name = role["RoleName"]
-        policies = {
-            p: iam.get_role_policy(RoleName=name, PolicyName=p)["PolicyDocument"]
-            for p in iam.list_role_policies(RoleName=name)["PolicyNames"]
-        }
-        roles[name] = (role["Arn"], role["AssumeRolePolicyDocument"], policies)
-    functions = {}
-    for function in lam.list_functions()["Functions"]:
-        name = function["FunctionName"]
-        try:
-            policy = json.loads(lam.get_policy(FunctionName=name)["Policy"])
-        except lam.exceptions.ResourceNotFoundException:
-            policy = None
-        functions[name] = {
-            key: function.get(key)
-            for key in ("Role", "Runtime", "Handler", "Environment", "CodeSha256", "LastModified", "MemorySize")
-        } | {"policy": policy}
-    queues = {}
-    for url in sqs.list_queues().get("QueueUrls", []):
-        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        queues[url] = {
-            k: attributes.get(k) for k in ("Policy", "RedrivePolicy", "VisibilityTimeout", "LastModifiedTimestamp")
-        }
-    mappings = sorted(
-        (m["UUID"], m["EventSourceArn"], m["FunctionArn"], tuple(m.get("FunctionResponseTypes", [])))
-        for m in lam.list_event_source_mappings()["EventSourceMappings"]
-    )
-    notifications = s3.get_bucket_notification_configuration(Bucket=bucket)
-    notifications.pop("ResponseMetadata", None)
-    return {"roles": roles, "functions": functions, "queues": queues, "mappings": mappings, "notify": notifications}
-
-
-def unrelated_notification(moto: Moto, bucket: str) -> dict[str, Any]:
-    """Someone else's notification, put before ours: it must survive create and remove."""
-    sqs = moto.client("sqs")
-    url = sqs.create_queue(QueueName=f"unrelated-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    entry = {
-        "Id": "someone-elses",
-        "QueueArn": arn,
-        "Events": ["s3:ObjectCreated:*"],
-        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "other/"}]}},
-    }
-    moto.client("s3").put_bucket_notification_configuration(
-        Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [entry]}
-    )
-    return entry
-
-
-def statements(policy: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {s["Sid"]: s for s in policy["Statement"]}
-
-
-def as_list(value: str | list[str]) -> list[str]:
-    return [value] if isinstance(value, str) else value
 
 
 @pytest.fixture

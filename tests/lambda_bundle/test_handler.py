@@ -22,9 +22,10 @@ from botocore.exceptions import ReadTimeoutError
 
 from pypicloud_lite.errors import BackendUnavailable
 from pypicloud_lite.models import PackageFile
-from tests.aws import Moto
-from tests.cache import fresh_database
-from tests.lambda_bundle.handler_env import (
+from tests.support.aws import Moto
+from tests.support.cache import fresh_database
+from tests.support.data import aws_event
+from tests.support.handler_env import (
     ENVELOPES,
     LAMBDA_DIR,
     PREFIX,
@@ -50,7 +51,6 @@ from tests.lambda_bundle.handler_env import (
     sqs_event,
     wheel_bytes,
 )
-from tests.support.data import aws_event
 
 TORCH_KEY = "packages/torch_extras/torch_extras-2.1.0+cu118-py3-none-any.whl"
 MY_LIB_2_KEY = "packages/my_lib/my_lib-2.0.0-py3-none-any.whl"

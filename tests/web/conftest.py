@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,35 +13,9 @@ from pypicloud_lite.access.passwords import hash_password
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.web import make_app
-from tests.conftest import UPLOADER, UPLOADER_PASSWORD, basic_auth, services
-from tests.distbuilder import build_sdist, build_wheel
-from tests.web.apiutil import memo_hash, sql_settings
-from tests.web.legacy import upload_dist
-
-
-@dataclass(frozen=True)
-class Uploaded:
-    """Foo.Bar 1.0 as a wheel (Requires-Python >=3.8) and a .tar.gz sdist, both in the index."""
-
-    wheel: Path
-    sdist: Path
-
-
-@dataclass(frozen=True)
-class Shared:
-    """An app holding `Uploaded`, shared by the tests that only read (never change it)."""
-
-    app: webtest.TestApp
-    wheel: Path
-    sdist: Path
-
-
-def upload_foo_bar(testapp: webtest.TestApp, auth: dict[str, str], dist_dir: Path) -> Uploaded:
-    wheel = build_wheel(dist_dir, "Foo.Bar", "1.0", requires_python=">=3.8")
-    sdist = build_sdist(dist_dir, "Foo.Bar", "1.0", requires_python=">=3.8")
-    upload_dist(testapp, auth, wheel, "Foo.Bar", "1.0")
-    upload_dist(testapp, auth, sdist, "Foo.Bar", "1.0")
-    return Uploaded(wheel=wheel, sdist=sdist)
+from tests.support.apiutil import memo_hash, sql_settings
+from tests.support.common import UPLOADER, UPLOADER_PASSWORD, basic_auth, services
+from tests.support.webapp import Shared, Uploaded, upload_foo_bar
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 import webtest
 
-from tests.conftest import UPLOADER, services
-from tests.web.apiutil import (
+from tests.support.apiutil import (
     ADMIN,
     PASSWORD,
     assert_error,
@@ -22,6 +21,7 @@ from tests.web.apiutil import (
     static_users,
     upload_wheel,
 )
+from tests.support.common import UPLOADER, services
 
 BOB = "bob"
 CAROL = "carol"

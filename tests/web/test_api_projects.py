@@ -13,8 +13,7 @@ import webtest
 from pypicloud_lite.config import Settings
 from pypicloud_lite.naming import metadata_key, storage_key
 from pypicloud_lite.service import PackageIndex
-from tests.distbuilder import build_wheel
-from tests.web.apiutil import (
+from tests.support.apiutil import (
     ADMIN,
     assert_error,
     base_settings,
@@ -27,8 +26,9 @@ from tests.web.apiutil import (
     upload_sdist,
     upload_wheel,
 )
-from tests.web.conftest import Uploaded
-from tests.web.legacy import HTML_V1, anchors, upload_dist
+from tests.support.distbuilder import build_wheel
+from tests.support.legacy import HTML_V1, anchors, upload_dist
+from tests.support.webapp import Uploaded
 
 BOB = "bob"  # an ordinary user: may read and upload (the defaults), not delete or change status
 

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 import webtest
 
-from tests.conftest import services
-from tests.web.apiutil import (
+from tests.support.apiutil import (
     ADMIN,
     PASSWORD,
     assert_error,
@@ -24,7 +23,8 @@ from tests.web.apiutil import (
     token_auth,
     upload_wheel,
 )
-from tests.web.legacy import JSON_V1
+from tests.support.common import services
+from tests.support.legacy import JSON_V1
 
 BOB = "bob"
 CAROL = "carol"

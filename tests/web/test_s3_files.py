@@ -21,12 +21,11 @@ from pypicloud_lite.config import load_settings
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.storage.s3 import S3Storage
 from pypicloud_lite.web import make_app
-from tests.aws import Moto
-from tests.conftest import UPLOADER, UPLOADER_PASSWORD, basic_auth, services
-from tests.distbuilder import build_wheel
-from tests.web.conftest import Shared, Uploaded
-from tests.web.legacy import sha256, upload_dist, wheel_metadata
-from tests.web.test_files import ALL_URLS, METADATA_URL, SDIST_URL, WHEEL_URL
+from tests.support.aws import Moto
+from tests.support.common import UPLOADER, UPLOADER_PASSWORD, basic_auth, services
+from tests.support.distbuilder import build_wheel
+from tests.support.legacy import sha256, upload_dist, wheel_metadata
+from tests.support.webapp import ALL_URLS, METADATA_URL, SDIST_URL, WHEEL_URL, Shared, Uploaded
 
 PREFIX = "packages/"
 WHEEL = WHEEL_URL.rsplit("/", 1)[1]

@@ -7,8 +7,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from tests.aws import FAKE_CREDENTIALS, Moto
-from tests.functional.harness import Server, clean_env, free_port, launch, write_ini
+from tests.support.aws import FAKE_CREDENTIALS, Moto
+from tests.support.harness import Server, clean_env, free_port, launch, write_ini
 
 PREFIX = "packages/"
 # What harness.write_ini writes for local storage and the SQLite cache, replaced here.

@@ -12,9 +12,9 @@ from argon2 import PasswordHasher
 
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.web import make_app
-from tests.conftest import basic_auth, services
-from tests.distbuilder import build_sdist, build_wheel
-from tests.web.legacy import JSON_V1, upload_dist
+from tests.support.common import basic_auth, services
+from tests.support.distbuilder import build_sdist, build_wheel
+from tests.support.legacy import JSON_V1, upload_dist
 
 # Every extra user shares one password, hashed once per session with cheap argon2 parameters:
 # verification reads the parameters from the hash, so each login costs well under a millisecond

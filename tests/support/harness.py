@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -24,9 +25,9 @@ from pypicloud_lite.models import PackageFile
 from pypicloud_lite.scripts.make_config import LOGGING_SECTIONS
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.web.services import build_services
-from tests.conftest import _UPLOADER_HASH, UPLOADER, UPLOADER_PASSWORD, require_or_skip
+from tests.support.common import UPLOADER, UPLOADER_HASH, UPLOADER_PASSWORD, require_or_skip
+from tests.support.data import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TWINE = BIN / "twine"
 LEGACY_TWINE_DEFAULT = REPO_ROOT / ".venv" / "tools" / "twine-6.1" / "bin" / "twine"
@@ -43,7 +44,7 @@ _STRIPPED_PREFIXES = ("PIP_", "UV_", "TWINE_", "PPC_", "PYTHON", "VIRTUAL_ENV", 
 _STRIPPED_NAMES = ("PYPICLOUD_SETTINGS", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE")
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-_LOGGING = "\n" + LOGGING_SECTIONS
+LOGGING = "\n" + LOGGING_SECTIONS
 
 # Servers still running; their stderr is attached to the report of any test that fails meanwhile.
 RUNNING: list[Server] = []
@@ -96,7 +97,7 @@ def write_ini(
         "web.page_max_age = 0",
     ]
     if with_uploader:
-        app += [f"user.{UPLOADER} = {_UPLOADER_HASH}", f"auth.admins = {UPLOADER}"]
+        app += [f"user.{UPLOADER} = {UPLOADER_HASH}", f"auth.admins = {UPLOADER}"]
     if bootstrap:
         app.append("auth.bootstrap_admin_file = %(here)s/admin.credentials")
     # An extra line for a key already set replaces it (an ini may not name a key twice).
@@ -104,7 +105,7 @@ def write_ini(
     app = [line for line in app if line.split("=", 1)[0].strip() not in overridden] + list(extra)
     server = ["[server:main]", "use = egg:waitress#main", f"listen = 127.0.0.1:{port}", "threads = 4"]
     ini = folder / "server.ini"
-    ini.write_text("\n".join(app) + "\n\n" + "\n".join(server) + "\n" + _LOGGING, encoding="utf-8")
+    ini.write_text("\n".join(app) + "\n\n" + "\n".join(server) + "\n" + LOGGING, encoding="utf-8")
     return ini
 
 
@@ -275,6 +276,11 @@ def run(*args: str | Path, home: Path, timeout: float = CLIENT_TIMEOUT) -> Compl
     return Completed(argv, proc.returncode, proc.stdout.decode("utf-8", errors="replace"))
 
 
+def plain(output: str) -> str:
+    """Client output without ANSI colours and with runs of whitespace collapsed (rich wraps long lines)."""
+    return " ".join(re.sub(r"\x1b\[[0-9;]*m", "", output).split())
+
+
 def legacy_twine() -> Path:
     """twine 6.1 (which still sends md5_digest): $PPC_TWINE_LEGACY, else the one `make` installs."""
     path = Path(os.environ.get("PPC_TWINE_LEGACY") or LEGACY_TWINE_DEFAULT)
@@ -377,3 +383,4 @@ FOO = "Foo.Bar_baz"  # dots, underscores and capitals: normalizes to foo-bar-baz
 # The name twine sends in the upload form (pkg_resources.safe_name of the metadata's Name, as Warehouse
 # expects), which the index keeps as the project's display name.
 FOO_DISPLAY = "Foo.Bar-baz"
+FOO_NORMALIZED = "foo-bar-baz"

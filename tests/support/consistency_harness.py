@@ -13,12 +13,12 @@ from typing import Any
 
 import requests
 
-from tests.aws import REGION, Moto
-from tests.cache import fresh_database
-from tests.conftest import _UPLOADER_HASH, UPLOADER, UPLOADER_PASSWORD
-from tests.functional.harness import _LOGGING, JSON_V1, Server, clean_env, free_port, launch
-from tests.functional.s3_harness import server_env
-from tests.web.legacy import twine_fields
+from tests.support.aws import REGION, Moto
+from tests.support.cache import fresh_database
+from tests.support.common import UPLOADER, UPLOADER_HASH, UPLOADER_PASSWORD
+from tests.support.harness import JSON_V1, LOGGING, Server, clean_env, free_port, launch
+from tests.support.legacy import twine_fields
+from tests.support.s3_harness import server_env
 
 CACHES = ("sqlite", "postgresql", "dynamo")
 REQUEST_TIMEOUT = 30
@@ -93,7 +93,7 @@ def write_shared_ini(folder: Path, shared: Path, port: int, cache: SharedCache, 
         "upload.max_size": "1MB",
         "upload.spool_dir": "%(here)s/spool",
         "auth.realm": "pypicloud_lite",
-        f"user.{UPLOADER}": _UPLOADER_HASH,
+        f"user.{UPLOADER}": UPLOADER_HASH,
         "auth.admins": UPLOADER,
         # Clients revalidate every page: nothing here may be served late from a client-side cache.
         "web.page_max_age": "0",
@@ -101,7 +101,7 @@ def write_shared_ini(folder: Path, shared: Path, port: int, cache: SharedCache, 
     lines = ["[app:main]", *(f"{key} = {value}" for key, value in app.items())]
     server = ["[server:main]", "use = egg:waitress#main", f"listen = 127.0.0.1:{port}", f"threads = {threads}"]
     ini = folder / "server.ini"
-    ini.write_text("\n".join(lines) + "\n\n" + "\n".join(server) + "\n" + _LOGGING, encoding="utf-8")
+    ini.write_text("\n".join(lines) + "\n\n" + "\n".join(server) + "\n" + LOGGING, encoding="utf-8")
     return ini
 
 

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import requests
 
 from pypicloud_lite.naming import normalize
-from tests.functional.harness import _LOGGING, Server, free_port, launch
+from tests.support.harness import LOGGING, Server, free_port, launch
 
 TOKEN_USER = "__token__"  # the username tokens are sent under (PyPI style)
 PASSWORD_IN_BANNER = re.compile(r"-p '([^']+)'")
@@ -41,7 +41,7 @@ def write_access_ini(folder: Path, shared: Path, port: int, settings: dict[str, 
     lines = ["[app:main]", *(f"{key} = {value}".rstrip() for key, value in app.items())]
     server = ["[server:main]", "use = egg:waitress#main", f"listen = 127.0.0.1:{port}", "threads = 4"]
     ini = folder / "server.ini"
-    ini.write_text("\n".join(lines) + "\n\n" + "\n".join(server) + "\n" + _LOGGING, encoding="utf-8")
+    ini.write_text("\n".join(lines) + "\n\n" + "\n".join(server) + "\n" + LOGGING, encoding="utf-8")
     return ini
 
 

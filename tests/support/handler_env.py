@@ -20,9 +20,9 @@ from botocore.exceptions import ClientError
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.naming import METADATA_SUFFIX
 from pypicloud_lite.reload import parse_key
-from tests.aws import Moto
-from tests.distbuilder import build_sdist, build_wheel
+from tests.support.aws import Moto
 from tests.support.data import REPO_ROOT
+from tests.support.distbuilder import build_sdist, build_wheel
 
 LAMBDA_DIR = REPO_ROOT / "lambda"
 
