@@ -12,7 +12,8 @@ import webtest
 from pypicloud_lite.config import Settings, load_settings
 from pypicloud_lite.web import make_app
 from tests.support.aws import Moto, moto_server
-from tests.support.common import UPLOADER, UPLOADER_HASH, UPLOADER_PASSWORD, basic_auth, services
+from tests.support.common import UPLOADER, UPLOADER_PASSWORD, basic_auth, services
+from tests.support.settings import server_settings
 
 
 @pytest.fixture(scope="session")
@@ -24,17 +25,7 @@ def moto() -> Iterator[Moto]:
 
 @pytest.fixture
 def raw_settings(tmp_path: Path) -> dict[str, Any]:
-    return {
-        "storage.backend": "local",
-        "storage.dir": str(tmp_path / "packages"),
-        "cache.backend": "sql",
-        "cache.url": f"sqlite:///{tmp_path / 'cache.sqlite'}",
-        "cache.migrate_on_start": "true",
-        "upload.max_size": "1MB",
-        "upload.spool_dir": str(tmp_path / "spool"),
-        f"user.{UPLOADER}": UPLOADER_HASH,
-        "auth.admins": UPLOADER,
-    }
+    return server_settings(tmp_path)
 
 
 @pytest.fixture

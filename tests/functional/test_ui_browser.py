@@ -69,7 +69,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """SQL users and grants; nobody may upload by default, so grants decide; three projects to search."""
-    extra = ("auth.backend = sql", "pypi.default_write =", "web.session_secret = " + "x" * 40)
+    extra = {"auth.backend": "sql", "pypi.default_write": "", "web.session_secret": "x" * 40}
     server = start_server(tmp_path_factory.mktemp("ui-server"), with_uploader=False, extra=extra)
     with app_services(server) as found:
         found.access.create_user(ADMIN, ADMIN_PASSWORD, is_admin=True)

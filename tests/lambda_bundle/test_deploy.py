@@ -30,13 +30,13 @@ from tests.support.common import require_or_skip
 from tests.support.deploy import (
     ACCOUNT,
     as_list,
+    deploy_ini,
     dynamo_settings,
     fake_bundle,
     run,
     snapshot,
     statements,
     unrelated_notification,
-    write_ini,
 )
 
 TRUST = {
@@ -78,7 +78,7 @@ def test_create_direct_then_rerun_then_remove(
     tmp_path: Path, moto: Moto, bucket: str, function_name: str, bundle_zip: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     prefix = f"ppc-{uuid.uuid4().hex[:6]}-"
-    ini = write_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, prefix))
+    ini = deploy_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, prefix))
     theirs = unrelated_notification(moto, bucket)
     before = snapshot(moto, bucket)
     argv = [str(ini), "--endpoint-url", moto.endpoint_url, "--function-name", function_name, "--zip", str(bundle_zip)]
@@ -152,7 +152,7 @@ def test_create_direct_then_rerun_then_remove(
 def test_create_with_sqs_and_a_secret_reference_then_remove(
     tmp_path: Path, moto: Moto, bucket: str, function_name: str, bundle_zip: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ini = write_ini(
+    ini = deploy_ini(
         tmp_path / "server.ini",
         {
             **moto.s3_settings(bucket, prefix="pkgs/"),
@@ -232,7 +232,7 @@ def test_create_with_sqs_and_a_secret_reference_then_remove(
 def test_dry_run_changes_nothing(
     tmp_path: Path, moto: Moto, bucket: str, function_name: str, bundle_zip: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ini = write_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-dry-"))
+    ini = deploy_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-dry-"))
     unrelated_notification(moto, bucket)
     before = snapshot(moto, bucket)
     argv = [str(ini), "--endpoint-url", moto.endpoint_url, "--function-name", function_name, "--dry-run"]
@@ -265,7 +265,7 @@ def test_a_given_role_is_used_and_never_removed(
     role_arn = iam.create_role(RoleName=f"given-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument=json.dumps(TRUST))[
         "Role"
     ]["Arn"]
-    ini = write_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-given-"))
+    ini = deploy_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-given-"))
     before = snapshot(moto, bucket)
     argv = [str(ini), "--endpoint-url", moto.endpoint_url, "--function-name", function_name, "--role-arn", role_arn]
 
@@ -283,7 +283,7 @@ def test_a_given_role_is_used_and_never_removed(
 def test_changed_options_update_the_function(
     tmp_path: Path, moto: Moto, bucket: str, function_name: str, bundle_zip: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ini = write_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-upd-"))
+    ini = deploy_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-upd-"))
     argv = [str(ini), "--endpoint-url", moto.endpoint_url, "--function-name", function_name, "--zip", str(bundle_zip)]
     assert run(lambda_deploy.create_main, argv, capsys)[0] == 0
     code, out, err = run(lambda_deploy.create_main, [*argv, "--memory", "1024"], capsys)
@@ -300,7 +300,7 @@ def test_a_function_in_a_vpc(
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
     group = ec2.create_security_group(GroupName=function_name, Description="cache access", VpcId=vpc)["GroupId"]
-    ini = write_ini(tmp_path / "server.ini", {**moto.s3_settings(bucket), "cache.url": "postgresql://u@db/ppc"})
+    ini = deploy_ini(tmp_path / "server.ini", {**moto.s3_settings(bucket), "cache.url": "postgresql://u@db/ppc"})
     argv = [str(ini), "--endpoint-url", moto.endpoint_url, "--function-name", function_name, "--zip", str(bundle_zip)]
     vpc_args = ["--subnet-ids", subnet, "--security-group-ids", group]
     before = snapshot(moto, bucket)
@@ -337,7 +337,7 @@ def test_resources_it_did_not_make_are_refused_and_left_alone(
         Handler="other.handler",
         Code={"ZipFile": bundle_zip.read_bytes()},
     )
-    ini = write_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-theirs-"))
+    ini = deploy_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-theirs-"))
     argv = [str(ini), "--endpoint-url", moto.endpoint_url, "--function-name", function_name]
 
     code, _, err = run(lambda_deploy.create_main, [*argv, "--zip", str(bundle_zip)], capsys)
@@ -355,17 +355,17 @@ def test_resources_it_did_not_make_are_refused_and_left_alone(
 def test_bad_inputs_fail_with_a_message(
     tmp_path: Path, moto: Moto, bucket: str, bundle_zip: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ini = write_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-bad-"))
+    ini = deploy_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-bad-"))
     base = [str(ini), "--endpoint-url", moto.endpoint_url, "--zip", str(bundle_zip), "--dry-run"]
     code, _, err = run(lambda_deploy.create_main, [*base, "--region", "eu-west-1"], capsys)
     assert code == 1 and "bucket's own region" in err
     code, _, err = run(lambda_deploy.create_main, [*base, "--function-name", "no spaces"], capsys)
     assert code == 1 and "--function-name" in err
-    sql = write_ini(tmp_path / "sql.ini", {**moto.s3_settings(bucket), "cache.url": "postgresql://ppc:hunter2@db/ppc"})
+    sql = deploy_ini(tmp_path / "sql.ini", {**moto.s3_settings(bucket), "cache.url": "postgresql://ppc:hunter2@db/ppc"})
     code, out, err = run(lambda_deploy.create_main, [str(sql), *base[1:]], capsys)
     assert code == 0, err
     assert "cache.url holds a password" in out and "hunter2" not in out
-    local = write_ini(tmp_path / "local.ini", {"storage.dir": str(tmp_path), "cache.url": "sqlite://"})
+    local = deploy_ini(tmp_path / "local.ini", {"storage.dir": str(tmp_path), "cache.url": "sqlite://"})
     code, _, err = run(lambda_deploy.create_main, [str(local), "--endpoint-url", moto.endpoint_url], capsys)
     assert code == 1 and "storage.backend = s3" in err
 
@@ -422,7 +422,7 @@ def test_no_deps_bundle_holds_the_handler_and_the_package_without_its_web_layer(
     tmp_path: Path, stub_lambda_dir: Path, cache: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cache_settings = {"cache.backend": "dynamo"} if cache == "dynamo" else {"cache.url": "postgresql://u@h/db"}
-    ini = write_ini(tmp_path / "server.ini", {"storage.dir": str(tmp_path / "files"), **cache_settings})
+    ini = deploy_ini(tmp_path / "server.ini", {"storage.dir": str(tmp_path / "files"), **cache_settings})
     output = tmp_path / "out" / "bundle.zip"
     argv = [str(ini), "-o", str(output), "--no-deps", "--lambda-dir", str(stub_lambda_dir)]
     code, out, err = run(lambda_deploy.build_main, argv, capsys)
@@ -449,7 +449,7 @@ def test_no_deps_bundle_holds_the_handler_and_the_package_without_its_web_layer(
 
 
 def test_a_missing_handler_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    ini = write_ini(tmp_path / "server.ini", {"storage.dir": str(tmp_path), "cache.backend": "dynamo"})
+    ini = deploy_ini(tmp_path / "server.ini", {"storage.dir": str(tmp_path), "cache.backend": "dynamo"})
     empty = tmp_path / "empty"
     empty.mkdir()
     code, _, err = run(lambda_deploy.build_main, [str(ini), "--no-deps", "--lambda-dir", str(empty)], capsys)
@@ -563,7 +563,7 @@ print(json.dumps({{m: m in sys.modules for m in ("pyramid", "webob", "sqlalchemy
 def full_sql_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str, str]:
     """ppc-build-lambda-bundle for a PostgreSQL cache, pip included: (zip, exit code, stdout, stderr)."""
     folder = tmp_path_factory.mktemp("full-bundle")
-    ini = write_ini(
+    ini = deploy_ini(
         folder / "server.ini", {"storage.dir": str(folder / "files"), "cache.url": "postgresql+psycopg://u@h/db"}
     )
     output = folder / "bundle.zip"

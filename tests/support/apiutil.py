@@ -15,6 +15,7 @@ from pypicloud_lite.web import make_app
 from tests.support.common import basic_auth, services
 from tests.support.distbuilder import build_sdist, build_wheel
 from tests.support.legacy import JSON_V1, upload_dist
+from tests.support.settings import NO_UPLOADER, server_settings
 
 # Every extra user shares one password, hashed once per session with cheap argon2 parameters:
 # verification reads the parameters from the hash, so each login costs well under a millisecond
@@ -50,14 +51,9 @@ def static_users(*names: str) -> dict[str, str]:
 
 
 def base_settings(root: Path) -> dict[str, Any]:
-    """Local storage and an SQLite cache under `root`: for module-scoped apps (conftest's are per test)."""
-    return {
-        "storage.backend": "local",
-        "storage.dir": str(root / "packages"),
-        "cache.url": f"sqlite:///{root / 'cache.sqlite'}",
-        "cache.migrate_on_start": "true",
-        "upload.max_size": "1MB",
-    }
+    """Local storage and an SQLite cache under `root`, no upload spool, nobody: for module-scoped apps (conftest's
+    are per test)."""
+    return server_settings(root, {**NO_UPLOADER, "upload.spool_dir": None})
 
 
 def sql_settings(raw: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.config import CacheSettings, load_settings
-from tests.support.aws import REGION, Moto
+from tests.support.aws import Moto
 from tests.support.common import require_or_skip
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -83,11 +83,7 @@ def dynamo_cache(moto: Moto) -> Cache:
     settings = load_settings(
         {
             "storage.dir": "/nonexistent",
-            "cache.backend": "dynamo",
-            "cache.table_prefix": f"ppc-{uuid.uuid4().hex[:10]}-",
-            "cache.region": REGION,
-            "cache.endpoint_url": moto.endpoint_url,
-            "cache.create_tables": "true",
+            **moto.dynamo_settings(),
         },
         environ={},
     )

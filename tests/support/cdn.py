@@ -15,7 +15,7 @@ from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cdn import CdnFlusher, CloudFrontPurger
 from pypicloud_lite.config import CdnSettings, load_settings
 from pypicloud_lite.models import PackageFile
-from tests.support.aws import REGION, Moto
+from tests.support.aws import Moto
 from tests.support.cache import cache_settings, fresh_database
 
 OUTBOX_BACKENDS = ("sqlite", "postgresql", "mariadb", "dynamo")
@@ -84,13 +84,7 @@ def purger(moto: Moto, distribution_id: str) -> CloudFrontPurger:
 def outbox_database(backend: str, moto: Moto, tmp_path: Path) -> Iterator[dict[str, str]]:
     """The cache settings (ini keys) of an empty cache with the outbox on."""
     if backend == "dynamo":
-        yield {
-            "cache.backend": "dynamo",
-            "cache.table_prefix": f"ppc-{uuid.uuid4().hex[:10]}-",
-            "cache.region": REGION,
-            "cache.endpoint_url": moto.endpoint_url,
-            "cache.create_tables": "true",
-        }
+        yield moto.dynamo_settings()
         return
     with fresh_database(backend, tmp_path) as url:
         yield {"cache.url": url, "cache.migrate_on_start": "true"}

@@ -12,26 +12,21 @@ from typing import Any
 
 import pytest
 
-from tests.support.aws import REGION, Moto
+from tests.support.aws import Moto
+from tests.support.settings import write_ini
 
 ACCOUNT = "123456789012"  # moto's
 
 
-def write_ini(path: Path, settings: dict[str, str]) -> Path:
-    lines = ["[app:main]", "use = egg:pypicloud_lite", *(f"{k} = {v}" for k, v in settings.items())]
-    lines += ["auth.admins =", "", "[server:main]", "use = egg:waitress#main"]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+def deploy_ini(path: Path, settings: dict[str, str]) -> Path:
+    """The server ini the deploy commands read: `settings` and no admins."""
+    return write_ini(path, {**settings, "auth.admins": ""})
 
 
 def dynamo_settings(moto: Moto, bucket: str, table_prefix: str) -> dict[str, str]:
     return {
         **moto.s3_settings(bucket),
-        "cache.backend": "dynamo",
-        "cache.table_prefix": table_prefix,
-        "cache.region": REGION,
-        "cache.endpoint_url": moto.endpoint_url,
-        "cache.create_tables": "true",
+        **moto.dynamo_settings(table_prefix),
     }
 
 

@@ -68,11 +68,7 @@ def sql_settings(moto: Moto, bucket: str, url: str) -> dict[str, Any]:
 def dynamo_settings(moto: Moto, bucket: str) -> dict[str, Any]:
     return {
         **moto.s3_settings(bucket, PREFIX),
-        "cache.backend": "dynamo",
-        "cache.table_prefix": f"ppc-{uuid.uuid4().hex[:10]}-",
-        "cache.region": "us-east-1",
-        "cache.endpoint_url": moto.endpoint_url,
-        "cache.create_tables": "true",
+        **moto.dynamo_settings(),
     }
 
 

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 import webtest
 
-from pypicloud_lite.access.passwords import hash_password
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.web import make_app
 from tests.support.apiutil import memo_hash, sql_settings
 from tests.support.common import UPLOADER, UPLOADER_PASSWORD, basic_auth, services
+from tests.support.settings import server_settings
 from tests.support.webapp import Shared, Uploaded, upload_foo_bar
 
 
@@ -36,18 +36,8 @@ def uploaded(testapp: webtest.TestApp, auth: dict[str, str], dist_dir: Path) -> 
 @pytest.fixture(scope="session")
 def readonly(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     root = tmp_path_factory.mktemp("readonly")
-    settings = load_settings(
-        {
-            "storage.backend": "local",
-            "storage.dir": str(root / "packages"),
-            "cache.backend": "sql",
-            "cache.url": f"sqlite:///{root / 'cache.sqlite'}",
-            "cache.migrate_on_start": "true",
-            "upload.max_size": "1MB",
-            f"user.{UPLOADER}": hash_password(UPLOADER_PASSWORD),
-        },
-        environ={},
-    )
+    # Neither an upload spool nor admins: the defaults.
+    settings = load_settings(server_settings(root, {"upload.spool_dir": None, "auth.admins": None}), environ={})
     app = make_app(settings)
     testapp = webtest.TestApp(app)
     dists = upload_foo_bar(testapp, basic_auth(UPLOADER, UPLOADER_PASSWORD), root / "dist")
