@@ -1,8 +1,11 @@
-"""Shared fixtures: settings in a temporary folder, the app under webtest, a user with a known password."""
+"""Shared fixtures: settings in a temporary folder, the app under webtest, a user with a known password.
+
+And a check: a test that touches a file beside the repository fails (tests.support.confinement)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,36 @@ from pypicloud_lite.config import Settings, load_settings
 from pypicloud_lite.web import make_app
 from tests.support.aws import Moto, moto_server
 from tests.support.common import UPLOADER, UPLOADER_PASSWORD, basic_auth, services
+from tests.support.confinement import WATCH, install
+from tests.support.data import REPO_ROOT
 from tests.support.settings import server_settings
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    basetemp = config.option.basetemp
+    install(REPO_ROOT, exempt=[basetemp] if basetemp else [])
+
+
+def confined() -> AbstractContextManager[None]:
+    return nullcontext() if WATCH.active is None else WATCH.active.checked()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    with confined():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    with confined():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    with confined():
+        return (yield)
 
 
 @pytest.fixture(scope="session")
