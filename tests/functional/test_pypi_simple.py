@@ -13,7 +13,7 @@ from pypi_simple import ACCEPT_JSON_ONLY, NoMetadataError, PyPISimple
 
 from tests.support.harness import FOO, FOO_DISPLAY, YANK_REASON, Corpus, Server
 from tests.support.legacy import wheel_metadata
-from tests.support.simple_client import MODES, PackageKey, key
+from tests.support.simple_client import MODES, PackageKey, expected_key, key
 
 CONTENT_TYPES = {"html": "application/vnd.pypi.simple.v1+html", "json": "application/vnd.pypi.simple.v1+json"}
 
@@ -34,10 +34,7 @@ def test_yankee_page_is_the_same_in_html_and_json(published: Corpus, server: Ser
     base = f"{server.url}/packages/yankee/"
 
     def expected(path: Path, *, yanked: bool = False, reason: str | None = None) -> PackageKey:
-        wheel = path.name.endswith(".whl")
-        meta = (("sha256", sha256(wheel_metadata(path))),) if wheel else ()
-        digests = (("sha256", sha256(path.read_bytes())),)
-        return (path.name, base + path.name, digests, None, yanked, reason, wheel, meta)
+        return expected_key(path, base + path.name, yanked=yanked, reason=reason)
 
     wheel_ok, sdist_ok = published.yankee_ok
     want = {

@@ -24,7 +24,7 @@ from tests.support.s3_harness import (
     s3_checksum,
     start_s3_server,
 )
-from tests.support.simple_client import MODES, PackageKey, key
+from tests.support.simple_client import MODES, PackageKey, expected_key, key
 
 
 def sha256(path: Path) -> str:
@@ -211,10 +211,7 @@ def test_uv_pip_install(s3_published: Corpus, s3_server: Server, s3_clients: Cli
 
 def test_pypi_simple_html_and_json_agree(s3_published: Corpus, s3_server: Server, tmp_path: Path) -> None:
     def expected(path: Path, *, yanked: bool = False, reason: str | None = None) -> PackageKey:
-        wheel = path.name.endswith(".whl")
-        meta = (("sha256", hashlib.sha256(wheel_metadata(path)).hexdigest()),) if wheel else ()
-        url = f"{s3_server.url}/packages/yankee/{path.name}"
-        return (path.name, url, (("sha256", sha256(path)),), None, yanked, reason, wheel, meta)
+        return expected_key(path, f"{s3_server.url}/packages/yankee/{path.name}", yanked=yanked, reason=reason)
 
     wheel_ok, sdist_ok = s3_published.yankee_ok
     want = {

@@ -26,6 +26,8 @@ PASSWORD_HASH = _CHEAP.hash(PASSWORD)
 _HASHES: dict[str, str] = {PASSWORD: PASSWORD_HASH}
 
 ADMIN = "admin"
+BOB = "bob"
+CAROL = "carol"
 REALM = 'Basic realm="pypicloud_lite"'
 TOKEN_USER = "__token__"
 

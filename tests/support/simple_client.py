@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 from pypi_simple import ACCEPT_HTML_ONLY, ACCEPT_JSON_ONLY, DistributionPackage
+
+from tests.support.legacy import wheel_metadata
 
 MODES = {"html": ACCEPT_HTML_ONLY, "json": ACCEPT_JSON_ONLY}
 PackageKey = tuple[
@@ -26,3 +31,11 @@ def key(pkg: DistributionPackage) -> PackageKey:
         bool(pkg.has_metadata),
         tuple(sorted((pkg.metadata_digests or {}).items())),
     )
+
+
+def expected_key(path: Path, url: str, *, yanked: bool = False, reason: str | None = None) -> PackageKey:
+    """The key of a built distribution served at `url` (no Requires-Python; a wheel's metadata is served)."""
+    wheel = path.name.endswith(".whl")
+    meta = (("sha256", hashlib.sha256(wheel_metadata(path)).hexdigest()),) if wheel else ()
+    digests = (("sha256", hashlib.sha256(path.read_bytes()).hexdigest()),)
+    return (path.name, url, digests, None, yanked, reason, wheel, meta)

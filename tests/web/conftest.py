@@ -12,7 +12,7 @@ import webtest
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.web import make_app
-from tests.support.apiutil import memo_hash, sql_settings
+from tests.support.apiutil import ADMIN, BOB, creds, memo_hash, sql_settings
 from tests.support.common import UPLOADER, UPLOADER_PASSWORD, basic_auth, services
 from tests.support.settings import server_settings
 from tests.support.webapp import Shared, Uploaded, upload_foo_bar
@@ -55,3 +55,15 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 def sql_raw(raw_settings: dict[str, Any]) -> dict[str, Any]:
     """The SQL access backend, where nobody may write by default: grants are what let a user upload."""
     return {**sql_settings(raw_settings), "pypi.default_write": ""}
+
+
+@pytest.fixture
+def admin() -> dict[str, str]:
+    """Basic credentials of ADMIN (apiutil.PASSWORD)."""
+    return creds(ADMIN)
+
+
+@pytest.fixture
+def bob() -> dict[str, str]:
+    """Basic credentials of BOB (apiutil.PASSWORD)."""
+    return creds(BOB)

@@ -12,6 +12,8 @@ import webtest
 
 from tests.support.apiutil import (
     ADMIN,
+    BOB,
+    CAROL,
     PASSWORD,
     assert_error,
     call,
@@ -22,10 +24,6 @@ from tests.support.apiutil import (
     upload_wheel,
 )
 from tests.support.common import UPLOADER, services
-
-BOB = "bob"
-CAROL = "carol"
-
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
@@ -42,16 +40,6 @@ def seed(testapp: webtest.TestApp) -> webtest.TestApp:
 def app(sql_raw: dict[str, Any]) -> Iterator[webtest.TestApp]:
     with running(sql_raw) as testapp:
         yield seed(testapp)
-
-
-@pytest.fixture
-def admin() -> dict[str, str]:
-    return creds(ADMIN)
-
-
-@pytest.fixture
-def bob() -> dict[str, str]:
-    return creds(BOB)
 
 
 # -- the first admin -----------------------------------------------------------------

@@ -15,6 +15,7 @@ from pypicloud_lite.naming import metadata_key, storage_key
 from pypicloud_lite.service import PackageIndex
 from tests.support.apiutil import (
     ADMIN,
+    BOB,
     assert_error,
     base_settings,
     call,
@@ -30,17 +31,12 @@ from tests.support.distbuilder import build_wheel
 from tests.support.legacy import HTML_V1, anchors, upload_dist
 from tests.support.webapp import Uploaded
 
-BOB = "bob"  # an ordinary user: may read and upload (the defaults), not delete or change status
+# BOB: an ordinary user here, who may read and upload (the defaults), not delete or change status.
 
 
 @pytest.fixture
 def raw_settings(raw_settings: dict[str, Any]) -> dict[str, Any]:
     return {**raw_settings, **static_users(BOB)}
-
-
-@pytest.fixture
-def bob() -> dict[str, str]:
-    return creds(BOB)
 
 
 def recent(value: str) -> bool:
