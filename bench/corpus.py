@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name
 
-from tests.distbuilder import dist_name, metadata_text, module_name
+from tests.support.distbuilder import dist_name, metadata_text, module_name
 
 # Corpus shape: versions per project (weight: count), files per version.
 VERSION_COUNTS = {1: 35, 2: 25, 3: 15, 4: 10, 6: 8, 10: 5, 20: 2}

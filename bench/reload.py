@@ -46,7 +46,7 @@ from pypicloud_lite.cache.sql import SQLCache
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.reload import ReloadProgress, begin_reload
 from pypicloud_lite.storage.s3 import S3Storage
-from tests.aws import FAKE_CREDENTIALS, REGION, Moto, moto_server
+from tests.support.aws import FAKE_CREDENTIALS, REGION, Moto, moto_server
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "packages/"

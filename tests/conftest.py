@@ -1,38 +1,51 @@
-"""Shared fixtures: settings in a temporary folder, the app under webtest, a user with a known password."""
+"""Shared fixtures: settings in a temporary folder, the app under webtest, a user with a known password.
+
+And a check: a test that touches a file beside the repository fails (tests.support.confinement)."""
 
 from __future__ import annotations
 
-import base64
-import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import pytest
 import webtest
 
-from pypicloud_lite.access.passwords import hash_password
 from pypicloud_lite.config import Settings, load_settings
 from pypicloud_lite.web import make_app
-from pypicloud_lite.web.services import REGISTRY_KEY, AppServices
-from tests.aws import Moto, moto_server
-
-UPLOADER = "uploader"
-UPLOADER_PASSWORD = "correct horse battery staple"
-# Hashing once per session keeps the suite fast; argon2 is deliberately slow.
-_UPLOADER_HASH = hash_password(UPLOADER_PASSWORD)
+from tests.support.aws import Moto, moto_server
+from tests.support.common import UPLOADER, UPLOADER_PASSWORD, basic_auth, services
+from tests.support.confinement import WATCH, install
+from tests.support.data import REPO_ROOT
+from tests.support.settings import server_settings
 
 
-def require_or_skip(reason: str) -> None:
-    """Skip for a missing service, or fail when CI demands every service (PPC_REQUIRE_SERVICES=1)."""
-    if os.environ.get("PPC_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"required service missing: {reason}")
-    pytest.skip(reason)
+def pytest_configure(config: pytest.Config) -> None:
+    basetemp = config.option.basetemp
+    install(REPO_ROOT, exempt=[basetemp] if basetemp else [])
 
 
-def basic_auth(user: str, password: str) -> dict[str, str]:
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
+def confined() -> AbstractContextManager[None]:
+    return nullcontext() if WATCH.active is None else WATCH.active.checked()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    with confined():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    with confined():
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    with confined():
+        return (yield)
 
 
 @pytest.fixture(scope="session")
@@ -44,17 +57,7 @@ def moto() -> Iterator[Moto]:
 
 @pytest.fixture
 def raw_settings(tmp_path: Path) -> dict[str, Any]:
-    return {
-        "storage.backend": "local",
-        "storage.dir": str(tmp_path / "packages"),
-        "cache.backend": "sql",
-        "cache.url": f"sqlite:///{tmp_path / 'cache.sqlite'}",
-        "cache.migrate_on_start": "true",
-        "upload.max_size": "1MB",
-        "upload.spool_dir": str(tmp_path / "spool"),
-        f"user.{UPLOADER}": _UPLOADER_HASH,
-        "auth.admins": UPLOADER,
-    }
+    return server_settings(tmp_path)
 
 
 @pytest.fixture
@@ -67,11 +70,6 @@ def testapp(settings: Settings) -> Iterator[webtest.TestApp]:
     app = make_app(settings)
     yield webtest.TestApp(app)
     services(app).index.cache.close()
-
-
-def services(app: Any) -> AppServices:
-    found: AppServices = app.registry[REGISTRY_KEY]
-    return found
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pypicloud_lite.errors import InvalidUpload
 from pypicloud_lite.metadata import parse_core_metadata, read_metadata_file
 from pypicloud_lite.models import CoreMetadata
 from pypicloud_lite.naming import parse_filename
-from tests.distbuilder import build_sdist, build_wheel, metadata_text
+from tests.support.distbuilder import build_sdist, build_wheel, metadata_text
 
 WHEEL_FILE = b"Wheel-Version: 1.0\nGenerator: ppc-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
 

@@ -16,7 +16,7 @@ from pypicloud_lite.errors import FileExists, InvalidInput, InvalidUpload, NotFo
 from pypicloud_lite.models import Applied, Change, PackageFile
 from pypicloud_lite.service import PackageIndex, UploadForm, UploadResult
 from pypicloud_lite.storage.local import LocalStorage
-from tests.distbuilder import build_sdist, build_wheel, digests, metadata_text
+from tests.support.distbuilder import build_sdist, build_wheel, digests, metadata_text
 
 
 @pytest.fixture

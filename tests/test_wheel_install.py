@@ -19,10 +19,12 @@ from sqlalchemy import create_engine, inspect, text
 
 from pypicloud_lite.db import migrate
 from pypicloud_lite.db.tables import Base
-from tests.cache import fresh_database
-from tests.conftest import UPLOADER_PASSWORD
-from tests.distbuilder import build_wheel
-from tests.functional.harness import REPO_ROOT, Clients, Server, clean_env, free_port, http_get, write_ini
+from tests.support.cache import fresh_database
+from tests.support.common import UPLOADER_PASSWORD
+from tests.support.data import REPO_ROOT
+from tests.support.distbuilder import build_wheel
+from tests.support.harness import Clients, Server, clean_env, free_port, http_get
+from tests.support.settings import HERE, server_settings, write_ini
 
 BUILD_TIMEOUT = 600
 # pip resolves pyramid, SQLAlchemy, psycopg and the rest from the registry on a cold cache.
@@ -171,7 +173,7 @@ def test_the_wheel_from_the_sdist_serves_uploads_from_its_own_venv(installed: In
     folder = tmp_path / "server"
     folder.mkdir()
     port = free_port()
-    server = _launch(installed, folder, write_ini(folder, port), port)
+    server = _launch(installed, folder, write_ini(folder / "server.ini", server_settings(HERE), port), port)
     try:
         # The process serving is the venv's interpreter (pserve's shebang), not the checkout's.
         cmdline = Path(f"/proc/{server.process.pid}/cmdline")
@@ -227,7 +229,8 @@ def test_the_installed_ppc_migrate_brings_an_empty_database_to_head(
     installed: Installed, database_url: str, tmp_path: Path
 ) -> None:
     # The URL's %-escapes (PostgreSQL's search_path option) must not read as ini interpolation.
-    ini = write_ini(tmp_path, free_port(), extra=(f"cache.url = {database_url.replace('%', '%%')}",))
+    settings = server_settings(HERE, {"cache.url": database_url.replace("%", "%%")})
+    ini = write_ini(tmp_path / "server.ini", settings, free_port())
     output = _run([installed.bin("ppc-migrate"), ini], cwd=installed.workdir, env=_installed_env(), timeout=120)
     head = migrate.head_revision()
     assert head is not None and head == max(

@@ -18,7 +18,7 @@ from pypicloud_lite.config import load_settings
 from pypicloud_lite.db.tables import GrantRow, GroupMemberRow, GroupRow, TokenRow, UserRow
 from pypicloud_lite.errors import Conflict, NotFound, ReadOnlyAccess
 from pypicloud_lite.models import Grant
-from tests.cache import SQL_BACKENDS, fresh_database
+from tests.support.cache import SQL_BACKENDS, fresh_database
 
 # A new backend is one more entry here and one more branch in `make_access`.
 ACCESS_BACKENDS = ["static", *(f"sql-{name}" for name in SQL_BACKENDS)]

@@ -20,7 +20,7 @@ from pypicloud_lite.config import load_settings
 from pypicloud_lite.db.tables import GrantRow, GroupMemberRow, GroupRow, TokenRow, UserRow
 from pypicloud_lite.errors import Conflict, InvalidInput, NotFound
 from pypicloud_lite.models import Grant, utcnow
-from tests.cache import SQL_BACKENDS, fresh_database
+from tests.support.cache import SQL_BACKENDS, fresh_database
 
 CHEAP = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 PASSWORDS = {"alice": "alice pw", "bob": "bob pw", "carol": "carol pw", "dave": "dave pw"}

@@ -14,7 +14,7 @@ from pypicloud_lite.access.base import AccessBackend
 from pypicloud_lite.access.static import StaticAccess
 from pypicloud_lite.access.throttle import VerifiedCache
 from pypicloud_lite.config import load_settings
-from tests.conftest import _UPLOADER_HASH, UPLOADER, UPLOADER_PASSWORD
+from tests.support.common import UPLOADER, UPLOADER_HASH, UPLOADER_PASSWORD
 
 ROUNDS = 7
 # Deliberately wide: this catches a skipped hash (a ~100x gap), not scheduler noise.
@@ -26,7 +26,7 @@ def static_access(tmp_path: Path, **raw: str) -> AccessBackend:
         {
             "storage.dir": str(tmp_path / "packages"),
             "cache.url": "sqlite://",
-            f"user.{UPLOADER}": _UPLOADER_HASH,  # hashed with the real (default) argon2 parameters
+            f"user.{UPLOADER}": UPLOADER_HASH,  # hashed with the real (default) argon2 parameters
             "auth.max_failed_logins": "0",  # dozens of failures on purpose
             **raw,
         },
@@ -81,7 +81,7 @@ def test_each_failure_costs_one_argon2_check(access: AccessBackend, verification
         assert access.authenticate("nobody", UPLOADER_PASSWORD) is None
         assert access.authenticate(UPLOADER, "wrong") is None
     # Failures are never cached, and unknown users are checked against the dummy hash.
-    assert verifications == [None, _UPLOADER_HASH, None, _UPLOADER_HASH]
+    assert verifications == [None, UPLOADER_HASH, None, UPLOADER_HASH]
 
 
 def test_a_right_password_is_hashed_once_per_ttl(

@@ -26,8 +26,8 @@ from pypicloud_lite.models import (
     SetYanked,
 )
 from pypicloud_lite.naming import normalize
-from tests.aws import Moto
-from tests.cache import SQL_BACKENDS, cache_settings, dynamo_cache, fresh_database
+from tests.support.aws import Moto
+from tests.support.cache import SQL_BACKENDS, cache_settings, dynamo_cache, fresh_database
 
 # A new backend is one more entry here and one more branch in the `cache` fixture.
 CACHE_BACKENDS = [*(f"sql-{name}" for name in SQL_BACKENDS), "dynamo"]

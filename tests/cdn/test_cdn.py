@@ -19,7 +19,8 @@ from pypicloud_lite.config import CLOUDFRONT_MAX_WILDCARDS, CdnSettings, load_se
 from pypicloud_lite.errors import ConfigError
 from pypicloud_lite.models import AddFile, CdnBatch, CdnChange, CdnRecord
 from pypicloud_lite.scripts import cdn_report
-from tests.cdn import open_cache, wheel
+from tests.support.cdn import open_cache, wheel
+from tests.support.settings import write_ini
 
 
 def test_an_upload_purges_the_pages_of_its_release_never_a_file() -> None:
@@ -194,10 +195,9 @@ def test_the_command_reports_the_stored_history(
         cache.open_outbox_batch(batch)
         cache.close_outbox_batch(batch, CdnRecord(batch.id, sent, changes, paths, wildcards, "I"))
     cache.close()
-    ini = tmp_path / "server.ini"
     settings = {"storage.dir": str(tmp_path / "packages"), **sqlite_raw, "cdn.backend": "cloudfront"}
     settings["cdn.distribution_id"] = "E1"
-    ini.write_text("[app:main]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()))
+    ini = write_ini(tmp_path / "server.ini", settings)
     assert cdn_report.main([str(ini), "--days", "30"]) == 0
     out = capsys.readouterr().out
     # By hand: 740 changes, 2 invalidations, 7 paths (3 wildcards), free; naive 1,480 paths, 480 over: $2.40.

@@ -10,16 +10,16 @@ import pytest
 
 from pypicloud_lite.deploy.cli import create_main, remove_main
 from pypicloud_lite.deploy.create import MAX_RECEIVE_COUNT
-from tests.aws import REGION, Moto
-from tests.lambda_bundle.test_deploy import (
+from tests.support.aws import REGION, Moto
+from tests.support.deploy import (
     ACCOUNT,
     as_list,
+    deploy_ini,
     dynamo_settings,
     fake_bundle,
     run,
     snapshot,
     statements,
-    write_ini,
 )
 
 
@@ -28,7 +28,7 @@ def test_create_with_cdn_then_remove(tmp_path: Path, moto: Moto, capsys: pytest.
     function_name = f"ppc-test-{uuid.uuid4().hex[:10]}"
     prefix = f"ppc-{uuid.uuid4().hex[:6]}-"
     cdn = {"cdn.backend": "cloudfront", "cdn.distribution_id": "E2EXAMPLE", "cdn.window": "30"}
-    ini = write_ini(tmp_path / "server.ini", {**dynamo_settings(moto, bucket, prefix), **cdn})
+    ini = deploy_ini(tmp_path / "server.ini", {**dynamo_settings(moto, bucket, prefix), **cdn})
     before = snapshot(moto, bucket)
     common = [str(ini), "--endpoint-url", moto.endpoint_url, "--function-name", function_name]
     argv = [*common, "--cdn", "--zip", str(fake_bundle(tmp_path / "bundle.zip"))]
@@ -75,7 +75,7 @@ def test_create_with_cdn_then_remove(tmp_path: Path, moto: Moto, capsys: pytest.
 
 def test_cdn_without_a_distribution_is_refused(tmp_path: Path, moto: Moto, capsys: pytest.CaptureFixture[str]) -> None:
     bucket = moto.new_bucket()
-    ini = write_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-x-"))
+    ini = deploy_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-x-"))
     code, _out, err = run(create_main, [str(ini), "--endpoint-url", moto.endpoint_url, "--cdn", "--dry-run"], capsys)
     assert code == 1
     assert "cdn.backend = cloudfront" in err
@@ -87,7 +87,7 @@ def test_without_cdn_the_lambda_records_but_gets_no_queue_nor_cloudfront_rights(
     bucket = moto.new_bucket()
     prefix = f"ppc-{uuid.uuid4().hex[:6]}-"
     cdn = {"cdn.backend": "cloudfront", "cdn.distribution_id": "E2EXAMPLE"}
-    ini = write_ini(tmp_path / "server.ini", {**dynamo_settings(moto, bucket, prefix), **cdn})
+    ini = deploy_ini(tmp_path / "server.ini", {**dynamo_settings(moto, bucket, prefix), **cdn})
     code, out, err = run(create_main, [str(ini), "--endpoint-url", moto.endpoint_url, "--dry-run"], capsys)
     assert code == 0, err
     [policy_line] = [line for line in out.splitlines() if line.startswith("[dry-run] role policy: ")]

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.aws import Moto
-from tests.cdn import create_distribution, invalidations
-from tests.lambda_bundle.handler_env import (
+from tests.support.aws import Moto
+from tests.support.cdn import create_distribution, invalidations
+from tests.support.handler_env import (
     PREFIX,
     destroy_bucket,
     dynamo_settings,

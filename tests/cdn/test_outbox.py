@@ -15,8 +15,8 @@ from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cdn import FLUSH_LEASE, FLUSH_LOCK, WINDOW_LOCK, CdnError, CdnFlusher, CloudFrontPurger, FlushResult
 from pypicloud_lite.config import CLOUDFRONT_MAX_PATHS, CLOUDFRONT_MAX_WILDCARDS
 from pypicloud_lite.models import AddFile, CdnBatch, ReloadChanges, RemoveFile, SetStatus, SetYanked
-from tests.aws import Moto
-from tests.cdn import (
+from tests.support.aws import Moto
+from tests.support.cdn import (
     OUTBOX_BACKENDS,
     cdn_settings,
     create_distribution,

@@ -11,17 +11,17 @@ from pathlib import Path
 import pytest
 
 from pypicloud_lite.models import AddFile
-from tests.aws import Moto
-from tests.cdn import OUTBOX_BACKENDS, create_distribution, invalidations, open_cache, outbox_database, wheel
+from tests.support.aws import Moto
+from tests.support.cdn import OUTBOX_BACKENDS, create_distribution, invalidations, open_cache, outbox_database, wheel
+from tests.support.data import REPO_ROOT
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 # argv: raw settings (JSON), distribution id, moto endpoint, action ("change" or "flush").
 CHILD = """
 import json, os, sys
 from pypicloud_lite.cdn import CdnFlusher, CloudFrontPurger
 from pypicloud_lite.models import AddFile
-from tests.aws import Moto
-from tests.cdn import cdn_settings, open_cache, wheel
+from tests.support.aws import Moto
+from tests.support.cdn import cdn_settings, open_cache, wheel
 
 raw, distribution, endpoint, action = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 moto = Moto(endpoint)
@@ -47,7 +47,7 @@ def raw(request: pytest.FixtureRequest, moto: Moto, tmp_path: Path) -> Iterator[
 def child(raw: dict[str, str], distribution: str, moto: Moto, action: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", CHILD, json.dumps(raw), distribution, moto.endpoint_url, action],
-        cwd=REPOSITORY,
+        cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

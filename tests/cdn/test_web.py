@@ -12,11 +12,11 @@ import webtest
 
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.web import CDN_TIMER_KEY, make_app
-from tests.aws import Moto
-from tests.cdn import create_distribution, invalidations
-from tests.conftest import services
-from tests.distbuilder import build_wheel
-from tests.web.legacy import upload_dist
+from tests.support.aws import Moto
+from tests.support.cdn import create_distribution, invalidations
+from tests.support.common import services
+from tests.support.distbuilder import build_wheel
+from tests.support.legacy import upload_dist
 
 INDEX_PAGES = ("/simple/", "/simple/demo/", "/pypi/demo/json", "/pypi/demo/1.0/json")
 

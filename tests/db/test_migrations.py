@@ -17,7 +17,7 @@ from pypicloud_lite.db import migrate
 from pypicloud_lite.db.engine import create_db_engine
 from pypicloud_lite.db.tables import IndexStateRow
 from pypicloud_lite.errors import ConfigError
-from tests.cache import SQL_BACKENDS, cache_settings, fresh_database
+from tests.support.cache import SQL_BACKENDS, cache_settings, fresh_database
 
 PPC_TABLES = {"ppc_index_state", "ppc_projects", "ppc_files"}
 

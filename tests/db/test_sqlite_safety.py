@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from pypicloud_lite.db.engine import create_db_engine, refuse_network_filesystem
 from pypicloud_lite.errors import ConfigError
-from tests.cache import cache_settings
+from tests.support.cache import cache_settings
 
 MOUNTS = """\
 sysfs /sys sysfs rw 0 0

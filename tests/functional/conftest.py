@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.distbuilder import build_sdist, build_wheel
-from tests.functional.harness import (
+from tests.support.distbuilder import build_sdist, build_wheel
+from tests.support.harness import (
     FOO,
     RUNNING,
     UNICODE_SUMMARY,

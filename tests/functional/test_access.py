@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.distbuilder import build_wheel
-from tests.functional.access_harness import (
+from tests.support.access_harness import (
     PASSWORD_IN_BANNER,
     TOKEN_USER,
     Api,
@@ -20,7 +19,8 @@ from tests.functional.access_harness import (
     index_url,
     start_access_server,
 )
-from tests.functional.harness import Clients, Completed, Server
+from tests.support.distbuilder import build_wheel
+from tests.support.harness import Clients, Completed, Server
 
 ADMIN = "admin"
 REALM_CHALLENGE = 'Basic realm="pypicloud_lite"'

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.distbuilder import build_wheel
-from tests.functional.harness import Clients, start_server
+from tests.support.distbuilder import build_wheel
+from tests.support.harness import Clients, start_server
 
 PASSWORD_IN_BANNER = re.compile(r"-p '([^']+)'")
 

@@ -7,8 +7,8 @@ import re
 import sys
 from pathlib import Path
 
-from tests.distbuilder import build_wheel
-from tests.functional.harness import FOO, YANK_REASON, Clients, Completed, Corpus, Server
+from tests.support.distbuilder import build_wheel
+from tests.support.harness import FOO, YANK_REASON, Clients, Completed, Corpus, Server
 
 
 def sha256(path: Path) -> str:

@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.distbuilder import build_sdist, build_wheel
-from tests.functional.consistency_harness import (
+from tests.support.consistency_harness import (
     CACHES,
     HTML,
     SharedCache,
@@ -25,8 +24,9 @@ from tests.functional.consistency_harness import (
     stored_objects,
     upload,
 )
-from tests.functional.harness import JSON_V1, Server
-from tests.web.legacy import anchors
+from tests.support.distbuilder import build_sdist, build_wheel
+from tests.support.harness import JSON_V1, Server
+from tests.support.legacy import anchors
 
 PROJECT = "consist-demo"
 YANK_REASON = "broken on A, seen on B"

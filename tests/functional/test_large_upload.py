@@ -9,9 +9,9 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 
-from tests.conftest import UPLOADER, UPLOADER_PASSWORD
-from tests.distbuilder import build_wheel
-from tests.functional.harness import Clients, start_server
+from tests.support.common import UPLOADER, UPLOADER_PASSWORD
+from tests.support.distbuilder import build_wheel
+from tests.support.harness import Clients, start_server
 
 MEGABYTES = 160
 
@@ -42,7 +42,7 @@ def test_a_large_upload_keeps_the_server_memory_bounded(tmp_path: Path) -> None:
         (tmp_path / folder).mkdir()
     # A cheap argon2 hash: the default one allocates 64 MiB per check, and that peak would hide the upload's.
     cheap = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(UPLOADER_PASSWORD)
-    server = start_server(tmp_path / "server", extra=("upload.max_size = 1GB", f"user.{UPLOADER} = {cheap}"))
+    server = start_server(tmp_path / "server", extra={"upload.max_size": "1GB", f"user.{UPLOADER}": cheap})
     try:
         clients = Clients(server, tmp_path / "home")
         small = build_wheel(tmp_path / "small", "small-first", "1.0")

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.distbuilder import build_sdist, build_wheel
-from tests.functional.consistency_harness import (
+from tests.support.consistency_harness import (
     HTML,
     SharedCache,
     request,
@@ -17,8 +16,9 @@ from tests.functional.consistency_harness import (
     start_shared_server,
     upload,
 )
-from tests.functional.harness import JSON_V1, Server
-from tests.web.legacy import anchors
+from tests.support.distbuilder import build_sdist, build_wheel
+from tests.support.harness import JSON_V1, Server
+from tests.support.legacy import anchors
 
 PROJECT = "cached-demo"
 YANK_REASON = "yanked through A"

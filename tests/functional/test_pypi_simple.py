@@ -3,50 +3,23 @@
 from __future__ import annotations
 
 import hashlib
-import zipfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
-from pypi_simple import ACCEPT_HTML_ONLY, ACCEPT_JSON_ONLY, DistributionPackage, NoMetadataError, PyPISimple
+from pypi_simple import ACCEPT_JSON_ONLY, NoMetadataError, PyPISimple
 
-from tests.functional.harness import FOO, FOO_DISPLAY, YANK_REASON, Corpus, Server
+from tests.support.harness import FOO, FOO_DISPLAY, YANK_REASON, Corpus, Server
+from tests.support.legacy import wheel_metadata
+from tests.support.simple_client import MODES, PackageKey, expected_key, key
 
-MODES = {"html": ACCEPT_HTML_ONLY, "json": ACCEPT_JSON_ONLY}
 CONTENT_TYPES = {"html": "application/vnd.pypi.simple.v1+html", "json": "application/vnd.pypi.simple.v1+json"}
-PackageKey = tuple[
-    str, str, tuple[tuple[str, str], ...], str | None, bool, str | None, bool, tuple[tuple[str, str], ...]
-]
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def wheel_metadata(path: Path) -> bytes:
-    with zipfile.ZipFile(path) as zf:
-        (name,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
-        return zf.read(name)
-
-
-def key(pkg: DistributionPackage) -> PackageKey:
-    """What both serializations must agree on.
-
-    PEP 592's HTML `data-yanked=""` (no reason) reads as "" where JSON's `"yanked": true` reads as None,
-    and a file without metadata has no attribute in HTML (None) but `"core-metadata": false` in JSON.
-    """
-    return (
-        pkg.filename,
-        pkg.url,
-        tuple(sorted(pkg.digests.items())),
-        pkg.requires_python,
-        pkg.is_yanked,
-        pkg.yanked_reason or None,
-        bool(pkg.has_metadata),
-        tuple(sorted((pkg.metadata_digests or {}).items())),
-    )
 
 
 @pytest.fixture
@@ -61,10 +34,7 @@ def test_yankee_page_is_the_same_in_html_and_json(published: Corpus, server: Ser
     base = f"{server.url}/packages/yankee/"
 
     def expected(path: Path, *, yanked: bool = False, reason: str | None = None) -> PackageKey:
-        wheel = path.name.endswith(".whl")
-        meta = (("sha256", sha256(wheel_metadata(path))),) if wheel else ()
-        digests = (("sha256", sha256(path.read_bytes())),)
-        return (path.name, base + path.name, digests, None, yanked, reason, wheel, meta)
+        return expected_key(path, base + path.name, yanked=yanked, reason=reason)
 
     wheel_ok, sdist_ok = published.yankee_ok
     want = {

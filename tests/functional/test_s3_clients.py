@@ -12,10 +12,11 @@ import requests
 from packaging.utils import canonicalize_name
 from pypi_simple import PyPISimple
 
-from tests.aws import Moto
-from tests.distbuilder import build_wheel
-from tests.functional.harness import FOO, YANK_REASON, Clients, Corpus, Server, legacy_twine
-from tests.functional.s3_harness import (
+from tests.support.aws import Moto
+from tests.support.distbuilder import build_wheel
+from tests.support.harness import FOO, FOO_NORMALIZED, YANK_REASON, Clients, Corpus, Server, legacy_twine, plain
+from tests.support.legacy import wheel_metadata
+from tests.support.s3_harness import (
     PREFIX,
     head_object,
     object_keys,
@@ -23,8 +24,7 @@ from tests.functional.s3_harness import (
     s3_checksum,
     start_s3_server,
 )
-from tests.functional.test_pypi_simple import MODES, PackageKey, key, wheel_metadata
-from tests.functional.test_uploads import FOO_NORMALIZED, plain
+from tests.support.simple_client import MODES, PackageKey, expected_key, key
 
 
 def sha256(path: Path) -> str:
@@ -211,10 +211,7 @@ def test_uv_pip_install(s3_published: Corpus, s3_server: Server, s3_clients: Cli
 
 def test_pypi_simple_html_and_json_agree(s3_published: Corpus, s3_server: Server, tmp_path: Path) -> None:
     def expected(path: Path, *, yanked: bool = False, reason: str | None = None) -> PackageKey:
-        wheel = path.name.endswith(".whl")
-        meta = (("sha256", hashlib.sha256(wheel_metadata(path)).hexdigest()),) if wheel else ()
-        url = f"{s3_server.url}/packages/yankee/{path.name}"
-        return (path.name, url, (("sha256", sha256(path)),), None, yanked, reason, wheel, meta)
+        return expected_key(path, f"{s3_server.url}/packages/yankee/{path.name}", yanked=yanked, reason=reason)
 
     wheel_ok, sdist_ok = s3_published.yankee_ok
     want = {

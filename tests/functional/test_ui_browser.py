@@ -17,9 +17,9 @@ import pytest
 from pypicloud_lite.config import load_ini
 from pypicloud_lite.service import UploadForm
 from pypicloud_lite.web.services import AppServices, build_services
-from tests.conftest import require_or_skip
-from tests.distbuilder import build_wheel, digests
-from tests.functional.harness import JSON_V1, Clients, Server, start_server
+from tests.support.common import require_or_skip
+from tests.support.distbuilder import build_wheel, digests
+from tests.support.harness import JSON_V1, Clients, Server, start_server
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -69,7 +69,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """SQL users and grants; nobody may upload by default, so grants decide; three projects to search."""
-    extra = ("auth.backend = sql", "pypi.default_write =", "web.session_secret = " + "x" * 40)
+    extra = {"auth.backend": "sql", "pypi.default_write": "", "web.session_secret": "x" * 40}
     server = start_server(tmp_path_factory.mktemp("ui-server"), with_uploader=False, extra=extra)
     with app_services(server) as found:
         found.access.create_user(ADMIN, ADMIN_PASSWORD, is_admin=True)

@@ -11,20 +11,23 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from tests.conftest import UPLOADER, UPLOADER_PASSWORD
-from tests.distbuilder import build_sdist, build_wheel
-from tests.functional.harness import FOO, FOO_DISPLAY, UNICODE_SUMMARY, Clients, Corpus, Server, legacy_twine
-
-FOO_NORMALIZED = "foo-bar-baz"
+from tests.support.common import UPLOADER, UPLOADER_PASSWORD
+from tests.support.distbuilder import build_sdist, build_wheel
+from tests.support.harness import (
+    FOO,
+    FOO_DISPLAY,
+    FOO_NORMALIZED,
+    UNICODE_SUMMARY,
+    Clients,
+    Corpus,
+    Server,
+    legacy_twine,
+    plain,
+)
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def plain(output: str) -> str:
-    """Client output without ANSI colours and with runs of whitespace collapsed (rich wraps long lines)."""
-    return " ".join(re.sub(r"\x1b\[[0-9;]*m", "", output).split())
 
 
 def test_twine7_uploads_a_wheel_and_both_sdist_formats(published: Corpus, server: Server) -> None:

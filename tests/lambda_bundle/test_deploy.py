@@ -22,10 +22,20 @@ from pypicloud_lite.deploy.bundle import DEFAULT_LAMBDA_DIR, build_bundle, sql_d
 from pypicloud_lite.deploy.cli import build_main, create_main, remove_main
 from pypicloud_lite.deploy.names import Names, Target
 from pypicloud_lite.deploy.policies import role_policy
-from tests.aws import REGION, Moto
-from tests.conftest import require_or_skip
+from tests.support.aws import REGION, Moto
+from tests.support.common import require_or_skip
+from tests.support.deploy import (
+    ACCOUNT,
+    as_list,
+    deploy_ini,
+    dynamo_settings,
+    fake_bundle,
+    run,
+    snapshot,
+    statements,
+    unrelated_notification,
+)
 
-ACCOUNT = "123456789012"  # moto's
 TRUST = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
@@ -41,104 +51,6 @@ OFFLINE_MARKERS = (
     "timed out",
     "from versions: none",
 )
-
-
-# --- helpers ----------------------------------------------------------------------------------
-
-
-def write_ini(path: Path, settings: dict[str, str]) -> Path:
-    lines = ["[app:main]", "use = egg:pypicloud_lite", *(f"{k} = {v}" for k, v in settings.items())]
-    lines += ["auth.admins =", "", "[server:main]", "use = egg:waitress#main"]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def dynamo_settings(moto: Moto, bucket: str, table_prefix: str) -> dict[str, str]:
-    return {
-        **moto.s3_settings(bucket),
-        "cache.backend": "dynamo",
-        "cache.table_prefix": table_prefix,
-        "cache.region": REGION,
-        "cache.endpoint_url": moto.endpoint_url,
-        "cache.create_tables": "true",
-    }
-
-
-def fake_bundle(path: Path) -> Path:
-    """Any zip will do for moto, which never runs the function."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        zf.writestr("s3_sync.py", "def handler(event, context):\n    return {}\n")
-    path.write_bytes(buffer.getvalue())
-    return path
-
-
-def run(main: Any, argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = main(argv)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def snapshot(moto: Moto, bucket: str) -> dict[str, Any]:
-    """The account state these commands may touch, comparable before and after."""
-    iam, lam, s3, sqs = (moto.client(s) for s in ("iam", "lambda", "s3", "sqs"))
-    roles = {}
-    for role in iam.list_roles()["Roles"]:
-        name = role["RoleName"]
-        policies = {
-            p: iam.get_role_policy(RoleName=name, PolicyName=p)["PolicyDocument"]
-            for p in iam.list_role_policies(RoleName=name)["PolicyNames"]
-        }
-        roles[name] = (role["Arn"], role["AssumeRolePolicyDocument"], policies)
-    functions = {}
-    for function in lam.list_functions()["Functions"]:
-        name = function["FunctionName"]
-        try:
-            policy = json.loads(lam.get_policy(FunctionName=name)["Policy"])
-        except lam.exceptions.ResourceNotFoundException:
-            policy = None
-        functions[name] = {
-            key: function.get(key)
-            for key in ("Role", "Runtime", "Handler", "Environment", "CodeSha256", "LastModified", "MemorySize")
-        } | {"policy": policy}
-    queues = {}
-    for url in sqs.list_queues().get("QueueUrls", []):
-        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        queues[url] = {
-            k: attributes.get(k) for k in ("Policy", "RedrivePolicy", "VisibilityTimeout", "LastModifiedTimestamp")
-        }
-    mappings = sorted(
-        (m["UUID"], m["EventSourceArn"], m["FunctionArn"], tuple(m.get("FunctionResponseTypes", [])))
-        for m in lam.list_event_source_mappings()["EventSourceMappings"]
-    )
-    notifications = s3.get_bucket_notification_configuration(Bucket=bucket)
-    notifications.pop("ResponseMetadata", None)
-    return {"roles": roles, "functions": functions, "queues": queues, "mappings": mappings, "notify": notifications}
-
-
-def unrelated_notification(moto: Moto, bucket: str) -> dict[str, Any]:
-    """Someone else's notification, put before ours: it must survive create and remove."""
-    sqs = moto.client("sqs")
-    url = sqs.create_queue(QueueName=f"unrelated-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    entry = {
-        "Id": "someone-elses",
-        "QueueArn": arn,
-        "Events": ["s3:ObjectCreated:*"],
-        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "other/"}]}},
-    }
-    moto.client("s3").put_bucket_notification_configuration(
-        Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [entry]}
-    )
-    return entry
-
-
-def statements(policy: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {s["Sid"]: s for s in policy["Statement"]}
-
-
-def as_list(value: str | list[str]) -> list[str]:
-    return [value] if isinstance(value, str) else value
 
 
 @pytest.fixture
@@ -163,7 +75,7 @@ def test_create_direct_then_rerun_then_remove(
     tmp_path: Path, moto: Moto, bucket: str, function_name: str, bundle_zip: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     prefix = f"ppc-{uuid.uuid4().hex[:6]}-"
-    ini = write_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, prefix))
+    ini = deploy_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, prefix))
     theirs = unrelated_notification(moto, bucket)
     before = snapshot(moto, bucket)
     argv = [str(ini), "--endpoint-url", moto.endpoint_url, "--function-name", function_name, "--zip", str(bundle_zip)]
@@ -237,7 +149,7 @@ def test_create_direct_then_rerun_then_remove(
 def test_create_with_sqs_and_a_secret_reference_then_remove(
     tmp_path: Path, moto: Moto, bucket: str, function_name: str, bundle_zip: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ini = write_ini(
+    ini = deploy_ini(
         tmp_path / "server.ini",
         {
             **moto.s3_settings(bucket, prefix="pkgs/"),
@@ -317,7 +229,7 @@ def test_create_with_sqs_and_a_secret_reference_then_remove(
 def test_dry_run_changes_nothing(
     tmp_path: Path, moto: Moto, bucket: str, function_name: str, bundle_zip: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ini = write_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-dry-"))
+    ini = deploy_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-dry-"))
     unrelated_notification(moto, bucket)
     before = snapshot(moto, bucket)
     argv = [str(ini), "--endpoint-url", moto.endpoint_url, "--function-name", function_name, "--dry-run"]
@@ -350,7 +262,7 @@ def test_a_given_role_is_used_and_never_removed(
     role_arn = iam.create_role(RoleName=f"given-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument=json.dumps(TRUST))[
         "Role"
     ]["Arn"]
-    ini = write_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-given-"))
+    ini = deploy_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-given-"))
     before = snapshot(moto, bucket)
     argv = [str(ini), "--endpoint-url", moto.endpoint_url, "--function-name", function_name, "--role-arn", role_arn]
 
@@ -368,7 +280,7 @@ def test_a_given_role_is_used_and_never_removed(
 def test_changed_options_update_the_function(
     tmp_path: Path, moto: Moto, bucket: str, function_name: str, bundle_zip: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ini = write_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-upd-"))
+    ini = deploy_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-upd-"))
     argv = [str(ini), "--endpoint-url", moto.endpoint_url, "--function-name", function_name, "--zip", str(bundle_zip)]
     assert run(create_main, argv, capsys)[0] == 0
     code, out, err = run(create_main, [*argv, "--memory", "1024"], capsys)
@@ -385,7 +297,7 @@ def test_a_function_in_a_vpc(
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
     group = ec2.create_security_group(GroupName=function_name, Description="cache access", VpcId=vpc)["GroupId"]
-    ini = write_ini(tmp_path / "server.ini", {**moto.s3_settings(bucket), "cache.url": "postgresql://u@db/ppc"})
+    ini = deploy_ini(tmp_path / "server.ini", {**moto.s3_settings(bucket), "cache.url": "postgresql://u@db/ppc"})
     argv = [str(ini), "--endpoint-url", moto.endpoint_url, "--function-name", function_name, "--zip", str(bundle_zip)]
     vpc_args = ["--subnet-ids", subnet, "--security-group-ids", group]
     before = snapshot(moto, bucket)
@@ -422,7 +334,7 @@ def test_resources_it_did_not_make_are_refused_and_left_alone(
         Handler="other.handler",
         Code={"ZipFile": bundle_zip.read_bytes()},
     )
-    ini = write_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-theirs-"))
+    ini = deploy_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-theirs-"))
     argv = [str(ini), "--endpoint-url", moto.endpoint_url, "--function-name", function_name]
 
     code, _, err = run(create_main, [*argv, "--zip", str(bundle_zip)], capsys)
@@ -440,17 +352,17 @@ def test_resources_it_did_not_make_are_refused_and_left_alone(
 def test_bad_inputs_fail_with_a_message(
     tmp_path: Path, moto: Moto, bucket: str, bundle_zip: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ini = write_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-bad-"))
+    ini = deploy_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-bad-"))
     base = [str(ini), "--endpoint-url", moto.endpoint_url, "--zip", str(bundle_zip), "--dry-run"]
     code, _, err = run(create_main, [*base, "--region", "eu-west-1"], capsys)
     assert code == 1 and "bucket's own region" in err
     code, _, err = run(create_main, [*base, "--function-name", "no spaces"], capsys)
     assert code == 1 and "--function-name" in err
-    sql = write_ini(tmp_path / "sql.ini", {**moto.s3_settings(bucket), "cache.url": "postgresql://ppc:hunter2@db/ppc"})
+    sql = deploy_ini(tmp_path / "sql.ini", {**moto.s3_settings(bucket), "cache.url": "postgresql://ppc:hunter2@db/ppc"})
     code, out, err = run(create_main, [str(sql), *base[1:]], capsys)
     assert code == 0, err
     assert "cache.url holds a password" in out and "hunter2" not in out
-    local = write_ini(tmp_path / "local.ini", {"storage.dir": str(tmp_path), "cache.url": "sqlite://"})
+    local = deploy_ini(tmp_path / "local.ini", {"storage.dir": str(tmp_path), "cache.url": "sqlite://"})
     code, _, err = run(create_main, [str(local), "--endpoint-url", moto.endpoint_url], capsys)
     assert code == 1 and "storage.backend = s3" in err
 
@@ -507,7 +419,7 @@ def test_no_deps_bundle_holds_the_handler_and_the_package_without_its_web_layer(
     tmp_path: Path, stub_lambda_dir: Path, cache: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cache_settings = {"cache.backend": "dynamo"} if cache == "dynamo" else {"cache.url": "postgresql://u@h/db"}
-    ini = write_ini(tmp_path / "server.ini", {"storage.dir": str(tmp_path / "files"), **cache_settings})
+    ini = deploy_ini(tmp_path / "server.ini", {"storage.dir": str(tmp_path / "files"), **cache_settings})
     output = tmp_path / "out" / "bundle.zip"
     argv = [str(ini), "-o", str(output), "--no-deps", "--lambda-dir", str(stub_lambda_dir)]
     code, out, err = run(build_main, argv, capsys)
@@ -539,7 +451,7 @@ def test_no_deps_bundle_holds_the_handler_and_the_package_without_its_web_layer(
 
 
 def test_a_missing_handler_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    ini = write_ini(tmp_path / "server.ini", {"storage.dir": str(tmp_path), "cache.backend": "dynamo"})
+    ini = deploy_ini(tmp_path / "server.ini", {"storage.dir": str(tmp_path), "cache.backend": "dynamo"})
     empty = tmp_path / "empty"
     empty.mkdir()
     code, _, err = run(build_main, [str(ini), "--no-deps", "--lambda-dir", str(empty)], capsys)
@@ -653,7 +565,7 @@ print(json.dumps({{m: m in sys.modules for m in ("pyramid", "webob", "sqlalchemy
 def full_sql_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str, str]:
     """ppc-build-lambda-bundle for a PostgreSQL cache, pip included: (zip, exit code, stdout, stderr)."""
     folder = tmp_path_factory.mktemp("full-bundle")
-    ini = write_ini(
+    ini = deploy_ini(
         folder / "server.ini", {"storage.dir": str(folder / "files"), "cache.url": "postgresql+psycopg://u@h/db"}
     )
     output = folder / "bundle.zip"

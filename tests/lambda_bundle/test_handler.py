@@ -22,9 +22,10 @@ from botocore.exceptions import ReadTimeoutError
 
 from pypicloud_lite.errors import BackendUnavailable
 from pypicloud_lite.models import PackageFile, SetYanked
-from tests.aws import Moto
-from tests.cache import fresh_database
-from tests.lambda_bundle.handler_env import (
+from tests.support.aws import Moto
+from tests.support.cache import fresh_database
+from tests.support.data import aws_event
+from tests.support.handler_env import (
     ENVELOPES,
     LAMBDA_DIR,
     PREFIX,
@@ -40,7 +41,6 @@ from tests.lambda_bundle.handler_env import (
     destroy_bucket,
     dynamo_settings,
     handler_env,
-    load_sample,
     put_object,
     read_object,
     s3_event,
@@ -224,7 +224,7 @@ def test_created_sample_indexes_its_object(
     objects = put_sample_objects(moto, tmp_path)
     key, expected = CREATED_SAMPLES[sample]
     with sqlite_handler(monkeypatch, moto, sample_bucket, tmp_path) as module:
-        assert module.handler(load_sample(sample), None) == expected
+        assert module.handler(aws_event(sample), None) == expected
         assert_indexed(moto, module, key, objects[key])
         # Only what the sample names: the notes file and the other objects are not indexed.
         assert set(cache_truth(module.runtime().cache)) == {key.rsplit("/", 1)[1]}
@@ -235,7 +235,7 @@ def test_created_sample_indexes_its_object(
         # At least once: the same delivery again changes nothing and costs no read of the object.
         before = module.runtime().cache.get_file(key.rsplit("/", 1)[1])
         gets = count_s3_calls(module, "GetObject")
-        again = module.handler(load_sample(sample), None)
+        again = module.handler(aws_event(sample), None)
         assert gets == []
         if "batchItemFailures" in expected:
             assert again == expected
@@ -248,7 +248,7 @@ def test_sqs_batch_reports_only_the_poison_message(
     sample_bucket: str, moto: Moto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     put_sample_objects(moto, tmp_path)
-    batch = load_sample("sqs-batch.json")
+    batch = aws_event("sqs-batch.json")
     # More real events and more kinds of poison, mixed with the sample's put, test event and non-JSON body.
     extra_real = json.dumps(s3_event(s3_record(SAMPLE_BUCKET, MY_LIB_2_KEY, "ObjectCreated:Put", "0A")))
     poisons = {
@@ -306,8 +306,8 @@ def test_test_event_is_acknowledged(
     put_sample_objects(moto, tmp_path)
     with sqlite_handler(monkeypatch, moto, sample_bucket, tmp_path) as module:
         heads = count_head_objects(module)
-        assert module.handler(load_sample("s3-test-event.json"), None) == {"messages": 1}
-        queued = sqs_event(json.dumps(load_sample("s3-test-event.json")))
+        assert module.handler(aws_event("s3-test-event.json"), None) == {"messages": 1}
+        queued = sqs_event(json.dumps(aws_event("s3-test-event.json")))
         assert module.handler(queued, None) == {"batchItemFailures": []}
         assert heads == []
         assert cache_truth(module.runtime().cache) == {}
@@ -323,7 +323,7 @@ def test_delete_sample_removes_the_row_once_the_object_is_gone(
 ) -> None:
     filename, data = sdist_bytes(tmp_path, "my_lib", "1.0.0")
     key = f"{PREFIX}my_lib/{filename}"
-    assert key == load_sample("s3-delete.json")["Records"][0]["s3"]["object"]["key"]
+    assert key == aws_event("s3-delete.json")["Records"][0]["s3"]["object"]["key"]
     put_object(moto, sample_bucket, key, data)
     with sqlite_handler(monkeypatch, moto, sample_bucket, tmp_path) as module:
         index_now(module, key)
@@ -332,13 +332,13 @@ def test_delete_sample_removes_the_row_once_the_object_is_gone(
         assert row.sha256 == sha256(data)
         assert row.packagetype == "sdist"
         # A delete delivered while the object is (again) there removes nothing: the bucket is the truth.
-        assert module.handler(load_sample("s3-delete.json"), None) == {"messages": 1, "unchanged": 1}
+        assert module.handler(aws_event("s3-delete.json"), None) == {"messages": 1, "unchanged": 1}
         assert module.runtime().cache.get_file(filename) is not None
         moto.client("s3").delete_object(Bucket=sample_bucket, Key=key)
         # The same record again (S3 delivers at least once): not older than itself, so it reads the truth.
-        assert module.handler(load_sample("s3-delete.json"), None) == {"messages": 1, "applied": 1}
+        assert module.handler(aws_event("s3-delete.json"), None) == {"messages": 1, "applied": 1}
         assert module.runtime().cache.get_file(filename) is None
-        assert module.handler(load_sample("s3-delete.json"), None) == {"messages": 1, "unchanged": 1}
+        assert module.handler(aws_event("s3-delete.json"), None) == {"messages": 1, "unchanged": 1}
 
 
 @pytest.mark.parametrize(
@@ -355,7 +355,7 @@ def test_delete_marker_removes_the_package(
         assert_indexed(moto, module, key, data)
         marker = moto.client("s3").delete_object(Bucket=versioned_sample_bucket, Key=key)
         assert marker["DeleteMarker"] is True
-        result = module.handler(load_sample(sample), None)
+        result = module.handler(aws_event(sample), None)
         assert result == {"messages": 1, "applied": 1}
         assert module.runtime().cache.get_file(filename) is None
 
@@ -367,14 +367,14 @@ def test_deleting_an_old_version_keeps_the_live_package(
     _same, new = wheel_bytes(tmp_path, "my_lib", "1.1.0")
     assert old != new
     key = f"{PREFIX}my_lib/{filename}"
-    assert key == load_sample("s3-delete-old-version.json")["Records"][0]["s3"]["object"]["key"]
+    assert key == aws_event("s3-delete-old-version.json")["Records"][0]["s3"]["object"]["key"]
     old_version = put_object(moto, versioned_sample_bucket, key, old)
     put_object(moto, versioned_sample_bucket, key, new)
     assert old_version is not None
     with sqlite_handler(monkeypatch, moto, versioned_sample_bucket, tmp_path) as module:
         index_now(module, key)
         moto.client("s3").delete_object(Bucket=versioned_sample_bucket, Key=key, VersionId=old_version)
-        assert module.handler(load_sample("s3-delete-old-version.json"), None) == {"messages": 1, "unchanged": 1}
+        assert module.handler(aws_event("s3-delete-old-version.json"), None) == {"messages": 1, "unchanged": 1}
         assert_indexed(moto, module, key, new)
 
 
@@ -466,7 +466,7 @@ def test_one_structured_log_line_per_record_and_a_summary(
     with sqlite_handler(monkeypatch, moto, sample_bucket, tmp_path) as module:
         module.runtime()
         with caplog.at_level(logging.INFO, logger="s3_sync"):
-            module.handler(load_sample("s3-multi.json"), None)
+            module.handler(aws_event("s3-multi.json"), None)
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "s3_sync"]
     per_record = [line for line in lines if "outcome" in line]
     assert [(line["event"], line["key"], line["outcome"]) for line in per_record] == [

@@ -13,8 +13,8 @@ import zipfile
 from pathlib import Path
 
 from pypicloud_lite.deploy.bundle import DEFAULT_LAMBDA_DIR, HANDLER_FILE
-from tests.lambda_bundle.handler_env import LAMBDA_DIR
-from tests.lambda_bundle.test_deploy import write_ini
+from tests.support.deploy import deploy_ini
+from tests.support.handler_env import LAMBDA_DIR
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 PACKAGE = REPOSITORY / "pypicloud_lite"
@@ -32,7 +32,7 @@ def test_lambda_folder_holds_the_packaged_entry_and_points_at_the_packaged_requi
 
 
 def install_like_a_wheel(target: Path) -> Path:
-    """Copy what setup.cfg ships: the packages' modules and the listed package data, no symlinks kept."""
+    """Copy what setup.cfg and setup.py ship: the packages' modules, the package data and the schema history."""
     for folder, _dirs, files in os.walk(PACKAGE):
         if "__init__.py" in files:
             for name in files:
@@ -49,7 +49,12 @@ def install_like_a_wheel(target: Path) -> Path:
                 copy = target / "pypicloud_lite" / source.relative_to(PACKAGE)
                 copy.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, copy)
+    # setup.py maps the schema history (alembic/) into the package (tests/test_wheel_install.py checks a real wheel).
+    shutil.copytree(REPOSITORY / "alembic", target / "pypicloud_lite" / "db" / "migrations", ignore=IGNORED)
     return target
+
+
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
 _BUILD = """
@@ -105,7 +110,7 @@ def test_an_installed_package_builds_the_bundle_without_the_checkout(tmp_path: P
     packaged = site / "pypicloud_lite" / "deploy" / "lambda_files"
     work = tmp_path / "elsewhere"  # the cwd: nothing of the checkout is reachable from here
     work.mkdir()
-    ini = write_ini(tmp_path / "server.ini", {"storage.dir": str(tmp_path / "files"), "cache.backend": "dynamo"})
+    ini = deploy_ini(tmp_path / "server.ini", {"storage.dir": str(tmp_path / "files"), "cache.backend": "dynamo"})
     purelib = sysconfig.get_paths()["purelib"]
 
     found = _python(_BUILD.format(site=str(site), purelib=purelib, ini=str(ini)), work)

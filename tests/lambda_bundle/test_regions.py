@@ -18,9 +18,9 @@ import pytest
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.metadata import read_metadata_file
 from pypicloud_lite.naming import METADATA_SUFFIX, parse_filename
-from tests.aws import Moto
-from tests.cache import fresh_database
-from tests.lambda_bundle.handler_env import (
+from tests.support.aws import Moto
+from tests.support.cache import fresh_database
+from tests.support.handler_env import (
     ENVELOPES,
     PREFIX,
     Change,

@@ -20,9 +20,9 @@ from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.config import CacheSettings
 from pypicloud_lite.errors import BackendUnavailable, ConfigError
 from pypicloud_lite.secrets import SecretResolver
-from tests.aws import Moto
-from tests.cache import fresh_database
-from tests.lambda_bundle.handler_env import (
+from tests.support.aws import Moto
+from tests.support.cache import fresh_database
+from tests.support.handler_env import (
     PREFIX,
     cache_truth,
     destroy_bucket,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pypicloud_lite.scripts import create_tables
-from tests.aws import REGION, Moto
+from tests.support.aws import REGION, Moto
 
 
 def test_creates_missing_tables_then_reports_them_existing(

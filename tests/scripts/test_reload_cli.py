@@ -18,9 +18,9 @@ from pypicloud_lite.config import load_ini
 from pypicloud_lite.reload import LOCK_NAME, ReloadRun, begin_reload
 from pypicloud_lite.scripts import reload as cli
 from pypicloud_lite.storage.local import LocalStorage
-from tests.aws import Moto
-from tests.distbuilder import build_sdist, build_wheel
-from tests.test_reload import key_of, put_raw, rows_of, sha256
+from tests.support.aws import Moto
+from tests.support.distbuilder import build_sdist, build_wheel
+from tests.support.reload import key_of, put_raw, rows_of, sha256
 
 LOCAL_INI = """\
 [app:main]

@@ -15,7 +15,7 @@ from pypicloud_lite.errors import NotFound, PypicloudLiteError
 from pypicloud_lite.storage.base import Storage
 from pypicloud_lite.storage.local import LocalStorage
 from pypicloud_lite.storage.s3 import S3Storage
-from tests.aws import Moto
+from tests.support.aws import Moto
 
 # A new backend is one more entry here and one more branch in the `storage` fixture.
 STORAGE_BACKENDS = ["local", "s3"]

@@ -3,46 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import webtest
 
-from pypicloud_lite.access.passwords import hash_password
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.web import make_app
-from tests.conftest import UPLOADER, UPLOADER_PASSWORD, basic_auth, services
-from tests.distbuilder import build_sdist, build_wheel
-from tests.web.apiutil import memo_hash, sql_settings
-from tests.web.legacy import upload_dist
-
-
-@dataclass(frozen=True)
-class Uploaded:
-    """Foo.Bar 1.0 as a wheel (Requires-Python >=3.8) and a .tar.gz sdist, both in the index."""
-
-    wheel: Path
-    sdist: Path
-
-
-@dataclass(frozen=True)
-class Shared:
-    """An app holding `Uploaded`, shared by the tests that only read (never change it)."""
-
-    app: webtest.TestApp
-    wheel: Path
-    sdist: Path
-
-
-def upload_foo_bar(testapp: webtest.TestApp, auth: dict[str, str], dist_dir: Path) -> Uploaded:
-    wheel = build_wheel(dist_dir, "Foo.Bar", "1.0", requires_python=">=3.8")
-    sdist = build_sdist(dist_dir, "Foo.Bar", "1.0", requires_python=">=3.8")
-    upload_dist(testapp, auth, wheel, "Foo.Bar", "1.0")
-    upload_dist(testapp, auth, sdist, "Foo.Bar", "1.0")
-    return Uploaded(wheel=wheel, sdist=sdist)
+from tests.support.apiutil import ADMIN, BOB, creds, memo_hash, sql_settings
+from tests.support.common import UPLOADER, UPLOADER_PASSWORD, basic_auth, services
+from tests.support.settings import server_settings
+from tests.support.webapp import Shared, Uploaded, upload_foo_bar
 
 
 @pytest.fixture
@@ -63,18 +36,8 @@ def uploaded(testapp: webtest.TestApp, auth: dict[str, str], dist_dir: Path) -> 
 @pytest.fixture(scope="session")
 def readonly(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     root = tmp_path_factory.mktemp("readonly")
-    settings = load_settings(
-        {
-            "storage.backend": "local",
-            "storage.dir": str(root / "packages"),
-            "cache.backend": "sql",
-            "cache.url": f"sqlite:///{root / 'cache.sqlite'}",
-            "cache.migrate_on_start": "true",
-            "upload.max_size": "1MB",
-            f"user.{UPLOADER}": hash_password(UPLOADER_PASSWORD),
-        },
-        environ={},
-    )
+    # Neither an upload spool nor admins: the defaults.
+    settings = load_settings(server_settings(root, {"upload.spool_dir": None, "auth.admins": None}), environ={})
     app = make_app(settings)
     testapp = webtest.TestApp(app)
     dists = upload_foo_bar(testapp, basic_auth(UPLOADER, UPLOADER_PASSWORD), root / "dist")
@@ -92,3 +55,15 @@ def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 def sql_raw(raw_settings: dict[str, Any]) -> dict[str, Any]:
     """The SQL access backend, where nobody may write by default: grants are what let a user upload."""
     return {**sql_settings(raw_settings), "pypi.default_write": ""}
+
+
+@pytest.fixture
+def admin() -> dict[str, str]:
+    """Basic credentials of ADMIN (apiutil.PASSWORD)."""
+    return creds(ADMIN)
+
+
+@pytest.fixture
+def bob() -> dict[str, str]:
+    """Basic credentials of BOB (apiutil.PASSWORD)."""
+    return creds(BOB)

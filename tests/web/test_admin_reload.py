@@ -20,12 +20,12 @@ from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.storage.local import LocalStorage
 from pypicloud_lite.storage.s3 import S3Storage
 from pypicloud_lite.web import make_app
-from tests.aws import Moto
-from tests.cache import cache_settings
-from tests.conftest import basic_auth, services
-from tests.distbuilder import build_sdist, build_wheel
-from tests.test_reload import S3Faults, key_of, put_raw, sha256, wait_until_idle
-from tests.web.legacy import JSON_V1
+from tests.support.aws import Moto
+from tests.support.cache import cache_settings
+from tests.support.common import basic_auth, services
+from tests.support.distbuilder import build_sdist, build_wheel
+from tests.support.legacy import JSON_V1
+from tests.support.reload import S3Faults, key_of, put_raw, sha256, wait_until_idle
 
 READER = "reader"
 READER_PASSWORD = "not an admin"

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 import webtest
 
-from tests.conftest import UPLOADER, services
-from tests.web.apiutil import (
+from tests.support.apiutil import (
     ADMIN,
+    BOB,
+    CAROL,
     PASSWORD,
     assert_error,
     call,
@@ -22,10 +23,7 @@ from tests.web.apiutil import (
     static_users,
     upload_wheel,
 )
-
-BOB = "bob"
-CAROL = "carol"
-
+from tests.support.common import UPLOADER, services
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
@@ -42,16 +40,6 @@ def seed(testapp: webtest.TestApp) -> webtest.TestApp:
 def app(sql_raw: dict[str, Any]) -> Iterator[webtest.TestApp]:
     with running(sql_raw) as testapp:
         yield seed(testapp)
-
-
-@pytest.fixture
-def admin() -> dict[str, str]:
-    return creds(ADMIN)
-
-
-@pytest.fixture
-def bob() -> dict[str, str]:
-    return creds(BOB)
 
 
 # -- the first admin -----------------------------------------------------------------

@@ -13,9 +13,9 @@ import webtest
 from pypicloud_lite.config import Settings
 from pypicloud_lite.naming import sidecar_key, storage_key
 from pypicloud_lite.service import PackageIndex
-from tests.distbuilder import build_wheel
-from tests.web.apiutil import (
+from tests.support.apiutil import (
     ADMIN,
+    BOB,
     assert_error,
     base_settings,
     call,
@@ -27,20 +27,16 @@ from tests.web.apiutil import (
     upload_sdist,
     upload_wheel,
 )
-from tests.web.conftest import Uploaded
-from tests.web.legacy import HTML_V1, anchors, upload_dist
+from tests.support.distbuilder import build_wheel
+from tests.support.legacy import HTML_V1, anchors, upload_dist
+from tests.support.webapp import Uploaded
 
-BOB = "bob"  # an ordinary user: may read and upload (the defaults), not delete or change status
+# BOB: an ordinary user here, who may read and upload (the defaults), not delete or change status.
 
 
 @pytest.fixture
 def raw_settings(raw_settings: dict[str, Any]) -> dict[str, Any]:
     return {**raw_settings, **static_users(BOB)}
-
-
-@pytest.fixture
-def bob() -> dict[str, str]:
-    return creds(BOB)
 
 
 def recent(value: str) -> bool:

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 import webtest
 
-from tests.conftest import services
-from tests.web.apiutil import (
+from tests.support.apiutil import (
     ADMIN,
+    BOB,
+    CAROL,
     PASSWORD,
     assert_error,
     call,
@@ -24,10 +25,9 @@ from tests.web.apiutil import (
     token_auth,
     upload_wheel,
 )
-from tests.web.legacy import JSON_V1
+from tests.support.common import services
+from tests.support.legacy import JSON_V1
 
-BOB = "bob"
-CAROL = "carol"
 TOKEN = re.compile(r"^ppc_([0-9a-f]{16})_[0-9a-f]{48}$")
 
 
@@ -42,16 +42,6 @@ def app(raw_settings: dict[str, Any]) -> Iterator[webtest.TestApp]:
         for name in (BOB, CAROL):
             access.create_user(name, PASSWORD)
         yield testapp
-
-
-@pytest.fixture
-def admin() -> dict[str, str]:
-    return creds(ADMIN)
-
-
-@pytest.fixture
-def bob() -> dict[str, str]:
-    return creds(BOB)
 
 
 def new_token(testapp: webtest.TestApp, headers: dict[str, str], **body: Any) -> dict[str, Any]:

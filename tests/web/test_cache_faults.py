@@ -25,13 +25,13 @@ from botocore.awsrequest import AWSResponse
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-from tests.aws import REGION, Moto
-from tests.cache import fresh_database
-from tests.conftest import services
-from tests.distbuilder import build_wheel
-from tests.web.apiutil import assert_error, running
-from tests.web.conftest import Uploaded, upload_foo_bar
-from tests.web.legacy import JSON_V1, stored_files, upload_dist
+from tests.support.apiutil import assert_error, running
+from tests.support.aws import REGION, Moto
+from tests.support.cache import fresh_database
+from tests.support.common import services
+from tests.support.distbuilder import build_wheel
+from tests.support.legacy import JSON_V1, stored_files, upload_dist
+from tests.support.webapp import Uploaded, upload_foo_bar
 
 PROJECT = "foo-bar"
 # How long a request may take to answer 503 when the database does not answer at all.

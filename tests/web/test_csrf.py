@@ -9,9 +9,7 @@ from typing import Any
 import pytest
 import webtest
 
-from tests.conftest import services
-from tests.distbuilder import build_wheel
-from tests.web.apiutil import (
+from tests.support.apiutil import (
     ADMIN,
     PASSWORD,
     assert_error,
@@ -24,7 +22,9 @@ from tests.web.apiutil import (
     static_users,
     upload_wheel,
 )
-from tests.web.legacy import post_upload, upload_dist
+from tests.support.common import services
+from tests.support.distbuilder import build_wheel
+from tests.support.legacy import post_upload, upload_dist
 
 WHEEL = "foo_bar-1.0-py3-none-any.whl"
 

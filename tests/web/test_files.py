@@ -12,14 +12,9 @@ import pytest
 import webtest
 
 from pypicloud_lite.service import PackageIndex
-from tests.distbuilder import build_sdist
-from tests.web.conftest import Shared, Uploaded
-from tests.web.legacy import JSON_V1, sha256, upload_dist, wheel_metadata
-
-WHEEL_URL = "/packages/foo-bar/foo_bar-1.0-py3-none-any.whl"
-SDIST_URL = "/packages/foo-bar/foo_bar-1.0.tar.gz"
-METADATA_URL = WHEEL_URL + ".metadata"
-ALL_URLS = [WHEEL_URL, SDIST_URL, METADATA_URL]
+from tests.support.distbuilder import build_sdist
+from tests.support.legacy import JSON_V1, sha256, upload_dist, wheel_metadata
+from tests.support.webapp import ALL_URLS, METADATA_URL, SDIST_URL, WHEEL_URL, Shared, Uploaded
 
 
 def expected(shared: Shared, url: str) -> tuple[bytes, str]:

@@ -11,7 +11,7 @@ import webtest
 from pypicloud_lite.config import Settings
 from pypicloud_lite.errors import BackendUnavailable
 from pypicloud_lite.service import PackageIndex
-from tests.web.apiutil import assert_error, call
+from tests.support.apiutil import assert_error, call
 
 
 @pytest.fixture

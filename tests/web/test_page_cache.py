@@ -19,12 +19,12 @@ from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.web import page_cache
 from pypicloud_lite.web.page_cache import PageCache
 from pypicloud_lite.web.simple_serving import SimpleFastPath
-from tests.conftest import UPLOADER, basic_auth, services
-from tests.distbuilder import build_sdist, build_wheel
-from tests.test_reload import key_of, put_raw
-from tests.web.apiutil import ADMIN, PASSWORD, call, creds, memo_hash, running, sql_settings
-from tests.web.conftest import Uploaded
-from tests.web.legacy import HTML, JSON_V1, anchors, upload_dist
+from tests.support.apiutil import ADMIN, PASSWORD, call, creds, memo_hash, running, sql_settings
+from tests.support.common import UPLOADER, basic_auth, services
+from tests.support.distbuilder import build_sdist, build_wheel
+from tests.support.legacy import HTML, JSON_V1, anchors, upload_dist
+from tests.support.reload import key_of, put_raw
+from tests.support.webapp import Uploaded
 
 PROJECT = "foo-bar"
 PAGES = ("/simple/", f"/simple/{PROJECT}/")

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 import webtest
 
-from tests.distbuilder import build_wheel
-from tests.web.apiutil import (
+from tests.support.apiutil import (
     ADMIN,
     PASSWORD,
     assert_error,
@@ -22,8 +21,9 @@ from tests.web.apiutil import (
     static_users,
     upload_wheel,
 )
-from tests.web.conftest import Uploaded
-from tests.web.legacy import JSON_V1, upload_dist
+from tests.support.distbuilder import build_wheel
+from tests.support.legacy import JSON_V1, upload_dist
+from tests.support.webapp import Uploaded
 
 # From least to most privileged; `wrong` is the reader with a wrong password.
 CALLERS = ["anonymous", "wrong", "outsider", "reader", "writer", "deleter", "member", "admin"]

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import webtest
 
-from tests.web.conftest import Uploaded
-from tests.web.legacy import JSON_V1
+from tests.support.legacy import JSON_V1
+from tests.support.webapp import Uploaded
 
 URLS = [
     "/simple/",

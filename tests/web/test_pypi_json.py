@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import webtest
 
-from tests.conftest import UPLOADER, UPLOADER_PASSWORD, basic_auth
-from tests.distbuilder import build_sdist, build_wheel
-from tests.web.apiutil import assert_error, base_settings, call, creds, running, static_users
-from tests.web.conftest import Shared
-from tests.web.legacy import upload_dist
+from tests.support.apiutil import assert_error, base_settings, call, creds, running, static_users
+from tests.support.common import UPLOADER, UPLOADER_PASSWORD, basic_auth
+from tests.support.distbuilder import build_sdist, build_wheel
+from tests.support.legacy import upload_dist
+from tests.support.webapp import Shared
 
 REQUIRES = ("requests>=2", "rich; extra == 'cli'")
 

@@ -21,12 +21,12 @@ from pypicloud_lite.config import load_settings
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.storage.s3 import S3Storage
 from pypicloud_lite.web import make_app
-from tests.aws import Moto
-from tests.conftest import UPLOADER, UPLOADER_PASSWORD, basic_auth, services
-from tests.distbuilder import build_wheel
-from tests.web.conftest import Shared, Uploaded
-from tests.web.legacy import sha256, upload_dist, wheel_metadata
-from tests.web.test_files import ALL_URLS, METADATA_URL, SDIST_URL, WHEEL_URL
+from tests.support.aws import Moto
+from tests.support.common import UPLOADER, UPLOADER_PASSWORD, basic_auth, services
+from tests.support.distbuilder import build_wheel
+from tests.support.legacy import sha256, upload_dist, wheel_metadata
+from tests.support.settings import server_settings
+from tests.support.webapp import ALL_URLS, METADATA_URL, SDIST_URL, WHEEL_URL, Shared, Uploaded
 
 PREFIX = "packages/"
 WHEEL = WHEEL_URL.rsplit("/", 1)[1]
@@ -103,14 +103,9 @@ def http() -> Iterator[requests.Session]:
 def stream_shared(moto: Moto, readonly: Shared, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     """An S3 app streaming files, holding the very bytes of `readonly` (the same app on local storage)."""
     root = tmp_path_factory.mktemp("s3-stream")
-    raw = {
-        **moto.s3_settings(moto.new_bucket(), PREFIX),
-        "storage.stream_files": "true",
-        "cache.url": f"sqlite:///{root / 'cache.sqlite'}",
-        "cache.migrate_on_start": "true",
-        "upload.max_size": "1MB",
-        f"user.{UPLOADER}": readonly_hash(readonly),
-    }
+    storage = {"storage.dir": None, **moto.s3_settings(moto.new_bucket(), PREFIX), "storage.stream_files": "true"}
+    user = {f"user.{UPLOADER}": readonly_hash(readonly), "auth.admins": None}
+    raw = server_settings(root, {**storage, "upload.spool_dir": None, **user})
     app = make_app(load_settings(raw, environ={}))
     testapp = webtest.TestApp(app)
     auth = basic_auth(UPLOADER, UPLOADER_PASSWORD)

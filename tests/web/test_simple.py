@@ -12,10 +12,10 @@ import pytest
 import webtest
 
 from pypicloud_lite.service import PackageIndex
-from tests.conftest import UPLOADER, UPLOADER_PASSWORD, basic_auth
-from tests.distbuilder import build_sdist, build_wheel
-from tests.web.conftest import Shared, Uploaded
-from tests.web.legacy import HTML, HTML_V1, JSON_V1, PIP_ACCEPT, anchors, sha256, upload_dist, wheel_metadata
+from tests.support.common import UPLOADER, UPLOADER_PASSWORD, basic_auth
+from tests.support.distbuilder import build_sdist, build_wheel
+from tests.support.legacy import HTML, HTML_V1, JSON_V1, PIP_ACCEPT, anchors, sha256, upload_dist, wheel_metadata
+from tests.support.webapp import Shared, Uploaded
 
 PAGES = ["/simple/", "/simple/foo-bar/"]
 PROJECT_URL = "http://localhost/simple/foo-bar/"

@@ -17,8 +17,8 @@ import webtest
 
 from pypicloud_lite.errors import InvalidInput
 from pypicloud_lite.web.forms import EXPIRY_ERROR, parse_expiry, status_change
-from tests.conftest import services
-from tests.web.apiutil import ADMIN, PASSWORD, call, creds, running, token_auth, upload_wheel
+from tests.support.apiutil import ADMIN, PASSWORD, call, creds, running, token_auth, upload_wheel
+from tests.support.common import services
 
 BOB = "bob"
 CAROL = "carol"

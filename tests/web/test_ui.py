@@ -14,8 +14,8 @@ from pypicloud_lite.config import load_settings
 from pypicloud_lite.errors import ConfigError
 from pypicloud_lite.models import AddFile, PackageFile, utcnow
 from pypicloud_lite.web.session import SECRET_STORAGE_KEY
-from tests.conftest import UPLOADER, UPLOADER_PASSWORD, services
-from tests.web.apiutil import ADMIN, PASSWORD, creds, running, upload_wheel
+from tests.support.apiutil import ADMIN, PASSWORD, creds, running, upload_wheel
+from tests.support.common import UPLOADER, UPLOADER_PASSWORD, services
 
 BOB = "bob"
 EVIL = '<script>alert("owned")</script>'
@@ -256,7 +256,7 @@ def test_delete_needs_the_confirmation(app: webtest.TestApp, foo: Path) -> None:
 
 
 def test_upload_form_refuses_what_the_api_refuses(app: webtest.TestApp, tmp_path: Path) -> None:
-    from tests.distbuilder import build_wheel
+    from tests.support.distbuilder import build_wheel
 
     wheel = build_wheel(tmp_path, "bar", "1.0")
     login(app, BOB)  # may not create projects: default_write is empty
@@ -268,7 +268,7 @@ def test_upload_form_refuses_what_the_api_refuses(app: webtest.TestApp, tmp_path
 
 
 def test_upload_form_names_a_new_project_as_its_metadata_does(app: webtest.TestApp, tmp_path: Path) -> None:
-    from tests.distbuilder import build_wheel
+    from tests.support.distbuilder import build_wheel
 
     wheel = build_wheel(tmp_path, "Foo.Bar", "1.0")  # the filename says only foo_bar
     login(app, ADMIN)

@@ -14,9 +14,9 @@ import webtest
 
 from pypicloud_lite.config import Settings
 from pypicloud_lite.service import PackageIndex
-from tests.conftest import UPLOADER, basic_auth
-from tests.distbuilder import build_sdist, build_wheel, metadata_text
-from tests.web.legacy import JSON_V1, Fields, post_upload, sha256, stored_files, upload_dist
+from tests.support.common import UPLOADER, basic_auth
+from tests.support.distbuilder import build_sdist, build_wheel, metadata_text
+from tests.support.legacy import JSON_V1, Fields, post_upload, sha256, stored_files, upload_dist
 
 # Deterministic junk: the content of corrupt archives.
 JUNK = bytes(range(256)) * 40

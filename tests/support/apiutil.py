@@ -12,9 +12,10 @@ from argon2 import PasswordHasher
 
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.web import make_app
-from tests.conftest import basic_auth, services
-from tests.distbuilder import build_sdist, build_wheel
-from tests.web.legacy import JSON_V1, upload_dist
+from tests.support.common import basic_auth, services
+from tests.support.distbuilder import build_sdist, build_wheel
+from tests.support.legacy import JSON_V1, upload_dist
+from tests.support.settings import NO_UPLOADER, server_settings
 
 # Every extra user shares one password, hashed once per session with cheap argon2 parameters:
 # verification reads the parameters from the hash, so each login costs well under a millisecond
@@ -25,6 +26,8 @@ PASSWORD_HASH = _CHEAP.hash(PASSWORD)
 _HASHES: dict[str, str] = {PASSWORD: PASSWORD_HASH}
 
 ADMIN = "admin"
+BOB = "bob"
+CAROL = "carol"
 REALM = 'Basic realm="pypicloud_lite"'
 TOKEN_USER = "__token__"
 
@@ -50,14 +53,9 @@ def static_users(*names: str) -> dict[str, str]:
 
 
 def base_settings(root: Path) -> dict[str, Any]:
-    """Local storage and an SQLite cache under `root`: for module-scoped apps (conftest's are per test)."""
-    return {
-        "storage.backend": "local",
-        "storage.dir": str(root / "packages"),
-        "cache.url": f"sqlite:///{root / 'cache.sqlite'}",
-        "cache.migrate_on_start": "true",
-        "upload.max_size": "1MB",
-    }
+    """Local storage and an SQLite cache under `root`, no upload spool, nobody: for module-scoped apps (conftest's
+    are per test)."""
+    return server_settings(root, {**NO_UPLOADER, "upload.spool_dir": None})
 
 
 def sql_settings(raw: dict[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,16 @@ class Moto:
         self.client("s3").create_bucket(Bucket=name)
         return name
 
+    def dynamo_settings(self, table_prefix: str | None = None) -> dict[str, str]:
+        """A DynamoDB cache on this moto: tables of its own (a new prefix unless given), created on start."""
+        return {
+            "cache.backend": "dynamo",
+            "cache.table_prefix": table_prefix or f"ppc-{uuid.uuid4().hex[:10]}-",
+            "cache.region": REGION,
+            "cache.endpoint_url": self.endpoint_url,
+            "cache.create_tables": "true",
+        }
+
     def s3_settings(self, bucket: str, prefix: str = "packages/") -> dict[str, str]:
         """Ini settings of an S3-backed server on this moto."""
         return {

@@ -7,29 +7,19 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from tests.aws import FAKE_CREDENTIALS, Moto
-from tests.functional.harness import Server, clean_env, free_port, launch, write_ini
+from tests.support.aws import FAKE_CREDENTIALS, Moto
+from tests.support.harness import Server, clean_env, free_port, launch, pserve_settings
+from tests.support.settings import HERE, write_ini
 
 PREFIX = "packages/"
-# What harness.write_ini writes for local storage and the SQLite cache, replaced here.
-_LOCAL_STORAGE = "storage.backend = local\nstorage.dir = %(here)s/packages\n"
-_LOCAL_CACHE = "cache.url = sqlite:///%(here)s/cache.sqlite\n"
 
 
-def write_s3_ini(
-    folder: Path, port: int, moto: Moto, bucket: str, *, stream_files: bool = False, cache_url: str | None = None
-) -> Path:
-    """harness.write_ini with S3 storage on `bucket` (under PREFIX), and optionally another server's cache."""
-    ini = write_ini(folder, port)
-    text = ini.read_text(encoding="utf-8")
-    assert _LOCAL_STORAGE in text, f"harness.write_ini no longer writes {_LOCAL_STORAGE!r}: update s3_harness"
+def s3_settings(moto: Moto, bucket: str, *, stream_files: bool = False, cache_url: str | None = None) -> dict[str, str]:
+    """The harness's settings with S3 storage on `bucket` (under PREFIX), and optionally another server's cache."""
     storage = {**moto.s3_settings(bucket, PREFIX), "storage.stream_files": "true" if stream_files else "false"}
-    text = text.replace(_LOCAL_STORAGE, "".join(f"{key} = {value}\n" for key, value in storage.items()))
-    if cache_url is not None:
-        assert _LOCAL_CACHE in text, f"harness.write_ini no longer writes {_LOCAL_CACHE!r}: update s3_harness"
-        text = text.replace(_LOCAL_CACHE, f"cache.url = {cache_url}\n")
-    ini.write_text(text, encoding="utf-8")
-    return ini
+    return pserve_settings(
+        HERE, {"storage.dir": None, **storage, **({"cache.url": cache_url} if cache_url is not None else {})}
+    )
 
 
 def server_env(folder: Path) -> dict[str, str]:
@@ -53,7 +43,8 @@ def start_s3_server(
     """Like harness.start_server, on S3; waits until /health answers 200 (storage and cache both reachable)."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    ini = write_s3_ini(folder, port, moto, bucket, stream_files=stream_files, cache_url=cache_url)
+    settings = s3_settings(moto, bucket, stream_files=stream_files, cache_url=cache_url)
+    ini = write_ini(folder / "server.ini", settings, port)
     return launch(folder, ini, port, ready="/health", env=server_env(folder))
 
 

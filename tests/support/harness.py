@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import Message
@@ -21,12 +22,12 @@ import pytest
 
 from pypicloud_lite.config import load_ini
 from pypicloud_lite.models import PackageFile
-from pypicloud_lite.scripts.make_config import LOGGING_SECTIONS
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.web.services import build_services
-from tests.conftest import _UPLOADER_HASH, UPLOADER, UPLOADER_PASSWORD, require_or_skip
+from tests.support.common import UPLOADER, UPLOADER_PASSWORD, require_or_skip
+from tests.support.data import REPO_ROOT
+from tests.support.settings import HERE, NO_UPLOADER, server_settings, write_ini
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TWINE = BIN / "twine"
 LEGACY_TWINE_DEFAULT = REPO_ROOT / ".venv" / "tools" / "twine-6.1" / "bin" / "twine"
@@ -42,8 +43,6 @@ YANK_REASON = 'Broken build: "use" <1.0> & not this ✓'
 _STRIPPED_PREFIXES = ("PIP_", "UV_", "TWINE_", "PPC_", "PYTHON", "VIRTUAL_ENV", "CONDA_", "XDG_")
 _STRIPPED_NAMES = ("PYPICLOUD_SETTINGS", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE")
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-_LOGGING = "\n" + LOGGING_SECTIONS
 
 # Servers still running; their stderr is attached to the report of any test that fails meanwhile.
 RUNNING: list[Server] = []
@@ -76,36 +75,12 @@ def http_get(url: str, accept: str | None = None) -> tuple[int, Message, bytes]:
         return exc.code, exc.headers, exc.read()
 
 
-def write_ini(
-    folder: Path, port: int, *, with_uploader: bool = True, bootstrap: bool = False, extra: tuple[str, ...] = ()
-) -> Path:
-    """An ini like development.ini, with everything under `folder` and waitress on `port`; `extra`: more (or
-    replacing) app lines."""
-    app = [
-        "[app:main]",
-        "use = egg:pypicloud_lite",
-        "storage.backend = local",
-        "storage.dir = %(here)s/packages",
-        "cache.backend = sql",
-        "cache.url = sqlite:///%(here)s/cache.sqlite",
-        "cache.migrate_on_start = true",
-        "upload.max_size = 1MB",
-        "upload.spool_dir = %(here)s/spool",
-        "auth.realm = pypicloud_lite",
-        # Clients revalidate every page: a test never sees another test's upload late.
-        "web.page_max_age = 0",
-    ]
-    if with_uploader:
-        app += [f"user.{UPLOADER} = {_UPLOADER_HASH}", f"auth.admins = {UPLOADER}"]
-    if bootstrap:
-        app.append("auth.bootstrap_admin_file = %(here)s/admin.credentials")
-    # An extra line for a key already set replaces it (an ini may not name a key twice).
-    overridden = {line.split("=", 1)[0].strip() for line in extra}
-    app = [line for line in app if line.split("=", 1)[0].strip() not in overridden] + list(extra)
-    server = ["[server:main]", "use = egg:waitress#main", f"listen = 127.0.0.1:{port}", "threads = 4"]
-    ini = folder / "server.ini"
-    ini.write_text("\n".join(app) + "\n\n" + "\n".join(server) + "\n" + _LOGGING, encoding="utf-8")
-    return ini
+def pserve_settings(root: Path | str = HERE, overrides: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """server_settings for a harness's pserve: storage and cache under `root` (default: the ini's folder), the upload
+    spool beside the ini, the realm, and pages clients revalidate every time (a test never sees another's upload late).
+    """
+    own = {"upload.spool_dir": f"{HERE}/spool", "auth.realm": "pypicloud_lite", "web.page_max_age": "0"}
+    return server_settings(root, {**own, **(overrides or {})})
 
 
 @dataclass
@@ -190,12 +165,21 @@ class Server:
 
 
 def start_server(
-    folder: Path, *, with_uploader: bool = True, bootstrap: bool = False, extra: tuple[str, ...] = ()
+    folder: Path, *, with_uploader: bool = True, bootstrap: bool = False, extra: Mapping[str, str | None] | None = None
 ) -> Server:
-    """Run `pserve <ini>` and wait until /simple/ answers; fails the test with the server's stderr if it cannot."""
+    """Run `pserve <ini>` and wait until /simple/ answers; fails the test with the server's stderr if it cannot.
+
+    The ini is pserve_settings in `folder`, without the uploader unless `with_uploader`, with the bootstrap admin's
+    credentials file if `bootstrap`; `extra` replaces, adds (or, None, removes) settings.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    ini = write_ini(folder, port, with_uploader=with_uploader, bootstrap=bootstrap, extra=extra)
+    overrides = {
+        **({} if with_uploader else NO_UPLOADER),
+        **({"auth.bootstrap_admin_file": f"{HERE}/admin.credentials"} if bootstrap else {}),
+        **(extra or {}),
+    }
+    ini = write_ini(folder / "server.ini", pserve_settings(HERE, overrides), port)
     return launch(folder, ini, port)
 
 
@@ -273,6 +257,11 @@ def run(*args: str | Path, home: Path, timeout: float = CLIENT_TIMEOUT) -> Compl
         check=False,
     )
     return Completed(argv, proc.returncode, proc.stdout.decode("utf-8", errors="replace"))
+
+
+def plain(output: str) -> str:
+    """Client output without ANSI colours and with runs of whitespace collapsed (rich wraps long lines)."""
+    return " ".join(re.sub(r"\x1b\[[0-9;]*m", "", output).split())
 
 
 def legacy_twine() -> Path:
@@ -377,3 +366,4 @@ FOO = "Foo.Bar_baz"  # dots, underscores and capitals: normalizes to foo-bar-baz
 # The name twine sends in the upload form (pkg_resources.safe_name of the metadata's Name, as Warehouse
 # expects), which the index keeps as the project's display name.
 FOO_DISPLAY = "Foo.Bar-baz"
+FOO_NORMALIZED = "foo-bar-baz"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import http.client
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,36 +14,18 @@ from urllib.parse import quote
 import requests
 
 from pypicloud_lite.naming import normalize
-from tests.functional.harness import _LOGGING, Server, free_port, launch
+from tests.support.harness import Server, free_port, launch, pserve_settings
+from tests.support.settings import NO_UPLOADER, write_ini
 
 TOKEN_USER = "__token__"  # the username tokens are sent under (PyPI style)
 PASSWORD_IN_BANNER = re.compile(r"-p '([^']+)'")
 API_TIMEOUT = 10
 
 
-def write_access_ini(folder: Path, shared: Path, port: int, settings: dict[str, str]) -> Path:
-    """An ini for one server process: packages and the SQLite cache/access database in `shared`."""
-    app = {
-        "use": "egg:pypicloud_lite",
-        "storage.backend": "local",
-        "storage.dir": str(shared / "packages"),
-        "cache.backend": "sql",
-        "cache.url": f"sqlite:///{shared / 'cache.sqlite'}",
-        "cache.migrate_on_start": "true",
-        "upload.max_size": "1MB",
-        "upload.spool_dir": "%(here)s/spool",
-        "auth.realm": "pypicloud_lite",
-        "auth.backend": "sql",
-        "auth.bootstrap_admin": "true",
-        # Clients revalidate every page: a test never sees an upload late.
-        "web.page_max_age": "0",
-        **settings,
-    }
-    lines = ["[app:main]", *(f"{key} = {value}".rstrip() for key, value in app.items())]
-    server = ["[server:main]", "use = egg:waitress#main", f"listen = 127.0.0.1:{port}", "threads = 4"]
-    ini = folder / "server.ini"
-    ini.write_text("\n".join(lines) + "\n\n" + "\n".join(server) + "\n" + _LOGGING, encoding="utf-8")
-    return ini
+def access_settings(shared: Path, settings: Mapping[str, str | None]) -> dict[str, str]:
+    """A server of the SQL access backend (bootstrapping `admin`): packages and the SQLite cache/access database in
+    `shared`; `settings` replace or add some."""
+    return pserve_settings(shared, {**NO_UPLOADER, "auth.backend": "sql", "auth.bootstrap_admin": "true", **settings})
 
 
 def start_access_server(folder: Path, shared: Path, **settings: str) -> Server:
@@ -53,7 +36,7 @@ def start_access_server(folder: Path, shared: Path, **settings: str) -> Server:
     folder.mkdir(parents=True, exist_ok=True)
     shared.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    ini = write_access_ini(folder, shared, port, settings)
+    ini = write_ini(folder / "server.ini", access_settings(shared, settings), port)
     return launch(folder, ini, port, ready="/health")
 
 

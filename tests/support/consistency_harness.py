@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,12 +12,13 @@ from typing import Any
 
 import requests
 
-from tests.aws import REGION, Moto
-from tests.cache import fresh_database
-from tests.conftest import _UPLOADER_HASH, UPLOADER, UPLOADER_PASSWORD
-from tests.functional.harness import _LOGGING, JSON_V1, Server, clean_env, free_port, launch
-from tests.functional.s3_harness import server_env
-from tests.web.legacy import twine_fields
+from tests.support.aws import Moto
+from tests.support.cache import fresh_database
+from tests.support.common import UPLOADER, UPLOADER_PASSWORD
+from tests.support.harness import JSON_V1, Server, clean_env, free_port, launch, pserve_settings
+from tests.support.legacy import twine_fields
+from tests.support.s3_harness import server_env
+from tests.support.settings import write_ini
 
 CACHES = ("sqlite", "postgresql", "dynamo")
 REQUEST_TIMEOUT = 30
@@ -44,14 +44,7 @@ def shared_cache(kind: str, root: Path, moto: Callable[[], Moto]) -> Iterator[Sh
         with fresh_database("postgresql", root) as url:
             yield SharedCache(kind, {"cache.url": url, "cache.migrate_on_start": "true"})
     elif kind == "dynamo":
-        endpoint = moto().endpoint_url
-        settings = {
-            "cache.backend": "dynamo",
-            "cache.table_prefix": f"ppc-{uuid.uuid4().hex[:10]}-",
-            "cache.region": REGION,
-            "cache.endpoint_url": endpoint,
-            "cache.create_tables": "true",
-        }
+        settings = moto().dynamo_settings()
         with one_dynamodb_request_at_a_time():
             yield SharedCache(kind, settings, server_env)
     else:
@@ -81,28 +74,11 @@ def one_dynamodb_request_at_a_time() -> Iterator[None]:
         DynamoHandler.call_action = original  # type: ignore[method-assign]
 
 
-def write_shared_ini(folder: Path, shared: Path, port: int, cache: SharedCache, threads: int) -> Path:
-    """An ini whose packages live in `shared` (beside every other server of the test) and whose cache is `cache`."""
-    app = {
-        "use": "egg:pypicloud_lite",
-        "storage.backend": "local",
-        "storage.dir": str(shared / "packages"),
-        "cache.backend": "sql",
-        # Values are literal: a URL's %-escapes must not be read as ini interpolation.
-        **{key: value.replace("%", "%%") for key, value in cache.settings.items()},
-        "upload.max_size": "1MB",
-        "upload.spool_dir": "%(here)s/spool",
-        "auth.realm": "pypicloud_lite",
-        f"user.{UPLOADER}": _UPLOADER_HASH,
-        "auth.admins": UPLOADER,
-        # Clients revalidate every page: nothing here may be served late from a client-side cache.
-        "web.page_max_age": "0",
-    }
-    lines = ["[app:main]", *(f"{key} = {value}" for key, value in app.items())]
-    server = ["[server:main]", "use = egg:waitress#main", f"listen = 127.0.0.1:{port}", f"threads = {threads}"]
-    ini = folder / "server.ini"
-    ini.write_text("\n".join(lines) + "\n\n" + "\n".join(server) + "\n" + _LOGGING, encoding="utf-8")
-    return ini
+def shared_settings(shared: Path, cache: SharedCache) -> dict[str, str]:
+    """Packages in `shared` (beside every other server of the test), and `cache` instead of the SQLite one there."""
+    # Values are literal: a URL's %-escapes must not be read as ini interpolation.
+    cache_settings = {key: value.replace("%", "%%") for key, value in cache.settings.items()}
+    return pserve_settings(shared, {"cache.url": None, "cache.migrate_on_start": None, **cache_settings})
 
 
 def start_shared_server(folder: Path, shared: Path, cache: SharedCache, *, threads: int = 4) -> Server:
@@ -110,7 +86,7 @@ def start_shared_server(folder: Path, shared: Path, cache: SharedCache, *, threa
     folder.mkdir(parents=True, exist_ok=True)
     shared.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    ini = write_shared_ini(folder, shared, port, cache, threads)
+    ini = write_ini(folder / "server.ini", shared_settings(shared, cache), port, threads=threads)
     return launch(folder, ini, port, ready="/health", env=cache.environment(folder))
 
 

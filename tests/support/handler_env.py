@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -20,24 +19,14 @@ from botocore.exceptions import ClientError
 
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.naming import METADATA_SUFFIX, parse_key
-from tests.aws import Moto
-from tests.distbuilder import build_sdist, build_wheel
+from tests.support.aws import Moto
+from tests.support.data import REPO_ROOT
+from tests.support.distbuilder import build_sdist, build_wheel
 
-LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda"
-
-
-def _events_dir() -> Path:
-    """The shared sample events: beside the repository (as CI lays it out), or where PPC_AWS_EVENTS says."""
-    repository = Path(__file__).resolve().parents[2]
-    candidates = [os.environ.get("PPC_AWS_EVENTS"), repository.parent / "shared" / "aws-events"]
-    for candidate in candidates:
-        if candidate and Path(candidate, "s3-put.json").is_file():
-            return Path(candidate)
-    return repository.parent / "shared" / "aws-events"
+LAMBDA_DIR = REPO_ROOT / "lambda"
 
 
-EVENTS_DIR = _events_dir()
-SAMPLE_BUCKET = "ppc-test-bucket"
+SAMPLE_BUCKET = "ppc-test-bucket"  # the bucket of the samples in tests/data/aws-events
 PREFIX = "packages/"
 
 
@@ -84,20 +73,11 @@ def sql_settings(moto: Moto, bucket: str, url: str) -> dict[str, Any]:
 def dynamo_settings(moto: Moto, bucket: str) -> dict[str, Any]:
     return {
         **moto.s3_settings(bucket, PREFIX),
-        "cache.backend": "dynamo",
-        "cache.table_prefix": f"ppc-{uuid.uuid4().hex[:10]}-",
-        "cache.region": "us-east-1",
-        "cache.endpoint_url": moto.endpoint_url,
-        "cache.create_tables": "true",
+        **moto.dynamo_settings(),
     }
 
 
 # -- events ------------------------------------------------------------------------------
-
-
-def load_sample(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text())
-    return data
 
 
 def encode_key(key: str, style: str = "s3") -> str:

@@ -1,0 +1,1 @@
+"""Code the tests share: builders, servers, harnesses, sample data. Tests and conftests import it from here only."""
