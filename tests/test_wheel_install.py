@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,13 +22,12 @@ from tests.support.cache import fresh_database
 from tests.support.common import UPLOADER_PASSWORD
 from tests.support.data import REPO_ROOT
 from tests.support.distbuilder import build_wheel
-from tests.support.harness import Clients, Server, clean_env, free_port, http_get
+from tests.support.harness import Clients, clean_env, free_port, http_get, launch
 from tests.support.settings import HERE, server_settings, write_ini
 
 BUILD_TIMEOUT = 600
 # pip resolves pyramid, SQLAlchemy, psycopg and the rest from the registry on a cold cache.
 INSTALL_TIMEOUT = 900
-START_TIMEOUT = 60
 # Checkout folders that are not the project's sources: never copied into the build.
 _NOT_SOURCES_AT_TOP = {".git", ".venv", "var", "build", "dist", "bench/.venvs"}
 _NOT_SOURCES_ANYWHERE = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".import_linter_cache")
@@ -121,38 +119,6 @@ def _installed_env() -> dict[str, str]:
     return env
 
 
-def _launch(installed: Installed, folder: Path, ini: Path, port: int) -> Server:
-    """The venv's own pserve on `ini`, once /health answers 200 (fails with the server's stderr otherwise)."""
-    stderr_path = folder / "server.stderr"
-    with open(stderr_path, "wb") as err, open(folder / "server.stdout", "wb") as out:
-        process = subprocess.Popen(
-            [str(installed.bin("pserve")), str(ini)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            cwd=folder,
-            env=_installed_env(),
-        )
-    server = Server(f"http://127.0.0.1:{port}", ini, process, stderr_path)
-    deadline = time.monotonic() + START_TIMEOUT
-    last = "no answer"
-    while True:
-        if process.poll() is not None:
-            server.stop()
-            pytest.fail(f"the installed pserve exited with status {process.returncode}:\n{server.stderr()}")
-        try:
-            status, _headers, body = server.get("/health")
-            if status == 200:
-                return server
-            last = f"/health answered {status}: {body[:500]!r}"
-        except OSError as exc:
-            last = str(exc)
-        if time.monotonic() > deadline:
-            server.stop()
-            pytest.fail(f"the installed pserve was not ready within {START_TIMEOUT} s ({last}):\n{server.stderr()}")
-        time.sleep(0.2)
-
-
 def test_the_wheel_from_the_sdist_serves_uploads_from_its_own_venv(installed: Installed, tmp_path: Path) -> None:
     with zipfile.ZipFile(installed.wheel) as wheel:
         names = set(wheel.namelist())
@@ -173,7 +139,8 @@ def test_the_wheel_from_the_sdist_serves_uploads_from_its_own_venv(installed: In
     folder = tmp_path / "server"
     folder.mkdir()
     port = free_port()
-    server = _launch(installed, folder, write_ini(folder / "server.ini", server_settings(HERE), port), port)
+    ini = write_ini(folder / "server.ini", server_settings(HERE), port)
+    server = launch(folder, ini, port, ready="/health", env=_installed_env(), pserve=installed.bin("pserve"))
     try:
         # The process serving is the venv's interpreter (pserve's shebang), not the checkout's.
         cmdline = Path(f"/proc/{server.process.pid}/cmdline")

@@ -27,6 +27,21 @@ def error_code(exc: BaseException) -> str:
     return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
 
 
+# What AWS answers when asked about a function or a queue that does not exist.
+_NO_FUNCTION = ("ResourceNotFoundException",)
+_NO_QUEUE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+
+
+def unless_missing(codes: tuple[str, ...], call: Callable[[], Any]) -> Any:
+    """`call()`, or None where AWS answers one of `codes` (the resource does not exist)."""
+    try:
+        return call()
+    except Exception as exc:
+        if error_code(exc) in codes:
+            return None
+        raise
+
+
 def is_client_error(exc: BaseException) -> bool:
     from botocore.exceptions import ClientError
 
@@ -139,12 +154,10 @@ class Deployer:
         return tags.get(TAG_KEY) == self.target.bucket
 
     def get_role(self) -> dict[str, Any] | None:
-        try:
-            role: dict[str, Any] = self.client("iam").get_role(RoleName=self.target.names.role)["Role"]
-        except Exception as exc:
-            if error_code(exc) == "NoSuchEntity":
-                return None
-            raise
+        iam = self.client("iam")
+        role: dict[str, Any] | None = unless_missing(
+            ("NoSuchEntity",), lambda: iam.get_role(RoleName=self.target.names.role)["Role"]
+        )
         return role
 
     def role_tags(self) -> dict[str, str]:
@@ -152,31 +165,22 @@ class Deployer:
         return {t["Key"]: t["Value"] for t in tags}
 
     def get_function(self) -> dict[str, Any] | None:
-        try:
-            found: dict[str, Any] = self.client("lambda").get_function(FunctionName=self.target.names.function)
-        except Exception as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return None
-            raise
+        lam = self.client("lambda")
+        found: dict[str, Any] | None = unless_missing(
+            _NO_FUNCTION, lambda: lam.get_function(FunctionName=self.target.names.function)
+        )
         return found
 
     def function_policy(self) -> dict[str, Any]:
-        try:
-            policy = self.client("lambda").get_policy(FunctionName=self.target.names.function)["Policy"]
-        except Exception as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return {"Statement": []}
-            raise
-        parsed: dict[str, Any] = json.loads(policy)
+        lam = self.client("lambda")
+        policy = unless_missing(_NO_FUNCTION, lambda: lam.get_policy(FunctionName=self.target.names.function)["Policy"])
+        parsed: dict[str, Any] = json.loads(policy) if policy is not None else {"Statement": []}
         return parsed
 
     def queue_url(self, name: str) -> str | None:
-        try:
-            return str(self.client("sqs").get_queue_url(QueueName=name)["QueueUrl"])
-        except Exception as exc:
-            if error_code(exc) in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
-                return None
-            raise
+        sqs = self.client("sqs")
+        url = unless_missing(_NO_QUEUE, lambda: sqs.get_queue_url(QueueName=name)["QueueUrl"])
+        return str(url) if url is not None else None
 
     def mappings(self, queue_arn: str | None = None) -> list[dict[str, Any]]:
         """Our queue's (the events queue, unless named) event source mappings to our function."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pyramid.request import Request
 
-from pypicloud_lite.access.base import AccessBackend, Identity, Permission, Token
+from pypicloud_lite.access.base import AccessBackend, Identity, NewToken, Permission, Token
 from pypicloud_lite.errors import AuthenticationRequired, InvalidInput, NotFound, PermissionDenied
 from pypicloud_lite.naming import normalize
+from pypicloud_lite.web.forms import TokenRequest
 from pypicloud_lite.web.security import authenticated, require_identity
 from pypicloud_lite.web.services import AppServices, services
 
@@ -92,6 +93,18 @@ def may_list_all_tokens(identity: Identity) -> bool:
 def check_may_create_token(identity: Identity, owner: str) -> None:
     if owner != identity.username and not identity.is_admin:
         raise PermissionDenied("Only admins may create tokens for other users.")
+
+
+def create_token_for(access: AccessBackend, identity: Identity, wanted: TokenRequest) -> NewToken:
+    """Create the token `wanted` asks for, if `identity` may: the API and the UI both create through here."""
+    check_may_create_token(identity, wanted.owner)
+    return access.create_token(
+        wanted.owner,
+        description=wanted.description,
+        projects=list(wanted.projects) if wanted.projects is not None else None,
+        read_only=wanted.read_only,
+        expires=wanted.expires,
+    )
 
 
 def may_revoke_token(identity: Identity, token: Token) -> bool:

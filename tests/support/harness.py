@@ -183,15 +183,23 @@ def start_server(
     return launch(folder, ini, port)
 
 
-def launch(folder: Path, ini: Path, port: int, *, ready: str = "/simple/", env: dict[str, str] | None = None) -> Server:
-    """`pserve <ini>` in `folder` (listening on `port`), once `ready` answers 200.
+def launch(
+    folder: Path,
+    ini: Path,
+    port: int,
+    *,
+    ready: str = "/simple/",
+    env: dict[str, str] | None = None,
+    pserve: Path = BIN / "pserve",
+) -> Server:
+    """`pserve <ini>` in `folder` (listening on `port`), once `ready` answers 200; `pserve`: whose (another venv's).
 
     Fails the test with the server's stderr if the process exits or does not get ready in START_TIMEOUT.
     """
     stderr_path = folder / "server.stderr"
     with open(stderr_path, "wb") as err, open(folder / "server.stdout", "wb") as out:
         process = subprocess.Popen(
-            [str(BIN / "pserve"), str(ini)],
+            [str(pserve), str(ini)],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,

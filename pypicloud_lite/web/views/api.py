@@ -17,9 +17,9 @@ from pypicloud_lite.web import forms
 from pypicloud_lite.web.listing import releases_newest_first, search_visible
 from pypicloud_lite.web.permissions import (
     check_may_change_user,
-    check_may_create_token,
     check_may_delete_user,
     check_may_read_user,
+    create_token_for,
     may_list_all_tokens,
     require,
     require_admin,
@@ -288,14 +288,7 @@ def list_tokens(request: Request) -> dict[str, Any]:
 def create_token(request: Request) -> Response:
     identity = require_password_login(request, "Creating tokens")
     wanted = forms.json_token_request(request, identity)
-    check_may_create_token(identity, wanted.owner)
-    created = services(request).access.create_token(
-        wanted.owner,
-        description=wanted.description,
-        projects=list(wanted.projects) if wanted.projects is not None else None,
-        read_only=wanted.read_only,
-        expires=wanted.expires,
-    )
+    created = create_token_for(services(request).access, identity, wanted)
     # The only time the secret is shown: it is stored hashed.
     response = Response(json_body={**_token_json(created.token), "token": created.secret}, status=201)
     response.cache_control.no_store = True

@@ -33,8 +33,8 @@ from pypicloud_lite.web.csrf import origin_of, require_csrf_token
 from pypicloud_lite.web.errors import domain_error
 from pypicloud_lite.web.listing import releases_newest_first, search_visible
 from pypicloud_lite.web.permissions import (
-    check_may_create_token,
     check_may_upload,
+    create_token_for,
     may_set_status,
     require,
     require_password_login,
@@ -317,14 +317,7 @@ def create_token(request: Request) -> Response:
     checked_post(request)
     identity = require_password_login(request, "Creating tokens")
     wanted = forms.form_token_request(request, identity)
-    check_may_create_token(identity, wanted.owner)
-    created = services(request).access.create_token(
-        wanted.owner,
-        description=wanted.description,
-        projects=list(wanted.projects) if wanted.projects is not None else None,
-        read_only=wanted.read_only,
-        expires=wanted.expires,
-    )
+    created = create_token_for(services(request).access, identity, wanted)
     # Shown in this response only, never stored in the session or a flash: it is stored hashed.
     return _tokens_page(request, identity, created=created.secret)
 
