@@ -8,7 +8,6 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -19,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.naming import METADATA_SUFFIX, parse_key
+from pypicloud_lite.sync import Hint
 from tests.support.aws import Moto
 from tests.support.data import REPO_ROOT
 from tests.support.distbuilder import build_sdist, build_wheel
@@ -225,14 +225,8 @@ def cache_truth(cache: Cache) -> dict[str, str | None]:
 ENVELOPES = ("s3", "sqs", "sns", "sns-in-sqs", "eventbridge")
 
 
-@dataclass(frozen=True)
-class Change:
-    """Something that happened to a key, as S3 would report it."""
-
-    bucket: str
-    key: str
-    event_name: str
-    sequencer: str | None = None
+# Something that happened to a key, as S3 would report it: the fields the sync decodes from a record.
+Change = Hint
 
 
 class Sequencer:
