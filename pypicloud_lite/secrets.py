@@ -13,7 +13,6 @@ from pypicloud_lite.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 PREFIXES = {"ssm:": "ssm", "secretsmanager:": "secretsmanager"}
-DEFAULT_MAX_AGE = 300.0
 
 
 class SecretResolver:
@@ -25,7 +24,7 @@ class SecretResolver:
 
     def __init__(
         self,
-        max_age: float = DEFAULT_MAX_AGE,
+        max_age: float,  # sync.secret_max_age (config.SyncSettings holds its default)
         client_factory: Callable[[str], Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

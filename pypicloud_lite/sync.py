@@ -3,7 +3,7 @@
 The event says *which* key to look at, never *what* is true: the truth comes from
 HeadObject, and the cache row for K is made equal to it. Duplicates, reordering,
 late deliveries and deletes of non-current versions therefore change nothing.
-Pure library code: the Lambda handler (lambda/s3_sync.py) only wires it up.
+Pure library code: the Lambda handler (pypicloud_lite/s3_sync_handler.py) only wires it up.
 """
 
 from __future__ import annotations

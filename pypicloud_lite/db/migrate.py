@@ -18,15 +18,17 @@ from pypicloud_lite.errors import BackendUnavailable, ConfigError
 # An installed wheel carries alembic/ as pypicloud_lite/db/migrations (setup.py maps it there);
 # a checkout (and an editable install) keeps it at the top of the repository, beside alembic.ini.
 _PACKAGED = Path(__file__).with_name("migrations")
-_CHECKOUT = Path(__file__).resolve().parents[2] / "alembic"
+_REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def migrations_dir() -> Path:
     """Where the schema history is; ConfigError rather than a database left without a schema."""
-    for folder in (_PACKAGED, _CHECKOUT):
-        if (folder / "env.py").is_file() and (folder / "versions").is_dir():
-            return folder
-    raise ConfigError(f"the SQL schema history is missing: neither {_PACKAGED} nor {_CHECKOUT} holds alembic's env.py")
+    if (_PACKAGED / "env.py").is_file():
+        return _PACKAGED
+    # Only a checkout has alembic.ini beside alembic/ (in site-packages, alembic/ is the library itself).
+    if (_REPOSITORY / "alembic.ini").is_file() and (_REPOSITORY / "alembic" / "env.py").is_file():
+        return _REPOSITORY / "alembic"
+    raise ConfigError(f"the SQL schema history is missing: {_PACKAGED} holds no alembic env.py (a broken install?)")
 
 
 def target_metadata() -> MetaData:

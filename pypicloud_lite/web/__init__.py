@@ -12,6 +12,8 @@ from pyramid.config import Configurator
 
 from pypicloud_lite.access.static import GeneratedAdmin
 from pypicloud_lite.config import Settings, load_settings
+from pypicloud_lite.errors import Conflict
+from pypicloud_lite.web.admin_tasks import run_in_background
 from pypicloud_lite.web.errors import ALLOWED_METHODS_KEY
 from pypicloud_lite.web.security import BasicAuthPolicy
 from pypicloud_lite.web.services import REGISTRY_KEY, AppServices, build_services
@@ -51,9 +53,6 @@ def make_app(
 
 
 def _reload_on_start(app_services: AppServices) -> None:
-    from pypicloud_lite.errors import Conflict
-    from pypicloud_lite.web.admin_tasks import run_in_background
-
     try:
         run = app_services.index.begin_reload(app_services.settings.reload.workers)
     except Conflict:
