@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import os
 import platform
 import shutil
@@ -48,7 +47,7 @@ from pypicloud_lite.cache.sql import SQLCache
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.metadata import parse_core_metadata
 from pypicloud_lite.models import PackageFile, ReloadChanges, utcnow
-from pypicloud_lite.naming import parse_filename
+from pypicloud_lite.naming import parse_filename, sidecar_key
 
 ALL_SERVERS = ("pypicloud_lite", "bare", "nginx", "pypiserver", "devpi", "pypicloud")
 FILES_PER_PROJECT = 4
@@ -73,25 +72,11 @@ def seed_ppc(dists: list[Dist], storage: Path, cache_url: str) -> None:
         target = storage / dist.key
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(dist.data)
-        (storage / (dist.key + ".metadata")).write_bytes(dist.metadata)
+        (storage / sidecar_key(dist.key)).write_bytes(dist.metadata)
         parsed = parse_filename(dist.key.split("/", 1)[1])
         core = parse_core_metadata(dist.metadata, parsed)
-        records.append(
-            PackageFile(
-                project=parsed.project,
-                filename=parsed.filename,
-                version=str(parsed.version),
-                packagetype=parsed.packagetype,
-                python_version=parsed.python_version,
-                size=len(dist.data),
-                sha256=dist.sha256,
-                upload_time=now,
-                requires_python=core.requires_python,
-                summary=core.summary,
-                metadata_sha256=hashlib.sha256(dist.metadata).hexdigest() if dist.wheel else None,
-                core_metadata=core,
-            )
-        )
+        record = PackageFile.of(parsed, size=len(dist.data), sha256=dist.sha256, upload_time=now)
+        records.append(record.described(dist.metadata, core))
     settings = load_settings(
         {
             "storage.backend": "local",
@@ -103,7 +88,7 @@ def seed_ppc(dists: list[Dist], storage: Path, cache_url: str) -> None:
     )
     cache = SQLCache.from_settings(settings.cache)
     try:
-        cache.apply_reload(ReloadChanges(added=records, changed=[], removed=[], etags={}))
+        cache.apply_reload(ReloadChanges(added=records))
     finally:
         cache.close()
 
