@@ -17,11 +17,13 @@ from pypicloud_lite.cache.sql import SQLCache
 from pypicloud_lite.db.tables import FileRow, IndexStateRow, ProjectRow
 from pypicloud_lite.models import (
     AddFile,
+    Applied,
     CoreMetadata,
     FillDetails,
     PackageFile,
     ReloadChanges,
     RemoveFile,
+    ReplaceFile,
     SetStatus,
     SetYanked,
 )
@@ -322,6 +324,58 @@ def test_serial_bumps_on_every_change_and_only_then(cache: Cache) -> None:
     assert other.serial == 2
 
 
+def test_listeners_hear_each_committed_change_once_with_its_serial(cache: Cache) -> None:
+    heard: list[Applied] = []
+    cache.subscribe(heard.append)
+    cache.apply(AddFile(make_file(), "Demo"))
+    cache.apply(AddFile(make_file(), "Demo"))  # identical: nothing changes, nobody hears of it
+    cache.apply(RemoveFile("absent-1.0.tar.gz"))
+    cache.apply(SetYanked("demo", "1.0", True, "bad"))
+    cache.apply(SetYanked("demo", "1.0", True, "bad"))  # already so
+    cache.apply(SetStatus("demo", "deprecated", "use demo2"))
+    cache.apply_reload(ReloadChanges())
+    cache.apply_reload(ReloadChanges(added=[make_file("other-1.0.tar.gz", project="other")]))
+    assert [(a.serial, a.projects) for a in heard] == [
+        (1, frozenset({"demo"})),
+        (2, frozenset({"demo"})),
+        (3, frozenset({"demo"})),
+        (4, frozenset({"other"})),
+    ]
+    assert cache.serial() == 4
+    assert not any(a.cdn for a in heard)  # no CDN outbox configured: nothing recorded
+
+
+def test_a_failing_listener_leaves_the_change_committed_and_others_told(cache: Cache) -> None:
+    def broken(_applied: Applied) -> None:
+        raise RuntimeError("listener broke")
+
+    heard: list[Applied] = []
+    cache.subscribe(broken)
+    cache.subscribe(heard.append)
+    applied = cache.apply(AddFile(make_file(), "Demo"))
+    assert applied.changed and applied.serial == 1
+    assert cache.get_file("demo-1.0-py3-none-any.whl") is not None
+    assert heard == [applied]
+
+
+def test_replace_file_makes_one_row_equal_and_stamps_its_project(cache: Cache) -> None:
+    cache.apply(AddFile(make_file(), "Demo"))
+    cache.apply(AddFile(make_file("demo-1.0.tar.gz"), "Demo"))
+    rewritten = make_file(sha256="f" * 64, size=99, yanked=True, yanked_reason="kept by the caller")
+    applied = cache.apply(ReplaceFile(rewritten))
+    assert (applied.serial, applied.count, applied.projects) == (3, 1, frozenset({"demo"}))
+    assert cache.get_file(rewritten.filename) == rewritten
+    assert cache.get_file("demo-1.0.tar.gz") == make_file("demo-1.0.tar.gz")  # the other row is untouched
+    demo = cache.get_project("demo")
+    assert demo is not None and (demo.display_name, demo.serial) == ("Demo", 3)
+
+    # A row that is missing (the object came before its first event) is created with its project.
+    fresh = make_file("fresh-2.0.tar.gz", project="fresh", version="2.0")
+    assert cache.apply(ReplaceFile(fresh)).changed
+    assert cache.get_file(fresh.filename) == fresh
+    assert [p.name for p in cache.list_projects()] == ["demo", "fresh"]
+
+
 def _run_together(count: int, work: Callable[[int], Any]) -> list[Any]:
     """Run work(0..count-1) on `count` threads released at the same moment."""
     barrier = threading.Barrier(count)
@@ -370,7 +424,7 @@ def test_reload_creates_complete_projects_beyond_one_transaction(cache: Cache) -
     count = 150
     added = [make_file(f"proj_{i}-1.0.tar.gz", project=f"proj-{i}", sha256=None) for i in range(count)]
 
-    cache.apply_reload(ReloadChanges(added, [], [], {}))
+    cache.apply_reload(ReloadChanges(added=added))
 
     serial = cache.serial()
     projects = cache.list_projects()
@@ -384,7 +438,7 @@ def test_filling_in_a_reloaded_file_can_name_its_new_project_once(cache: Cache) 
     listed = make_file("foo_bar-1.0.tar.gz", project="foo-bar", sha256=None)
     cache.apply(AddFile(declaring(make_file(), "Demo"), "Demo"))
     other = make_file("demo-2.0.tar.gz", version="2.0", sha256=None)
-    cache.apply_reload(ReloadChanges([listed, other], [], [], {}))
+    cache.apply_reload(ReloadChanges(added=[listed, other]))
     serial = cache.serial()
 
     assert cache.apply(

@@ -100,7 +100,7 @@ def test_deletes_and_replacements_purge_the_file_url(cache: Cache, moto: Moto, d
         cache.apply(AddFile(file, file.project))
     assert flusher.flush(force=True).state == "sent"
     assert cache.apply(RemoveFile(gone.filename)).changed
-    cache.apply_reload(ReloadChanges([], [replace(rewritten, sha256="b" * 64)], [], {}))
+    cache.apply_reload(ReloadChanges(changed=[replace(rewritten, sha256="b" * 64)]))
     result = flusher.flush(force=True)
     assert result.state == "sent"
     assert sorted(result.paths) == sorted(
@@ -129,7 +129,7 @@ def test_5000_changes_across_2000_projects_collapse_into_wildcards(cache: Cache,
     files = [wheel(f"proj-{n % 2000}", f"1.{n // 2000}") for n in range(5000)]
     # In slices, as a reload or a burst of uploads writes them: every slice joins the same window.
     for start in range(0, len(files), 500):
-        cache.apply_reload(ReloadChanges(files[start : start + 500], [], [], {}))
+        cache.apply_reload(ReloadChanges(added=files[start : start + 500]))
     assert windows.opened == 1
     assert len(cache.outbox_pending(10_000)) == 5000
     looked_up = count_calls(cache, "project_files")

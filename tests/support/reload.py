@@ -15,7 +15,7 @@ import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
 from pypicloud_lite.cache.base import Cache
-from pypicloud_lite.models import PackageFile
+from pypicloud_lite.models import PackageFile, ReloadChanges
 from pypicloud_lite.naming import parse_filename
 from pypicloud_lite.reload import ReloadProgress
 from pypicloud_lite.service import PackageIndex, UploadForm, UploadResult
@@ -96,8 +96,8 @@ def insert_rows(cache: Cache, rows: list[PackageFile]) -> None:
     firsts: dict[str, PackageFile] = {}
     for row in rows:
         firsts.setdefault(row.project, row)
-    cache.apply_reload(list(firsts.values()), [], [], {})
-    cache.apply_reload([], [r for r in rows if firsts[r.project] is not r], [], {})
+    cache.apply_reload(ReloadChanges(added=list(firsts.values())))
+    cache.apply_reload(ReloadChanges(changed=[r for r in rows if firsts[r.project] is not r]))
 
 
 def wait_until_idle(index: PackageIndex, timeout: float = 15.0) -> dict[str, object]:

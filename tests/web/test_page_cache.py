@@ -16,6 +16,7 @@ from webob import Request, Response
 
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.service import PackageIndex
+from pypicloud_lite.storage.local import LocalStorage
 from pypicloud_lite.web import page_cache
 from pypicloud_lite.web.page_cache import PageCache
 from pypicloud_lite.web.simple_serving import SimpleFastPath
@@ -24,7 +25,7 @@ from tests.support.common import UPLOADER, basic_auth, services
 from tests.support.distbuilder import build_sdist, build_wheel
 from tests.support.legacy import HTML, JSON_V1, anchors, upload_dist
 from tests.support.reload import key_of, put_raw
-from tests.support.webapp import Uploaded
+from tests.support.webapp import Uploaded, upload_foo_bar
 
 PROJECT = "foo-bar"
 PAGES = ("/simple/", f"/simple/{PROJECT}/")
@@ -547,6 +548,29 @@ def test_serial_max_age_skips_the_read_within_its_age(
             clock.now += 1
             unyanked = get(reader, f"/simple/{PROJECT}/", JSON_V1).json
             assert [f["yanked"] for f in unyanked["files"] if "-1.0" in f["filename"]] in ([False], [False, False])
+
+
+@pytest.mark.parametrize("name", list(CHANGES))
+def test_with_a_serial_age_every_change_this_process_commits_is_on_its_next_page(
+    raw_settings: dict[str, Any], auth: dict[str, str], dist_dir: Path, clock: SimpleNamespace, name: str
+) -> None:
+    # Uploads, deletes and yanks, and reloads too (over HTTP or through the service): the cache tells
+    # the page cache of each, so the age never hides this process's own change.
+    with running({**raw_settings, "cache.serial_max_age": "3600"}) as app:
+        index = services(app.app).index
+        storage_dir = index.storage.root if isinstance(index.storage, LocalStorage) else None
+        assert storage_dir is not None
+        world = World(app, auth, dist_dir, index, storage_dir, upload_foo_bar(app, auth, dist_dir))
+        change = CHANGES[name]
+        change.before(world)
+        before = {view: get(app, *view).body for view in VIEWS}
+        change.make(world)
+        clock.now += 1  # well within the age
+        for view in VIEWS:
+            assert get(app, *view).body == cold_body(index, *view), view
+        moved = ("/simple/", JSON_V1) if change.lists_new_project else (f"/simple/{PROJECT}/", JSON_V1)
+        assert get(app, *moved).body != before[moved]
+        change.check(world, get(app, f"/simple/{PROJECT}/", JSON_V1).json)
 
 
 def test_default_serial_max_age_reads_on_every_request(
