@@ -36,6 +36,18 @@ def test_the_check_is_on_for_this_session() -> None:
         assert WATCH.active.violation(str(main.parent / "shared" / "aws-events" / "s3-put.json"))
 
 
+def test_a_clone_in_the_temporary_folder_is_still_watched_beside(layout: tuple[Path, Path]) -> None:
+    repo, beside = layout
+    # CI may clone into a temporary folder: the exempt temporary folder must not hide what is beside the clone.
+    confinement = Confinement(repo, [repo.parent], exempt=[repo.parent.parent, repo.parent / "venv"])
+    assert confinement.violation(str(beside)) == str(beside)
+    assert confinement.violation(str(repo.parent.parent / "elsewhere" / "x")) is None  # not beside the clone
+    assert confinement.violation(str(repo.parent / "venv" / "lib" / "x.py")) is None  # a nearer exempt folder
+    # A repository directly in the temporary folder: its neighbours are the temporary files; they stay allowed.
+    in_tmp = Confinement(repo, [repo.parent], exempt=[repo.parent])
+    assert in_tmp.violation(str(beside)) is None
+
+
 def test_what_is_beside_the_repository_and_what_is_not(layout: tuple[Path, Path]) -> None:
     repo, beside = layout
     confinement = Confinement(repo, [repo.parent], exempt=["/usr"])

@@ -9,8 +9,9 @@ repository raises OutsideRepository (a PermissionError, as a sandbox would) and 
 
 Not watched: the repository itself, entries whose name starts with a dot directly beside it (tool folders
 such as ~/.cache or ~/.aws when the repository sits in the home folder), the temporary folder, the Python
-installation and its site-packages, /proc, /dev and /sys, a worktree's git metadata in the main checkout, and
-a filesystem root as the parent. Paths are normalized, not resolved: a symlink from elsewhere into the watched
+installation and its site-packages, /proc, /dev and /sys, a worktree's git metadata in the main checkout,
+and a filesystem root as the parent. The nearer folder decides: a clone in /tmp/ci/ has /tmp/ci/shared
+watched, although /tmp/ is exempt. Paths are normalized, not resolved: a symlink from elsewhere into the watched
 folders is not noticed.
 """
 
@@ -101,11 +102,18 @@ class Confinement:
             return None
         path = os.path.normpath(path)
         inside = path + "/"
-        if inside.startswith((self.repo, *self.exempt)) or not inside.startswith(self.watched):
+        if inside.startswith(self.repo):
             return None
-        for folder in self.watched:
-            if inside.startswith(folder) and path[len(folder) :].startswith("."):
-                return None  # a tool's folder beside the repository: ~/.cache, ~/.aws, ...
+        watched = max((folder for folder in self.watched if inside.startswith(folder)), key=len, default=None)
+        if watched is None:
+            return None
+        # The nearer folder decides: the temporary folder is exempt, but a clone in /tmp/ci/ still has
+        # /tmp/ci/shared beside it (watched /tmp/ci/ is nearer than exempt /tmp/).
+        exempt = max((folder for folder in self.exempt if inside.startswith(folder)), key=len, default="")
+        if len(exempt) >= len(watched):
+            return None
+        if path[len(watched) :].startswith("."):
+            return None  # a tool's folder beside the repository: ~/.cache, ~/.aws, ...
         return path
 
     def audit(self, event: str, args: tuple[Any, ...]) -> None:
