@@ -27,6 +27,10 @@ class FileExists(InvalidUpload):
     """A different file is already stored under this filename."""
 
 
+class FilenameReused(InvalidUpload):
+    """A deleted file's name, with other bytes: a filename once used never comes back with other contents."""
+
+
 class UploadTooLarge(InvalidUpload):
     """The upload exceeds the configured size limit."""
 

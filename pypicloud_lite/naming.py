@@ -112,6 +112,16 @@ def sidecar_key(object_key: str) -> str:
     return object_key + METADATA_SUFFIX
 
 
+# The index's own objects live under this folder: no project folder is spelled so (a name starts with a
+# letter or a digit), so a reload, the S3 sync and the simple API never take them for packages.
+INTERNAL_PREFIX = "_ppc/"
+
+
+def tombstone_key(project: str, filename: str) -> str:
+    """Where the record of a deleted file lives: a filename once used never comes back with other bytes."""
+    return f"{INTERNAL_PREFIX}deleted/{project}/{filename}"
+
+
 def parse_key(key: str) -> DistFilename | None:
     """The distribution a storage key holds, or None for anything else (sidecars, strays).
 

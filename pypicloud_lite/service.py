@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import re
 import tempfile
@@ -17,7 +18,14 @@ from packaging.version import InvalidVersion, Version
 
 from pypicloud_lite.cache.base import Cache, ChangeListener
 from pypicloud_lite.config import UploadSettings
-from pypicloud_lite.errors import FileExists, InvalidInput, InvalidUpload, NotFound, UploadTooLarge
+from pypicloud_lite.errors import (
+    FileExists,
+    FilenameReused,
+    InvalidInput,
+    InvalidUpload,
+    NotFound,
+    UploadTooLarge,
+)
 from pypicloud_lite.metadata import parse_core_metadata, read_metadata_file
 from pypicloud_lite.models import (
     CLOSED_STATUSES,
@@ -37,6 +45,7 @@ from pypicloud_lite.naming import (
     is_valid_project_name,
     normalize,
     parse_filename,
+    tombstone_key,
 )
 from pypicloud_lite.reload import LOCK_NAME as RELOAD_LOCK
 from pypicloud_lite.reload import ReloadRun, begin_reload
@@ -48,6 +57,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
+# A deletion record is a small JSON object; more than this is not one of ours.
+TOMBSTONE_MAX_BYTES = 4096
 _DIGEST_LENGTH = {"md5": 32, "sha256": 64, "blake2_256": 64}
 _HEX_DIGEST = {name: re.compile(f"^[0-9a-f]{{{length}}}\\Z") for name, length in _DIGEST_LENGTH.items()}
 
@@ -106,6 +117,7 @@ class PackageIndex:
             existing = self.cache.get_file(dist.filename)
             if existing is not None:
                 return UploadResult(self._same_file(existing, spooled.sha256), created=False)
+            self._check_not_reused(dist, spooled.sha256)
             raw_metadata = read_metadata_file(spooled.path, dist)
             metadata = parse_core_metadata(raw_metadata, dist)
             record = PackageFile.of(
@@ -187,6 +199,32 @@ class PackageIndex:
                 f"File already exists: {existing.filename!r} is already in the index with different contents."
             )
         return existing
+
+    def _check_not_reused(self, dist: DistFilename, sha256: str) -> None:
+        """PyPI's rule: a deleted filename never comes back with other bytes (its URL was served immutable).
+
+        The same bytes may come back: every cached copy of the URL is still right, and an accidental
+        delete can be undone by uploading the file again.
+        """
+        try:
+            with self.storage.open(tombstone_key(dist.project, dist.filename)) as fh:
+                record = json.loads(fh.read(TOMBSTONE_MAX_BYTES))
+        except NotFound:
+            return
+        except ValueError:
+            record = {}  # unreadable: treat as other bytes, the safe side
+        if not isinstance(record, dict) or record.get("sha256") != sha256:
+            # Not "File already exists": twine --skip-existing would then skip it silently, as PyPI's wording avoids.
+            raise FilenameReused(
+                f"This filename has already been used, use a different version: {dist.filename!r} was deleted "
+                "from this index, and a filename never comes back with other contents."
+            )
+
+    def _record_deletion(self, file: PackageFile) -> None:
+        """Keep the deleted file's hash in storage (a rebuilt cache, a replica and a restore keep the rule too)."""
+        sha256 = file.sha256 or self._object_sha256(file.object_key)
+        record = {"filename": file.filename, "sha256": sha256, "deleted": utcnow().isoformat()}
+        self.storage.put_bytes(tombstone_key(file.project, file.filename), json.dumps(record).encode())
 
     def _object_sha256(self, key: str) -> str:
         digest = hashlib.sha256()
@@ -365,8 +403,10 @@ class PackageIndex:
         return [f.filename for f in files]
 
     def delete_file(self, project: str, filename: str) -> None:
-        # The row goes before the object, so the index never lists a file storage lacks.
         file = self.get_file(project, filename)
+        # Recorded before anything goes: a delete that stops halfway still keeps the filename used.
+        self._record_deletion(file)
+        # The row goes before the object, so the index never lists a file storage lacks.
         self.cache.apply(RemoveFile(file.filename))
         self.storage.delete(file.object_key)
         self.storage.delete(file.sidecar_key)

@@ -635,7 +635,8 @@ def test_delete_racing_a_reload_leaves_no_row_without_its_object(env: Env, monke
 
     assert result.added == 1
     assert env.rows() == {}, "the index lists a file whose object is gone"
-    assert stored_keys(env.storage) == set(), "the reload wrote the deleted file's sidecar back"
+    # Only the deletion record stays (the filename stays used); no sidecar came back.
+    assert stored_keys(env.storage) == {f"_ppc/deleted/demo/{wheel.name}"}, "the reload wrote the sidecar back"
 
 
 def _block(

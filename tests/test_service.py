@@ -12,8 +12,8 @@ import pytest
 
 from pypicloud_lite.cache.sql import SQLCache
 from pypicloud_lite.config import CacheSettings, UploadSettings
-from pypicloud_lite.errors import FileExists, InvalidInput, InvalidUpload, NotFound, UploadTooLarge
-from pypicloud_lite.models import Applied, Change, PackageFile
+from pypicloud_lite.errors import FileExists, FilenameReused, InvalidInput, InvalidUpload, NotFound, UploadTooLarge
+from pypicloud_lite.models import Applied, Change, PackageFile, RemoveFile
 from pypicloud_lite.service import PackageIndex, UploadForm, UploadResult
 from pypicloud_lite.storage.local import LocalStorage
 from tests.support.distbuilder import build_sdist, build_wheel, digests, metadata_text
@@ -500,12 +500,54 @@ def test_delete_file_removes_row_object_and_sidecar(index: PackageIndex, dists: 
 
     assert index.serial() > serial
     assert index.cache.get_file("demo-1.0-py3-none-any.whl") is None
-    assert stored_keys(index) == ["demo/demo-1.0.tar.gz", "demo/demo-1.0.tar.gz.metadata"]
+    assert stored_keys(index) == [
+        "_ppc/deleted/demo/demo-1.0-py3-none-any.whl",  # the filename stays used
+        "demo/demo-1.0.tar.gz",
+        "demo/demo-1.0.tar.gz.metadata",
+    ]
     assert [f.filename for f in index.project_files(index.get_project("demo"))] == ["demo-1.0.tar.gz"]
     with pytest.raises(NotFound):
         index.get_file("demo", "demo-1.0-py3-none-any.whl")
     with pytest.raises(NotFound):
         index.delete_file("demo", "demo-1.0-py3-none-any.whl")
+
+
+def test_a_deleted_filename_never_comes_back_with_other_bytes(index: PackageIndex, dists: Path) -> None:
+    first = build_wheel(dists / "first", "demo", "1.0", summary="the first bytes")
+    upload(index, first)
+    index.delete_file("demo", first.name)
+    other = build_wheel(dists / "other", "demo", "1.0", summary="other bytes, same name")
+    assert other.name == first.name and other.read_bytes() != first.read_bytes()
+
+    with pytest.raises(FilenameReused, match="already been used, use a different version") as raised:
+        upload(index, other)
+    assert "was deleted" in raised.value.message
+    # Nothing of the refused upload was kept: only the deletion record is in storage.
+    assert stored_keys(index) == [f"_ppc/deleted/demo/{first.name}"]
+    assert index.cache.get_file(first.name) is None
+
+
+def test_a_deleted_file_may_come_back_with_the_same_bytes(index: PackageIndex, dists: Path) -> None:
+    wheel = build_wheel(dists, "demo", "1.0")
+    upload(index, wheel)
+    index.delete_file("demo", wheel.name)
+    again = upload(index, wheel)
+    assert again.created
+    assert index.get_file("demo", wheel.name).sha256 == digests(wheel)["sha256_digest"]
+
+
+def test_the_rule_outlives_the_cache(index: PackageIndex, dists: Path) -> None:
+    # The record is in storage: a cache rebuilt from storage (a replica, a restore) keeps the rule.
+    first = build_wheel(dists / "first", "demo", "1.0", summary="the first bytes")
+    upload(index, first)
+    upload(index, build_sdist(dists, "demo", "1.0"))
+    index.delete_file("demo", first.name)
+    index.cache.apply(RemoveFile("demo-1.0.tar.gz"))  # the cache forgets more than storage did
+    result = index.begin_reload().execute()
+    assert (result.added, result.failed) == (1, 0)  # the sdist came back; the record is no package
+    assert [p.name for p in index.list_projects()] == ["demo"]
+    with pytest.raises(FilenameReused):
+        upload(index, build_wheel(dists / "other", "demo", "1.0", summary="other bytes"))
 
 
 def test_delete_file_under_the_wrong_project(index: PackageIndex, dists: Path) -> None:
@@ -529,7 +571,12 @@ def test_delete_file_removes_the_row_before_the_object(
     with pytest.raises(RuntimeError):
         index.delete_file("demo", "demo-1.0-py3-none-any.whl")
     # The row could not go, so the object stays: the index never lists a file storage lacks.
-    assert stored_keys(index) == ["demo/demo-1.0-py3-none-any.whl", "demo/demo-1.0-py3-none-any.whl.metadata"]
+    # The deletion record came first: a half-done delete still keeps the filename used.
+    assert stored_keys(index) == [
+        "_ppc/deleted/demo/demo-1.0-py3-none-any.whl",
+        "demo/demo-1.0-py3-none-any.whl",
+        "demo/demo-1.0-py3-none-any.whl.metadata",
+    ]
 
 
 def test_a_deleted_filename_can_be_uploaded_again(index: PackageIndex, dists: Path) -> None:
@@ -586,7 +633,12 @@ def test_delete_version(index: PackageIndex, dists: Path) -> None:
     upload(index, build_sdist(dists, "demo", "2.0"), version="2.0")
     deleted = index.delete_version("Demo", "1.0.0")
     assert sorted(deleted) == ["demo-1.0-py3-none-any.whl", "demo-1.0.tar.gz"]
-    assert stored_keys(index) == ["demo/demo-2.0.tar.gz", "demo/demo-2.0.tar.gz.metadata"]
+    assert stored_keys(index) == [
+        "_ppc/deleted/demo/demo-1.0-py3-none-any.whl",
+        "_ppc/deleted/demo/demo-1.0.tar.gz",
+        "demo/demo-2.0.tar.gz",
+        "demo/demo-2.0.tar.gz.metadata",
+    ]
     with pytest.raises(NotFound):
         index.delete_version("demo", "1.0")
     with pytest.raises(NotFound):

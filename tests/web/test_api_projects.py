@@ -284,6 +284,19 @@ def test_deleted_file_can_be_uploaded_again(testapp: webtest.TestApp, auth: dict
     assert sorted(simple_filenames(testapp, "foo-bar")) == sorted([uploaded.wheel.name, uploaded.sdist.name])
 
 
+def test_a_deleted_filename_with_other_bytes_is_refused(
+    testapp: webtest.TestApp, auth: dict[str, str], uploaded: Uploaded, dist_dir: Path
+) -> None:
+    call(testapp, "DELETE", f"/api/projects/foo-bar/files/{uploaded.wheel.name}", auth)
+    other = build_wheel(dist_dir / "other", "Foo.Bar", "1.0", summary="other bytes under a used name")
+    assert other.name == uploaded.wheel.name and other.read_bytes() != uploaded.wheel.read_bytes()
+    resp = upload_dist(testapp, auth, other, "Foo.Bar", "1.0")
+    assert resp.status_int == 400
+    assert resp.status.startswith("400 This filename has already been used, use a different version")
+    assert "was deleted" in resp.json["message"]
+    assert simple_filenames(testapp, "foo-bar") == [uploaded.sdist.name]
+
+
 def test_delete_file_with_unnormalized_project(
     testapp: webtest.TestApp, auth: dict[str, str], uploaded: Uploaded
 ) -> None:
