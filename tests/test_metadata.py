@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import random
@@ -13,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pypicloud_lite import metadata
 from pypicloud_lite.errors import InvalidUpload
@@ -545,3 +548,53 @@ def test_a_metadata_member_that_inflates_to_gigabytes_is_refused(
     wheel = _wheel(tmp_path, hostile.metadata_bomb_wheel(20_000_000))
     with pytest.raises(InvalidUpload, match=r"METADATA is larger than 8388608 bytes"):
         read(wheel)
+
+
+# -- fuzzing: whatever the bytes, the readers answer with metadata or InvalidUpload -------------
+
+_FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# (position, byte) overwrites, then an optional cut: small, so every example runs in milliseconds.
+_EDITS = st.lists(st.tuples(st.integers(min_value=0), st.integers(min_value=0, max_value=255)), max_size=8)
+_CUT = st.one_of(st.none(), st.integers(min_value=0))
+
+
+def _mutate(data: bytes, edits: list[tuple[int, int]], cut: int | None) -> bytes:
+    mutated = bytearray(data)
+    for position, byte in edits:
+        mutated[position % len(mutated)] = byte
+    return bytes(mutated[: cut % (len(mutated) + 1)] if cut is not None else mutated)
+
+
+def _read_or_refuse(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    # The index's own refusal is the one allowed outcome besides metadata.
+    with contextlib.suppress(InvalidUpload):
+        parse_core_metadata(read(path), parse_filename(path.name))
+
+
+_FUZZ_WHEEL = hostile.demo_wheel()
+_FUZZ_TAR = gzip.decompress(hostile.gzip_parts([*hostile.pkg_info_member(), b"\0" * 1024]))
+
+
+@_FUZZ
+@given(edits=_EDITS, cut=_CUT, stored=st.booleans())
+def test_fuzz_wheel(tmp_path: Path, edits: list[tuple[int, int]], cut: int | None, stored: bool) -> None:
+    wheel = _FUZZ_WHEEL if not stored else hostile.demo_wheel(compression=zipfile.ZIP_STORED)
+    _read_or_refuse(tmp_path / "demo-1.0-py3-none-any.whl", _mutate(wheel, edits, cut))
+
+
+@_FUZZ
+@given(edits=_EDITS, cut=_CUT, inside=st.booleans())
+def test_fuzz_sdist(tmp_path: Path, edits: list[tuple[int, int]], cut: int | None, inside: bool) -> None:
+    # Mutating the tar before gzip reaches the header parser; mutating the gzip reaches the inflater.
+    data = gzip.compress(_mutate(_FUZZ_TAR, edits, cut)) if inside else _mutate(gzip.compress(_FUZZ_TAR), edits, cut)
+    _read_or_refuse(tmp_path / "demo-1.0.tar.gz", data)
+
+
+@_FUZZ
+@given(
+    data=st.binary(max_size=2048),
+    kind=st.sampled_from(["demo-1.0-py3-none-any.whl", "demo-1.0.tar.gz", "demo-1.0.zip"]),
+)
+def test_fuzz_random_bytes(tmp_path: Path, data: bytes, kind: str) -> None:
+    _read_or_refuse(tmp_path / kind, data or b"\0")

@@ -125,13 +125,13 @@ def _zip(members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> 
     return buffer.getvalue()
 
 
-def demo_wheel(extra: dict[str, bytes] | None = None) -> bytes:
+def demo_wheel(extra: dict[str, bytes] | None = None, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
     members = {
         "demo/__init__.py": b"",
         "demo-1.0.dist-info/METADATA": metadata_text("demo", "1.0").encode(),
         "demo-1.0.dist-info/WHEEL": WHEEL_FILE,
     }
-    return _zip({**members, **(extra or {})})
+    return _zip({**members, **(extra or {})}, compression)
 
 
 def _eocd(data: bytes) -> int:
