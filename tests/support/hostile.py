@@ -48,9 +48,13 @@ def _header(name: str, size: int, kind: bytes = tarfile.REGTYPE, fmt: int = tarf
     return info.tobuf(fmt, "utf-8", "surrogateescape")
 
 
+def file_member(name: str, data: bytes) -> list[Part]:
+    """A regular file's header, data and padding."""
+    return [_header(name, len(data)), data, _padding(len(data))]
+
+
 def pkg_info_member(name: str = "demo", version: str = "1.0") -> list[Part]:
-    data = metadata_text(name, version).encode()
-    return [_header(f"{name}-{version}/PKG-INFO", len(data)), data, _padding(len(data))]
+    return file_member(f"{name}-{version}/PKG-INFO", metadata_text(name, version).encode())
 
 
 def _tar_end() -> list[Part]:
