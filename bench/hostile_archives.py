@@ -76,10 +76,22 @@ ARCHIVES = [
         "a million empty members before PKG-INFO",
     ),
     Hostile(
-        "tar-29k-members-ok",
+        "tar-24k-members-ok",
         "demo-1.0.tar.gz",
-        lambda: hostile.many_members_sdist(29_000),
-        "29,000 members, PKG-INFO last (accepted)",
+        lambda: hostile.many_members_sdist(24_990),
+        "24,990 members, PKG-INFO last (accepted)",
+    ),
+    Hostile(
+        "tiny-pax-records-ok",
+        "demo-1.0.tar.gz",
+        lambda: hostile.tiny_pax_records_sdist(2_000_000),
+        "2 MB of tiny pax records, under the cap (accepted)",
+    ),
+    Hostile(
+        "tiny-pax-records-8MB",
+        "demo-1.0.tar.gz",
+        lambda: hostile.tiny_pax_records_sdist(8_000_000),
+        "8 MB of tiny pax records",
     ),
     Hostile(
         "nested-gzip-bomb",
@@ -104,6 +116,18 @@ ARCHIVES = [
         "demo-1.0-py3-none-any.whl",
         lambda: hostile.huge_directory(hostile.demo_wheel(), 99_000),
         "99,000 entries, under both caps (accepted)",
+    ),
+    Hostile(
+        "wheel-long-names-ok",
+        "demo-1.0-py3-none-any.whl",
+        lambda: hostile.long_names_directory(hostile.demo_wheel(), 99_990, 38),
+        "99,990 distinct 38-byte names, under both caps (accepted)",
+    ),
+    Hostile(
+        "wheel-long-names-16MB",
+        "demo-1.0-py3-none-any.whl",
+        lambda: hostile.long_names_directory(hostile.demo_wheel(), 99_990, 110),
+        "99,990 distinct 110-byte names: a 16 MB directory",
     ),
     Hostile(
         "wheel-METADATA-1GB",

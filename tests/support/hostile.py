@@ -113,6 +113,26 @@ def many_pax_headers_sdist(headers: int, value_bytes: int) -> bytes:
     return gzip_parts([*parts, *pkg_info_member(), *_tar_end()])
 
 
+def tiny_pax_records_sdist(total_bytes: int) -> bytes:
+    """A .tar.gz of empty members, each with a pax header of about 64,000 bytes of distinct one-letter
+    records (the dearest to parse), `total_bytes` of them in all, then PKG-INFO."""
+    records: list[bytes] = []
+    size = 0
+    while size < 64_000:
+        body = f" k{len(records)}=\n"
+        length = len(body) + 1
+        while length != len(body) + len(str(length)):
+            length = len(body) + len(str(length))
+        records.append(f"{length}{body}".encode())
+        size += len(records[-1])
+    payload = b"".join(records)
+    parts: list[Part] = []
+    for i in range(max(1, total_bytes // len(payload))):
+        parts += [_header("././@PaxHeader", len(payload), tarfile.XHDTYPE), payload, _padding(len(payload))]
+        parts.append(_header(f"demo-1.0/f{i}", 0))
+    return gzip_parts([*parts, *pkg_info_member(), *_tar_end()])
+
+
 def many_members_sdist(members: int, pkg_info_last: bool = True) -> bytes:
     """A .tar.gz of `members` empty files (one header block each), PKG-INFO after them."""
     empty = _header("demo-1.0/empty.py", 0)
@@ -166,6 +186,19 @@ def huge_directory(wheel: bytes, entries: int) -> bytes:
     directory = wheel[cd_offset:at] + extra_entry * entries
     total = (struct.unpack_from("<H", wheel, at + 10)[0] + entries) & 0xFFFF
     end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, total, total, len(directory), cd_offset, 0)
+    return wheel[:cd_offset] + directory + end
+
+
+def long_names_directory(wheel: bytes, entries: int, name_bytes: int) -> bytes:
+    """The wheel with `entries` extra central-directory entries of distinct `name_bytes`-byte names."""
+    at = _eocd(wheel)
+    cd_offset = struct.unpack_from("<I", wheel, at + 16)[0]
+    first = bytearray(wheel[cd_offset : cd_offset + 46])
+    struct.pack_into("<HHH", first, 28, name_bytes, 0, 0)
+    pad = b"m" * name_bytes
+    extra = b"".join(bytes(first) + (b"demo/%08d/" % i + pad)[:name_bytes] for i in range(entries))
+    directory = wheel[cd_offset:at] + extra
+    end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, len(directory), cd_offset, 0)
     return wheel[:cd_offset] + directory + end
 
 
