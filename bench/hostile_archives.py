@@ -120,8 +120,8 @@ ARCHIVES = [
     Hostile(
         "wheel-long-names-ok",
         "demo-1.0-py3-none-any.whl",
-        lambda: hostile.long_names_directory(hostile.demo_wheel(), 99_990, 38),
-        "99,990 distinct 38-byte names, under both caps (accepted)",
+        lambda: hostile.long_names_directory(hostile.demo_wheel(), 99_990, 37),
+        "99,990 distinct 37-byte names, under both caps (accepted)",
     ),
     Hostile(
         "wheel-long-names-16MB",
