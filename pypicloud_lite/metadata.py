@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import re
+import struct
 import tarfile
 import zipfile
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 from packaging.metadata import parse_email
 from packaging.utils import canonicalize_name
@@ -22,8 +25,35 @@ MAX_METADATA_BYTES = 8 * 1024 * 1024
 # once it would inflate past ZIP_BOMB_FLOOR bytes.
 ZIP_BOMB_RATIO = 100
 ZIP_BOMB_FLOOR = 256 * 1024 * 1024
-# An sdist's PKG-INFO sits at the top; give up scanning a tarball after this many members.
-MAX_TAR_MEMBERS_SCANNED = 100_000
+
+# zipfile builds a ZipInfo (about 400 bytes with its name) per central-directory entry before we can
+# look at any of them: a forged directory of a million entries costs seconds and 500 MB. The largest
+# real wheels hold a few tens of thousands of files.
+MAX_ZIP_ENTRIES = 100_000
+# zipfile reads the whole central directory into memory at once and keeps every name: at 16 MiB
+# (100,000 entries with 110-byte names) that measured 76 MB of RSS. 8 MiB holds 100,000 entries with
+# 38-byte names, or 60,000 with 90-byte names, as the largest real wheels have.
+MAX_ZIP_DIRECTORY_BYTES = 8 * 1024 * 1024
+# The end-of-central-directory record sits in the last 22 bytes plus a comment of at most 64 KiB.
+_EOCD_SEARCH_BYTES = 22 + 0xFFFF + 20 + 56
+
+# An sdist's PKG-INFO may come last (hatchling and flit write it after the sources), so a tarball is
+# scanned up to PKG-INFO. tarfile spends about 17 µs on each member header: this caps that at 0.4 s,
+# while sdists with tens of thousands of files are rare.
+MAX_TAR_MEMBERS_SCANNED = 25_000
+# Decompressed bytes a tarball may stream before PKG-INFO: the larger of a floor and a multiple of
+# its compressed size. Source compresses 3 to 10 times; a gzip of zeros a thousand times, and inflating
+# costs CPU whether the upload is then kept or refused, so the ratio bounds the CPU per uploaded byte.
+TAR_INFLATE_FLOOR = 64 * 1024 * 1024
+TAR_INFLATE_RATIO = 32
+# tarfile reads a pax or GNU long-name header whole into memory and parses it record by record: one
+# header may not be larger than this (a path is at most 4 KiB on Linux), nor all of them together: tiny
+# records cost tarfile 0.13 s per MiB. Python's tarfile writes a pax header only where ustar cannot say
+# it; GNU tar's posix format writes about 100 bytes of times per member, 2.5 MB for 25,000 members.
+MAX_TAR_HEADER_BYTES = 64 * 1024
+MAX_TAR_HEADER_BYTES_TOTAL = 2 * 1024 * 1024
+# Compressed bytes handed to zlib per call, and the most it may inflate them to in one call.
+_INFLATE_CHUNK = 64 * 1024
 
 _DIST_INFO_METADATA = re.compile(r"^([^/]+)\.dist-info/METADATA\Z")
 _SDIST_PKG_INFO = re.compile(r"^[^/]+/PKG-INFO\Z")
@@ -70,7 +100,44 @@ def _bounded_zip_read(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     return data
 
 
+def _check_zip_directory(path: Path) -> None:
+    """Refuse a central directory too large for zipfile to parse, before zipfile parses it."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        fh.seek(max(0, size - _EOCD_SEARCH_BYTES))
+        tail = fh.read()
+        eocd = tail.rfind(b"PK\x05\x06")
+        if eocd < 0 or len(tail) - eocd < 22:
+            return  # not a zip at all: zipfile says so
+        entries, cd_size = struct.unpack_from("<HI", tail, eocd + 10)
+        record_start = eocd
+        locator = eocd - 20
+        if locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07" and locator - 56 >= 0:
+            # ZIP64: the real counts sit in the record just before the locator, as zipfile reads them.
+            record = locator - 56
+            if tail[record : record + 4] == b"PK\x06\x06":
+                entries, cd_size = struct.unpack_from("<QQ", tail, record + 32)
+                record_start = record
+        if entries > MAX_ZIP_ENTRIES:
+            raise InvalidUpload(f"Invalid distribution file: it lists {entries} files, more than {MAX_ZIP_ENTRIES}.")
+        if cd_size > MAX_ZIP_DIRECTORY_BYTES:
+            raise InvalidUpload(
+                f"Invalid distribution file: its central directory of {cd_size} bytes is larger than "
+                f"{MAX_ZIP_DIRECTORY_BYTES} bytes."
+            )
+        # zipfile parses entries until it has read cd_size bytes, whatever the count says: count them.
+        # Every entry starts with this signature, so the count is an upper bound.
+        start = size - len(tail) + record_start - cd_size
+        if start < 0:
+            return  # zipfile reports the truncation
+        fh.seek(start)
+        found = fh.read(cd_size).count(b"PK\x01\x02")
+        if found > MAX_ZIP_ENTRIES:
+            raise InvalidUpload(f"Invalid distribution file: it lists {found} files, more than {MAX_ZIP_ENTRIES}.")
+
+
 def _read_wheel(path: Path, dist: DistFilename) -> bytes:
+    _check_zip_directory(path)
     with zipfile.ZipFile(path) as zf:
         _check_zip_bomb(zf, path)
         candidates = [info for info in zf.infolist() if _DIST_INFO_METADATA.match(info.filename)]
@@ -90,6 +157,7 @@ def _read_wheel(path: Path, dist: DistFilename) -> bytes:
 
 
 def _read_zip_sdist(path: Path) -> bytes:
+    _check_zip_directory(path)
     with zipfile.ZipFile(path) as zf:
         _check_zip_bomb(zf, path)
         for info in zf.infolist():
@@ -98,20 +166,109 @@ def _read_zip_sdist(path: Path) -> bytes:
     raise InvalidUpload("Invalid sdist: no PKG-INFO in the archive's top folder.")
 
 
-def _read_tar_sdist(path: Path) -> bytes:
-    with tarfile.open(path, mode="r:gz") as tf:
-        for _ in range(MAX_TAR_MEMBERS_SCANNED):
-            member = tf.next()
-            if member is None:
+class _BudgetedGunzip(io.RawIOBase):
+    """A gzip stream's decompressed bytes, refused once more than `budget` of them are asked for."""
+
+    def __init__(self, raw: BinaryIO, budget: int) -> None:
+        super().__init__()
+        self._raw = raw
+        self._budget = budget
+        self._inflated = 0
+        self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            size = self._budget + 1
+        out: list[bytes] = []
+        wanted = size
+        while wanted > 0:
+            chunk = self._inflate(min(wanted, _INFLATE_CHUNK))
+            if not chunk:
                 break
-            if member.isfile() and _SDIST_PKG_INFO.match(member.name):
-                if member.size > MAX_METADATA_BYTES:
-                    raise InvalidUpload(f"Invalid sdist: PKG-INFO is larger than {MAX_METADATA_BYTES} bytes.")
-                extracted = tf.extractfile(member)
-                if extracted is None:
-                    break
-                return extracted.read(MAX_METADATA_BYTES)
-    raise InvalidUpload("Invalid sdist: no PKG-INFO in the archive's top folder.")
+            out.append(chunk)
+            wanted -= len(chunk)
+        return b"".join(out)
+
+    def _inflate(self, limit: int) -> bytes:
+        while True:
+            if self._zlib.eof:
+                # Concatenated gzip members are one stream (gzip(1) reads them so); trailing zeros are not.
+                rest = self._zlib.unused_data or self._raw.read(_INFLATE_CHUNK)
+                if not rest.strip(b"\0"):
+                    return b""
+                self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self._pending = rest
+            data = self._zlib.unconsumed_tail or self._pending or self._raw.read(_INFLATE_CHUNK)
+            self._pending = b""
+            if not data:
+                raise EOFError("compressed file ended before the end-of-stream marker was reached")
+            chunk = self._zlib.decompress(data, limit)
+            if chunk:
+                self._inflated += len(chunk)
+                if self._inflated > self._budget:
+                    raise InvalidUpload(
+                        f"Invalid sdist: it decompresses to more than {self._budget} bytes before its PKG-INFO "
+                        f"(the limit is {TAR_INFLATE_RATIO} times the file's size, at least {TAR_INFLATE_FLOOR})."
+                    )
+                return chunk
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A tar header whose pax and GNU extension records are size-checked before tarfile reads them."""
+
+    def _proc_member(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _EXTENSION_TYPES:
+            if self.size > MAX_TAR_HEADER_BYTES:
+                raise InvalidUpload(
+                    f"Invalid sdist: a pax or GNU long-name header of {self.size} bytes is larger than "
+                    f"{MAX_TAR_HEADER_BYTES} bytes."
+                )
+            seen = getattr(archive, "extension_bytes", 0) + self.size
+            if seen > MAX_TAR_HEADER_BYTES_TOTAL:
+                raise InvalidUpload(
+                    f"Invalid sdist: its pax and GNU long-name headers add up to more than "
+                    f"{MAX_TAR_HEADER_BYTES_TOTAL} bytes."
+                )
+            # Kept on the archive: one count per upload read, whichever thread reads it.
+            archive.extension_bytes = seen  # type: ignore[attr-defined]
+        processed: tarfile.TarInfo = super()._proc_member(archive)  # type: ignore[misc]
+        return processed
+
+
+_EXTENSION_TYPES = frozenset(
+    {tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE}
+)
+
+
+def _read_tar_sdist(path: Path) -> bytes:
+    budget = max(TAR_INFLATE_FLOOR, TAR_INFLATE_RATIO * path.stat().st_size)
+    with path.open("rb") as raw:
+        # A stream ("r|") never seeks back, so nothing is decompressed twice and nothing past PKG-INFO at all.
+        stream = _BudgetedGunzip(raw, budget)
+        with tarfile.open(fileobj=stream, mode="r|", tarinfo=_BoundedTarInfo) as tf:
+            for _ in range(MAX_TAR_MEMBERS_SCANNED):
+                member = tf.next()
+                if member is None:
+                    raise InvalidUpload("Invalid sdist: no PKG-INFO in the archive's top folder.")
+                # tarfile keeps every header it has read; nothing here needs them.
+                tf.members.clear()  # type: ignore[attr-defined]
+                if member.isfile() and _SDIST_PKG_INFO.match(member.name):
+                    if member.size > MAX_METADATA_BYTES:
+                        raise InvalidUpload(f"Invalid sdist: PKG-INFO is larger than {MAX_METADATA_BYTES} bytes.")
+                    extracted = tf.extractfile(member)
+                    if extracted is None:
+                        break
+                    data = extracted.read(member.size)
+                    if len(data) != member.size:
+                        raise EOFError("unexpected end of data in PKG-INFO")
+                    return data
+    raise InvalidUpload(
+        f"Invalid sdist: no PKG-INFO among its first {MAX_TAR_MEMBERS_SCANNED} members (the most that are read)."
+    )
 
 
 def parse_core_metadata(raw: bytes, dist: DistFilename) -> CoreMetadata:

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
+import random
 import struct
 import tarfile
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pypicloud_lite import metadata
 from pypicloud_lite.errors import InvalidUpload
 from pypicloud_lite.metadata import parse_core_metadata, read_metadata_file
 from pypicloud_lite.models import CoreMetadata
 from pypicloud_lite.naming import parse_filename
+from tests.support import hostile
 from tests.support.distbuilder import build_sdist, build_wheel, metadata_text
 
 WHEEL_FILE = b"Wheel-Version: 1.0\nGenerator: ppc-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
@@ -402,3 +408,193 @@ def test_a_tar_sdist_that_is_really_a_zip_is_refused(tmp_path: Path) -> None:
     fake.write_bytes(zipped.read_bytes())
     with pytest.raises(InvalidUpload, match="not a readable sdist"):
         read(fake)
+
+
+# -- archive bombs: every read is under a byte, header, member and directory budget -----------
+
+
+def _write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def _sdist(tmp_path: Path, data: bytes) -> Path:
+    return _write(tmp_path, "demo-1.0.tar.gz", data)
+
+
+def _wheel(tmp_path: Path, data: bytes) -> Path:
+    return _write(tmp_path, "demo-1.0-py3-none-any.whl", data)
+
+
+def test_a_gzip_of_zeros_is_decompressed_only_up_to_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 8 MB of zeros gzip to about 8 KB; the budget is then the 1 MB floor (32 times 8 KB is less).
+    monkeypatch.setattr(metadata, "TAR_INFLATE_FLOOR", 1_000_000, raising=False)
+    sdist = _sdist(tmp_path, hostile.zeros_before_pkg_info(8_000_000))
+    assert sdist.stat().st_size * 32 < 1_000_000
+    with pytest.raises(InvalidUpload, match=r"decompresses to more than 1000000 bytes before its PKG-INFO"):
+        read(sdist)
+
+
+def test_a_sdist_just_under_the_inflate_budget_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metadata, "TAR_INFLATE_FLOOR", 1_000_000, raising=False)
+    sdist = _sdist(tmp_path, hostile.zeros_before_pkg_info(990_000))
+    assert parsed(sdist).name == "demo"
+
+
+def test_the_inflate_budget_grows_with_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Data that compresses only a few times, as source does, is never cut off by the ratio.
+    monkeypatch.setattr(metadata, "TAR_INFLATE_FLOOR", 1000, raising=False)
+    source_like = bytes(random.Random(1).choices(b"abcdefgh \n", k=300_000))
+    sdist = write_tar_gz(
+        tmp_path / "demo-1.0.tar.gz",
+        {"demo-1.0/big.py": source_like, "demo-1.0/PKG-INFO": metadata_text("demo", "1.0").encode()},
+    )
+    assert sdist.stat().st_size * 2 < len(source_like)
+    assert parsed(sdist).name == "demo"
+
+
+def test_a_pax_header_over_the_cap_is_refused(tmp_path: Path) -> None:
+    # tarfile reads an extended header whole into memory: a 1 GB one in a 1 MB upload, as the attack had.
+    sdist = _sdist(tmp_path, hostile.pax_header_sdist(100_000))
+    with pytest.raises(InvalidUpload, match=r"pax or GNU long-name header of 100016 bytes is larger than 65536 bytes"):
+        read(sdist)
+
+
+def test_a_gnu_long_name_over_the_cap_is_refused(tmp_path: Path) -> None:
+    sdist = _sdist(tmp_path, hostile.gnu_long_name_sdist(100_000))
+    with pytest.raises(InvalidUpload, match=r"pax or GNU long-name header of 100001 bytes is larger than 65536 bytes"):
+        read(sdist)
+
+
+@pytest.mark.parametrize("build", [hostile.pax_header_sdist, hostile.gnu_long_name_sdist])
+def test_extended_headers_under_the_cap_are_read(tmp_path: Path, build: Callable[[int], bytes]) -> None:
+    assert parsed(_sdist(tmp_path, build(60_000))).name == "demo"
+
+
+def test_extended_headers_are_capped_in_total(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metadata, "MAX_TAR_HEADER_BYTES_TOTAL", 50_000, raising=False)
+    sdist = _sdist(tmp_path, hostile.many_pax_headers_sdist(10, 10_000))
+    with pytest.raises(InvalidUpload, match=r"headers add up to more than 50000 bytes"):
+        read(sdist)
+    monkeypatch.setattr(metadata, "MAX_TAR_HEADER_BYTES_TOTAL", 200_000)
+    assert parsed(sdist).name == "demo"
+
+
+def test_the_tar_member_scan_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metadata, "MAX_TAR_MEMBERS_SCANNED", 100)
+    with pytest.raises(InvalidUpload, match=r"no PKG-INFO among its first 100 members"):
+        read(_sdist(tmp_path, hostile.many_members_sdist(100)))
+    # PKG-INFO as the last member read is still found.
+    assert parsed(_sdist(tmp_path, hostile.many_members_sdist(99))).name == "demo"
+
+
+def test_a_deep_sdist_with_pkg_info_last_is_read(tmp_path: Path) -> None:
+    members = {f"demo-1.0/pkg/{'/'.join(['sub'] * (i % 40))}/m{i}.py": b"x = 1\n" for i in range(3000)}
+    members["demo-1.0/PKG-INFO"] = metadata_text("demo", "1.0").encode()
+    sdist = write_tar_gz(tmp_path / "demo-1.0.tar.gz", members)
+    assert parsed(sdist).name == "demo"
+
+
+def test_concatenated_gzip_members_are_one_stream(tmp_path: Path) -> None:
+    tar = gzip.decompress(build_sdist(tmp_path / "src", "demo", "1.0").read_bytes())
+    sdist = _sdist(tmp_path, gzip.compress(tar[:1024]) + gzip.compress(tar[1024:]))
+    assert parsed(sdist).name == "demo"
+
+
+def test_a_forged_entry_count_is_refused_before_zipfile_parses_it(tmp_path: Path) -> None:
+    wheel = _wheel(tmp_path, hostile.forged_entry_count(hostile.demo_wheel(), 10_000_000))
+    with pytest.raises(InvalidUpload, match=r"lists 10000000 files, more than 100000"):
+        read(wheel)
+
+
+def test_a_zip64_end_record_with_a_true_count_is_read(tmp_path: Path) -> None:
+    wheel = _wheel(tmp_path, hostile.forged_entry_count(hostile.demo_wheel(), 3))
+    assert parsed(wheel).name == "demo"
+
+
+@pytest.mark.parametrize("name", ["demo-1.0-py3-none-any.whl", "demo-1.0.zip"])
+def test_a_directory_with_too_many_entries_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # The end record says 0 more than the real count wraps to: the entries themselves are counted.
+    monkeypatch.setattr(metadata, "MAX_ZIP_ENTRIES", 1000, raising=False)
+    archive = _write(tmp_path, name, hostile.huge_directory(hostile.demo_wheel(), 65_536))
+    with pytest.raises(InvalidUpload, match=r"lists 65539 files, more than 1000"):
+        read(archive)
+
+
+def test_a_directory_just_under_the_entry_cap_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metadata, "MAX_ZIP_ENTRIES", 1000, raising=False)
+    assert parsed(_wheel(tmp_path, hostile.huge_directory(hostile.demo_wheel(), 997))).name == "demo"
+
+
+def test_a_directory_over_the_byte_cap_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metadata, "MAX_ZIP_DIRECTORY_BYTES", 10_000, raising=False)
+    wheel = _wheel(tmp_path, hostile.huge_directory(hostile.demo_wheel(), 500))
+    with pytest.raises(InvalidUpload, match=r"central directory of \d+ bytes is larger than 10000 bytes"):
+        read(wheel)
+
+
+def test_a_wheel_with_thousands_of_files_is_read(tmp_path: Path) -> None:
+    extra = {f"demo/sub{i % 50}/m{i}.py": b"x = 1\n" for i in range(5000)}
+    assert parsed(_wheel(tmp_path, hostile.demo_wheel(extra))).name == "demo"
+
+
+def test_a_metadata_member_that_inflates_to_gigabytes_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(metadata, "ZIP_BOMB_FLOOR", 10**12)  # reach the member read itself
+    wheel = _wheel(tmp_path, hostile.metadata_bomb_wheel(20_000_000))
+    with pytest.raises(InvalidUpload, match=r"METADATA is larger than 8388608 bytes"):
+        read(wheel)
+
+
+# -- fuzzing: whatever the bytes, the readers answer with metadata or InvalidUpload -------------
+
+_FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# (position, byte) overwrites, then an optional cut: small, so every example runs in milliseconds.
+_EDITS = st.lists(st.tuples(st.integers(min_value=0), st.integers(min_value=0, max_value=255)), max_size=8)
+_CUT = st.one_of(st.none(), st.integers(min_value=0))
+
+
+def _mutate(data: bytes, edits: list[tuple[int, int]], cut: int | None) -> bytes:
+    mutated = bytearray(data)
+    for position, byte in edits:
+        mutated[position % len(mutated)] = byte
+    return bytes(mutated[: cut % (len(mutated) + 1)] if cut is not None else mutated)
+
+
+def _read_or_refuse(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    # The index's own refusal is the one allowed outcome besides metadata.
+    with contextlib.suppress(InvalidUpload):
+        parse_core_metadata(read(path), parse_filename(path.name))
+
+
+_FUZZ_WHEEL = hostile.demo_wheel()
+_FUZZ_TAR = gzip.decompress(hostile.gzip_parts([*hostile.pkg_info_member(), b"\0" * 1024]))
+
+
+@_FUZZ
+@given(edits=_EDITS, cut=_CUT, stored=st.booleans())
+def test_fuzz_wheel(tmp_path: Path, edits: list[tuple[int, int]], cut: int | None, stored: bool) -> None:
+    wheel = _FUZZ_WHEEL if not stored else hostile.demo_wheel(compression=zipfile.ZIP_STORED)
+    _read_or_refuse(tmp_path / "demo-1.0-py3-none-any.whl", _mutate(wheel, edits, cut))
+
+
+@_FUZZ
+@given(edits=_EDITS, cut=_CUT, inside=st.booleans())
+def test_fuzz_sdist(tmp_path: Path, edits: list[tuple[int, int]], cut: int | None, inside: bool) -> None:
+    # Mutating the tar before gzip reaches the header parser; mutating the gzip reaches the inflater.
+    data = gzip.compress(_mutate(_FUZZ_TAR, edits, cut)) if inside else _mutate(gzip.compress(_FUZZ_TAR), edits, cut)
+    _read_or_refuse(tmp_path / "demo-1.0.tar.gz", data)
+
+
+@_FUZZ
+@given(
+    data=st.binary(max_size=2048),
+    kind=st.sampled_from(["demo-1.0-py3-none-any.whl", "demo-1.0.tar.gz", "demo-1.0.zip"]),
+)
+def test_fuzz_random_bytes(tmp_path: Path, data: bytes, kind: str) -> None:
+    _read_or_refuse(tmp_path / kind, data or b"\0")

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import webtest
 
+from pypicloud_lite import metadata
 from pypicloud_lite.config import Settings
 from pypicloud_lite.service import PackageIndex
+from tests.support import hostile
 from tests.support.common import UPLOADER, basic_auth
 from tests.support.distbuilder import build_sdist, build_wheel, metadata_text
 from tests.support.legacy import JSON_V1, Fields, post_upload, sha256, stored_files, upload_dist
@@ -293,6 +295,37 @@ def test_corrupt_archive(
     message: str,
 ) -> None:
     resp = post_upload(testapp, auth, filename=filename, data=data, name="Foo.Bar", version="1.0", status="*")
+    assert_rejected(resp, 400, message, testapp, settings)
+
+
+HOSTILE = [
+    pytest.param(SDIST, hostile.zeros_before_pkg_info(8_000_000), "Invalid sdist: it decompresses", id="gzip-of-zeros"),
+    pytest.param(SDIST, hostile.pax_header_sdist(1_000_000), "Invalid sdist: a pax", id="huge-pax-header"),
+    pytest.param(SDIST, hostile.gnu_long_name_sdist(1_000_000), "Invalid sdist: a pax", id="huge-gnu-long-name"),
+    pytest.param(
+        WHEEL,
+        hostile.forged_entry_count(hostile.demo_wheel(), 10_000_000),
+        "Invalid distribution file: it lists 10000000 files",
+        id="wheel-forged-entry-count",
+    ),
+]
+
+
+@pytest.mark.parametrize(("filename", "data", "message"), HOSTILE)
+def test_hostile_archive(
+    testapp: webtest.TestApp,
+    auth: dict[str, str],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    filename: str,
+    data: bytes,
+    message: str,
+) -> None:
+    # The test app takes 1 MB uploads: the zeros bomb is 8 KB, so a 1 MB floor makes it one.
+    monkeypatch.setattr(metadata, "TAR_INFLATE_FLOOR", 1_000_000, raising=False)
+    assert len(data) < settings.upload.max_size
+    resp = post_upload(testapp, auth, filename=filename, data=data, name="Foo.Bar", version="1.0", status="*")
+    # No object, no sidecar, no spooled .part, no row.
     assert_rejected(resp, 400, message, testapp, settings)
 
 
