@@ -100,6 +100,10 @@ class AuthSettings:
     credential_cache_seconds: int
     max_failed_logins: int
     failed_login_window: int
+    # Failed logins from one client address, whatever the user names, before it is blocked.
+    max_failed_logins_per_address: int = 30
+    # The longest block: each further block of the same key lasts twice as long, up to this.
+    failed_login_max_backoff: int = 3600
 
 
 @dataclass(frozen=True)
@@ -471,6 +475,12 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         credential_cache_seconds=r.typed("auth.credential_cache_seconds", int, "300"),
         max_failed_logins=r.typed("auth.max_failed_logins", int, "10"),
         failed_login_window=r.typed("auth.failed_login_window", int, "300"),
+        max_failed_logins_per_address=r.typed(
+            "auth.max_failed_logins_per_address", int, _default(AuthSettings, "max_failed_logins_per_address")
+        ),
+        failed_login_max_backoff=r.typed(
+            "auth.failed_login_max_backoff", int, _default(AuthSettings, "failed_login_max_backoff")
+        ),
     )
     upload = UploadSettings(
         max_size=r.typed("upload.max_size", parse_size, "100MB"),

@@ -33,10 +33,12 @@ def app(sql_raw: dict[str, Any]) -> Iterator[webtest.TestApp]:
         yield testapp
 
 
-def login(app: webtest.TestApp, user: str, password: str = PASSWORD) -> webtest.TestResponse:
-    form = app.get("/ui/login").forms["login-form"]
+def login(
+    app: webtest.TestApp, user: str, password: str = PASSWORD, environ: dict[str, str] | None = None
+) -> webtest.TestResponse:
+    form = app.get("/ui/login", extra_environ=environ).forms["login-form"]
     form["username"], form["password"] = user, password
-    return form.submit(expect_errors=True)
+    return form.submit(expect_errors=True, extra_environ=environ)
 
 
 def flashes(page: webtest.TestResponse) -> list[str]:
@@ -59,6 +61,19 @@ def test_login_sets_a_session_and_logout_ends_it(app: webtest.TestApp) -> None:
     assert 'id="whoami">bob<' in page.text
     page.forms[0].submit().follow()
     assert "whoami" not in app.get("/ui/").text
+
+
+def test_guesses_from_one_address_do_not_lock_the_admin_out_of_the_ui(app: webtest.TestApp) -> None:
+    attacker, owner = {"REMOTE_ADDR": "192.0.2.66"}, {"REMOTE_ADDR": "203.0.113.5"}
+    for _ in range(12):
+        login(app, ADMIN, "wrong", attacker)
+    # Refused at that address even with the right password (a form error: back with the reason).
+    refused = login(app, ADMIN, PASSWORD, attacker).follow(extra_environ=attacker)
+    assert "Too many failed logins" in refused.text
+    assert 'id="whoami"' not in refused.text
+    app.reset()
+    page = login(app, ADMIN, PASSWORD, owner).follow(extra_environ=owner)
+    assert f'id="whoami">{ADMIN}<' in page.text
 
 
 def test_login_redirects_only_to_this_site(app: webtest.TestApp) -> None:
