@@ -121,7 +121,9 @@ class WebSettings:
     # Signs the web UI's session cookie. Every server process behind one address must share
     # it; when unset, one is generated once and kept in storage (see web/session.py).
     session_secret: str | None = None
+    # Seconds a login lasts without use (the idle limit), and at most however much it is used.
     session_max_age: int = 43200
+    session_absolute_max_age: int = 86400
     # Send the session cookie over HTTPS only (set when TLS ends in front of the server).
     session_cookie_secure: bool = False
 
@@ -212,6 +214,13 @@ def _non_negative(value: str) -> float:
     number = float(value)
     if not number >= 0:
         raise ValueError(f"{value!r} is not a number of seconds >= 0")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"{value!r} is not a whole number of seconds >= 1")
     return number
 
 
@@ -492,6 +501,9 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         page_cache_size=r.typed("web.page_cache_size", parse_size, _default(WebSettings, "page_cache_size")),
         session_secret=_session_secret(r),
         session_max_age=r.typed("web.session_max_age", int, _default(WebSettings, "session_max_age")),
+        session_absolute_max_age=r.typed(
+            "web.session_absolute_max_age", _positive_int, _default(WebSettings, "session_absolute_max_age")
+        ),
         session_cookie_secure=r.typed(
             "web.session_cookie_secure", parse_bool, _default(WebSettings, "session_cookie_secure")
         ),

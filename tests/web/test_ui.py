@@ -13,7 +13,8 @@ import webtest
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.errors import ConfigError
 from pypicloud_lite.models import AddFile, PackageFile, utcnow
-from pypicloud_lite.web.session import SECRET_STORAGE_KEY
+from pypicloud_lite.web import session as session_module
+from pypicloud_lite.web.session import COOKIE_NAME, SECRET_STORAGE_KEY
 from tests.support.apiutil import ADMIN, PASSWORD, creds, running, upload_wheel
 from tests.support.common import UPLOADER, UPLOADER_PASSWORD, services
 
@@ -36,9 +37,9 @@ def app(sql_raw: dict[str, Any]) -> Iterator[webtest.TestApp]:
 def login(
     app: webtest.TestApp, user: str, password: str = PASSWORD, environ: dict[str, str] | None = None
 ) -> webtest.TestResponse:
-    form = app.get("/ui/login", extra_environ=environ).forms["login-form"]
+    form = app.get("/ui/login", extra_environ=environ or {}).forms["login-form"]
     form["username"], form["password"] = user, password
-    return form.submit(expect_errors=True, extra_environ=environ)
+    return form.submit(expect_errors=True, extra_environ=environ or {})
 
 
 def flashes(page: webtest.TestResponse) -> list[str]:
@@ -104,6 +105,92 @@ def test_sessions_are_shared_by_processes_on_one_storage(sql_raw: dict[str, Any]
         second.cookiejar = first.cookiejar
         assert 'id="whoami">bob<' in second.get("/ui/").text
         assert services(first.app).index.storage.stat(SECRET_STORAGE_KEY) is not None
+
+
+def _copy_of_the_cookie(app: webtest.TestApp) -> str:
+    value = app.cookies[COOKIE_NAME]
+    assert isinstance(value, str)
+    return value
+
+
+def _is_logged_in(app: webtest.TestApp, cookie: str, user: str = BOB) -> bool:
+    """With only this cookie (as an attacker who copied it would send it), is the UI logged in?"""
+    app.reset()
+    app.set_cookie(COOKIE_NAME, cookie)
+    page = app.get("/ui/tokens", expect_errors=True)
+    app.reset()
+    if page.status_int == 200 and f'id="whoami">{user}<' in page.text:
+        return True
+    assert page.status_int == 303 and "/ui/login" in page.location, page
+    return False
+
+
+def test_a_copied_cookie_stops_working_after_logout(app: webtest.TestApp) -> None:
+    page = login(app, BOB).follow()
+    copied = _copy_of_the_cookie(app)
+    page.forms[0].submit()  # log out in the browser
+    assert not _is_logged_in(app, copied)
+
+
+def test_logout_ends_the_session_on_every_process(sql_raw: dict[str, Any]) -> None:
+    with running(sql_raw) as first, running(sql_raw) as second:
+        services(first.app).access.create_user(BOB, PASSWORD)
+        page = login(first, BOB).follow()
+        copied = _copy_of_the_cookie(first)
+        assert _is_logged_in(second, copied)
+        page.forms[0].submit()
+        assert not _is_logged_in(second, copied)
+        assert not _is_logged_in(first, copied)
+        # Logging in again is a new session: it works, and it ends on its own.
+        login(second, BOB)
+        assert _is_logged_in(first, _copy_of_the_cookie(second))
+
+
+def test_a_copied_cookie_stops_working_after_a_password_change(app: webtest.TestApp) -> None:
+    login(app, BOB)
+    copied = _copy_of_the_cookie(app)
+    assert _is_logged_in(app, copied)
+    services(app.app).access.update_user(BOB, password="a new password")
+    assert not _is_logged_in(app, copied)
+
+
+def test_a_session_ends_after_its_absolute_lifetime_even_if_used(
+    sql_raw: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1_000_000.0]
+    monkeypatch.setattr(session_module, "wall_clock", lambda: now[0])
+    raw = {**sql_raw, "web.session_max_age": "3600", "web.session_absolute_max_age": "36000"}
+    with running(raw) as testapp:
+        services(testapp.app).access.create_user(BOB, PASSWORD)
+        login(testapp, BOB)
+        for _ in range(9):  # used every 50 minutes: never idle for long
+            now[0] += 3000
+            assert f'id="whoami">{BOB}<' in testapp.get("/ui/tokens").text
+        now[0] += 3000  # 30,000 seconds in
+        assert testapp.get("/ui/tokens").status_int == 200
+        now[0] += 6001  # past 36,000
+        refused = testapp.get("/ui/tokens", expect_errors=True)
+        assert refused.status_int == 303 and "/ui/login" in refused.location
+        login(testapp, BOB)  # a new login starts a new lifetime
+        assert f'id="whoami">{BOB}<' in testapp.get("/ui/tokens").text
+
+
+def test_the_absolute_lifetime_setting(sql_raw: dict[str, Any]) -> None:
+    assert load_settings(sql_raw, environ={}).web.session_absolute_max_age == 86400
+    with pytest.raises(ConfigError, match=r"web\.session_absolute_max_age"):
+        load_settings({**sql_raw, "web.session_absolute_max_age": "0"}, environ={})
+    with pytest.raises(ConfigError, match=r"web\.session_absolute_max_age"):
+        load_settings({**sql_raw, "web.session_absolute_max_age": "a day"}, environ={})
+
+
+@pytest.mark.parametrize(("scheme", "secure"), [("https", True), ("http", False)])
+def test_the_cookie_is_secure_over_https(app: webtest.TestApp, scheme: str, secure: bool) -> None:
+    environ = {"wsgi.url_scheme": scheme}
+    answer = login(app, BOB, environ=environ)
+    assert answer.status_int == 303
+    cookie = answer.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert ("; secure" in cookie.lower()) is secure, cookie
 
 
 def test_session_secret_setting(sql_raw: dict[str, Any]) -> None:
