@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,8 @@ from pypicloud_lite.config import load_settings
 from pypicloud_lite.errors import ConfigError
 from pypicloud_lite.models import AddFile, PackageFile, utcnow
 from pypicloud_lite.web import session as session_module
-from pypicloud_lite.web.session import COOKIE_NAME, SECRET_STORAGE_KEY
-from tests.support.apiutil import ADMIN, PASSWORD, creds, running, upload_wheel
+from pypicloud_lite.web.session import COOKIE_NAME, ENDED_PREFIX, SECRET_STORAGE_KEY, SessionLedger, new_session_id
+from tests.support.apiutil import ADMIN, PASSWORD, creds, running, static_users, upload_wheel
 from tests.support.common import UPLOADER, UPLOADER_PASSWORD, services
 
 BOB = "bob"
@@ -132,9 +134,15 @@ def test_a_copied_cookie_stops_working_after_logout(app: webtest.TestApp) -> Non
     assert not _is_logged_in(app, copied)
 
 
-def test_logout_ends_the_session_on_every_process(sql_raw: dict[str, Any]) -> None:
-    with running(sql_raw) as first, running(sql_raw) as second:
-        services(first.app).access.create_user(BOB, PASSWORD)
+@pytest.mark.parametrize("backend", ["sql", "static"])
+def test_logout_ends_the_session_on_every_process(
+    sql_raw: dict[str, Any], raw_settings: dict[str, Any], backend: str
+) -> None:
+    # Two processes sharing storage (and, for sql, the access database); static has no database at all.
+    raw = sql_raw if backend == "sql" else {**raw_settings, **static_users(BOB)}
+    with running(raw) as first, running(raw) as second:
+        if backend == "sql":
+            services(first.app).access.create_user(BOB, PASSWORD)
         page = login(first, BOB).follow()
         copied = _copy_of_the_cookie(first)
         assert _is_logged_in(second, copied)
@@ -173,6 +181,21 @@ def test_a_session_ends_after_its_absolute_lifetime_even_if_used(
         assert refused.status_int == 303 and "/ui/login" in refused.location
         login(testapp, BOB)  # a new login starts a new lifetime
         assert f'id="whoami">{BOB}<' in testapp.get("/ui/tokens").text
+
+
+def test_ended_sessions_are_swept_once_past_the_absolute_lifetime(app: webtest.TestApp) -> None:
+    storage = services(app.app).index.storage
+    old, recent = new_session_id(), new_session_id()
+    SessionLedger(storage, absolute_max_age=600).end(old)
+    # Written as long ago as a whole lifetime and the sweep's hour of slack.
+    then = time.time() - 600 - 3600 - 5
+    os.utime(storage._path(ENDED_PREFIX + old), (then, then))  # type: ignore[attr-defined]
+    ledger = SessionLedger(storage, absolute_max_age=600)
+    assert ledger.is_ended(old) and not ledger.is_ended(recent)
+    ledger.end(recent)  # a logout sweeps what no cookie can use any more
+    assert {o.key for o in storage.list(ENDED_PREFIX)} == {ENDED_PREFIX + recent}
+    assert ledger.is_ended(recent)
+    assert ledger.is_ended("not an id")
 
 
 def test_the_absolute_lifetime_setting(sql_raw: dict[str, Any]) -> None:
