@@ -84,9 +84,10 @@ class FailureLimiter:
         self._lock = threading.Lock()
 
     def _keys(self, username: str, client: str | None) -> list[tuple[tuple[str, ...], int]]:
-        keys: list[tuple[tuple[str, ...], int]] = []
-        if self.limit > 0:
-            keys.append((("pair", username, client or ""), self.limit))
+        # A zero `limit` turns the limiter off, the per-address count too (as it always has).
+        if self.limit <= 0:
+            return []
+        keys: list[tuple[tuple[str, ...], int]] = [(("pair", username, client or ""), self.limit)]
         if client and self.address_limit > 0:
             keys.append((("client", client), self.address_limit))
         return keys

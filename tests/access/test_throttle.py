@@ -207,10 +207,14 @@ def test_a_success_resets_the_pair_but_not_the_address(clock: Clock) -> None:
 
 
 def test_a_zero_limit_never_blocks(clock: Clock) -> None:
-    limiter = FailureLimiter(0, 60, clock=clock, address_limit=0)
-    for _ in range(50):
-        limiter.failed("bob", "192.0.2.1")
-        limiter.check("bob", "192.0.2.1")
+    limiter = FailureLimiter(0, 60, clock=clock, address_limit=5)
+    for i in range(50):
+        limiter.failed(f"user{i}", "192.0.2.1")
+        limiter.check(f"user{i}", "192.0.2.1")
+    # A zero address limit leaves the per-user count.
+    limiter = FailureLimiter(3, 60, clock=clock, address_limit=0)
+    for i in range(50):
+        fail(limiter, f"user{i}", "192.0.2.1", 2)
 
 
 def test_a_disabled_limiter_keeps_no_failures(clock: Clock) -> None:
