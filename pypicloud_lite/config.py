@@ -100,6 +100,10 @@ class AuthSettings:
     credential_cache_seconds: int
     max_failed_logins: int
     failed_login_window: int
+    # Failed logins from one client address, whatever the user names, before it is blocked.
+    max_failed_logins_per_address: int = 30
+    # The longest block: each further block of the same key lasts twice as long, up to this.
+    failed_login_max_backoff: int = 3600
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,9 @@ class WebSettings:
     # Signs the web UI's session cookie. Every server process behind one address must share
     # it; when unset, one is generated once and kept in storage (see web/session.py).
     session_secret: str | None = None
+    # Seconds a login lasts without use (the idle limit), and at most however much it is used.
     session_max_age: int = 43200
+    session_absolute_max_age: int = 86400
     # Send the session cookie over HTTPS only (set when TLS ends in front of the server).
     session_cookie_secure: bool = False
 
@@ -208,6 +214,13 @@ def _non_negative(value: str) -> float:
     number = float(value)
     if not number >= 0:
         raise ValueError(f"{value!r} is not a number of seconds >= 0")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"{value!r} is not a whole number of seconds >= 1")
     return number
 
 
@@ -471,6 +484,12 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         credential_cache_seconds=r.typed("auth.credential_cache_seconds", int, "300"),
         max_failed_logins=r.typed("auth.max_failed_logins", int, "10"),
         failed_login_window=r.typed("auth.failed_login_window", int, "300"),
+        max_failed_logins_per_address=r.typed(
+            "auth.max_failed_logins_per_address", int, _default(AuthSettings, "max_failed_logins_per_address")
+        ),
+        failed_login_max_backoff=r.typed(
+            "auth.failed_login_max_backoff", int, _default(AuthSettings, "failed_login_max_backoff")
+        ),
     )
     upload = UploadSettings(
         max_size=r.typed("upload.max_size", parse_size, "100MB"),
@@ -482,6 +501,9 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         page_cache_size=r.typed("web.page_cache_size", parse_size, _default(WebSettings, "page_cache_size")),
         session_secret=_session_secret(r),
         session_max_age=r.typed("web.session_max_age", int, _default(WebSettings, "session_max_age")),
+        session_absolute_max_age=r.typed(
+            "web.session_absolute_max_age", _positive_int, _default(WebSettings, "session_absolute_max_age")
+        ),
         session_cookie_secure=r.typed(
             "web.session_cookie_secure", parse_bool, _default(WebSettings, "session_cookie_secure")
         ),

@@ -120,7 +120,12 @@ class AccessBackend(ABC):
     def __init__(self, settings: AuthSettings) -> None:
         self.settings = settings
         self._verified = VerifiedCache(settings.credential_cache_seconds)
-        self._limiter = FailureLimiter(settings.max_failed_logins, settings.failed_login_window)
+        self._limiter = FailureLimiter(
+            settings.max_failed_logins,
+            settings.failed_login_window,
+            address_limit=settings.max_failed_logins_per_address,
+            max_backoff=settings.failed_login_max_backoff,
+        )
 
     # -- what each backend stores ------------------------------------------------
 
@@ -179,8 +184,9 @@ class AccessBackend(ABC):
 
     def authenticate(self, username: str, password: str, client: str | None = None) -> Identity | None:
         """The identity these credentials prove, or None; TooManyAttempts after repeated failures."""
-        # Every token arrives as user __token__: throttle tokens by their id, so guessing
-        # at tokens cannot lock out every token user (the per-address limit still applies).
+        # Failures count per (user, client) and per client, never per user alone: a guesser
+        # elsewhere cannot lock the owner out. Every token arrives as user __token__: tokens
+        # count by their id, so guessing at tokens cannot lock out every token user.
         throttle_key = username
         if username == TOKEN_USERNAME:
             match = _TOKEN.match(password)
@@ -193,7 +199,7 @@ class AccessBackend(ABC):
         if identity is None:
             self._limiter.failed(throttle_key, client)
         else:
-            self._limiter.succeeded(throttle_key)
+            self._limiter.succeeded(throttle_key, client)
         return identity
 
     def _authenticate_password(self, username: str, password: str) -> Identity | None:

@@ -17,7 +17,7 @@ from pypicloud_lite.web.admin_tasks import run_in_background
 from pypicloud_lite.web.errors import ALLOWED_METHODS_KEY
 from pypicloud_lite.web.security import BasicAuthPolicy
 from pypicloud_lite.web.services import REGISTRY_KEY, AppServices, build_services
-from pypicloud_lite.web.session import LazySessionFactory
+from pypicloud_lite.web.session import LazySessionFactory, SessionLedger
 from pypicloud_lite.web.simple_serving import SimpleFastPath
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,8 @@ def make_app(
     app_services, generated = build_services(settings)
     config = Configurator(settings=raw_settings or {})
     config.registry[REGISTRY_KEY] = app_services
-    config.set_security_policy(BasicAuthPolicy(app_services.access))
+    ledger = SessionLedger(app_services.index.storage, settings.web.session_absolute_max_age)
+    config.set_security_policy(BasicAuthPolicy(app_services.access, ledger))
     config.set_session_factory(LazySessionFactory(settings.web, app_services.index.storage))
     config.include("pyramid_jinja2")
     config.add_jinja2_search_path("pypicloud_lite.web:templates", name=".jinja2")

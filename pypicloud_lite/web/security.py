@@ -10,7 +10,16 @@ from pyramid.security import Allowed, Denied
 
 from pypicloud_lite.access.base import AccessBackend, Identity
 from pypicloud_lite.errors import AuthenticationRequired
-from pypicloud_lite.web.session import FINGERPRINT_KEY, USER_KEY, fingerprint, has_session_cookie
+from pypicloud_lite.web.session import (
+    FINGERPRINT_KEY,
+    SESSION_ID_KEY,
+    STARTED_KEY,
+    USER_KEY,
+    SessionLedger,
+    fingerprint,
+    has_session_cookie,
+    new_session_id,
+)
 
 _IDENTITY_KEY = "ppc.identity"
 _SESSION_IDENTITY_KEY = "ppc.session_identity"
@@ -44,8 +53,9 @@ class BasicAuthPolicy:
     Basic credentials win: a client that sends them means them, whatever cookie it holds.
     """
 
-    def __init__(self, access: AccessBackend) -> None:
+    def __init__(self, access: AccessBackend, ledger: SessionLedger) -> None:
         self.access = access
+        self.ledger = ledger
 
     def identity(self, request: Request) -> Identity | None:
         identity = identify(request.environ, self.access)
@@ -58,8 +68,13 @@ class BasicAuthPolicy:
         return identity
 
     def _session_identity(self, request: Request) -> Identity | None:
-        name = request.session.get(USER_KEY)
+        session = request.session
+        name = session.get(USER_KEY)
         if not isinstance(name, str):
+            return None
+        # Ended on the server: too old however used (absolute lifetime), or logged out (on any process).
+        if self.ledger.expired(session.get(STARTED_KEY)) or self.ledger.is_ended(session.get(SESSION_ID_KEY)):
+            session.invalidate()
             return None
         # Looked up on every request, so a deleted user, a lost admin role or a new password
         # takes effect at once on every server process.
@@ -88,9 +103,14 @@ class BasicAuthPolicy:
         request.session.invalidate()
         request.session[USER_KEY] = user.name
         request.session[FINGERPRINT_KEY] = fingerprint(user.password_hash)
+        request.session[SESSION_ID_KEY] = new_session_id()
+        request.session[STARTED_KEY] = self.ledger.now()
         return []
 
     def forget(self, request: Request, **kw: object) -> list[tuple[str, str]]:
+        # Recorded before the cookie is cleared: a copy of it must stop working too.
+        if has_session_cookie(request) and request.session.get(USER_KEY) is not None:
+            self.ledger.end(request.session.get(SESSION_ID_KEY))
         request.session.invalidate()
         return []
 

@@ -102,6 +102,8 @@ def test_keys_are_whole_tuples() -> None:
 
 # -- FailureLimiter ----------------------------------------------------------------
 
+ATTACKER, OWNER = "198.51.100.7", "203.0.113.9"
+
 
 def retry_after(limiter: FailureLimiter, username: str, client: str | None = None) -> int:
     with pytest.raises(TooManyAttempts) as caught:
@@ -110,23 +112,69 @@ def retry_after(limiter: FailureLimiter, username: str, client: str | None = Non
     return caught.value.retry_after
 
 
-def test_n_failures_for_a_user_block_it_with_a_retry_after_that_counts_down(clock: Clock) -> None:
+def fail(limiter: FailureLimiter, username: str, client: str | None, times: int) -> None:
+    for _ in range(times):
+        limiter.check(username, client)
+        limiter.failed(username, client)
+
+
+def test_n_failures_block_the_pair_with_a_retry_after_that_counts_down(clock: Clock) -> None:
     limiter = FailureLimiter(3, 60, clock=clock)
     for _ in range(3):
-        limiter.check("bob", None)
-        limiter.failed("bob", None)
+        limiter.check("bob", ATTACKER)
+        limiter.failed("bob", ATTACKER)
         clock.advance(1)
-    first = retry_after(limiter, "bob")
-    assert 1 <= first <= 61
-    limiter.check("carol", None)  # other users are not affected
+    first = retry_after(limiter, "bob", ATTACKER)
+    assert 1 <= first <= 60
+    limiter.check("carol", ATTACKER)  # other users from that address are not affected
 
     clock.advance(20)
-    later = retry_after(limiter, "bob")
+    later = retry_after(limiter, "bob", ATTACKER)
     assert later <= first - 19
     assert later >= 1
 
     clock.advance(later)  # waiting as long as told is always enough
-    limiter.check("bob", None)
+    limiter.check("bob", ATTACKER)
+
+
+def test_another_address_never_locks_the_user_out(clock: Clock) -> None:
+    limiter = FailureLimiter(3, 60, clock=clock)
+    for _ in range(20):
+        try:
+            fail(limiter, "alice", ATTACKER, 1)
+        except TooManyAttempts:
+            clock.advance(1)
+    retry_after(limiter, "alice", ATTACKER)
+    limiter.check("alice", OWNER)
+    limiter.check("alice", None)
+
+
+def test_each_block_of_a_pair_lasts_twice_as_long_up_to_the_cap(clock: Clock) -> None:
+    limiter = FailureLimiter(3, 60, clock=clock, max_backoff=300)
+    waits = []
+    for _ in range(5):
+        fail(limiter, "alice", ATTACKER, 3)
+        wait = retry_after(limiter, "alice", ATTACKER)
+        waits.append(wait)
+        clock.advance(wait)
+        limiter.check("alice", ATTACKER)
+    assert waits == [60, 120, 240, 300, 300]
+    # Quiet for the whole cap: the strikes are forgiven.
+    clock.advance(301)
+    fail(limiter, "alice", ATTACKER, 3)
+    assert retry_after(limiter, "alice", ATTACKER) == 60
+
+
+def test_an_address_trying_many_users_is_blocked_as_a_whole(clock: Clock) -> None:
+    limiter = FailureLimiter(3, 60, clock=clock, address_limit=5)
+    for i in range(5):
+        fail(limiter, f"user{i}", ATTACKER, 1)
+    assert retry_after(limiter, "someone-else", ATTACKER) == 60
+    limiter.check("someone-else", OWNER)  # another address
+    clock.advance(60)
+    for i in range(5):
+        fail(limiter, f"more{i}", ATTACKER, 1)
+    assert retry_after(limiter, "someone-else", ATTACKER) == 120  # and it grows too
 
 
 def test_the_retry_after_is_at_least_one_second(clock: Clock) -> None:
@@ -136,64 +184,49 @@ def test_the_retry_after_is_at_least_one_second(clock: Clock) -> None:
     assert retry_after(limiter, "bob") == 1
 
 
-def test_failures_from_one_address_block_that_address_for_every_user(clock: Clock) -> None:
+def test_the_count_window_slides(clock: Clock) -> None:
     limiter = FailureLimiter(3, 60, clock=clock)
-    for user in ("u1", "u2", "u3"):
-        limiter.failed(user, "198.51.100.7")
-    assert retry_after(limiter, "u4", "198.51.100.7") >= 1
-    assert retry_after(limiter, "bob", "198.51.100.7") >= 1
-    limiter.check("u4", "203.0.113.9")  # another address
-    limiter.check("u1", None)  # u1 alone has one failure
-    limiter.check("u1", "203.0.113.9")
-
-
-def test_the_window_slides(clock: Clock) -> None:
-    limiter = FailureLimiter(3, 60, clock=clock)
-    for at in (0, 30, 50):
+    for at in (0, 30, 61):  # the failure at 0 left the window before the third came
         clock.now = 1000 + at
         limiter.failed("bob", "192.0.2.1")
-    clock.now = 1055
-    retry_after(limiter, "bob")
-    retry_after(limiter, "carol", "192.0.2.1")
-    clock.now = 1060.5  # the failure at 0 left the window
     limiter.check("bob", "192.0.2.1")
-    limiter.failed("bob", "192.0.2.1")
-    retry_after(limiter, "bob")  # 30, 50, 60.5
-    clock.now = 1090.5  # the failure at 30 left the window
-    limiter.check("bob", "192.0.2.1")
+    limiter.failed("bob", "192.0.2.1")  # 30, 61, 61
+    retry_after(limiter, "bob", "192.0.2.1")
 
 
-def test_a_success_resets_the_user_but_not_the_address(clock: Clock) -> None:
-    limiter = FailureLimiter(3, 60, clock=clock)
+def test_a_success_resets_the_pair_but_not_the_address(clock: Clock) -> None:
+    limiter = FailureLimiter(3, 60, clock=clock, address_limit=4)
     limiter.failed("bob", "192.0.2.1")
     limiter.failed("bob", "192.0.2.1")
-    limiter.succeeded("bob")
-    limiter.failed("bob", None)
-    limiter.failed("bob", None)
-    limiter.check("bob", None)
+    limiter.succeeded("bob", "192.0.2.1")
+    limiter.failed("bob", "192.0.2.1")
+    limiter.check("bob", "192.0.2.1")
     # One valid account must not let an address reset its own counter between guesses.
-    limiter.failed("bob", "192.0.2.1")
-    retry_after(limiter, "carol", "192.0.2.1")
-    retry_after(limiter, "bob", None)
+    limiter.failed("carol", "192.0.2.1")
+    retry_after(limiter, "dave", "192.0.2.1")
 
 
 def test_a_zero_limit_never_blocks(clock: Clock) -> None:
-    limiter = FailureLimiter(0, 60, clock=clock)
-    for _ in range(50):
-        limiter.failed("bob", "192.0.2.1")
-        limiter.check("bob", "192.0.2.1")
+    limiter = FailureLimiter(0, 60, clock=clock, address_limit=5)
+    for i in range(50):
+        limiter.failed(f"user{i}", "192.0.2.1")
+        limiter.check(f"user{i}", "192.0.2.1")
+    # A zero address limit leaves the per-user count.
+    limiter = FailureLimiter(3, 60, clock=clock, address_limit=0)
+    for i in range(50):
+        fail(limiter, f"user{i}", "192.0.2.1", 2)
 
 
 def test_a_disabled_limiter_keeps_no_failures(clock: Clock) -> None:
-    limiter = FailureLimiter(0, 60, clock=clock)
+    limiter = FailureLimiter(0, 60, clock=clock, address_limit=0)
     for i in range(100):
         limiter.failed(f"user{i}", f"10.0.0.{i}")
     assert len(limiter._failures) == 0  # nothing will ever read them
 
 
-def test_failures_that_left_the_window_are_forgotten(clock: Clock) -> None:
+def test_quiet_keys_are_forgotten(clock: Clock) -> None:
     # Usernames are the caller's choice: a stream of made-up names must not grow memory forever.
-    limiter = FailureLimiter(3, 60, clock=clock)
+    limiter = FailureLimiter(3, 60, clock=clock, max_backoff=600)
     for i in range(1000):
         limiter.failed(f"made-up-{i}", "198.51.100.7")
     clock.advance(3600)
@@ -216,26 +249,38 @@ def static(tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Acc
         **{f"user.{name}": hashed for name, hashed in HASHES.items()},
     }
     access, _ = StaticAccess.from_settings(load_settings(raw, environ={}).auth)
-    assert (access._limiter.limit, access._limiter.window) == (3, 300)
-    monkeypatch.setattr(access, "_limiter", FailureLimiter(3, 300, clock=clock))
+    limiter = access._limiter
+    assert (limiter.limit, limiter.window, limiter.address_limit, limiter.max_backoff) == (3, 300, 30, 3600)
+    monkeypatch.setattr(access, "_limiter", FailureLimiter(3, 300, clock=clock, max_backoff=3600))
     return access
 
 
-def test_authenticate_blocks_a_user_after_the_limit(static: AccessBackend, clock: Clock) -> None:
+def test_authenticate_blocks_the_guessing_address_not_the_owner(static: AccessBackend, clock: Clock) -> None:
     for _ in range(3):
-        assert static.authenticate("bob", "wrong", client="198.51.100.7") is None
-    # Blocked from every address, even with the right password: the guesser learns nothing.
-    for client in ("198.51.100.7", "203.0.113.9", None):
-        with pytest.raises(TooManyAttempts) as caught:
-            static.authenticate("bob", PASSWORDS["bob"], client=client)
-        assert 1 <= caught.value.retry_after <= 301
-    # The guessing address is blocked for other users; other addresses are not.
-    with pytest.raises(TooManyAttempts):
-        static.authenticate("carol", PASSWORDS["carol"], client="198.51.100.7")
-    assert static.authenticate("carol", PASSWORDS["carol"], client="203.0.113.9") is not None
+        assert static.authenticate("bob", "wrong", client=ATTACKER) is None
+    # Blocked at that address even with the right password: the guesser learns nothing.
+    with pytest.raises(TooManyAttempts) as caught:
+        static.authenticate("bob", PASSWORDS["bob"], client=ATTACKER)
+    assert 1 <= caught.value.retry_after <= 300
+    # The owner, elsewhere, is not locked out; nor is another user at the guessing address.
+    assert static.authenticate("bob", PASSWORDS["bob"], client=OWNER) is not None
+    assert static.authenticate("carol", PASSWORDS["carol"], client=ATTACKER) is not None
 
-    clock.advance(301)
-    assert static.authenticate("bob", PASSWORDS["bob"], client="198.51.100.7") is not None
+    clock.advance(300)
+    assert static.authenticate("bob", PASSWORDS["bob"], client=ATTACKER) is not None
+
+
+def test_an_attacker_hammering_the_admin_is_backed_off_ever_longer(static: AccessBackend, clock: Clock) -> None:
+    waits = []
+    for _ in range(3):
+        for _ in range(3):
+            assert static.authenticate("bob", "wrong", client=ATTACKER) is None
+        with pytest.raises(TooManyAttempts) as caught:
+            static.authenticate("bob", "wrong", client=ATTACKER)
+        waits.append(caught.value.retry_after)
+        assert static.authenticate("bob", PASSWORDS["bob"], client=OWNER) is not None
+        clock.advance(caught.value.retry_after)
+    assert waits == [300, 600, 1200]
 
 
 def test_unknown_users_are_blocked_the_same_way(static: AccessBackend) -> None:
@@ -245,11 +290,11 @@ def test_unknown_users_are_blocked_the_same_way(static: AccessBackend) -> None:
         static.authenticate("mallory", "guess")
 
 
-def test_a_good_login_resets_the_users_count(static: AccessBackend) -> None:
+def test_a_good_login_resets_the_pairs_count(static: AccessBackend) -> None:
     for _ in range(3):
-        assert static.authenticate("bob", "wrong") is None
-        assert static.authenticate("bob", "wrong") is None
-        assert static.authenticate("bob", PASSWORDS["bob"]) is not None
+        assert static.authenticate("bob", "wrong", client=OWNER) is None
+        assert static.authenticate("bob", "wrong", client=OWNER) is None
+        assert static.authenticate("bob", PASSWORDS["bob"], client=OWNER) is not None
 
 
 def test_the_limit_comes_from_the_settings(tmp_path: Path) -> None:
@@ -288,26 +333,26 @@ def sql(tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Iterat
 def test_bad_tokens_from_one_address_do_not_lock_out_every_token(sql: SQLAccess) -> None:
     good = sql.create_token("bob")
     for _ in range(3):
-        assert sql.authenticate("__token__", BAD_TOKEN, client="198.51.100.7") is None
-    with pytest.raises(TooManyAttempts):
-        sql.authenticate("__token__", good.secret, client="198.51.100.7")
+        assert sql.authenticate("__token__", BAD_TOKEN, client=ATTACKER) is None
     # Every token arrives as user __token__: a limit on that name would let anyone lock out all CI.
-    identity = sql.authenticate("__token__", good.secret, client="203.0.113.9")
+    identity = sql.authenticate("__token__", good.secret, client=ATTACKER)
     assert identity is not None
     assert identity.username == "bob"
-    assert sql.authenticate("bob", PASSWORDS["bob"], client="203.0.113.9") is not None
+    assert sql.authenticate("__token__", good.secret, client=OWNER) is not None
+    assert sql.authenticate("bob", PASSWORDS["bob"], client=OWNER) is not None
 
 
-def test_guesses_at_one_token_block_that_token(sql: SQLAccess, clock: Clock) -> None:
+def test_guesses_at_one_token_block_that_token_at_that_address(sql: SQLAccess, clock: Clock) -> None:
     target, bystander = sql.create_token("bob"), sql.create_token("carol")
     token_id = target.token.id
-    for i, client in enumerate(("198.51.100.1", "198.51.100.2", "198.51.100.3")):
-        assert sql.authenticate("__token__", f"ppc_{token_id}_{i:048x}", client=client) is None
+    for i in range(3):
+        assert sql.authenticate("__token__", f"ppc_{token_id}_{i:048x}", client=ATTACKER) is None
     with pytest.raises(TooManyAttempts):
-        sql.authenticate("__token__", target.secret, client="203.0.113.9")
-    assert sql.authenticate("__token__", bystander.secret, client="203.0.113.9") is not None
+        sql.authenticate("__token__", target.secret, client=ATTACKER)
+    assert sql.authenticate("__token__", bystander.secret, client=ATTACKER) is not None
+    assert sql.authenticate("__token__", target.secret, client=OWNER) is not None
     clock.advance(301)
-    assert sql.authenticate("__token__", target.secret, client="203.0.113.9") is not None
+    assert sql.authenticate("__token__", target.secret, client=ATTACKER) is not None
 
 
 def test_malformed_tokens_are_throttled_too(sql: SQLAccess) -> None:

@@ -307,7 +307,12 @@ def test_user_cannot_create_a_token_for_another(app: webtest.TestApp, bob: dict[
 
 @pytest.fixture
 def limited(raw_settings: dict[str, Any]) -> Iterator[webtest.TestApp]:
-    raw = {**raw_settings, **static_users(BOB, CAROL, "a", "b", "c"), "auth.max_failed_logins": "3"}
+    raw = {
+        **raw_settings,
+        **static_users(BOB, CAROL, "a", "b", "c"),
+        "auth.max_failed_logins": "3",
+        "auth.max_failed_logins_per_address": "4",
+    }
     with running(raw) as testapp:
         yield testapp
 
@@ -326,6 +331,17 @@ def test_too_many_failed_logins(limited: webtest.TestApp) -> None:
     assert limited.get("/api/users/carol", headers=creds(CAROL)).status_int == 200
 
 
+def test_an_attacker_elsewhere_does_not_lock_the_owner_out(limited: webtest.TestApp) -> None:
+    attacker, owner = {"REMOTE_ADDR": "192.0.2.66"}, {"REMOTE_ADDR": "203.0.113.5"}
+    for _ in range(10):
+        resp = limited.get("/simple/", headers=creds(BOB, "wrong"), extra_environ=attacker, expect_errors=True)
+        assert resp.status_int in (401, 429)
+    assert_error(limited.get("/simple/", headers=creds(BOB), extra_environ=attacker, expect_errors=True), 429)
+    # pip and twine from the owner's own address still get in.
+    assert limited.get("/simple/", headers=creds(BOB), extra_environ=owner).status_int == 200
+    assert limited.get("/api/users/bob", headers=creds(BOB), extra_environ=owner).status_int == 200
+
+
 def test_success_resets_the_count(limited: webtest.TestApp) -> None:
     wrong = creds(BOB, "wrong")
     for _ in range(2):
@@ -338,7 +354,7 @@ def test_success_resets_the_count(limited: webtest.TestApp) -> None:
 
 def test_failures_from_one_address(limited: webtest.TestApp) -> None:
     attacker = {"REMOTE_ADDR": "192.0.2.66"}
-    for name in ("a", "b", "c"):
+    for name in ("a", "b", "c", CAROL):
         resp = limited.get("/simple/", headers=creds(name, "wrong"), extra_environ=attacker, expect_errors=True)
         assert_error(resp, 401)
     resp = limited.get("/simple/", headers=creds(BOB), extra_environ=attacker, expect_errors=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,9 @@ import webtest
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.errors import ConfigError
 from pypicloud_lite.models import AddFile, PackageFile, utcnow
-from pypicloud_lite.web.session import SECRET_STORAGE_KEY
-from tests.support.apiutil import ADMIN, PASSWORD, creds, running, upload_wheel
+from pypicloud_lite.web import session as session_module
+from pypicloud_lite.web.session import COOKIE_NAME, ENDED_PREFIX, SECRET_STORAGE_KEY, SessionLedger, new_session_id
+from tests.support.apiutil import ADMIN, PASSWORD, creds, running, static_users, upload_wheel
 from tests.support.common import UPLOADER, UPLOADER_PASSWORD, services
 
 BOB = "bob"
@@ -33,10 +36,12 @@ def app(sql_raw: dict[str, Any]) -> Iterator[webtest.TestApp]:
         yield testapp
 
 
-def login(app: webtest.TestApp, user: str, password: str = PASSWORD) -> webtest.TestResponse:
-    form = app.get("/ui/login").forms["login-form"]
+def login(
+    app: webtest.TestApp, user: str, password: str = PASSWORD, environ: dict[str, str] | None = None
+) -> webtest.TestResponse:
+    form = app.get("/ui/login", extra_environ=environ or {}).forms["login-form"]
     form["username"], form["password"] = user, password
-    return form.submit(expect_errors=True)
+    return form.submit(expect_errors=True, extra_environ=environ or {})
 
 
 def flashes(page: webtest.TestResponse) -> list[str]:
@@ -59,6 +64,19 @@ def test_login_sets_a_session_and_logout_ends_it(app: webtest.TestApp) -> None:
     assert 'id="whoami">bob<' in page.text
     page.forms[0].submit().follow()
     assert "whoami" not in app.get("/ui/").text
+
+
+def test_guesses_from_one_address_do_not_lock_the_admin_out_of_the_ui(app: webtest.TestApp) -> None:
+    attacker, owner = {"REMOTE_ADDR": "192.0.2.66"}, {"REMOTE_ADDR": "203.0.113.5"}
+    for _ in range(12):
+        login(app, ADMIN, "wrong", attacker)
+    # Refused at that address even with the right password (a form error: back with the reason).
+    refused = login(app, ADMIN, PASSWORD, attacker).follow(extra_environ=attacker)
+    assert "Too many failed logins" in refused.text
+    assert 'id="whoami"' not in refused.text
+    app.reset()
+    page = login(app, ADMIN, PASSWORD, owner).follow(extra_environ=owner)
+    assert f'id="whoami">{ADMIN}<' in page.text
 
 
 def test_login_redirects_only_to_this_site(app: webtest.TestApp) -> None:
@@ -89,6 +107,113 @@ def test_sessions_are_shared_by_processes_on_one_storage(sql_raw: dict[str, Any]
         second.cookiejar = first.cookiejar
         assert 'id="whoami">bob<' in second.get("/ui/").text
         assert services(first.app).index.storage.stat(SECRET_STORAGE_KEY) is not None
+
+
+def _copy_of_the_cookie(app: webtest.TestApp) -> str:
+    value = app.cookies[COOKIE_NAME]
+    assert isinstance(value, str)
+    return value
+
+
+def _is_logged_in(app: webtest.TestApp, cookie: str, user: str = BOB) -> bool:
+    """With only this cookie (as an attacker who copied it would send it), is the UI logged in?"""
+    app.reset()
+    app.set_cookie(COOKIE_NAME, cookie)
+    page = app.get("/ui/tokens", expect_errors=True)
+    app.reset()
+    if page.status_int == 200 and f'id="whoami">{user}<' in page.text:
+        return True
+    assert page.status_int == 303 and "/ui/login" in page.location, page
+    return False
+
+
+def test_a_copied_cookie_stops_working_after_logout(app: webtest.TestApp) -> None:
+    page = login(app, BOB).follow()
+    copied = _copy_of_the_cookie(app)
+    page.forms[0].submit()  # log out in the browser
+    assert not _is_logged_in(app, copied)
+
+
+@pytest.mark.parametrize("backend", ["sql", "static"])
+def test_logout_ends_the_session_on_every_process(
+    sql_raw: dict[str, Any], raw_settings: dict[str, Any], backend: str
+) -> None:
+    # Two processes sharing storage (and, for sql, the access database); static has no database at all.
+    raw = sql_raw if backend == "sql" else {**raw_settings, **static_users(BOB)}
+    with running(raw) as first, running(raw) as second:
+        if backend == "sql":
+            services(first.app).access.create_user(BOB, PASSWORD)
+        page = login(first, BOB).follow()
+        copied = _copy_of_the_cookie(first)
+        assert _is_logged_in(second, copied)
+        page.forms[0].submit()
+        assert not _is_logged_in(second, copied)
+        assert not _is_logged_in(first, copied)
+        # Logging in again is a new session: it works, and it ends on its own.
+        login(second, BOB)
+        assert _is_logged_in(first, _copy_of_the_cookie(second))
+
+
+def test_a_copied_cookie_stops_working_after_a_password_change(app: webtest.TestApp) -> None:
+    login(app, BOB)
+    copied = _copy_of_the_cookie(app)
+    assert _is_logged_in(app, copied)
+    services(app.app).access.update_user(BOB, password="a new password")
+    assert not _is_logged_in(app, copied)
+
+
+def test_a_session_ends_after_its_absolute_lifetime_even_if_used(
+    sql_raw: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1_000_000.0]
+    monkeypatch.setattr(session_module, "wall_clock", lambda: now[0])
+    raw = {**sql_raw, "web.session_max_age": "3600", "web.session_absolute_max_age": "36000"}
+    with running(raw) as testapp:
+        services(testapp.app).access.create_user(BOB, PASSWORD)
+        login(testapp, BOB)
+        for _ in range(9):  # used every 50 minutes: never idle for long
+            now[0] += 3000
+            assert f'id="whoami">{BOB}<' in testapp.get("/ui/tokens").text
+        now[0] += 3000  # 30,000 seconds in
+        assert testapp.get("/ui/tokens").status_int == 200
+        now[0] += 6001  # past 36,000
+        refused = testapp.get("/ui/tokens", expect_errors=True)
+        assert refused.status_int == 303 and "/ui/login" in refused.location
+        login(testapp, BOB)  # a new login starts a new lifetime
+        assert f'id="whoami">{BOB}<' in testapp.get("/ui/tokens").text
+
+
+def test_ended_sessions_are_swept_once_past_the_absolute_lifetime(app: webtest.TestApp) -> None:
+    storage = services(app.app).index.storage
+    old, recent = new_session_id(), new_session_id()
+    SessionLedger(storage, absolute_max_age=600).end(old)
+    # Written as long ago as a whole lifetime and the sweep's hour of slack.
+    then = time.time() - 600 - 3600 - 5
+    os.utime(storage._path(ENDED_PREFIX + old), (then, then))  # type: ignore[attr-defined]
+    ledger = SessionLedger(storage, absolute_max_age=600)
+    assert ledger.is_ended(old) and not ledger.is_ended(recent)
+    ledger.end(recent)  # a logout sweeps what no cookie can use any more
+    assert {o.key for o in storage.list(ENDED_PREFIX)} == {ENDED_PREFIX + recent}
+    assert ledger.is_ended(recent)
+    assert ledger.is_ended("not an id")
+
+
+def test_the_absolute_lifetime_setting(sql_raw: dict[str, Any]) -> None:
+    assert load_settings(sql_raw, environ={}).web.session_absolute_max_age == 86400
+    with pytest.raises(ConfigError, match=r"web\.session_absolute_max_age"):
+        load_settings({**sql_raw, "web.session_absolute_max_age": "0"}, environ={})
+    with pytest.raises(ConfigError, match=r"web\.session_absolute_max_age"):
+        load_settings({**sql_raw, "web.session_absolute_max_age": "a day"}, environ={})
+
+
+@pytest.mark.parametrize(("scheme", "secure"), [("https", True), ("http", False)])
+def test_the_cookie_is_secure_over_https(app: webtest.TestApp, scheme: str, secure: bool) -> None:
+    environ = {"wsgi.url_scheme": scheme}
+    answer = login(app, BOB, environ=environ)
+    assert answer.status_int == 303
+    cookie = answer.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert ("; secure" in cookie.lower()) is secure, cookie
 
 
 def test_session_secret_setting(sql_raw: dict[str, Any]) -> None:
