@@ -8,6 +8,8 @@ import json
 import logging
 import re
 import tempfile
+import time
+import uuid
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -19,6 +21,7 @@ from packaging.version import InvalidVersion, Version
 from pypicloud_lite.cache.base import Cache, ChangeListener
 from pypicloud_lite.config import UploadSettings
 from pypicloud_lite.errors import (
+    Conflict,
     FileExists,
     FilenameReused,
     InvalidInput,
@@ -57,6 +60,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
+# An upload holds its filename's lease while it writes the object (a large one to S3 takes minutes);
+# a lease outlives a process that died holding it by no more than this.
+FILE_LEASE_TTL = 900.0
+# How long an upload or delete waits for another one of the same filename before answering 409.
+FILE_LEASE_WAIT = 30.0
 # A deletion record is a small JSON object; more than this is not one of ours.
 TOMBSTONE_MAX_BYTES = 4096
 _DIGEST_LENGTH = {"md5": 32, "sha256": 64, "blake2_256": 64}
@@ -112,7 +120,7 @@ class PackageIndex:
         project = self.find_project(dist.project)
         if project is not None and project.status in CLOSED_STATUSES:
             raise InvalidUpload(f"Project {project.display_name!r} is {project.status}: it takes no new uploads.")
-        with self._spool(content) as spooled:
+        with self._spool(content) as spooled, self._file_lease(dist.filename):
             self._check_digests(form, spooled)
             existing = self.cache.get_file(dist.filename)
             if existing is not None:
@@ -225,6 +233,27 @@ class PackageIndex:
         sha256 = file.sha256 or self._object_sha256(file.object_key)
         record = {"filename": file.filename, "sha256": sha256, "deleted": utcnow().isoformat()}
         self.storage.put_bytes(tombstone_key(file.project, file.filename), json.dumps(record).encode())
+
+    @contextmanager
+    def _file_lease(self, filename: str) -> Iterator[None]:
+        """Hold the filename's lease: an upload and a delete of one filename never interleave.
+
+        Without it a delete that removed the row, racing an identical re-upload that found the object
+        still there and indexed it, would then delete that object: an acknowledged upload lost.
+        """
+        name = f"file:{hashlib.sha256(filename.encode()).hexdigest()[:48]}"
+        holder = uuid.uuid4().hex
+        deadline = time.monotonic() + FILE_LEASE_WAIT
+        pause = 0.01
+        while not self.cache.acquire_lock(name, holder, FILE_LEASE_TTL):
+            if time.monotonic() > deadline:
+                raise Conflict(f"Another upload or delete of {filename!r} is in progress; try again shortly.")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
+        try:
+            yield
+        finally:
+            self.cache.release_lock(name, holder, {})
 
     def _object_sha256(self, key: str) -> str:
         digest = hashlib.sha256()
@@ -403,7 +432,10 @@ class PackageIndex:
         return [f.filename for f in files]
 
     def delete_file(self, project: str, filename: str) -> None:
-        file = self.get_file(project, filename)
+        with self._file_lease(filename):
+            self._delete_file(self.get_file(project, filename))
+
+    def _delete_file(self, file: PackageFile) -> None:
         # Recorded before anything goes: a delete that stops halfway still keeps the filename used.
         self._record_deletion(file)
         # The row goes before the object, so the index never lists a file storage lacks.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from pypicloud_lite.models import Applied, Change, PackageFile, RemoveFile
 from pypicloud_lite.service import PackageIndex, UploadForm, UploadResult
 from pypicloud_lite.storage.local import LocalStorage
 from tests.support.distbuilder import build_sdist, build_wheel, digests, metadata_text
+from tests.support.legacy import wheel_metadata
 
 
 @pytest.fixture
@@ -548,6 +550,40 @@ def test_the_rule_outlives_the_cache(index: PackageIndex, dists: Path) -> None:
     assert [p.name for p in index.list_projects()] == ["demo"]
     with pytest.raises(FilenameReused):
         upload(index, build_wheel(dists / "other", "demo", "1.0", summary="other bytes"))
+
+
+def test_a_delete_racing_an_identical_reupload_never_loses_the_acknowledged_upload(
+    index: PackageIndex, dists: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wheel = build_wheel(dists, "demo", "1.0")
+    upload(index, wheel)
+    key = f"demo/{wheel.name}"
+    real_delete = index.storage.delete
+    reached, resume = threading.Event(), threading.Event()
+
+    def slow_delete(target: str) -> None:
+        if target == key and not reached.is_set():
+            reached.set()  # the delete has taken the row out; the object is still there
+            resume.wait(30)
+        real_delete(target)
+
+    monkeypatch.setattr(index.storage, "delete", slow_delete)
+    deleting = threading.Thread(target=index.delete_file, args=("demo", wheel.name))
+    deleting.start()
+    assert reached.wait(10)
+    uploaded: list[UploadResult] = []
+    uploading = threading.Thread(target=lambda: uploaded.append(upload(index, wheel)))
+    uploading.start()
+    uploading.join(2)  # unserialized, the upload is acknowledged here, before the delete goes on
+    resume.set()
+    deleting.join(30)
+    uploading.join(30)
+
+    assert len(uploaded) == 1 and uploaded[0].created  # acknowledged: it must be there, whole
+    file = index.get_file("demo", wheel.name)
+    assert read_key(index, file.object_key) == wheel.read_bytes()
+    assert read_key(index, file.sidecar_key) == wheel_metadata(wheel)
+    assert file.sha256 == digests(wheel)["sha256_digest"]
 
 
 def test_delete_file_under_the_wrong_project(index: PackageIndex, dists: Path) -> None:
