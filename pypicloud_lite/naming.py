@@ -135,6 +135,16 @@ def parse_filename(filename: str) -> DistFilename:
     )
 
 
+def filename_project(filename: str) -> NormalizedName:
+    """The project a stored file's name puts it in, split as the parsers split it but without their checks.
+
+    For rows already in the index: one stored before a check was added stays reachable (to be deleted).
+    """
+    if filename.endswith(".whl"):
+        return canonicalize_name(filename.split("-", 1)[0])
+    return canonicalize_name(filename.removesuffix(".tar.gz").removesuffix(".zip").rpartition("-")[0])
+
+
 # -- the storage key layout: the one place that knows it ----------------------------------
 
 

@@ -9,6 +9,7 @@ from pypicloud_lite.errors import InvalidUpload
 from pypicloud_lite.naming import (
     MAX_FILENAME_LENGTH,
     DistFilename,
+    filename_project,
     is_valid_project_name,
     normalize,
     parse_filename,
@@ -254,3 +255,17 @@ def test_double_dots_are_refused(filename: str) -> None:
 )
 def test_unusual_but_legal_filenames_are_accepted(filename: str) -> None:
     assert parse_filename(filename).filename == filename
+
+
+@pytest.mark.parametrize(
+    ("filename", "project"),
+    [
+        ("Demo_Pkg-1.0-py3-none-any.whl", "demo-pkg"),
+        ("demo-1.0-py3-none-any x.whl", "demo"),
+        ("my-lib-1.0.tar.gz", "my-lib"),
+        ("demo-1.0 .zip", "demo"),
+        ("README", ""),
+    ],
+)
+def test_filename_project_splits_without_checking(filename: str, project: str) -> None:
+    assert filename_project(filename) == project
