@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, unquote, urljoin, urlsplit
@@ -14,7 +15,7 @@ import webtest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from pypicloud_lite.models import PackageFile, Project
+from pypicloud_lite.models import AddFile, PackageFile, Project
 from pypicloud_lite.naming import DistFilename
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.web import simple_pages
@@ -491,3 +492,28 @@ def test_unusual_legal_filenames_round_trip(testapp: webtest.TestApp, auth: dict
     # pip re-quotes each path segment of a link, so it asks for %2B: the same file.
     assert get(testapp, f"/packages/foo-bar/{quote(wheel.name)}").body == data
     assert "%2B" in quote(wheel.name)
+
+
+@pytest.mark.parametrize(
+    "filename", ["demo-1.0-py3-none-any x#1.whl", "demo-1.0-py3-none-any%3F.whl", "demo-1.0-py3-none-any'&.whl"]
+)
+def test_a_row_stored_before_the_filename_checks_is_linked_and_served(
+    testapp: webtest.TestApp, auth: dict[str, str], index: PackageIndex, filename: str
+) -> None:
+    data = b"old bytes"
+    row = replace(_row(filename), size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    index.storage.put_bytes(row.object_key, data)
+    index.cache.apply(AddFile(row, "demo"))
+    html_href = anchors(get(testapp, "/simple/demo/").text)[filename]["href"] or ""
+    json_href = str(json_files(testapp, "demo")[filename]["url"])
+    (pypi_file,) = testapp.get("/pypi/demo/json").json["urls"]
+    ui_page = testapp.get("/ui/projects/demo", headers=auth).text
+    ui_href = next(attrs["href"] for text, attrs in anchors(ui_page).items() if text == filename) or ""
+    for url in (
+        urljoin("http://localhost/simple/demo/", html_href.partition("#")[0]),
+        json_href,
+        pypi_file["url"],
+        ui_href,
+    ):
+        served = get(testapp, urlsplit(urljoin("http://localhost/simple/demo/", url)).path)
+        assert (served.status_int, served.body) == (200, data), url
