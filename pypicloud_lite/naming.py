@@ -27,6 +27,13 @@ MAX_FILENAME_LENGTH = 255
 
 # PEP 508 project names: what Warehouse accepts in the upload form.
 _PROJECT_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])\Z", re.IGNORECASE)
+# Every character a valid wheel or sdist filename can hold: project names, PEP 440 versions
+# (epoch `!`, local `+`), build tags and compatibility tags. Anything else (spaces, quotes, `%`,
+# `#`, `?`, `<>`) only serves to break a link, a storage key or a client's parser.
+_FILENAME_CHARS = re.compile(r"^[A-Za-z0-9._+!-]+\Z")
+# One compatibility tag (py3, cp313t, abi3, manylinux_2_17_x86_64, macosx_11_0_arm64, any).
+_TAG = re.compile(r"^[A-Za-z0-9_]+\Z")
+_BUILD_TAG = re.compile(r"^[0-9][A-Za-z0-9_]*\Z")
 
 
 def normalize(name: str) -> NormalizedName:
@@ -60,18 +67,44 @@ def check_safe_filename(filename: str) -> None:
         raise InvalidUpload("Missing filename.")
     if len(filename) > MAX_FILENAME_LENGTH:
         raise InvalidUpload(f"Filename is longer than {MAX_FILENAME_LENGTH} characters.")
-    if "/" in filename or "\\" in filename or filename.startswith((".", "~")) or ":" in filename:
+    # `..` anywhere, not only as a segment: some storage tools and proxies normalize it away.
+    if any(c in filename for c in "/\\:") or ".." in filename or filename.startswith((".", "~")):
         raise InvalidUpload(f"Invalid filename {filename!r}: it must not contain a path.")
     if any(unicodedata.category(ch).startswith("C") for ch in filename):
         raise InvalidUpload("Invalid filename: it contains control characters.")
     if not filename.isascii():
-        raise InvalidUpload(f"Invalid filename {filename!r}: only ASCII characters are allowed.")
+        # Escaped, so a look-alike letter shows as what it is (and the status line carries it intact).
+        raise InvalidUpload(f"Invalid filename {filename!a}: only ASCII characters are allowed.")
 
 
 def _check_name_part(filename: str, name: str) -> None:
     # packaging's parsers accept any text before the version; Warehouse wants a project name.
     if not is_valid_project_name(name):
         raise InvalidUpload(f"Invalid filename {filename!r}: {name!r} is not a valid project name.")
+
+
+def _check_characters(filename: str, kind: str) -> None:
+    if not _FILENAME_CHARS.match(filename):
+        raise InvalidUpload(
+            f"Invalid {kind} filename {filename!r}: a distribution filename holds only letters, digits and . _ - + !"
+        )
+
+
+def _check_tags(filename: str) -> None:
+    # packaging splits the tag triple on `-` and `.` but takes any text between them as a tag.
+    parts = filename.removesuffix(".whl").split("-")
+    if len(parts) == 6 and not _BUILD_TAG.match(parts[2]):
+        raise InvalidUpload(
+            f"Invalid wheel filename {filename!r}: build tag {parts[2]!r} must be a number, "
+            "then letters, digits or underscores."
+        )
+    for part in parts[-3:]:
+        for tag in part.split("."):
+            if not _TAG.match(tag):
+                raise InvalidUpload(
+                    f"Invalid wheel filename {filename!r}: {tag!r} is not a compatibility tag "
+                    "(letters, digits and underscores; see PEP 425)."
+                )
 
 
 def parse_filename(filename: str) -> DistFilename:
@@ -83,6 +116,8 @@ def parse_filename(filename: str) -> DistFilename:
         except (InvalidWheelFilename, InvalidVersion) as exc:
             raise InvalidUpload(f"Invalid wheel filename {filename!r}: {exc}") from exc
         _check_name_part(filename, filename.split("-", 1)[0])
+        _check_characters(filename, "wheel")
+        _check_tags(filename)
         python_tag = filename[: -len(".whl")].split("-")[-3]
         return DistFilename(filename, name, version, "bdist_wheel", python_tag)
     if filename.endswith(SDIST_SUFFIXES):
@@ -92,11 +127,22 @@ def parse_filename(filename: str) -> DistFilename:
             raise InvalidUpload(f"Invalid sdist filename {filename!r}: {exc}") from exc
         stem = filename.removesuffix(".tar.gz").removesuffix(".zip")
         _check_name_part(filename, stem.rpartition("-")[0])
+        _check_characters(filename, "sdist")
         return DistFilename(filename, name, version, "sdist", "source")
     raise InvalidUpload(
         f"Invalid file extension in {filename!r}: use .whl, .tar.gz or .zip "
         "(see https://packaging.python.org/specifications/)."
     )
+
+
+def filename_project(filename: str) -> NormalizedName:
+    """The project a stored file's name puts it in, split as the parsers split it but without their checks.
+
+    For rows already in the index: one stored before a check was added stays reachable (to be deleted).
+    """
+    if filename.endswith(".whl"):
+        return canonicalize_name(filename.split("-", 1)[0])
+    return canonicalize_name(filename.removesuffix(".tar.gz").removesuffix(".zip").rpartition("-")[0])
 
 
 # -- the storage key layout: the one place that knows it ----------------------------------

@@ -48,6 +48,9 @@ class ReloadProgress:
     unchanged: int = 0
     hashed: int = 0
     failed: int = 0
+    # Objects that are neither a servable distribution nor a sidecar (strays, names the upload
+    # checks refuse): left in storage, never indexed.
+    skipped: int = 0
     visible_seconds: float | None = None
     complete_seconds: float | None = None
     error: str | None = None
@@ -119,6 +122,9 @@ class ReloadRun:
                 self.sidecars.add(obj.key)
             elif (dist := parse_key(obj.key)) is not None:
                 found[dist.filename] = (dist, obj)
+            else:
+                self.progress.skipped += 1
+                logger.debug("reload skips %r: not a distribution this index serves", obj.key)
             if self.progress.listed % PROGRESS_EVERY == 0:
                 self._report()
 

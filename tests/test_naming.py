@@ -9,6 +9,7 @@ from pypicloud_lite.errors import InvalidUpload
 from pypicloud_lite.naming import (
     MAX_FILENAME_LENGTH,
     DistFilename,
+    filename_project,
     is_valid_project_name,
     normalize,
     parse_filename,
@@ -195,3 +196,76 @@ def test_empty_filename_is_refused() -> None:
 def test_storage_keys() -> None:
     assert storage_key("demo-pkg", "Demo_Pkg-1.0.tar.gz") == "demo-pkg/Demo_Pkg-1.0.tar.gz"
     assert sidecar_key(storage_key("demo", "demo-1.0-py3-none-any.whl")) == "demo/demo-1.0-py3-none-any.whl.metadata"
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "demo-1.0-py3-none-any x.whl",
+        'demo-1.0-py3-none-any.whl"><script>.whl',
+        "demo-1.0-py3-none-a'y.whl",
+        "demo-1.0-py3-none-any%2F.whl",
+        "demo-1.0-py3-none-any#x.whl",
+        "demo-1.0-py3-none-any?x.whl",
+        "demo-1.0-py3-none-a<b>.whl",
+        "demo-1.0 .tar.gz",  # packaging strips the space from the version
+        "demo-1.0%20.zip",
+        "demo-1.0&x.tar.gz",
+    ],
+)
+def test_characters_that_break_links_or_keys_are_refused(filename: str) -> None:
+    with pytest.raises(InvalidUpload, match=r"Invalid (wheel |sdist )?filename"):
+        parse_filename(filename)
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "demo-1.0-py3-none-any!.whl",
+        "demo-1.0-py3-none-x+y.whl",
+        "demo-1.0-py3+x-none-any.whl",
+        "demo-1.0-1+x-py3-none-any.whl",  # a build tag: digits, then letters, digits, underscores
+        "demo-1.0-1!-py3-none-any.whl",
+    ],
+)
+def test_invalid_wheel_tags_are_refused(filename: str) -> None:
+    with pytest.raises(InvalidUpload, match="Invalid wheel filename"):
+        parse_filename(filename)
+
+
+@pytest.mark.parametrize("filename", ["demo..x-1.0.tar.gz", "demo-1.0-py3-none-any..whl", "demo-1.0..zip"])
+def test_double_dots_are_refused(filename: str) -> None:
+    with pytest.raises(InvalidUpload):
+        parse_filename(filename)
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "demo-1.0+local.1-py3-none-any.whl",
+        "demo-1.0-1-py3-none-any.whl",
+        "demo-1.0-12b_x-py2.py3-none-any.whl",
+        "demo-1!1.0-py3-none-any.whl",
+        "demo-1.0-cp313-cp313t-musllinux_1_2_aarch64.whl",
+        "demo-1.0-cp38-abi3-macosx_10_9_x86_64.macosx_11_0_arm64.macosx_10_9_universal2.whl",
+        "demo-1.0-pp310-pypy310_pp73-win_amd64.whl",
+        "Demo_Pkg-1.0.post1.tar.gz",
+        "demo-1.0+local.1.zip",
+    ],
+)
+def test_unusual_but_legal_filenames_are_accepted(filename: str) -> None:
+    assert parse_filename(filename).filename == filename
+
+
+@pytest.mark.parametrize(
+    ("filename", "project"),
+    [
+        ("Demo_Pkg-1.0-py3-none-any.whl", "demo-pkg"),
+        ("demo-1.0-py3-none-any x.whl", "demo"),
+        ("my-lib-1.0.tar.gz", "my-lib"),
+        ("demo-1.0 .zip", "demo"),
+        ("README", ""),
+    ],
+)
+def test_filename_project_splits_without_checking(filename: str, project: str) -> None:
+    assert filename_project(filename) == project

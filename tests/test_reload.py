@@ -195,6 +195,11 @@ def spy(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
         ("demo/.tmp-x1y2.part", None),
         ("/demo-1.0.tar.gz", None),
         ("demo/", None),
+        ("demo/demo-1.0-py3-none-any x.whl", None),
+        ("demo/demo-1.0-py3-none-any%2F.whl", None),
+        ("demo/demo-1.0-py3-none-any!.whl", None),
+        ("demo/demo..x-1.0.tar.gz", None),
+        ("demo/demo-1.0+local.1-py3-none-any.whl", "demo-1.0+local.1-py3-none-any.whl"),
     ],
 )
 def test_parse_key(key: str, filename: str | None) -> None:
@@ -218,6 +223,11 @@ def test_objects_put_straight_into_storage_are_indexed(any_env: Env) -> None:
         "wrong-folder/foo_bar-3.0.tar.gz": sdist.read_bytes(),
         "foo-bar/nested/foo_bar-5.0.tar.gz": sdist.read_bytes(),
         "foo-bar/foo_bar-9.0.tar.gz.metadata": metadata_text("Foo.Bar", "9.0").encode(),
+        # Names an upload refuses, put there by another tool: skipped, not a crash, not a broken link.
+        "foo-bar/foo_bar-1.0-py3-none-any x.whl": wheel.read_bytes(),
+        "foo-bar/foo_bar-1.0-py3-none-any%2F.whl": wheel.read_bytes(),
+        'foo-bar/foo_bar-1.0-py3-none-any.whl"><b>.whl': wheel.read_bytes(),
+        "foo-bar/foo_bar-1.0-py3-none-any!.whl": wheel.read_bytes(),
     }
     for key, data in strays.items():
         put_raw(env.storage, key, data)
@@ -227,6 +237,7 @@ def test_objects_put_straight_into_storage_are_indexed(any_env: Env) -> None:
     assert result.state == "done"
     assert result.error is None
     assert result.listed == 3 + len(strays)
+    assert result.skipped == len(strays) - 1  # all but the sidecar
     assert counts(result) == {"added": 3, "removed": 0, "changed": 0, "unchanged": 0, "hashed": 3, "failed": 0}
     assert isinstance(result.visible_seconds, float)
     assert isinstance(result.complete_seconds, float)

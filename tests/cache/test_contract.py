@@ -501,3 +501,21 @@ def test_set_project_status_of_an_unknown_project(cache: Cache) -> None:
     assert cache.apply(SetStatus("nothing", "archived", None)).count == 0
     assert cache.get_project("nothing") is None
     assert cache.serial() == 0
+
+
+@pytest.mark.parametrize("filename", ["demo-1.0-py3-none-any x.whl", "demo-1.0-py3-none-any!.whl", "demo-1.0 .tar.gz"])
+def test_a_row_whose_name_the_upload_checks_now_refuse_can_still_be_read_and_removed(
+    cache: Cache, filename: str
+) -> None:
+    # Stored before the check existed: the index must still find it, to serve or delete it.
+    cache.apply(AddFile(make_file(filename), "Demo"))
+    stored = cache.get_file(filename)
+    assert stored is not None
+    assert stored.filename == filename
+    assert cache.apply(RemoveFile(filename)).changed is True
+    assert cache.get_file(filename) is None
+
+
+@pytest.mark.parametrize("filename", ["README", "", "-1.0.tar.gz", "x.whl.metadata"])
+def test_names_of_no_file_find_nothing(cache: Cache, filename: str) -> None:
+    assert cache.get_file(filename) is None

@@ -131,3 +131,42 @@ def test_pip_cache_sees_a_new_upload(clients: Clients, tmp_path: Path) -> None:
     clients.twine(build_wheel(dists, "refreshed", "2.0")).check()
     cached_download(clients, cache, tmp_path / "second", "refreshed")
     assert [p.name for p in (tmp_path / "second").iterdir()] == ["refreshed-2.0-py3-none-any.whl"]
+
+
+def test_unusual_legal_filenames_install(server: Server, clients: Clients, tmp_path: Path) -> None:
+    # An epoch (!), a local version (+) and a build tag: legal, and each must survive the link round trip.
+    built = build_wheel(tmp_path / "dists", "oddname", "1!1.0+local.1")
+    wheel = built.with_name(built.name.replace("-py3-none-any", "-1-py3-none-any"))
+    built.rename(wheel)
+    assert wheel.name == "oddname-1!1.0+local.1-1-py3-none-any.whl"
+    clients.twine(wheel).check()
+    assert server.listed_files("oddname") == {wheel.name: sha256(wheel)}
+    status, _headers, page = server.get("/simple/oddname/")
+    assert status == 200
+    assert 'href="../../packages/oddname/oddname-1!1.0+local.1-1-py3-none-any.whl#sha256=' in page.decode()
+
+    # Crafted names for a newer release are refused, so they cannot break the project's page for installers.
+    newer = build_wheel(tmp_path / "crafted", "oddname", "2!2.0")
+    for crafted in (
+        "oddname-2!2.0-py3-none-any#.whl",
+        "oddname-2!2.0-py3-none-any x.whl",
+        "oddname-2!2.0-py3-none-an!y.whl",
+    ):
+        newer = newer.rename(newer.with_name(crafted))
+        refused = clients.twine(newer)
+        assert refused.returncode != 0, refused.output
+        assert "400 Bad Request" in refused.output, refused.output
+        assert "Invalid wheel filename" in refused.output, refused.output
+    assert server.listed_files("oddname") == {wheel.name: sha256(wheel)}
+
+    python = clients.new_venv(tmp_path / "venv")
+    clients.pip_install(python, "oddname").check()
+    assert clients.module_version(python, "oddname") == "1!1.0+local.1"
+
+    venv = tmp_path / "uv-venv"
+    clients.uv("venv", "--python", sys.executable, venv).check()
+    uv_python = venv / "bin" / "python"
+    clients.uv(
+        "pip", "install", "--python", uv_python, "--index-url", server.simple_url, "oddname==1!1.0+local.1"
+    ).check()
+    assert clients.module_version(uv_python, "oddname") == "1!1.0+local.1"

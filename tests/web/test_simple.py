@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import pytest
 import webtest
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
+from pypicloud_lite.models import AddFile, PackageFile, Project
+from pypicloud_lite.naming import DistFilename
 from pypicloud_lite.service import PackageIndex
+from pypicloud_lite.web import simple_pages
 from tests.support.common import UPLOADER, UPLOADER_PASSWORD, basic_auth
 from tests.support.distbuilder import build_sdist, build_wheel
 from tests.support.legacy import HTML, HTML_V1, JSON_V1, PIP_ACCEPT, anchors, sha256, upload_dist, wheel_metadata
@@ -437,3 +444,76 @@ def test_core_metadata_hash_matches_served_metadata(readonly: Shared) -> None:
     (wheel,) = [f for f in json_files(readonly.app).values() if str(f["filename"]).endswith(".whl")]
     served = readonly.app.get(urljoin(PROJECT_URL, str(wheel["url"])) + ".metadata").body
     assert wheel["core-metadata"] == {"sha256": hashlib.sha256(served).hexdigest()}
+
+
+# -- hrefs are percent-encoded ---------------------------------------------------
+
+
+def _row(filename: str) -> PackageFile:
+    dist = DistFilename(filename, canonicalize_name("demo"), Version("1.0"), "bdist_wheel", "py3")
+    return PackageFile.of(dist, size=1, sha256="ab" * 32, upload_time=datetime(2026, 1, 1, tzinfo=UTC))
+
+
+# Names an upload refuses today, but a row from before the checks (or a hand-made one) may hold.
+ODD_NAMES = [
+    pytest.param("demo-1.0-py3-none-any x.whl", "demo-1.0-py3-none-any%20x.whl", id="space"),
+    pytest.param("demo-1.0-py3-none-any#x.whl", "demo-1.0-py3-none-any%23x.whl", id="fragment"),
+    pytest.param("demo-1.0-py3-none-any?x.whl", "demo-1.0-py3-none-any%3Fx.whl", id="query"),
+    pytest.param("demo-1.0-py3-none-any%2F.whl", "demo-1.0-py3-none-any%252F.whl", id="percent"),
+    pytest.param('demo-1.0-py3-none-any"><b>.whl', "demo-1.0-py3-none-any%22%3E%3Cb%3E.whl", id="markup"),
+    pytest.param("demo-1.0+local.1-py3-none-any.whl", "demo-1.0+local.1-py3-none-any.whl", id="local-version"),
+    pytest.param("demo-1!1.0-py3-none-any.whl", "demo-1!1.0-py3-none-any.whl", id="epoch"),
+]
+
+
+@pytest.mark.parametrize(("filename", "encoded"), ODD_NAMES)
+def test_file_hrefs_are_percent_encoded(filename: str, encoded: str) -> None:
+    project = Project("demo", "demo", 1)
+    href = f"../../packages/demo/{encoded}"
+    links = anchors(simple_pages.project_html(project, [_row(filename)]).decode())
+    assert set(links) == {filename}
+    assert links[filename]["href"] == f"{href}#sha256={'ab' * 32}"
+    (entry,) = json.loads(simple_pages.project_json(project, [_row(filename)]))["files"]
+    assert (entry["filename"], entry["url"]) == (filename, href)
+    # What the files view gets back once the server decodes the path segment.
+    assert unquote(urlsplit(urljoin(PROJECT_URL, href)).path) == f"/packages/demo/{filename}"
+
+
+def test_unusual_legal_filenames_round_trip(testapp: webtest.TestApp, auth: dict[str, str], dist_dir: Path) -> None:
+    wheel = build_wheel(dist_dir, "Foo.Bar", "1.0+local.1")
+    assert "+" in wheel.name
+    upload_dist(testapp, auth, wheel, "Foo.Bar", "1.0+local.1")
+    data = wheel.read_bytes()
+    html_href = urljoin(PROJECT_URL, anchors(get(testapp, "/simple/foo-bar/").text)[wheel.name]["href"] or "")
+    json_href = urljoin(PROJECT_URL, str(json_files(testapp)[wheel.name]["url"]))
+    (pypi_file,) = testapp.get("/pypi/foo-bar/json").json["urls"]
+    for url in (html_href.partition("#")[0], json_href, pypi_file["url"]):
+        assert get(testapp, urlsplit(url).path).body == data, url
+    # pip re-quotes each path segment of a link, so it asks for %2B: the same file.
+    assert get(testapp, f"/packages/foo-bar/{quote(wheel.name)}").body == data
+    assert "%2B" in quote(wheel.name)
+
+
+@pytest.mark.parametrize(
+    "filename", ["demo-1.0-py3-none-any x#1.whl", "demo-1.0-py3-none-any%3F.whl", "demo-1.0-py3-none-any'&.whl"]
+)
+def test_a_row_stored_before_the_filename_checks_is_linked_and_served(
+    testapp: webtest.TestApp, auth: dict[str, str], index: PackageIndex, filename: str
+) -> None:
+    data = b"old bytes"
+    row = replace(_row(filename), size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    index.storage.put_bytes(row.object_key, data)
+    index.cache.apply(AddFile(row, "demo"))
+    html_href = anchors(get(testapp, "/simple/demo/").text)[filename]["href"] or ""
+    json_href = str(json_files(testapp, "demo")[filename]["url"])
+    (pypi_file,) = testapp.get("/pypi/demo/json").json["urls"]
+    ui_page = testapp.get("/ui/projects/demo", headers=auth).text
+    ui_href = next(attrs["href"] for text, attrs in anchors(ui_page).items() if text == filename) or ""
+    for url in (
+        urljoin("http://localhost/simple/demo/", html_href.partition("#")[0]),
+        json_href,
+        pypi_file["url"],
+        ui_href,
+    ):
+        served = get(testapp, urlsplit(urljoin("http://localhost/simple/demo/", url)).path)
+        assert (served.status_int, served.body) == (200, data), url

@@ -233,6 +233,37 @@ def test_bad_filename(
     assert {p.name for p in written} <= {"cache.sqlite", "cache.sqlite-wal", "cache.sqlite-shm", "cache.sqlite-journal"}
 
 
+# Names a real Foo.Bar 1.0 wheel is uploaded under: each must be refused before anything is stored,
+# or its link breaks `pip install foo-bar` for everyone.
+CRAFTED_WHEEL_NAMES = [
+    pytest.param("foo_bar-1.0-py3-none-any x.whl", "Invalid wheel filename", id="space"),
+    pytest.param('foo_bar-1.0-py3-none-any.whl"><script>.whl', "Invalid wheel filename", id="markup"),
+    pytest.param("foo_bar-1.0-py3-none-any%23.whl", "Invalid wheel filename", id="percent"),
+    pytest.param("foo_bar-1.0-py3-none-any#x.whl", "Invalid wheel filename", id="fragment"),
+    pytest.param("foo_bar-1.0-py3-none-any?x=1.whl", "Invalid wheel filename", id="query"),
+    pytest.param("foo_bar-1.0-py3-none-any!.whl", "Invalid wheel filename", id="bad-platform-tag"),
+    pytest.param("foo_bar-1.0-py3-no+ne-any.whl", "Invalid wheel filename", id="bad-abi-tag"),
+    pytest.param("foo_bar-1.0-1!-py3-none-any.whl", "Invalid wheel filename", id="bad-build-tag"),
+    pytest.param("foo_bar-1.0-py3-none-\u0430ny.whl", "Invalid filename", id="cyrillic-a"),
+    pytest.param("foo..bar-1.0-py3-none-any.whl", "Invalid filename", id="double-dot"),
+    pytest.param("fooobar-1.0-py3-none-any.whl", "Start filename for 'Foo.Bar'", id="other-project"),
+]
+
+
+@pytest.mark.parametrize(("filename", "message"), CRAFTED_WHEEL_NAMES)
+def test_crafted_wheel_filenames(
+    testapp: webtest.TestApp,
+    auth: dict[str, str],
+    dist_dir: Path,
+    settings: Settings,
+    filename: str,
+    message: str,
+) -> None:
+    wheel = build_wheel(dist_dir, "Foo.Bar", "1.0").read_bytes()
+    resp = post_upload(testapp, auth, filename=filename, data=wheel, name="Foo.Bar", version="1.0", status="*")
+    assert_rejected(resp, 400, message, testapp, settings)
+
+
 def _zip(members: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:

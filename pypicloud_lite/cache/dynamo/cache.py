@@ -28,7 +28,7 @@ from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cache.dynamo.items import condition_failed, file_item, to_file, to_project, translated
 from pypicloud_lite.cache.dynamo.tables import PROJECT_PARTITION, DynamoTables, build_tables, create_tables
 from pypicloud_lite.config import CacheSettings, DynamoSettings
-from pypicloud_lite.errors import BackendUnavailable, InvalidUpload
+from pypicloud_lite.errors import BackendUnavailable
 from pypicloud_lite.models import (
     AddFile,
     Applied,
@@ -45,7 +45,7 @@ from pypicloud_lite.models import (
     SetStatus,
     SetYanked,
 )
-from pypicloud_lite.naming import parse_filename
+from pypicloud_lite.naming import filename_project
 
 logger = logging.getLogger(__name__)
 
@@ -159,10 +159,10 @@ class DynamoCache(Cache):
 
     @translated
     def get_file(self, filename: str) -> PackageFile | None:
-        try:
-            project = parse_filename(filename).project
-        except InvalidUpload:
-            return None
+        # Not parse_filename: a row stored before a filename check was added must still be found.
+        project = filename_project(filename)
+        if not project:
+            return None  # DynamoDB refuses an empty key
         try:
             return to_file(self.t.file.get(project, filename, consistent_read=True))
         except self.t.file.DoesNotExist:
@@ -392,7 +392,7 @@ class DynamoCache(Cache):
 
         def set_etag(item: tuple[str, str]) -> None:
             filename, etag = item
-            project = parse_filename(filename).project
+            project = filename_project(filename)
             try:
                 f(project, filename).update(actions=[f.storage_etag.set(etag)], condition=f.filename.exists())
             except PynamoDBException as exc:
