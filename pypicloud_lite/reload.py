@@ -26,7 +26,7 @@ from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.errors import Conflict, NotFound, PypicloudLiteError
 from pypicloud_lite.indexing import describe_object, listed_file
 from pypicloud_lite.models import FillDetails, PackageFile, ReloadChanges, RemoveFile
-from pypicloud_lite.naming import METADATA_SUFFIX, DistFilename, parse_key
+from pypicloud_lite.naming import INTERNAL_PREFIX, METADATA_SUFFIX, DistFilename, parse_key
 from pypicloud_lite.storage.base import Storage, StoredObject
 
 logger = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class ReloadRun:
                 self.sidecars.add(obj.key)
             elif (dist := parse_key(obj.key)) is not None:
                 found[dist.filename] = (dist, obj)
-            else:
+            elif not obj.key.startswith(INTERNAL_PREFIX):  # the index's own records are no strays
                 self.progress.skipped += 1
                 logger.debug("reload skips %r: not a distribution this index serves", obj.key)
             if self.progress.listed % PROGRESS_EVERY == 0:
