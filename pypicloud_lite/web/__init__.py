@@ -14,6 +14,7 @@ from pypicloud_lite.access.static import GeneratedAdmin
 from pypicloud_lite.config import Settings, load_settings
 from pypicloud_lite.errors import Conflict
 from pypicloud_lite.web.admin_tasks import run_in_background
+from pypicloud_lite.web.decoding import DecodingRequest
 from pypicloud_lite.web.errors import ALLOWED_METHODS_KEY
 from pypicloud_lite.web.security import BasicAuthPolicy
 from pypicloud_lite.web.services import REGISTRY_KEY, AppServices, build_services
@@ -31,6 +32,7 @@ def make_app(
     app_services, generated = build_services(settings)
     config = Configurator(settings=raw_settings or {})
     config.registry[REGISTRY_KEY] = app_services
+    config.set_request_factory(DecodingRequest)
     config.set_security_policy(BasicAuthPolicy(app_services.access))
     config.set_session_factory(LazySessionFactory(settings.web, app_services.index.storage))
     config.include("pyramid_jinja2")

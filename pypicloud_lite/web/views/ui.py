@@ -256,7 +256,17 @@ def set_status(request: Request) -> Response:
 
 def _local_path(target: str | None) -> str | None:
     """Only a path on this site: a login must not bounce to another one (open redirect)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    # No control characters or spaces: CR/LF would split the Location header, and browsers drop tabs
+    # and newlines from a URL, so "/\t/host" would leave as "//host".
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and target.isascii()
+        and target.isprintable()
+        and not any(char.isspace() for char in target)
+    ):
         return target
     return None
 
