@@ -303,6 +303,11 @@ class PackageIndex:
     def open_file(self, file: PackageFile, start: int = 0, end: int | None = None) -> BinaryIO:
         return self.storage.open(file.object_key, start, end)
 
+    def require_stored(self, file: PackageFile) -> None:
+        """NotFound, as open_file raises it, when the file's object is gone from storage (a HEAD opens nothing)."""
+        if self.storage.stat(file.object_key) is None:
+            raise NotFound(f"No such object: {file.object_key}")
+
     def read_metadata(self, file: PackageFile) -> bytes:
         """The PEP 658 core metadata of a file (small: bounded at upload)."""
         if file.metadata_sha256 is None:
