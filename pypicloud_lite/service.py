@@ -41,6 +41,7 @@ from pypicloud_lite.naming import (
 from pypicloud_lite.reload import LOCK_NAME as RELOAD_LOCK
 from pypicloud_lite.reload import ReloadRun, begin_reload
 from pypicloud_lite.storage.base import Storage
+from pypicloud_lite.storage.local import remove_stale_files
 
 if TYPE_CHECKING:
     from hashlib import _Hash
@@ -48,6 +49,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
+# Upload spool files: `upload.spool_dir`, or the system's temporary folder.
+SPOOL_PREFIX, SPOOL_SUFFIX = "ppc-upload-", ".part"
+# No upload (or storage write) takes this long between two writes to its temporary file.
+STALE_TEMPORARY_AGE = 3600
 _DIGEST_LENGTH = {"md5": 32, "sha256": 64, "blake2_256": 64}
 _HEX_DIGEST = {name: re.compile(f"^[0-9a-f]{{{length}}}\\Z") for name, length in _DIGEST_LENGTH.items()}
 
@@ -153,6 +158,19 @@ class PackageIndex:
                     f"The digest supplied does not match a digest calculated from the uploaded file ({field})."
                 )
 
+    def remove_stale_temporary_files(self, max_age: float = STALE_TEMPORARY_AGE) -> int:
+        """At start-up: remove upload spool files and storage temporaries a killed process left behind.
+
+        Several processes share the spool folder, so only files untouched for `max_age` go: one being
+        written is younger, its mtime moving with every chunk.
+        """
+        spool_dir = self.upload_settings.spool_dir or Path(tempfile.gettempdir())
+        removed = remove_stale_files(spool_dir.glob(f"{SPOOL_PREFIX}*{SPOOL_SUFFIX}"), max_age)
+        removed += self.storage.remove_stale_temporary_files(max_age)
+        if removed:
+            logger.info("removed %d stale temporary files (older than %d s)", removed, max_age)
+        return removed
+
     @contextmanager
     def _spool(self, content: BinaryIO) -> Iterator[Spooled]:
         """Copy the upload to a temporary file while hashing it, enforcing the size limit."""
@@ -166,7 +184,7 @@ class PackageIndex:
             "blake2_256": hashlib.blake2b(digest_size=32),
         }
         size = 0
-        with tempfile.NamedTemporaryFile(dir=spool_dir, prefix="ppc-upload-", suffix=".part") as tmp:
+        with tempfile.NamedTemporaryFile(dir=spool_dir, prefix=SPOOL_PREFIX, suffix=SPOOL_SUFFIX) as tmp:
             while chunk := content.read(CHUNK):
                 size += len(chunk)
                 if size > limit:

@@ -43,6 +43,8 @@ def make_app(
     config.scan("pypicloud_lite.web.csrf")
     config.commit()
     config.registry[ALLOWED_METHODS_KEY] = _allowed_methods(config)
+    # What a process killed mid-upload left: every worker starting sweeps it, none touches a live file.
+    app_services.index.remove_stale_temporary_files()
     if generated is not None:
         _announce(generated, server_url)
     if settings.reload.on_start:
