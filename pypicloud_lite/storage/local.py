@@ -158,3 +158,9 @@ class LocalStorage(Storage):
     def check_health(self) -> None:
         if not os.access(self.root, os.W_OK):
             raise BackendUnavailable(f"Storage folder {self.root} is not writable")
+        # A real listing (one entry), as a reload makes: access() alone passes for root on a broken mount.
+        try:
+            with os.scandir(self.root) as entries:
+                next(entries, None)
+        except OSError as exc:
+            raise BackendUnavailable(f"Storage folder {self.root} cannot be listed: {exc.strerror}") from exc

@@ -51,6 +51,8 @@ from pypicloud_lite.models import (
 
 logger = logging.getLogger(__name__)
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
 _INSERTS: dict[str, Any] = {"sqlite": sqlite_insert, "postgresql": pg_insert}
 
 
@@ -540,9 +542,25 @@ class SQLCache(Cache):
         return self._serial.read()
 
     def check_health(self) -> None:
-        # Through the pool, as every other query goes: health is about the pool too.
+        # Through the pool, as every other query goes: health is about the pool too. The serial alone
+        # can come from a page SQLite keeps cached; a row of the biggest table is a real read.
         with self._session() as session:
             session.scalar(select(func.coalesce(func.max(IndexStateRow.serial), 0)))
+            session.scalar(select(FileRow.filename).limit(1))
+        self._check_sqlite_header()
+
+    def _check_sqlite_header(self) -> None:
+        """A SQLite file's first bytes, read from disk: connections with the pages cached do not see damage."""
+        url = self.engine.url
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return
+        try:
+            with open(url.database, "rb") as fh:
+                header = fh.read(len(_SQLITE_MAGIC))
+        except OSError as exc:
+            raise BackendUnavailable(f"The package cache database cannot be read: {exc.strerror}") from exc
+        if header != _SQLITE_MAGIC:
+            raise BackendUnavailable("The package cache database file is damaged (not a SQLite database header).")
 
     def close(self) -> None:
         self._serial.close()
