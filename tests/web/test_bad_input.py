@@ -64,6 +64,13 @@ def test_query_not_utf8(testapp: webtest.TestApp, url: str) -> None:
     assert 400 <= resp.status_int < 500, resp.status
 
 
+@pytest.mark.parametrize(
+    "url", ["/simple/%ff/", "/ui/projects/%ff", "/packages/%ff/%fe", "/pypi/%ff/json", "/api/projects/%ff"]
+)
+def test_path_not_utf8(testapp: webtest.TestApp, url: str) -> None:
+    assert_400(testapp.get(url, expect_errors=True), "not valid UTF-8")
+
+
 @pytest.mark.parametrize("page", ["abc", "1e9999", "9" * 5000, "-1", ""])
 def test_page_that_is_not_a_number(testapp: webtest.TestApp, page: str) -> None:
     assert testapp.get(f"/ui/?page={page}").status_int == 200
