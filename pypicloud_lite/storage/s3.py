@@ -191,7 +191,7 @@ class S3Storage(Storage):
         try:
             with _translate("reach bucket", self.bucket):
                 # A real (one-key) listing, as a reload makes: HeadBucket passes without s3:ListBucket.
-                self.client.list_objects_v2(Bucket=self.bucket, MaxKeys=1)
+                self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
         except NotFound as exc:
             raise BackendUnavailable(
                 f"S3 bucket {self.bucket} does not exist (or is not visible to these credentials)."
