@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pyramid.request import Request
@@ -38,10 +39,15 @@ class DecodingRequest(Request):  # type: ignore[misc]  # pyramid has no type hin
     @property
     def json_body(self) -> Any:
         try:
-            return super().json_body
+            body = super().json_body
+            # JSON may escape half a UTF-16 pair ("\ud800"): a str no database, hash or page can encode.
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidInput("The request body is not valid UTF-8.") from exc
+        except UnicodeEncodeError as exc:
+            raise InvalidInput("The request body's JSON holds an unpaired surrogate escape (\\uD800-\\uDFFF).") from exc
         except ValueError as exc:
             raise InvalidInput("The request body is not valid JSON.") from exc
         except RecursionError as exc:
             raise InvalidInput("The request body's JSON is nested too deeply.") from exc
+        return body

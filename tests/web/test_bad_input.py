@@ -45,7 +45,9 @@ def test_form_field_not_utf8(testapp: webtest.TestApp, auth: dict[str, str]) -> 
     assert resp.status_int == 400, resp.status
 
 
-@pytest.mark.parametrize("body", [DEEP, b'{"description": "\xff"}', b"{", b'{"a": NaN'])
+@pytest.mark.parametrize(
+    "body", [DEEP, b'{"description": "\xff"}', b"{", b'{"a": NaN', b'{"description": "\\ud800"}', b'{"\\udfff": 1}']
+)
 def test_json_that_cannot_be_read(testapp: webtest.TestApp, auth: dict[str, str], body: bytes) -> None:
     headers = {**auth, "Content-Type": "application/json"}
     resp = testapp.post("/api/tokens", body, headers=headers, expect_errors=True)
