@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 import webtest
 
-from tests.support.apiutil import PASSWORD, running
+from tests.support.apiutil import ADMIN, PASSWORD, running
 from tests.support.common import UPLOADER, UPLOADER_PASSWORD, basic_auth, services
 from tests.support.harness import Server, start_server
 
@@ -92,7 +93,23 @@ def test_a_huge_accept_header(testapp: webtest.TestApp, url: str) -> None:
 def ui_app(sql_raw: dict[str, Any], cheap_hashing: None) -> Iterator[webtest.TestApp]:
     with running(sql_raw) as testapp:
         services(testapp.app).access.create_user("bob", PASSWORD)
+        services(testapp.app).access.create_user(ADMIN, PASSWORD, is_admin=True)
         yield testapp
+
+
+def test_a_huge_form_value_in_a_ui_error(ui_app: webtest.TestApp) -> None:
+    # The reason quotes the value and goes to the session cookie as a flash message: it must still fit.
+    form = ui_app.get("/ui/login").forms["login-form"]
+    form["username"], form["password"] = ADMIN, PASSWORD
+    form.submit()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', ui_app.get("/ui/admin/access").text)
+    assert token
+    for _ in range(10):  # posted by a script: no result page shows (and clears) the messages
+        params = {"csrf_token": token.group(1), "name": "x" * 100_000, "password": "p", "action": "create"}
+        resp = ui_app.post("/ui/admin/access/users", params, expect_errors=True)
+        assert resp.status_int == 303, resp.status
+    page = ui_app.get("/ui/admin/access")
+    assert 1 <= page.text.count("Error: ") <= 3
 
 
 @pytest.mark.parametrize(
