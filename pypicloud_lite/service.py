@@ -53,6 +53,7 @@ from pypicloud_lite.naming import (
 from pypicloud_lite.reload import LOCK_NAME as RELOAD_LOCK
 from pypicloud_lite.reload import ReloadRun, begin_reload
 from pypicloud_lite.storage.base import Storage
+from pypicloud_lite.storage.local import remove_stale_files
 
 if TYPE_CHECKING:
     from hashlib import _Hash
@@ -67,6 +68,10 @@ FILE_LEASE_TTL = 900.0
 FILE_LEASE_WAIT = 30.0
 # A deletion record is a small JSON object; more than this is not one of ours.
 TOMBSTONE_MAX_BYTES = 4096
+# Upload spool files: `upload.spool_dir`, or the system's temporary folder.
+SPOOL_PREFIX, SPOOL_SUFFIX = "ppc-upload-", ".part"
+# No upload (or storage write) takes this long between two writes to its temporary file.
+STALE_TEMPORARY_AGE = 3600
 _DIGEST_LENGTH = {"md5": 32, "sha256": 64, "blake2_256": 64}
 _HEX_DIGEST = {name: re.compile(f"^[0-9a-f]{{{length}}}\\Z") for name, length in _DIGEST_LENGTH.items()}
 
@@ -173,6 +178,19 @@ class PackageIndex:
                     f"The digest supplied does not match a digest calculated from the uploaded file ({field})."
                 )
 
+    def remove_stale_temporary_files(self, max_age: float = STALE_TEMPORARY_AGE) -> int:
+        """At start-up: remove upload spool files and storage temporaries a killed process left behind.
+
+        Several processes share the spool folder, so only files untouched for `max_age` go: one being
+        written is younger, its mtime moving with every chunk.
+        """
+        spool_dir = self.upload_settings.spool_dir or Path(tempfile.gettempdir())
+        removed = remove_stale_files(spool_dir.glob(f"{SPOOL_PREFIX}*{SPOOL_SUFFIX}"), max_age)
+        removed += self.storage.remove_stale_temporary_files(max_age)
+        if removed:
+            logger.info("removed %d stale temporary files (older than %d s)", removed, max_age)
+        return removed
+
     @contextmanager
     def _spool(self, content: BinaryIO) -> Iterator[Spooled]:
         """Copy the upload to a temporary file while hashing it, enforcing the size limit."""
@@ -186,7 +204,7 @@ class PackageIndex:
             "blake2_256": hashlib.blake2b(digest_size=32),
         }
         size = 0
-        with tempfile.NamedTemporaryFile(dir=spool_dir, prefix="ppc-upload-", suffix=".part") as tmp:
+        with tempfile.NamedTemporaryFile(dir=spool_dir, prefix=SPOOL_PREFIX, suffix=SPOOL_SUFFIX) as tmp:
             while chunk := content.read(CHUNK):
                 size += len(chunk)
                 if size > limit:
@@ -369,6 +387,11 @@ class PackageIndex:
 
     def open_file(self, file: PackageFile, start: int = 0, end: int | None = None) -> BinaryIO:
         return self.storage.open(file.object_key, start, end)
+
+    def require_stored(self, file: PackageFile) -> None:
+        """NotFound, as open_file raises it, when the file's object is gone from storage (a HEAD opens nothing)."""
+        if self.storage.stat(file.object_key) is None:
+            raise NotFound(f"No such object: {file.object_key}")
 
     def read_metadata(self, file: PackageFile) -> bytes:
         """The PEP 658 core metadata of a file (small: bounded at upload)."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -679,3 +681,30 @@ def test_delete_version(index: PackageIndex, dists: Path) -> None:
         index.delete_version("demo", "1.0")
     with pytest.raises(NotFound):
         index.delete_version("demo", "not a version")
+
+
+def _aged(path: Path, seconds: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"half an upload")
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def test_start_up_removes_only_stale_temporary_files(index: PackageIndex, spool_dir: Path, tmp_path: Path) -> None:
+    # What `kill -9` mid-upload leaves: a spool file, and a storage write's temporary beside its object.
+    stale = [
+        _aged(spool_dir / "ppc-upload-abc123.part", 7200),
+        _aged(tmp_path / "packages" / "foo" / ".tmp-xyz.part", 7200),
+    ]
+    # Another worker's upload in progress, and files that are not ours to remove.
+    kept = [
+        _aged(spool_dir / "ppc-upload-live.part", 10),
+        _aged(tmp_path / "packages" / "foo" / ".tmp-live.part", 10),
+        _aged(spool_dir / "notes.txt", 7200),
+        _aged(tmp_path / "packages" / "foo" / "foo-1.0.tar.gz", 7200),
+    ]
+    assert index.remove_stale_temporary_files(3600) == 2
+    assert [p for p in stale if p.exists()] == []
+    assert [p for p in kept if not p.exists()] == []
+    assert index.remove_stale_temporary_files(3600) == 0

@@ -71,6 +71,10 @@ class Storage(ABC):
         """A URL the client may fetch the object from directly, or None to stream it."""
         return None
 
+    def remove_stale_temporary_files(self, max_age: float) -> int:
+        """Remove what a crashed writer left behind, older than `max_age` seconds; how many were removed."""
+        return 0
+
     @abstractmethod
     def check_health(self) -> None:
         """Raise BackendUnavailable if storage cannot be used."""

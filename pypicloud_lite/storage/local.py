@@ -9,7 +9,8 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -18,6 +19,27 @@ from pypicloud_lite.errors import BackendUnavailable, NotFound
 from pypicloud_lite.storage.base import Storage, StoredObject, checked_key
 
 logger = logging.getLogger(__name__)
+
+
+# A write goes to a temporary file beside its object first, then is linked or renamed into place.
+TEMP_PREFIX, TEMP_SUFFIX = ".tmp-", ".part"
+
+
+def remove_stale_files(paths: Iterable[Path], max_age: float) -> int:
+    """Remove the regular files among `paths` last modified more than `max_age` seconds ago; how many."""
+    removed = 0
+    cutoff = time.time() - max_age
+    for path in paths:
+        try:
+            st = path.lstat()
+            if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue  # another process cleaned it first
+        except OSError as exc:
+            logger.warning("Cannot remove the stale temporary file %s: %s", path, exc.strerror)
+    return removed
 
 
 class _Slice(io.RawIOBase):
@@ -59,9 +81,13 @@ class LocalStorage(Storage):
 
     def _temp_beside(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
         os.close(fd)
         return Path(name)
+
+    def remove_stale_temporary_files(self, max_age: float) -> int:
+        # Only files no write has touched for max_age: another process may be writing a younger one.
+        return remove_stale_files(self.root.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"), max_age)
 
     def put_new(self, key: str, source: Path, sha256: str | None = None) -> bool:
         path = self._path(key)
@@ -132,3 +158,9 @@ class LocalStorage(Storage):
     def check_health(self) -> None:
         if not os.access(self.root, os.W_OK):
             raise BackendUnavailable(f"Storage folder {self.root} is not writable")
+        # A real listing (one entry), as a reload makes: access() alone passes for root on a broken mount.
+        try:
+            with os.scandir(self.root) as entries:
+                next(entries, None)
+        except OSError as exc:
+            raise BackendUnavailable(f"Storage folder {self.root} cannot be listed: {exc.strerror}") from exc

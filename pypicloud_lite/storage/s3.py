@@ -190,7 +190,8 @@ class S3Storage(Storage):
     def check_health(self) -> None:
         try:
             with _translate("reach bucket", self.bucket):
-                self.client.head_bucket(Bucket=self.bucket)
+                # A real (one-key) listing, as a reload makes: HeadBucket passes without s3:ListBucket.
+                self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
         except NotFound as exc:
             raise BackendUnavailable(
                 f"S3 bucket {self.bucket} does not exist (or is not visible to these credentials)."

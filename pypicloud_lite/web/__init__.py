@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import configparser
 import logging
+import os
 import sys
 from collections import defaultdict
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from pyramid.config import Configurator
 
@@ -14,6 +16,7 @@ from pypicloud_lite.access.static import GeneratedAdmin
 from pypicloud_lite.config import Settings, load_settings
 from pypicloud_lite.errors import Conflict
 from pypicloud_lite.web.admin_tasks import run_in_background
+from pypicloud_lite.web.decoding import DecodingRequest
 from pypicloud_lite.web.errors import ALLOWED_METHODS_KEY
 from pypicloud_lite.web.security import BasicAuthPolicy
 from pypicloud_lite.web.services import REGISTRY_KEY, AppServices, build_services
@@ -32,6 +35,7 @@ def make_app(
     config = Configurator(settings=raw_settings or {})
     config.registry[REGISTRY_KEY] = app_services
     ledger = SessionLedger(app_services.index.storage, settings.web.session_absolute_max_age)
+    config.set_request_factory(DecodingRequest)
     config.set_security_policy(BasicAuthPolicy(app_services.access, ledger))
     config.set_session_factory(LazySessionFactory(settings.web, app_services.index.storage))
     config.include("pyramid_jinja2")
@@ -42,6 +46,8 @@ def make_app(
     config.scan("pypicloud_lite.web.csrf")
     config.commit()
     config.registry[ALLOWED_METHODS_KEY] = _allowed_methods(config)
+    # What a process killed mid-upload left: every worker starting sweeps it, none touches a live file.
+    app_services.index.remove_stale_temporary_files()
     if generated is not None:
         _announce(generated, server_url)
     if settings.reload.on_start:
@@ -89,21 +95,64 @@ def _server_url(global_config: dict[str, Any]) -> str:
     return "http://127.0.0.1:6543"
 
 
-def _announce(generated: GeneratedAdmin, server_url: str) -> None:
-    # A console message to whoever started the server, deliberately not a log record:
-    # the password must not end up in log files, and it is shown this one time only.
-    sys.stderr.write(
-        "\n"
-        f"pypicloud_lite: created the admin user {generated.username!r}; its password is shown only now:\n\n"
-        f"    {generated.password}\n\n"
-        + (
-            f"It is stored hashed in {generated.path} (delete that file to generate a new one).\n"
-            if generated.path
-            else "It is stored hashed in the access database; change it with PUT /api/users/"
-            f'{generated.username} and a JSON body {{"password": "..."}}.\n'
-        )
-        + f"Install with:\n\n    pip install --index-url {server_url}/simple/ PROJECT\n\nUpload with:\n\n"
-        f"    twine upload --repository-url {server_url}/legacy/ -u {generated.username} "
-        f"-p '{generated.password}' dist/*\n\n"
+# Where the first admin's password goes when nobody watches the console: the SQL backend has no file of its own.
+SQL_PASSWORD_FILE = "bootstrap-admin.password"  # noqa: S105 (a file name)
+
+
+def password_file(generated: GeneratedAdmin) -> Path:
+    """Beside the bootstrap admin file (static), or in the current folder (sql: pserve's is the ini's)."""
+    if generated.path is not None:
+        return generated.path.with_name(generated.path.name + ".password")
+    return Path(SQL_PASSWORD_FILE).resolve()
+
+
+def write_private(path: Path, text: str) -> None:
+    """Create `path` readable by its owner alone; never through an existing file or a planted symlink."""
+    path.unlink(missing_ok=True)  # a previous admin's password, no longer valid
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        os.fchmod(fh.fileno(), 0o600)  # whatever the umask
+        fh.write(text)
+
+
+def _announce(generated: GeneratedAdmin, server_url: str, console: TextIO | None = None) -> None:
+    # Deliberately not a log record, and the password itself only on an interactive terminal:
+    # stderr that is not one (systemd, a container, `2>>log`) ends up in log files.
+    console = console or sys.stderr
+    stored = (
+        f"It is stored hashed in {generated.path} (delete that file to generate a new one).\n"
+        if generated.path
+        else "It is stored hashed in the access database; change it with PUT /api/users/"
+        f'{generated.username} and a JSON body {{"password": "..."}}.\n'
     )
-    sys.stderr.flush()
+    usage = (
+        f"Install with:\n\n    pip install --index-url {server_url}/simple/ PROJECT\n\nUpload with:\n\n"
+        f"    twine upload --repository-url {server_url}/legacy/ -u {generated.username} "
+    )
+    if console.isatty():
+        console.write(
+            "\n"
+            f"pypicloud_lite: created the admin user {generated.username!r}; its password is shown only now:\n\n"
+            f"    {generated.password}\n\n" + stored + usage + f"-p '{generated.password}' dist/*\n\n"
+        )
+        console.flush()
+        return
+    path = password_file(generated)
+    try:
+        write_private(path, generated.password + "\n")
+    except OSError as exc:
+        console.write(
+            f"\npypicloud_lite: created the admin user {generated.username!r}, but could not write its password "
+            f"to {path} ({exc.strerror}); start the server on a terminal to see it once.\n" + stored
+        )
+        console.flush()
+        return
+    console.write(
+        "\n"
+        f"pypicloud_lite: created the admin user {generated.username!r}; this is not a terminal, so its password "
+        f"is in {path} (readable by its owner only): read it, then delete that file.\n"
+        + stored
+        + usage
+        + f'-p "$(cat {path})" dist/*\n\n'
+    )
+    console.flush()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from pyramid.exceptions import PredicateMismatch
+from pyramid.exceptions import PredicateMismatch, URLDecodeError
 from pyramid.httpexceptions import HTTPException
 from pyramid.request import Request
 from pyramid.response import Response
@@ -90,3 +90,9 @@ def http_error(exc: HTTPException, request: Request) -> Response:
         message = f"{exc.title}: {request.path}"
     kept = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
     return error_response(exc.code, str(message), headers=kept)
+
+
+@exception_view_config(URLDecodeError)
+def undecodable_path(exc: URLDecodeError, request: Request) -> Response:
+    # Raised while routing, before any view: the path's %-escapes are not UTF-8.
+    return error_response(400, "The URL path is not valid UTF-8.")

@@ -18,6 +18,7 @@ from pypicloud_lite.errors import PypicloudLiteError
 from pypicloud_lite.naming import normalize
 from pypicloud_lite.web.caching import cache_control_for, if_none_match_covers
 from pypicloud_lite.web.errors import domain_error_response
+from pypicloud_lite.web.headers import secured, with_security_headers
 from pypicloud_lite.web.negotiation import Format, accepts_gzip, format_for
 from pypicloud_lite.web.page_cache import Page
 from pypicloud_lite.web.security import identify
@@ -80,8 +81,8 @@ def _prepare(page: Page, fmt: Format, *, gzip_ok: bool, cache_control: str) -> _
         ok_headers.append(("Content-Encoding", "gzip"))
     return _Prepared(
         etags=(identity_etag, gzip_etag),
-        ok=PageResponse("200 OK", ok_headers, body),
-        not_modified=PageResponse("304 Not Modified", headers, b""),
+        ok=PageResponse("200 OK", with_security_headers(ok_headers), body),
+        not_modified=PageResponse("304 Not Modified", with_security_headers(headers), b""),
     )
 
 
@@ -95,17 +96,18 @@ class SimpleFastPath:
         self.services = services
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        # The prepared pages carry the security headers already; everything else gets them on the way out.
         try:
             response = self._serve(environ)
         except PypicloudLiteError as exc:
             # Answered here, not retried by the router: a hung database must cost one timeout, not two.
             what = f"{environ['REQUEST_METHOD']} {environ.get('PATH_INFO', '')}"
             error: Iterable[bytes] = domain_error_response(exc, self.services.settings.auth.realm, what)(
-                environ, start_response
+                environ, secured(start_response)
             )
             return error
         if response is None:
-            result: Iterable[bytes] = self.app(environ, start_response)
+            result: Iterable[bytes] = self.app(environ, secured(start_response))
             return result
         start_response(response.status, list(response.headers))
         return [b"" if environ["REQUEST_METHOD"] == "HEAD" else response.body]

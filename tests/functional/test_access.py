@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.access_harness import (
-    PASSWORD_IN_BANNER,
+    PASSWORD_FILE_IN_BANNER,
     TOKEN_USER,
     Api,
     bootstrap_password,
@@ -58,7 +58,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         b = start_access_server(root / "b", root / "shared")
         try:
             # B found A's admin in the shared database: it creates and prints nothing.
-            assert not PASSWORD_IN_BANNER.search(b.stderr()), b.stderr()
+            assert not PASSWORD_FILE_IN_BANNER.search(b.stderr()), b.stderr()
             yield Pair(a, b, password, root / "home")
         finally:
             b.stop()

@@ -93,13 +93,30 @@ def context(browser: Browser, ui_server: Server) -> Iterator[BrowserContext]:
 
 
 @pytest.fixture
-def page(context: BrowserContext, ui_server: Server) -> Page:
+def page(context: BrowserContext, ui_server: Server) -> Iterator[Page]:
     opened = context.new_page()
     outside: list[str] = []
     # The UI must work inside a closed network: nothing may be fetched from elsewhere.
     opened.on("request", lambda request: None if request.url.startswith(ui_server.url) else outside.append(request.url))
     opened.outside_requests = outside  # type: ignore[attr-defined]
-    return opened
+    # ... and within its Content-Security-Policy: the browser reports what the policy blocked.
+    blocked: list[str] = []
+    opened.on(
+        "console", lambda message: blocked.append(message.text) if "Content Security Policy" in message.text else None
+    )
+    yield opened
+    assert blocked == []
+
+
+def wait_for_text(page: Page, selector: str, text: str, *, exact: bool = False) -> None:
+    """Until the element holds `text` (a locator waits without evaluating script, which the CSP forbids)."""
+    from playwright.sync_api import expect
+
+    located = expect(page.locator(selector))
+    if exact:
+        located.to_have_text(text, timeout=TIMEOUT_MS)
+    else:
+        located.to_contain_text(text, timeout=TIMEOUT_MS)
 
 
 def log_in(page: Page, user: str, password: str) -> None:
@@ -135,7 +152,7 @@ def test_log_in_search_open_project_and_copy_install_line(page: Page, ui_server:
     shot(page, tmp_path, "projects")
 
     page.fill("#q", "alp")  # typing, no submit: the script fetches the results
-    page.wait_for_function("document.querySelector('#result-count').textContent.includes('matching')")
+    wait_for_text(page, "#result-count", "matching")
     assert page.locator("a.project-link").all_inner_texts() == ["alpha-tool"]
     assert page.url.endswith("/ui/?q=alp")
     row = page.locator("#project-table tbody tr").first
@@ -153,7 +170,7 @@ def test_log_in_search_open_project_and_copy_install_line(page: Page, ui_server:
     pip_line = f"pip install --index-url {ui_server.url}/simple/ alpha-tool"
     assert page.inner_text("#pip-line") == pip_line
     page.click("button[data-copy='#pip-line']")
-    page.wait_for_function("document.querySelector('#copy-status').textContent.startsWith('Copied')")
+    wait_for_text(page, "#copy-status", "Copied")
     assert page.evaluate("navigator.clipboard.readText()") == pip_line
     shot(page, tmp_path, "project")
     assert page.outside_requests == []  # type: ignore[attr-defined]
@@ -235,7 +252,7 @@ def test_a_second_reload_is_refused_with_a_message(page: Page, ui_server: Server
         held = found.index.begin_reload()
         try:
             page.click("#reload-button")
-            page.wait_for_function("document.querySelector('#reload-message').textContent.includes('already')")
+            wait_for_text(page, "#reload-message", "already")
             assert "A reload is already running" in page.inner_text("#reload-message")
             assert page.locator("#reload-button").is_enabled()
         finally:
@@ -255,7 +272,7 @@ def test_reload_after_copying_into_storage_shows_the_counts(page: Page, ui_serve
     projects_before = int(page.inner_text("#project-count"))
     page.click("#reload-button")
     # Not the state cell: it already says "done" from the previous reload when the page loads.
-    page.wait_for_function("document.querySelector('#reload-message').textContent === 'Reload finished.'")
+    wait_for_text(page, "#reload-message", "Reload finished.", exact=True)
     assert page.inner_text("#reload-state") == "done"
     assert page.inner_text("#reload-added") == "1"
     assert int(page.inner_text("#reload-listed")) >= 7

@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from pypicloud_lite.config import load_settings
-from pypicloud_lite.errors import NotFound, PypicloudLiteError
+from pypicloud_lite.errors import BackendUnavailable, NotFound, PypicloudLiteError
 from pypicloud_lite.storage.base import Storage
 from pypicloud_lite.storage.local import LocalStorage
 from pypicloud_lite.storage.s3 import S3Storage
@@ -214,6 +216,21 @@ def test_download_url_is_none_or_a_url(storage: Storage, source: Path) -> None:
 
 def test_check_health_passes_on_a_working_backend(storage: Storage) -> None:
     storage.check_health()
+
+
+def test_check_health_fails_when_storage_cannot_be_listed(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Health makes a real listing: reachable but unlistable storage is unavailable.
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        if isinstance(storage, LocalStorage):
+            raise OSError(5, "Input/output error")
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, "ListObjectsV2")
+
+    if isinstance(storage, LocalStorage):
+        monkeypatch.setattr("pypicloud_lite.storage.local.os.scandir", broken)
+    else:
+        monkeypatch.setattr(storage.client, "list_objects_v2", broken)  # type: ignore[attr-defined]
+    with pytest.raises(BackendUnavailable):
+        storage.check_health()
 
 
 def test_local_storage_leaves_no_temporary_files(tmp_path: Path, source: Path) -> None:

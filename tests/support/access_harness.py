@@ -18,7 +18,8 @@ from tests.support.harness import Server, free_port, launch, pserve_settings
 from tests.support.settings import NO_UPLOADER, write_ini
 
 TOKEN_USER = "__token__"  # the username tokens are sent under (PyPI style)
-PASSWORD_IN_BANNER = re.compile(r"-p '([^']+)'")
+# pserve's stderr is not a terminal: the banner names the owner-only file that holds the password.
+PASSWORD_FILE_IN_BANNER = re.compile(r"its password is in (\S+) \(readable by its owner only\)")
 API_TIMEOUT = 10
 
 
@@ -41,10 +42,10 @@ def start_access_server(folder: Path, shared: Path, **settings: str) -> Server:
 
 
 def bootstrap_password(server: Server) -> str:
-    """The password of `admin`, which the first server on an empty database prints once on stderr."""
-    found = PASSWORD_IN_BANNER.search(server.stderr())
+    """The password of `admin`, which the first server on an empty database writes once to a file it names."""
+    found = PASSWORD_FILE_IN_BANNER.search(server.stderr())
     assert found, server.stderr()
-    return found.group(1)
+    return Path(found.group(1)).read_text(encoding="utf-8").strip()
 
 
 def index_url(server: Server, username: str, password: str) -> str:

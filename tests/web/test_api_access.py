@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pytest
 import webtest
 
+from pypicloud_lite.web import SQL_PASSWORD_FILE
 from tests.support.apiutil import (
     ADMIN,
     BOB,
@@ -45,19 +45,26 @@ def app(sql_raw: dict[str, Any]) -> Iterator[webtest.TestApp]:
 # -- the first admin -----------------------------------------------------------------
 
 
-def test_bootstrap_admin_password_is_shown_once(sql_raw: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+def test_bootstrap_admin_password_is_written_once(
+    sql_raw: dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not a terminal: the password goes to an owner-only file in the current folder, not to stderr.
+    monkeypatch.chdir(tmp_path)
     raw = {**sql_raw, "auth.bootstrap_admin": "true"}
     with running(raw) as testapp:
         banner = capsys.readouterr().err
-        match = re.search(r"-p '([^']+)'", banner)
-        assert match, banner
-        password = match.group(1)
+        secret = tmp_path / SQL_PASSWORD_FILE
+        assert f"is in {secret}" in banner, banner
+        password = secret.read_text(encoding="utf-8").strip()
+        assert password not in banner
         resp = testapp.get("/api/users", headers=creds("admin", password))
         assert resp.json == {"users": [{"name": "admin", "admin": True, "groups": []}], "read_only": False}
         assert_error(testapp.get("/api/users", headers=creds("admin", "guess"), expect_errors=True), 401)
-    # A second start finds the admin and shows nothing.
+    # A second start finds the admin and announces nothing.
+    secret.unlink()
     with running(raw) as testapp:
-        assert "-p '" not in capsys.readouterr().err
+        assert "created the admin user" not in capsys.readouterr().err
+        assert not secret.exists()
         assert testapp.get("/api/users", headers=creds("admin", password)).status_int == 200
 
 

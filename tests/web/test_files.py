@@ -180,6 +180,21 @@ def test_wrong_project_with_existing_other_project(
     assert testapp.get(f"/packages/other/{other.name}").body == other.read_bytes()
 
 
+@pytest.mark.parametrize("headers", [{}, {"Range": "bytes=0-9"}])
+def test_head_and_get_agree_when_the_object_is_gone(
+    testapp: webtest.TestApp, uploaded: Uploaded, index: PackageIndex, headers: dict[str, str]
+) -> None:
+    # The row is there, the object is not (deleted behind the index's back, or lost).
+    for url in (WHEEL_URL, METADATA_URL):
+        file = index.get_file("foo-bar", uploaded.wheel.name)
+        index.storage.delete(file.object_key if url == WHEEL_URL else file.sidecar_key)
+        got = testapp.get(url, headers=headers, status=404)
+        head = testapp.head(url, headers=headers, status=404)
+        assert head.status == got.status
+        assert got.json["message"] in head.status
+        assert head.body == b""
+
+
 def test_yanked_files_are_still_served(testapp: webtest.TestApp, uploaded: Uploaded, index: PackageIndex) -> None:
     index.yank("foo-bar", "1.0", "broken")
     assert testapp.get(WHEEL_URL).body == uploaded.wheel.read_bytes()

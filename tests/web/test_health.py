@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from pypicloud_lite.config import Settings
 from pypicloud_lite.errors import BackendUnavailable
 from pypicloud_lite.service import PackageIndex
 from tests.support.apiutil import assert_error, call
+from tests.support.webapp import Uploaded
 
 
 @pytest.fixture
@@ -101,3 +103,48 @@ def test_wrong_method(testapp: webtest.TestApp, method: str) -> None:
     resp = call(testapp, method, "/health")
     assert_error(resp, 405)
     assert resp.headers["Allow"] == "GET, HEAD"
+
+
+def _corrupt(database: Path, offset: int, data: bytes) -> None:
+    with open(database, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(data)
+
+
+def test_a_corrupt_cache_database(testapp: webtest.TestApp, uploaded: Uploaded, settings: Settings) -> None:
+    assert testapp.get("/health").json["status"] == "ok"
+    database = Path(settings.cache.url.removeprefix("sqlite:///"))
+    _corrupt(database, 0, b"this is not sqlite" * 6)  # the header
+    resp = testapp.get("/health", expect_errors=True)
+    assert resp.status_int == 503, resp.text
+    assert resp.json["cache"] != "ok"
+
+
+def test_a_corrupt_table_page(
+    testapp: webtest.TestApp, uploaded: Uploaded, settings: Settings, index: PackageIndex
+) -> None:
+    # The header intact, every page after the first overwritten: a read of real rows fails. Everything
+    # checkpointed into the file and no page cached first, as in a worker started after the damage.
+    engine = index.cache.engine
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    database = Path(settings.cache.url.removeprefix("sqlite:///"))
+    page_size = int.from_bytes(database.read_bytes()[16:18], "big")
+    size = database.stat().st_size
+    _corrupt(database, page_size, b"\xff" * (size - page_size))
+    resp = testapp.get("/health", expect_errors=True)
+    assert resp.status_int == 503, resp.text
+    assert resp.json["cache"] != "ok"
+
+
+def test_storage_that_cannot_be_listed(
+    testapp: webtest.TestApp, index: PackageIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(path: Any) -> Any:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr("pypicloud_lite.storage.local.os.scandir", broken)
+    resp = testapp.get("/health", expect_errors=True)
+    assert resp.status_int == 503
+    assert resp.json["storage"].endswith("cannot be listed: Input/output error")

@@ -6,6 +6,7 @@ import gzip
 import io
 import os
 import tarfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -13,12 +14,14 @@ import pytest
 import webtest
 
 from pypicloud_lite import metadata
-from pypicloud_lite.config import Settings
+from pypicloud_lite.config import Settings, load_settings
 from pypicloud_lite.service import PackageIndex
+from pypicloud_lite.web import make_app
 from tests.support import hostile
-from tests.support.common import UPLOADER, basic_auth
+from tests.support.common import UPLOADER, basic_auth, services
 from tests.support.distbuilder import build_sdist, build_wheel, metadata_text
 from tests.support.legacy import JSON_V1, Fields, post_upload, sha256, stored_files, upload_dist
+from tests.support.settings import server_settings
 
 # Deterministic junk: the content of corrupt archives.
 JUNK = bytes(range(256)) * 40
@@ -461,3 +464,18 @@ def test_get_on_upload_url_is_not_redirected(testapp: webtest.TestApp) -> None:
     assert resp.status_int == 405
     assert "POST" in resp.headers["Allow"]
     assert "Location" not in resp.headers
+
+
+def test_the_app_sweeps_stale_spool_files_at_start(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    stale, live = spool / "ppc-upload-crashed.part", spool / "ppc-upload-live.part"
+    for path in (stale, live):
+        path.write_bytes(b"part of a wheel")
+    os.utime(stale, (time.time() - 2 * 3600,) * 2)
+    settings = load_settings(server_settings(tmp_path, {"upload.spool_dir": str(spool)}), environ={})
+    app = make_app(settings)
+    try:
+        assert not stale.exists() and live.exists()
+    finally:
+        services(app).index.cache.close()

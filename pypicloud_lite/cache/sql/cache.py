@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ from pypicloud_lite.models import (
 )
 
 logger = logging.getLogger(__name__)
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _INSERTS: dict[str, Any] = {"sqlite": sqlite_insert, "postgresql": pg_insert}
 
@@ -181,6 +184,7 @@ class SQLCache(Cache):
         self._read = sessionmaker(engine, expire_on_commit=False)
         self._write = sessionmaker(write_engine(engine), expire_on_commit=False)
         self._serial = SerialReader(engine)
+        self._header_fd: int | None = None
 
     @classmethod
     def from_settings(cls, settings: CacheSettings) -> SQLCache:
@@ -540,10 +544,35 @@ class SQLCache(Cache):
         return self._serial.read()
 
     def check_health(self) -> None:
-        # Through the pool, as every other query goes: health is about the pool too.
+        # Through the pool, as every other query goes: health is about the pool too. The serial alone
+        # can come from a page SQLite keeps cached; a row of the biggest table is a real read.
         with self._session() as session:
             session.scalar(select(func.coalesce(func.max(IndexStateRow.serial), 0)))
+            session.scalar(select(FileRow.filename).limit(1))
+        self._check_sqlite_header()
+
+    def _check_sqlite_header(self) -> None:
+        """A SQLite file's first bytes, read from disk: connections with the pages cached do not see damage.
+
+        Read through one descriptor kept open until close(): closing any descriptor of the file would drop
+        every POSIX lock this process holds on it, SQLite's included (sqlite.org/howtocorrupt.html).
+        """
+        url = self.engine.url
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return
+        try:
+            if self._header_fd is None:
+                self._header_fd = os.open(url.database, os.O_RDONLY)
+            header = os.pread(self._header_fd, len(_SQLITE_MAGIC), 0)
+        except OSError as exc:
+            raise BackendUnavailable(f"The package cache database cannot be read: {exc.strerror}") from exc
+        if header != _SQLITE_MAGIC:
+            raise BackendUnavailable("The package cache database file is damaged (not a SQLite database header).")
 
     def close(self) -> None:
         self._serial.close()
         self.engine.dispose()
+        if self._header_fd is not None:
+            # After the engine's connections: closing it releases this process's locks on the file.
+            os.close(self._header_fd)
+            self._header_fd = None

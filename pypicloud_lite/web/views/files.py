@@ -116,4 +116,7 @@ def download(request: Request) -> Response:
                 return response  # 416: nothing to open
             start, end = served.start, served.stop - 1
         body.prefetch(start, end)
+    elif request.method == "HEAD" and response.status_int in (200, 206):
+        # The status GET would answer: 404 when the object is gone, though HEAD sends no bytes.
+        app.index.require_stored(file)
     return response

@@ -44,7 +44,7 @@ from pypicloud_lite.web.permissions import (
 )
 from pypicloud_lite.web.services import services
 from pypicloud_lite.web.session import has_session_cookie
-from pypicloud_lite.web.ui_support import back_to, checked_post, wants_json
+from pypicloud_lite.web.ui_support import back_to, checked_post, flash, wants_json
 
 logger = logging.getLogger(__name__)
 
@@ -94,14 +94,14 @@ def ui_error(exc: PypicloudLiteError, request: Request) -> Response:
     if isinstance(exc, AuthenticationRequired) and request.authorization is None:
         if request.method == "GET":
             return HTTPSeeOther(location=request.route_url("ui.login", _query={"next": request.path_qs}))
-        request.session.flash(f"Error: {exc.message}")
+        flash(request, f"Error: {exc.message}")
         return HTTPSeeOther(location=request.route_url("ui.login"))
     if wants_json(request):
         return domain_error(exc, request)
     if request.method == "POST" and not isinstance(exc, PermissionDenied):
         # A form that could not be applied: back to the page it came from, with the reason.
         # Refusals (cross-site posts, stale CSRF tokens, missing permissions) are shown as a 403 page.
-        request.session.flash(f"Error: {exc.message}")
+        flash(request, f"Error: {exc.message}")
         return HTTPSeeOther(location=_same_site_referer(request) or request.route_url("ui.projects"))
     as_json = domain_error(exc, request)
     response = render_to_response("error.jinja2", {"status": as_json.status_int, "message": exc.message}, request)
@@ -256,7 +256,17 @@ def set_status(request: Request) -> Response:
 
 def _local_path(target: str | None) -> str | None:
     """Only a path on this site: a login must not bounce to another one (open redirect)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    # No control characters or spaces: CR/LF would split the Location header, and browsers drop tabs
+    # and newlines from a URL, so "/\t/host" would leave as "//host".
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and target.isascii()
+        and target.isprintable()
+        and not any(char.isspace() for char in target)
+    ):
         return target
     return None
 
