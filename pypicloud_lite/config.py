@@ -106,10 +106,19 @@ class AuthSettings:
     failed_login_max_backoff: int = 3600
 
 
+# multipart boundaries and an upload form's text fields ride on top of the file itself.
+FORM_OVERHEAD = 1024 * 1024
+
+
 @dataclass(frozen=True)
 class UploadSettings:
     max_size: int
     spool_dir: Path | None
+
+    @property
+    def max_body(self) -> int:
+        """The largest request body worth reading: one file of max_size and its form."""
+        return self.max_size + FORM_OVERHEAD
 
 
 @dataclass(frozen=True)

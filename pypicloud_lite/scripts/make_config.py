@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pypicloud_lite.access.base import USER_NAME
 from pypicloud_lite.access.passwords import generate_password, hash_password
-from pypicloud_lite.config import load_ini
+from pypicloud_lite.config import UploadSettings, load_ini, parse_size
 
 # The logging sections of every server ini this project writes (this template, the test servers).
 LOGGING_SECTIONS = """\
@@ -48,6 +48,32 @@ formatter = generic
 format = %(asctime)s %(levelname)-5.5s [%(name)s] %(message)s
 """
 
+# The upload limit every ini this project writes starts with.
+UPLOAD_MAX_SIZE = "100MB"
+
+
+def waitress_options(upload_max_size: str = UPLOAD_MAX_SIZE) -> str:
+    """waitress's [server:main] options after `listen`, for a server whose upload.max_size is `upload_max_size`.
+
+    development.ini carries the same lines (a test keeps them equal).
+    """
+    max_body = UploadSettings(parse_size(upload_max_size), None).max_body
+    return f"""\
+threads = 8
+# Bodies above this are spooled to disk while the request arrives.
+inbuf_overflow = 1048576
+# upload.max_size plus the form around the file (waitress refuses this many bytes or more):
+# a bigger Content-Length is a 413 before a byte of the body is buffered. Change it with upload.max_size.
+max_request_body_size = {max_body + 1}
+# Idle or slow clients must not use up the server: many connections may be open (poll(), not
+# select(), which fails above 1024 descriptors), and one silent for a minute is closed.
+connection_limit = 1000
+asyncore_use_poll = true
+channel_timeout = 60
+cleanup_interval = 10
+"""
+
+
 TEMPLATE = """\
 # Written by ppc-make-config. Reference: README.md ("Configuration").
 [app:main]
@@ -60,7 +86,7 @@ cache.backend = sql
 cache.url = {cache_url}
 cache.migrate_on_start = {migrate_on_start}
 
-upload.max_size = 100MB
+upload.max_size = {upload_max_size}
 
 auth.backend = {access}
 auth.realm = pypicloud_lite
@@ -74,10 +100,7 @@ web.session_secret = {session_secret}
 [server:main]
 use = egg:waitress#main
 listen = {listen}
-threads = 8
-inbuf_overflow = 1048576
-max_request_body_size = 1073741824
-
+{waitress_options}
 {logging}"""
 
 
@@ -142,6 +165,8 @@ def render(answers: Answers, password_hash: str) -> str:
         auth_lines=auth_lines,
         default_read="" if answers.default_read == "none" else answers.default_read,
         listen=answers.listen,
+        upload_max_size=UPLOAD_MAX_SIZE,
+        waitress_options=waitress_options(),
         session_secret=secrets.token_urlsafe(32),
         logging=LOGGING_SECTIONS,
     )

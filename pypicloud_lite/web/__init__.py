@@ -44,6 +44,7 @@ def make_app(
     config.scan("pypicloud_lite.web.views")
     config.scan("pypicloud_lite.web.errors")
     config.scan("pypicloud_lite.web.csrf")
+    config.scan("pypicloud_lite.web.forms")
     config.commit()
     config.registry[ALLOWED_METHODS_KEY] = _allowed_methods(config)
     # What a process killed mid-upload left: every worker starting sweeps it, none touches a live file.

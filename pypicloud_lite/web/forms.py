@@ -6,24 +6,41 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
+from pyramid.events import NewRequest, subscriber
 from pyramid.request import Request
 
 from pypicloud_lite.access.base import Identity
-from pypicloud_lite.errors import InvalidInput
+from pypicloud_lite.errors import InvalidInput, UploadTooLarge
 from pypicloud_lite.service import too_large
 from pypicloud_lite.web.services import services
-
-# multipart boundaries and the form's text fields ride on top of the file itself.
-FORM_OVERHEAD = 1024 * 1024
 
 EXPIRY_ERROR = "'expires' must be a date (2027-01-31) or an ISO 8601 date and time (2027-01-31T12:00:00Z)."
 
 
 def check_body_size(request: Request) -> None:
     """413 before the body is parsed, when it cannot hold a file the index would take."""
-    limit = services(request).settings.upload.max_size
-    if request.content_length is not None and request.content_length > limit + FORM_OVERHEAD:
-        raise too_large(limit)
+    upload = services(request).settings.upload
+    if request.content_length is not None and request.content_length > upload.max_body:
+        raise too_large(upload.max_size)
+
+
+@subscriber(NewRequest)
+def refuse_oversized_body(event: NewRequest) -> None:
+    """413 for any request whose body is too big, or of unannounced size, before anyone is authenticated.
+
+    An anonymous client must not make the server hash passwords for, or parse, a body no view would take.
+    waitress's own max_request_body_size (the inis set it to the same limit) is what spares the disk:
+    it answers before buffering, while this check only runs once the body has arrived.
+    """
+    request = event.request
+    # waitress decodes a chunked body and keeps the header; clients of this index
+    # (twine, uv, pip, browsers) always send a Content-Length.
+    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        raise UploadTooLarge(
+            "Chunked request bodies are not accepted: send the body with a Content-Length "
+            f"(at most {services(request).settings.upload.max_body} bytes)."
+        )
+    check_body_size(request)
 
 
 # -- rules both doors share ------------------------------------------------------------------

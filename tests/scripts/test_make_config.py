@@ -10,6 +10,7 @@ import pytest
 from pypicloud_lite.access import build_access
 from pypicloud_lite.config import load_ini
 from pypicloud_lite.scripts import make_config
+from tests.support.data import REPO_ROOT
 
 
 def _admin_logs_in(ini: Path, user: str, password: str) -> bool:
@@ -66,3 +67,27 @@ def test_an_existing_file_is_kept_without_force(tmp_path: Path) -> None:
     ini.write_text("keep me")
     assert make_config.main([str(ini), "-y"]) == 1
     assert ini.read_text() == "keep me"
+
+
+def _server_section(text: str) -> list[str]:
+    section = text.split("[server:main]\n", 1)[1].split("\n[", 1)[0]
+    return [line for line in section.splitlines() if line and not line.startswith("listen")]
+
+
+def test_the_written_ini_bounds_bodies_and_connections(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    ini = tmp_path / "server.ini"
+    assert make_config.main([str(ini), "-y", "--access", "static"]) == 0
+    options = dict(line.split(" = ", 1) for line in _server_section(ini.read_text()) if not line.startswith("#"))
+    max_body = load_ini(ini, environ={}).upload.max_body
+    # waitress refuses max_request_body_size bytes or more: the largest body the app takes is one less.
+    assert int(options["max_request_body_size"]) == max_body + 1
+    assert int(options["connection_limit"]) >= 1000
+    assert options["asyncore_use_poll"] == "true"
+    assert int(options["channel_timeout"]) <= 60
+
+
+def test_development_ini_runs_waitress_as_ppc_make_config_does() -> None:
+    development = (REPO_ROOT / "development.ini").read_text()
+    assert _server_section(development) == ["use = egg:waitress#main", *make_config.waitress_options().splitlines()]
+    assert load_ini(REPO_ROOT / "development.ini", environ={}).upload.max_size == 100_000_000

@@ -165,12 +165,18 @@ class Server:
 
 
 def start_server(
-    folder: Path, *, with_uploader: bool = True, bootstrap: bool = False, extra: Mapping[str, str | None] | None = None
+    folder: Path,
+    *,
+    with_uploader: bool = True,
+    bootstrap: bool = False,
+    extra: Mapping[str, str | None] | None = None,
+    waitress: str | None = None,
 ) -> Server:
     """Run `pserve <ini>` and wait until /simple/ answers; fails the test with the server's stderr if it cannot.
 
     The ini is pserve_settings in `folder`, without the uploader unless `with_uploader`, with the bootstrap admin's
-    credentials file if `bootstrap`; `extra` replaces, adds (or, None, removes) settings.
+    credentials file if `bootstrap`; `extra` replaces, adds (or, None, removes) settings; `waitress`, if given,
+    is the server's options after `listen` (see write_ini).
     """
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -179,7 +185,7 @@ def start_server(
         **({"auth.bootstrap_admin_file": f"{HERE}/admin.credentials"} if bootstrap else {}),
         **(extra or {}),
     }
-    ini = write_ini(folder / "server.ini", pserve_settings(HERE, overrides), port)
+    ini = write_ini(folder / "server.ini", pserve_settings(HERE, overrides), port, waitress=waitress)
     return launch(folder, ini, port)
 
 

@@ -37,15 +37,25 @@ def server_settings(root: Path | str, overrides: Mapping[str, str | None] | None
     return {key: value for key, value in merged.items() if value is not None}
 
 
-def write_ini(path: Path, settings: Mapping[str, str], port: int | None = None, *, threads: int = 4) -> Path:
+def write_ini(
+    path: Path,
+    settings: Mapping[str, str],
+    port: int | None = None,
+    *,
+    threads: int = 4,
+    waitress: str | None = None,
+) -> Path:
     """A PasteDeploy ini: the app with `settings`, waitress (on 127.0.0.1:`port`, if given), and the logging.
 
-    Values are written as they are: HERE stands for the ini's folder, and a literal `%` must be doubled.
+    `waitress`: the server's options after `listen` (as make_config.waitress_options writes them) instead of
+    `threads` alone. Values are written as they are: HERE stands for the ini's folder, and a literal `%` must
+    be doubled.
     """
     app = {"use": "egg:pypicloud_lite", **settings}
     lines = ["[app:main]", *(f"{key} = {value}".rstrip() for key, value in app.items())]
     server = ["[server:main]", "use = egg:waitress#main"]
     if port is not None:
-        server += [f"listen = 127.0.0.1:{port}", f"threads = {threads}"]
+        server += [f"listen = 127.0.0.1:{port}"]
+        server += [waitress.rstrip("\n")] if waitress is not None else [f"threads = {threads}"]
     path.write_text("\n".join(lines) + "\n\n" + "\n".join(server) + "\n" + LOGGING, encoding="utf-8")
     return path

@@ -479,3 +479,9 @@ def test_the_app_sweeps_stale_spool_files_at_start(tmp_path: Path) -> None:
         assert not stale.exists() and live.exists()
     finally:
         services(app).index.cache.close()
+
+
+def test_a_chunked_body_is_refused_before_the_caller_is_checked(testapp: webtest.TestApp) -> None:
+    # waitress hands the app decoded bodies; another server (gunicorn) may pass the header through.
+    resp = testapp.post("/legacy/", b"5\r\nhello\r\n0\r\n\r\n", headers={"Transfer-Encoding": "chunked"}, status=413)
+    assert "Chunked request bodies are not accepted" in resp.json["message"]
