@@ -431,9 +431,12 @@ class PackageIndex:
             raise NotFound(f"No version {version!r} of project {project!r}.")
         return files
 
-    def begin_reload(self, workers: int = 16) -> ReloadRun:
-        """Take the reload lease (Conflict if a reload runs anywhere); `execute()` the result to reload."""
-        return begin_reload(self.storage, self.cache, workers)
+    def begin_reload(self, workers: int = 16, verify_sidecars: bool = False) -> ReloadRun:
+        """Take the reload lease (Conflict if a reload runs anywhere); `execute()` the result to reload.
+
+        `verify_sidecars`: also read each advertised PEP 658 sidecar to repair corrupt ones (one GET each).
+        """
+        return begin_reload(self.storage, self.cache, workers, verify_sidecars)
 
     def reload_state(self) -> tuple[bool, dict[str, object] | None]:
         """(whether a reload runs now, its latest progress or last result)."""

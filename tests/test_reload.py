@@ -1163,3 +1163,47 @@ def test_a_folder_spelled_by_another_tool_is_indexed_served_and_deleted(env: Env
     assert env.storage.stat(f"My.Lib/{wheel.name}") is None
     assert env.storage.stat(f"My.Lib/{wheel.name}.metadata") is None
     assert wheel.name not in env.rows()
+
+
+# -- sidecar repair ------------------------------------------------------------------
+
+
+def _advertised_hash(env: Env, wheel: Path) -> str:
+    entry = env.json_page("demo")[wheel.name]
+    return str(entry["core-metadata"]["sha256"])
+
+
+def test_a_missing_sidecar_is_rewritten_by_the_reload(env: Env) -> None:
+    wheel = build_wheel(env.dists, "Demo", "1.0", requires_python=">=3.9")
+    upload(env.index, wheel)
+    sidecar = key_of(wheel) + ".metadata"
+    expected = wheel_metadata(wheel)
+    assert _advertised_hash(env, wheel) == sha256(expected)
+    delete_raw(env.storage, sidecar)
+    missing = env.testapp.get(f"/packages/demo/{wheel.name}.metadata", expect_errors=True)
+    assert missing.status_int == 404, "a missing sidecar is a 404 until the next reload repairs it"
+
+    result = env.reload()
+
+    assert (result.unchanged, result.repaired, result.failed) == (1, 1, 0)
+    assert read(env.storage, sidecar) == expected
+    assert _advertised_hash(env, wheel) == sha256(expected)
+    served = env.testapp.get(f"/packages/demo/{wheel.name}.metadata")
+    assert sha256(served.body) == sha256(expected)
+    assert env.reload().repaired == 0, "a repaired sidecar stays repaired"
+
+
+def test_a_corrupt_sidecar_is_rewritten_by_a_verifying_reload(env: Env) -> None:
+    wheel = build_wheel(env.dists, "Demo", "1.0")
+    upload(env.index, wheel)
+    sidecar = key_of(wheel) + ".metadata"
+    expected = wheel_metadata(wheel)
+    put_raw(env.storage, sidecar, b"garbage, not metadata")
+
+    assert env.reload().repaired == 0, "a plain reload reads no sidecar"
+    result = env.index.begin_reload(4, verify_sidecars=True).execute()
+
+    assert (result.repaired, result.failed) == (1, 0)
+    assert read(env.storage, sidecar) == expected
+    assert _advertised_hash(env, wheel) == sha256(expected)
+    assert env.index.begin_reload(4, verify_sidecars=True).execute().repaired == 0
