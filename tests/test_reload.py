@@ -1207,3 +1207,27 @@ def test_a_corrupt_sidecar_is_rewritten_by_a_verifying_reload(env: Env) -> None:
     assert read(env.storage, sidecar) == expected
     assert _advertised_hash(env, wheel) == sha256(expected)
     assert env.index.begin_reload(4, verify_sidecars=True).execute().repaired == 0
+
+
+def test_a_row_advertising_other_metadata_follows_the_object(env: Env) -> None:
+    """The row's metadata hash is not the object's (a restored database, a bug): the repair corrects the row."""
+    wheel = build_wheel(env.dists, "Demo", "1.0")
+    key = env.put(wheel)
+    obj = env.storage.stat(key)
+    assert obj is not None
+    row = replace(
+        PackageFile.of(
+            parse_filename(wheel.name), size=obj.size, sha256=sha256(wheel.read_bytes()), upload_time=obj.last_modified
+        ),
+        metadata_sha256="0" * 64,
+        storage_etag=obj.etag,
+    )
+    insert_rows(env.cache, [row])
+
+    result = env.reload()
+
+    assert (result.unchanged, result.repaired, result.failed) == (1, 1, 0)
+    expected = wheel_metadata(wheel)
+    assert read(env.storage, key + ".metadata") == expected
+    assert env.rows()[wheel.name].metadata_sha256 == sha256(expected)
+    assert _advertised_hash(env, wheel) == sha256(expected)
