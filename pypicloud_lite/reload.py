@@ -266,7 +266,12 @@ class ReloadRun:
         if filled.metadata_sha256 != row.metadata_sha256 or filled.sha256 != row.sha256:
             # The object's metadata is not what the row advertises: the row follows the bytes.
             self.cache.apply(FillDetails(filled))
-        logger.warning("reload repaired the %s sidecar %s", why, sidecar)
+        if filled.metadata_sha256 is None:
+            logger.warning(
+                "reload found the %s sidecar %s; its object has no readable metadata to advertise", why, sidecar
+            )
+        else:
+            logger.warning("reload repaired the %s sidecar %s", why, sidecar)
         return True
 
 

@@ -397,8 +397,15 @@ class PackageIndex:
         """The PEP 658 core metadata of a file (small: bounded at upload)."""
         if file.metadata_sha256 is None:
             raise NotFound(f"No core metadata is published for {file.filename!r}.")
-        with self.storage.open(file.sidecar_key) as fh:
-            return fh.read()
+        try:
+            with self.storage.open(file.sidecar_key) as fh:
+                return fh.read()
+        except NotFound:
+            logger.warning("the PEP 658 sidecar %s is missing from storage; a reload restores it", file.sidecar_key)
+            raise NotFound(
+                f"The core metadata of {file.filename!r} is missing from storage; a reload (POST /admin/reload) "
+                "restores it."
+            ) from None
 
     def download_url(self, file: PackageFile) -> str | None:
         return self.storage.download_url(file.object_key, file.filename)

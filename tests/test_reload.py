@@ -1182,6 +1182,7 @@ def test_a_missing_sidecar_is_rewritten_by_the_reload(env: Env) -> None:
     delete_raw(env.storage, sidecar)
     missing = env.testapp.get(f"/packages/demo/{wheel.name}.metadata", expect_errors=True)
     assert missing.status_int == 404, "a missing sidecar is a 404 until the next reload repairs it"
+    assert "a reload (POST /admin/reload) restores it" in missing.json["message"]
 
     result = env.reload()
 
