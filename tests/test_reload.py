@@ -1232,3 +1232,24 @@ def test_a_row_advertising_other_metadata_follows_the_object(env: Env) -> None:
     assert read(env.storage, key + ".metadata") == expected
     assert env.rows()[wheel.name].metadata_sha256 == sha256(expected)
     assert _advertised_hash(env, wheel) == sha256(expected)
+
+
+def test_repairing_a_missing_sidecar_costs_a_head_a_read_and_a_put(s3_env: Env) -> None:
+    env = s3_env
+    wheels = [build_wheel(env.dists, "Demo", "1.0"), build_wheel(env.dists, "Demo", "2.0")]
+    for wheel in wheels:
+        upload(env.index, wheel)
+    key = key_of(wheels[0])
+    delete_raw(env.storage, key + ".metadata")
+    assert isinstance(env.storage, S3Storage)
+    calls = S3Calls(env.storage.client, env.storage.prefix)
+
+    result = env.reload()
+
+    assert (result.unchanged, result.repaired) == (2, 1)
+    assert calls.keys("HeadObject") == [key]
+    assert calls.keys("GetObject") == [key], "only the wheel whose sidecar is missing is read"
+    assert calls.keys("PutObject") == [key + ".metadata"]
+    calls.reset()
+    assert env.reload().repaired == 0
+    assert set(calls.by_operation()) == {"ListObjectsV2"}
