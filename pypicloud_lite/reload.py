@@ -10,10 +10,21 @@
 5. Fill in what needs the object (sha256 from its checksum or by reading it,
    the PEP 658 sidecar, requires-python, summary) with a bounded pool; each
    file's hash appears in the index as it arrives.
+6. Repair PEP 658 sidecars of unchanged wheels that advertise metadata (`metadata_sha256`):
+   - missing from the listing (free to detect): the object is read once, its metadata
+     re-extracted and written back as the sidecar;
+   - corrupt (present, but other bytes than the row's hash): the listing gives sizes and
+     ETags, not content, so this needs one GET of the (small) sidecar per advertised wheel.
+     Only done when asked (`verify_sidecars=True`, `ppc-reload --verify-sidecars`,
+     `POST /admin/reload?verify_sidecars=1`), in the same bounded pool; a sidecar found
+     corrupt costs the same read of its object as a missing one.
+   If the object's metadata hashes differently from the row, the row is updated (`FillDetails`).
+   Each repair is counted in `repaired` and logged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -48,6 +59,8 @@ class ReloadProgress:
     unchanged: int = 0
     hashed: int = 0
     failed: int = 0
+    # PEP 658 sidecars rewritten because they were missing or (with verify_sidecars) corrupt.
+    repaired: int = 0
     # Objects that are neither a servable distribution nor a sidecar (strays, names the upload
     # checks refuse): left in storage, never indexed.
     skipped: int = 0
@@ -65,8 +78,11 @@ class ReloadProgress:
 class ReloadRun:
     """One reload, holding the lease from `begin_reload` until `execute` ends."""
 
-    def __init__(self, storage: Storage, cache: Cache, workers: int, holder: str) -> None:
+    def __init__(
+        self, storage: Storage, cache: Cache, workers: int, holder: str, verify_sidecars: bool = False
+    ) -> None:
         self.storage = storage
+        self.verify_sidecars = verify_sidecars
         self.cache = cache
         self.workers = workers
         self.progress = ReloadProgress(holder=holder)
@@ -74,6 +90,8 @@ class ReloadRun:
         # Objects whose bytes changed since indexed: their old sidecar describes the old bytes.
         self.rewritten: set[str] = set()
         self.unfilled: list[PackageFile] = []
+        # Unchanged rows advertising a sidecar: (row, whether the listing has the sidecar).
+        self.advertised: list[tuple[PackageFile, bool]] = []
         # The first-uploaded file of each project this reload creates: its metadata names the project.
         self.namers: set[str] = set()
         self._lock = threading.Lock()
@@ -95,6 +113,7 @@ class ReloadRun:
             self.progress.state = "filling"
             self._report(force=True)
             self._fill(added + changed)
+            self._repair_sidecars()
             self.progress.state = "done"
             self.progress.complete_seconds = round(time.monotonic() - started, 3)
             logger.info("reload done: %s", self.progress.as_dict())
@@ -166,6 +185,10 @@ class ReloadRun:
                 if row.sha256 is None:
                     # Listed by an earlier reload that could not finish filling it in.
                     self.unfilled.append(replace(row, storage_etag=row.storage_etag or obj.etag))
+                elif row.metadata_sha256 is not None:
+                    present = row.sidecar_key in self.sidecars
+                    if not present or self.verify_sidecars:
+                        self.advertised.append((replace(row, storage_etag=row.storage_etag or obj.etag), present))
         return added, changed, etags
 
     def _fill(self, files: list[PackageFile]) -> None:
@@ -207,6 +230,50 @@ class ReloadRun:
         current = self.cache.get_file(listed.filename)
         return current is not None and current.sha256 is not None
 
+    def _repair_sidecars(self) -> None:
+        if not self.advertised:
+            return
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ppc-repair") as pool:
+            for repaired in pool.map(self._repair_one, self.advertised):
+                if repaired:
+                    with self._lock:
+                        self.progress.repaired += 1
+                self._report()
+
+    def _repair_one(self, item: tuple[PackageFile, bool]) -> bool:
+        """Rewrite the sidecar of `row` from its object if it is missing or holds other bytes."""
+        row, present = item
+        key, sidecar = row.object_key, row.sidecar_key
+        try:
+            if present:
+                try:
+                    with self.storage.open(sidecar) as fh:
+                        if hashlib.sha256(fh.read()).hexdigest() == row.metadata_sha256:
+                            return False
+                    why = "corrupt"
+                except NotFound:
+                    why = "missing"
+            else:
+                why = "missing"
+            obj = self.storage.stat(key)
+            if obj is None:
+                return False  # deleted meanwhile: the next reload removes its row
+            # As if rewritten: the bytes of the object say what the sidecar is, and it is written back.
+            filled = describe_object(self.storage, row, obj, rewritten=True)
+        except PypicloudLiteError as exc:
+            logger.warning("reload could not repair the sidecar of %s: %s", key, exc.message)
+            return False
+        if filled.metadata_sha256 != row.metadata_sha256 or filled.sha256 != row.sha256:
+            # The object's metadata is not what the row advertises: the row follows the bytes.
+            self.cache.apply(FillDetails(filled))
+        if filled.metadata_sha256 is None:
+            logger.warning(
+                "reload found the %s sidecar %s; its object has no readable metadata to advertise", why, sidecar
+            )
+        else:
+            logger.warning("reload repaired the %s sidecar %s", why, sidecar)
+        return True
+
 
 def _namers(added: list[PackageFile], known: set[str]) -> set[str]:
     """Filenames of the first-uploaded file of each new project, as an upload would have named it."""
@@ -220,9 +287,12 @@ def _namers(added: list[PackageFile], known: set[str]) -> set[str]:
     return {file.filename for file in first.values()}
 
 
-def begin_reload(storage: Storage, cache: Cache, workers: int = 16) -> ReloadRun:
-    """Take the reload lease, or Conflict if another reload (in any process) holds it."""
+def begin_reload(storage: Storage, cache: Cache, workers: int = 16, verify_sidecars: bool = False) -> ReloadRun:
+    """Take the reload lease, or Conflict if another reload (in any process) holds it.
+
+    `verify_sidecars`: also read every advertised PEP 658 sidecar to find corrupt ones (one GET each).
+    """
     holder = uuid.uuid4().hex
     if not cache.acquire_lock(LOCK_NAME, holder, LOCK_TTL):
         raise Conflict("A reload is already running; wait for it to finish (GET /admin/reload shows its progress).")
-    return ReloadRun(storage, cache, workers, holder)
+    return ReloadRun(storage, cache, workers, holder, verify_sidecars)

@@ -397,8 +397,15 @@ class PackageIndex:
         """The PEP 658 core metadata of a file (small: bounded at upload)."""
         if file.metadata_sha256 is None:
             raise NotFound(f"No core metadata is published for {file.filename!r}.")
-        with self.storage.open(file.sidecar_key) as fh:
-            return fh.read()
+        try:
+            with self.storage.open(file.sidecar_key) as fh:
+                return fh.read()
+        except NotFound:
+            logger.warning("the PEP 658 sidecar %s is missing from storage; a reload restores it", file.sidecar_key)
+            raise NotFound(
+                f"The core metadata of {file.filename!r} is missing from storage; a reload (POST /admin/reload) "
+                "restores it."
+            ) from None
 
     def download_url(self, file: PackageFile) -> str | None:
         return self.storage.download_url(file.object_key, file.filename)
@@ -431,9 +438,12 @@ class PackageIndex:
             raise NotFound(f"No version {version!r} of project {project!r}.")
         return files
 
-    def begin_reload(self, workers: int = 16) -> ReloadRun:
-        """Take the reload lease (Conflict if a reload runs anywhere); `execute()` the result to reload."""
-        return begin_reload(self.storage, self.cache, workers)
+    def begin_reload(self, workers: int = 16, verify_sidecars: bool = False) -> ReloadRun:
+        """Take the reload lease (Conflict if a reload runs anywhere); `execute()` the result to reload.
+
+        `verify_sidecars`: also read each advertised PEP 658 sidecar to repair corrupt ones (one GET each).
+        """
+        return begin_reload(self.storage, self.cache, workers, verify_sidecars)
 
     def reload_state(self) -> tuple[bool, dict[str, object] | None]:
         """(whether a reload runs now, its latest progress or last result)."""

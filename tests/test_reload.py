@@ -1163,3 +1163,93 @@ def test_a_folder_spelled_by_another_tool_is_indexed_served_and_deleted(env: Env
     assert env.storage.stat(f"My.Lib/{wheel.name}") is None
     assert env.storage.stat(f"My.Lib/{wheel.name}.metadata") is None
     assert wheel.name not in env.rows()
+
+
+# -- sidecar repair ------------------------------------------------------------------
+
+
+def _advertised_hash(env: Env, wheel: Path) -> str:
+    entry = env.json_page("demo")[wheel.name]
+    return str(entry["core-metadata"]["sha256"])
+
+
+def test_a_missing_sidecar_is_rewritten_by_the_reload(env: Env) -> None:
+    wheel = build_wheel(env.dists, "Demo", "1.0", requires_python=">=3.9")
+    upload(env.index, wheel)
+    sidecar = key_of(wheel) + ".metadata"
+    expected = wheel_metadata(wheel)
+    assert _advertised_hash(env, wheel) == sha256(expected)
+    delete_raw(env.storage, sidecar)
+    missing = env.testapp.get(f"/packages/demo/{wheel.name}.metadata", expect_errors=True)
+    assert missing.status_int == 404, "a missing sidecar is a 404 until the next reload repairs it"
+    assert "a reload (POST /admin/reload) restores it" in missing.json["message"]
+
+    result = env.reload()
+
+    assert (result.unchanged, result.repaired, result.failed) == (1, 1, 0)
+    assert read(env.storage, sidecar) == expected
+    assert _advertised_hash(env, wheel) == sha256(expected)
+    served = env.testapp.get(f"/packages/demo/{wheel.name}.metadata")
+    assert sha256(served.body) == sha256(expected)
+    assert env.reload().repaired == 0, "a repaired sidecar stays repaired"
+
+
+def test_a_corrupt_sidecar_is_rewritten_by_a_verifying_reload(env: Env) -> None:
+    wheel = build_wheel(env.dists, "Demo", "1.0")
+    upload(env.index, wheel)
+    sidecar = key_of(wheel) + ".metadata"
+    expected = wheel_metadata(wheel)
+    put_raw(env.storage, sidecar, b"garbage, not metadata")
+
+    assert env.reload().repaired == 0, "a plain reload reads no sidecar"
+    result = env.index.begin_reload(4, verify_sidecars=True).execute()
+
+    assert (result.repaired, result.failed) == (1, 0)
+    assert read(env.storage, sidecar) == expected
+    assert _advertised_hash(env, wheel) == sha256(expected)
+    assert env.index.begin_reload(4, verify_sidecars=True).execute().repaired == 0
+
+
+def test_a_row_advertising_other_metadata_follows_the_object(env: Env) -> None:
+    """The row's metadata hash is not the object's (a restored database, a bug): the repair corrects the row."""
+    wheel = build_wheel(env.dists, "Demo", "1.0")
+    key = env.put(wheel)
+    obj = env.storage.stat(key)
+    assert obj is not None
+    row = replace(
+        PackageFile.of(
+            parse_filename(wheel.name), size=obj.size, sha256=sha256(wheel.read_bytes()), upload_time=obj.last_modified
+        ),
+        metadata_sha256="0" * 64,
+        storage_etag=obj.etag,
+    )
+    insert_rows(env.cache, [row])
+
+    result = env.reload()
+
+    assert (result.unchanged, result.repaired, result.failed) == (1, 1, 0)
+    expected = wheel_metadata(wheel)
+    assert read(env.storage, key + ".metadata") == expected
+    assert env.rows()[wheel.name].metadata_sha256 == sha256(expected)
+    assert _advertised_hash(env, wheel) == sha256(expected)
+
+
+def test_repairing_a_missing_sidecar_costs_a_head_a_read_and_a_put(s3_env: Env) -> None:
+    env = s3_env
+    wheels = [build_wheel(env.dists, "Demo", "1.0"), build_wheel(env.dists, "Demo", "2.0")]
+    for wheel in wheels:
+        upload(env.index, wheel)
+    key = key_of(wheels[0])
+    delete_raw(env.storage, key + ".metadata")
+    assert isinstance(env.storage, S3Storage)
+    calls = S3Calls(env.storage.client, env.storage.prefix)
+
+    result = env.reload()
+
+    assert (result.unchanged, result.repaired) == (2, 1)
+    assert calls.keys("HeadObject") == [key]
+    assert calls.keys("GetObject") == [key], "only the wheel whose sidecar is missing is read"
+    assert calls.keys("PutObject") == [key + ".metadata"]
+    calls.reset()
+    assert env.reload().repaired == 0
+    assert set(calls.by_operation()) == {"ListObjectsV2"}

@@ -21,6 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ppc-reload", description=__doc__)
     parser.add_argument("ini", help="the server's ini file")
     parser.add_argument("--wait", action="store_true", help="if a reload is running, wait for it and then reload")
+    parser.add_argument(
+        "--verify-sidecars",
+        action="store_true",
+        help="also read every advertised PEP 658 sidecar (one GET each) and repair corrupt ones",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
@@ -28,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         storage, cache = build_storage(settings.storage), build_cache(settings.cache)
         while True:
             try:
-                run = begin_reload(storage, cache, settings.reload.workers)
+                run = begin_reload(storage, cache, settings.reload.workers, args.verify_sidecars)
                 break
             except Conflict as exc:
                 if not args.wait:

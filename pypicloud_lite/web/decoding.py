@@ -14,8 +14,9 @@ from pypicloud_lite.errors import InvalidInput
 class DecodingRequest(Request):  # type: ignore[misc]  # pyramid has no type hints
     """Pyramid's request, with webob's lazy parsers translating what malformed input makes them raise.
 
-    webob raises ValueError for a multipart body without a (valid) boundary and UnicodeDecodeError for
-    bytes that are not UTF-8; the JSON parser recurses once per nesting level. Those are the caller's
+    webob raises ValueError for a multipart body without a (valid) boundary, UnicodeDecodeError for
+    bytes that are not UTF-8 and DeprecationWarning (raised, not warned) for a form whose Content-Type
+    names a charset other than UTF-8; the JSON parser recurses once per nesting level. Those are the caller's
     mistakes, so they are InvalidInput (web/errors.py answers 400), raised where the view reads the input.
     """
 
@@ -32,6 +33,8 @@ class DecodingRequest(Request):  # type: ignore[misc]  # pyramid has no type hin
             return super().POST
         except UnicodeDecodeError as exc:
             raise InvalidInput("A form field is not valid UTF-8.") from exc
+        except DeprecationWarning as exc:
+            raise InvalidInput(f"Form bodies must be UTF-8, not charset={self.charset}.") from exc
         except (ValueError, TypeError, IndexError) as exc:
             # cgi.FieldStorage's complaints: no or an invalid boundary, a malformed part header.
             raise InvalidInput(f"The form body cannot be read: {exc}") from exc

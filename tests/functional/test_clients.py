@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tests.support.distbuilder import build_wheel
 from tests.support.harness import FOO, YANK_REASON, Clients, Completed, Corpus, Server
+from tests.support.reload import delete_raw
 
 
 def sha256(path: Path) -> str:
@@ -170,3 +171,19 @@ def test_unusual_legal_filenames_install(server: Server, clients: Clients, tmp_p
         "pip", "install", "--python", uv_python, "--index-url", server.simple_url, "oddname==1!1.0+local.1"
     ).check()
     assert clients.module_version(uv_python, "oddname") == "1!1.0+local.1"
+
+
+def test_pip_installs_a_wheel_whose_sidecar_a_reload_repaired(server: Server, clients: Clients, tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path / "dists", "sidecarfix", "1.0")
+    clients.twine(wheel).check()
+    sidecar = f"sidecarfix/{wheel.name}.metadata"
+    with server.package_index() as index:
+        delete_raw(index.storage, sidecar)
+        status, _headers, _body = server.get(f"/packages/sidecarfix/{wheel.name}.metadata")
+        assert status == 404
+        result = index.begin_reload(2).execute()
+        assert result.repaired == 1, result
+    python = clients.new_venv(tmp_path / "venv")
+    done = clients.pip_install(python, "-v", "sidecarfix==1.0").check()
+    assert f"/packages/sidecarfix/{wheel.name}.metadata" in done.output, done.output
+    assert clients.module_version(python, "sidecarfix") == "1.0"

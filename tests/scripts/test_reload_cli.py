@@ -96,6 +96,24 @@ def test_reload_prints_when_visible_and_the_result(
     assert (again["added"], again["unchanged"], again["hashed"]) == (0, 2, 0)
 
 
+def test_verify_sidecars_repairs_a_corrupt_sidecar(
+    ini: Path, dists: list[Path], cache: SQLCache, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main([str(ini)]) == 0
+    wheel = dists[0]
+    sidecar = ini.parent / "packages" / (key_of(wheel) + ".metadata")
+    good = sidecar.read_bytes()
+    sidecar.write_bytes(b"garbage")
+    capsys.readouterr()
+
+    assert cli.main([str(ini), "--verify-sidecars"]) == 0
+
+    _visible, result = parse_output(capsys.readouterr().out)
+    assert (result["state"], result["repaired"], result["failed"]) == ("done", 1, 0)
+    assert sidecar.read_bytes() == good
+    assert rows_of(cache)[wheel.name].metadata_sha256 == sha256(good)
+
+
 def test_reload_exits_2_while_another_runs(
     ini: Path, dists: list[Path], held: ReloadRun, cache: SQLCache, capsys: pytest.CaptureFixture[str]
 ) -> None:

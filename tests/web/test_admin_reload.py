@@ -142,6 +142,27 @@ def test_post_wait_answers_with_the_result(
     assert status(testapp, auth) == {"running": False, "progress": second}
 
 
+def test_post_verify_sidecars_repairs_a_corrupt_sidecar(
+    testapp: webtest.TestApp, index: PackageIndex, auth: dict[str, str], dist_dir: Path
+) -> None:
+    wheel = build_wheel(dist_dir, "Demo", "1.0")
+    put_raw(index.storage, key_of(wheel), wheel.read_bytes())
+    testapp.post("/admin/reload?wait=1", headers=auth, status=200)
+    sidecar = key_of(wheel) + ".metadata"
+    with index.storage.open(sidecar) as fh:
+        good = fh.read()
+    put_raw(index.storage, sidecar, b"not the metadata")
+
+    plain = testapp.post("/admin/reload?wait=1", headers=auth, status=200).json
+    verified = testapp.post("/admin/reload?wait=1&verify_sidecars=1", headers=auth, status=200).json
+
+    assert (plain["repaired"], verified["repaired"]) == (0, 1)
+    assert status(testapp, auth)["progress"]["repaired"] == 1
+    with index.storage.open(sidecar) as fh:
+        assert fh.read() == good
+    assert files_of(testapp, "demo")[wheel.name]["core-metadata"] == {"sha256": sha256(good)}
+
+
 @pytest.mark.parametrize(
     ("method", "caller", "expected"),
     [

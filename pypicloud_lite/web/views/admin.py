@@ -18,10 +18,14 @@ logger = logging.getLogger(__name__)
 
 @view_config(route_name="admin.reload", request_method="POST")
 def start_reload(request: Request) -> Response:
-    """202 and a reload in the background (`?wait=1`: 200 with the result); 409 while one runs anywhere."""
+    """202 and a reload in the background (`?wait=1`: 200 with the result); 409 while one runs anywhere.
+
+    `?verify_sidecars=1`: also read every advertised PEP 658 sidecar and repair corrupt ones.
+    """
     identity = require_admin(request)
     app = services(request)
-    run = app.index.begin_reload(app.settings.reload.workers)
+    verify = request.GET.get("verify_sidecars") in ("1", "true")
+    run = app.index.begin_reload(app.settings.reload.workers, verify_sidecars=verify)
     logger.info("reload started by %s", identity.username)
     if request.GET.get("wait") in ("1", "true"):
         return Response(json_body=run.execute().as_dict())
