@@ -305,30 +305,6 @@ def test_delete_file_with_unnormalized_project(
     assert simple_filenames(testapp, "foo-bar") == [uploaded.sdist.name]
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        "/api/projects/foo-bar/files/foo_bar-9.9-py3-none-any.whl",
-        "/api/projects/nothing/files/foo_bar-1.0-py3-none-any.whl",
-        # A file of foo-bar named under another (existing) project.
-        "/api/projects/other/files/foo_bar-1.0-py3-none-any.whl",
-    ],
-)
-def test_delete_file_not_found(refusing: webtest.TestApp, url: str) -> None:
-    assert_error(call(refusing, "DELETE", url, creds(ADMIN)), 404)
-    unchanged(refusing)
-
-
-def test_delete_file_anonymous_and_unprivileged(
-    testapp: webtest.TestApp, bob: dict[str, str], uploaded: Uploaded
-) -> None:
-    url = f"/api/projects/foo-bar/files/{uploaded.wheel.name}"
-    assert_error(call(testapp, "DELETE", url), 401)
-    assert_error(call(testapp, "DELETE", url, creds(BOB, "wrong")), 401)
-    assert_error(call(testapp, "DELETE", url, bob), 403, BOB)
-    assert len(simple_filenames(testapp, "foo-bar")) == 2
-
-
 # -- DELETE /api/projects/<project>/versions/<version> -------------------------------
 
 
@@ -365,20 +341,25 @@ def test_delete_version_by_equivalent_spelling(
 @pytest.mark.parametrize(
     "url",
     [
+        "/api/projects/foo-bar/files/foo_bar-9.9-py3-none-any.whl",
+        "/api/projects/nothing/files/foo_bar-1.0-py3-none-any.whl",
+        # A file of foo-bar named under another (existing) project.
+        "/api/projects/other/files/foo_bar-1.0-py3-none-any.whl",
         "/api/projects/foo-bar/versions/2.0",
         "/api/projects/foo-bar/versions/not-a-version",
         "/api/projects/nothing/versions/1.0",
     ],
 )
-def test_delete_version_not_found(refusing: webtest.TestApp, url: str) -> None:
+def test_delete_not_found(refusing: webtest.TestApp, url: str) -> None:
     assert_error(call(refusing, "DELETE", url, creds(ADMIN)), 404)
     unchanged(refusing)
 
 
-def test_delete_version_anonymous_and_unprivileged(
-    testapp: webtest.TestApp, bob: dict[str, str], uploaded: Uploaded
+@pytest.mark.parametrize("what", ["files/foo_bar-1.0-py3-none-any.whl", "versions/1.0"], ids=["file", "version"])
+def test_delete_anonymous_and_unprivileged(
+    testapp: webtest.TestApp, bob: dict[str, str], uploaded: Uploaded, what: str
 ) -> None:
-    url = "/api/projects/foo-bar/versions/1.0"
+    url = f"/api/projects/foo-bar/{what}"
     assert_error(call(testapp, "DELETE", url), 401)
     assert_error(call(testapp, "DELETE", url, creds(BOB, "wrong")), 401)
     assert_error(call(testapp, "DELETE", url, bob), 403, BOB)

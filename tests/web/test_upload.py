@@ -217,25 +217,6 @@ BAD_FILENAMES = [
 ]
 
 
-@pytest.mark.parametrize(("filename", "message"), BAD_FILENAMES)
-def test_bad_filename(
-    testapp: webtest.TestApp,
-    auth: dict[str, str],
-    tmp_path: Path,
-    dist_dir: Path,
-    settings: Settings,
-    filename: str,
-    message: str,
-) -> None:
-    resp = post_upload(
-        testapp, auth, filename=filename, data=sdist_bytes(dist_dir), name="Foo.Bar", version="1.0", status="*"
-    )
-    assert_rejected(resp, 400, message, testapp, settings)
-    # Nothing escaped the storage folder either: only the test's own dist and the cache database exist.
-    written = {p for p in tmp_path.rglob("*") if p.is_file() and dist_dir not in p.parents}
-    assert {p.name for p in written} <= {"cache.sqlite", "cache.sqlite-wal", "cache.sqlite-shm", "cache.sqlite-journal"}
-
-
 # Names a real Foo.Bar 1.0 wheel is uploaded under: each must be refused before anything is stored,
 # or its link breaks `pip install foo-bar` for everyone.
 CRAFTED_WHEEL_NAMES = [
@@ -253,18 +234,29 @@ CRAFTED_WHEEL_NAMES = [
 ]
 
 
-@pytest.mark.parametrize(("filename", "message"), CRAFTED_WHEEL_NAMES)
-def test_crafted_wheel_filenames(
+BAD_NAMES_AND_BYTES = [
+    *(pytest.param(*param.values, "sdist", id=param.id) for param in BAD_FILENAMES),
+    *(pytest.param(*param.values, "wheel", id=f"wheel-{param.id}") for param in CRAFTED_WHEEL_NAMES),
+]
+
+
+@pytest.mark.parametrize(("filename", "message", "kind"), BAD_NAMES_AND_BYTES)
+def test_bad_filename(
     testapp: webtest.TestApp,
     auth: dict[str, str],
+    tmp_path: Path,
     dist_dir: Path,
     settings: Settings,
     filename: str,
     message: str,
+    kind: str,
 ) -> None:
-    wheel = build_wheel(dist_dir, "Foo.Bar", "1.0").read_bytes()
-    resp = post_upload(testapp, auth, filename=filename, data=wheel, name="Foo.Bar", version="1.0", status="*")
+    data = sdist_bytes(dist_dir) if kind == "sdist" else build_wheel(dist_dir, "Foo.Bar", "1.0").read_bytes()
+    resp = post_upload(testapp, auth, filename=filename, data=data, name="Foo.Bar", version="1.0", status="*")
     assert_rejected(resp, 400, message, testapp, settings)
+    # Nothing escaped the storage folder either: only the test's own dist and the cache database exist.
+    written = {p for p in tmp_path.rglob("*") if p.is_file() and dist_dir not in p.parents}
+    assert {p.name for p in written} <= {"cache.sqlite", "cache.sqlite-wal", "cache.sqlite-shm", "cache.sqlite-journal"}
 
 
 def _zip(members: dict[str, bytes]) -> bytes:

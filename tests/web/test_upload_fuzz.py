@@ -76,6 +76,14 @@ ODD = st.one_of(
 )
 
 
+# Bounded: PPC_FUZZ_EXAMPLES raises it for a longer hunt.
+FUZZ = settings(
+    max_examples=int(os.environ.get("PPC_FUZZ_EXAMPLES", "200")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
 def maybe(values: list[str]) -> st.SearchStrategy[str | None]:
     """One of `values` (as a client would send), odd text, or the field left out."""
     return st.one_of(st.sampled_from(values), ODD, st.none())
@@ -143,22 +151,34 @@ def multipart(params: list[tuple[str, str]], file: tuple[str, str, bytes] | None
     return b"".join(sep + b"\r\n" + part + b"\r\n" for part in parts) + sep + b"--\r\n"
 
 
-def check_upload(site: Site, params: list[tuple[str, str]], file: tuple[str, str, bytes] | None) -> None:
-    before = site.state()
+def post(site: Site, body: bytes, content_type: str) -> webtest.TestResponse:
+    """A legacy upload of this exact body, as the uploader."""
     request = webtest.TestRequest.blank(
         "/legacy/",
         method="POST",
-        body=multipart(params, file),
-        content_type=f"multipart/form-data; boundary={BOUNDARY}",
+        body=body,
+        content_type=content_type,
         headers=basic_auth(UPLOADER, UPLOADER_PASSWORD),
     )
-    resp = site.testapp.do_request(request, status="*", expect_errors=True)
+    return site.testapp.do_request(request, status="*", expect_errors=True)
+
+
+def posted(site: Site, body: bytes, content_type: str) -> tuple[webtest.TestResponse, Any, Any]:
+    """(response, state before, state after) of an upload that must not fail the server or half-store."""
+    before = site.state()
+    resp = post(site, body, content_type)
     assert resp.status_int < 500, resp.text[:2000]
     event(f"{resp.status_int} {resp.text[:60]!r}" if resp.status_int >= 400 else f"{resp.status_int}")
     after = site.state()
     assert not after[2], f"spool files left: {after[2]}"
     if resp.status_int >= 400:
         assert after == before, f"a rejected upload ({resp.status_int}: {resp.text[:300]}) changed what is stored"
+    return resp, before, after
+
+
+def check_upload(site: Site, params: list[tuple[str, str]], file: tuple[str, str, bytes] | None) -> None:
+    resp, _before, after = posted(site, multipart(params, file), f"multipart/form-data; boundary={BOUNDARY}")
+    if resp.status_int >= 400:
         return
     assert resp.status_int == 200, resp.status
     assert file is not None
@@ -169,11 +189,7 @@ def check_upload(site: Site, params: list[tuple[str, str]], file: tuple[str, str
     assert listed[filename] == hashlib.sha256(content).hexdigest()
 
 
-@settings(
-    max_examples=int(os.environ.get("PPC_FUZZ_EXAMPLES", "200")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@FUZZ
 @given(data=st.data())
 def test_fuzzed_upload_forms_never_fail_the_server(site: Site, data: Any) -> None:
     params, file = data.draw(uploads(site))
@@ -204,30 +220,12 @@ def mangled_bodies(draw: st.DrawFn, site: Site) -> tuple[bytes, str]:
     return body, content_type
 
 
-@settings(
-    max_examples=int(os.environ.get("PPC_FUZZ_EXAMPLES", "200")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@FUZZ
 @given(data=st.data())
 def test_mangled_multipart_bodies_never_fail_the_server(site: Site, data: Any) -> None:
     body, content_type = data.draw(mangled_bodies(site))
-    before = site.state()
-    request = webtest.TestRequest.blank(
-        "/legacy/",
-        method="POST",
-        body=body,
-        content_type=content_type,
-        headers=basic_auth(UPLOADER, UPLOADER_PASSWORD),
-    )
-    resp = site.testapp.do_request(request, status="*", expect_errors=True)
-    assert resp.status_int < 500, resp.text[:2000]
-    event(f"{resp.status_int} {resp.text[:60]!r}" if resp.status_int >= 400 else f"{resp.status_int}")
-    after = site.state()
-    assert not after[2], f"spool files left: {after[2]}"
-    if resp.status_int >= 400:
-        assert after == before, f"a rejected upload ({resp.status_int}: {resp.text[:300]}) changed what is stored"
-    else:
+    resp, before, after = posted(site, body, content_type)
+    if resp.status_int < 400:
         assert set(after[1]) - set(before[1]) <= {p.name for p in site.dists}
         for filename in set(after[1]) - set(before[1]):
             assert after[1][filename] == hashlib.sha256((site.dists[0].parent / filename).read_bytes()).hexdigest()
@@ -237,15 +235,9 @@ def test_a_form_declaring_another_charset_is_a_400(site: Site) -> None:
     """Found by the fuzzer: webob raises DeprecationWarning for a non-UTF-8 charset, which was a 500."""
     wheel = site.dists[0]
     params = list(twine_fields("Demo", "1.0", wheel.name, wheel.read_bytes()).items())
-    request = webtest.TestRequest.blank(
-        "/legacy/",
-        method="POST",
-        body=multipart(params, ("content", wheel.name, wheel.read_bytes())),
-        content_type=f'multipart/form-data; boundary="{BOUNDARY}"; charset=latin-1',
-        headers=basic_auth(UPLOADER, UPLOADER_PASSWORD),
-    )
+    body = multipart(params, ("content", wheel.name, wheel.read_bytes()))
     before = site.state()
-    resp = site.testapp.do_request(request, status="*", expect_errors=True)
+    resp = post(site, body, f'multipart/form-data; boundary="{BOUNDARY}"; charset=latin-1')
     assert resp.status_int == 400, resp.text[:500]
     assert resp.json["message"] == "Form bodies must be UTF-8, not charset=latin-1."
     assert site.state() == before
