@@ -15,11 +15,11 @@ from tests.support.data import REPO_ROOT
 
 @pytest.fixture
 def layout(tmp_path: Path) -> tuple[Path, Path]:
-    """(repository, a file in a `shared` folder beside it), both in the temporary folder."""
+    """(repository, a file in a `sibling` folder beside it), both in the temporary folder."""
     repo = tmp_path / "work" / "repo"
     (repo / "tests").mkdir(parents=True)
     (repo / "tests" / "inside.json").write_text("{}", encoding="utf-8")
-    beside = tmp_path / "work" / "shared" / "aws-events" / "s3-put.json"
+    beside = tmp_path / "work" / "sibling" / "aws-events" / "s3-put.json"
     beside.parent.mkdir(parents=True)
     beside.write_text("{}", encoding="utf-8")
     (tmp_path / "work" / ".cache").mkdir()
@@ -28,12 +28,12 @@ def layout(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_the_check_is_on_for_this_session() -> None:
     assert WATCH.active is not None
-    assert WATCH.active.violation(str(REPO_ROOT.parent / "shared" / "aws-events" / "s3-put.json"))
-    assert WATCH.active.violation(str(REPO_ROOT / ".." / "shared" / "x.json"))
+    assert WATCH.active.violation(str(REPO_ROOT.parent / "sibling" / "aws-events" / "s3-put.json"))
+    assert WATCH.active.violation(str(REPO_ROOT / ".." / "sibling" / "x.json"))
     assert WATCH.active.violation(str(REPO_ROOT / "tests" / "data" / "aws-events" / "s3-put.json")) is None
     main = main_checkout(REPO_ROOT)
     if main is not None:  # a git worktree: beside the main checkout is watched too
-        assert WATCH.active.violation(str(main.parent / "shared" / "aws-events" / "s3-put.json"))
+        assert WATCH.active.violation(str(main.parent / "sibling" / "aws-events" / "s3-put.json"))
 
 
 def test_a_clone_in_the_temporary_folder_is_still_watched_beside(layout: tuple[Path, Path]) -> None:
@@ -52,8 +52,8 @@ def test_what_is_beside_the_repository_and_what_is_not(layout: tuple[Path, Path]
     repo, beside = layout
     confinement = Confinement(repo, [repo.parent], exempt=["/usr"])
     assert confinement.violation(str(beside)) == str(beside)
-    assert confinement.violation(f"{repo}/../shared/aws-events/s3-put.json") == str(beside)
-    assert confinement.violation(str(repo.parent)) == str(repo.parent)  # listing it finds `shared`
+    assert confinement.violation(f"{repo}/../sibling/aws-events/s3-put.json") == str(beside)
+    assert confinement.violation(str(repo.parent)) == str(repo.parent)  # listing it finds `sibling`
     assert confinement.violation(str(repo.parent / "repo-other" / "x")) is not None  # a prefix of no folder
     for fine in [repo, repo / "tests" / "inside.json", repo / ".venv" / "lib", repo.parent / ".cache" / "x"]:
         assert confinement.violation(str(fine)) is None, fine
@@ -79,7 +79,7 @@ def test_an_open_beside_the_repository_raises_and_is_recorded(
     with pytest.raises(OutsideRepository):
         os.listdir(beside.parent)
     with pytest.raises(OutsideRepository):
-        glob.glob(str(repo.parent / "shared" / "*"))
+        glob.glob(str(repo.parent / "sibling" / "*"))
     with pytest.raises(OutsideRepository):
         (repo.parent / "new-folder").mkdir()
     # Caught by the code under test or not, the test phase fails afterwards.

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pypicloud_lite.deploy.cli import create_main, remove_main
 from pypicloud_lite.deploy.create import MAX_RECEIVE_COUNT
+from pypicloud_lite.scripts.lambda_deploy import create_main, remove_main
 from tests.support.aws import REGION, Moto
 from tests.support.deploy import (
     ACCOUNT,

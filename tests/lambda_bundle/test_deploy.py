@@ -19,9 +19,9 @@ import pytest
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.deploy import DeployError
 from pypicloud_lite.deploy.bundle import DEFAULT_LAMBDA_DIR, build_bundle, sql_driver_requirement
-from pypicloud_lite.deploy.cli import build_main, create_main, remove_main
 from pypicloud_lite.deploy.names import Names, Target
 from pypicloud_lite.deploy.policies import role_policy
+from pypicloud_lite.scripts.lambda_deploy import build_main, create_main, remove_main
 from tests.support.aws import REGION, Moto
 from tests.support.common import require_or_skip
 from tests.support.deploy import (

@@ -64,7 +64,7 @@ sys.path[:0] = [{site!r}, {purelib!r}]
 import pypicloud_lite
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.deploy.bundle import DEFAULT_LAMBDA_DIR, build_bundle
-from pypicloud_lite.deploy.cli import build_main
+from pypicloud_lite.scripts.lambda_deploy import build_main
 
 calls = []
 

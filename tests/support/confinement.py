@@ -1,7 +1,7 @@
 """A test may not touch files beside the repository: what it needs must be in the repository (tests/data).
 
 The folders beside a checkout (for a git worktree, beside its main checkout too) are where a CI machine keeps
-things a user's clone lacks, e.g. a `shared` folder of sample events: a test reading from there passes in CI
+things a user's clone lacks, e.g. a folder of sample events: a test reading from there passes in CI
 and fails after `git clone`. An audit hook (installed once per session by tests/conftest.py, and never removable)
 sees every open, listing, glob, mkdir, remove and rename; one on a path in those folders but outside the
 repository raises OutsideRepository (a PermissionError, as a sandbox would) and is recorded, and
@@ -10,7 +10,7 @@ repository raises OutsideRepository (a PermissionError, as a sandbox would) and 
 Not watched: the repository itself, entries whose name starts with a dot directly beside it (tool folders
 such as ~/.cache or ~/.aws when the repository sits in the home folder), the temporary folder, the Python
 installation and its site-packages, /proc, /dev and /sys, a worktree's git metadata in the main checkout,
-and a filesystem root as the parent. The nearer folder decides: a clone in /tmp/ci/ has /tmp/ci/shared
+and a filesystem root as the parent. The nearer folder decides: a clone in /tmp/ci/ has /tmp/ci/samples
 watched, although /tmp/ is exempt. Paths are normalized, not resolved: a symlink from elsewhere into the watched
 folders is not noticed.
 """
@@ -108,7 +108,7 @@ class Confinement:
         if watched is None:
             return None
         # The nearer folder decides: the temporary folder is exempt, but a clone in /tmp/ci/ still has
-        # /tmp/ci/shared beside it (watched /tmp/ci/ is nearer than exempt /tmp/).
+        # /tmp/ci/samples beside it (watched /tmp/ci/ is nearer than exempt /tmp/).
         exempt = max((folder for folder in self.exempt if inside.startswith(folder)), key=len, default="")
         if len(exempt) >= len(watched):
             return None
