@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, delete, update
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cache.sql import SQLCache
 from pypicloud_lite.db.tables import FileRow, IndexStateRow, ProjectRow
+from pypicloud_lite.errors import BackendUnavailable
 from pypicloud_lite.models import (
     AddFile,
     Applied,
@@ -519,3 +520,12 @@ def test_a_row_whose_name_the_upload_checks_now_refuse_can_still_be_read_and_rem
 @pytest.mark.parametrize("filename", ["README", "", "-1.0.tar.gz", "x.whl.metadata"])
 def test_names_of_no_file_find_nothing(cache: Cache, filename: str) -> None:
     assert cache.get_file(filename) is None
+
+
+def test_dynamo_health_reads_every_table_not_only_the_serial(moto: Moto) -> None:
+    """A lost files table (a deleted or mistyped table) must fail /health, not only a lost serial."""
+    cache = dynamo_cache(moto)
+    cache.check_health()
+    cache.t.file.delete_table()  # type: ignore[attr-defined]
+    with pytest.raises(BackendUnavailable):
+        cache.check_health()

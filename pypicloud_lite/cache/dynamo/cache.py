@@ -533,8 +533,14 @@ class DynamoCache(Cache):
             for r in (item.record for item in items)
         ]
 
+    @translated
     def check_health(self) -> None:
+        # Each table the index reads from, not only the serial's: one item (or none) from each.
         self.serial()
+        for _ in self.t.project.query(PROJECT_PARTITION, limit=1, consistent_read=True):
+            break
+        for _ in self.t.file.scan(limit=1, attributes_to_get=["project", "filename"], consistent_read=True):
+            break
 
     def close(self) -> None:
         """pynamodb keeps one HTTP session per model class; nothing to release."""
