@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import webtest
+from sqlalchemy import Engine, insert, select
 
+from pypicloud_lite.db.tables import FileRow, GrantRow, ProjectRow, UserRow
 from pypicloud_lite.models import Grant
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.storage.base import Storage
@@ -61,3 +65,80 @@ def ui_login(testapp: webtest.TestApp, user: str, password: str = PASSWORD) -> N
     form = testapp.get("/ui/login").forms["login-form"]
     form["username"], form["password"] = user, password
     assert form.submit().status_int == 303
+
+
+# -- databases from before owners (schema revision 0005) ------------------------------------
+
+EPOCH = datetime(2026, 1, 1)
+
+
+@dataclass(frozen=True)
+class OldFile:
+    """A file row as an index before owners held it: who uploaded it (None: a reload found it), and when."""
+
+    project: str
+    version: str
+    uploader: str | None
+    minutes: int  # after EPOCH
+
+
+def seed_old_index(
+    engine: Engine, files: list[OldFile], users: list[str], grants: list[tuple[str, str, str, str]]
+) -> None:
+    """Projects, files, users and grants written straight into the tables, as an older release left them."""
+    with engine.begin() as conn:
+        for project in sorted({f.project for f in files}):
+            conn.execute(insert(ProjectRow).values(name=project, display_name=project, serial=1, created=EPOCH))
+        for f in files:
+            conn.execute(
+                insert(FileRow).values(
+                    filename=f"{f.project}-{f.version}-py3-none-any.whl",
+                    project=f.project,
+                    version=f.version,
+                    packagetype="bdist_wheel",
+                    python_version="py3",
+                    size=1,
+                    upload_time=EPOCH + timedelta(minutes=f.minutes),
+                    uploader=f.uploader,
+                )
+            )
+        for name in users:
+            conn.execute(insert(UserRow).values(name=name, password_hash="x", is_admin=False, created=EPOCH))
+        for project, kind, name, perms in grants:
+            conn.execute(insert(GrantRow).values(project=project, kind=kind, name=name, perms=perms))
+
+
+def grant_rows(engine: Engine) -> set[tuple[str, str, str, str]]:
+    with engine.connect() as conn:
+        return {
+            tuple(row) for row in conn.execute(select(GrantRow.project, GrantRow.kind, GrantRow.name, GrantRow.perms))
+        }
+
+
+# Before owners: who uploaded what, and the grants an admin had set. bob and alice are users; ghost was deleted.
+OLD_USERS = ["alice", "bob"]
+OLD_FILES = [
+    OldFile("first-wins", "0.9", None, 0),  # a reload found it: unknown uploader, not the owner
+    OldFile("first-wins", "1.0", "bob", 1),
+    OldFile("first-wins", "2.0", "alice", 2),
+    OldFile("kept", "1.0", "bob", 3),
+    OldFile("read-granted", "1.0", "alice", 4),
+    OldFile("public", "1.0", "bob", 5),
+    OldFile("ghosted", "1.0", "ghost", 6),
+    OldFile("ghosted", "2.0", "alice", 7),
+    OldFile("found", "1.0", None, 8),
+]
+OLD_GRANTS = [
+    ("kept", "user", "alice", "rw"),  # a maintainer already: nobody is added
+    ("read-granted", "user", "alice", "r"),  # the uploader's read grant becomes an owner's
+    ("public", "group", "everyone", "r"),
+]
+# What the migration (and ppc-assign-owners) leaves: the earliest known uploader owns each project nobody
+# kept, unless that uploader is no longer a user; `found` has no known uploader.
+OWNED_GRANTS = {
+    *OLD_GRANTS[:1],
+    ("public", "group", "everyone", "r"),
+    ("first-wins", "user", "bob", "rwdo"),
+    ("read-granted", "user", "alice", "rwdo"),
+    ("public", "user", "bob", "rwdo"),
+}

@@ -14,6 +14,7 @@ from tests.support.apiutil import (
     ADMIN,
     BOB,
     CAROL,
+    PASSWORD,
     assert_error,
     call,
     creds,
@@ -234,7 +235,7 @@ def test_static_grants_close_their_project_and_record_no_owner(raw_settings: dic
         **raw_settings,
         **SHIPPED_DEFAULTS,
         **static_users(BOB, CAROL),
-        f"package.kept.user.{BOB}": "rwdo",
+        f"package.kept.user.{BOB}": "rw",
     }
     with running(static) as app:
         upload_wheel(app, creds(BOB), dist_dir, "kept", "1.0")
@@ -243,3 +244,11 @@ def test_static_grants_close_their_project_and_record_no_owner(raw_settings: dic
         upload_wheel(app, creds(CAROL), dist_dir, "loose", "1.0")
         upload_wheel(app, creds(BOB), dist_dir, "loose", "2.0")
         assert services(app.app).access.grants_for("loose") == []
+
+
+def test_the_ini_may_name_static_owners(raw_settings: dict[str, Any]) -> None:
+    static = {**raw_settings, **static_users(BOB), f"package.kept.user.{BOB}": "rwdo"}
+    with running(static) as app:
+        access = services(app.app).access
+        assert [g.name for g in access.owners("kept")] == [BOB]
+        assert access.can_own(access.authenticate(BOB, PASSWORD), "kept") is True
