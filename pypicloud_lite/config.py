@@ -20,7 +20,7 @@ ENV_PREFIX = "PPC_"
 SETTINGS_VARIABLE = "PYPICLOUD_SETTINGS"
 # Settings whose keys are ours: anything else under these prefixes is a typo and refused.
 OWN_PREFIXES = ("storage.", "cache.", "auth.", "upload.", "web.", "pypi.", "sync.", "cdn.")
-PERM_LETTERS = frozenset("rwd")
+PERM_LETTERS = frozenset("rwdo")  # read, write, delete/yank, own (access.base.Permission)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]*\Z")
 T = TypeVar("T")
 
@@ -304,7 +304,7 @@ class _Reader:
             if len(parts) != 3 or parts[1] not in ("user", "group") or not _NAME.match(parts[2]):
                 raise ConfigError(f"setting {key!r}: expected package.<project>.user.<name> or ...group.<name>")
             if not set(perms) <= PERM_LETTERS:
-                raise ConfigError(f"setting {key!r}: permissions are letters from 'rwd', got {value!r}")
+                raise ConfigError(f"setting {key!r}: permissions are letters from 'rwdo', got {value!r}")
             found.append(Grant(normalize(parts[0]), parts[1], parts[2], perms))
         return tuple(sorted(found, key=lambda g: (g.project, g.kind, g.name)))
 

@@ -136,7 +136,7 @@ class PackageFile:
 
 @dataclass(frozen=True)
 class Grant:
-    """Permissions of one user or group on one project: letters from "rwd" (read, write, delete/yank)."""
+    """Permissions of one user or group on one project: letters from "rwdo" (read, write, delete/yank, own)."""
 
     project: str
     kind: str  # "user" or "group"

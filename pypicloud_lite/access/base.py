@@ -31,6 +31,14 @@ class Permission(StrEnum):
     READ = "r"
     WRITE = "w"
     DELETE = "d"  # delete files and versions, yank and unyank
+    OWN = "o"  # manage the project's grants (its owners and maintainers)
+
+
+# The two roles of PyPI: an owner may do anything to the project, a maintainer uploads.
+OWNER_PERMS = "rwdo"
+MAINTAINER_PERMS = "rw"
+# A grant with one of these letters makes its project "kept": `default_write` no longer opens it.
+_KEEPER_LETTERS = frozenset({Permission.WRITE.value, Permission.OWN.value})
 
 
 @dataclass(frozen=True)
@@ -110,10 +118,23 @@ def check_user_name(name: str) -> str:
 
 
 def check_perms(perms: str) -> str:
-    perms = "".join(sorted(set(perms.lower()), key="rwd".index)) if set(perms.lower()) <= set("rwd") else ""
+    letters = "".join(p.value for p in Permission)
+    perms = "".join(sorted(set(perms.lower()), key=letters.index)) if set(perms.lower()) <= set(letters) else ""
     if not perms:
-        raise InvalidInput("Permissions are one or more letters from 'rwd' (read, write, delete).")
+        raise InvalidInput(
+            "Permissions are one or more letters from 'rwdo' (read, write, delete, own): "
+            f"an owner has {OWNER_PERMS!r}, a maintainer {MAINTAINER_PERMS!r}."
+        )
     return perms
+
+
+def keeps_project(grant: Grant) -> bool:
+    """Whether this grant makes its project kept (owned or maintained): closed to `default_write`."""
+    return bool(_KEEPER_LETTERS & set(grant.perms))
+
+
+def is_owner_grant(grant: Grant) -> bool:
+    return Permission.OWN.value in grant.perms
 
 
 class AccessBackend(ABC):
@@ -238,17 +259,31 @@ class AccessBackend(ABC):
         if identity is not None and identity.is_admin:
             return True
         principals = identity.principals if identity else ANONYMOUS_PRINCIPALS
-        defaults = {
-            Permission.READ: self.settings.default_read,
-            Permission.WRITE: self.settings.default_write,
-        }.get(permission, frozenset())
-        # Grants only add to the defaults: when the defaults allow, no grant lookup (a query
-        # on SQLAccess) is needed, which is every read on an index readable by everyone.
-        if defaults & principals:
+        # Reads: grants add to `default_read`, so when it allows, no grant lookup (a query on
+        # SQLAccess) is needed, which is every read on an index readable by everyone.
+        if permission is Permission.READ and self.settings.default_read & principals:
             return True
-        return any(
-            permission in grant.perms and self._grantee(grant) in principals for grant in self.grants_for(project)
+        grants = self.grants_for(project)
+        if any(permission in grant.perms and self._grantee(grant) in principals for grant in grants):
+            return True
+        # Writes: `default_write` opens only a project nobody keeps (no grant with 'w' or 'o'); once
+        # a project has owners or maintainers, only grants let anyone else upload to it.
+        return (
+            permission is Permission.WRITE
+            and not any(keeps_project(grant) for grant in grants)
+            and bool(self.settings.default_write & principals)
         )
+
+    def owners(self, project: str) -> list[Grant]:
+        """The grants that make someone an owner of this (normalized) project."""
+        return [grant for grant in self.grants_for(project) if is_owner_grant(grant)]
+
+    def claim_first_owner(self, project: str, username: str) -> bool:
+        """Make `username` the owner of a project that has none yet; False when it has (or grants are static)."""
+        if self.read_only or self.owners(project):
+            return False
+        self.set_grant(project, "user", username, OWNER_PERMS)
+        return True
 
     @staticmethod
     def _grantee(grant: Grant) -> str:
@@ -290,6 +325,10 @@ class AccessBackend(ABC):
 
     def can_delete(self, identity: Identity | None, project: str) -> bool:
         return self.allowed(identity, project, Permission.DELETE)
+
+    def can_own(self, identity: Identity | None, project: str) -> bool:
+        """May this caller manage the project's grants (an owner, or an admin)?"""
+        return self.allowed(identity, project, Permission.OWN)
 
     def can_create(self, identity: Identity | None, project: str) -> bool:
         """May this caller upload the first file of a project that does not exist yet?"""

@@ -56,10 +56,15 @@ class SQLAccess(AccessBackend):
 
     @classmethod
     def from_settings(cls, settings: AuthSettings, cache: CacheSettings) -> tuple[SQLAccess, GeneratedAdmin | None]:
+        access = cls.connect(settings, cache)
+        return access, access.bootstrap_admin() if settings.bootstrap_admin else None
+
+    @classmethod
+    def connect(cls, settings: AuthSettings, cache: CacheSettings) -> SQLAccess:
+        """The access database (`auth.url`, else the cache's), at the schema's head; no first admin is made."""
         engine = create_db_engine(replace(cache, url=settings.url or cache.url))
         migrate.prepare(engine, cache.migrate_on_start, "access database")
-        access = cls(settings, engine)
-        return access, access.bootstrap_admin() if settings.bootstrap_admin else None
+        return cls(settings, engine)
 
     def bootstrap_admin(self) -> GeneratedAdmin | None:
         """Create user `admin` with a random password when the database has no admin yet."""

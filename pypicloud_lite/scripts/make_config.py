@@ -91,6 +91,10 @@ upload.max_size = {upload_max_size}
 auth.backend = {access}
 auth.realm = pypicloud_lite
 {auth_lines}
+# Reads: who may read every project (grants add to it). Writes, as on PyPI: any user may create a
+# project and becomes its owner (auth.backend = sql; static grants record no owners); only the project's
+# grants (owners, maintainers) let others upload to it. default_write never opens a project that has
+# an owner or a maintainer, only projects nobody keeps.
 pypi.default_read = {default_read}
 pypi.default_write = authenticated
 
@@ -134,7 +138,7 @@ def _interactive(args: argparse.Namespace) -> Answers:
     else:
         password = sys.stdin.readline().rstrip("\n") or None
     listen = args.listen or _ask("Listen on", "127.0.0.1:6543")
-    default_read = args.default_read or _ask("Who may read without a grant (everyone, authenticated, none)", "everyone")
+    default_read = args.default_read or _ask("Who may read every project (everyone, authenticated, none)", "everyone")
     return Answers(storage_dir, cache_url, access, admin, password, listen, default_read)
 
 

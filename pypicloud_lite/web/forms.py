@@ -193,7 +193,7 @@ def json_members(request: Request) -> list[str]:
 def json_perms(request: Request) -> str:
     perms = json_body(request).get("perms")
     if not isinstance(perms, str):
-        raise InvalidInput("'perms' must be a string of letters from 'rwd'.")
+        raise InvalidInput("'perms' must be a string of letters from 'rwdo'.")
     return perms
 
 

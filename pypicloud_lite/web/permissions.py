@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 from pyramid.request import Request
 
-from pypicloud_lite.access.base import AccessBackend, Identity, NewToken, Permission, Token
+from pypicloud_lite.access.base import AccessBackend, Identity, NewToken, Permission, Token, check_perms
 from pypicloud_lite.errors import AuthenticationRequired, InvalidInput, NotFound, PermissionDenied
 from pypicloud_lite.naming import normalize
+from pypicloud_lite.owners import first_uploader
 from pypicloud_lite.web.forms import TokenRequest
 from pypicloud_lite.web.security import authenticated, require_identity
 from pypicloud_lite.web.services import AppServices, services
+
+logger = logging.getLogger(__name__)
 
 # -- projects ----------------------------------------------------------------------------
 
@@ -39,13 +44,32 @@ def require(request: Request, project: str, permission: Permission, action: str)
     return identity
 
 
-def check_may_upload(app: AppServices, identity: Identity, name: str) -> None:
-    """403 unless this caller may upload to `name` (or create it, when it does not exist yet)."""
+def check_may_upload(app: AppServices, identity: Identity, name: str) -> bool:
+    """403 unless this caller may upload to `name` (or create it, when it does not exist yet).
+
+    True when the upload would create the project: pass it to `record_first_owner` once the upload succeeds.
+    """
     project = normalize(name)
     exists = app.index.find_project(project) is not None
     if not (app.access.can_write(identity, project) if exists else app.access.can_create(identity, project)):
         # One message whether or not the project exists: a refusal must not reveal that.
         raise PermissionDenied(f"User {identity.username!r} may not upload to project {name!r}.")
+    return not exists
+
+
+def record_first_owner(app: AppServices, identity: Identity, name: str, creating: bool) -> None:
+    """After a successful upload that created `name`: its uploader becomes the project's owner, as on PyPI.
+
+    Granted only after the file is indexed (a failed upload leaves no grant), only when the project has
+    no owner yet, and only to the uploader of its earliest file: of two racing first uploads, the one
+    that lost is not made a co-owner. An upload into an existing ownerless project (one a reload found)
+    makes nobody its owner. Static grants (the ini) cannot record owners.
+    """
+    project = app.index.find_project(name) if creating and not app.access.read_only else None
+    if project is None or first_uploader(app.index.project_files(project)) != identity.username:
+        return
+    if app.access.claim_first_owner(project.name, identity.username):
+        logger.info("%s owns the new project %s", identity.username, project.name)
 
 
 def may_set_status(identity: Identity | None) -> bool:
@@ -56,6 +80,40 @@ def may_set_status(identity: Identity | None) -> bool:
 def require_status_change(request: Request) -> Identity:
     """A project's status (PEP 792) is the index operator's call, as on PyPI: admins only."""
     return require_admin(request)
+
+
+# -- per-project grants -------------------------------------------------------------------
+
+
+def may_manage_grants(access: AccessBackend, identity: Identity | None, project: str) -> bool:
+    """Admins and the project's owners ('o'), logged in with a password: a token never changes roles."""
+    if identity is None or identity.token is not None:
+        return False
+    return identity.is_admin or access.allowed(identity, project, Permission.OWN)
+
+
+def require_grant_manager(request: Request, project: str) -> Identity:
+    """The caller, if it may list and change the grants on `project`: 401 when anonymous, else 403."""
+    identity = require_identity(request, "Managing grants")
+    if not may_manage_grants(services(request).access, identity, normalize(project)):
+        raise PermissionDenied(
+            f"Only an owner of project {project!r} (or an admin), logged in with a password, manages its grants."
+        )
+    return identity
+
+
+def check_keeps_an_owner(
+    access: AccessBackend, identity: Identity, project: str, kind: str, name: str, *, perms: str | None
+) -> None:
+    """PyPI's rule: only an admin may take away a project's last owner (`perms` None: the grant goes)."""
+    if identity.is_admin or (perms is not None and Permission.OWN in check_perms(perms)):
+        return
+    owners = access.owners(normalize(project))
+    if owners and all((grant.kind, grant.name) == (kind, name) for grant in owners):
+        raise PermissionDenied(
+            f"{kind} {name!r} is the last owner of project {project!r}: add another owner first "
+            "(only an admin may leave a project without owners)."
+        )
 
 
 # -- the index as a whole -----------------------------------------------------------------

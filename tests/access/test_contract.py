@@ -11,12 +11,19 @@ from argon2 import PasswordHasher
 from sqlalchemy import create_engine, delete
 
 from pypicloud_lite.access import passwords
-from pypicloud_lite.access.base import AccessBackend, Identity, Permission
+from pypicloud_lite.access.base import (
+    MAINTAINER_PERMS,
+    OWNER_PERMS,
+    AccessBackend,
+    Identity,
+    Permission,
+    check_perms,
+)
 from pypicloud_lite.access.sql import SQLAccess
 from pypicloud_lite.access.static import StaticAccess
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.db.tables import GrantRow, GroupMemberRow, GroupRow, TokenRow, UserRow
-from pypicloud_lite.errors import Conflict, NotFound, ReadOnlyAccess
+from pypicloud_lite.errors import Conflict, InvalidInput, NotFound, ReadOnlyAccess
 from pypicloud_lite.models import Grant
 from tests.support.cache import SQL_BACKENDS, fresh_database
 
@@ -41,7 +48,7 @@ STATIC_MODEL = {
 }
 PROJECTS = ["private-pkg", "team-pkg", "public-pkg", "internal-pkg", "other-pkg"]
 WHO = ["anonymous", "alice", "bob", "carol", "dave"]
-ALL = dict.fromkeys(PROJECTS, "rwd")
+ALL = dict.fromkeys(PROJECTS, "rwdo")  # an admin may do anything, managing grants too
 
 
 def populate(access: AccessBackend) -> None:
@@ -230,7 +237,8 @@ def test_tokens_are_unknown_to_a_fresh_model(access: AccessBackend) -> None:
 
 # -- authorization -----------------------------------------------------------------
 
-# What each caller may do on each project ("r", "w", "d" letters), per pair of defaults.
+# What each caller may do on each project ("r", "w", "d", "o" letters), per pair of defaults. A write
+# or own grant closes its project to `default_write`: private-pkg is bob's, team-pkg carol's.
 DEFAULTS: dict[str, dict[str, str]] = {
     "read-everyone-write-authenticated": {"pypi.default_read": "everyone", "pypi.default_write": "authenticated"},
     "read-authenticated-write-none": {"pypi.default_read": "authenticated", "pypi.default_write": ""},
@@ -242,9 +250,9 @@ EXPECTED: dict[str, dict[str, dict[str, str]]] = {
     "read-everyone-write-authenticated": {
         "anonymous": dict.fromkeys(PROJECTS, "r"),
         "alice": ALL,
-        "bob": dict.fromkeys(PROJECTS, "rw"),
-        "carol": {**dict.fromkeys(PROJECTS, "rw"), "team-pkg": "rwd"},
-        "dave": dict.fromkeys(PROJECTS, "rw"),
+        "bob": {**dict.fromkeys(PROJECTS, "rw"), "team-pkg": "r"},
+        "carol": {**dict.fromkeys(PROJECTS, "rw"), "private-pkg": "r", "team-pkg": "rwd"},
+        "dave": {**dict.fromkeys(PROJECTS, "rw"), "private-pkg": "r", "team-pkg": "r"},
     },
     "read-authenticated-write-none": {
         "anonymous": {**dict.fromkeys(PROJECTS, ""), "public-pkg": "r"},
@@ -271,9 +279,9 @@ EXPECTED: dict[str, dict[str, dict[str, str]]] = {
         # Writing does not imply reading: a default write right on a project one cannot read.
         "anonymous": {**dict.fromkeys(PROJECTS, ""), "public-pkg": "r"},
         "alice": ALL,
-        "bob": {"private-pkg": "rw", "team-pkg": "rw", "public-pkg": "rw", "internal-pkg": "rw", "other-pkg": "w"},
-        "carol": {"private-pkg": "w", "team-pkg": "rwd", "public-pkg": "rw", "internal-pkg": "rw", "other-pkg": "w"},
-        "dave": {"private-pkg": "w", "team-pkg": "w", "public-pkg": "rw", "internal-pkg": "rw", "other-pkg": "w"},
+        "bob": {"private-pkg": "rw", "team-pkg": "r", "public-pkg": "rw", "internal-pkg": "rw", "other-pkg": "w"},
+        "carol": {"private-pkg": "", "team-pkg": "rwd", "public-pkg": "rw", "internal-pkg": "rw", "other-pkg": "w"},
+        "dave": {"private-pkg": "", "team-pkg": "", "public-pkg": "rw", "internal-pkg": "rw", "other-pkg": "w"},
     },
 }
 
@@ -282,7 +290,12 @@ def rights(access: AccessBackend, identity: Identity | None, project: str) -> st
     by_allowed = "".join(p.value for p in Permission if access.allowed(identity, project, p))
     by_helpers = "".join(
         letter
-        for letter, check in (("r", access.can_read), ("w", access.can_write), ("d", access.can_delete))
+        for letter, check in (
+            ("r", access.can_read),
+            ("w", access.can_write),
+            ("d", access.can_delete),
+            ("o", access.can_own),
+        )
         if check(identity, project)
     )
     assert by_allowed == by_helpers
@@ -313,14 +326,16 @@ def test_default_principals_can_name_groups_and_users(make_access: AccessFactory
     got = {who: {p: rights(access, login(access, who), p) for p in PROJECTS} for who in WHO}
     assert got["anonymous"] == {**dict.fromkeys(PROJECTS, ""), "public-pkg": "r"}
     assert got["bob"] == {**dict.fromkeys(PROJECTS, "r"), "private-pkg": "rw"}
-    assert got["carol"] == {**dict.fromkeys(PROJECTS, "rw"), "team-pkg": "rwd"}
+    assert got["carol"] == {**dict.fromkeys(PROJECTS, "rw"), "private-pkg": "r", "team-pkg": "rwd"}
     assert got["dave"] == dict.fromkeys(PROJECTS, "r")
 
 
 def test_identities_built_by_hand_are_judged_by_their_principals(access: AccessBackend) -> None:
     # The web layer passes the Identity authenticate() returned; the backend trusts it as given.
     assert access.can_read(Identity("someone-else", groups=frozenset({"devs"})), "team-pkg") is True
-    assert access.can_write(Identity("someone-else", groups=frozenset({"devs"})), "team-pkg") is True
+    # devs read team-pkg; only carol (a write grant) writes it, whatever default_write says.
+    assert access.can_write(Identity("someone-else", groups=frozenset({"devs"})), "team-pkg") is False
+    assert access.can_write(Identity("someone-else", groups=frozenset({"devs"})), "other-pkg") is True
     assert access.can_delete(Identity("carol"), "team-pkg") is True
     assert access.can_delete(Identity("bob", groups=frozenset({"devs"})), "team-pkg") is False
     assert access.can_delete(Identity("nobody", is_admin=True), "other-pkg") is True
@@ -412,3 +427,39 @@ def test_revoking_a_token_on_a_read_only_backend_is_refused(access: AccessBacken
 def test_a_token_for_an_unknown_user_is_not_found(access: AccessBackend) -> None:
     with pytest.raises(NotFound):
         access.create_token("nobody")
+
+
+# -- owners (PyPI's roles) ---------------------------------------------------------
+
+
+def test_perms_take_the_own_letter_and_keep_rwd() -> None:
+    assert check_perms("ordw") == "rwdo"
+    assert check_perms("RWD") == "rwd"
+    assert check_perms(MAINTAINER_PERMS) == "rw"
+    with pytest.raises(InvalidInput, match="rwdo"):
+        check_perms("rwx")
+
+
+def test_an_owner_grant_closes_the_project_to_default_write(make_access: AccessFactory) -> None:
+    access = make_access(**{"pypi.default_write": "authenticated"})
+    bob, dave = login(access, "bob"), login(access, "dave")
+    assert access.can_write(dave, "other-pkg") is True  # nobody keeps other-pkg: the default applies
+    if access.read_only:
+        assert access.claim_first_owner("other-pkg", "bob") is False  # the ini cannot record owners
+        return
+    assert access.claim_first_owner("other-pkg", "bob") is True
+    assert access.owners("other-pkg") == [Grant("other-pkg", "user", "bob", OWNER_PERMS)]
+    assert rights(access, bob, "other-pkg") == "rwdo"
+    assert rights(access, dave, "other-pkg") == "r"
+    # A second claim (a racing first upload) makes nobody a co-owner.
+    assert access.claim_first_owner("other-pkg", "dave") is False
+    assert [g.name for g in access.owners("other-pkg")] == ["bob"]
+    access.set_grant("other-pkg", "user", "dave", MAINTAINER_PERMS)
+    assert rights(access, dave, "other-pkg") == "rw"
+
+
+def test_a_read_grant_leaves_the_project_open_to_default_write(make_access: AccessFactory) -> None:
+    access = make_access(**{"pypi.default_write": "authenticated"})
+    # public-pkg has only a read grant for everyone: it stays ownerless, so writable per default_write.
+    assert access.can_write(login(access, "dave"), "public-pkg") is True
+    assert access.can_own(login(access, "dave"), "public-pkg") is False

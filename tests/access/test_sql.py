@@ -211,7 +211,7 @@ def test_a_project_token_only_reaches_its_projects(access: SQLAccess) -> None:
     admin = access.authenticate("__token__", access.create_token("alice", projects=["private-pkg"]).secret)
     assert admin is not None
     assert {p: rights(access, admin, p) for p in PROJECTS} == {
-        "private-pkg": "rwd",
+        "private-pkg": "rwdo",
         "team-pkg": "",
         "other-pkg": "",
     }
@@ -326,7 +326,7 @@ def test_role_changes_show_at_once_everywhere(access: SQLAccess, other: SQLAcces
     other.update_user("dave", is_admin=True)
     dave = login(access, "dave")
     assert dave.is_admin is True
-    assert rights(access, dave, "private-pkg") == "rwd"
+    assert rights(access, dave, "private-pkg") == "rwdo"
     other.update_user("dave", is_admin=False)
     assert login(access, "dave").is_admin is False
 

@@ -12,12 +12,14 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, select
 
+from pypicloud_lite.access.base import OWNER_PERMS
 from pypicloud_lite.cache.sql import SQLCache
 from pypicloud_lite.db import migrate
 from pypicloud_lite.db.engine import create_db_engine
-from pypicloud_lite.db.tables import IndexStateRow
+from pypicloud_lite.db.tables import GrantRow, IndexStateRow
 from pypicloud_lite.errors import ConfigError
 from tests.support.cache import SQL_BACKENDS, cache_settings, fresh_database
+from tests.support.owners import OLD_FILES, OLD_GRANTS, OLD_USERS, OWNED_GRANTS, grant_rows, seed_old_index
 
 PPC_TABLES = {"ppc_index_state", "ppc_projects", "ppc_files"}
 
@@ -105,3 +107,29 @@ def test_downgrade_to_base_removes_the_schema(engine: Engine) -> None:
     assert _tables(engine) & PPC_TABLES == set()
     migrate.upgrade(engine)  # and back up again from base
     assert migrate.current_revision(engine) == migrate.head_revision()
+
+
+def test_0006_gives_each_project_its_earliest_known_uploader_as_owner(engine: Engine) -> None:
+    migrate.upgrade(engine, "0005")
+    seed_old_index(engine, OLD_FILES, OLD_USERS, OLD_GRANTS)
+    migrate.upgrade(engine)
+    assert grant_rows(engine) == OWNED_GRANTS
+    # Down and up again: the owner grants stay, and nobody gets a second one.
+    config = migrate.alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0005")
+    migrate.upgrade(engine)
+    assert grant_rows(engine) == OWNED_GRANTS
+
+
+def test_0006_grants_nothing_without_users(engine: Engine) -> None:
+    # A cache database whose access backend is static (or elsewhere): no users, so no owners here.
+    migrate.upgrade(engine, "0005")
+    seed_old_index(engine, OLD_FILES, [], [])
+    migrate.upgrade(engine)
+    assert grant_rows(engine) == set()
+
+
+def test_the_grants_table_holds_an_owners_perms() -> None:
+    assert GrantRow.__table__.c.perms.type.length >= len(OWNER_PERMS)

@@ -91,3 +91,17 @@ def test_development_ini_runs_waitress_as_ppc_make_config_does() -> None:
     development = (REPO_ROOT / "development.ini").read_text()
     assert _server_section(development) == ["use = egg:waitress#main", *make_config.waitress_options().splitlines()]
     assert load_ini(REPO_ROOT / "development.ini", environ={}).upload.max_size == 100_000_000
+
+
+def test_development_ini_and_written_inis_state_the_ownership_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both ship default_write = authenticated; both must say it never opens a project that has an owner.
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    ini = tmp_path / "server.ini"
+    assert make_config.main([str(ini), "-y", "--access", "sql"]) == 0
+    for text in (ini.read_text(encoding="utf-8"), (REPO_ROOT / "development.ini").read_text(encoding="utf-8")):
+        assert "pypi.default_write = authenticated" in text
+        comment = " ".join(line.lstrip("# ") for line in text.splitlines() if line.startswith("#"))
+        assert "becomes its owner" in comment
+        assert "never opens a project that has" in comment

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import webtest
 
+from pypicloud_lite.access.base import MAINTAINER_PERMS
 from tests.support.apiutil import (
     ADMIN,
     BOB,
@@ -53,8 +54,11 @@ def new_token(testapp: webtest.TestApp, headers: dict[str, str], **body: Any) ->
 
 @pytest.fixture
 def projects(app: webtest.TestApp, admin: dict[str, str], dist_dir: Path) -> None:
+    """Two projects the admin owns (first uploader), with bob as their maintainer."""
     upload_wheel(app, admin, dist_dir, "Foo.Bar", "1.0")
     upload_wheel(app, admin, dist_dir, "other", "1.0")
+    for project in ("foo-bar", "other"):
+        services(app.app).access.set_grant(project, "user", BOB, MAINTAINER_PERMS)
 
 
 # -- creating and listing -------------------------------------------------------------

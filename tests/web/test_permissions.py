@@ -293,9 +293,9 @@ def creators(raw_settings: dict[str, Any]) -> dict[str, Any]:
 def test_create_projects_setting(creators: dict[str, Any], tmp_path: Path, auth: dict[str, str]) -> None:
     dist_dir = tmp_path / "dists"
     with running(creators) as testapp:
-        upload_wheel(testapp, auth, dist_dir, "Foo.Bar", "1.0")
-        # Anyone authenticated may add to an existing project...
-        upload_wheel(testapp, creds("outsider"), dist_dir, "Foo.Bar", "2.0")
+        upload_wheel(testapp, auth, dist_dir, "Loose", "1.0")
+        # Anyone authenticated may add to an existing project nobody keeps (no grants in the ini)...
+        upload_wheel(testapp, creds("outsider"), dist_dir, "Loose", "2.0")
         # ...but only pypi.create_projects (and admins) may start one.
         path = build_wheel(dist_dir, "fresh", "1.0")
         assert_error(upload_dist(testapp, creds("outsider"), path, "fresh", "1.0"), 403, "upload")

@@ -16,6 +16,7 @@ from pypicloud_lite.naming import normalize
 from pypicloud_lite.web import forms
 from pypicloud_lite.web.listing import releases_newest_first, search_visible
 from pypicloud_lite.web.permissions import (
+    check_keeps_an_owner,
     check_may_change_user,
     check_may_delete_user,
     check_may_read_user,
@@ -23,6 +24,7 @@ from pypicloud_lite.web.permissions import (
     may_list_all_tokens,
     require,
     require_admin,
+    require_grant_manager,
     require_password_login,
     require_read,
     require_status_change,
@@ -181,24 +183,28 @@ def unyank(request: Request) -> dict[str, Any]:
 
 @view_config(route_name="api.grants", request_method="GET", renderer="json")
 def list_project_grants(request: Request) -> dict[str, Any]:
-    require_admin(request)
     name = normalize(request.matchdict["project"])
+    require_grant_manager(request, name)
     return {"grants": [_grant_json(g) for g in services(request).access.grants_for(name)]}
 
 
 @view_config(route_name="api.grant", request_method="PUT", renderer="json")
 def set_grant(request: Request) -> dict[str, Any]:
-    require_admin(request)
-    perms = forms.json_perms(request)
     md = request.matchdict
-    return _grant_json(services(request).access.set_grant(md["project"], md["kind"], md["name"], perms))
+    identity = require_grant_manager(request, md["project"])
+    perms = forms.json_perms(request)
+    access = services(request).access
+    check_keeps_an_owner(access, identity, md["project"], md["kind"], md["name"], perms=perms)
+    return _grant_json(access.set_grant(md["project"], md["kind"], md["name"], perms))
 
 
 @view_config(route_name="api.grant", request_method="DELETE", renderer="json")
 def delete_grant(request: Request) -> dict[str, Any]:
-    require_admin(request)
     md = request.matchdict
-    services(request).access.delete_grant(md["project"], md["kind"], md["name"])
+    identity = require_grant_manager(request, md["project"])
+    access = services(request).access
+    check_keeps_an_owner(access, identity, md["project"], md["kind"], md["name"], perms=None)
+    access.delete_grant(md["project"], md["kind"], md["name"])
     return {"deleted": True}
 
 

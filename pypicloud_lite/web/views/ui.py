@@ -35,7 +35,9 @@ from pypicloud_lite.web.listing import releases_newest_first, search_visible
 from pypicloud_lite.web.permissions import (
     check_may_upload,
     create_token_for,
+    may_manage_grants,
     may_set_status,
+    record_first_owner,
     require,
     require_password_login,
     require_read,
@@ -161,6 +163,8 @@ def project_page(request: Request) -> dict[str, Any]:
         "may_upload": identity is not None and app.access.can_write(identity, name),
         "may_delete": identity is not None and app.access.can_delete(identity, name),
         "may_set_status": may_set_status(identity),
+        "grants": app.access.grants_for(name) if may_manage_grants(app.access, identity, name) else None,
+        "grants_read_only": app.access.read_only,
         "statuses": PROJECT_STATUSES,
     }
 
@@ -178,7 +182,7 @@ def upload(request: Request) -> Response:
         dist = parse_filename(filename)
         existing = app.index.find_project(dist.project)
         name = existing.display_name if existing else str(dist.project)
-        check_may_upload(app, identity, name)
+        creating = check_may_upload(app, identity, name)
         # A browser form sends no digest: this one proves only that the bytes arrived whole.
         sha256 = hashlib.file_digest(content.file, "sha256").hexdigest()
         content.file.seek(0)
@@ -187,6 +191,7 @@ def upload(request: Request) -> Response:
         result = app.index.upload(form, filename, content.file, uploader=identity.username)
     finally:
         content.file.close()
+    record_first_owner(app, identity, result.file.project, creating)
     message = "Uploaded" if result.created else "Already in the index (identical file)"
     return back_to(request, "ui.project", f"{message}: {result.file.filename}", project=result.file.project)
 

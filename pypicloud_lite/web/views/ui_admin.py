@@ -10,14 +10,24 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
+from pypicloud_lite.access.base import MAINTAINER_PERMS, OWNER_PERMS
 from pypicloud_lite.errors import Conflict, InvalidInput
+from pypicloud_lite.naming import normalize
 from pypicloud_lite.web.admin_tasks import health_checks, run_in_background
 from pypicloud_lite.web.forms import form_flag, form_names, form_password, form_text, require_confirmed
-from pypicloud_lite.web.permissions import check_may_delete_user, require_admin
+from pypicloud_lite.web.permissions import (
+    check_keeps_an_owner,
+    check_may_delete_user,
+    require_admin,
+    require_grant_manager,
+)
 from pypicloud_lite.web.services import services
 from pypicloud_lite.web.ui_support import back_to, checked_post, wants_json
 
 logger = logging.getLogger(__name__)
+
+# The grant form's roles (PyPI's two); "custom" takes the permission checkboxes instead.
+ROLE_PERMS = {"owner": OWNER_PERMS, "maintainer": MAINTAINER_PERMS}
 
 
 @view_config(route_name="ui.admin", request_method="GET", renderer="admin.jinja2")
@@ -126,16 +136,31 @@ def change_group(request: Request) -> Response:
 
 @view_config(route_name="ui.access.grant", request_method="POST")
 def change_grant(request: Request) -> Response:
+    """Set or remove one grant: from the access page (admins) or a project's page (its owners too)."""
+    checked_post(request)
     access = services(request).access
     project, kind, name = form_text(request, "project"), form_text(request, "kind"), form_text(request, "name")
+    identity = require_grant_manager(request, project)
 
     def grant() -> str:
-        perms = "".join(letter for letter in "rwd" if form_flag(request, f"perm_{letter}"))
+        role = form_text(request, "role")
+        if role in ROLE_PERMS:
+            perms = ROLE_PERMS[role]
+        else:
+            perms = "".join(letter for letter in "rwdo" if form_flag(request, f"perm_{letter}"))
+        check_keeps_an_owner(access, identity, project, kind, name, perms=perms)
         granted = access.set_grant(project, kind, name, perms)
         return f"{granted.kind} {granted.name} has {granted.perms!r} on {granted.project}."
 
     def revoke() -> str:
+        check_keeps_an_owner(access, identity, project, kind, name, perms=None)
         access.delete_grant(project, kind, name)
         return f"Removed the grant of {kind} {name} on {project}."
 
-    return _apply(request, {"set": grant, "delete": revoke})
+    action = {"set": grant, "delete": revoke}.get(form_text(request, "action"))
+    if action is None:
+        raise InvalidInput(f"Unknown action {form_text(request, 'action')!r}.")
+    message = action()
+    if form_text(request, "back") == "project":
+        return back_to(request, "ui.project", message, project=normalize(project))
+    return back_to(request, "ui.access", message)

@@ -11,7 +11,7 @@ from pyramid.view import view_config
 from pypicloud_lite.errors import InvalidUpload
 from pypicloud_lite.service import UploadForm
 from pypicloud_lite.web.forms import check_body_size
-from pypicloud_lite.web.permissions import check_may_upload
+from pypicloud_lite.web.permissions import check_may_upload, record_first_owner
 from pypicloud_lite.web.security import require_identity
 from pypicloud_lite.web.services import services
 
@@ -46,7 +46,7 @@ def upload(request: Request) -> Response:
         raise InvalidUpload("Upload payload does not have a file (the 'content' field).")
 
     name = _field(request, "name") or ""
-    check_may_upload(app, identity, name)
+    creating = check_may_upload(app, identity, name)
     form = UploadForm(
         name=name,
         version=_field(request, "version") or "",
@@ -62,6 +62,7 @@ def upload(request: Request) -> Response:
     finally:
         # webob spooled the part to a temporary file; release it now, not at garbage collection.
         content.file.close()
+    record_first_owner(app, identity, name, creating)
     message = "OK" if result.created else "OK: identical file already in the index"
     return Response(
         json_body={"message": message, "filename": result.file.filename, "sha256": result.file.sha256},
