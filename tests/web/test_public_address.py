@@ -204,3 +204,16 @@ def test_a_prefix_that_starts_like_a_path_of_the_server_is_refused(seeded: dict[
     settings = load_settings({**seeded, "web.public_url": f"https://pypi.example.com{prefix}"}, environ={})
     with pytest.raises(ConfigError, match=r"'web\.public_url'.*choose another prefix"):
         make_app(settings)
+
+
+def test_a_refused_form_goes_back_to_its_page_under_the_prefix(seeded: dict[str, Any]) -> None:
+    with running({**seeded, "web.public_url": PUBLIC}) as app:
+        form = app.get(f"{PUBLIC}/ui/login").forms["login-form"]
+        form["username"], form["password"] = UPLOADER, UPLOADER_PASSWORD
+        form.submit(status=303)
+        page_url = f"{PUBLIC}/ui/projects/{PROJECT}"
+        status_form = app.get(page_url).forms["status-form"]
+        status_form["status"].force_value("bogus")
+        headers = {"Referer": page_url, "Origin": "https://pypi.example.com"}
+        answer = status_form.submit(headers=headers, status=303)
+        assert answer.headers["Location"] == page_url
