@@ -124,7 +124,7 @@ class Answers:
 
 
 def _ask(prompt: str, default: str) -> str:
-    answer = input(f"{prompt} [{default}]: ").strip()
+    answer = input(f"{prompt} [{default}]: " if default else f"{prompt}: ").strip()
     return answer or default
 
 
@@ -143,7 +143,9 @@ def _interactive(args: argparse.Namespace) -> Answers:
         password = sys.stdin.readline().rstrip("\n") or None
     listen = args.listen or _ask("Listen on", "127.0.0.1:6543")
     default_read = args.default_read or _ask("Who may read without a grant (everyone, authenticated, none)", "everyone")
-    public_url = args.public_url or _ask("The URL clients use, such as https://pypi.example.com (none: local only)", "")
+    public_url = args.public_url or _ask(
+        "The URL clients use, such as https://pypi.example.com (empty: this machine only)", ""
+    )
     return Answers(storage_dir, cache_url, access, admin, password, listen, default_read, public_url)
 
 

@@ -54,6 +54,8 @@ def make_app(
     config.scan("pypicloud_lite.web.forms")
     config.commit()
     config.registry[ALLOWED_METHODS_KEY] = _allowed_methods(config)
+    # Before anything starts: a web.public_url whose prefix the routes would mistake for a path stops here.
+    app = PublicAddress(SimpleFastPath(config.make_wsgi_app(), app_services), settings.web, listen)
     # What a process killed mid-upload left: every worker starting sweeps it, none touches a live file.
     app_services.index.remove_stale_temporary_files()
     if generated is not None:
@@ -64,7 +66,7 @@ def make_app(
         from pypicloud_lite.cdn import start_flush_timer
 
         config.registry[CDN_TIMER_KEY] = start_flush_timer(app_services.index.cache, settings.cdn)
-    return PublicAddress(SimpleFastPath(config.make_wsgi_app(), app_services), settings.web, listen)
+    return app
 
 
 def _reload_on_start(app_services: AppServices) -> None:
