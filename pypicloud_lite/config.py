@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from pypicloud_lite.errors import ConfigError
 from pypicloud_lite.models import Grant
@@ -135,6 +136,12 @@ class WebSettings:
     session_absolute_max_age: int = 86400
     # Send the session cookie over HTTPS only (set when TLS ends in front of the server).
     session_cookie_secure: bool = False
+    # The address clients use (scheme://host[:port][/prefix], no trailing slash): every absolute URL
+    # and redirect is made from it, whatever Host the request names. None: from the request's Host.
+    public_url: str | None = None
+    # The Host names (host or host:port, lower case, or *) a request may name. None: the default, which
+    # is any Host when public_url is set, else the loopback names and the listen address (web/public_address.py).
+    allowed_hosts: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -235,6 +242,53 @@ def _positive_int(value: str) -> int:
 
 def parse_list(value: str) -> tuple[str, ...]:
     return tuple(part for part in re.split(r"[\s,]+", value.strip()) if part)
+
+
+# A host name (letters, digits, hyphens, dots), an IPv4 address, or an IPv6 address in brackets; then a port.
+_HOST = re.compile(r"^(?P<host>[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\])(?::(?P<port>[0-9]{1,5}))?\Z")
+# The path prefix of web.public_url: segments of characters that need no percent-encoding.
+_PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@-]+\Z")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def split_host(value: str) -> tuple[str, int | None]:
+    """'Example.COM:8080' -> ('example.com', 8080); '[::1]' -> ('[::1]', None). ValueError if it is not a host."""
+    match = _HOST.match(value.strip().lower())
+    port = None if match is None or match.group("port") is None else int(match.group("port"))
+    if match is None or (port is not None and not 0 < port < 65536):
+        raise ValueError(f"{value!r} is not a host name or address with an optional :port")
+    return match.group("host"), port
+
+
+def parse_public_url(value: str) -> str | None:
+    """'https://PyPI.example.com:443/base/' -> 'https://pypi.example.com/base' (empty: None)."""
+    value = value.strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.netloc:
+        raise ValueError(f"expected http:// or https:// and a host, such as https://pypi.example.com, got {value!r}")
+    if parts.query or parts.fragment or value.endswith(("?", "#")) or "@" in parts.netloc:
+        raise ValueError(f"expected scheme://host[:port][/path] with no user, query or fragment, got {value!r}")
+    host, port = split_host(parts.netloc)
+    path = parts.path.rstrip("/")
+    segments = path.split("/")[1:] if path else []
+    if any(segment in ("", ".", "..") or not _PREFIX_SEGMENT.match(segment) for segment in segments):
+        raise ValueError(f"the path of {value!r} must be plain segments (no '.', '..', '//' or percent-escapes)")
+    netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    return f"{scheme}://{netloc}" + "".join(f"/{segment}" for segment in segments)
+
+
+def parse_allowed_hosts(value: str) -> tuple[str, ...]:
+    """Space-, newline- or comma-separated host[:port] names (or *), lower-cased."""
+    hosts = parse_list(value)
+    if not hosts:
+        raise ValueError("expected host names (host or host:port, or *), got nothing")
+    for host in hosts:
+        if host != "*":
+            split_host(host)
+    return tuple(host.lower() for host in hosts)
 
 
 class _Reader:
@@ -411,6 +465,11 @@ def _session_secret(r: _Reader) -> str | None:
     return secret or None
 
 
+def _allowed_hosts(r: _Reader) -> tuple[str, ...] | None:
+    value = r.get("web.allowed_hosts")
+    return None if value is None or not value.strip() else r.typed("web.allowed_hosts", parse_allowed_hosts, "")
+
+
 def _cdn_settings(r: _Reader, page_max_age: int) -> CdnSettings:
     backend = r.choice("cdn.backend", _default(CdnSettings, "backend"), ("none", "cloudfront"))
     purging = backend != "none"
@@ -516,6 +575,8 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         session_cookie_secure=r.typed(
             "web.session_cookie_secure", parse_bool, _default(WebSettings, "session_cookie_secure")
         ),
+        public_url=r.typed("web.public_url", parse_public_url, ""),
+        allowed_hosts=_allowed_hosts(r),
     )
     reload = ReloadSettings(
         on_start=r.typed("pypi.reload_on_start", parse_bool, _default(ReloadSettings, "on_start")),

@@ -459,3 +459,64 @@ def test_read_ini_other_section(tmp_path: Path) -> None:
     ini = _write_ini(tmp_path / "multi.ini", "[app:second]\nstorage.dir = %(here)s/x\ncache.url = sqlite://\n")
     raw: dict[str, Any] = dict(read_ini(ini, section="app:second"))
     assert raw["storage.dir"] == f"{tmp_path.resolve()}/x"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("https://pypi.example.com", "https://pypi.example.com"),
+        ("https://PyPI.Example.com:443/", "https://pypi.example.com"),
+        ("http://pypi.example.com:80/base/", "http://pypi.example.com/base"),
+        ("https://pypi.example.com:8443/team/pypi", "https://pypi.example.com:8443/team/pypi"),
+        ("http://10.0.0.5:6543", "http://10.0.0.5:6543"),
+        ("https://[2001:db8::1]/x", "https://[2001:db8::1]/x"),
+        ("", None),
+    ],
+)
+def test_public_url_is_normalized(tmp_path: Path, value: str, expected: str | None) -> None:
+    settings = load_settings(minimal(tmp_path, **{"web.public_url": value}), environ={})
+    assert settings.web.public_url == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "pypi.example.com",
+        "ftp://pypi.example.com",
+        "https://",
+        "https://pypi.example.com/?x=1",
+        "https://pypi.example.com/#top",
+        "https://pypi.example.com/base?",
+        "https://user:pw@pypi.example.com",
+        "https://pypi.example.com:99999",
+        "https://pypi.example.com:port",
+        "https://pypi_example.com",
+        "https://pypi.example.com/a//b",
+        "https://pypi.example.com/a/../b",
+        "https://pypi.example.com/a%2Fb",
+        "https://pypi.example.com/a b",
+    ],
+)
+def test_a_wrong_public_url_names_the_key(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match=r"^setting 'web\.public_url': ") as excinfo:
+        load_settings(minimal(tmp_path, **{"web.public_url": value}), environ={})
+    assert (
+        "expected" in excinfo.value.message
+        or "is not a host" in excinfo.value.message
+        or "path" in excinfo.value.message
+    )
+
+
+def test_allowed_hosts_are_a_list_of_host_names(tmp_path: Path) -> None:
+    raw = minimal(tmp_path, **{"web.allowed_hosts": "PyPI.example.com\n  pypi.lan:8080, 10.0.0.5 [::1]:6543"})
+    hosts = load_settings(raw, environ={}).web.allowed_hosts
+    assert hosts == ("pypi.example.com", "pypi.lan:8080", "10.0.0.5", "[::1]:6543")
+    assert load_settings(minimal(tmp_path, **{"web.allowed_hosts": "*"}), environ={}).web.allowed_hosts == ("*",)
+    assert load_settings(minimal(tmp_path, **{"web.allowed_hosts": " "}), environ={}).web.allowed_hosts is None
+
+
+@pytest.mark.parametrize("value", ["http://pypi.example.com", "pypi.example.com/x", "host:port", "::1", "a@b"])
+def test_a_wrong_allowed_host_names_the_key(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError, match=r"'web\.allowed_hosts'") as excinfo:
+        load_settings(minimal(tmp_path, **{"web.allowed_hosts": value}), environ={})
+    assert repr(value) in excinfo.value.message

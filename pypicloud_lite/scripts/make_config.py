@@ -6,12 +6,12 @@ import argparse
 import getpass
 import secrets
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pypicloud_lite.access.base import USER_NAME
 from pypicloud_lite.access.passwords import generate_password, hash_password
-from pypicloud_lite.config import UploadSettings, load_ini, parse_size
+from pypicloud_lite.config import UploadSettings, load_ini, parse_public_url, parse_size
 
 # The logging sections of every server ini this project writes (this template, the test servers).
 LOGGING_SECTIONS = """\
@@ -71,6 +71,11 @@ connection_limit = 1000
 asyncore_use_poll = true
 channel_timeout = 60
 cleanup_interval = 10
+# Behind a reverse proxy, waitress takes the scheme, host and client address from its headers
+# (the proxy must overwrite what clients send): name the proxy's address and the headers it sets.
+# trusted_proxy = 127.0.0.1
+# trusted_proxy_headers = x-forwarded-proto x-forwarded-host x-forwarded-port x-forwarded-for
+# trusted_proxy_count = 1
 """
 
 
@@ -101,6 +106,8 @@ pypi.default_write = authenticated
 # Signs the web UI's login cookie: keep it secret, the same on every server process.
 web.session_secret = {session_secret}
 
+{public_url_lines}
+
 [server:main]
 use = egg:waitress#main
 listen = {listen}
@@ -117,10 +124,11 @@ class Answers:
     password: str | None  # None: generate one
     listen: str
     default_read: str
+    public_url: str = ""  # empty: none (only the loopback names and the listen address are answered)
 
 
 def _ask(prompt: str, default: str) -> str:
-    answer = input(f"{prompt} [{default}]: ").strip()
+    answer = input(f"{prompt} [{default}]: " if default else f"{prompt}: ").strip()
     return answer or default
 
 
@@ -139,7 +147,10 @@ def _interactive(args: argparse.Namespace) -> Answers:
         password = sys.stdin.readline().rstrip("\n") or None
     listen = args.listen or _ask("Listen on", "127.0.0.1:6543")
     default_read = args.default_read or _ask("Who may read every project (everyone, authenticated, none)", "everyone")
-    return Answers(storage_dir, cache_url, access, admin, password, listen, default_read)
+    public_url = args.public_url or _ask(
+        "The URL clients use, such as https://pypi.example.com (empty: this machine only)", ""
+    )
+    return Answers(storage_dir, cache_url, access, admin, password, listen, default_read, public_url)
 
 
 def _from_flags(args: argparse.Namespace) -> Answers:
@@ -152,7 +163,21 @@ def _from_flags(args: argparse.Namespace) -> Answers:
         password=password or None,
         listen=args.listen or "127.0.0.1:6543",
         default_read=args.default_read or "everyone",
+        public_url=args.public_url or "",
     )
+
+
+PUBLIC_URL_UNSET = """\
+# The URL clients use (https://pypi.example.com, or with a path: https://example.com/pypi):
+# every absolute link and redirect is made from it, whatever Host a request names. Unset, the
+# server answers only requests naming localhost or its listen address (add names to web.allowed_hosts).
+# web.public_url =
+"""
+
+PUBLIC_URL_SET = """\
+# The URL clients use: every absolute link and redirect is made from it, whatever Host a request names.
+web.public_url = {public_url}
+"""
 
 
 def render(answers: Answers, password_hash: str) -> str:
@@ -172,6 +197,9 @@ def render(answers: Answers, password_hash: str) -> str:
         upload_max_size=UPLOAD_MAX_SIZE,
         waitress_options=waitress_options(),
         session_secret=secrets.token_urlsafe(32),
+        public_url_lines=PUBLIC_URL_SET.format(public_url=answers.public_url)
+        if answers.public_url
+        else PUBLIC_URL_UNSET,
         logging=LOGGING_SECTIONS,
     )
 
@@ -203,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--password-stdin", action="store_true", help="read the admin password from stdin")
     parser.add_argument("--listen", help="host:port for waitress (default 127.0.0.1:6543)")
     parser.add_argument("--default-read", choices=("everyone", "authenticated", "none"))
+    parser.add_argument("--public-url", help="the URL clients use, e.g. https://pypi.example.com (web.public_url)")
     parser.add_argument("-y", "--non-interactive", action="store_true", help="ask nothing; flags and defaults")
     parser.add_argument("--force", action="store_true", help="overwrite an existing file")
     args = parser.parse_args(argv)
@@ -215,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     answers = _interactive(args) if interactive else _from_flags(args)
     if answers.access not in ("static", "sql") or not USER_NAME.match(answers.admin):
         print("ppc-make-config: access must be static or sql, and the admin a valid user name", file=sys.stderr)
+        return 1
+    try:
+        answers = replace(answers, public_url=parse_public_url(answers.public_url) or "")
+    except ValueError as exc:
+        print(f"ppc-make-config: the public URL: {exc}", file=sys.stderr)
         return 1
     password = answers.password or generate_password()
     output.parent.mkdir(parents=True, exist_ok=True)

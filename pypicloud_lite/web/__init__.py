@@ -18,6 +18,7 @@ from pypicloud_lite.errors import Conflict
 from pypicloud_lite.web.admin_tasks import run_in_background
 from pypicloud_lite.web.decoding import DecodingRequest
 from pypicloud_lite.web.errors import ALLOWED_METHODS_KEY
+from pypicloud_lite.web.public_address import PublicAddress
 from pypicloud_lite.web.security import BasicAuthPolicy
 from pypicloud_lite.web.services import REGISTRY_KEY, AppServices, build_services
 from pypicloud_lite.web.session import LazySessionFactory, SessionLedger
@@ -29,8 +30,14 @@ CDN_TIMER_KEY = "ppc.cdn_timer"
 
 
 def make_app(
-    settings: Settings, raw_settings: dict[str, Any] | None = None, server_url: str = "http://127.0.0.1:6543"
-) -> SimpleFastPath:
+    settings: Settings,
+    raw_settings: dict[str, Any] | None = None,
+    server_url: str = "http://127.0.0.1:6543",
+    listen: str = "",
+) -> PublicAddress:
+    """The WSGI app; `server_url` is where the first admin is told to point clients (web.public_url wins),
+    `listen` waitress's listen entries (their hosts are allowed by default).
+    """
     app_services, generated = build_services(settings)
     config = Configurator(settings=raw_settings or {})
     config.registry[REGISTRY_KEY] = app_services
@@ -47,17 +54,19 @@ def make_app(
     config.scan("pypicloud_lite.web.forms")
     config.commit()
     config.registry[ALLOWED_METHODS_KEY] = _allowed_methods(config)
+    # Before anything starts: a web.public_url whose prefix the routes would mistake for a path stops here.
+    app = PublicAddress(SimpleFastPath(config.make_wsgi_app(), app_services), settings.web, listen)
     # What a process killed mid-upload left: every worker starting sweeps it, none touches a live file.
     app_services.index.remove_stale_temporary_files()
     if generated is not None:
-        _announce(generated, server_url)
+        _announce(generated, settings.web.public_url or server_url)
     if settings.reload.on_start:
         _reload_on_start(app_services)
     if settings.cdn.enabled:
         from pypicloud_lite.cdn import start_flush_timer
 
         config.registry[CDN_TIMER_KEY] = start_flush_timer(app_services.index.cache, settings.cdn)
-    return SimpleFastPath(config.make_wsgi_app(), app_services)
+    return app
 
 
 def _reload_on_start(app_services: AppServices) -> None:
@@ -82,18 +91,19 @@ def _allowed_methods(config: Configurator) -> dict[str, str]:
     return {route: ", ".join(sorted(methods)) for route, methods in allowed.items()}
 
 
-def main(global_config: dict[str, Any], **raw_settings: Any) -> SimpleFastPath:
+def main(global_config: dict[str, Any], **raw_settings: Any) -> PublicAddress:
     """paste.app_factory entry point (`use = egg:pypicloud_lite` in the ini)."""
-    return make_app(load_settings(raw_settings), raw_settings, _server_url(global_config))
+    listen = _listen(global_config)
+    return make_app(load_settings(raw_settings), raw_settings, f"http://{listen.split()[0]}", listen)
 
 
-def _server_url(global_config: dict[str, Any]) -> str:
+def _listen(global_config: dict[str, Any]) -> str:
+    """waitress's `listen` in the ini's [server:main] (its default when there is none)."""
     parser = configparser.ConfigParser()
     ini = global_config.get("__file__")
     if ini and parser.read(ini) and parser.has_section("server:main"):
-        listen = parser.get("server:main", "listen", fallback="127.0.0.1:6543").split()[0]
-        return f"http://{listen}"
-    return "http://127.0.0.1:6543"
+        return parser.get("server:main", "listen", fallback="127.0.0.1:6543").strip() or "127.0.0.1:6543"
+    return "127.0.0.1:6543"
 
 
 # Where the first admin's password goes when nobody watches the console: the SQL backend has no file of its own.

@@ -50,7 +50,7 @@ def test_a_generated_password_is_printed_once(
 
 
 def test_interactive_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    answers = iter(["", "", "static", "ops", "", "authenticated"])
+    answers = iter(["", "", "static", "ops", "", "authenticated", "https://pypi.example.com/team/"])
     passwords = iter(["typed-pw", "typed-pw"])
     monkeypatch.setattr("sys.stdin.isatty", lambda: True)
     monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
@@ -59,7 +59,38 @@ def test_interactive_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert make_config.main([str(ini)]) == 0
     settings = load_ini(ini, environ={})
     assert settings.auth.default_read == frozenset({"authenticated"})
+    assert settings.web.public_url == "https://pypi.example.com/team"
     assert _admin_logs_in(ini, "ops", "typed-pw")
+
+
+def test_the_public_url_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    ini = tmp_path / "server.ini"
+    assert (
+        make_config.main([str(ini), "-y", "--access", "static", "--public-url", "https://PyPI.example.com:443/"]) == 0
+    )
+    assert load_ini(ini, environ={}).web.public_url == "https://pypi.example.com"
+    assert "web.public_url = https://pypi.example.com\n" in ini.read_text()
+
+
+def test_without_a_public_url_the_ini_says_where_it_goes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    ini = tmp_path / "server.ini"
+    assert make_config.main([str(ini), "-y", "--access", "static"]) == 0
+    assert load_ini(ini, environ={}).web.public_url is None
+    assert "# web.public_url =" in ini.read_text()
+    assert "# trusted_proxy = " in ini.read_text()
+
+
+@pytest.mark.parametrize("url", ["pypi.example.com", "https://pypi.example.com/?q=1", "ftp://pypi.example.com"])
+def test_a_wrong_public_url_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], url: str
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    ini = tmp_path / "server.ini"
+    assert make_config.main([str(ini), "-y", "--public-url", url]) == 1
+    assert not ini.exists()
+    assert "public URL" in capsys.readouterr().err
 
 
 def test_an_existing_file_is_kept_without_force(tmp_path: Path) -> None:

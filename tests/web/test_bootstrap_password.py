@@ -77,3 +77,21 @@ def test_start_up_logs_no_password(
         assert services(app).access.authenticate("admin", password, "127.0.0.1") is not None
     finally:
         services(app).index.cache.close()
+
+
+def test_the_first_admin_is_told_the_public_url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    raw = server_settings(
+        tmp_path,
+        {
+            "auth.bootstrap_admin_file": str(tmp_path / "admin.credentials"),
+            "web.public_url": "https://pypi.example.com",
+        },
+    )
+    app = make_app(load_settings(raw, environ={}), server_url="http://127.0.0.1:6543")
+    try:
+        printed = capsys.readouterr().err
+        assert "--index-url https://pypi.example.com/simple/" in printed
+        assert "--repository-url https://pypi.example.com/legacy/" in printed
+        assert "127.0.0.1" not in printed
+    finally:
+        services(app).index.cache.close()

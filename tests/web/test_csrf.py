@@ -152,14 +152,15 @@ def test_same_site_changes_are_allowed(
     assert simple_filenames(testapp, "foo-bar") == []
 
 
-def test_origin_follows_the_host(testapp: webtest.TestApp, auth: dict[str, str], dist_dir: Path) -> None:
-    upload_wheel(testapp, auth, dist_dir, "Foo.Bar", "1.0")
-    url = "/api/projects/foo-bar/versions/1.0/yank"
-    host = {"Host": "pypi.example.com:8080"}
-    refused = call(testapp, "POST", url, {**auth, **host, "Origin": "http://localhost"})
-    assert_error(refused, 403)
-    allowed = call(testapp, "POST", url, {**auth, **host, "Origin": "http://pypi.example.com:8080"})
-    assert allowed.status_int == 200
+def test_origin_follows_the_host(raw_settings: dict[str, Any], auth: dict[str, str], dist_dir: Path) -> None:
+    with running({**raw_settings, "web.allowed_hosts": "localhost pypi.example.com:8080"}) as testapp:
+        upload_wheel(testapp, auth, dist_dir, "Foo.Bar", "1.0")
+        url = "/api/projects/foo-bar/versions/1.0/yank"
+        host = {"Host": "pypi.example.com:8080"}
+        refused = call(testapp, "POST", url, {**auth, **host, "Origin": "http://localhost"})
+        assert_error(refused, 403)
+        allowed = call(testapp, "POST", url, {**auth, **host, "Origin": "http://pypi.example.com:8080"})
+        assert allowed.status_int == 200
 
 
 @pytest.fixture

@@ -118,7 +118,8 @@ def ui_error(exc: PypicloudLiteError, request: Request) -> Response:
 
 def _same_site_referer(request: Request) -> str | None:
     referer: str | None = request.referer
-    if referer and origin_of(referer) == origin_of(request.host_url) and urlsplit(referer).path.startswith("/ui/"):
+    ui = request.script_name + "/ui/"  # under web.public_url's path prefix, if any
+    if referer and origin_of(referer) == origin_of(request.host_url) and urlsplit(referer).path.startswith(ui):
         return referer
     return None
 
