@@ -11,6 +11,7 @@ so this WSGI middleware, in front of everything else, settles them first:
   not start with one of the app's own top-level paths, which would make that ambiguous);
 - without it, the request's `Host` must be one of `web.allowed_hosts` (default: the loopback
   names and the listen address), or it is answered `400`, as Django's ALLOWED_HOSTS does.
+  `/health` alone answers any Host: it makes no URL, and load balancers name targets by address.
 
 An explicit `web.allowed_hosts` is enforced in both cases. A trusted proxy's `X-Forwarded-Proto`,
 `-Host` and `-Port` are waitress's business (`trusted_proxy` in `[server:main]`): it rewrites the
@@ -33,6 +34,8 @@ from pypicloud_lite.web.headers import secured
 
 # Names every server answers to when nothing else is configured: the machine itself.
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+# Answered whatever the Host: it makes no URL, and load balancers check targets by their address.
+ANY_HOST_PATHS = frozenset({"/health"})
 
 
 def listen_hosts(listen: str) -> tuple[str, ...]:
@@ -71,7 +74,7 @@ class PublicAddress:
         self.public = _Public(settings.public_url, _top_level_paths(app.registry)) if settings.public_url else None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if not self.any_host and not self._host_allowed(environ):
+        if not (self.any_host or environ.get("PATH_INFO") in ANY_HOST_PATHS or self._host_allowed(environ)):
             host = _request_host(environ)[:100]
             message = (
                 f"Host {host!r} not allowed: add it to the setting web.allowed_hosts, "

@@ -73,6 +73,14 @@ def test_without_a_public_url_an_unknown_host_is_refused(seeded: dict[str, Any])
         app.post("/legacy/", extra_environ=EVIL_HOST, status=400)
 
 
+def test_health_answers_whatever_the_host(seeded: dict[str, Any]) -> None:
+    """A load balancer's health check names the target by its address: /health makes no URL, so it answers."""
+    with running(seeded) as app:
+        answer = app.get("/health", extra_environ={"HTTP_HOST": "10.1.2.3:6543"})
+        assert answer.json["status"] == "ok"
+        app.get("/health/x", extra_environ={"HTTP_HOST": "10.1.2.3:6543"}, status=400)
+
+
 @pytest.mark.parametrize("host", ["localhost", "localhost:80", "LOCALHOST:6543", "127.0.0.1:6543", "[::1]:8080"])
 def test_the_loopback_names_are_allowed_by_default(seeded: dict[str, Any], host: str) -> None:
     with running(seeded) as app:
