@@ -1,8 +1,10 @@
-"""DynamoDB file items written before they carried `canonical_version` still belong to their release."""
+"""DynamoCache and releases: items written before they carried `canonical_version`, a file joining a release being yanked."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+
+import pytest
 
 from pypicloud_lite.cache.dynamo import DynamoCache
 from pypicloud_lite.models import AddFile, PackageFile, SetYanked
@@ -38,6 +40,29 @@ def test_items_without_a_canonical_version_are_read_and_yanked_by_release(moto: 
     assert stored is not None
     assert stored.canonical_version == "1"
     assert cache.apply(SetYanked("demo", "1", True, "r")).count == 2
+    assert {f.filename: f.yanked_reason for f in cache.project_files("demo")} == {
+        "demo-1.0.tar.gz": "r",
+        "demo-1.0.0.zip": "r",
+    }
+
+
+def test_a_file_joining_while_its_release_is_yanked_is_yanked_too(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = dynamo_cache(moto)
+    cache.apply(AddFile(_file("demo-1.0.tar.gz", "1.0"), "demo"))
+    read = cache.project_files
+    joined: list[bool] = []
+
+    def read_then_upload(name: str) -> list[PackageFile]:
+        files = read(name)
+        if not joined:
+            # An upload of the release lands just after the yank read it (and read it unyanked itself).
+            joined.append(True)
+            cache.apply(AddFile(_file("demo-1.0.0.zip", "1.0.0"), "demo"))
+        return files
+
+    monkeypatch.setattr(cache, "project_files", read_then_upload)
+    assert cache.apply(SetYanked("demo", "1.0", True, "r")).count == 2
+    monkeypatch.undo()
     assert {f.filename: f.yanked_reason for f in cache.project_files("demo")} == {
         "demo-1.0.tar.gz": "r",
         "demo-1.0.0.zip": "r",

@@ -66,6 +66,10 @@ class _ItemConditionFailed(Exception):
     """A condition on one of the change's own items failed (not the serial's)."""
 
 
+class _StaleRead(Exception):
+    """The index changed since the change read what it writes: it must read again."""
+
+
 class DynamoCache(Cache):
     def __init__(self, tables: DynamoTables, settings: DynamoSettings, cdn_outbox: bool = False) -> None:
         super().__init__()
@@ -294,8 +298,19 @@ class DynamoCache(Cache):
         return self._applied(serial, 1, {file.project}, file)
 
     def _set_yanked(self, change: SetYanked) -> Applied:
+        for _attempt in range(COMMIT_ATTEMPTS):
+            try:
+                return self._set_yanked_as_read(change)
+            except _StaleRead:
+                # A change committed between reading the release and writing it (a file may have
+                # joined it, having read it unyanked): read it again.
+                time.sleep(random.uniform(0, 0.01))  # noqa: S311 - jitter, not security
+        raise BackendUnavailable("The package cache (DynamoDB) is too busy: too many concurrent changes.", 2)
+
+    def _set_yanked_as_read(self, change: SetYanked) -> Applied:
         project, wanted = change.project, canonical_version(change.version)
         reason = change.reason if change.yanked else None
+        read_at = self.serial()
         release = [f for f in self.project_files(project) if f.canonical_version == wanted]
         # Every spelling its files carry is a per-version JSON page that shows the change.
         purges = [CdnChange(project, v) for v in sorted({f.version for f in release})]
@@ -312,7 +327,11 @@ class DynamoCache(Cache):
         for start in range(0, len(differing), room):
             batch = differing[start : start + room]
 
-            def write(tx: TransactWrite, serial: int, batch: list[PackageFile] = batch) -> None:
+            def write(
+                tx: TransactWrite, serial: int, batch: list[PackageFile] = batch, first: bool = not start
+            ) -> None:
+                if first and serial != read_at + 1:
+                    raise _StaleRead
                 for file in batch:
                     tx.update(f(file.project, file.filename), actions=actions, condition=f.filename.exists())
                 self._stamp(tx, project, serial)
