@@ -1,4 +1,4 @@
-"""DynamoCache and releases: items written before they carried `canonical_version`, a file joining a release being yanked."""
+"""DynamoCache releases: items stored without `canonical_version`, a file joining a release being yanked."""
 
 from __future__ import annotations
 
