@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
+from packaging.utils import canonicalize_version
 from packaging.version import Version
 
 from pypicloud_lite.naming import DistFilename, safe_name, sidecar_key, storage_key
+
+
+@lru_cache(maxsize=4096)
+def canonical_version(version: str) -> str:
+    """The release a version names: PEP 440 equal versions (1.0, 1.0.0, 1.00, v1.0) give one string.
+
+    As Warehouse keys its releases (`canonicalize_version`: normalized, trailing `.0`s dropped, so `1`);
+    text that is no version (a row from before the checks) stays its own release.
+    """
+    return canonicalize_version(version)
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,11 @@ class PackageFile:
     @property
     def parsed_version(self) -> Version:
         return Version(self.version)
+
+    @property
+    def canonical_version(self) -> str:
+        """The release this file belongs to (`version` keeps the file's own spelling)."""
+        return canonical_version(self.version)
 
     @classmethod
     def of(
@@ -166,13 +183,81 @@ class ProjectSummary:
     file_count: int
 
 
-def latest_release(files: list[PackageFile]) -> str | None:
-    """The version pip would pick by default: the newest non-yanked final release, else the newest."""
-    candidates = [f for f in files if not f.yanked] or files
-    versions = {f.parsed_version for f in candidates}
-    finals = {v for v in versions if not v.is_prerelease}
-    chosen = max(finals or versions, default=None)
-    return str(chosen) if chosen is not None else None
+@dataclass(frozen=True)
+class Release:
+    """The files of one PEP 440 version, whatever spelling each filename gives it.
+
+    `version` is the release's own spelling: that of its first-uploaded file, as PyPI keeps
+    the version of a release's first upload (filename order breaks a tie).
+    """
+
+    version: str
+    files: tuple[PackageFile, ...]
+
+    @property
+    def canonical_version(self) -> str:
+        return canonical_version(self.version)
+
+    @property
+    def parsed_version(self) -> Version:
+        return Version(self.version)
+
+    @property
+    def spellings(self) -> frozenset[str]:
+        """Every version spelling its files carry."""
+        return frozenset(f.version for f in self.files)
+
+    @property
+    def yanked(self) -> bool:
+        return bool(self.files) and all(f.yanked for f in self.files)
+
+
+def releases_of(files: Iterable[PackageFile]) -> list[Release]:
+    """Files grouped into releases by PEP 440 version, oldest version first; each keeps its files' order."""
+    grouped: dict[str, list[PackageFile]] = {}
+    for file in files:
+        grouped.setdefault(file.canonical_version, []).append(file)
+    releases = [
+        Release(min(group, key=lambda f: (f.upload_time, f.filename)).version, tuple(group))
+        for group in grouped.values()
+    ]
+    return sorted(releases, key=_release_order)
+
+
+def _release_order(release: Release) -> tuple[int, Version | str]:
+    # A row from before the filename checks may hold no PEP 440 version: such releases sort first.
+    try:
+        return 1, release.parsed_version
+    except ValueError:
+        return 0, release.version
+
+
+def joining_releases(new: Iterable[PackageFile], existing: Iterable[PackageFile]) -> list[PackageFile]:
+    """New files as their releases take them: yanked, with the release's reason, when every file it has is.
+
+    PyPI yanks releases, not files: a file added to a yanked release is yanked too. `existing` holds
+    the files already indexed (of the new files' projects, at least).
+    """
+    states: dict[tuple[str, str], list[PackageFile]] = {}
+    for file in existing:
+        states.setdefault((file.project, file.canonical_version), []).append(file)
+    joined = []
+    for file in new:
+        release = states.get((file.project, file.canonical_version))
+        if release and all(f.yanked for f in release):
+            reason = next((f.yanked_reason for f in release if f.yanked_reason), None)
+            joined.append(replace(file, yanked=True, yanked_reason=reason))
+        else:
+            joined.append(file)
+    return joined
+
+
+def latest_release(files: list[PackageFile]) -> Release | None:
+    """The release pip would pick by default: the newest non-yanked final release, else the newest."""
+    releases = [r for r in releases_of(files) if _release_order(r)[0]]
+    candidates = [r for r in releases if not r.yanked] or releases
+    finals = [r for r in candidates if not r.parsed_version.is_prerelease]
+    return (finals or candidates)[-1] if candidates else None
 
 
 # PEP 792 project statuses.
@@ -224,7 +309,9 @@ class CdnRecord:
 class AddFile:
     """Index a new file, creating its project (named `display_name`) if it is new.
 
-    A row already under the filename (a racing upload) is returned unchanged: the caller compares hashes.
+    The file joins its release: when every file the release has is yanked, the new one is yanked too,
+    with their reason (PyPI yanks releases, not files). A row already under the filename (a racing
+    upload) is returned unchanged: the caller compares hashes.
     """
 
     file: PackageFile
@@ -258,7 +345,7 @@ class FillDetails:
 
 @dataclass(frozen=True)
 class SetYanked:
-    """Yank (with a reason) or unyank every file of one release, as stored (`version` is the stored spelling)."""
+    """Yank (with a reason) or unyank every file of one release: `version` in any PEP 440 spelling names it."""
 
     project: str
     version: str

@@ -37,10 +37,13 @@ from pypicloud_lite.models import (
     PackageFile,
     Project,
     ProjectSummary,
+    Release,
     RemoveFile,
     SetStatus,
     SetYanked,
+    canonical_version,
     latest_release,
+    releases_of,
     utcnow,
 )
 from pypicloud_lite.naming import (
@@ -357,12 +360,11 @@ class PackageIndex:
         for project in projects:
             files = by_project.get(project.name, [])
             latest = latest_release(files)
-            of_latest = [f for f in files if f.version == latest]
             summaries.append(
                 ProjectSummary(
                     project=project,
-                    latest_version=latest,
-                    summary=next((f.summary for f in of_latest if f.summary), None),
+                    latest_version=latest.version if latest else None,
+                    summary=next((f.summary for f in latest.files if f.summary), None) if latest else None,
                     last_upload=max((f.upload_time for f in files), default=None),
                     file_count=len(files),
                 )
@@ -421,22 +423,32 @@ class PackageIndex:
     def _set_yanked(self, project: str, version: str, yanked: bool, reason: str | None) -> int:
         name = self.get_project(project).name
         # PEP 440 equality: "1.0.0" names release "1.0", as in every other lookup of a version.
-        stored = self.release_files(name, version)[0].version
-        count = self.cache.apply(SetYanked(name, stored, yanked, reason)).count
+        release = self.release(name, version)
+        count = self.cache.apply(SetYanked(name, release.version, yanked, reason)).count
         if not count:
             raise NotFound(f"No version {version!r} of project {project!r}.")
         return count
 
-    def release_files(self, project: str, version: str) -> list[PackageFile]:
-        """The files of one release, the version compared as PEP 440 does; NotFound if none."""
+    def release(self, project: str, version: str) -> Release:
+        """One release, named by any PEP 440 spelling of its version; NotFound if it has no file."""
         try:
-            wanted = Version(version)
+            Version(version)
         except InvalidVersion as exc:
             raise NotFound(f"No version {version!r} of project {project!r}.") from exc
-        files = [f for f in self.cache.project_files(normalize(project)) if f.parsed_version == wanted]
-        if not files:
+        return self.release_in(self.cache.project_files(normalize(project)), project, version)
+
+    @staticmethod
+    def release_in(files: list[PackageFile], project: str, version: str) -> Release:
+        """The release `version` names among these files of `project`; NotFound if none."""
+        wanted = canonical_version(version)
+        found = [f for f in files if f.canonical_version == wanted]
+        if not found:
             raise NotFound(f"No version {version!r} of project {project!r}.")
-        return files
+        return releases_of(found)[0]
+
+    def release_files(self, project: str, version: str) -> list[PackageFile]:
+        """The files of one release, the version compared as PEP 440 does; NotFound if none."""
+        return list(self.release(project, version).files)
 
     def begin_reload(self, workers: int = 16, verify_sidecars: bool = False) -> ReloadRun:
         """Take the reload lease (Conflict if a reload runs anywhere); `execute()` the result to reload.

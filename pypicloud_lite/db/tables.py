@@ -44,13 +44,19 @@ class ProjectRow(Base):
 
 class FileRow(Base):
     __tablename__ = "ppc_files"
-    __table_args__ = (Index("ix_ppc_files_project_version", "project", "version"),)
+    __table_args__ = (
+        Index("ix_ppc_files_project_version", "project", "version"),
+        Index("ix_ppc_files_project_canonical_version", "project", "canonical_version"),
+    )
 
     filename: Mapped[str] = mapped_column(ExactString, primary_key=True)
     project: Mapped[str] = mapped_column(
         ExactString, ForeignKey("ppc_projects.name", ondelete="CASCADE"), nullable=False
     )
+    # The version as the filename spells it (normalized: `1.00` is `1.0`, `v1.0` is `1.0`).
     version: Mapped[str] = mapped_column(String(255), nullable=False)
+    # The release it belongs to (models.canonical_version: `1.0`, `1.0.0` and `1.0.0.0` are all `1`).
+    canonical_version: Mapped[str] = mapped_column(String(255), nullable=False)
     packagetype: Mapped[str] = mapped_column(String(32), nullable=False)
     python_version: Mapped[str] = mapped_column(String(64), nullable=False)
     size: Mapped[int] = mapped_column(BigInteger, nullable=False)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from packaging.version import Version
-
 from pypicloud_lite.access.base import Identity
-from pypicloud_lite.models import PackageFile, ProjectSummary
+from pypicloud_lite.models import PackageFile, ProjectSummary, releases_of
 from pypicloud_lite.web.services import AppServices
 
 
@@ -21,8 +19,5 @@ def search_visible(
 
 
 def releases_newest_first(files: list[PackageFile]) -> list[tuple[str, list[PackageFile]]]:
-    """Files grouped by release, the newest release first in PEP 440 order."""
-    releases: dict[str, list[PackageFile]] = {}
-    for file in files:
-        releases.setdefault(file.version, []).append(file)
-    return [(version, releases[version]) for version in sorted(releases, key=Version, reverse=True)]
+    """(the release's version, its files) newest release first: one per PEP 440 version, whatever its files spell."""
+    return [(release.version, list(release.files)) for release in reversed(releases_of(files))]

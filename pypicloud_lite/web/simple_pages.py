@@ -11,9 +11,7 @@ from datetime import UTC
 from html import escape
 from urllib.parse import quote
 
-from packaging.version import Version
-
-from pypicloud_lite.models import PackageFile, Project
+from pypicloud_lite.models import PackageFile, Project, releases_of
 
 API_VERSION = "1.1"
 # PEP 792 project status needs api-version 1.4; pages that carry it say so.
@@ -45,7 +43,8 @@ def _sorted_files(files: list[PackageFile]) -> list[PackageFile]:
 
 
 def versions(files: list[PackageFile]) -> list[str]:
-    return [str(v) for v in sorted({Version(f.version) for f in files})]
+    """PEP 700's list: one entry per release (1.0 and 1.0.0 are one), as the release spells itself."""
+    return [release.version for release in releases_of(files)]
 
 
 def index_html(projects: list[Project]) -> bytes:

@@ -268,6 +268,66 @@ def test_set_yanked_applies_to_one_release_with_its_reason(cache: Cache) -> None
         assert file.yanked_reason is None
 
 
+def test_set_yanked_applies_to_every_spelling_of_the_release(cache: Cache) -> None:
+    # PEP 440: 1.0, 1.0.0 and 1.0.0.0 are one release, whatever spelling names it.
+    cache.apply(AddFile(make_file(), "Demo"))
+    cache.apply(AddFile(make_file("demo-1.0.0.tar.gz", version="1.0.0"), "Demo"))
+    cache.apply(AddFile(make_file("demo-1.0.0.0-py2-none-any.whl", version="1.0.0.0"), "Demo"))
+    cache.apply(AddFile(make_file("demo-1.0.1.tar.gz", version="1.0.1"), "Demo"))
+    release = {"demo-1.0-py3-none-any.whl", "demo-1.0.0.tar.gz", "demo-1.0.0.0-py2-none-any.whl"}
+
+    applied = cache.apply(SetYanked("demo", "1.0.0", True, "broken"))
+    assert applied.count == 3
+    assert {f.filename: f.yanked_reason for f in cache.project_files("demo") if f.yanked} == dict.fromkeys(
+        release, "broken"
+    )
+    assert cache.apply(SetYanked("demo", "1", True, "broken")).changed is False
+    assert cache.apply(SetYanked("demo", "1.0.0.0", False)).count == 3
+    assert [f.filename for f in cache.project_files("demo") if f.yanked] == []
+
+
+def test_files_know_their_release(cache: Cache) -> None:
+    cache.apply(AddFile(make_file("demo-1.0.0-py3-none-any.whl", version="1.0.0"), "Demo"))
+    cache.apply(AddFile(make_file("demo-1.0.0+local.tar.gz", version="1.0.0+local"), "Demo"))
+    by_name = {f.filename: f for f in cache.project_files("demo")}
+    assert by_name["demo-1.0.0-py3-none-any.whl"].version == "1.0.0"
+    assert by_name["demo-1.0.0-py3-none-any.whl"].canonical_version == "1"
+    assert by_name["demo-1.0.0+local.tar.gz"].canonical_version == "1+local"
+
+
+def test_a_file_added_to_a_yanked_release_is_yanked_with_its_reason(cache: Cache) -> None:
+    cache.apply(AddFile(make_file(), "Demo"))
+    cache.apply(SetYanked("demo", "1.0", True, "broken"))
+    applied = cache.apply(AddFile(make_file("demo-1.0.0.tar.gz", version="1.0.0"), "Demo"))
+    assert applied.file is not None
+    assert (applied.file.yanked, applied.file.yanked_reason) == (True, "broken")
+    stored = cache.get_file("demo-1.0.0.tar.gz")
+    assert stored is not None
+    assert (stored.yanked, stored.yanked_reason) == (True, "broken")
+    other = cache.apply(AddFile(make_file("demo-1.0.1.tar.gz", version="1.0.1"), "Demo")).file
+    assert other is not None
+    assert other.yanked is False
+    # A release of which some files stay available is not yanked: a new file of it is not either.
+    cache.apply(AddFile(make_file("demo-2.0.tar.gz", version="2.0"), "Demo"))
+    cache.apply(AddFile(make_file("demo-2.0-py3-none-any.whl", version="2.0", yanked=True), "Demo"))
+    joined = cache.apply(AddFile(make_file("demo-2.0.0-py2-none-any.whl", version="2.0.0"), "Demo")).file
+    assert joined is not None
+    assert joined.yanked is False
+
+
+def test_a_file_a_reload_finds_in_a_yanked_release_is_yanked(cache: Cache) -> None:
+    cache.apply(AddFile(make_file(), "Demo"))
+    cache.apply(SetYanked("demo", "1.0", True, "broken"))
+    found = [make_file("demo-1.0.0.tar.gz", version="1.0.0"), make_file("demo-2.0.tar.gz", version="2.0")]
+    cache.apply_reload(ReloadChanges(added=found))
+    states = {f.filename: (f.yanked, f.yanked_reason) for f in cache.project_files("demo")}
+    assert states == {
+        "demo-1.0-py3-none-any.whl": (True, "broken"),
+        "demo-1.0.0.tar.gz": (True, "broken"),
+        "demo-2.0.tar.gz": (False, None),
+    }
+
+
 def test_set_yanked_without_a_reason(cache: Cache) -> None:
     cache.apply(AddFile(make_file(), "Demo"))
     assert cache.apply(SetYanked("demo", "1.0", True, None)).count == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -10,14 +11,15 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine, column, insert, inspect, select, table
 
 from pypicloud_lite.access.base import OWNER_PERMS
 from pypicloud_lite.cache.sql import SQLCache
 from pypicloud_lite.db import migrate
 from pypicloud_lite.db.engine import create_db_engine
-from pypicloud_lite.db.tables import GrantRow, IndexStateRow
+from pypicloud_lite.db.tables import FileRow, GrantRow, IndexStateRow
 from pypicloud_lite.errors import ConfigError
+from pypicloud_lite.models import SetYanked
 from tests.support.cache import SQL_BACKENDS, cache_settings, fresh_database
 from tests.support.owners import OLD_FILES, OLD_GRANTS, OLD_USERS, OWNED_GRANTS, grant_rows, seed_old_index
 
@@ -133,3 +135,42 @@ def test_0006_grants_nothing_without_users(engine: Engine) -> None:
 
 def test_the_grants_table_holds_an_owners_perms() -> None:
     assert GrantRow.__table__.c.perms.type.length >= len(OWNER_PERMS)
+
+
+def test_release_versions_are_filled_in_for_existing_rows(engine: Engine) -> None:
+    # Rows written at 0005, before files knew their release: more of them than one fill-in batch takes.
+    migrate.upgrade(engine, "0005")
+    projects = table("ppc_projects", column("name"), column("display_name"), column("serial"), column("created"))
+    files = table(
+        "ppc_files",
+        *(column(name) for name in ("filename", "project", "version", "packagetype", "python_version", "size")),
+        *(column(name) for name in ("sha256", "upload_time", "yanked")),
+    )
+    spelled = {"1.0": "1", "1.0.0": "1", "1.0.0.0": "1", "2.0rc1": "2rc1", "1.0+ABC": "1+abc", "0!3.10.0": "3.10"}
+    versions = {f"demo-{v}.tar.gz": v for v in spelled} | {f"demo-9.{n}.tar.gz": f"9.{n}" for n in range(2100)}
+    common = {"project": "demo", "packagetype": "sdist", "python_version": "source", "size": 1, "sha256": "a" * 64}
+    now = datetime(2026, 1, 1)
+    with engine.begin() as conn:
+        conn.execute(insert(projects), [{"name": "demo", "display_name": "demo", "serial": 1, "created": now}])
+        rows = [
+            {"filename": f, "version": v, "upload_time": now, "yanked": False, **common} for f, v in versions.items()
+        ]
+        conn.execute(insert(files), rows)
+
+    migrate.upgrade(engine)
+
+    with engine.connect() as conn:
+        stored = dict(conn.execute(select(FileRow.filename, FileRow.canonical_version)).all())
+    assert {f"demo-{v}.tar.gz": stored[f"demo-{v}.tar.gz"] for v in spelled} == {
+        f"demo-{v}.tar.gz": canonical for v, canonical in spelled.items()
+    }
+    assert len(stored) == len(versions)
+    assert all(stored[f"demo-9.{n}.tar.gz"] == f"9.{n}" for n in range(1, 2100))
+    assert stored["demo-9.0.tar.gz"] == "9"
+    cache = SQLCache(engine)
+    try:
+        assert cache.apply(SetYanked("demo", "1.0.0", True, "r")).count == 3
+        yanked = sorted(f.filename for f in cache.project_files("demo") if f.yanked)
+    finally:
+        cache.close()
+    assert yanked == ["demo-1.0.0.0.tar.gz", "demo-1.0.0.tar.gz", "demo-1.0.tar.gz"]

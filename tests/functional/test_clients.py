@@ -187,3 +187,20 @@ def test_pip_installs_a_wheel_whose_sidecar_a_reload_repaired(server: Server, cl
     done = clients.pip_install(python, "-v", "sidecarfix==1.0").check()
     assert f"/packages/sidecarfix/{wheel.name}.metadata" in done.output, done.output
     assert clients.module_version(python, "sidecarfix") == "1.0"
+
+
+def test_pip_finds_no_unyanked_file_of_a_release_yanked_under_another_spelling(
+    server: Server, clients: Clients, tmp_path: Path
+) -> None:
+    # Release 1.0 of `spelt` has a file spelling it 1.0.0: yanking "1.0" yanks that one too.
+    dists = tmp_path / "dists"
+    clients.twine(
+        build_wheel(dists, "spelt", "1.0"),
+        build_wheel(dists, "spelt", "1.0.0", tag="py2.py3-none-any"),
+    ).check()
+    server.yank("spelt", "1.0", "broken")
+    python = clients.new_venv(tmp_path / "venv")
+    refused = clients.pip_install(python, "spelt>=1")
+    assert refused.returncode != 0, refused.output
+    pinned = clients.pip_install(python, "spelt==1.0").check()
+    assert "Reason for being yanked: broken" in pinned.output, pinned.output

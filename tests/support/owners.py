@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import webtest
-from sqlalchemy import Engine, insert, select
+from packaging.utils import canonicalize_version
+from sqlalchemy import Engine, insert, inspect, select
 
 from pypicloud_lite.db.tables import FileRow, GrantRow, ProjectRow, UserRow
 from pypicloud_lite.models import Grant
@@ -85,8 +86,12 @@ class OldFile:
 def seed_old_index(
     engine: Engine, files: list[OldFile], users: list[str], grants: list[tuple[str, str, str, str]]
 ) -> None:
-    """Projects, files, users and grants written straight into the tables, as an older release left them."""
+    """Projects, files, users and grants written straight into the tables, as an older release left them.
+
+    At revision 0007 or later the files also get the release they belong to (a column 0007 added).
+    """
     with engine.begin() as conn:
+        knows_releases = "canonical_version" in {c["name"] for c in inspect(conn).get_columns("ppc_files")}
         for project in sorted({f.project for f in files}):
             conn.execute(insert(ProjectRow).values(name=project, display_name=project, serial=1, created=EPOCH))
         for f in files:
@@ -100,6 +105,7 @@ def seed_old_index(
                     size=1,
                     upload_time=EPOCH + timedelta(minutes=f.minutes),
                     uploader=f.uploader,
+                    **({"canonical_version": canonicalize_version(f.version)} if knows_releases else {}),
                 )
             )
         for name in users:

@@ -44,6 +44,8 @@ from pypicloud_lite.models import (
     ReplaceFile,
     SetStatus,
     SetYanked,
+    canonical_version,
+    joining_releases,
 )
 from pypicloud_lite.naming import filename_project
 
@@ -62,6 +64,10 @@ DETAIL_FIELDS = ("sha256", "requires_python", "summary", "metadata_sha256", "cor
 
 class _ItemConditionFailed(Exception):
     """A condition on one of the change's own items failed (not the serial's)."""
+
+
+class _StaleRead(Exception):
+    """The index changed since the change read what it writes: it must read again."""
 
 
 class DynamoCache(Cache):
@@ -243,18 +249,28 @@ class DynamoCache(Cache):
         if existing is not None:
             return Applied(None, 1, existing)
 
+        stored = file
+
         def write(tx: TransactWrite, serial: int) -> None:
-            tx.save(file_item(self.t, file), condition=self.t.file.filename.does_not_exist())
+            nonlocal stored
+            # Read after the serial this attempt commits on: a yank of the release that lands
+            # in between moves the serial, and the attempt is made again with a fresh read.
+            stored = self._joining_release(file)
+            tx.save(file_item(self.t, stored), condition=self.t.file.filename.does_not_exist())
             self._stamp(tx, file.project, serial, change.display_name)
 
         try:
             serial = self._transact(write, [CdnChange(file.project, file.version)])
         except _ItemConditionFailed:
-            stored = self.get_file(file.filename)
-            if stored is None:
+            racing = self.get_file(file.filename)
+            if racing is None:
                 raise BackendUnavailable("The package cache (DynamoDB) refused the write; try again.") from None
-            return Applied(None, 1, stored)  # a racing writer inserted it first
-        return self._applied(serial, 1, {file.project}, file)
+            return Applied(None, 1, racing)  # a racing writer inserted it first
+        return self._applied(serial, 1, {file.project}, stored)
+
+    def _joining_release(self, file: PackageFile) -> PackageFile:
+        """The file as its release takes it: yanked, with the release's reason, when every file of it is."""
+        return joining_releases([file], self.project_files(file.project))[0]
 
     def _remove_file(self, change: RemoveFile) -> Applied:
         existing = self.get_file(change.filename)
@@ -282,24 +298,46 @@ class DynamoCache(Cache):
         return self._applied(serial, 1, {file.project}, file)
 
     def _set_yanked(self, change: SetYanked) -> Applied:
-        project, version = change.project, change.version
+        for _attempt in range(COMMIT_ATTEMPTS):
+            try:
+                return self._set_yanked_as_read(change)
+            except _StaleRead:
+                # A change committed between reading the release and writing it (a file may have
+                # joined it, having read it unyanked): read it again.
+                time.sleep(random.uniform(0, 0.01))  # noqa: S311 - jitter, not security
+        raise BackendUnavailable("The package cache (DynamoDB) is too busy: too many concurrent changes.", 2)
+
+    def _set_yanked_as_read(self, change: SetYanked) -> Applied:
+        project, wanted = change.project, canonical_version(change.version)
         reason = change.reason if change.yanked else None
-        release = [f for f in self.project_files(project) if f.version == version]
+        read_at = self.serial()
+        release = [f for f in self.project_files(project) if f.canonical_version == wanted]
+        # Every spelling its files carry is a per-version JSON page that shows the change.
+        purges = [CdnChange(project, v) for v in sorted({f.version for f in release})]
         differing = [f for f in release if (f.yanked, f.yanked_reason or "") != (change.yanked, reason or "")]
         f = self.t.file
         actions = [f.yanked.set(change.yanked), f.yanked_reason.set(reason) if reason else f.yanked_reason.remove()]
         serial: int | None = None
-        # The serial, the project and the outbox item take three of the transaction's items.
-        for start in range(0, len(differing), TRANSACTION_ITEMS - 3):
-            batch = differing[start : start + TRANSACTION_ITEMS - 3]
+        # The serial and the project take two of the transaction's items, the outbox one per spelling;
+        # a release spelled too many ways to leave room has its purges recorded ahead.
+        outbox = purges if len(purges) <= TRANSACTION_ITEMS // 2 else None
+        if differing and outbox is None:
+            self._record_cdn_ahead(purges)
+        room = TRANSACTION_ITEMS - 2 - len(outbox or ())
+        for start in range(0, len(differing), room):
+            batch = differing[start : start + room]
 
-            def write(tx: TransactWrite, serial: int, batch: list[PackageFile] = batch) -> None:
+            def write(
+                tx: TransactWrite, serial: int, batch: list[PackageFile] = batch, first: bool = not start
+            ) -> None:
+                if first and serial != read_at + 1:
+                    raise _StaleRead
                 for file in batch:
                     tx.update(f(file.project, file.filename), actions=actions, condition=f.filename.exists())
                 self._stamp(tx, project, serial)
 
             with contextlib.suppress(_ItemConditionFailed):  # a file deleted meanwhile: nothing left to yank
-                serial = self._transact(write, [CdnChange(project, version)])
+                serial = self._transact(write, outbox)
         if serial is None:
             return Applied(None, len(release))
         return self._applied(serial, len(release), {project})
@@ -366,6 +404,9 @@ class DynamoCache(Cache):
         # DynamoDB has no transaction of this size: each write is conditional and idempotent,
         # and nothing is ever emptied, so readers see old rows or new ones, never a hole.
         added, changed = list(changes.added), list(changes.changed)
+        # A file a reload finds joins its release as an upload does: yanked if the release is.
+        existing = [file for project in sorted({x.project for x in added}) for file in self.project_files(project)]
+        added = joining_releases(added, existing)
         f = self.t.file
         touched: set[str] = set()
         gone = [file for file in map(self.get_file, changes.removed) if file is not None] if self.cdn_outbox else []

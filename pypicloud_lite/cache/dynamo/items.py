@@ -48,6 +48,8 @@ def condition_failed(exc: PynamoDBException) -> bool:
 
 
 def to_file(item: Any) -> PackageFile:
+    # The release comes from `version` (PackageFile.canonical_version), so items written before
+    # `canonical_version` was stored read the same as new ones.
     return PackageFile(
         project=item.project,
         filename=item.filename,
@@ -76,6 +78,7 @@ def file_item(tables: DynamoTables, file: PackageFile) -> Model:
         file.project,
         file.filename,
         version=file.version,
+        canonical_version=file.canonical_version,
         packagetype=file.packagetype,
         python_version=file.python_version,
         size=file.size,

@@ -78,6 +78,8 @@ def build_tables(settings: DynamoSettings) -> DynamoTables:
         project = UnicodeAttribute(hash_key=True)
         filename = UnicodeAttribute(range_key=True)
         version = UnicodeAttribute()
+        # The release (models.canonical_version); items written before it was stored lack it.
+        canonical_version = UnicodeAttribute(null=True)
         packagetype = UnicodeAttribute()
         python_version = UnicodeAttribute()
         size = NumberAttribute()

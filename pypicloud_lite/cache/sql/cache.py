@@ -48,6 +48,8 @@ from pypicloud_lite.models import (
     ReplaceFile,
     SetStatus,
     SetYanked,
+    canonical_version,
+    joining_releases,
 )
 
 logger = logging.getLogger(__name__)
@@ -122,6 +124,7 @@ def _file_values(file: PackageFile) -> dict[str, Any]:
         "filename": file.filename,
         "project": file.project,
         "version": file.version,
+        "canonical_version": file.canonical_version,
         "packagetype": file.packagetype,
         "python_version": file.python_version,
         "size": file.size,
@@ -247,6 +250,8 @@ class SQLCache(Cache):
                 if existing is not None:
                     return Applied(None, 1, _to_file(existing))
                 with self._change(session) as stamp:
+                    # Read under the serial's lock: a yank of the release commits wholly before or after.
+                    file = self._joining_release(session, file)
                     self._ensure_project(session, file.project, change.display_name)
                     session.add(FileRow(**_file_values(file)))
                     session.flush()
@@ -258,6 +263,12 @@ class SQLCache(Cache):
                 raise
             return Applied(None, 1, stored)
         return stamp.applied(1, file)
+
+    @staticmethod
+    def _joining_release(session: Session, file: PackageFile) -> PackageFile:
+        """The file as its release takes it: yanked, with the release's reason, when every file of it is."""
+        release = (FileRow.project == file.project, FileRow.canonical_version == file.canonical_version)
+        return joining_releases([file], [_to_file(row) for row in session.scalars(select(FileRow).where(*release))])[0]
 
     def _remove_file(self, session: Session, change: RemoveFile) -> Applied:
         row = session.get(FileRow, change.filename)
@@ -298,7 +309,7 @@ class SQLCache(Cache):
 
     def _set_yanked(self, session: Session, change: SetYanked) -> Applied:
         reason = change.reason if change.yanked else None
-        release = (FileRow.project == change.project, FileRow.version == change.version)
+        release = (FileRow.project == change.project, FileRow.canonical_version == canonical_version(change.version))
         # Change only what differs: unchanged rows keep the serial (and ETags) as they are.
         differs = (FileRow.yanked != change.yanked) | (func.coalesce(FileRow.yanked_reason, "") != (reason or ""))
         count = int(session.scalar(select(func.count()).select_from(FileRow).where(*release)) or 0)
@@ -306,7 +317,9 @@ class SQLCache(Cache):
             return Applied(None, count)
         with self._change(session) as stamp:
             session.execute(update(FileRow).where(*release).values(yanked=change.yanked, yanked_reason=reason))
-            stamp.touch(change.project, CdnChange(change.project, change.version))
+            # Every spelling its files carry is a per-version JSON page that shows the change.
+            spellings = session.scalars(select(FileRow.version).where(*release).distinct())
+            stamp.touch(change.project, *(CdnChange(change.project, v) for v in sorted(spellings)))
         return stamp.applied(count)
 
     def _set_status(self, session: Session, change: SetStatus) -> Applied:
@@ -377,8 +390,15 @@ class SQLCache(Cache):
         if not names:
             return []
         with self._session() as session:
-            rows = session.scalars(select(FileRow).where(FileRow.project.in_(names)).order_by(FileRow.filename))
-            return [_to_file(row) for row in rows]
+            return self._files_of(session, names)
+
+    @staticmethod
+    def _files_of(session: Session, names: list[str]) -> list[PackageFile]:
+        files: list[PackageFile] = []
+        for batch in _chunks(names):
+            rows = session.scalars(select(FileRow).where(FileRow.project.in_(batch)).order_by(FileRow.filename))
+            files.extend(_to_file(row) for row in rows)
+        return sorted(files, key=lambda f: f.filename)
 
     def project_files(self, name: str) -> list[PackageFile]:
         with self._session() as session:
@@ -403,6 +423,9 @@ class SQLCache(Cache):
                 session.execute(insert_ignoring(session, ProjectRow), project_rows)
             if changed:
                 session.execute(delete(FileRow).where(FileRow.filename.in_([f.filename for f in changed])))
+            if added:
+                # A file a reload finds joins its release as an upload does: yanked if the release is.
+                added = joining_releases(added, self._files_of(session, projects))
             rows = [_file_values(f) for f in added + changed]
             if rows:
                 session.execute(insert_ignoring(session, FileRow), rows)

@@ -14,7 +14,7 @@ from pyramid.response import Response
 from pyramid.view import view_config
 
 from pypicloud_lite.errors import NotFound
-from pypicloud_lite.models import PackageFile, Project, latest_release
+from pypicloud_lite.models import PackageFile, Project, latest_release, releases_of
 from pypicloud_lite.naming import normalize
 from pypicloud_lite.web.caching import index_cache_control, not_modified
 from pypicloud_lite.web.permissions import require_read
@@ -102,16 +102,15 @@ def _dumps(doc: dict[str, Any]) -> bytes:
 
 
 def _project_document(request: Request, project: Project, files: list[PackageFile]) -> bytes:
-    releases: dict[str, list[PackageFile]] = {}
-    for file in files:
-        releases.setdefault(file.version, []).append(file)
+    # One entry per release, under the release's own spelling, whatever spellings its files carry.
+    releases = releases_of(files)
     latest = latest_release(files)
-    current = releases.get(latest, []) if latest else []
+    current = list(latest.files) if latest else []
     return _dumps(
         {
-            "info": _info(request, project, latest or "", current),
+            "info": _info(request, project, latest.version if latest else "", current),
             "last_serial": project.serial,
-            "releases": {v: [_file_json(request, f) for f in releases[v]] for v in sorted(releases, key=Version)},
+            "releases": {r.version: [_file_json(request, f) for f in r.files] for r in releases},
             "urls": [_file_json(request, f) for f in current],
             "vulnerabilities": [],
         }
@@ -141,27 +140,26 @@ def release_json(request: Request) -> Response:
     index = services(request).index
     project = index.get_project(name)
     files = index.offered_files(project)
+    requested = request.matchdict["version"]
     try:
-        wanted = Version(request.matchdict["version"])
+        Version(requested)
     except InvalidVersion as exc:
-        raise NotFound(f"No version {request.matchdict['version']!r} of project {project.name!r}.") from exc
-    matching = [f for f in files if f.parsed_version == wanted]
-    if not matching:
-        raise NotFound(f"No version {request.matchdict['version']!r} of project {project.name!r}.")
-    version = request.matchdict["version"]
-    if version not in {f.version for f in matching}:
-        # Only the release's own spellings are served, as on PyPI: a page under another one (1.0.0 for 1.0)
+        raise NotFound(f"No version {requested!r} of project {project.name!r}.") from exc
+    release = index.release_in(files, project.name, requested)
+    if requested not in release.spellings:
+        # Only the spellings its files carry are served, as on PyPI: a page under another one (1.000 for 1.0)
         # would be a copy that the CDN purge, which sends the spellings the files carry, never reaches.
         redirect = HTTPMovedPermanently(
-            location=request.route_path("pypi.release", project=project.name, version=matching[0].version)
+            location=request.route_path("pypi.release", project=project.name, version=release.version)
         )
         redirect.headers["Cache-Control"] = index_cache_control(request, services(request).settings)
         return redirect
+    matching = list(release.files)
     return _respond(
         request,
         lambda: _dumps(
             {
-                "info": _info(request, project, version, matching),
+                "info": _info(request, project, release.version, matching),
                 "last_serial": project.serial,
                 "urls": [_file_json(request, f) for f in matching],
                 "vulnerabilities": [],

@@ -1,0 +1,69 @@
+"""DynamoCache releases: items stored without `canonical_version`, a file joining a release being yanked."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from pypicloud_lite.cache.dynamo import DynamoCache
+from pypicloud_lite.models import AddFile, PackageFile, SetYanked
+from tests.support.aws import Moto
+from tests.support.cache import dynamo_cache
+
+
+def _file(filename: str, version: str) -> PackageFile:
+    return PackageFile(
+        project="demo",
+        filename=filename,
+        version=version,
+        packagetype="sdist",
+        python_version="source",
+        size=1,
+        sha256="a" * 64,
+        upload_time=datetime(2024, 1, 1, tzinfo=UTC),
+    )
+
+
+def test_items_without_a_canonical_version_are_read_and_yanked_by_release(moto: Moto) -> None:
+    cache = dynamo_cache(moto)
+    assert isinstance(cache, DynamoCache)
+    cache.apply(AddFile(_file("demo-1.0.tar.gz", "1.0"), "demo"))
+    cache.apply(AddFile(_file("demo-1.0.0.zip", "1.0.0"), "demo"))
+    items = cache.t.file
+    assert items.get("demo", "demo-1.0.0.zip").canonical_version == "1"
+    # As an item written before the attribute existed: without it.
+    items("demo", "demo-1.0.0.zip").update(actions=[items.canonical_version.remove()])
+    assert items.get("demo", "demo-1.0.0.zip", consistent_read=True).canonical_version is None
+
+    stored = cache.get_file("demo-1.0.0.zip")
+    assert stored is not None
+    assert stored.canonical_version == "1"
+    assert cache.apply(SetYanked("demo", "1", True, "r")).count == 2
+    assert {f.filename: f.yanked_reason for f in cache.project_files("demo")} == {
+        "demo-1.0.tar.gz": "r",
+        "demo-1.0.0.zip": "r",
+    }
+
+
+def test_a_file_joining_while_its_release_is_yanked_is_yanked_too(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = dynamo_cache(moto)
+    cache.apply(AddFile(_file("demo-1.0.tar.gz", "1.0"), "demo"))
+    read = cache.project_files
+    joined: list[bool] = []
+
+    def read_then_upload(name: str) -> list[PackageFile]:
+        files = read(name)
+        if not joined:
+            # An upload of the release lands just after the yank read it (and read it unyanked itself).
+            joined.append(True)
+            cache.apply(AddFile(_file("demo-1.0.0.zip", "1.0.0"), "demo"))
+        return files
+
+    monkeypatch.setattr(cache, "project_files", read_then_upload)
+    assert cache.apply(SetYanked("demo", "1.0", True, "r")).count == 2
+    monkeypatch.undo()
+    assert {f.filename: f.yanked_reason for f in cache.project_files("demo")} == {
+        "demo-1.0.tar.gz": "r",
+        "demo-1.0.0.zip": "r",
+    }
