@@ -151,6 +151,21 @@ class PackageFile:
         return safe_name(self.core_metadata.name) if self.core_metadata else self.project
 
 
+def same_row(a: PackageFile, b: PackageFile) -> bool:
+    """Whether two reads of one filename found the same row: nothing was uploaded, yanked or filled in between.
+
+    An upload always stamps a new upload time, a yank changes the yank fields, a fill the hash.
+    """
+    return (a.upload_time, a.sha256, a.size, a.yanked, a.yanked_reason, a.storage_etag) == (
+        b.upload_time,
+        b.sha256,
+        b.size,
+        b.yanked,
+        b.yanked_reason,
+        b.storage_etag,
+    )
+
+
 @dataclass(frozen=True)
 class Grant:
     """Permissions of one user or group on one project: letters from "rwdo" (read, write, delete/yank, own)."""
@@ -371,12 +386,25 @@ class ReloadChanges:
 
     `added` rows create their projects; `changed` rows replace the rows of their filenames;
     `removed` rows are deleted; `etags` records storage ETags of rows that lacked one.
+    `seen` holds the row each changed or removed filename had when the reload read the cache:
+    a filename whose row is no longer that one (deleted and uploaded again, yanked, filled in)
+    changed after the reload looked, so it is left alone; the next reload sees it afresh.
+    Backends check and apply under the lock every change takes (SQL) or as conditional writes.
     """
 
     added: Sequence[PackageFile] = ()
     changed: Sequence[PackageFile] = ()
     removed: Sequence[str] = ()
     etags: Mapping[str, str] = field(default_factory=dict)
+    seen: Mapping[str, PackageFile] = field(default_factory=dict)
+
+    def applies_to(self, filename: str, current: PackageFile | None) -> bool:
+        """Whether the change or removal of `filename` still applies, `current` being its row now.
+
+        It does when `current` is the row the reload saw, or when no row was given in `seen`.
+        """
+        seen = self.seen.get(filename)
+        return seen is None or (current is not None and same_row(current, seen))
 
     def __bool__(self) -> bool:
         return bool(self.added or self.changed or self.removed or self.etags)

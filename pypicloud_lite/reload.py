@@ -159,7 +159,8 @@ class ReloadRun:
         # Fencing: a run whose lease lapsed (and may have been taken over) must not apply.
         if not self.cache.update_lock(LOCK_NAME, self.progress.holder, LOCK_TTL, self.progress.as_dict()):
             raise Conflict("This reload lost its lease to another reload; it applied nothing.")
-        self.cache.apply_reload(ReloadChanges(added, changed, removed, etags))
+        seen = {name: snapshot[name] for name in [*(f.filename for f in changed), *removed]}
+        self.cache.apply_reload(ReloadChanges(added, changed, removed, etags, seen))
         self.progress.added, self.progress.changed, self.progress.removed = len(added), len(changed), len(removed)
         self._report(force=True)
         return added, changed + self.unfilled

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import shutil
 import threading
@@ -110,14 +111,16 @@ class Env:
 
 
 def env_settings(kind: str, raw: dict[str, Any], request: pytest.FixtureRequest, stack: ExitStack) -> dict[str, Any]:
-    """Settings for `kind`: `local` or `s3` storage, `+postgresql` for that cache instead of SQLite."""
+    """Settings for `kind`: `local` or `s3` storage, `+postgresql` or `+dynamo` for that cache instead of SQLite."""
     storage_kind, _, cache_kind = kind.partition("+")
     settings = dict(raw)
     if storage_kind == "s3":
         moto: Moto = request.getfixturevalue("moto")
         del settings["storage.dir"]
         settings.update(moto.s3_settings(moto.new_bucket()))
-    if cache_kind:
+    if cache_kind == "dynamo":
+        settings.update(request.getfixturevalue("moto").dynamo_settings())
+    elif cache_kind:
         tmp_path: Path = request.getfixturevalue("tmp_path")
         settings["cache.url"] = stack.enter_context(fresh_database(cache_kind, tmp_path))
     return settings
@@ -726,6 +729,89 @@ def test_upload_racing_the_listing_is_not_reported_as_failed(env: Env, monkeypat
 BULK_PROJECTS = 250
 BULK_FILES = 5000
 NEW_FILES = 1000
+
+
+@pytest.fixture(params=["local", "local+postgresql", "local+dynamo"])
+def cache_env(request: pytest.FixtureRequest, raw_settings: dict[str, Any], tmp_path: Path) -> Iterator[Env]:
+    """Local storage (whose ETags change with a rewrite of the same bytes) on each kind of cache."""
+    with open_env(request.param, raw_settings, request, tmp_path / "dists") as opened:
+        yield opened
+
+
+def test_a_file_uploaded_again_after_the_snapshot_keeps_its_new_row(
+    cache_env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleted and uploaded again (same bytes, a new ETag) between the snapshot and the listing: the reload
+    must not put back the row it saw (yanked, from before), nor leave the new one without its hash."""
+    env = cache_env
+    wheel = build_wheel(env.dists, "Demo", "1.0")
+    upload(env.index, wheel)
+    env.index.yank("demo", "1.0", "old")
+    real_list = env.storage.list
+
+    def listing(*args: Any, **kwargs: Any) -> Any:
+        env.index.delete_file("demo", wheel.name)
+        upload(env.index, wheel)
+        return real_list(*args, **kwargs)
+
+    monkeypatch.setattr(env.storage, "list", listing)
+    env.reload()
+    row = env.rows()[wheel.name]
+    assert not row.yanked and row.yanked_reason is None
+    assert row.sha256 == hashlib.sha256(wheel.read_bytes()).hexdigest()
+
+
+def test_a_file_uploaded_again_after_its_removal_was_confirmed_keeps_its_row(
+    cache_env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reload saw the object gone; an identical upload lands before the reload applies: it stays indexed."""
+    env = cache_env
+    wheel = build_wheel(env.dists, "Demo", "1.0")
+    upload(env.index, wheel)
+    real_list, real_stat = env.storage.list, env.storage.stat
+    raced: list[str] = []
+
+    def listing(*args: Any, **kwargs: Any) -> Any:
+        if not raced:
+            env.index.delete_file("demo", wheel.name)  # after the snapshot: the listing lacks it
+        return real_list(*args, **kwargs)
+
+    def stat(key: str) -> Any:
+        found = real_stat(key)
+        if key == key_of(wheel) and found is None and not raced:
+            raced.append(key)
+            upload(env.index, wheel)  # confirmed gone; now uploaded again before the removals apply
+        return found
+
+    monkeypatch.setattr(env.storage, "list", listing)
+    monkeypatch.setattr(env.storage, "stat", stat)
+    env.reload()
+    assert raced, "the race was not run"
+    assert wheel.name in env.rows()
+    assert env.json_page("demo").keys() == {wheel.name}
+
+
+def test_a_yank_after_the_snapshot_survives_the_rewrite_of_its_object(
+    cache_env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A yank between the snapshot and the apply of a changed object is not undone by the snapshot's state."""
+    env = cache_env
+    first, second = _other_size_wheels(env.dists)
+    env.put(first)
+    env.reload()
+    real_list = env.storage.list
+
+    def listing(*args: Any, **kwargs: Any) -> Any:
+        env.put(second)  # the object is rewritten by another tool...
+        env.index.yank("demo", "1.0", "late")  # ...and the release yanked after the reload's snapshot
+        return real_list(*args, **kwargs)
+
+    monkeypatch.setattr(env.storage, "list", listing)
+    env.reload()
+    assert env.rows()[first.name].yanked_reason == "late"
+    env.reload()  # the next reload takes in the rewritten object, keeping the yank
+    row = env.rows()[first.name]
+    assert (row.yanked_reason, row.sha256) == ("late", hashlib.sha256(second.read_bytes()).hexdigest())
 
 
 def _bulk_name(n: int) -> tuple[str, str]:

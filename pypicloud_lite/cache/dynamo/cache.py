@@ -25,7 +25,14 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from pypicloud_lite.cache.base import Cache
-from pypicloud_lite.cache.dynamo.items import condition_failed, file_item, to_file, to_project, translated
+from pypicloud_lite.cache.dynamo.items import (
+    condition_failed,
+    file_item,
+    same_row_condition,
+    to_file,
+    to_project,
+    translated,
+)
 from pypicloud_lite.cache.dynamo.tables import PROJECT_PARTITION, DynamoTables, build_tables, create_tables
 from pypicloud_lite.config import CacheSettings, DynamoSettings
 from pypicloud_lite.errors import BackendUnavailable
@@ -409,7 +416,12 @@ class DynamoCache(Cache):
         added = joining_releases(added, existing)
         f = self.t.file
         touched: set[str] = set()
-        gone = [file for file in map(self.get_file, changes.removed) if file is not None] if self.cdn_outbox else []
+        # The rows to change or remove, if still the ones the reload saw; each write checks it again.
+        current = {name: self.get_file(name) for name in [*(x.filename for x in changed), *changes.removed]}
+        changed = [x for x in changed if changes.applies_to(x.filename, current[x.filename])]
+        gone = [
+            file for name in changes.removed if (file := current[name]) is not None and changes.applies_to(name, file)
+        ]
         self._record_cdn_ahead(
             [CdnChange(x.project, x.version) for x in added]
             + [CdnChange(x.project, x.version, x.filename) for x in changed + gone]
@@ -422,20 +434,33 @@ class DynamoCache(Cache):
                 if not condition_failed(exc):
                     raise  # an upload wrote it meanwhile: that row wins otherwise
 
-        def replace(file: PackageFile) -> None:
-            file_item(self.t, file).save()
+        def unless_changed(write: Callable[[Any], Any], seen: PackageFile | None) -> bool:
+            try:
+                write(same_row_condition(self.t, seen) if seen is not None else f.filename.exists())
+            except PynamoDBException as exc:
+                if not condition_failed(exc):
+                    raise
+                return False  # uploaded, deleted or yanked since the reload looked: left to the next one
+            return True
 
-        def remove(filename: str) -> None:
-            existing = self.get_file(filename)
-            if existing is not None:
-                touched.add(existing.project)
-                f(existing.project, filename).delete()
+        def replace(file: PackageFile) -> None:
+            if unless_changed(
+                lambda condition: file_item(self.t, file).save(condition=condition), changes.seen.get(file.filename)
+            ):
+                touched.add(file.project)
+
+        def remove(file: PackageFile) -> None:
+            item = f(file.project, file.filename)
+            if unless_changed(lambda condition: item.delete(condition=condition), changes.seen.get(file.filename)):
+                touched.add(file.project)
 
         def set_etag(item: tuple[str, str]) -> None:
             filename, etag = item
             project = filename_project(filename)
             try:
-                f(project, filename).update(actions=[f.storage_etag.set(etag)], condition=f.filename.exists())
+                f(project, filename).update(
+                    actions=[f.storage_etag.set(etag)], condition=f.filename.exists() & f.storage_etag.does_not_exist()
+                )
             except PynamoDBException as exc:
                 if not condition_failed(exc):
                     raise
@@ -443,10 +468,14 @@ class DynamoCache(Cache):
         with ThreadPoolExecutor(max_workers=APPLY_WORKERS) as pool:
             list(pool.map(add, added))
             list(pool.map(replace, changed))
-            list(pool.map(remove, changes.removed))
+            list(pool.map(remove, gone))
             list(pool.map(set_etag, changes.etags.items()))
-        touched |= {file.project for file in added + changed}
-        projects = sorted(touched)
+        touched |= {file.project for file in added}
+        serial = self._stamp_projects(sorted(touched))
+        return self._applied(serial, len(added) + len(changed) + len(gone), touched)
+
+    def _stamp_projects(self, projects: list[str]) -> int:
+        """Bump the serial and stamp these projects with it: one transaction, then one update for each beyond it."""
         first, rest = projects[: TRANSACTION_ITEMS - 1], projects[TRANSACTION_ITEMS - 1 :]
 
         def write(tx: TransactWrite, serial: int) -> None:
@@ -465,7 +494,7 @@ class DynamoCache(Cache):
             except PynamoDBException as exc:
                 if not condition_failed(exc):
                     raise  # a project left without its row would hide its files: fail the reload
-        return self._applied(serial, len(added) + len(changed) + len(changes.removed), touched)
+        return serial
 
     @translated
     def acquire_lock(self, name: str, holder: str, ttl: float) -> bool:

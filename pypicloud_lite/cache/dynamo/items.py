@@ -107,3 +107,20 @@ def to_project(item: Any) -> Project:
         status=item.status,
         status_reason=item.status_reason,
     )
+
+
+def same_row_condition(t: DynamoTables, seen: PackageFile) -> Any:
+    """A write condition that holds while the stored item is still the row `seen` (models.same_row)."""
+    f = t.file
+
+    def equal(attribute: Any, value: Any) -> Any:
+        return attribute.does_not_exist() if value is None else attribute == value
+
+    return (
+        (f.upload_time == seen.upload_time.astimezone(UTC))
+        & (f.size == seen.size)
+        & (f.yanked == seen.yanked)
+        & equal(f.sha256, seen.sha256)
+        & equal(f.yanked_reason, seen.yanked_reason)
+        & equal(f.storage_etag, seen.storage_etag)
+    )

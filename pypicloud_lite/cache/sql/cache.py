@@ -412,8 +412,15 @@ class SQLCache(Cache):
             return [_to_file(row) for row in session.scalars(select(FileRow))]
 
     def _commit_reload(self, changes: ReloadChanges) -> Applied:
-        added, changed = list(changes.added), list(changes.changed)
         with self._session(write=True) as session, self._change(session) as stamp:
+            # Under the serial's lock, which every upload, delete and yank takes first: the rows read
+            # here stay as they are until the commit.
+            current = {
+                f.filename: f for f in self._rows(session, [*(f.filename for f in changes.changed), *changes.removed])
+            }
+            changed = [f for f in changes.changed if changes.applies_to(f.filename, current.get(f.filename))]
+            removed = [name for name in changes.removed if changes.applies_to(name, current.get(name))]
+            added = list(changes.added)
             now = _naive_utc(datetime.now(UTC))
             projects = sorted({file.project for file in added})
             if projects:
@@ -433,7 +440,7 @@ class SQLCache(Cache):
                 stamp.touch(f.project, CdnChange(f.project, f.version))
             for f in changed:
                 stamp.touch(f.project, CdnChange(f.project, f.version, f.filename))
-            for batch in _chunks(list(changes.removed)):
+            for batch in _chunks(removed):
                 gone = session.execute(
                     select(FileRow.project, FileRow.version, FileRow.filename).where(FileRow.filename.in_(batch))
                 ).all()
@@ -445,11 +452,18 @@ class SQLCache(Cache):
                 files = Base.metadata.tables[FileRow.__tablename__]
                 session.execute(
                     update(files)
-                    .where(files.c.filename == bindparam("b_filename"))
+                    .where(files.c.filename == bindparam("b_filename"), files.c.storage_etag.is_(None))
                     .values(storage_etag=bindparam("b_etag")),
                     [{"b_filename": name, "b_etag": etag} for name, etag in changes.etags.items()],
                 )
-        return stamp.applied(len(added) + len(changed) + len(changes.removed))
+        return stamp.applied(len(added) + len(changed) + len(removed))
+
+    @staticmethod
+    def _rows(session: Session, filenames: list[str]) -> list[PackageFile]:
+        rows: list[PackageFile] = []
+        for batch in _chunks(filenames):
+            rows.extend(_to_file(row) for row in session.scalars(select(FileRow).where(FileRow.filename.in_(batch))))
+        return rows
 
     def acquire_lock(self, name: str, holder: str, ttl: float) -> bool:
         now = _naive_utc(datetime.now(UTC))
