@@ -268,7 +268,9 @@ class Worker:
         self.deleted: set[str] = set()  # filenames deleted at least once
         self.next_version: Counter[str] = Counter()
         self.ops: Counter[str] = Counter()
-        self.actions: dict[str, Callable[[], None]] = {
+        self.detail: Counter[str] = Counter()  # reads and shared operations by kind
+        # Each operation; False if there was nothing to do it on.
+        self.actions: dict[str, Callable[[], bool]] = {
             "upload": self.upload_new,
             "reupload": self.reupload,
             "conflict": self.conflict,
@@ -295,7 +297,11 @@ class Worker:
         try:
             while time.monotonic() < deadline and self.soak.take_op():
                 kind = self.rng.choices(list(WEIGHTS), weights=list(WEIGHTS.values()))[0]
-                self.actions[kind]()
+                if not self.actions[kind]():
+                    # Nothing of that kind to do yet (no file, no release): upload something instead.
+                    kind = "upload"
+                    self.upload_new()
+                self.ops[kind] += 1
         except Exception:  # reported as a problem of the run, with the traceback
             self.soak.problem(f"worker {self.number} stopped:\n{traceback.format_exc()}")
 
@@ -310,8 +316,7 @@ class Worker:
     def files_of(self, project: str, version: str) -> set[str]:
         return {f for f in self.present if (self.used[f].project, self.used[f].version) == (project, version)}
 
-    def upload_new(self) -> None:
-        self.ops["upload"] += 1
+    def upload_new(self) -> bool:
         name = self.rng.choice(self.names)
         kinds = {(d.version, d.wheel) for d in self.used.values() if d.name == name}
         missing = sorted({(v, not w) for v, w in kinds} - kinds)
@@ -326,27 +331,26 @@ class Worker:
             self.used[dist.filename] = dist
             self.present[dist.filename] = False
             self.soak.acknowledged(dist)
+        return True
 
-    def reupload(self) -> None:
+    def reupload(self) -> bool:
         if not self.used:
-            self.upload_new()
-            return
-        self.ops["reupload"] += 1
+            return False
         dist = self.used[self.rng.choice(sorted(self.used))]
         # The same bytes: accepted, and back (not yanked) if they had been deleted.
         if self.soak.upload("reupload", dist, {200}).status_code == 200:
             self.present.setdefault(dist.filename, False)
+        return True
 
-    def conflict(self) -> None:
+    def conflict(self) -> bool:
         if not self.used:
-            self.upload_new()
-            return
-        self.ops["conflict"] += 1
+            return False
         dist = self.used[self.rng.choice(sorted(self.used))]
         other = build(self.soak.dest(), dist.name, dist.version, dist.wheel, summary=f"other bytes {self.rng.random()}")
         self.soak.upload("conflict", other, {400})
+        return True
 
-    def delete_file(self) -> None:
+    def delete_file(self) -> bool:
         gone = sorted(set(self.used) - set(self.present))
         if self.present and (not gone or self.rng.random() < 0.85):
             filename = self.rng.choice(sorted(self.present))
@@ -354,14 +358,13 @@ class Worker:
         elif gone:
             filename, expected = self.rng.choice(gone), 404
         else:
-            self.upload_new()
-            return
-        self.ops["delete_file"] += 1
+            return False
         dist = self.used[filename]
         path = f"/api/projects/{dist.project}/files/{filename}"
         if self.soak.call("delete file", "DELETE", path, {expected}, admin=True).status_code == 200:
             del self.present[filename]
             self.deleted.add(filename)
+        return True
 
     def pick_version(self) -> tuple[str, str, int] | None:
         """A release with listed files (200 expected) most of the time, else one without (404)."""
@@ -372,11 +375,9 @@ class Worker:
             return (*self.rng.choice(without), 404)
         return None
 
-    def delete_version(self) -> None:
+    def delete_version(self) -> bool:
         if (picked := self.pick_version()) is None:
-            self.upload_new()
-            return
-        self.ops["delete_version"] += 1
+            return False
         project, version, expected = picked
         files = self.files_of(project, version)
         response = self.soak.call(
@@ -389,17 +390,17 @@ class Worker:
             for filename in deleted & files:
                 del self.present[filename]
                 self.deleted.add(filename)
+        return True
 
-    def yank(self, undo: bool = False) -> None:
+    def yank(self, undo: bool = False) -> bool:
         if (picked := self.pick_version()) is None:
-            self.upload_new()
-            return
-        self.ops["unyank" if undo else "yank"] += 1
+            return False
         project, version, expected = picked
         files = self.files_of(project, version)
         path = f"/api/projects/{project}/versions/{version}/yank"
+        state: Yanked = False
         if undo:
-            response, state = self.soak.call("unyank", "DELETE", path, {expected}, admin=True), False
+            response = self.soak.call("unyank", "DELETE", path, {expected}, admin=True)
         else:
             reason = self.rng.choice(REASONS)
             body = {} if reason is None else {"reason": reason}
@@ -410,9 +411,10 @@ class Worker:
                 self.soak.problem(f"(un)yank of {project} {version} counted {response.text}, not {len(files)} files")
             for filename in files:
                 self.present[filename] = state
+        return True
 
-    def unyank(self) -> None:
-        self.yank(undo=True)
+    def unyank(self) -> bool:
+        return self.yank(undo=True)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -420,10 +422,11 @@ class Worker:
         """filename -> yank of the files of `project` it must list."""
         return {f: y for f, y in self.present.items() if self.used[f].project == project}
 
-    def read(self) -> None:
+    def read(self) -> bool:
         kind = self.rng.choice(sorted(self.reads))
-        self.ops[f"read {kind}"] += 1
+        self.detail[f"read {kind}"] += 1
         self.reads[kind](normalize(self.rng.choice(self.names)))
+        return True
 
     def started(self, project: str) -> bool:
         """Whether an upload to `project` was acknowledged: its pages answer 200 from then on, even empty."""
@@ -489,9 +492,9 @@ class Worker:
 
     # -- the shared project ------------------------------------------------------------------
 
-    def shared(self) -> None:
+    def shared(self) -> bool:
         choice = self.rng.choice(("reupload", "conflict", "delete_file", "delete_version", "yank", "unyank"))
-        self.ops[f"shared {choice}"] += 1
+        self.detail[f"shared {choice}"] += 1
         dist = self.rng.choice(self.soak.shared)
         start = time.monotonic()
         if choice == "reupload":
@@ -520,6 +523,7 @@ class Worker:
             path = f"/api/projects/{SHARED}/versions/{dist.version}/yank"
             method, body = ("POST", {"reason": self.rng.choice(REASONS[1:])}) if choice == "yank" else ("DELETE", None)
             self.soak.call(f"shared {choice}", method, path, {200, 404}, admin=True, json=body)
+        return True
 
 
 def reload_now(soak: Soak) -> dict[str, Any] | None:
@@ -607,8 +611,10 @@ def check_end(soak: Soak, workers: list[Worker]) -> dict[str, dict[str, dict[str
 
 def summary(soak: Soak, workers: list[Worker], seconds: float, reloads: list[Any], listings: dict[str, Any]) -> str:
     ops: Counter[str] = Counter()
+    detail: Counter[str] = Counter()
     for worker in workers:
         ops.update(worker.ops)
+        detail.update(worker.detail)
     statuses = ", ".join(f"{kind} {status}: {n}" for (kind, status), n in sorted(soak.statuses.items()))
     files = [entry for files in listings.values() for entry in files.values()]
     shared = settled(soak.shared_log)
@@ -616,6 +622,7 @@ def summary(soak: Soak, workers: list[Worker], seconds: float, reloads: list[Any
         [
             f"soak [{soak.target.kind}] seed {SEED}: {soak.ops} operations in {seconds:.1f} s by {WORKERS} workers",
             "  operations: " + ", ".join(f"{kind} {n}" for kind, n in sorted(ops.items())),
+            "    of which: " + ", ".join(f"{kind} {n}" for kind, n in sorted(detail.items())),
             f"  answers: {statuses}",
             f"  reloads during the run: {reloads}",
             f"  end: {len(files)} files listed ({sum(1 for f in files if f['yanked'])} yanked) in "
