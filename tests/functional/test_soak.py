@@ -19,6 +19,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -292,6 +293,18 @@ class Worker:
             "own sidecar": self.read_own_sidecar,
             "any file": self.read_any_file,
         }
+        # What it does to a file (or the file's release) of SHARED.
+        self.shared_ops: dict[str, Callable[[Dist], None]] = {
+            "reupload": self.shared_reupload,
+            "conflict": self.shared_conflict,
+            "delete file": self.shared_delete_file,
+            "race": self.shared_race,
+            "delete version": self.shared_delete_version,
+            "yank": self.shared_yank,
+            "unyank": self.shared_unyank,
+        }
+        # The second request of a race.
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"soak-{number}-race")
 
     def run(self, deadline: float) -> None:
         try:
@@ -304,6 +317,8 @@ class Worker:
                 self.ops[kind] += 1
         except Exception:  # reported as a problem of the run, with the traceback
             self.soak.problem(f"worker {self.number} stopped:\n{traceback.format_exc()}")
+        finally:
+            self.pool.shutdown()
 
     # -- its own projects ------------------------------------------------------------------
 
@@ -493,37 +508,55 @@ class Worker:
     # -- the shared project ------------------------------------------------------------------
 
     def shared(self) -> bool:
-        choice = self.rng.choice(("reupload", "conflict", "delete_file", "delete_version", "yank", "unyank"))
-        self.detail[f"shared {choice}"] += 1
-        dist = self.rng.choice(self.soak.shared)
-        start = time.monotonic()
-        if choice == "reupload":
-            # 409: the file's lease stayed taken by racing deletes and uploads; nothing changed then.
-            if self.soak.upload("shared reupload", dist, {200, 409}).status_code == 200:
-                self.soak.log_shared([SharedOp(dist.filename, start, time.monotonic(), "present")])
-        elif choice == "conflict":
-            other = build(self.soak.dest(), dist.name, dist.version, dist.wheel, summary=f"other {self.rng.random()}")
-            # Listed or deleted, this filename has been used: other bytes are refused whatever races it.
-            self.soak.upload("shared conflict", other, {400})
-        elif choice == "delete_file":
-            path = f"/api/projects/{SHARED}/files/{dist.filename}"
-            if self.soak.call("shared delete file", "DELETE", path, {200, 404, 409}, admin=True).status_code == 200:
-                self.soak.log_shared([SharedOp(dist.filename, start, time.monotonic(), "absent")])
-        elif choice == "delete_version":
-            path = f"/api/projects/{SHARED}/versions/{dist.version}"
-            response = self.soak.call("shared delete version", "DELETE", path, {200, 404, 409}, admin=True)
-            end = time.monotonic()
-            if response.status_code == 200:
-                self.soak.log_shared([SharedOp(f, start, end, "absent") for f in response.json()["deleted"]])
-            else:
-                # A 404 or 409 may come after some of the release's files went: their state is unknown.
-                siblings = [d.filename for d in self.soak.shared if d.version == dist.version]
-                self.soak.log_shared([SharedOp(f, start, end, "unknown") for f in siblings])
-        else:
-            path = f"/api/projects/{SHARED}/versions/{dist.version}/yank"
-            method, body = ("POST", {"reason": self.rng.choice(REASONS[1:])}) if choice == "yank" else ("DELETE", None)
-            self.soak.call(f"shared {choice}", method, path, {200, 404}, admin=True, json=body)
+        kind = self.rng.choice(sorted(self.shared_ops))
+        self.detail[f"shared {kind}"] += 1
+        self.shared_ops[kind](self.rng.choice(self.soak.shared))
         return True
+
+    def shared_reupload(self, dist: Dist) -> None:
+        start = time.monotonic()
+        # 409: the file's lease stayed taken by racing deletes and uploads; nothing changed then.
+        if self.soak.upload("shared reupload", dist, {200, 409}).status_code == 200:
+            self.soak.log_shared([SharedOp(dist.filename, start, time.monotonic(), "present")])
+
+    def shared_conflict(self, dist: Dist) -> None:
+        other = build(self.soak.dest(), dist.name, dist.version, dist.wheel, summary=f"other {self.rng.random()}")
+        # Listed or deleted, this filename has been used: other bytes are refused whatever races it.
+        self.soak.upload("shared conflict", other, {400})
+
+    def shared_delete_file(self, dist: Dist) -> None:
+        start = time.monotonic()
+        path = f"/api/projects/{SHARED}/files/{dist.filename}"
+        if self.soak.call("shared delete file", "DELETE", path, {200, 404, 409}, admin=True).status_code == 200:
+            self.soak.log_shared([SharedOp(dist.filename, start, time.monotonic(), "absent")])
+
+    def shared_race(self, dist: Dist) -> None:
+        """A delete and an identical re-upload of one file at once: the file's lease orders them."""
+        deleting = self.pool.submit(self.shared_delete_file, dist)
+        self.shared_reupload(dist)
+        deleting.result()
+
+    def shared_delete_version(self, dist: Dist) -> None:
+        start = time.monotonic()
+        path = f"/api/projects/{SHARED}/versions/{dist.version}"
+        response = self.soak.call("shared delete version", "DELETE", path, {200, 404, 409}, admin=True)
+        end = time.monotonic()
+        if response.status_code == 200:
+            self.soak.log_shared([SharedOp(f, start, end, "absent") for f in response.json()["deleted"]])
+        else:
+            # A 404 or 409 may come after some of the release's files went: their state is unknown.
+            siblings = [d.filename for d in self.soak.shared if d.version == dist.version]
+            self.soak.log_shared([SharedOp(f, start, end, "unknown") for f in siblings])
+
+    def shared_yank(self, dist: Dist, undo: bool = False) -> None:
+        path = f"/api/projects/{SHARED}/versions/{dist.version}/yank"
+        if undo:
+            self.soak.call("shared unyank", "DELETE", path, {200, 404}, admin=True)
+        else:
+            self.soak.call("shared yank", "POST", path, {200, 404}, admin=True, json={"reason": "shared"})
+
+    def shared_unyank(self, dist: Dist) -> None:
+        self.shared_yank(dist, undo=True)
 
 
 def reload_now(soak: Soak) -> dict[str, Any] | None:
