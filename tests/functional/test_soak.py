@@ -59,6 +59,7 @@ WEIGHTS = {
     "conflict": 1.0,
     "delete_file": 2.0,
     "delete_version": 0.7,
+    "race": 1.0,
     "yank": 1.5,
     "unyank": 1.0,
     "read": 8.0,
@@ -175,6 +176,23 @@ def settled(log: list[SharedOp]) -> dict[str, bool]:
     return found
 
 
+def race_outcome(deleted: int, uploaded: requests.Response, listed_before: bool | None) -> str:
+    """What a delete (answered `deleted`) and an identical re-upload of one file sent at once leave, as SharedOp.effect,
+    if nothing else touched the file meanwhile; `listed_before`: whether it was listed before them (None: unknown)."""
+    if uploaded.status_code != 200:
+        return "absent" if deleted in (200, 404) else "unknown"  # the upload changed nothing
+    if deleted == 409:
+        return "present"  # the delete changed nothing
+    if uploaded.json()["message"] != "OK":
+        # It found the file listed: a delete that deleted came after it (one that found nothing is a contradiction).
+        return "absent" if deleted == 200 else "unknown"
+    # "OK" alone: it found no row and indexed the file. A delete that found nothing came first; one that deleted
+    # came first if the file was listed before, and after (deleting the upload's file) if it was not.
+    if deleted == 404 or listed_before:
+        return "present"
+    return "unknown" if listed_before is None else "absent"
+
+
 @dataclass
 class Soak:
     """What every thread shares: the server, every answer, every broken expectation, the shared project's log."""
@@ -187,6 +205,7 @@ class Soak:
     known: dict[str, Dist] = field(default_factory=dict)  # filename -> the bytes acknowledged under it
     shared: list[Dist] = field(default_factory=list)
     shared_log: list[SharedOp] = field(default_factory=list)
+    reload_times: list[tuple[float, float]] = field(default_factory=list)  # from the POST to the poll seeing it end
     ops: int = 0
     built: int = 0
 
@@ -277,6 +296,7 @@ class Worker:
             "conflict": self.conflict,
             "delete_file": self.delete_file,
             "delete_version": self.delete_version,
+            "race": self.race,
             "yank": self.yank,
             "unyank": self.unyank,
             "read": self.read,
@@ -303,7 +323,7 @@ class Worker:
             "yank": self.shared_yank,
             "unyank": self.shared_unyank,
         }
-        # The second request of a race.
+        # The second request of a race (its own and the shared project's).
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"soak-{number}-race")
 
     def run(self, deadline: float) -> None:
@@ -379,6 +399,23 @@ class Worker:
         if self.soak.call("delete file", "DELETE", path, {expected}, admin=True).status_code == 200:
             del self.present[filename]
             self.deleted.add(filename)
+        return True
+
+    def race(self) -> bool:
+        """A delete and an identical re-upload of one of its listed files at once; the upload's answer tells
+        which the file's lease let in first."""
+        if not self.present:
+            return False
+        dist = self.used[self.rng.choice(sorted(self.present))]
+        path = f"/api/projects/{dist.project}/files/{dist.filename}"
+        deleting = self.pool.submit(self.soak.call, "race delete", "DELETE", path, {200}, admin=True)
+        uploaded = self.soak.upload("race reupload", dist, {200})
+        if deleting.result().status_code == 200 and uploaded.status_code == 200:
+            self.deleted.add(dist.filename)
+            if race_outcome(200, uploaded, listed_before=True) == "present":
+                self.present[dist.filename] = False  # indexed again after the delete: a new row, not yanked
+            else:
+                del self.present[dist.filename]
         return True
 
     def pick_version(self) -> tuple[str, str, int] | None:
@@ -532,9 +569,12 @@ class Worker:
 
     def shared_race(self, dist: Dist) -> None:
         """A delete and an identical re-upload of one file at once: the file's lease orders them."""
-        deleting = self.pool.submit(self.shared_delete_file, dist)
-        self.shared_reupload(dist)
-        deleting.result()
+        start = time.monotonic()
+        path = f"/api/projects/{SHARED}/files/{dist.filename}"
+        deleting = self.pool.submit(self.soak.call, "shared race delete", "DELETE", path, {200, 404, 409}, admin=True)
+        uploaded = self.soak.upload("shared race reupload", dist, {200, 409})
+        outcome = race_outcome(deleting.result().status_code, uploaded, listed_before=None)
+        self.soak.log_shared([SharedOp(dist.filename, start, time.monotonic(), outcome)])
 
     def shared_delete_version(self, dist: Dist) -> None:
         start = time.monotonic()
@@ -561,13 +601,14 @@ class Worker:
 
 def reload_now(soak: Soak) -> dict[str, Any] | None:
     """POST /admin/reload, then follow GET /admin/reload until it is done; its final progress."""
+    began = time.monotonic()
     started = soak.call("admin reload", "POST", "/admin/reload", {202}, admin=True)
     if started.status_code != 202:
         return None
-    deadline = time.monotonic() + RELOAD_TIMEOUT
-    while time.monotonic() < deadline:
+    while time.monotonic() < began + RELOAD_TIMEOUT:
         state = soak.call("admin reload progress", "GET", "/admin/reload", {200}, admin=True)
         if state.status_code == 200 and not state.json()["running"]:
+            soak.reload_times.append((began, time.monotonic()))
             progress: dict[str, Any] = state.json()["progress"]
             if progress.get("state") != "done":
                 soak.problem(f"a reload during the run ended {progress}")
@@ -638,7 +679,11 @@ def check_end(soak: Soak, workers: list[Worker]) -> dict[str, dict[str, dict[str
             soak.fetch("end: download deleted", dist.url, {404})
     for filename, present in sorted(settled(soak.shared_log).items()):
         if (filename in listings[SHARED]) != present:
-            problem(f"{SHARED}: {filename} should {'' if present else 'not '}be listed (its last change raced none)")
+            changes = sorted((op.start, op.end, op.effect) for op in soak.shared_log if op.filename == filename)[-3:]
+            problem(
+                f"{SHARED}: {filename} should {'' if present else 'not '}be listed: its last change raced none "
+                f"(its last changes: {changes}; reloads ran {soak.reload_times})"
+            )
     return listings
 
 
