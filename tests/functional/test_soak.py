@@ -1,9 +1,11 @@
 """A bounded soak against a real server (issue 14): threads mixing uploads, deletes, yanks, reads and admin reloads.
 
 Each worker alone changes its own two projects, so what they must hold at the end is known exactly: a file is
-listed iff its last acknowledged operation was an upload, and yanked as its version's last acknowledged yank or
-unyank since then left it. Every worker also races the others on one shared project, where only what holds under
-any interleaving is checked, and the presence of the files whose latest operation overlapped no other on them.
+listed iff its last acknowledged operation was an upload (of a delete and an identical re-upload sent at once, the
+upload's answer tells which came first), yanked with the reason of its release's last acknowledged yank since it was
+last indexed unless an unyank followed, stored, and served with the hash it is listed with. Every worker also races
+the others on one shared project, where only what holds under any interleaving is checked, and the presence of the
+files whose latest change overlapped no other on them.
 
 PPC_SOAK_SECONDS (default 45) and PPC_SOAK_SEED (default 14) lengthen or vary a run.
 """
