@@ -178,6 +178,16 @@ def settled(log: list[SharedOp]) -> dict[str, bool]:
     return found
 
 
+def differences(found: dict[str, Any], wanted: dict[str, Any]) -> str:
+    """The files a page lists wrongly: what it shows of each, and what it should."""
+    gone = "(not listed)"
+    return ", ".join(
+        f"{f}: {found.get(f, gone)!r} instead of {wanted.get(f, gone)!r}"
+        for f in sorted(found.keys() | wanted.keys())
+        if found.get(f, gone) != wanted.get(f, gone)
+    )
+
+
 def race_outcome(deleted: int, uploaded: requests.Response, listed_before: bool | None) -> str:
     """What a delete (answered `deleted`) and an identical re-upload of one file sent at once leave, as SharedOp.effect,
     if nothing else touched the file meanwhile; `listed_before`: whether it was listed before them (None: unknown)."""
@@ -497,7 +507,7 @@ class Worker:
             files = {f["filename"]: (f["hashes"].get("sha256"), f["yanked"]) for f in page.json()["files"]}
             wanted = {f: (self.used[f].sha256, y) for f, y in self.listing(own).items()}
             if files != wanted:
-                self.soak.problem(f"/simple/{own}/ (JSON) lists {files}, not {wanted}")
+                self.soak.problem(f"/simple/{own}/ (JSON), (sha256, yanked): {differences(files, wanted)}")
 
     def read_own_html(self, own: str) -> None:
         page = self.soak.call(
@@ -507,7 +517,7 @@ class Worker:
             found = {text: attrs.get("data-yanked") for text, attrs in anchors(page.text).items()}
             wanted = {f: None if y is False else "" if y is True else y for f, y in self.listing(own).items()}
             if found != wanted:
-                self.soak.problem(f"/simple/{own}/ (HTML) lists (filename: data-yanked) {found}, not {wanted}")
+                self.soak.problem(f"/simple/{own}/ (HTML), data-yanked: {differences(found, wanted)}")
 
     def read_own_pypi_json(self, own: str) -> None:
         page = self.soak.call("read /pypi/json", "GET", f"/pypi/{own}/json", {200 if self.started(own) else 404})
@@ -673,7 +683,7 @@ def check_end(soak: Soak, workers: list[Worker]) -> dict[str, dict[str, dict[str
             project = normalize(name)
             found = {f: e["yanked"] for f, e in listings[project].items()}
             if found != worker.listing(project):
-                problem(f"{project} lists (filename: yanked) {found}, not {worker.listing(project)}")
+                problem(f"/simple/{project}/ at the end, yanked: {differences(found, worker.listing(project))}")
         for filename in sorted(worker.deleted - set(worker.present)):
             dist = worker.used[filename]
             if tombstone_key(dist.project, filename) not in keys:
