@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,19 @@ from tests.support.settings import HERE, write_ini
 PREFIX = "packages/"
 
 
-def s3_settings(moto: Moto, bucket: str, *, stream_files: bool = False, cache_url: str | None = None) -> dict[str, str]:
-    """The harness's settings with S3 storage on `bucket` (under PREFIX), and optionally another server's cache."""
+def s3_settings(
+    moto: Moto,
+    bucket: str,
+    *,
+    stream_files: bool = False,
+    cache_url: str | None = None,
+    extra: Mapping[str, str | None] | None = None,
+) -> dict[str, str]:
+    """The harness's settings with S3 storage on `bucket` (under PREFIX), and optionally another server's cache;
+    `extra` replaces, adds (or, None, removes) settings."""
     storage = {**moto.s3_settings(bucket, PREFIX), "storage.stream_files": "true" if stream_files else "false"}
-    return pserve_settings(
-        HERE, {"storage.dir": None, **storage, **({"cache.url": cache_url} if cache_url is not None else {})}
-    )
+    cache = {"cache.url": cache_url} if cache_url is not None else {}
+    return pserve_settings(HERE, {"storage.dir": None, **storage, **cache, **(extra or {})})
 
 
 def server_env(folder: Path) -> dict[str, str]:
@@ -38,12 +46,21 @@ def server_env(folder: Path) -> dict[str, str]:
 
 
 def start_s3_server(
-    folder: Path, moto: Moto, bucket: str, *, stream_files: bool = False, cache_url: str | None = None
+    folder: Path,
+    moto: Moto,
+    bucket: str,
+    *,
+    stream_files: bool = False,
+    cache_url: str | None = None,
+    extra: Mapping[str, str | None] | None = None,
 ) -> Server:
-    """Like harness.start_server, on S3; waits until /health answers 200 (storage and cache both reachable)."""
+    """Like harness.start_server, on S3; waits until /health answers 200 (storage and cache both reachable).
+
+    Settings are written as they are: a `%` in `cache_url` or `extra` must be doubled.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    settings = s3_settings(moto, bucket, stream_files=stream_files, cache_url=cache_url)
+    settings = s3_settings(moto, bucket, stream_files=stream_files, cache_url=cache_url, extra=extra)
     ini = write_ini(folder / "server.ini", settings, port)
     return launch(folder, ini, port, ready="/health", env=server_env(folder))
 
