@@ -2,10 +2,10 @@
 
 Each worker alone changes its own two projects, so what they must hold at the end is known exactly: a file is
 listed iff its last acknowledged operation was an upload (of a delete and an identical re-upload sent at once, the
-upload's answer tells which came first), yanked with the reason of its release's last acknowledged yank since it was
-last indexed unless an unyank followed, stored, and served with the hash it is listed with. Every worker also races
-the others on one shared project, where only what holds under any interleaving is checked, and the presence of the
-files whose latest change overlapped no other on them.
+upload's answer tells which came first), yanked as its release was when it was indexed (a file joining a release
+whose files are all yanked is yanked too) or as the release's last acknowledged yank or unyank since, stored, and
+served with the hash it is listed with. Every worker also races the others on one shared project, where only what
+holds under any interleaving is checked, and the presence of the files whose latest change overlapped no other on them.
 
 PPC_SOAK_SECONDS (default 45) and PPC_SOAK_SEED (default 14) lengthen or vary a run.
 """
@@ -363,12 +363,20 @@ class Worker:
     def files_of(self, project: str, version: str) -> set[str]:
         return {f for f in self.present if (self.used[f].project, self.used[f].version) == (project, version)}
 
+    def joining(self, dist: Dist) -> Yanked:
+        """The yank a file indexed anew takes: its release's, when every other listed file of it is yanked (PyPI
+        yanks releases, not files), else none."""
+        states = [self.present[f] for f in self.files_of(dist.project, dist.version) - {dist.filename}]
+        if not states or False in states:
+            return False
+        return next((state for state in states if isinstance(state, str)), True)
+
     def upload_new(self) -> bool:
         name = self.rng.choice(self.names)
         kinds = {(d.version, d.wheel) for d in self.used.values() if d.name == name}
         missing = sorted({(v, not w) for v, w in kinds} - kinds)
         if missing and self.rng.random() < 0.4:
-            # The other kind of an existing release: it may be yanked, and the new file is not.
+            # The other kind of an existing release: if that release is yanked, the new file joins it yanked.
             version, wheel = self.rng.choice(missing)
         else:
             self.next_version[name] += 1
@@ -376,7 +384,7 @@ class Worker:
         dist = build(self.soak.dest(), name, version, wheel)
         if self.soak.upload("upload", dist, {200}).status_code == 200:
             self.used[dist.filename] = dist
-            self.present[dist.filename] = False
+            self.present[dist.filename] = self.joining(dist)
             self.soak.acknowledged(dist)
         return True
 
@@ -384,9 +392,9 @@ class Worker:
         if not self.used:
             return False
         dist = self.used[self.rng.choice(sorted(self.used))]
-        # The same bytes: accepted, and back (not yanked) if they had been deleted.
-        if self.soak.upload("reupload", dist, {200}).status_code == 200:
-            self.present.setdefault(dist.filename, False)
+        # The same bytes: accepted, and back if they had been deleted (yanked only if its release is).
+        if self.soak.upload("reupload", dist, {200}).status_code == 200 and dist.filename not in self.present:
+            self.present[dist.filename] = self.joining(dist)
         return True
 
     def conflict(self) -> bool:
@@ -425,7 +433,8 @@ class Worker:
         if deleting.result().status_code == 200 and uploaded.status_code == 200:
             self.deleted.add(dist.filename)
             if race_outcome(200, uploaded, listed_before=True) == "present":
-                self.present[dist.filename] = False  # indexed again after the delete: a new row, not yanked
+                # Indexed again after the delete: a new row, yanked only if the rest of its release is.
+                self.present[dist.filename] = self.joining(dist)
             else:
                 del self.present[dist.filename]
         return True
