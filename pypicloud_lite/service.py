@@ -131,6 +131,8 @@ class PackageIndex:
         with self._spool(content) as spooled, self._file_lease(dist.filename):
             self._check_digests(form, spooled)
             existing = self.cache.get_file(dist.filename)
+            if existing is not None and existing.sha256 is not None and self.storage.stat(existing.object_key) is None:
+                return self._restore(existing, spooled, dist)
             if existing is not None:
                 return UploadResult(self._same_file(existing, spooled.sha256), created=False)
             self._check_not_reused(dist, spooled.sha256)
@@ -228,6 +230,23 @@ class PackageIndex:
                 f"File already exists: {existing.filename!r} is already in the index with different contents."
             )
         return existing
+
+    def _restore(self, existing: PackageFile, spooled: Spooled, dist: DistFilename) -> UploadResult:
+        """An identical re-upload of a file whose object is gone from storage writes it back (and its sidecar).
+
+        The row says which bytes the filename holds: other bytes are refused as for any existing file.
+        """
+        if existing.sha256 != spooled.sha256:
+            raise FileExists(
+                f"File already exists: {existing.filename!r} is already in the index with different contents."
+            )
+        self.storage.put_new(existing.object_key, spooled.path, sha256=existing.sha256)
+        if existing.metadata_sha256 is not None:
+            raw_metadata = read_metadata_file(spooled.path, dist)
+            if hashlib.sha256(raw_metadata).hexdigest() == existing.metadata_sha256:
+                self.storage.put_bytes(existing.sidecar_key, raw_metadata)
+        logger.warning("upload of %s restored its object, missing from storage", existing.filename)
+        return UploadResult(existing, created=False)
 
     def _check_not_reused(self, dist: DistFilename, sha256: str) -> None:
         """PyPI's rule: a deleted filename never comes back with other bytes (its URL was served immutable).

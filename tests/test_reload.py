@@ -26,7 +26,7 @@ from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cache.sql import SQLCache
 from pypicloud_lite.config import UploadSettings, load_settings
 from pypicloud_lite.db.tables import FileRow
-from pypicloud_lite.errors import BackendUnavailable, Conflict
+from pypicloud_lite.errors import BackendUnavailable, Conflict, FileExists
 from pypicloud_lite.metadata import parse_core_metadata
 from pypicloud_lite.models import AddFile, PackageFile
 from pypicloud_lite.naming import parse_filename, parse_key
@@ -306,6 +306,29 @@ def test_objects_deleted_from_storage_disappear(env: Env) -> None:
     assert set(env.rows()) == {sdist.name}
     assert set(env.json_page("demo")) == {sdist.name}
     assert env.testapp.get(f"/packages/demo/{wheel.name}", expect_errors=True).status_int == 404
+
+
+@pytest.mark.parametrize("kind", ["wheel", "sdist"])
+def test_an_identical_reupload_writes_back_an_object_gone_from_storage(any_env: Env, kind: str) -> None:
+    """A row whose object is gone: uploading the same bytes again stores them (and a wheel's sidecar) again."""
+    env = any_env
+    dist = (build_wheel if kind == "wheel" else build_sdist)(env.dists, "Demo", "1.0")
+    row = upload(env.index, dist).file
+    delete_raw(env.storage, key_of(dist))
+    delete_raw(env.storage, key_of(dist) + ".metadata")
+
+    again = upload(env.index, dist)
+
+    assert again.file.sha256 == row.sha256
+    with env.storage.open(key_of(dist)) as fh:
+        assert fh.read() == dist.read_bytes()
+    assert (env.storage.stat(key_of(dist) + ".metadata") is not None) == (kind == "wheel")
+    other = build_wheel(env.dists / "other", "Demo", "1.0", summary="other bytes") if kind == "wheel" else None
+    if other is not None:
+        delete_raw(env.storage, key_of(dist))
+        with pytest.raises(FileExists):
+            upload(env.index, other)
+        assert env.storage.stat(key_of(dist)) is None
 
 
 def test_second_reload_changes_nothing_and_reads_nothing(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
