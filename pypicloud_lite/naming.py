@@ -174,11 +174,21 @@ def parse_key(key: str) -> DistFilename | None:
     The folder must name the file's project, spelled any way that normalizes to it
     (`my_lib/`, `My.Lib/` or `my-lib/`): other tools do not all use our spelling.
     """
+    found = explain_key(key)
+    return found if isinstance(found, DistFilename) else None
+
+
+def explain_key(key: str) -> DistFilename | str:
+    """The distribution a storage key holds (see parse_key), or why it holds none, for the reload's log."""
     folder, sep, filename = key.partition("/")
-    if not sep or "/" in filename or key.endswith(METADATA_SUFFIX):
-        return None
+    if key.endswith(METADATA_SUFFIX):
+        return "a core-metadata sidecar"
+    if not sep or "/" in filename:
+        return "not <project>/<filename>: this index reads one folder per project, one level deep"
     try:
         dist = parse_filename(filename)
-    except InvalidUpload:
-        return None
-    return dist if normalize(folder) == dist.project else None
+    except InvalidUpload as exc:
+        return exc.message
+    if normalize(folder) != dist.project:
+        return f"its folder {folder!r} does not name the project of {filename!r} ({dist.project!r})"
+    return dist

@@ -37,7 +37,7 @@ from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.errors import Conflict, NotFound, PypicloudLiteError
 from pypicloud_lite.indexing import describe_object, listed_file
 from pypicloud_lite.models import FillDetails, PackageFile, ReloadChanges, RemoveFile
-from pypicloud_lite.naming import INTERNAL_PREFIX, METADATA_SUFFIX, DistFilename, parse_key
+from pypicloud_lite.naming import INTERNAL_PREFIX, METADATA_SUFFIX, DistFilename, explain_key
 from pypicloud_lite.storage.base import Storage, StoredObject
 
 logger = logging.getLogger(__name__)
@@ -139,11 +139,11 @@ class ReloadRun:
             self.progress.listed += 1
             if obj.key.endswith(METADATA_SUFFIX):
                 self.sidecars.add(obj.key)
-            elif (dist := parse_key(obj.key)) is not None:
+            elif isinstance(dist := explain_key(obj.key), DistFilename):
                 found[dist.filename] = (dist, obj)
             elif not obj.key.startswith(INTERNAL_PREFIX):  # the index's own records are no strays
                 self.progress.skipped += 1
-                logger.debug("reload skips %r: not a distribution this index serves", obj.key)
+                logger.warning("reload skips %r: %s", obj.key, dist)
             if self.progress.listed % PROGRESS_EVERY == 0:
                 self._report()
 

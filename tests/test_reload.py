@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
 import shutil
 import threading
@@ -213,7 +214,7 @@ def test_parse_key(key: str, filename: str | None) -> None:
 # -- what a reload finds ---------------------------------------------------------
 
 
-def test_objects_put_straight_into_storage_are_indexed(any_env: Env) -> None:
+def test_objects_put_straight_into_storage_are_indexed(any_env: Env, caplog: pytest.LogCaptureFixture) -> None:
     env = any_env
     wheel = build_wheel(env.dists, "Foo.Bar", "1.0", summary="Wheel summary", requires_python=">=3.9")
     sdist = build_sdist(env.dists, "Foo.Bar", "1.0", summary="Sdist summary", requires_python=">=3.8")
@@ -235,12 +236,22 @@ def test_objects_put_straight_into_storage_are_indexed(any_env: Env) -> None:
     for key, data in strays.items():
         put_raw(env.storage, key, data)
 
-    result = env.reload()
+    with caplog.at_level(logging.WARNING, logger="pypicloud_lite.reload"):
+        result = env.reload()
 
     assert result.state == "done"
     assert result.error is None
     assert result.listed == 3 + len(strays)
     assert result.skipped == len(strays) - 1  # all but the sidecar
+    # Each skipped key is logged with why: not one folder deep, not a distribution, another project's folder.
+    skips = {r.args[0]: r.args[1] for r in caplog.records if r.msg == "reload skips %r: %s"}
+    assert set(skips) == set(strays) - {"foo-bar/foo_bar-9.0.tar.gz.metadata"}
+    assert (
+        "one folder per project" in skips["README"]
+        and "one folder per project" in skips["foo-bar/nested/foo_bar-5.0.tar.gz"]
+    )
+    assert "Invalid file extension" in skips["foo-bar/not-a-dist.txt"]
+    assert "does not name the project" in skips["wrong-folder/foo_bar-3.0.tar.gz"]
     assert counts(result) == {"added": 3, "removed": 0, "changed": 0, "unchanged": 0, "hashed": 3, "failed": 0}
     assert isinstance(result.visible_seconds, float)
     assert isinstance(result.complete_seconds, float)
