@@ -62,6 +62,8 @@ class DynamoSettings:
     # PAY_PER_REQUEST (on demand) unless capacities are given.
     read_capacity: int | None
     write_capacity: int | None
+    # HTTP connections pynamodb keeps: enough for the reload's workers and the request threads at once.
+    max_pool_connections: int = 10
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class CacheSettings:
     serial_max_age: float = 0.0
     # Record every change in the CDN outbox (in the change's own transaction): cdn.backend != none.
     cdn_outbox: bool = False
+    # SQL connections at most (pool_size kept open, the rest opened when needed): see config._pool.
+    max_connections: int = 24
 
 
 @dataclass(frozen=True)
@@ -230,6 +234,13 @@ def _non_negative(value: str) -> float:
     number = float(value)
     if not number >= 0:
         raise ValueError(f"{value!r} is not a number of seconds >= 0")
+    return number
+
+
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"{value!r} is not a whole number >= 1")
     return number
 
 
@@ -415,7 +426,7 @@ def _default(cls: Any, name: str) -> str:
     return "" if value is None else str(value)
 
 
-def _dynamo_settings(r: _Reader) -> DynamoSettings:
+def _dynamo_settings(r: _Reader, concurrency: int) -> DynamoSettings:
     read, write = r.get("cache.read_capacity"), r.get("cache.write_capacity")
     if bool(read) != bool(write):
         raise ConfigError(
@@ -428,10 +439,11 @@ def _dynamo_settings(r: _Reader) -> DynamoSettings:
         create_tables=r.typed("cache.create_tables", parse_bool, "false"),
         read_capacity=r.typed("cache.read_capacity", int, read) if read else None,
         write_capacity=r.typed("cache.write_capacity", int, write) if write else None,
+        max_pool_connections=_pool(r, "cache.max_pool_connections", concurrency),
     )
 
 
-def _s3_settings(r: _Reader) -> S3Settings:
+def _s3_settings(r: _Reader, concurrency: int) -> S3Settings:
     prefix = (r.get("storage.prefix", "") or "").strip().lstrip("/")
     sse = r.choice("storage.sse", "none", ("none", "AES256", "aws:kms"))
     kms_key_id = r.get("storage.kms_key_id") or None
@@ -448,8 +460,28 @@ def _s3_settings(r: _Reader) -> S3Settings:
         storage_class=r.get("storage.storage_class") or None,
         acl=r.get("storage.acl") or None,
         presign_expiry=r.typed("storage.presign_expiry", int, "300"),
-        max_pool_connections=r.typed("storage.max_pool_connections", int, "20"),
+        max_pool_connections=_pool(r, "storage.max_pool_connections", concurrency),
     )
+
+
+# The request threads of the shipped waitress settings (`threads` in [server:main]).
+REQUEST_THREADS = 8
+
+
+def _pool(r: _Reader, key: str, concurrency: int) -> int:
+    """A client's connection pool: by default one connection for each thread that may use it at once.
+
+    A reload's workers all read storage (and write the cache) together, besides the request threads:
+    a smaller pool makes them queue, and urllib3 discards connections ("Connection pool is full").
+    """
+    size = r.typed(key, _count, str(concurrency))
+    workers = r.typed("pypi.reload_workers", _count, str(_default(ReloadSettings, "workers")))
+    if size < workers:
+        raise ConfigError(
+            f"setting {key!r} ({size}) is below 'pypi.reload_workers' ({workers}): a reload's workers would wait "
+            "for connections; raise it or lower the workers"
+        )
+    return size
 
 
 MIN_SESSION_SECRET = 32
@@ -515,12 +547,17 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
     env = os.environ if environ is None else environ
     raw = {**raw, **environ_settings(env)}
     r = _Reader(raw, env)
+    reload = ReloadSettings(
+        on_start=r.typed("pypi.reload_on_start", parse_bool, _default(ReloadSettings, "on_start")),
+        workers=r.typed("pypi.reload_workers", _count, str(_default(ReloadSettings, "workers"))),
+    )
+    concurrency = reload.workers + REQUEST_THREADS
     storage_backend = r.choice("storage.backend", "local", ("local", "s3"))
     storage = StorageSettings(
         backend=storage_backend,
         dir=r.path("storage.dir"),
         stream_files=r.typed("storage.stream_files", parse_bool, _default(StorageSettings, "stream_files")),
-        s3=_s3_settings(r) if storage_backend == "s3" else None,
+        s3=_s3_settings(r, concurrency) if storage_backend == "s3" else None,
     )
     if storage.backend == "local" and storage.dir is None:
         raise ConfigError("setting 'storage.dir' is required with storage.backend = local")
@@ -533,7 +570,8 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         echo=r.typed("cache.echo", parse_bool, "false"),
         connect_timeout=r.typed("cache.connect_timeout", int, _default(CacheSettings, "connect_timeout")),
         serial_max_age=r.typed("cache.serial_max_age", _non_negative, _default(CacheSettings, "serial_max_age")),
-        dynamo=_dynamo_settings(r) if cache_backend == "dynamo" else None,
+        dynamo=_dynamo_settings(r, concurrency) if cache_backend == "dynamo" else None,
+        max_connections=_pool(r, "cache.max_connections", concurrency) if cache_backend == "sql" else concurrency,
     )
     create_projects = r.get("pypi.create_projects")
     auth = AuthSettings(
@@ -577,10 +615,6 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         ),
         public_url=r.typed("web.public_url", parse_public_url, ""),
         allowed_hosts=_allowed_hosts(r),
-    )
-    reload = ReloadSettings(
-        on_start=r.typed("pypi.reload_on_start", parse_bool, _default(ReloadSettings, "on_start")),
-        workers=r.typed("pypi.reload_workers", int, _default(ReloadSettings, "workers")),
     )
     sync = _sync_settings(r)
     cdn = _cdn_settings(r, web.page_max_age)

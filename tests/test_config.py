@@ -520,3 +520,28 @@ def test_a_wrong_allowed_host_names_the_key(tmp_path: Path, value: str) -> None:
     with pytest.raises(ConfigError, match=r"'web\.allowed_hosts'") as excinfo:
         load_settings(minimal(tmp_path, **{"web.allowed_hosts": value}), environ={})
     assert repr(value) in excinfo.value.message
+
+
+def _pools(raw: dict[str, str]) -> tuple[int, int, int]:
+    """(S3 pool, DynamoDB pool, SQL connections) the settings give each client."""
+    sql_keys = {k: v for k, v in raw.items() if k != "cache.max_pool_connections"}
+    dynamo_keys = {k: v for k, v in raw.items() if k not in ("storage.max_pool_connections", "cache.max_connections")}
+    s3 = load_settings(
+        {**sql_keys, "storage.backend": "s3", "storage.bucket": "b", "cache.url": "sqlite://"}, environ={}
+    )
+    dynamo = load_settings({**dynamo_keys, "storage.dir": "/p", "cache.backend": "dynamo"}, environ={})
+    assert s3.storage.s3 is not None and dynamo.cache.dynamo is not None
+    return s3.storage.s3.max_pool_connections, dynamo.cache.dynamo.max_pool_connections, s3.cache.max_connections
+
+
+def test_connection_pools_are_sized_with_the_reload_workers() -> None:
+    """Each client's pool holds every reload worker and request thread at once (16 + 8 by default)."""
+    assert _pools({}) == (24, 24, 24)
+    assert _pools({"pypi.reload_workers": "32"}) == (40, 40, 40)
+    assert _pools({"storage.max_pool_connections": "50", "cache.max_pool_connections": "60"})[:2] == (50, 60)
+
+
+@pytest.mark.parametrize("key", ["storage.max_pool_connections", "cache.max_pool_connections", "cache.max_connections"])
+def test_a_pool_smaller_than_the_reload_workers_is_refused(key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"'{key}' \(10\) is below 'pypi.reload_workers' \(16\)"):
+        _pools({key: "10"})

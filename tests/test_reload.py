@@ -848,6 +848,20 @@ def test_a_yank_after_the_snapshot_survives_the_rewrite_of_its_object(
     assert (row.yanked_reason, row.sha256) == ("late", hashlib.sha256(second.read_bytes()).hexdigest())
 
 
+def test_a_reload_on_s3_and_dynamodb_never_runs_out_of_connections(
+    raw_settings: dict[str, Any], request: pytest.FixtureRequest, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """16 workers fill files in together: every client's pool holds them, so urllib3 discards no connection."""
+    with open_env("s3+dynamo", raw_settings, request, tmp_path / "dists") as env:
+        wheel = build_wheel(env.dists, "Demo", "1.0").read_bytes()
+        for n in range(64):
+            put_raw(env.storage, f"demo/demo-1.{n}-py3-none-any.whl", wheel)
+        with caplog.at_level(logging.WARNING):
+            result = env.reload(workers=16)
+        assert (result.added, result.hashed, result.failed) == (64, 64, 0)
+        assert not [r.getMessage() for r in caplog.records if "pool is full" in r.getMessage()]
+
+
 def _bulk_name(n: int) -> tuple[str, str]:
     project = f"bulk{n % BULK_PROJECTS:03d}"
     return project, f"{project}-1.{n}.tar.gz"

@@ -43,6 +43,7 @@ def create_db_engine(settings: CacheSettings) -> Engine:
         url,
         echo=settings.echo,
         pool_size=settings.pool_size,
+        max_overflow=max(0, settings.max_connections - settings.pool_size),
         pool_pre_ping=True,
         pool_recycle=3600,
         pool_timeout=timeout,

@@ -83,7 +83,9 @@ class DynamoCache(Cache):
         self.t = tables
         self.settings = settings
         self.cdn_outbox = cdn_outbox
-        self._connection = Connection(region=settings.region, host=settings.endpoint_url)
+        self._connection = Connection(
+            region=settings.region, host=settings.endpoint_url, max_pool_connections=settings.max_pool_connections
+        )
 
     @classmethod
     def from_settings(cls, settings: CacheSettings) -> DynamoCache:

@@ -49,6 +49,7 @@ def _meta(settings: DynamoSettings, name: str) -> Any:
     attrs: dict[str, object] = {
         "table_name": f"{settings.table_prefix}{name}",
         "max_retry_attempts": 3,
+        "max_pool_connections": settings.max_pool_connections,
     }
     if settings.region:
         attrs["region"] = settings.region
