@@ -232,19 +232,6 @@ def test_display_name_is_kept_from_the_first_upload(cache: Cache) -> None:
     assert project.display_name == "Demo_Pkg"
 
 
-def test_delete_file_keeps_the_project(cache: Cache) -> None:
-    cache.apply(AddFile(make_file(), "Demo"))
-    cache.apply(AddFile(make_file("demo-1.0.tar.gz"), "Demo"))
-    assert cache.apply(RemoveFile("demo-1.0-py3-none-any.whl")).changed is True
-    assert cache.get_file("demo-1.0-py3-none-any.whl") is None
-    assert [f.filename for f in cache.project_files("demo")] == ["demo-1.0.tar.gz"]
-    assert cache.apply(RemoveFile("demo-1.0.tar.gz")).changed is True
-    assert cache.project_files("demo") == []
-    project = cache.get_project("demo")
-    assert project is not None
-    assert [p.name for p in cache.list_projects()] == ["demo"]
-
-
 def test_set_yanked_applies_to_one_release_with_its_reason(cache: Cache) -> None:
     cache.apply(AddFile(make_file(), "Demo"))
     cache.apply(AddFile(make_file("demo-1.0.tar.gz"), "Demo"))
@@ -375,11 +362,13 @@ def test_serial_bumps_on_every_change_and_only_then(cache: Cache) -> None:
     cache.apply(SetYanked("demo", "1.0", False, None))
     assert cache.serial() == 4
 
-    cache.apply(RemoveFile("demo-1.0-py3-none-any.whl"))
+    cache.apply(AddFile(make_file("demo-1.0.tar.gz"), "Demo"))
     assert cache.serial() == 5
+    cache.apply(RemoveFile("demo-1.0-py3-none-any.whl"))
+    assert cache.serial() == 6
     demo = cache.get_project("demo")
     assert demo is not None
-    assert demo.serial == 5
+    assert demo.serial == 6
     other = cache.get_project("other")
     assert other is not None
     assert other.serial == 2
@@ -589,3 +578,39 @@ def test_dynamo_health_reads_every_table_not_only_the_serial(moto: Moto) -> None
     cache.t.file.delete_table()  # type: ignore[attr-defined]
     with pytest.raises(BackendUnavailable):
         cache.check_health()
+
+
+def test_a_project_whose_last_file_goes_leaves_the_index(cache: Cache) -> None:
+    """Unknown to the index again (404, gone from /simple/), as PyPI answers for a name with nothing in it."""
+    wheel, sdist = make_file(), make_file("demo-1.0.tar.gz")
+    cache.apply(AddFile(wheel, "Demo"))
+    cache.apply(AddFile(sdist, "Demo"))
+    cache.apply(AddFile(make_file("other-1.0.tar.gz", project="other"), "other"))
+    cache.apply(RemoveFile(wheel.filename))
+    assert cache.get_project("demo") is not None  # a file is left
+    before = cache.serial()
+    applied = cache.apply(RemoveFile(sdist.filename))
+    assert cache.get_project("demo") is None
+    assert [p.name for p in cache.list_projects()] == ["other"]
+    assert applied.serial == cache.serial() > before  # readers' page caches see the project go
+    # Uploaded to again: a new project, named as the new upload names it.
+    cache.apply(AddFile(make_file("demo-2.0.tar.gz", version="2.0"), "DEMO"))
+    project = cache.get_project("demo")
+    assert project is not None and project.display_name == "DEMO"
+
+
+def test_a_project_with_a_status_keeps_its_row_without_files(cache: Cache) -> None:
+    """A status is an admin's decision about the name: it outlives the files."""
+    cache.apply(AddFile(make_file(), "demo"))
+    cache.apply(SetStatus("demo", "archived", "moved to demo2"))
+    cache.apply(RemoveFile(make_file().filename))
+    project = cache.get_project("demo")
+    assert project is not None and (project.status, project.status_reason) == ("archived", "moved to demo2")
+
+
+def test_a_reload_that_removes_a_projects_last_files_drops_the_project(cache: Cache) -> None:
+    first, second, kept = make_file(), make_file("demo-1.0.tar.gz"), make_file("other-1.0.tar.gz", project="other")
+    cache.apply_reload(ReloadChanges(added=[first, second, kept]))
+    cache.apply_reload(ReloadChanges(removed=[first.filename, second.filename]))
+    assert cache.get_project("demo") is None
+    assert [p.name for p in cache.list_projects()] == ["other"]

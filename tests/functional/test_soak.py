@@ -502,8 +502,8 @@ class Worker:
         return True
 
     def started(self, project: str) -> bool:
-        """Whether an upload to `project` was acknowledged: its pages answer 200 from then on, even empty."""
-        return any(d.project == project for d in self.used.values())
+        """Whether `project` lists a file now: its pages answer 200 then, 404 once its last file is gone."""
+        return bool(self.listing(project))
 
     def read_index(self, _own: str) -> None:
         self.soak.call("read /simple/", "GET", "/simple/", {200}, accept=self.rng.choice((HTML, JSON_V1)))
@@ -673,7 +673,7 @@ def check_end(soak: Soak, workers: list[Worker]) -> dict[str, dict[str, dict[str
                     problem(f"{url}{METADATA_SUFFIX} is not the wheel's METADATA")
                 if dist.key + METADATA_SUFFIX not in keys:
                     problem(f"storage lacks the sidecar of {filename}")
-        page = soak.call("end: HTML page", "GET", f"/simple/{project}/", {200, 404}, accept=HTML)
+        page = soak.call("end: HTML page", "GET", f"/simple/{project}/", {200} if files else {404}, accept=HTML)
         in_html = set(anchors(page.text)) if page.status_code == 200 else set()
         if in_html != set(files):
             problem(f"/simple/{project}/ lists {sorted(in_html)} in HTML but {sorted(files)} in JSON")

@@ -383,7 +383,8 @@ def test_delete_grant_lets_bob_delete(
     call(app, "PUT", "/api/projects/foo-bar/grants/user/bob", admin, json={"perms": "d"})
     assert call(app, "POST", "/api/projects/foo-bar/versions/1.0/yank", bob).status_int == 200
     assert call(app, "DELETE", url, bob).status_int == 200
-    assert simple_filenames(app, "foo-bar") == []
+    # Its last file gone, the project is unknown again.
+    assert app.get("/simple/foo-bar/", expect_errors=True).status_int == 404
 
 
 def test_read_grant_in_a_private_index(sql_raw: dict[str, Any], dist_dir: Path) -> None:

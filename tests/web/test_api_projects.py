@@ -335,7 +335,9 @@ def test_delete_version_by_equivalent_spelling(
 ) -> None:
     resp = call(testapp, "DELETE", "/api/projects/foo-bar/versions/1.0.0", auth)
     assert resp.status_int == 200
-    assert simple_filenames(testapp, "foo-bar") == []
+    assert sorted(resp.json["deleted"]) == sorted([uploaded.wheel.name, uploaded.sdist.name])
+    # Its only release gone, the project is unknown again.
+    assert testapp.get("/simple/foo-bar/", expect_errors=True).status_int == 404
 
 
 @pytest.mark.parametrize(

@@ -164,8 +164,9 @@ def _lacks_sdist(world: World, doc: dict[str, Any]) -> None:
     assert set(_files(doc)) == {world.uploaded.wheel.name}
 
 
-def _is_empty(world: World, doc: dict[str, Any]) -> None:
-    assert doc["files"] == [] and doc["versions"] == []
+def _only_release_2(world: World, doc: dict[str, Any]) -> None:
+    # Release 2.0 was uploaded first: a project whose last file goes is a 404, no page to compare.
+    assert doc["versions"] == ["2.0"] and {f["filename"].split("-")[1] for f in doc["files"]} == {"2.0"}
 
 
 def _yanked(world: World, doc: dict[str, Any]) -> None:
@@ -188,7 +189,7 @@ CHANGES = {
     "upload": Change(_upload_release, _has_release("2.0")),
     "upload-new-project": Change(_upload_new_project, _unchanged, lists_new_project=True),
     "delete-file": Change(_delete_file, _lacks_sdist),
-    "delete-version": Change(_delete_version, _is_empty),
+    "delete-version": Change(_delete_version, _only_release_2, before=_upload_release),
     "yank": Change(_yank, _yanked),
     "unyank": Change(_unyank, _unyanked, before=_yank),
     "status": Change(_status, _deprecated),

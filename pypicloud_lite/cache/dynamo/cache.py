@@ -294,7 +294,28 @@ class DynamoCache(Cache):
             serial = self._transact(write, [CdnChange(existing.project, existing.version, change.filename)])
         except _ItemConditionFailed:
             return Applied(None)  # deleted by someone else meanwhile
-        return self._applied(serial, 1, {existing.project})
+        dropped = self._drop_if_empty(existing.project, serial)
+        return self._applied(dropped or serial, 1, {existing.project})
+
+    def _drop_if_empty(self, project: str, stamped: int) -> int | None:
+        """A project left without files leaves the index (a 404, as for any unknown name), unless an admin gave
+        it a status: that decision stays.
+
+        Its own change (its serial is returned), conditional on the project still carrying the serial of the
+        change that emptied it: an upload since then stamped it anew, and the project stays.
+        """
+        if any(True for _ in self.t.file.query(project, limit=1, consistent_read=True)):
+            return None
+        p = self.t.project
+
+        def write(tx: TransactWrite, serial: int) -> None:
+            condition = (p.serial == stamped) & (p.status.does_not_exist() | (p.status == "active"))
+            tx.delete(p(PROJECT_PARTITION, project), condition=condition)
+
+        try:
+            return self._transact(write, [CdnChange(project)])
+        except _ItemConditionFailed:
+            return None  # uploaded to, or given a status, meanwhile
 
     def _replace_file(self, change: ReplaceFile) -> Applied:
         file = change.file
@@ -473,7 +494,9 @@ class DynamoCache(Cache):
             list(pool.map(remove, gone))
             list(pool.map(set_etag, changes.etags.items()))
         touched |= {file.project for file in added}
-        serial = self._stamp_projects(sorted(touched))
+        stamped = serial = self._stamp_projects(sorted(touched))
+        for project in sorted({file.project for file in gone}):
+            serial = self._drop_if_empty(project, stamped) or serial
         return self._applied(serial, len(added) + len(changed) + len(gone), touched)
 
     def _stamp_projects(self, projects: list[str]) -> int:

@@ -277,7 +277,18 @@ class SQLCache(Cache):
         with self._change(session) as stamp:
             session.execute(delete(FileRow).where(FileRow.filename == change.filename))
             stamp.touch(row.project, CdnChange(row.project, row.version, change.filename))
+            self._drop_if_empty(session, [row.project])
         return stamp.applied(1)
+
+    @staticmethod
+    def _drop_if_empty(session: Session, projects: list[str]) -> None:
+        """Projects left without files leave the index (a 404, as for any unknown name), unless an admin gave
+        them a status: that decision stays. Under the serial's lock, so no upload adds a file meanwhile."""
+        for batch in _chunks(sorted(set(projects))):
+            has_files = select(FileRow.filename).where(FileRow.project == ProjectRow.name).exists()
+            session.execute(
+                delete(ProjectRow).where(ProjectRow.name.in_(batch), ProjectRow.status == "active", ~has_files)
+            )
 
     def _replace_file(self, session: Session, change: ReplaceFile) -> Applied:
         file = change.file
@@ -447,6 +458,7 @@ class SQLCache(Cache):
                 for project, version, filename in gone:
                     stamp.touch(project, CdnChange(project, version, filename))
                 session.execute(delete(FileRow).where(FileRow.filename.in_(batch)))
+                self._drop_if_empty(session, [project for project, _, _ in gone])
             if changes.etags:
                 # ETags alone change nothing a page shows: no project stamp, no purge.
                 files = Base.metadata.tables[FileRow.__tablename__]
