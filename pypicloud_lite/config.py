@@ -10,8 +10,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
+from pypicloud_lite.config_values import (
+    parse_allowed_hosts,
+    parse_bool,
+    parse_count,
+    parse_list,
+    parse_non_negative,
+    parse_public_url,
+    parse_seconds,
+    parse_size,
+)
 from pypicloud_lite.errors import ConfigError
 from pypicloud_lite.models import Grant
 from pypicloud_lite.naming import normalize
@@ -24,9 +33,6 @@ OWN_PREFIXES = ("storage.", "cache.", "auth.", "upload.", "web.", "pypi.", "sync
 PERM_LETTERS = frozenset("rwdo")  # read, write, delete/yank, own (access.base.Permission)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]*\Z")
 T = TypeVar("T")
-
-_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?i?b?)?\s*\Z", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4}
 
 
 @dataclass(frozen=True)
@@ -209,99 +215,6 @@ def env_name(key: str) -> str:
     return ENV_PREFIX + key.upper().replace(".", "_").replace("-", "_")
 
 
-def parse_bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"expected true or false, got {value!r}")
-
-
-def parse_size(value: str) -> int:
-    """'100MB', '1GiB', '4096' -> bytes."""
-    match = _SIZE.match(value)
-    if not match:
-        raise ValueError(f"expected a size such as 100MB or 1GiB, got {value!r}")
-    number, unit = int(match.group(1)), (match.group(2) or "").lower()
-    binary = "i" in unit
-    prefix = unit[:1] if unit[:1] in "kmgt" else ""
-    factor = 1024 ** ("kmgt".index(prefix) + 1) if binary and prefix else _SIZE_UNITS[prefix]
-    return number * factor
-
-
-def _non_negative(value: str) -> float:
-    number = float(value)
-    if not number >= 0:
-        raise ValueError(f"{value!r} is not a number of seconds >= 0")
-    return number
-
-
-def _count(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError(f"{value!r} is not a whole number >= 1")
-    return number
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError(f"{value!r} is not a whole number of seconds >= 1")
-    return number
-
-
-def parse_list(value: str) -> tuple[str, ...]:
-    return tuple(part for part in re.split(r"[\s,]+", value.strip()) if part)
-
-
-# A host name (letters, digits, hyphens, dots), an IPv4 address, or an IPv6 address in brackets; then a port.
-_HOST = re.compile(r"^(?P<host>[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\])(?::(?P<port>[0-9]{1,5}))?\Z")
-# The path prefix of web.public_url: segments of characters that need no percent-encoding.
-_PREFIX_SEGMENT = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@-]+\Z")
-DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def split_host(value: str) -> tuple[str, int | None]:
-    """'Example.COM:8080' -> ('example.com', 8080); '[::1]' -> ('[::1]', None). ValueError if it is not a host."""
-    match = _HOST.match(value.strip().lower())
-    port = None if match is None or match.group("port") is None else int(match.group("port"))
-    if match is None or (port is not None and not 0 < port < 65536):
-        raise ValueError(f"{value!r} is not a host name or address with an optional :port")
-    return match.group("host"), port
-
-
-def parse_public_url(value: str) -> str | None:
-    """'https://PyPI.example.com:443/base/' -> 'https://pypi.example.com/base' (empty: None)."""
-    value = value.strip()
-    if not value:
-        return None
-    parts = urlsplit(value)
-    scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS or not parts.netloc:
-        raise ValueError(f"expected http:// or https:// and a host, such as https://pypi.example.com, got {value!r}")
-    if parts.query or parts.fragment or value.endswith(("?", "#")) or "@" in parts.netloc:
-        raise ValueError(f"expected scheme://host[:port][/path] with no user, query or fragment, got {value!r}")
-    host, port = split_host(parts.netloc)
-    path = parts.path.rstrip("/")
-    segments = path.split("/")[1:] if path else []
-    if any(segment in ("", ".", "..") or not _PREFIX_SEGMENT.match(segment) for segment in segments):
-        raise ValueError(f"the path of {value!r} must be plain segments (no '.', '..', '//' or percent-escapes)")
-    netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
-    return f"{scheme}://{netloc}" + "".join(f"/{segment}" for segment in segments)
-
-
-def parse_allowed_hosts(value: str) -> tuple[str, ...]:
-    """Space-, newline- or comma-separated host[:port] names (or *), lower-cased."""
-    hosts = parse_list(value)
-    if not hosts:
-        raise ValueError("expected host names (host or host:port, or *), got nothing")
-    for host in hosts:
-        if host != "*":
-            split_host(host)
-    return tuple(host.lower() for host in hosts)
-
-
 class _Reader:
     """Reads raw settings, applying environment overrides and naming the key on error."""
 
@@ -474,8 +387,8 @@ def _pool(r: _Reader, key: str, concurrency: int) -> int:
     A reload's workers all read storage (and write the cache) together, besides the request threads:
     a smaller pool makes them queue, and urllib3 discards connections ("Connection pool is full").
     """
-    size = r.typed(key, _count, str(concurrency))
-    workers = r.typed("pypi.reload_workers", _count, str(_default(ReloadSettings, "workers")))
+    size = r.typed(key, parse_count, str(concurrency))
+    workers = r.typed("pypi.reload_workers", parse_count, str(_default(ReloadSettings, "workers")))
     if size < workers:
         raise ConfigError(
             f"setting {key!r} ({size}) is below 'pypi.reload_workers' ({workers}): a reload's workers would wait "
@@ -549,7 +462,7 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
     r = _Reader(raw, env)
     reload = ReloadSettings(
         on_start=r.typed("pypi.reload_on_start", parse_bool, _default(ReloadSettings, "on_start")),
-        workers=r.typed("pypi.reload_workers", _count, str(_default(ReloadSettings, "workers"))),
+        workers=r.typed("pypi.reload_workers", parse_count, str(_default(ReloadSettings, "workers"))),
     )
     concurrency = reload.workers + REQUEST_THREADS
     storage_backend = r.choice("storage.backend", "local", ("local", "s3"))
@@ -569,7 +482,7 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         pool_size=r.typed("cache.pool_size", int, "5"),
         echo=r.typed("cache.echo", parse_bool, "false"),
         connect_timeout=r.typed("cache.connect_timeout", int, _default(CacheSettings, "connect_timeout")),
-        serial_max_age=r.typed("cache.serial_max_age", _non_negative, _default(CacheSettings, "serial_max_age")),
+        serial_max_age=r.typed("cache.serial_max_age", parse_non_negative, _default(CacheSettings, "serial_max_age")),
         dynamo=_dynamo_settings(r, concurrency) if cache_backend == "dynamo" else None,
         max_connections=_pool(r, "cache.max_connections", concurrency) if cache_backend == "sql" else concurrency,
     )
@@ -608,7 +521,7 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         session_secret=_session_secret(r),
         session_max_age=r.typed("web.session_max_age", int, _default(WebSettings, "session_max_age")),
         session_absolute_max_age=r.typed(
-            "web.session_absolute_max_age", _positive_int, _default(WebSettings, "session_absolute_max_age")
+            "web.session_absolute_max_age", parse_seconds, _default(WebSettings, "session_absolute_max_age")
         ),
         session_cookie_secure=r.typed(
             "web.session_cookie_secure", parse_bool, _default(WebSettings, "session_cookie_secure")

@@ -21,12 +21,10 @@ from pypicloud_lite.config import (
     environ_settings,
     load_ini,
     load_settings,
-    parse_bool,
-    parse_list,
-    parse_size,
     read_ini,
     sync_settings,
 )
+from pypicloud_lite.config_values import parse_bool, parse_list, parse_size
 from pypicloud_lite.errors import ConfigError
 from pypicloud_lite.models import Grant
 

@@ -7,7 +7,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from pypicloud_lite.config import load_settings, parse_list, read_ini
+from pypicloud_lite.config import load_settings, read_ini
+from pypicloud_lite.config_values import parse_list
 from pypicloud_lite.deploy.aws import Options, is_client_error
 from pypicloud_lite.deploy.bundle import (
     ARCHITECTURE,

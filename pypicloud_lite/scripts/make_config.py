@@ -11,7 +11,8 @@ from pathlib import Path
 
 from pypicloud_lite.access.base import USER_NAME
 from pypicloud_lite.access.passwords import generate_password, hash_password
-from pypicloud_lite.config import UploadSettings, load_ini, parse_public_url, parse_size
+from pypicloud_lite.config import UploadSettings, load_ini
+from pypicloud_lite.config_values import parse_public_url, parse_size
 
 # The logging sections of every server ini this project writes (this template, the test servers).
 LOGGING_SECTIONS = """\

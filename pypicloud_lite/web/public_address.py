@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 
 from pyramid.interfaces import IRoutesMapper
 
-from pypicloud_lite.config import DEFAULT_PORTS, WebSettings, split_host
+from pypicloud_lite.config import WebSettings
+from pypicloud_lite.config_values import DEFAULT_PORTS, split_host
 from pypicloud_lite.errors import ConfigError
 from pypicloud_lite.web.errors import error_response
 from pypicloud_lite.web.headers import secured

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pypicloud_lite.config import UploadSettings, parse_size
+from pypicloud_lite.config import UploadSettings
+from pypicloud_lite.config_values import parse_size
 from pypicloud_lite.scripts.make_config import waitress_options
 from tests.support.harness import Server, start_server
 

@@ -33,6 +33,7 @@ from pypicloud_lite.cache.dynamo.items import (
     to_project,
     translated,
 )
+from pypicloud_lite.cache.dynamo.leases import DynamoLeases
 from pypicloud_lite.cache.dynamo.tables import PROJECT_PARTITION, DynamoTables, build_tables, create_tables
 from pypicloud_lite.config import CacheSettings, DynamoSettings
 from pypicloud_lite.errors import BackendUnavailable
@@ -77,7 +78,7 @@ class _StaleRead(Exception):
     """The index changed since the change read what it writes: it must read again."""
 
 
-class DynamoCache(Cache):
+class DynamoCache(DynamoLeases, Cache):
     def __init__(self, tables: DynamoTables, settings: DynamoSettings, cdn_outbox: bool = False) -> None:
         super().__init__()
         self.t = tables
@@ -520,51 +521,6 @@ class DynamoCache(Cache):
                 if not condition_failed(exc):
                     raise  # a project left without its row would hide its files: fail the reload
         return serial
-
-    @translated
-    def acquire_lock(self, name: str, holder: str, ttl: float) -> bool:
-        m = self.t.meta
-        now = time.time()
-        lease = m(f"lock#{name}", holder=holder, expires=now + ttl, progress=None)
-        try:
-            lease.save(condition=m.name.does_not_exist() | (m.expires < now) | (m.holder == holder))
-        except PynamoDBException as exc:
-            if condition_failed(exc):
-                return False
-            raise
-        return True
-
-    @translated
-    def update_lock(self, name: str, holder: str, ttl: float, progress: dict[str, object]) -> bool:
-        m = self.t.meta
-        try:
-            m(f"lock#{name}").update(
-                actions=[m.expires.set(time.time() + ttl), m.progress.set(progress)], condition=m.holder == holder
-            )
-        except PynamoDBException as exc:
-            if not condition_failed(exc):
-                raise
-            return False
-        return True
-
-    @translated
-    def release_lock(self, name: str, holder: str, progress: dict[str, object]) -> None:
-        m = self.t.meta
-        try:
-            m(f"lock#{name}").update(
-                actions=[m.expires.set(time.time()), m.progress.set(progress)], condition=m.holder == holder
-            )
-        except PynamoDBException as exc:
-            if not condition_failed(exc):
-                raise
-
-    @translated
-    def lock_state(self, name: str) -> tuple[bool, dict[str, object] | None]:
-        try:
-            item = self.t.meta.get(f"lock#{name}", consistent_read=True)
-        except self.t.meta.DoesNotExist:
-            return False, None
-        return (item.expires or 0) > time.time(), item.progress
 
     # -- CDN outbox --------------------------------------------------------------
 

@@ -11,13 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, delete, func, insert, select, true, update
-from sqlalchemy.dialects.mysql import insert as mysql_insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pypicloud_lite.cache.base import Cache
+from pypicloud_lite.cache.sql.rows import chunks, file_values, insert_ignoring, naive_utc, to_file, to_project
 from pypicloud_lite.cache.sql.serial_reader import SerialReader
 from pypicloud_lite.config import CacheSettings
 from pypicloud_lite.db import migrate
@@ -39,7 +37,6 @@ from pypicloud_lite.models import (
     CdnChange,
     CdnRecord,
     Change,
-    CoreMetadata,
     FillDetails,
     PackageFile,
     Project,
@@ -55,22 +52,6 @@ from pypicloud_lite.models import (
 logger = logging.getLogger(__name__)
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-
-_INSERTS: dict[str, Any] = {"sqlite": sqlite_insert, "postgresql": pg_insert}
-
-
-def insert_ignoring(session: Session, table: type[Base]) -> Any:
-    """INSERT that skips rows whose key exists, in the dialect's own words; execute it with a list of rows.
-
-    One statement run as executemany: compiled once, however many rows (a multi-row VALUES
-    of thousands of rows is compiled anew every time and dominated the reload's apply).
-    """
-    dialect = session.get_bind().dialect.name
-    core_table = Base.metadata.tables[table.__tablename__]
-    if dialect in ("mysql", "mariadb"):
-        return mysql_insert(core_table).prefix_with("IGNORE")
-    return _INSERTS[dialect](core_table).on_conflict_do_nothing()
-
 
 # What a reload fills in once it has read an object.
 DETAIL_FIELDS = frozenset(
@@ -89,77 +70,6 @@ def _deadlocked(exc: BaseException) -> bool:
     orig = cause.orig
     codes = {getattr(orig, "sqlstate", None), *(getattr(orig, "args", ()) or ())[:1]}
     return any(code in codes for code in _DEADLOCK_CODES)
-
-
-def _naive_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
-
-
-def _to_file(row: FileRow) -> PackageFile:
-    return PackageFile(
-        project=row.project,
-        filename=row.filename,
-        version=row.version,
-        packagetype=row.packagetype,
-        python_version=row.python_version,
-        size=row.size,
-        sha256=row.sha256,
-        upload_time=row.upload_time.replace(tzinfo=UTC),
-        md5=row.md5,
-        blake2_256=row.blake2_256,
-        requires_python=row.requires_python,
-        summary=row.summary,
-        metadata_sha256=row.metadata_sha256,
-        yanked=row.yanked,
-        yanked_reason=row.yanked_reason,
-        uploader=row.uploader,
-        core_metadata=CoreMetadata.from_dict(row.core_metadata) if row.core_metadata else None,
-        storage_etag=row.storage_etag,
-        key=row.object_key,
-    )
-
-
-def _file_values(file: PackageFile) -> dict[str, Any]:
-    return {
-        "filename": file.filename,
-        "project": file.project,
-        "version": file.version,
-        "canonical_version": file.canonical_version,
-        "packagetype": file.packagetype,
-        "python_version": file.python_version,
-        "size": file.size,
-        "sha256": file.sha256,
-        "md5": file.md5,
-        "blake2_256": file.blake2_256,
-        "upload_time": _naive_utc(file.upload_time),
-        "requires_python": file.requires_python,
-        "summary": file.summary,
-        "metadata_sha256": file.metadata_sha256,
-        "yanked": file.yanked,
-        "yanked_reason": file.yanked_reason,
-        "uploader": file.uploader,
-        "core_metadata": file.core_metadata.to_dict() if file.core_metadata else None,
-        "storage_etag": file.storage_etag,
-        "object_key": file.key,
-    }
-
-
-def _to_project(row: ProjectRow) -> Project:
-    return Project(
-        name=row.name,
-        display_name=row.display_name,
-        serial=row.serial,
-        status=row.status,
-        status_reason=row.status_reason,
-    )
-
-
-# IN lists are cut to this many values (every database takes it; SQLite's limit is 32,766).
-IN_CHUNK = 1000
-
-
-def _chunks(values: list[Any]) -> list[list[Any]]:
-    return [values[start : start + IN_CHUNK] for start in range(0, len(values), IN_CHUNK)]
 
 
 @dataclass
@@ -214,10 +124,10 @@ class SQLCache(Cache):
         stamp = _Stamp(serial)
         yield stamp
         if stamp.projects:
-            for batch in _chunks(sorted(stamp.projects)):
+            for batch in chunks(sorted(stamp.projects)):
                 session.execute(update(ProjectRow).where(ProjectRow.name.in_(batch)).values(serial=serial))
         if self.cdn_outbox and stamp.purges:
-            now = _naive_utc(datetime.now(UTC))
+            now = naive_utc(datetime.now(UTC))
             rows = [
                 {"project": c.project, "version": c.version, "filename": c.filename, "created": now, "batch_id": None}
                 for c in dict.fromkeys(stamp.purges)
@@ -248,12 +158,12 @@ class SQLCache(Cache):
             with self._session(write=True) as session:
                 existing = session.get(FileRow, file.filename)
                 if existing is not None:
-                    return Applied(None, 1, _to_file(existing))
+                    return Applied(None, 1, to_file(existing))
                 with self._change(session) as stamp:
                     # Read under the serial's lock: a yank of the release commits wholly before or after.
                     file = self._joining_release(session, file)
                     self._ensure_project(session, file.project, change.display_name)
-                    session.add(FileRow(**_file_values(file)))
+                    session.add(FileRow(**file_values(file)))
                     session.flush()
                     stamp.touch(file.project, CdnChange(file.project, file.version))
         except IntegrityError:
@@ -268,7 +178,7 @@ class SQLCache(Cache):
     def _joining_release(session: Session, file: PackageFile) -> PackageFile:
         """The file as its release takes it: yanked, with the release's reason, when every file of it is."""
         release = (FileRow.project == file.project, FileRow.canonical_version == file.canonical_version)
-        return joining_releases([file], [_to_file(row) for row in session.scalars(select(FileRow).where(*release))])[0]
+        return joining_releases([file], [to_file(row) for row in session.scalars(select(FileRow).where(*release))])[0]
 
     def _remove_file(self, session: Session, change: RemoveFile) -> Applied:
         row = session.get(FileRow, change.filename)
@@ -284,7 +194,7 @@ class SQLCache(Cache):
     def _drop_if_empty(session: Session, projects: list[str]) -> None:
         """Projects left without files leave the index (a 404, as for any unknown name), unless an admin gave
         them a status: that decision stays. Under the serial's lock, so no upload adds a file meanwhile."""
-        for batch in _chunks(sorted(set(projects))):
+        for batch in chunks(sorted(set(projects))):
             has_files = select(FileRow.filename).where(FileRow.project == ProjectRow.name).exists()
             session.execute(
                 delete(ProjectRow).where(ProjectRow.name.in_(batch), ProjectRow.status == "active", ~has_files)
@@ -295,7 +205,7 @@ class SQLCache(Cache):
         with self._change(session) as stamp:
             self._ensure_project(session, file.project, file.upload_name)
             session.execute(delete(FileRow).where(FileRow.filename == file.filename))
-            session.add(FileRow(**_file_values(file)))
+            session.add(FileRow(**file_values(file)))
             stamp.touch(file.project, CdnChange(file.project, file.version, file.filename))
         return stamp.applied(1, file)
 
@@ -306,7 +216,7 @@ class SQLCache(Cache):
             return Applied(None)
         replaced = current.sha256 is not None and current.sha256 != file.sha256
         with self._change(session) as stamp:
-            values = {name: value for name, value in _file_values(file).items() if name in DETAIL_FIELDS}
+            values = {name: value for name, value in file_values(file).items() if name in DETAIL_FIELDS}
             if replaced:
                 values.update(md5=None, blake2_256=None)  # digests of bytes that are gone
             session.execute(update(FileRow).where(FileRow.filename == file.filename).values(**values))
@@ -357,7 +267,7 @@ class SQLCache(Cache):
             "name": name,
             "display_name": display_name,
             "serial": 0,
-            "created": _naive_utc(datetime.now(UTC)),
+            "created": naive_utc(datetime.now(UTC)),
             "status": "active",
         }
         session.execute(insert_ignoring(session, ProjectRow), [values])
@@ -367,16 +277,16 @@ class SQLCache(Cache):
     def get_file(self, filename: str) -> PackageFile | None:
         with self._session() as session:
             row = session.get(FileRow, filename)
-            return _to_file(row) if row else None
+            return to_file(row) if row else None
 
     def get_project(self, name: str) -> Project | None:
         with self._session() as session:
             row = session.get(ProjectRow, name)
-            return _to_project(row) if row else None
+            return to_project(row) if row else None
 
     def list_projects(self) -> list[Project]:
         with self._session() as session:
-            return [_to_project(row) for row in session.scalars(select(ProjectRow).order_by(ProjectRow.name))]
+            return [to_project(row) for row in session.scalars(select(ProjectRow).order_by(ProjectRow.name))]
 
     def counts(self) -> tuple[int, int]:
         with self._session() as session:
@@ -395,7 +305,7 @@ class SQLCache(Cache):
             rows = session.scalars(
                 select(ProjectRow).where(condition).order_by(ProjectRow.name).offset(offset).limit(limit)
             )
-            return [_to_project(row) for row in rows], total
+            return [to_project(row) for row in rows], total
 
     def files_of_projects(self, names: list[str]) -> list[PackageFile]:
         if not names:
@@ -406,21 +316,21 @@ class SQLCache(Cache):
     @staticmethod
     def _files_of(session: Session, names: list[str]) -> list[PackageFile]:
         files: list[PackageFile] = []
-        for batch in _chunks(names):
+        for batch in chunks(names):
             rows = session.scalars(select(FileRow).where(FileRow.project.in_(batch)).order_by(FileRow.filename))
-            files.extend(_to_file(row) for row in rows)
+            files.extend(to_file(row) for row in rows)
         return sorted(files, key=lambda f: f.filename)
 
     def project_files(self, name: str) -> list[PackageFile]:
         with self._session() as session:
             rows = session.scalars(select(FileRow).where(FileRow.project == name).order_by(FileRow.filename))
-            return [_to_file(row) for row in rows]
+            return [to_file(row) for row in rows]
 
     # -- reload ----------------------------------------------------------------
 
     def all_files(self) -> list[PackageFile]:
         with self._session() as session:
-            return [_to_file(row) for row in session.scalars(select(FileRow))]
+            return [to_file(row) for row in session.scalars(select(FileRow))]
 
     def _commit_reload(self, changes: ReloadChanges) -> Applied:
         with self._session(write=True) as session, self._change(session) as stamp:
@@ -432,7 +342,7 @@ class SQLCache(Cache):
             changed = [f for f in changes.changed if changes.applies_to(f.filename, current.get(f.filename))]
             removed = [name for name in changes.removed if changes.applies_to(name, current.get(name))]
             added = list(changes.added)
-            now = _naive_utc(datetime.now(UTC))
+            now = naive_utc(datetime.now(UTC))
             projects = sorted({file.project for file in added})
             if projects:
                 project_rows = [
@@ -444,14 +354,14 @@ class SQLCache(Cache):
             if added:
                 # A file a reload finds joins its release as an upload does: yanked if the release is.
                 added = joining_releases(added, self._files_of(session, projects))
-            rows = [_file_values(f) for f in added + changed]
+            rows = [file_values(f) for f in added + changed]
             if rows:
                 session.execute(insert_ignoring(session, FileRow), rows)
             for f in added:
                 stamp.touch(f.project, CdnChange(f.project, f.version))
             for f in changed:
                 stamp.touch(f.project, CdnChange(f.project, f.version, f.filename))
-            for batch in _chunks(removed):
+            for batch in chunks(removed):
                 gone = session.execute(
                     select(FileRow.project, FileRow.version, FileRow.filename).where(FileRow.filename.in_(batch))
                 ).all()
@@ -473,12 +383,12 @@ class SQLCache(Cache):
     @staticmethod
     def _rows(session: Session, filenames: list[str]) -> list[PackageFile]:
         rows: list[PackageFile] = []
-        for batch in _chunks(filenames):
-            rows.extend(_to_file(row) for row in session.scalars(select(FileRow).where(FileRow.filename.in_(batch))))
+        for batch in chunks(filenames):
+            rows.extend(to_file(row) for row in session.scalars(select(FileRow).where(FileRow.filename.in_(batch))))
         return rows
 
     def acquire_lock(self, name: str, holder: str, ttl: float) -> bool:
-        now = _naive_utc(datetime.now(UTC))
+        now = naive_utc(datetime.now(UTC))
         try:
             with self._session(write=True) as session:
                 row = session.scalars(select(LockRow).where(LockRow.name == name).with_for_update()).first()
@@ -497,7 +407,7 @@ class SQLCache(Cache):
             raise
 
     def update_lock(self, name: str, holder: str, ttl: float, progress: dict[str, object]) -> bool:
-        expires = _naive_utc(datetime.now(UTC)) + timedelta(seconds=ttl)
+        expires = naive_utc(datetime.now(UTC)) + timedelta(seconds=ttl)
         with self._session(write=True) as session:
             result: Any = session.execute(
                 update(LockRow)
@@ -511,7 +421,7 @@ class SQLCache(Cache):
             session.execute(
                 update(LockRow)
                 .where(LockRow.name == name, LockRow.holder == holder)
-                .values(expires=_naive_utc(datetime.now(UTC)), progress=progress)
+                .values(expires=naive_utc(datetime.now(UTC)), progress=progress)
             )
 
     def lock_state(self, name: str) -> tuple[bool, dict[str, object] | None]:
@@ -519,7 +429,7 @@ class SQLCache(Cache):
             row = session.get(LockRow, name)
             if row is None:
                 return False, None
-            return row.expires > _naive_utc(datetime.now(UTC)), row.progress
+            return row.expires > naive_utc(datetime.now(UTC)), row.progress
 
     # -- CDN outbox --------------------------------------------------------------
 
@@ -548,8 +458,8 @@ class SQLCache(Cache):
 
     def open_outbox_batch(self, batch: CdnBatch) -> None:
         with self._session(write=True) as session:
-            session.add(CdnBatchRow(id=batch.id, created=_naive_utc(batch.created), changes=0, paths=0, wildcards=0))
-            for ids in _chunks([int(c.id) for c in batch.changes]):
+            session.add(CdnBatchRow(id=batch.id, created=naive_utc(batch.created), changes=0, paths=0, wildcards=0))
+            for ids in chunks([int(c.id) for c in batch.changes]):
                 session.execute(
                     update(CdnChangeRow)
                     .where(CdnChangeRow.id.in_(ids), CdnChangeRow.batch_id.is_(None))
@@ -562,7 +472,7 @@ class SQLCache(Cache):
                 update(CdnBatchRow)
                 .where(CdnBatchRow.id == batch.id)
                 .values(
-                    sent=_naive_utc(record.sent),
+                    sent=naive_utc(record.sent),
                     changes=record.changes,
                     paths=record.paths,
                     wildcards=record.wildcards,
@@ -575,7 +485,7 @@ class SQLCache(Cache):
     def cdn_history(self, since: datetime) -> list[CdnRecord]:
         with self._session() as session:
             rows = session.scalars(
-                select(CdnBatchRow).where(CdnBatchRow.sent >= _naive_utc(since)).order_by(CdnBatchRow.sent)
+                select(CdnBatchRow).where(CdnBatchRow.sent >= naive_utc(since)).order_by(CdnBatchRow.sent)
             )
             return [
                 CdnRecord(

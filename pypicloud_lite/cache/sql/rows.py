@@ -1,0 +1,100 @@
+"""SQL rows to domain models and back, and the statements the SQL cache writes them with."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from pypicloud_lite.db.tables import Base, FileRow, ProjectRow
+from pypicloud_lite.models import CoreMetadata, PackageFile, Project
+
+_INSERTS: dict[str, Any] = {"sqlite": sqlite_insert, "postgresql": pg_insert}
+
+
+def insert_ignoring(session: Session, table: type[Base]) -> Any:
+    """INSERT that skips rows whose key exists, in the dialect's own words; execute it with a list of rows.
+
+    One statement run as executemany: compiled once, however many rows (a multi-row VALUES
+    of thousands of rows is compiled anew every time and dominated the reload's apply).
+    """
+    dialect = session.get_bind().dialect.name
+    core_table = Base.metadata.tables[table.__tablename__]
+    if dialect in ("mysql", "mariadb"):
+        return mysql_insert(core_table).prefix_with("IGNORE")
+    return _INSERTS[dialect](core_table).on_conflict_do_nothing()
+
+
+def naive_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def to_file(row: FileRow) -> PackageFile:
+    return PackageFile(
+        project=row.project,
+        filename=row.filename,
+        version=row.version,
+        packagetype=row.packagetype,
+        python_version=row.python_version,
+        size=row.size,
+        sha256=row.sha256,
+        upload_time=row.upload_time.replace(tzinfo=UTC),
+        md5=row.md5,
+        blake2_256=row.blake2_256,
+        requires_python=row.requires_python,
+        summary=row.summary,
+        metadata_sha256=row.metadata_sha256,
+        yanked=row.yanked,
+        yanked_reason=row.yanked_reason,
+        uploader=row.uploader,
+        core_metadata=CoreMetadata.from_dict(row.core_metadata) if row.core_metadata else None,
+        storage_etag=row.storage_etag,
+        key=row.object_key,
+    )
+
+
+def file_values(file: PackageFile) -> dict[str, Any]:
+    return {
+        "filename": file.filename,
+        "project": file.project,
+        "version": file.version,
+        "canonical_version": file.canonical_version,
+        "packagetype": file.packagetype,
+        "python_version": file.python_version,
+        "size": file.size,
+        "sha256": file.sha256,
+        "md5": file.md5,
+        "blake2_256": file.blake2_256,
+        "upload_time": naive_utc(file.upload_time),
+        "requires_python": file.requires_python,
+        "summary": file.summary,
+        "metadata_sha256": file.metadata_sha256,
+        "yanked": file.yanked,
+        "yanked_reason": file.yanked_reason,
+        "uploader": file.uploader,
+        "core_metadata": file.core_metadata.to_dict() if file.core_metadata else None,
+        "storage_etag": file.storage_etag,
+        "object_key": file.key,
+    }
+
+
+def to_project(row: ProjectRow) -> Project:
+    return Project(
+        name=row.name,
+        display_name=row.display_name,
+        serial=row.serial,
+        status=row.status,
+        status_reason=row.status_reason,
+    )
+
+
+# IN lists are cut to this many values (every database takes it; SQLite's limit is 32,766).
+IN_CHUNK = 1000
+
+
+def chunks(values: list[Any]) -> list[list[Any]]:
+    return [values[start : start + IN_CHUNK] for start in range(0, len(values), IN_CHUNK)]
