@@ -377,14 +377,43 @@ class SetStatus:
     reason: str | None = None
 
 
-Change = AddFile | RemoveFile | ReplaceFile | FillDetails | SetYanked | SetStatus
+@dataclass(frozen=True)
+class ProjectState:
+    """What storage records of a project beyond its files (see pypicloud_lite/stored_state.py).
+
+    `yanked` maps each yanked file's filename to its reason (None: yanked without one).
+    """
+
+    name: str
+    display_name: str
+    status: str = "active"
+    status_reason: str | None = None
+    yanked: Mapping[str, str | None] = field(default_factory=dict)
+
+    def yank_of(self, filename: str) -> tuple[bool, str | None]:
+        return (filename in self.yanked, self.yanked.get(filename))
+
+
+@dataclass(frozen=True)
+class SyncProject:
+    """Make a project's display name, status and its files' yanks equal to what storage records.
+
+    Creates the project only when it has files, or a status other than active (an admin's decision
+    outlives the files); files the state does not name as yanked are not yanked.
+    """
+
+    state: ProjectState
+
+
+Change = AddFile | RemoveFile | ReplaceFile | FillDetails | SetYanked | SetStatus | SyncProject
 
 
 @dataclass(frozen=True)
 class ReloadChanges:
     """A reload's difference between storage and cache, applied at once (one serial for all of it).
 
-    `added` rows create their projects; `changed` rows replace the rows of their filenames;
+    `added` rows create their projects (named by `projects` where storage records a name); `changed` rows
+    replace the rows of their filenames;
     `removed` rows are deleted; `etags` records storage ETags of rows that lacked one.
     `seen` holds the row each changed or removed filename had when the reload read the cache:
     a filename whose row is no longer that one (deleted and uploaded again, yanked, filled in)
@@ -397,6 +426,8 @@ class ReloadChanges:
     removed: Sequence[str] = ()
     etags: Mapping[str, str] = field(default_factory=dict)
     seen: Mapping[str, PackageFile] = field(default_factory=dict)
+    # Project states that differ from the cache, applied after the files (as SyncProject each).
+    projects: Sequence[ProjectState] = ()
 
     def applies_to(self, filename: str, current: PackageFile | None) -> bool:
         """Whether the change or removal of `filename` still applies, `current` being its row now.
@@ -407,7 +438,7 @@ class ReloadChanges:
         return seen is None or (current is not None and same_row(current, seen))
 
     def __bool__(self) -> bool:
-        return bool(self.added or self.changed or self.removed or self.etags)
+        return bool(self.added or self.changed or self.removed or self.etags or self.projects)
 
 
 @dataclass(frozen=True)

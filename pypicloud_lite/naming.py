@@ -168,6 +168,40 @@ def tombstone_key(project: str, filename: str) -> str:
     return f"{INTERNAL_PREFIX}deleted/{project}/{filename}"
 
 
+# What storage records of each file and project beyond the bytes (see pypicloud_lite/stored_state.py).
+FILE_RECORDS = f"{INTERNAL_PREFIX}files/"
+PROJECT_STATES = f"{INTERNAL_PREFIX}projects/"
+STATE_SUFFIX = ".json"
+
+
+def file_record_key(project: str, filename: str) -> str:
+    """Where a file's record lives: its upload time, uploader, hashes and core metadata."""
+    return f"{FILE_RECORDS}{project}/{filename}{STATE_SUFFIX}"
+
+
+def project_state_key(project: str) -> str:
+    """Where a project's state lives: display name, status and reason, yanked files and reasons."""
+    return f"{PROJECT_STATES}{project}{STATE_SUFFIX}"
+
+
+def parse_record_key(key: str) -> tuple[str, str] | None:
+    """(project, filename) of a file record's key, or None for any other key."""
+    if not (key.startswith(FILE_RECORDS) and key.endswith(STATE_SUFFIX)):
+        return None
+    project, sep, filename = key[len(FILE_RECORDS) : -len(STATE_SUFFIX)].partition("/")
+    if not sep or "/" in filename or not project or not filename:
+        return None
+    return project, filename
+
+
+def parse_state_key(key: str) -> str | None:
+    """The project of a project state's key, or None for any other key."""
+    if not (key.startswith(PROJECT_STATES) and key.endswith(STATE_SUFFIX)):
+        return None
+    project = key[len(PROJECT_STATES) : -len(STATE_SUFFIX)]
+    return project if project and "/" not in project and normalize(project) == project else None
+
+
 def parse_key(key: str) -> DistFilename | None:
     """The distribution a storage key holds, or None for anything else (sidecars, strays).
 

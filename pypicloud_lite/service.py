@@ -10,7 +10,7 @@ import re
 import tempfile
 import time
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,6 +36,7 @@ from pypicloud_lite.models import (
     AddFile,
     PackageFile,
     Project,
+    ProjectState,
     ProjectSummary,
     Release,
     RemoveFile,
@@ -57,6 +58,7 @@ from pypicloud_lite.reload import LOCK_NAME as RELOAD_LOCK
 from pypicloud_lite.reload import ReloadRun, begin_reload
 from pypicloud_lite.storage.base import Storage
 from pypicloud_lite.storage.local import remove_stale_files
+from pypicloud_lite.stored_state import StateStore, seed_state, with_status, with_yanks
 
 if TYPE_CHECKING:
     from hashlib import _Hash
@@ -118,6 +120,7 @@ class PackageIndex:
         self.storage = storage
         self.cache = cache
         self.upload_settings = upload
+        self.state = StateStore(storage)
 
     # -- uploads ---------------------------------------------------------------
 
@@ -245,6 +248,8 @@ class PackageIndex:
             raw_metadata = read_metadata_file(spooled.path, dist)
             if hashlib.sha256(raw_metadata).hexdigest() == existing.metadata_sha256:
                 self.storage.put_bytes(existing.sidecar_key, raw_metadata)
+        if self.state.read_file(existing.project, existing.filename) is None:
+            self.state.write_file(existing)
         logger.warning("upload of %s restored its object, missing from storage", existing.filename)
         return UploadResult(existing, created=False)
 
@@ -317,8 +322,14 @@ class PackageIndex:
             stored_object = self.storage.stat(key)
             if stored_object is not None:
                 record = replace(record, storage_etag=stored_object.etag)
-            self.storage.put_bytes(record.sidecar_key, raw_metadata)
-            applied = self.cache.apply(AddFile(record, display_name))
+            if record.metadata_sha256 is not None:
+                # PEP 658 for wheels only: an sdist's metadata may be dynamic; its record keeps what it says.
+                self.storage.put_bytes(record.sidecar_key, raw_metadata)
+            # Storage records every fact before the cache shows it (stored_state.py).
+            state = self._project_state_for(record, display_name)
+            record = self._joining(record, state)
+            self.state.write_file(record)
+            applied = self.cache.apply(AddFile(record, state.display_name))
             stored, created = applied.file, applied.changed
             assert stored is not None, "AddFile answers with the row stored under the filename"
         except BaseException:
@@ -337,6 +348,43 @@ class PackageIndex:
             logger.warning("cache unreadable while discarding %s", record.filename)
         self.storage.delete(record.sidecar_key)
         self.storage.delete(record.object_key)
+        self.state.delete_file(record.project, record.filename)
+
+    def _change_state(
+        self, name: str, edit: Callable[[ProjectState], ProjectState], display_name: str | None = None
+    ) -> ProjectState:
+        """Apply `edit` to the project's state in storage (conditional, retried): before the cache shows it."""
+
+        def change(current: ProjectState | None) -> ProjectState:
+            if current is None:
+                project = self.cache.get_project(name)
+                files = self.cache.project_files(name) if project else []
+                current = seed_state(name, project, files, display_name or name)
+            return edit(current)
+
+        state = self.state.update_project(name, change)
+        assert state is not None, "change() always answers a state"
+        return state
+
+    def _project_state_for(self, record: PackageFile, display_name: str) -> ProjectState:
+        """The state of the project an upload joins, created with the upload's name if it is new."""
+        return self.state.read_project(record.project) or self._change_state(
+            record.project, lambda state: state, display_name
+        )
+
+    def _joining(self, record: PackageFile, state: ProjectState) -> PackageFile:
+        """The file as its release takes it: yanked, with the release's reason, when every file of it is.
+
+        Recorded in the project's state first, as every yank is; the cache decides the same from its rows.
+        """
+        release = [
+            f for f in self.cache.project_files(record.project) if f.canonical_version == record.canonical_version
+        ]
+        if not release or not all(f.filename in state.yanked for f in release):
+            return record
+        reason = next((state.yanked[f.filename] for f in release if state.yanked[f.filename]), None)
+        self._change_state(record.project, lambda s: with_yanks(s, [record.filename], True, reason))
+        return replace(record, yanked=True, yanked_reason=reason)
 
     def subscribe(self, listener: ChangeListener) -> None:
         """Hear of every change this process commits to the index: uploads, deletes, yanks, reloads."""
@@ -443,6 +491,8 @@ class PackageIndex:
         name = self.get_project(project).name
         # PEP 440 equality: "1.0.0" names release "1.0", as in every other lookup of a version.
         release = self.release(name, version)
+        filenames = [f.filename for f in release.files]
+        self._change_state(name, lambda state: with_yanks(state, filenames, yanked, reason))
         count = self.cache.apply(SetYanked(name, release.version, yanked, reason)).count
         if not count:
             raise NotFound(f"No version {version!r} of project {project!r}.")
@@ -484,7 +534,9 @@ class PackageIndex:
         if status not in PROJECT_STATUSES:
             raise InvalidInput(f"Unknown project status {status!r}: use one of {', '.join(PROJECT_STATUSES)}.")
         name = self.get_project(project).name
-        self.cache.apply(SetStatus(name, status, (reason or None) if status != "active" else None))
+        reason = (reason or None) if status != "active" else None
+        self._change_state(name, lambda state: with_status(state, status, reason))
+        self.cache.apply(SetStatus(name, status, reason))
         return self.get_project(name)
 
     def delete_version(self, project: str, version: str) -> list[str]:
@@ -506,5 +558,8 @@ class PackageIndex:
         self.cache.apply(RemoveFile(file.filename))
         self.storage.delete(file.object_key)
         self.storage.delete(file.sidecar_key)
+        self.state.delete_file(file.project, file.filename)
+        # A filename may come back with its bytes: as a new file, not yanked.
+        self._change_state(file.project, lambda state: with_yanks(state, [file.filename], False, None))
         # A reload that listed the object before it went may have put the row back: take it out again.
         self.cache.apply(RemoveFile(file.filename))

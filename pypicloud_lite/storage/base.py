@@ -23,6 +23,14 @@ class StoredObject:
     sha256: str | None = None
 
 
+@dataclass(frozen=True)
+class Versioned:
+    """A small object's bytes and the version token a conditional write of it compares against."""
+
+    data: bytes
+    token: str
+
+
 def checked_key(key: str) -> str:
     """A key made of plain path segments: no '..', '.', empty segment, leading '/' or backslash.
 
@@ -50,6 +58,18 @@ class Storage(ABC):
     @abstractmethod
     def put_bytes(self, key: str, data: bytes) -> None:
         """Store a small derived object (a metadata sidecar), replacing any previous one."""
+
+    @abstractmethod
+    def read_versioned(self, key: str, limit: int = 16 * 1024 * 1024) -> Versioned | None:
+        """A small object's bytes (NotFound past `limit`) and its version token, or None if absent."""
+
+    @abstractmethod
+    def put_if(self, key: str, data: bytes, token: str | None) -> bool:
+        """Write `data` under `key` only if the object is still the version `token` names (None: still absent).
+
+        Returns False, writing nothing, when another writer changed (or created, or deleted) it since:
+        the caller reads again and retries, so concurrent read-modify-writes never lose one another.
+        """
 
     @abstractmethod
     def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:

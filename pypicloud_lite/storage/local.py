@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import io
 import logging
 import os
@@ -15,14 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from pypicloud_lite.errors import BackendUnavailable, NotFound
-from pypicloud_lite.storage.base import Storage, StoredObject, checked_key
+from pypicloud_lite.errors import BackendUnavailable, InvalidInput, NotFound
+from pypicloud_lite.storage.base import Storage, StoredObject, Versioned, checked_key
 
 logger = logging.getLogger(__name__)
 
 
 # A write goes to a temporary file beside its object first, then is linked or renamed into place.
 TEMP_PREFIX, TEMP_SUFFIX = ".tmp-", ".part"
+# Conditional writes serialize on a lock file per key in this folder (hidden: no key starts with a dot).
+LOCKS_DIR = ".locks"
 
 
 def remove_stale_files(paths: Iterable[Path], max_age: float) -> int:
@@ -116,6 +120,40 @@ class LocalStorage(Storage):
             tmp.unlink(missing_ok=True)
             raise BackendUnavailable(f"Cannot write {key} to storage: {exc.strerror}") from exc
 
+    def read_versioned(self, key: str, limit: int = 16 * 1024 * 1024) -> Versioned | None:
+        try:
+            with open(self._path(key), "rb") as fh:
+                data = fh.read(limit + 1)
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+        if len(data) > limit:
+            raise InvalidInput(f"{key} is larger than {limit} bytes: not a state object of this index")
+        # The token is the content's hash: os.replace swaps whole files, so a read sees one version.
+        return Versioned(data, hashlib.sha256(data).hexdigest())
+
+    @contextlib.contextmanager
+    def _key_lock(self, key: str) -> Iterator[None]:
+        """An exclusive lock on one key among every process sharing this folder (flock on a lock file)."""
+        locks = self.root / LOCKS_DIR
+        locks.mkdir(exist_ok=True)
+        with open(locks / hashlib.sha256(key.encode()).hexdigest()[:40], "a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def put_if(self, key: str, data: bytes, token: str | None) -> bool:
+        try:
+            with self._key_lock(key):
+                current = self.read_versioned(key)
+                if (current.token if current else None) != token:
+                    return False
+                self.put_bytes(key, data)
+                return True
+        except OSError as exc:
+            raise BackendUnavailable(f"Cannot write {key} to storage: {exc.strerror}") from exc
+
     def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
         try:
             fh = open(self._path(key), "rb")  # noqa: SIM115 - the caller closes the stream
@@ -142,7 +180,9 @@ class LocalStorage(Storage):
             self._path(key).unlink(missing_ok=True)
 
     def list(self, prefix: str = "") -> Iterator[StoredObject]:
-        for dirpath, _dirs, files in os.walk(self.root):
+        for dirpath, dirs, files in os.walk(self.root):
+            # Dot-folders hold no keys (the key locks); pruned in place, os.walk does not enter them.
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
             for name in sorted(files):
                 if name.startswith(".tmp-"):
                     continue

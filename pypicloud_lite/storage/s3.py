@@ -14,8 +14,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pypicloud_lite.config import S3Settings
-from pypicloud_lite.errors import BackendUnavailable, NotFound, PypicloudLiteError
-from pypicloud_lite.storage.base import Storage, StoredObject, checked_key
+from pypicloud_lite.errors import BackendUnavailable, InvalidInput, NotFound, PypicloudLiteError
+from pypicloud_lite.storage.base import Storage, StoredObject, Versioned, checked_key
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +134,37 @@ class S3Storage(Storage):
             self.client.put_object(
                 Bucket=self.bucket, Key=self._s3_key(key), Body=data, ChecksumAlgorithm="SHA256", **self._write_args()
             )
+
+    def read_versioned(self, key: str, limit: int = 16 * 1024 * 1024) -> Versioned | None:
+        try:
+            with _translate("read", key):
+                got = self.client.get_object(Bucket=self.bucket, Key=self._s3_key(key))
+        except NotFound:
+            return None
+        with _translate("read", key), got["Body"] as body:
+            if int(got["ContentLength"]) > limit:
+                raise InvalidInput(f"{key} is larger than {limit} bytes: not a state object of this index")
+            return Versioned(body.read(), str(got["ETag"]))
+
+    def put_if(self, key: str, data: bytes, token: str | None) -> bool:
+        condition = {"IfMatch": token} if token is not None else {"IfNoneMatch": "*"}
+        try:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._s3_key(key),
+                Body=data,
+                ChecksumAlgorithm="SHA256",
+                **condition,
+                **self._write_args(),
+            )
+        except ClientError as exc:
+            # If-Match on a deleted object: 404 NoSuchKey, a lost race like any other.
+            if _code(exc) in _TAKEN or _code(exc) in _MISSING:
+                return False
+            raise _error(exc, "write", key) from exc
+        except BotoCoreError as exc:
+            raise _error(exc, "write", key) from exc
+        return True
 
     def open(self, key: str, start: int = 0, end: int | None = None) -> BinaryIO:
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": self._s3_key(key)}

@@ -240,3 +240,62 @@ def test_local_storage_leaves_no_temporary_files(tmp_path: Path, source: Path) -
     local.put_new("demo/demo-1.0.tar.gz", source)
     local.put_bytes("demo/demo-1.0.tar.gz.metadata", b"meta")
     assert sorted(p.name for p in (root / "demo").iterdir()) == ["demo-1.0.tar.gz", "demo-1.0.tar.gz.metadata"]
+
+
+# -- conditional writes of small state objects (read_versioned / put_if) -------------------
+
+
+def test_put_if_creates_only_when_absent(storage: Storage) -> None:
+    key = "_ppc/projects/demo.json"
+    assert storage.read_versioned(key) is None
+    assert storage.put_if(key, b'{"a": 1}', None) is True
+    assert storage.put_if(key, b'{"a": 2}', None) is False  # someone created it first
+    current = storage.read_versioned(key)
+    assert current is not None and current.data == b'{"a": 1}'
+
+
+def test_put_if_replaces_only_the_version_read(storage: Storage) -> None:
+    key = "_ppc/projects/demo.json"
+    storage.put_if(key, b"one", None)
+    first = storage.read_versioned(key)
+    assert first is not None
+    assert storage.put_if(key, b"two", first.token) is True
+    # A writer still holding the first version lost the race: its write must not land.
+    assert storage.put_if(key, b"three", first.token) is False
+    second = storage.read_versioned(key)
+    assert second is not None and second.data == b"two" and second.token != first.token
+    assert storage.put_if(key, b"three", second.token) is True
+    assert _read(storage, key) == b"three"
+
+
+def test_put_if_on_a_deleted_object_is_refused(storage: Storage) -> None:
+    key = "_ppc/projects/demo.json"
+    storage.put_if(key, b"one", None)
+    read = storage.read_versioned(key)
+    assert read is not None
+    storage.delete(key)
+    assert storage.put_if(key, b"two", read.token) is False
+    assert storage.read_versioned(key) is None
+
+
+def test_concurrent_read_modify_writes_lose_nothing(storage: Storage) -> None:
+    """Eight writers each add their own line by read + put_if, retrying when they lose: every line lands."""
+    key = "_ppc/projects/counted.json"
+    count = 8
+    barrier = threading.Barrier(count)
+
+    def add_line(i: int) -> int:
+        barrier.wait()
+        attempts = 0
+        while True:
+            attempts += 1
+            current = storage.read_versioned(key)
+            data = (current.data if current else b"") + f"writer {i}\n".encode()
+            if storage.put_if(key, data, current.token if current else None):
+                return attempts
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        list(pool.map(add_line, range(count)))
+    lines = sorted(_read(storage, key).decode().splitlines())
+    assert lines == sorted(f"writer {i}" for i in range(count))
+    assert _keys(storage) == [key]  # no lock or temporary files are listed

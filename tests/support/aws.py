@@ -57,8 +57,11 @@ class Moto:
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def _dynamodb_one_at_a_time(app: WSGIApp) -> WSGIApp:
-    """Run moto's DynamoDB requests one at a time, as DynamoDB's own isolation guarantees.
+def _atomic_requests(app: WSGIApp) -> WSGIApp:
+    """Run moto's DynamoDB requests and S3 conditional writes one at a time, as AWS guarantees them atomic.
+
+    S3 checks `If-Match`/`If-None-Match` and writes as one step; moto checks, then writes, so two
+    racing conditional PUTs could both pass their check.
 
     Real DynamoDB makes every operation atomic and TransactWriteItems serializable against other
     writes and GetItem. Moto's backend is plain Python under a threaded server: a transaction
@@ -68,7 +71,11 @@ def _dynamodb_one_at_a_time(app: WSGIApp) -> WSGIApp:
     lock = threading.Lock()
 
     def serialized(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+        dynamodb = environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_")
+        conditional = environ.get("REQUEST_METHOD") == "PUT" and (
+            "HTTP_IF_MATCH" in environ or "HTTP_IF_NONE_MATCH" in environ
+        )
+        if not (dynamodb or conditional):
             return app(environ, start_response)
         with lock:
             return list(app(environ, start_response))
@@ -83,7 +90,7 @@ def moto_server() -> Iterator[Moto]:
 
     saved = {k: os.environ.get(k) for k in FAKE_CREDENTIALS}
     os.environ.update(FAKE_CREDENTIALS)
-    app = _dynamodb_one_at_a_time(DomainDispatcherApplication(create_backend_app))
+    app = _atomic_requests(DomainDispatcherApplication(create_backend_app))
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="moto", daemon=True)
     thread.start()

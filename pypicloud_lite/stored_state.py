@@ -1,0 +1,242 @@
+"""What storage records beyond the bytes: a record per file and a state per project, under `_ppc/`.
+
+Every fact the index shows that a file's bytes cannot say lives in storage, written before the
+change is acknowledged, so that a cache rebuilt from storage, a replica region fed by the S3 sync
+and a restored copy all show the same index:
+
+* `_ppc/files/<project>/<filename>.json`: written when the file is uploaded (or first seen, for a
+  file another tool placed): upload time, uploader, size, hashes and core metadata. Never changed
+  afterwards: a filename never holds other bytes, and its upload time never moves.
+* `_ppc/projects/<project>.json`: display name, status and its reason, the yanked files and their
+  reasons. Changed by read-modify-write with a conditional write (S3 `If-Match`/`If-None-Match`,
+  an atomic replace under a lock locally), retried on a lost race: concurrent yanks and status
+  changes from any number of processes never lose one another.
+
+Both are plain JSON, readable by hand and by a restore script. Read as hostile input: a record
+that is too large, malformed, or about another file than its key names is ignored (and logged).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from pypicloud_lite.errors import Conflict, InvalidInput, InvalidUpload
+from pypicloud_lite.models import PROJECT_STATUSES, CoreMetadata, PackageFile, Project, ProjectState
+from pypicloud_lite.naming import file_record_key, parse_filename, project_state_key
+from pypicloud_lite.storage.base import Storage
+
+logger = logging.getLogger(__name__)
+
+FORMAT = 1
+# A file record holds one file's core metadata (bounded at upload); a project state one line per yanked file.
+MAX_RECORD_BYTES = 1024 * 1024
+MAX_STATE_BYTES = 16 * 1024 * 1024
+# A read-modify-write that keeps losing to other writers gives up (Conflict: the client retries).
+UPDATE_ATTEMPTS = 40
+
+_HEX = {"sha256": 64, "md5": 32, "blake2_256": 64, "metadata_sha256": 64}
+_OPTIONAL_TEXT = ("uploader", "requires_python", "summary")
+
+
+def _dump(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def file_record(file: PackageFile) -> bytes:
+    """The record of a file: what its row holds that the filename and the listing cannot say."""
+    return _dump(
+        {
+            "format": FORMAT,
+            "project": file.project,
+            "filename": file.filename,
+            "size": file.size,
+            "sha256": file.sha256,
+            "md5": file.md5,
+            "blake2_256": file.blake2_256,
+            "upload_time": file.upload_time.isoformat(),
+            "uploader": file.uploader,
+            "requires_python": file.requires_python,
+            "summary": file.summary,
+            "metadata_sha256": file.metadata_sha256,
+            "core_metadata": file.core_metadata.to_dict() if file.core_metadata else None,
+        }
+    )
+
+
+def _load(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        raise InvalidInput(f"{what} is not JSON") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise InvalidInput(f"{what} is not a format-{FORMAT} record of this index")
+    return doc
+
+
+def _text(doc: dict[str, Any], name: str, what: str) -> str | None:
+    value = doc.get(name)
+    if value is not None and not isinstance(value, str):
+        raise InvalidInput(f"{what}: {name} is not text")
+    return value
+
+
+def parse_file_record(data: bytes, project: str, filename: str) -> PackageFile:
+    """The row a file record describes (not yanked: yanks live in the project state); InvalidInput if unusable."""
+    what = f"the record of {filename}"
+    doc = _load(data, what)
+    if doc.get("project") != project or doc.get("filename") != filename:
+        raise InvalidInput(f"{what} describes another file ({doc.get('project')}/{doc.get('filename')})")
+    try:
+        dist = parse_filename(filename)
+    except InvalidUpload as exc:
+        raise InvalidInput(f"{what}: {exc.message}") from exc
+    size = doc.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise InvalidInput(f"{what}: size is not a count of bytes")
+    digests = {}
+    for name, length in _HEX.items():
+        value = _text(doc, name, what)
+        if value is not None and not re.fullmatch(f"[0-9a-f]{{{length}}}", value):
+            raise InvalidInput(f"{what}: {name} is not a hex digest")
+        digests[name] = value
+    if digests["sha256"] is None:
+        raise InvalidInput(f"{what} has no sha256")
+    try:
+        upload_time = datetime.fromisoformat(str(doc.get("upload_time")))
+    except ValueError as exc:
+        raise InvalidInput(f"{what}: upload_time is not an ISO 8601 time") from exc
+    if upload_time.tzinfo is None:
+        raise InvalidInput(f"{what}: upload_time has no time zone")
+    metadata = doc.get("core_metadata")
+    try:
+        core = CoreMetadata.from_dict(metadata) if metadata is not None else None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidInput(f"{what}: core_metadata is malformed") from exc
+    texts = {name: _text(doc, name, what) for name in _OPTIONAL_TEXT}
+    return PackageFile.of(dist, size=size, upload_time=upload_time, core_metadata=core, **digests, **texts)
+
+
+def project_state(state: ProjectState) -> bytes:
+    return _dump(
+        {
+            "format": FORMAT,
+            "name": state.name,
+            "display_name": state.display_name,
+            "status": state.status,
+            "status_reason": state.status_reason,
+            "yanked": dict(sorted(state.yanked.items())),
+        }
+    )
+
+
+def parse_project_state(data: bytes, name: str) -> ProjectState:
+    what = f"the state of project {name}"
+    doc = _load(data, what)
+    if doc.get("name") != name:
+        raise InvalidInput(f"{what} names another project ({doc.get('name')!r})")
+    display_name, status = _text(doc, "display_name", what), doc.get("status")
+    if not display_name or status not in PROJECT_STATUSES:
+        raise InvalidInput(f"{what}: no display name, or an unknown status")
+    yanked = doc.get("yanked") or {}
+    if not isinstance(yanked, dict) or not all(isinstance(v, str | None) for v in yanked.values()):
+        raise InvalidInput(f"{what}: yanked is not a map of filenames to reasons")
+    return ProjectState(name, display_name, status, _text(doc, "status_reason", what), yanked)
+
+
+class StateStore:
+    """Reads and writes the file records and project states of one storage."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    # -- file records ----------------------------------------------------------------------
+
+    def read_file(self, project: str, filename: str) -> PackageFile | None:
+        """The file's record as a row, or None if it has none (or an unusable one, which is logged)."""
+        key = file_record_key(project, filename)
+        try:
+            found = self.storage.read_versioned(key, MAX_RECORD_BYTES)
+            return parse_file_record(found.data, project, filename) if found else None
+        except InvalidInput as exc:
+            logger.warning("ignoring %s: %s", key, exc.message)
+            return None
+
+    def write_file(self, file: PackageFile) -> None:
+        """Record an uploaded file (replacing a record left by an earlier, deleted file of the same bytes)."""
+        self.storage.put_bytes(file_record_key(file.project, file.filename), file_record(file))
+
+    def record_first_sight(self, file: PackageFile) -> bool:
+        """Record a file another tool placed, unless a record exists: its time is fixed from now on."""
+        return self.storage.put_if(file_record_key(file.project, file.filename), file_record(file), None)
+
+    def delete_file(self, project: str, filename: str) -> None:
+        self.storage.delete(file_record_key(project, filename))
+
+    # -- project states --------------------------------------------------------------------
+
+    def read_project(self, name: str) -> ProjectState | None:
+        key = project_state_key(name)
+        try:
+            found = self.storage.read_versioned(key, MAX_STATE_BYTES)
+            return parse_project_state(found.data, name) if found else None
+        except InvalidInput as exc:
+            logger.warning("ignoring %s: %s", key, exc.message)
+            return None
+
+    def update_project(
+        self, name: str, change: Callable[[ProjectState | None], ProjectState | None]
+    ) -> ProjectState | None:
+        """Apply `change` to the project's state with a conditional write, again on each lost race.
+
+        `change` gets the state as stored (None: none yet) and returns the new one (None or the
+        same: nothing to write). Conflict when other writers keep winning.
+        """
+        key = project_state_key(name)
+        for attempt in range(UPDATE_ATTEMPTS):
+            found = self.storage.read_versioned(key, MAX_STATE_BYTES)
+            current = None
+            if found is not None:
+                try:
+                    current = parse_project_state(found.data, name)
+                except InvalidInput as exc:
+                    logger.warning("replacing the unusable %s: %s", key, exc.message)
+            wanted = change(current)
+            if wanted is None or wanted == current:
+                return current
+            if self.storage.put_if(key, project_state(wanted), found.token if found else None):
+                return wanted
+            time.sleep(random.uniform(0, min(0.5, 0.005 * 2**attempt)))  # noqa: S311 - jitter, not secrecy
+        raise Conflict(f"The state of project {name!r} keeps changing under this write; try again shortly.")
+
+
+# -- the edits the index makes to a project's state ------------------------------------------
+
+
+def with_yanks(state: ProjectState, filenames: list[str], yanked: bool, reason: str | None) -> ProjectState:
+    marks = dict(state.yanked)
+    for filename in filenames:
+        if yanked:
+            marks[filename] = reason
+        else:
+            marks.pop(filename, None)
+    return replace(state, yanked=marks)
+
+
+def with_status(state: ProjectState, status: str, reason: str | None) -> ProjectState:
+    return replace(state, status=status, status_reason=reason)
+
+
+def seed_state(name: str, project: Project | None, files: list[PackageFile], display_name: str) -> ProjectState:
+    """The state of a project the cache knows but storage has no state for (an index from before states)."""
+    if project is None:
+        return ProjectState(name, display_name)
+    yanked = {f.filename: f.yanked_reason for f in files if f.yanked}
+    return ProjectState(name, project.display_name, project.status, project.status_reason, yanked)
