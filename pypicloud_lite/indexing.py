@@ -52,7 +52,8 @@ def describe_object(
     """
     key, sidecar = listed.object_key, listed.sidecar_key
     raw_metadata: bytes | None = None
-    if sidecar_exists is not False and not rewritten:
+    # Only wheels have a PEP 658 sidecar: an sdist's metadata is read from its bytes, then kept in its record.
+    if listed.packagetype == "bdist_wheel" and sidecar_exists is not False and not rewritten:
         try:
             with storage.open(sidecar) as fh:
                 raw_metadata = fh.read()
@@ -92,6 +93,6 @@ def _read_once(
         except InvalidUpload as exc:
             logger.warning("%s has no readable metadata: %s", key, exc.message)
             raw_metadata = None
-    if raw_metadata is not None and raw_metadata != known:
+    if raw_metadata is not None and raw_metadata != known and filename.endswith(".whl"):
         storage.put_bytes(sidecar, raw_metadata)
     return digest.hexdigest(), raw_metadata

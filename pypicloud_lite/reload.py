@@ -37,7 +37,15 @@ from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.errors import Conflict, NotFound, PypicloudLiteError
 from pypicloud_lite.indexing import describe_object, listed_file
 from pypicloud_lite.models import FillDetails, PackageFile, ReloadChanges, RemoveFile
-from pypicloud_lite.naming import INTERNAL_PREFIX, METADATA_SUFFIX, DistFilename, explain_key
+from pypicloud_lite.naming import (
+    INTERNAL_PREFIX,
+    METADATA_SUFFIX,
+    DistFilename,
+    explain_key,
+    parse_record_key,
+    parse_state_key,
+)
+from pypicloud_lite.reload_state import StoredFacts
 from pypicloud_lite.storage.base import Storage, StoredObject
 
 logger = logging.getLogger(__name__)
@@ -94,6 +102,8 @@ class ReloadRun:
         self.advertised: list[tuple[PackageFile, bool]] = []
         # The first-uploaded file of each project this reload creates: its metadata names the project.
         self.namers: set[str] = set()
+        # What storage records beyond the bytes: file records and project states (stored_state.py).
+        self.facts = StoredFacts(storage, cache, workers)
         self._lock = threading.Lock()
         self._last_report = 0.0
 
@@ -114,6 +124,9 @@ class ReloadRun:
             self._report(force=True)
             self._fill(added + changed)
             self._repair_sidecars()
+            # Facts only the cache held (an index from before stored state, or files another tool placed)
+            # go to storage now: from here on they never change, and a rebuild shows them.
+            self.facts.record_back(self.rewritten)
             self.progress.state = "done"
             self.progress.complete_seconds = round(time.monotonic() - started, 3)
             logger.info("reload done: %s", self.progress.as_dict())
@@ -141,6 +154,10 @@ class ReloadRun:
                 self.sidecars.add(obj.key)
             elif isinstance(dist := explain_key(obj.key), DistFilename):
                 found[dist.filename] = (dist, obj)
+            elif (record := parse_record_key(obj.key)) is not None:
+                self.facts.records[record[1]] = record[0]
+            elif (project := parse_state_key(obj.key)) is not None:
+                self.facts.states.add(project)
             elif not obj.key.startswith(INTERNAL_PREFIX):  # the index's own records are no strays
                 self.progress.skipped += 1
                 logger.warning("reload skips %r: %s", obj.key, dist)
@@ -148,6 +165,10 @@ class ReloadRun:
                 self._report()
 
         added, changed, etags = self._diff(snapshot, found)
+        # What storage recorded of each file and project, rather than what the listing guesses.
+        states = self.facts.read_states()
+        added = self.facts.as_recorded(added, states)
+        changed = self.facts.as_recorded(changed, states, rewritten=True)
         self.namers = _namers(added, known={row.project for row in snapshot.values()})
         # Only rows whose object is confirmed gone are removed: an upload racing the listing
         # has its object written before its row, so it is found here.
@@ -160,10 +181,12 @@ class ReloadRun:
         if not self.cache.update_lock(LOCK_NAME, self.progress.holder, LOCK_TTL, self.progress.as_dict()):
             raise Conflict("This reload lost its lease to another reload; it applied nothing.")
         seen = {name: snapshot[name] for name in [*(f.filename for f in changed), *removed]}
-        self.cache.apply_reload(ReloadChanges(added, changed, removed, etags, seen))
+        differing = self.facts.differing(states, snapshot, added, changed, removed)
+        self.cache.apply_reload(ReloadChanges(added, changed, removed, etags, seen, differing))
         self.progress.added, self.progress.changed, self.progress.removed = len(added), len(changed), len(removed)
         self._report(force=True)
-        return added, changed + self.unfilled
+        # Files another tool placed (no record) are read once; the rest came complete from their records.
+        return [f for f in added if f.sha256 is None], [f for f in changed if f.sha256 is None] + self.unfilled
 
     def _diff(
         self, snapshot: dict[str, PackageFile], found: dict[str, tuple[DistFilename, StoredObject]]

@@ -1,8 +1,10 @@
 """Apply S3 object events to the cache: each record is a hint that key K may have changed.
 
 The event says *which* key to look at, never *what* is true: the truth comes from
-HeadObject, and the cache row for K is made equal to it. Duplicates, reordering,
-late deliveries and deletes of non-current versions therefore change nothing.
+HeadObject and the file's record and project's state in storage (stored_state.py), and
+the cache is made equal to them. An event about a record or a state is a hint about its
+file or project. Duplicates, reordering, late deliveries and deletes of non-current
+versions therefore change nothing: whichever event comes last reads the final truth.
 Pure library code: the Lambda handler (pypicloud_lite/s3_sync_handler.py) only wires it up.
 """
 
@@ -20,10 +22,12 @@ from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cdn import is_flush_message
 from pypicloud_lite.errors import InvalidInput
 from pypicloud_lite.indexing import describe_object, listed_file
-from pypicloud_lite.models import AddFile, RemoveFile, ReplaceFile
-from pypicloud_lite.naming import parse_key
+from pypicloud_lite.models import AddFile, PackageFile, RemoveFile, ReplaceFile, SyncProject
+from pypicloud_lite.naming import parse_key, parse_record_key, parse_state_key, storage_key
+from pypicloud_lite.reload_state import as_stored
 from pypicloud_lite.storage.base import Storage, StoredObject
 from pypicloud_lite.storage.s3 import S3Storage
+from pypicloud_lite.stored_state import StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -161,18 +165,27 @@ class S3Sync:
         self.storage = storage
         self.cache = cache
         self.memory = memory or SequencerMemory()
+        self.state = StateStore(storage)
 
     def apply(self, hint: Hint) -> str:
         """One of: applied, unchanged, stale, ignored."""
         if hint.bucket != self.storage.bucket or not hint.key.startswith(self.storage.prefix):
             return "ignored"
         key = hint.key[len(self.storage.prefix) :]
-        dist = parse_key(key)
-        if dist is None:
+        dist, record, project = parse_key(key), parse_record_key(key), parse_state_key(key)
+        if dist is None and record is None and project is None:
             return "ignored"  # sidecars, strays, keys outside a project folder
         if self.memory.is_stale(hint):
             return "stale"
-        outcome = self._converge(key, dist.filename)
+        if dist is not None:
+            outcome = self._converge(key, dist.filename)
+        elif record is not None:
+            row = self.cache.get_file(record[1])
+            outcome = self._converge(row.object_key if row else storage_key(*record), record[1])
+        else:
+            assert project is not None
+            state = self.state.read_project(project)
+            outcome = "applied" if state and self.cache.apply(SyncProject(state)).changed else "unchanged"
         self.memory.applied(hint)
         return outcome
 
@@ -188,15 +201,50 @@ class S3Sync:
             # leaves the current one in place, so HeadObject still finds it: nothing removed.
             removed = row is not None and self.cache.apply(RemoveFile(filename)).changed
             return "applied" if removed else "unchanged"
-        if row is not None and row.sha256 and row.size == obj.size and row.storage_etag in (None, obj.etag):
-            return "unchanged"
         dist = parse_key(key)
         assert dist is not None
-        described = describe_object(self.storage, listed_file(dist, obj), obj, rewritten=row is not None)
+        state = self.state.read_project(dist.project)
+        found = as_stored(self._describe(key, obj, row), state) if state else self._describe(key, obj, row)
         if row is None:
-            return "applied" if self.cache.apply(AddFile(described, described.upload_name)).changed else "unchanged"
-        self.cache.apply(ReplaceFile(replace(described, yanked=row.yanked, yanked_reason=row.yanked_reason)))
-        return "applied"
+            name = state.display_name if state else found.upload_name
+            outcome = "applied" if self.cache.apply(AddFile(found, name)).changed else "unchanged"
+        elif _same_facts(row, found):
+            outcome = "unchanged"
+        else:
+            self.cache.apply(
+                ReplaceFile(found if state else replace(found, yanked=row.yanked, yanked_reason=row.yanked_reason))
+            )
+            outcome = "applied"
+        if state is not None and self.cache.apply(SyncProject(state)).changed:
+            outcome = "applied"
+        return outcome
+
+    def _describe(self, key: str, obj: StoredObject, row: PackageFile | None) -> PackageFile:
+        """The file under `key` as its record says, else as its row says (same bytes), else as its bytes say."""
+        dist = parse_key(key)
+        assert dist is not None
+        listed = listed_file(dist, obj)
+        # Other bytes than the row's: another tool rewrote the object, its record describes the old ones.
+        rewritten = row is not None and (row.size != obj.size or row.storage_etag not in (None, obj.etag))
+        record = None if rewritten else self.state.read_file(dist.project, dist.filename)
+        if record is not None and record.size == obj.size:
+            return replace(record, storage_etag=obj.etag, key=listed.key)
+        if row is not None and row.sha256 and not rewritten:
+            described = row
+        else:
+            described = describe_object(self.storage, listed, obj, rewritten=row is not None)
+        if rewritten:
+            self.state.write_file(described)
+        else:
+            # Placed by another tool (or indexed before records): its facts are fixed from this first sight on.
+            self.state.record_first_sight(described)
+        return described
+
+
+def _same_facts(a: PackageFile, b: PackageFile) -> bool:
+    """Whether two rows show the same file: hashes, size, time, uploader, yank, metadata."""
+    fields = ("sha256", "size", "upload_time", "uploader", "yanked", "yanked_reason", "metadata_sha256", "storage_etag")
+    return all(getattr(a, name) == getattr(b, name) for name in fields)
 
 
 def storage_for_sync(storage: Storage) -> S3Storage:

@@ -29,13 +29,14 @@ from pypicloud_lite.config import UploadSettings, load_settings
 from pypicloud_lite.db.tables import FileRow
 from pypicloud_lite.errors import BackendUnavailable, Conflict, FileExists
 from pypicloud_lite.metadata import parse_core_metadata
-from pypicloud_lite.models import AddFile, PackageFile
-from pypicloud_lite.naming import parse_filename, parse_key
+from pypicloud_lite.models import AddFile, PackageFile, ProjectState
+from pypicloud_lite.naming import file_record_key, parse_filename, parse_key, project_state_key
 from pypicloud_lite.reload import ReloadProgress, begin_reload
 from pypicloud_lite.service import PackageIndex, UploadResult
 from pypicloud_lite.storage.base import Storage, StoredObject
 from pypicloud_lite.storage.local import LocalStorage
 from pypicloud_lite.storage.s3 import S3Storage
+from pypicloud_lite.stored_state import file_record, project_state
 from pypicloud_lite.web import make_app
 from tests.support.aws import Moto
 from tests.support.cache import cache_settings, fresh_database
@@ -165,7 +166,7 @@ def s3_env(request: pytest.FixtureRequest, raw_settings: dict[str, Any], tmp_pat
 def spy(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """Count the storage calls a reload makes (on this storage object only)."""
     calls: Counter[str] = Counter()
-    for name in ("stat", "open", "put_bytes", "put_new", "delete"):
+    for name in ("stat", "open", "put_bytes", "put_new", "delete", "read_versioned", "put_if"):
         real = getattr(storage, name)
 
         def counted(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
@@ -326,7 +327,8 @@ def test_an_identical_reupload_writes_back_an_object_gone_from_storage(any_env: 
     dist = (build_wheel if kind == "wheel" else build_sdist)(env.dists, "Demo", "1.0")
     row = upload(env.index, dist).file
     delete_raw(env.storage, key_of(dist))
-    delete_raw(env.storage, key_of(dist) + ".metadata")
+    if kind == "wheel":
+        delete_raw(env.storage, key_of(dist) + ".metadata")
 
     again = upload(env.index, dist)
 
@@ -354,9 +356,9 @@ def test_second_reload_changes_nothing_and_reads_nothing(env: Env, monkeypatch: 
     second = env.reload()
 
     assert second.state == "done"
-    assert second.listed == 6  # three files and three sidecars
+    assert second.listed == 9  # three files, the two wheels' sidecars, three records, one project state
     assert counts(second) == {"added": 0, "removed": 0, "changed": 0, "unchanged": 3, "hashed": 0, "failed": 0}
-    assert calls == Counter(), "an unchanged index costs one listing and nothing else"
+    assert calls == Counter({"read_versioned": 1}), "an unchanged index costs one listing and its project states"
     assert env.rows() == rows
     assert env.index.serial() == serial, "a reload that changes nothing must not bump the serial (page ETags)"
 
@@ -443,7 +445,7 @@ def test_uploaded_files_are_unchanged_on_reload(env: Env, monkeypatch: pytest.Mo
 
     result = env.reload()
 
-    assert result.listed == 4  # two files, two sidecars
+    assert result.listed == 6  # two files, the wheel's sidecar, two records, the project's state
     assert counts(result) == {"added": 0, "removed": 0, "changed": 0, "unchanged": 2, "hashed": 0, "failed": 0}
     after = env.rows()
     for name, row in before.items():
@@ -458,7 +460,7 @@ def test_uploaded_files_are_unchanged_on_reload(env: Env, monkeypatch: pytest.Mo
     calls = spy(env.storage, monkeypatch)
     result = env.reload()
     assert counts(result) == {"added": 0, "removed": 0, "changed": 0, "unchanged": 3, "hashed": 0, "failed": 0}
-    assert calls == Counter()
+    assert calls == Counter({"read_versioned": 1})  # the project's state
     assert upload(env.index, later).created is False
 
 
@@ -683,8 +685,10 @@ def test_delete_racing_a_reload_leaves_no_row_without_its_object(env: Env, monke
 
     assert result.added == 1
     assert env.rows() == {}, "the index lists a file whose object is gone"
-    # Only the deletion record stays (the filename stays used); no sidecar came back.
-    assert stored_keys(env.storage) == {f"_ppc/deleted/demo/{wheel.name}"}, "the reload wrote the sidecar back"
+    # Only the deletion record (the filename stays used) and the project's state stay; no sidecar came back.
+    assert stored_keys(env.storage) == {f"_ppc/deleted/demo/{wheel.name}", "_ppc/projects/demo.json"}, (
+        "the reload wrote the sidecar back"
+    )
 
 
 def _block(
@@ -967,11 +971,15 @@ def test_readers_never_see_a_hole(
 
 
 BUCKET_OBJECTS = 2500
+# Each file, its record, and one state per project (files spread over BULK_PROJECTS projects).
+BUCKET_KEYS = 2 * BUCKET_OBJECTS + BULK_PROJECTS
+LISTINGS = -(-BUCKET_KEYS // 1000)
 
 
 @dataclass(frozen=True)
 class Bucket:
-    """A bucket of BUCKET_OBJECTS sdists under `packages/`, filled once per module and never changed."""
+    """A bucket of BUCKET_OBJECTS sdists under `packages/` with their records and project states (BUCKET_KEYS
+    keys), filled once per module and never changed."""
 
     moto: Moto
     name: str
@@ -1037,6 +1045,10 @@ def bucket(moto: Moto, tmp_path_factory: pytest.TempPathFactory) -> Bucket:
         n = int(str(parse_filename(filename).version).split(".")[1])
         rows.append(_sdist_row(filename, obj.size, sha256(_bulk_body(n)), obj))
     assert len(rows) == BUCKET_OBJECTS
+    # As the index leaves a bucket: each file's record, each project's state (stored_state.py).
+    records = {f"packages/{file_record_key(r.project, r.filename)}": file_record(r) for r in rows}
+    states = {f"packages/{project_state_key(p)}": project_state(ProjectState(p, p)) for p in {r.project for r in rows}}
+    _fill_bucket(moto, name, records | states)
     gone = replace(obj, etag="gone")
     rows += [_sdist_row(filename, 5, "0" * 64, gone) for filename in STALE]
     cache = SQLCache.from_settings(cache_settings(f"sqlite:///{bucket.template}"))
@@ -1076,7 +1088,7 @@ def test_reload_of_an_unchanged_bucket_costs_one_list_per_thousand_objects(bucke
 
     result = bucket_index.index.begin_reload().execute()
 
-    assert result.listed == BUCKET_OBJECTS
+    assert result.listed == BUCKET_KEYS
     assert counts(result) == {
         "added": 0,
         "removed": 0,
@@ -1085,13 +1097,16 @@ def test_reload_of_an_unchanged_bucket_costs_one_list_per_thousand_objects(bucke
         "hashed": 0,
         "failed": 0,
     }
-    assert bucket_index.calls.by_operation() == Counter({"ListObjectsV2": 3})
+    # One GET per project state: a yank or status changed in storage (another region, a restore) is applied.
+    assert bucket_index.calls.by_operation() == Counter({"ListObjectsV2": LISTINGS, "GetObject": BULK_PROJECTS})
 
 
 def test_removal_costs_one_head_per_missing_object(bucket_index: BucketIndex) -> None:
     result = bucket_index.index.begin_reload().execute()
     assert (result.removed, result.unchanged) == (len(STALE), BUCKET_OBJECTS)
-    assert bucket_index.calls.by_operation() == Counter({"ListObjectsV2": 3, "HeadObject": len(STALE)})
+    assert bucket_index.calls.by_operation() == Counter(
+        {"ListObjectsV2": LISTINGS, "HeadObject": len(STALE), "GetObject": BULK_PROJECTS}
+    )
     assert bucket_index.calls.keys("HeadObject") == sorted(f"{parse_filename(f).project}/{f}" for f in STALE)
 
 
@@ -1151,9 +1166,12 @@ def test_new_objects_written_by_another_tool_cost_a_head_and_a_read(s3_env: Env)
     ops = calls.by_operation()
     assert ops["ListObjectsV2"] == 1
     assert calls.keys("HeadObject") == keys, "at most one HEAD per new object"
-    assert calls.keys("GetObject") == keys, "no checksum and no sidecar: each object is read once"
-    assert set(calls.keys("PutObject")) <= {key + ".metadata" for key in keys}
-    assert {k + ".metadata" for k in keys if k.endswith(".whl")} <= set(calls.keys("PutObject"))
+    states = ["_ppc/projects/demo.json", "_ppc/projects/other.json"]
+    # Each object is read once; then each new project's state is read to be created.
+    assert calls.keys("GetObject") == sorted(keys + states), "no checksum and no sidecar: each object is read once"
+    # Recorded back, once: the wheels' sidecars (never an sdist's), each file's record, each project's state.
+    records = [f"_ppc/files/{key}.json" for key in keys]
+    assert calls.keys("PutObject") == sorted([k + ".metadata" for k in keys if k.endswith(".whl")] + records + states)
     assert set(ops) <= {"ListObjectsV2", "HeadObject", "GetObject", "PutObject"}
 
 
@@ -1177,8 +1195,10 @@ def test_new_objects_with_checksum_and_sidecar_are_not_read(s3_env: Env) -> None
 
     assert (result.added, result.hashed, result.failed) == (2, 2, 0)
     assert calls.keys("HeadObject") == keys
-    assert calls.keys("GetObject") == [key + ".metadata" for key in keys], "only the small sidecars are read"
-    assert calls.keys("PutObject") == []
+    state = "_ppc/projects/demo.json"
+    assert calls.keys("GetObject") == [state] + [key + ".metadata" for key in keys], "only small objects are read"
+    # Their facts are recorded, once: each file's record, the project's state.
+    assert calls.keys("PutObject") == sorted([state] + [f"_ppc/files/{key}.json" for key in keys])
     rows = env.rows()
     for path in paths:
         assert rows[path.name].sha256 == sha256(path.read_bytes())
@@ -1199,14 +1219,16 @@ def test_uploads_are_reindexed_from_checksum_and_sidecar_without_reading_the_fil
     try:
         calls = S3Calls(storage.client, storage.prefix)
         result = begin_reload(storage, fresh, workers=4).execute()
-        assert (result.added, result.hashed, result.failed) == (2, 2, 0)
+        # Complete from the listing and the records: nothing left to fill in.
+        assert (result.added, result.hashed, result.failed) == (2, 0, 0)
         rows = rows_of(fresh)
         for path in paths:
-            assert rows[path.name].sha256 == sha256(path.read_bytes())
-        assert calls.keys("HeadObject") == keys
-        assert calls.keys("GetObject") == [k + ".metadata" for k in keys], (
-            "an object uploaded through the service carries its SHA-256 checksum and sidecar; reading it is waste"
-        )
+            assert rows[path.name] == replace(rows_of(env.cache)[path.name], storage_etag=rows[path.name].storage_etag)
+        assert calls.keys("HeadObject") == []
+        assert calls.keys("GetObject") == sorted(
+            ["_ppc/projects/demo.json"] + [f"_ppc/files/{k}.json" for k in keys]
+        ), "an object uploaded through the service has its record; reading the object is waste"
+        assert calls.keys("PutObject") == []
     finally:
         fresh.close()
 
@@ -1382,8 +1404,10 @@ def test_repairing_a_missing_sidecar_costs_a_head_a_read_and_a_put(s3_env: Env) 
 
     assert (result.unchanged, result.repaired) == (2, 1)
     assert calls.keys("HeadObject") == [key]
-    assert calls.keys("GetObject") == [key], "only the wheel whose sidecar is missing is read"
+    # Besides the project's state, only the wheel whose sidecar is missing is read.
+    assert calls.keys("GetObject") == ["_ppc/projects/demo.json", key], "only the wheel missing its sidecar is read"
     assert calls.keys("PutObject") == [key + ".metadata"]
     calls.reset()
     assert env.reload().repaired == 0
-    assert set(calls.by_operation()) == {"ListObjectsV2"}
+    assert set(calls.by_operation()) == {"ListObjectsV2", "GetObject"}
+    assert calls.keys("GetObject") == ["_ppc/projects/demo.json"]

@@ -104,7 +104,13 @@ def test_upload_stores_object_sidecar_and_row(index: PackageIndex, dists: Path, 
     assert file.core_metadata is not None
     assert file.core_metadata.name == "Demo"
 
-    assert stored_keys(index) == ["demo/demo-1.0-py3-none-any.whl", "demo/demo-1.0-py3-none-any.whl.metadata"]
+    # The file, its PEP 658 sidecar, its record (upload time, uploader, hashes) and its project's state.
+    assert stored_keys(index) == [
+        "_ppc/files/demo/demo-1.0-py3-none-any.whl.json",
+        "_ppc/projects/demo.json",
+        "demo/demo-1.0-py3-none-any.whl",
+        "demo/demo-1.0-py3-none-any.whl.metadata",
+    ]
     assert read_key(index, "demo/demo-1.0-py3-none-any.whl") == data
     assert read_key(index, "demo/demo-1.0-py3-none-any.whl.metadata") == meta
 
@@ -155,7 +161,7 @@ def test_identical_reupload_changes_nothing(index: PackageIndex, dists: Path) ->
     assert again.created is False
     assert again.file == first.file
     assert index.serial() == serial
-    assert len(stored_keys(index)) == 2
+    assert len(stored_keys(index)) == 4
 
 
 def test_different_bytes_under_an_existing_filename(index: PackageIndex, dists: Path, spool_dir: Path) -> None:
@@ -332,7 +338,8 @@ def test_a_cache_failure_leaves_nothing_in_storage(
     wheel = build_wheel(dists, "demo", "1.0")
     with pytest.raises(RuntimeError, match="database went away"):
         upload(index, wheel)
-    assert stored_keys(index) == []
+    # The new project's state (its display name) stays: it shows nowhere until a file joins the project.
+    assert stored_keys(index) == ["_ppc/projects/demo.json"]
     assert index.cache.get_file(wheel.name) is None
     assert spool_leftovers(spool_dir) == []
 
@@ -360,7 +367,7 @@ def test_a_cache_failure_with_an_unreadable_cache_still_cleans_up(
     monkeypatch.setattr(index.cache, "apply", broken)
     with pytest.raises(RuntimeError, match="database went away"):
         upload(index, wheel)
-    assert stored_keys(index) == []
+    assert stored_keys(index) == ["_ppc/projects/demo.json"]
 
 
 def test_a_sidecar_failure_leaves_nothing_in_storage(
@@ -384,7 +391,12 @@ def test_an_unindexed_object_with_the_same_bytes_gets_indexed(index: PackageInde
     result = upload(index, wheel)
     assert result.created is True
     assert index.cache.get_file(wheel.name) == result.file
-    assert stored_keys(index) == ["demo/demo-1.0-py3-none-any.whl", "demo/demo-1.0-py3-none-any.whl.metadata"]
+    assert stored_keys(index) == [
+        "_ppc/files/demo/demo-1.0-py3-none-any.whl.json",
+        "_ppc/projects/demo.json",
+        "demo/demo-1.0-py3-none-any.whl",
+        "demo/demo-1.0-py3-none-any.whl.metadata",
+    ]
 
 
 def test_an_unindexed_object_with_other_bytes_is_a_conflict(index: PackageIndex, dists: Path) -> None:
@@ -506,8 +518,9 @@ def test_delete_file_removes_row_object_and_sidecar(index: PackageIndex, dists: 
     assert index.cache.get_file("demo-1.0-py3-none-any.whl") is None
     assert stored_keys(index) == [
         "_ppc/deleted/demo/demo-1.0-py3-none-any.whl",  # the filename stays used
-        "demo/demo-1.0.tar.gz",
-        "demo/demo-1.0.tar.gz.metadata",
+        "_ppc/files/demo/demo-1.0.tar.gz.json",
+        "_ppc/projects/demo.json",
+        "demo/demo-1.0.tar.gz",  # an sdist has no PEP 658 sidecar: its record keeps its metadata
     ]
     assert [f.filename for f in index.project_files(index.get_project("demo"))] == ["demo-1.0.tar.gz"]
     with pytest.raises(NotFound):
@@ -526,8 +539,8 @@ def test_a_deleted_filename_never_comes_back_with_other_bytes(index: PackageInde
     with pytest.raises(FilenameReused, match="already been used, use a different version") as raised:
         upload(index, other)
     assert "was deleted" in raised.value.message
-    # Nothing of the refused upload was kept: only the deletion record is in storage.
-    assert stored_keys(index) == [f"_ppc/deleted/demo/{first.name}"]
+    # Nothing of the refused upload was kept: only the deletion record and the project's state are in storage.
+    assert stored_keys(index) == [f"_ppc/deleted/demo/{first.name}", "_ppc/projects/demo.json"]
     assert index.cache.get_file(first.name) is None
 
 
@@ -612,6 +625,8 @@ def test_delete_file_removes_the_row_before_the_object(
     # The deletion record came first: a half-done delete still keeps the filename used.
     assert stored_keys(index) == [
         "_ppc/deleted/demo/demo-1.0-py3-none-any.whl",
+        "_ppc/files/demo/demo-1.0-py3-none-any.whl.json",
+        "_ppc/projects/demo.json",
         "demo/demo-1.0-py3-none-any.whl",
         "demo/demo-1.0-py3-none-any.whl.metadata",
     ]
@@ -634,7 +649,11 @@ def test_a_closed_project_takes_no_uploads(index: PackageIndex, dists: Path, spo
     assert (project.status, project.status_reason) == (status, "no more releases")
     with pytest.raises(InvalidUpload, match=status):
         upload(index, build_wheel(dists, "demo", "1.0"))
-    assert stored_keys(index) == ["demo/demo-1.0.tar.gz", "demo/demo-1.0.tar.gz.metadata"]
+    assert stored_keys(index) == [
+        "_ppc/files/demo/demo-1.0.tar.gz.json",
+        "_ppc/projects/demo.json",
+        "demo/demo-1.0.tar.gz",
+    ]
     assert spool_leftovers(spool_dir) == []
 
 
@@ -674,8 +693,9 @@ def test_delete_version(index: PackageIndex, dists: Path) -> None:
     assert stored_keys(index) == [
         "_ppc/deleted/demo/demo-1.0-py3-none-any.whl",
         "_ppc/deleted/demo/demo-1.0.tar.gz",
+        "_ppc/files/demo/demo-2.0.tar.gz.json",
+        "_ppc/projects/demo.json",
         "demo/demo-2.0.tar.gz",
-        "demo/demo-2.0.tar.gz.metadata",
     ]
     with pytest.raises(NotFound):
         index.delete_version("demo", "1.0")

@@ -34,15 +34,14 @@ from pypicloud_lite.cache.dynamo.items import (
     translated,
 )
 from pypicloud_lite.cache.dynamo.leases import DynamoLeases
+from pypicloud_lite.cache.dynamo.outbox import PENDING, DynamoOutbox
 from pypicloud_lite.cache.dynamo.tables import PROJECT_PARTITION, DynamoTables, build_tables, create_tables
 from pypicloud_lite.config import CacheSettings, DynamoSettings
 from pypicloud_lite.errors import BackendUnavailable
 from pypicloud_lite.models import (
     AddFile,
     Applied,
-    CdnBatch,
     CdnChange,
-    CdnRecord,
     Change,
     FillDetails,
     PackageFile,
@@ -52,6 +51,7 @@ from pypicloud_lite.models import (
     ReplaceFile,
     SetStatus,
     SetYanked,
+    SyncProject,
     canonical_version,
     joining_releases,
 )
@@ -62,12 +62,22 @@ logger = logging.getLogger(__name__)
 SERIAL = "serial"
 # Items per TransactWriteItems call (DynamoDB's limit is 100): the serial, the project, the rest.
 TRANSACTION_ITEMS = 100
-# Outbox partitions of the cdn table.
-PENDING, OPEN, SENT = "pending", "open", "sent"
 APPLY_WORKERS = 16
 COMMIT_ATTEMPTS = 50
 # What a reload fills in once it has read an object.
 DETAIL_FIELDS = ("sha256", "requires_python", "summary", "metadata_sha256", "core_metadata", "storage_etag", "size")
+
+
+# The method that commits each kind of change.
+_HANDLERS: dict[type, str] = {
+    AddFile: "_add_file",
+    RemoveFile: "_remove_file",
+    ReplaceFile: "_replace_file",
+    FillDetails: "_fill_details",
+    SetYanked: "_set_yanked",
+    SetStatus: "_set_status",
+    SyncProject: "_sync_project",
+}
 
 
 class _ItemConditionFailed(Exception):
@@ -78,7 +88,7 @@ class _StaleRead(Exception):
     """The index changed since the change read what it writes: it must read again."""
 
 
-class DynamoCache(DynamoLeases, Cache):
+class DynamoCache(DynamoLeases, DynamoOutbox, Cache):
     def __init__(self, tables: DynamoTables, settings: DynamoSettings, cdn_outbox: bool = False) -> None:
         super().__init__()
         self.t = tables
@@ -235,20 +245,11 @@ class DynamoCache(DynamoLeases, Cache):
 
     @translated
     def _commit(self, change: Change) -> Applied:
-        match change:
-            case AddFile():
-                return self._add_file(change)
-            case RemoveFile():
-                return self._remove_file(change)
-            case ReplaceFile():
-                return self._replace_file(change)
-            case FillDetails():
-                return self._fill_details(change)
-            case SetYanked():
-                return self._set_yanked(change)
-            case SetStatus():
-                return self._set_status(change)
-        raise TypeError(f"not a change: {change!r}")
+        handler = _HANDLERS.get(type(change))
+        if handler is None:
+            raise TypeError(f"not a change: {change!r}")
+        applied: Applied = getattr(self, handler)(change)
+        return applied
 
     def _applied(self, serial: int, count: int, projects: set[str], file: PackageFile | None = None) -> Applied:
         return Applied(serial, count, file, frozenset(projects), self.cdn_outbox)
@@ -397,6 +398,46 @@ class DynamoCache(DynamoLeases, Cache):
         serial = self._transact(write, purges if fits else None)
         return self._applied(serial, 1, {name})
 
+    def _sync_project(self, change: SyncProject) -> Applied:
+        """The project's name, status and yanks as storage records them: yanks first, then the serial."""
+        state = change.state
+        name = state.name
+        project, files = self.get_project(name), self.project_files(name)
+        if project is None and not files and state.status == "active":
+            return Applied(None)  # a project without files is not in the index
+        f, p = self.t.file, self.t.project
+        wrong = [x for x in files if state.yank_of(x.filename) != (x.yanked, x.yanked_reason if x.yanked else None)]
+        shown = (project.display_name, project.status, project.status_reason) if project else None
+        if not wrong and shown == (state.display_name, state.status, state.status_reason):
+            return Applied(None, 1)
+        for file in wrong:
+            yanked, reason = state.yank_of(file.filename)
+            reason_action = f.yanked_reason.set(reason) if yanked and reason else f.yanked_reason.remove()
+            try:
+                f(name, file.filename).update(
+                    actions=[f.yanked.set(yanked), reason_action], condition=f.filename.exists()
+                )
+            except PynamoDBException as exc:
+                if not condition_failed(exc):
+                    raise  # else deleted meanwhile: nothing to yank
+        purges = [CdnChange(name), *(CdnChange(name, v) for v in sorted({x.version for x in files}))]
+        fits = len(purges) <= TRANSACTION_ITEMS - 2
+        if not fits:
+            self._record_cdn_ahead(purges)
+        reason = p.status_reason.set(state.status_reason) if state.status_reason else p.status_reason.remove()
+
+        def write(tx: TransactWrite, serial: int) -> None:
+            actions = [
+                *self._stamp_actions(name, serial, None),
+                p.display_name.set(state.display_name),
+                p.status.set(state.status),
+                reason,
+            ]
+            tx.update(p(PROJECT_PARTITION, name), actions=actions)
+
+        serial = self._transact(write, purges if fits else None)
+        return self._applied(serial, 1, {name})
+
     def _fill_details(self, change: FillDetails) -> Applied:
         file, display_name = change.file, change.display_name
         f = self.t.file
@@ -498,6 +539,10 @@ class DynamoCache(DynamoLeases, Cache):
         stamped = serial = self._stamp_projects(sorted(touched))
         for project in sorted({file.project for file in gone}):
             serial = self._drop_if_empty(project, stamped) or serial
+        for state in changes.projects:
+            synced = self._sync_project(SyncProject(state))
+            if synced.serial is not None:
+                serial, touched = synced.serial, touched | {state.name}
         return self._applied(serial, len(added) + len(changed) + len(gone), touched)
 
     def _stamp_projects(self, projects: list[str]) -> int:
@@ -521,68 +566,6 @@ class DynamoCache(DynamoLeases, Cache):
                 if not condition_failed(exc):
                     raise  # a project left without its row would hide its files: fail the reload
         return serial
-
-    # -- CDN outbox --------------------------------------------------------------
-
-    @staticmethod
-    def _to_change(item: Any) -> CdnChange:
-        return CdnChange(item.project, item.version, item.filename, id=item.sk)
-
-    @translated
-    def outbox_pending(self, limit: int) -> list[CdnChange]:
-        items = self.t.cdn.query(PENDING, consistent_read=True, limit=limit)
-        return [self._to_change(item) for item in items]
-
-    @translated
-    def outbox_batch(self) -> CdnBatch | None:
-        opened = next(iter(self.t.cdn.query(OPEN, consistent_read=True, limit=1)), None)
-        if opened is None:
-            return None
-        keys = [(PENDING, change_id) for change_id in opened.change_ids or []]
-        changes = sorted(
-            (self._to_change(item) for item in self.t.cdn.batch_get(keys, consistent_read=True)),
-            key=lambda c: c.id,
-        )
-        return CdnBatch(opened.sk, opened.created, tuple(changes))
-
-    @translated
-    def open_outbox_batch(self, batch: CdnBatch) -> None:
-        # Pending items stay where they are until the batch closes: the open item lists them.
-        item = self.t.cdn(OPEN, batch.id, created=batch.created, change_ids=[c.id for c in batch.changes])
-        item.save(condition=self.t.cdn.sk.does_not_exist())
-
-    @translated
-    def close_outbox_batch(self, batch: CdnBatch, record: CdnRecord) -> None:
-        # History first, the open item last: a flush that dies between them finds the batch
-        # open again, sees its invalidation already made, and only finishes the cleanup.
-        history = {
-            "batch_id": record.batch_id,
-            "sent": record.sent.isoformat(),
-            "changes": record.changes,
-            "paths": record.paths,
-            "wildcards": record.wildcards,
-            "invalidation_id": record.invalidation_id,
-        }
-        self.t.cdn(SENT, f"{batch.created.astimezone(UTC).isoformat()}#{batch.id}", record=history).save()
-        with self.t.cdn.batch_write() as writes:
-            for change in batch.changes:
-                writes.delete(self.t.cdn(PENDING, change.id))
-        self.t.cdn(OPEN, batch.id).delete()
-
-    @translated
-    def cdn_history(self, since: datetime) -> list[CdnRecord]:
-        items = self.t.cdn.query(SENT, self.t.cdn.sk >= since.astimezone(UTC).isoformat(), consistent_read=True)
-        return [
-            CdnRecord(
-                batch_id=r["batch_id"],
-                sent=datetime.fromisoformat(r["sent"]),
-                changes=int(r["changes"]),
-                paths=int(r["paths"]),
-                wildcards=int(r["wildcards"]),
-                invalidation_id=r["invalidation_id"],
-            )
-            for r in (item.record for item in items)
-        ]
 
     @translated
     def check_health(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Collection, Iterator
@@ -40,11 +41,13 @@ from pypicloud_lite.models import (
     FillDetails,
     PackageFile,
     Project,
+    ProjectState,
     ReloadChanges,
     RemoveFile,
     ReplaceFile,
     SetStatus,
     SetYanked,
+    SyncProject,
     canonical_version,
     joining_releases,
 )
@@ -70,6 +73,17 @@ def _deadlocked(exc: BaseException) -> bool:
     orig = cause.orig
     codes = {getattr(orig, "sqlstate", None), *(getattr(orig, "args", ()) or ())[:1]}
     return any(code in codes for code in _DEADLOCK_CODES)
+
+
+# The method that commits each kind of change (in a write session), AddFile apart.
+_HANDLERS: dict[type, str] = {
+    RemoveFile: "_remove_file",
+    ReplaceFile: "_replace_file",
+    FillDetails: "_fill_details",
+    SetYanked: "_set_yanked",
+    SetStatus: "_set_status",
+    SyncProject: "_sync_project",
+}
 
 
 @dataclass
@@ -138,19 +152,12 @@ class SQLCache(Cache):
     def _commit(self, change: Change) -> Applied:
         if isinstance(change, AddFile):
             return self._add_file(change)
+        handler = _HANDLERS.get(type(change))
+        if handler is None:
+            raise TypeError(f"not a change: {change!r}")
         with self._session(write=True) as session:
-            match change:
-                case RemoveFile():
-                    return self._remove_file(session, change)
-                case ReplaceFile():
-                    return self._replace_file(session, change)
-                case FillDetails():
-                    return self._fill_details(session, change)
-                case SetYanked():
-                    return self._set_yanked(session, change)
-                case SetStatus():
-                    return self._set_status(session, change)
-        raise TypeError(f"not a change: {change!r}")
+            applied: Applied = getattr(self, handler)(session, change)
+            return applied
 
     def _add_file(self, change: AddFile) -> Applied:
         file = change.file
@@ -262,6 +269,36 @@ class SQLCache(Cache):
             )
         return stamp.applied(1)
 
+    def _sync_project(self, session: Session, change: SyncProject) -> Applied:
+        return self._sync_state(session, change.state)
+
+    def _sync_state(self, session: Session, state: ProjectState, stamp: _Stamp | None = None) -> Applied:
+        """The project's name, status and yanks as storage records them (in `stamp`'s change, or a new one)."""
+        project = session.get(ProjectRow, state.name)
+        files = session.scalars(select(FileRow).where(FileRow.project == state.name)).all()
+        if project is None and not files and state.status == "active":
+            return Applied(None)  # a project without files is not in the index
+        wrong = [f for f in files if state.yank_of(f.filename) != (f.yanked, f.yanked_reason if f.yanked else None)]
+        shown = (project.display_name, project.status, project.status_reason) if project else None
+        # Compared here: MySQL's default collation would call `Demo` and `demo` equal.
+        if not wrong and shown == (state.display_name, state.status, state.status_reason):
+            return Applied(None, 1)
+        with contextlib.nullcontext(stamp) if stamp else self._change(session) as stamped:
+            self._ensure_project(session, state.name, state.display_name)
+            session.execute(
+                update(ProjectRow)
+                .where(ProjectRow.name == state.name)
+                .values(display_name=state.display_name, status=state.status, status_reason=state.status_reason)
+            )
+            for file in wrong:
+                yanked, reason = state.yank_of(file.filename)
+                session.execute(
+                    update(FileRow).where(FileRow.filename == file.filename).values(yanked=yanked, yanked_reason=reason)
+                )
+            versions = sorted({f.version for f in files})
+            stamped.touch(state.name, CdnChange(state.name), *(CdnChange(state.name, v) for v in versions))
+        return stamped.applied(1)
+
     def _ensure_project(self, session: Session, name: str, display_name: str) -> None:
         values = {
             "name": name,
@@ -369,6 +406,8 @@ class SQLCache(Cache):
                     stamp.touch(project, CdnChange(project, version, filename))
                 session.execute(delete(FileRow).where(FileRow.filename.in_(batch)))
                 self._drop_if_empty(session, [project for project, _, _ in gone])
+            for state in changes.projects:
+                self._sync_state(session, state, stamp)
             if changes.etags:
                 # ETags alone change nothing a page shows: no project stamp, no purge.
                 files = Base.metadata.tables[FileRow.__tablename__]
