@@ -7,13 +7,17 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pypicloud_lite.cache.sql import SQLCache
 from pypicloud_lite.config import CacheSettings, UploadSettings
+from pypicloud_lite.importing.peer import Found
+from pypicloud_lite.importing.run import import_files
+from pypicloud_lite.models import PackageFile
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.storage.local import LocalStorage
 from tests.support.data import DATA_DIR
@@ -76,3 +80,12 @@ def copy_devpi_export(dest: Path) -> Path:
     """The real devpi-export kept in tests/data, copied so a test may change it."""
     shutil.copytree(DEVPI_EXPORT, dest)
     return dest
+
+
+def import_all(index: PackageIndex, found: Iterable[Found], **options: Any) -> dict[str, str]:
+    """Import everything and answer {source: "status" or "status: reason"}."""
+    return {o.source: o.status + (f": {o.reason}" if o.reason else "") for o in import_files(index, found, **options)}
+
+
+def files_of(index: PackageIndex, project: str) -> dict[str, PackageFile]:
+    return {f.filename: f for f in index.project_files(index.get_project(project))}
