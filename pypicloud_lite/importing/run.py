@@ -29,12 +29,10 @@ class Outcome:
         return f"{self.source}: {self.status}" + (f": {self.reason}" if self.reason else "")
 
 
-def summary(counts: Counter[str]) -> str:
-    """`2 imported, 1 existing, 3 skipped, 0 failed` (with `would import` in a dry run)."""
-    shown = [status for status in (IMPORTED, WOULD_IMPORT, EXISTING, SKIPPED, FAILED) if status != WOULD_IMPORT]
-    if counts[WOULD_IMPORT]:
-        shown[0] = WOULD_IMPORT
-    return ", ".join(f"{counts[status]} {status}" for status in shown)
+def summary(counts: Counter[str], dry_run: bool = False) -> str:
+    """`2 imported, 1 existing, 3 skipped, 0 failed` (`would import` in a dry run)."""
+    first = WOULD_IMPORT if dry_run else IMPORTED
+    return ", ".join(f"{counts[status]} {status}" for status in (first, EXISTING, SKIPPED, FAILED))
 
 
 def import_files(

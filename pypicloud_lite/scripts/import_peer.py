@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     except PypicloudLiteError as exc:
         print(f"ppc-import: {exc.message}", file=sys.stderr)
         return 1
-    print(summary(counts))
+    print(summary(counts, args.dry_run))
     return 1 if counts[FAILED] else 0
 
 
