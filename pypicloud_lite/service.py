@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -103,6 +104,16 @@ class UploadResult:
 
 
 @dataclass(frozen=True)
+class _Given:
+    """What the caller says of a file beside its bytes: when and from whom it came, and fallback fields."""
+
+    upload_time: datetime
+    uploader: str | None
+    summary: str | None = None
+    requires_python: str | None = None
+
+
+@dataclass(frozen=True)
 class Spooled:
     path: Path
     size: int
@@ -128,35 +139,75 @@ class PackageIndex:
         """Store a distribution and index it; an identical re-upload changes nothing."""
         dist = parse_filename(filename)
         self._check_form(form, dist)
+        self._check_open(dist)
+        with self._spool(content) as spooled, self._file_lease(dist.filename):
+            self._check_digests(form, spooled)
+            given = _Given(utcnow(), uploader, form.summary, form.requires_python)
+            return self._add(dist, spooled, given, form.name)
+
+    def import_file(
+        self,
+        filename: str,
+        content: BinaryIO,
+        *,
+        upload_time: datetime | None,
+        uploader: str | None,
+        display_name: str | None,
+        summary: str | None,
+    ) -> UploadResult:
+        """Add a file moved in from another index as upload() adds one, keeping its upload time and uploader.
+
+        `upload_time`: when the other index took the file (None: now; one in the future is taken as now).
+        `display_name` names a new project, if it is a valid name of the file's project (else the file's
+        metadata does); `summary` fills in only what the file's own metadata leaves out.
+        """
+        dist = parse_filename(filename)
+        self._check_open(dist)
+        if display_name is not None and not (
+            is_valid_project_name(display_name) and normalize(display_name) == dist.project
+        ):
+            logger.warning("import of %s: %r does not name its project, ignored", filename, display_name)
+            display_name = None
+        now = utcnow()
+        when = now if upload_time is None else min(now, upload_time.astimezone(UTC))
+        with self._spool(content) as spooled, self._file_lease(dist.filename):
+            return self._add(dist, spooled, _Given(when, uploader, summary), display_name)
+
+    def _check_open(self, dist: DistFilename) -> None:
         project = self.find_project(dist.project)
         if project is not None and project.status in CLOSED_STATUSES:
             raise InvalidUpload(f"Project {project.display_name!r} is {project.status}: it takes no new uploads.")
-        with self._spool(content) as spooled, self._file_lease(dist.filename):
-            self._check_digests(form, spooled)
-            existing = self.cache.get_file(dist.filename)
-            if existing is not None and existing.sha256 is not None and self.storage.stat(existing.object_key) is None:
-                return self._restore(existing, spooled, dist)
-            if existing is not None:
-                return UploadResult(self._same_file(existing, spooled.sha256), created=False)
-            self._check_not_reused(dist, spooled.sha256)
-            raw_metadata = read_metadata_file(spooled.path, dist)
-            metadata = parse_core_metadata(raw_metadata, dist)
-            record = PackageFile.of(
-                dist,
-                size=spooled.size,
-                sha256=spooled.sha256,
-                upload_time=utcnow(),
-                md5=spooled.md5,
-                blake2_256=spooled.blake2_256,
-                uploader=uploader,
-            ).described(raw_metadata, metadata)
-            # The form's fields fill in only what the file's own metadata leaves out.
-            record = replace(
-                record,
-                requires_python=record.requires_python or form.requires_python or None,
-                summary=record.summary or form.summary or None,
-            )
-            return self._store(record, spooled, raw_metadata, display_name=form.name or record.upload_name)
+
+    def _add(self, dist: DistFilename, spooled: Spooled, given: _Given, display_name: str | None) -> UploadResult:
+        """Index a spooled file (under its filename's lease): the one path of upload() and import_file().
+
+        `display_name` names a new project (None: the file's metadata does). An identical file already
+        indexed is answered as it is; other bytes are refused.
+        """
+        existing = self.cache.get_file(dist.filename)
+        if existing is not None and existing.sha256 is not None and self.storage.stat(existing.object_key) is None:
+            return self._restore(existing, spooled, dist)
+        if existing is not None:
+            return UploadResult(self._same_file(existing, spooled.sha256), created=False)
+        self._check_not_reused(dist, spooled.sha256)
+        raw_metadata = read_metadata_file(spooled.path, dist)
+        metadata = parse_core_metadata(raw_metadata, dist)
+        record = PackageFile.of(
+            dist,
+            size=spooled.size,
+            sha256=spooled.sha256,
+            upload_time=given.upload_time,
+            md5=spooled.md5,
+            blake2_256=spooled.blake2_256,
+            uploader=given.uploader,
+        ).described(raw_metadata, metadata)
+        # The caller's fields fill in only what the file's own metadata leaves out.
+        record = replace(
+            record,
+            requires_python=record.requires_python or given.requires_python or None,
+            summary=record.summary or given.summary or None,
+        )
+        return self._store(record, spooled, raw_metadata, display_name=display_name or record.upload_name)
 
     def _check_form(self, form: UploadForm, dist: DistFilename) -> None:
         if form.name is not None and not is_valid_project_name(form.name):
