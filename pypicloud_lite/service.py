@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
-import re
 import tempfile
 import time
 import uuid
@@ -15,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 from packaging.version import InvalidVersion, Version
 
@@ -28,7 +26,6 @@ from pypicloud_lite.errors import (
     InvalidInput,
     InvalidUpload,
     NotFound,
-    UploadTooLarge,
 )
 from pypicloud_lite.metadata import parse_core_metadata, read_metadata_file
 from pypicloud_lite.models import (
@@ -57,16 +54,13 @@ from pypicloud_lite.naming import (
 )
 from pypicloud_lite.reload import LOCK_NAME as RELOAD_LOCK
 from pypicloud_lite.reload import ReloadRun, begin_reload
+from pypicloud_lite.spool import CHUNK, SPOOL_PREFIX, SPOOL_SUFFIX, Spooled, check_digests, spool
 from pypicloud_lite.storage.base import Storage
 from pypicloud_lite.storage.local import remove_stale_files
 from pypicloud_lite.stored_state import StateStore, seed_state, with_status, with_yanks
 
-if TYPE_CHECKING:
-    from hashlib import _Hash
-
 logger = logging.getLogger(__name__)
 
-CHUNK = 1024 * 1024
 # An upload holds its filename's lease while it writes the object (a large one to S3 takes minutes);
 # a lease outlives a process that died holding it by no more than this.
 FILE_LEASE_TTL = 900.0
@@ -74,12 +68,8 @@ FILE_LEASE_TTL = 900.0
 FILE_LEASE_WAIT = 30.0
 # A deletion record is a small JSON object; more than this is not one of ours.
 TOMBSTONE_MAX_BYTES = 4096
-# Upload spool files: `upload.spool_dir`, or the system's temporary folder.
-SPOOL_PREFIX, SPOOL_SUFFIX = "ppc-upload-", ".part"
 # No upload (or storage write) takes this long between two writes to its temporary file.
 STALE_TEMPORARY_AGE = 3600
-_DIGEST_LENGTH = {"md5": 32, "sha256": 64, "blake2_256": 64}
-_HEX_DIGEST = {name: re.compile(f"^[0-9a-f]{{{length}}}\\Z") for name, length in _DIGEST_LENGTH.items()}
 
 
 @dataclass(frozen=True)
@@ -113,19 +103,6 @@ class _Given:
     requires_python: str | None = None
 
 
-@dataclass(frozen=True)
-class Spooled:
-    path: Path
-    size: int
-    md5: str
-    sha256: str
-    blake2_256: str
-
-
-def too_large(limit: int) -> UploadTooLarge:
-    return UploadTooLarge(f"File too large. Limit for this index is {limit} bytes ({limit / 1_000_000:.1f} MB).")
-
-
 class PackageIndex:
     def __init__(self, storage: Storage, cache: Cache, upload: UploadSettings) -> None:
         self.storage = storage
@@ -140,8 +117,11 @@ class PackageIndex:
         dist = parse_filename(filename)
         self._check_form(form, dist)
         self._check_open(dist)
-        with self._spool(content) as spooled, self._file_lease(dist.filename):
-            self._check_digests(form, spooled)
+        with (
+            spool(content, self.upload_settings.max_size, self.upload_settings.spool_dir) as spooled,
+            self._file_lease(dist.filename),
+        ):
+            check_digests(spooled, form.md5_digest, form.sha256_digest, form.blake2_256_digest)
             given = _Given(utcnow(), uploader, form.summary, form.requires_python)
             return self._add(dist, spooled, given, form.name)
 
@@ -170,7 +150,10 @@ class PackageIndex:
             display_name = None
         now = utcnow()
         when = now if upload_time is None else min(now, upload_time.astimezone(UTC))
-        with self._spool(content) as spooled, self._file_lease(dist.filename):
+        with (
+            spool(content, self.upload_settings.max_size, self.upload_settings.spool_dir) as spooled,
+            self._file_lease(dist.filename),
+        ):
             return self._add(dist, spooled, _Given(when, uploader, summary), display_name)
 
     def _check_open(self, dist: DistFilename) -> None:
@@ -223,20 +206,6 @@ class PackageIndex:
         if form.filetype and form.filetype != dist.packagetype:
             raise InvalidUpload(f"Invalid value for filetype: {form.filetype!r} does not match {dist.filename!r}.")
 
-    @staticmethod
-    def _check_digests(form: UploadForm, spooled: Spooled) -> None:
-        fields = {"md5": form.md5_digest, "sha256": form.sha256_digest, "blake2_256": form.blake2_256_digest}
-        given = {k: v.strip().lower() for k, v in fields.items() if v is not None and v.strip()}
-        if not given:
-            raise InvalidUpload("Include at least one message digest (md5_digest, sha256_digest or blake2_256_digest).")
-        for field, digest in given.items():
-            if not _HEX_DIGEST[field].match(digest):
-                raise InvalidUpload(f"Invalid {field}_digest: expected {_DIGEST_LENGTH[field]} hexadecimal characters.")
-            if not hmac.compare_digest(digest, getattr(spooled, field)):
-                raise InvalidUpload(
-                    f"The digest supplied does not match a digest calculated from the uploaded file ({field})."
-                )
-
     def remove_stale_temporary_files(self, max_age: float = STALE_TEMPORARY_AGE) -> int:
         """At start-up: remove upload spool files and storage temporaries a killed process left behind.
 
@@ -249,32 +218,6 @@ class PackageIndex:
         if removed:
             logger.info("removed %d stale temporary files (older than %d s)", removed, max_age)
         return removed
-
-    @contextmanager
-    def _spool(self, content: BinaryIO) -> Iterator[Spooled]:
-        """Copy the upload to a temporary file while hashing it, enforcing the size limit."""
-        limit = self.upload_settings.max_size
-        spool_dir = self.upload_settings.spool_dir
-        if spool_dir is not None:
-            spool_dir.mkdir(parents=True, exist_ok=True)
-        hashers: dict[str, _Hash | hashlib.blake2b] = {
-            "md5": hashlib.md5(usedforsecurity=False),
-            "sha256": hashlib.sha256(),
-            "blake2_256": hashlib.blake2b(digest_size=32),
-        }
-        size = 0
-        with tempfile.NamedTemporaryFile(dir=spool_dir, prefix=SPOOL_PREFIX, suffix=SPOOL_SUFFIX) as tmp:
-            while chunk := content.read(CHUNK):
-                size += len(chunk)
-                if size > limit:
-                    raise too_large(limit)
-                for hasher in hashers.values():
-                    hasher.update(chunk)
-                tmp.write(chunk)
-            tmp.flush()
-            if size == 0:
-                raise InvalidUpload("Invalid distribution file: the uploaded file is empty.")
-            yield Spooled(Path(tmp.name), size, **{k: h.hexdigest() for k, h in hashers.items()})
 
     def _same_file(self, existing: PackageFile, sha256: str) -> PackageFile:
         # A file a reload has listed but not hashed yet is compared by its stored bytes.

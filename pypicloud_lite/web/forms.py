@@ -11,7 +11,7 @@ from pyramid.request import Request
 
 from pypicloud_lite.access.base import Identity
 from pypicloud_lite.errors import InvalidInput, UploadTooLarge
-from pypicloud_lite.service import too_large
+from pypicloud_lite.spool import too_large
 from pypicloud_lite.web.services import services
 
 EXPIRY_ERROR = "'expires' must be a date (2027-01-31) or an ISO 8601 date and time (2027-01-31T12:00:00Z)."
