@@ -200,7 +200,9 @@ class ReloadRun:
             if row is None:
                 added.append(listed_file(dist, obj))
             elif row.size != obj.size or (row.storage_etag is not None and row.storage_etag != obj.etag):
-                changed.append(replace(listed_file(dist, obj), yanked=row.yanked, yanked_reason=row.yanked_reason))
+                # Its bytes are read again; what the index recorded of its upload (time, uploader, yank) stays.
+                kept = {name: getattr(row, name) for name in ("upload_time", "uploader", "yanked", "yanked_reason")}
+                changed.append(replace(listed_file(dist, obj), **kept))
                 self.rewritten.add(filename)
             else:
                 self.progress.unchanged += 1

@@ -233,6 +233,9 @@ class S3Sync:
             described = row
         else:
             described = describe_object(self.storage, listed, obj, rewritten=row is not None)
+        if row is not None:
+            # Its bytes are read again; what the index recorded of its upload (time, uploader) stays.
+            described = replace(described, upload_time=row.upload_time, uploader=row.uploader)
         if rewritten:
             self.state.write_file(described)
         else:

@@ -13,7 +13,6 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ import webtest
 from sqlalchemy import select
 
 from pypicloud_lite import reload as reload_module
-from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cache.sql import SQLCache
 from pypicloud_lite.config import UploadSettings, load_settings
 from pypicloud_lite.db.tables import FileRow
@@ -37,19 +35,20 @@ from pypicloud_lite.storage.base import Storage, StoredObject
 from pypicloud_lite.storage.local import LocalStorage
 from pypicloud_lite.storage.s3 import S3Storage
 from pypicloud_lite.stored_state import file_record, project_state
-from pypicloud_lite.web import make_app
 from tests.support.aws import Moto
-from tests.support.cache import cache_settings, fresh_database
-from tests.support.common import services
+from tests.support.cache import cache_settings
 from tests.support.distbuilder import build_sdist, build_wheel, metadata_text
 from tests.support.legacy import JSON_V1, wheel_metadata
 from tests.support.reload import (
     S3_FAULTS,
+    Env,
+    S3Calls,
     S3Faults,
     counts,
     delete_raw,
     insert_rows,
     key_of,
+    open_env,
     put_raw,
     read,
     rows_of,
@@ -57,86 +56,6 @@ from tests.support.reload import (
     stored_keys,
     upload,
 )
-
-
-class S3Calls:
-    """Every S3 request a client makes, as (operation, key) pairs."""
-
-    def __init__(self, client: Any, prefix: str) -> None:
-        self.prefix = prefix
-        self.calls: list[tuple[str, str]] = []
-        client.meta.events.register("before-parameter-build.s3.*", self._record)
-
-    def _record(self, params: dict[str, Any], model: Any, **kwargs: Any) -> None:
-        self.calls.append((model.name, str(params.get("Key", "")).removeprefix(self.prefix)))
-
-    def reset(self) -> None:
-        self.calls.clear()
-
-    def by_operation(self) -> Counter[str]:
-        return Counter(op for op, _key in self.calls)
-
-    def keys(self, operation: str) -> list[str]:
-        return sorted(key for op, key in self.calls if op == operation)
-
-
-@dataclass
-class Env:
-    """An app (for the pages) and its PackageIndex (for everything else) over one storage and cache."""
-
-    testapp: webtest.TestApp
-    index: PackageIndex
-    dists: Path
-
-    @property
-    def storage(self) -> Storage:
-        return self.index.storage
-
-    @property
-    def cache(self) -> Cache:
-        return self.index.cache
-
-    def put(self, path: Path, *, checksum: bool = False) -> str:
-        key = key_of(path)
-        put_raw(self.storage, key, path.read_bytes(), checksum=checksum)
-        return key
-
-    def reload(self, workers: int = 4) -> ReloadProgress:
-        return self.index.begin_reload(workers).execute()
-
-    def rows(self) -> dict[str, PackageFile]:
-        return rows_of(self.cache)
-
-    def json_page(self, project: str) -> dict[str, dict[str, Any]]:
-        page = self.testapp.get(f"/simple/{project}/", headers={"Accept": JSON_V1}).json
-        return {f["filename"]: f for f in page["files"]}
-
-
-def env_settings(kind: str, raw: dict[str, Any], request: pytest.FixtureRequest, stack: ExitStack) -> dict[str, Any]:
-    """Settings for `kind`: `local` or `s3` storage, `+postgresql` or `+dynamo` for that cache instead of SQLite."""
-    storage_kind, _, cache_kind = kind.partition("+")
-    settings = dict(raw)
-    if storage_kind == "s3":
-        moto: Moto = request.getfixturevalue("moto")
-        del settings["storage.dir"]
-        settings.update(moto.s3_settings(moto.new_bucket()))
-    if cache_kind == "dynamo":
-        settings.update(request.getfixturevalue("moto").dynamo_settings())
-    elif cache_kind:
-        tmp_path: Path = request.getfixturevalue("tmp_path")
-        settings["cache.url"] = stack.enter_context(fresh_database(cache_kind, tmp_path))
-    return settings
-
-
-@contextmanager
-def open_env(kind: str, raw: dict[str, Any], request: pytest.FixtureRequest, dists: Path) -> Iterator[Env]:
-    with ExitStack() as stack:
-        app = make_app(load_settings(env_settings(kind, raw, request, stack), environ={}))
-        index = services(app).index
-        try:
-            yield Env(webtest.TestApp(app), index, dists)
-        finally:
-            index.cache.close()
 
 
 @pytest.fixture(params=["local", "s3"])

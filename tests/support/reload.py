@@ -7,14 +7,18 @@ import hashlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import webtest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
 from pypicloud_lite.cache.base import Cache
+from pypicloud_lite.config import load_settings
 from pypicloud_lite.models import PackageFile, ReloadChanges
 from pypicloud_lite.naming import parse_filename
 from pypicloud_lite.reload import ReloadProgress
@@ -22,7 +26,12 @@ from pypicloud_lite.service import PackageIndex, UploadForm, UploadResult
 from pypicloud_lite.storage.base import Storage
 from pypicloud_lite.storage.local import LocalStorage
 from pypicloud_lite.storage.s3 import S3Storage
+from pypicloud_lite.web import make_app
+from tests.support.aws import Moto
+from tests.support.cache import fresh_database
+from tests.support.common import services
 from tests.support.distbuilder import digests
+from tests.support.legacy import JSON_V1
 
 
 def sha256(data: bytes) -> str:
@@ -152,3 +161,110 @@ class S3Faults:
             rule = self.rules.get(operation)
         if rule is not None and self.calls[operation] == rule[0]:
             raise rule[1](operation)
+
+
+class S3Calls:
+    """Every S3 request a client makes, as (operation, key) pairs."""
+
+    def __init__(self, client: Any, prefix: str) -> None:
+        self.prefix = prefix
+        self.calls: list[tuple[str, str]] = []
+        client.meta.events.register("before-parameter-build.s3.*", self._record)
+
+    def _record(self, params: dict[str, Any], model: Any, **kwargs: Any) -> None:
+        self.calls.append((model.name, str(params.get("Key", "")).removeprefix(self.prefix)))
+
+    def reset(self) -> None:
+        self.calls.clear()
+
+    def by_operation(self) -> Counter[str]:
+        return Counter(op for op, _key in self.calls)
+
+    def keys(self, operation: str) -> list[str]:
+        return sorted(key for op, key in self.calls if op == operation)
+
+
+@dataclass
+class Env:
+    """An app (for the pages) and its PackageIndex (for everything else) over one storage and cache."""
+
+    testapp: webtest.TestApp
+    index: PackageIndex
+    dists: Path
+    settings: dict[str, Any]
+
+    @property
+    def storage(self) -> Storage:
+        return self.index.storage
+
+    @property
+    def cache(self) -> Cache:
+        return self.index.cache
+
+    def put(self, path: Path, *, checksum: bool = False) -> str:
+        key = key_of(path)
+        put_raw(self.storage, key, path.read_bytes(), checksum=checksum)
+        return key
+
+    def reload(self, workers: int = 4) -> ReloadProgress:
+        return self.index.begin_reload(workers).execute()
+
+    def rows(self) -> dict[str, PackageFile]:
+        return rows_of(self.cache)
+
+    def json_page(self, project: str) -> dict[str, dict[str, Any]]:
+        page = self.testapp.get(f"/simple/{project}/", headers={"Accept": JSON_V1}).json
+        return {f["filename"]: f for f in page["files"]}
+
+
+def env_settings(kind: str, raw: dict[str, Any], request: pytest.FixtureRequest, stack: ExitStack) -> dict[str, Any]:
+    """Settings for `kind`: `local` or `s3` storage, `+postgresql` or `+dynamo` for that cache instead of SQLite."""
+    storage_kind, _, cache_kind = kind.partition("+")
+    settings = dict(raw)
+    if storage_kind == "s3":
+        moto: Moto = request.getfixturevalue("moto")
+        del settings["storage.dir"]
+        settings.update(moto.s3_settings(moto.new_bucket()))
+    if cache_kind == "dynamo":
+        settings.update(request.getfixturevalue("moto").dynamo_settings())
+    elif cache_kind:
+        tmp_path: Path = request.getfixturevalue("tmp_path")
+        settings["cache.url"] = stack.enter_context(fresh_database(cache_kind, tmp_path))
+    return settings
+
+
+@contextmanager
+def open_env(kind: str, raw: dict[str, Any], request: pytest.FixtureRequest, dists: Path) -> Iterator[Env]:
+    with ExitStack() as stack:
+        settings = env_settings(kind, raw, request, stack)
+        with _env_of(settings, dists) as env:
+            yield env
+
+
+@contextmanager
+def _env_of(settings: dict[str, Any], dists: Path) -> Iterator[Env]:
+    app = make_app(load_settings(settings, environ={}))
+    index = services(app).index
+    try:
+        yield Env(webtest.TestApp(app), index, dists, settings)
+    finally:
+        index.cache.close()
+
+
+@contextmanager
+def open_rebuilt(env: Env, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
+    """Another server over the same storage with an empty cache of the same kind (not reloaded yet)."""
+    settings = dict(env.settings)
+    with ExitStack() as stack:
+        if settings.get("cache.backend") == "dynamo":
+            moto: Moto = request.getfixturevalue("moto")
+            settings.update(moto.dynamo_settings())
+        elif str(settings.get("cache.url", "")).startswith("postgresql"):
+            settings["cache.url"] = stack.enter_context(fresh_database("postgresql", tmp_path / "rebuilt"))
+        elif str(settings.get("cache.url", "")).startswith("mysql"):
+            settings["cache.url"] = stack.enter_context(fresh_database("mariadb", tmp_path / "rebuilt"))
+        else:
+            (tmp_path / "rebuilt").mkdir(exist_ok=True)
+            settings["cache.url"] = f"sqlite:///{tmp_path / 'rebuilt' / 'cache.sqlite'}"
+        with _env_of(settings, env.dists) as rebuilt:
+            yield rebuilt

@@ -428,7 +428,8 @@ class DynamoCache(DynamoLeases, DynamoOutbox, Cache):
 
         def write(tx: TransactWrite, serial: int) -> None:
             actions = [
-                *self._stamp_actions(name, serial, None),
+                p.serial.set(serial),
+                p.created.set(p.created | datetime.now(UTC)),
                 p.display_name.set(state.display_name),
                 p.status.set(state.status),
                 reason,
