@@ -375,7 +375,7 @@ def test_stream_mode_s3_read_failure_is_503_with_retry_after(
 
 
 @pytest.mark.parametrize("error", TRANSIENT.values(), ids=TRANSIENT.keys())
-@pytest.mark.parametrize("which", ["file", "sidecar"])
+@pytest.mark.parametrize("which", ["file", "sidecar", "record"])
 def test_s3_write_failure_is_503_and_leaves_nothing(
     testapp: webtest.TestApp,
     auth: dict[str, str],
@@ -389,22 +389,30 @@ def test_s3_write_failure_is_503_and_leaves_nothing(
     index = services(testapp.app).index
     spool = services(testapp.app).settings.upload.spool_dir
     assert spool is not None
-    sidecar = which == "sidecar"
-    failing = Failing(testapp, "PutObject", error, only=lambda key: key.endswith(".metadata") == sidecar)
+    kinds = {"sidecar": lambda key: key.endswith(".metadata"), "record": lambda key: "/_ppc/files/" in key}
+    failing = Failing(
+        testapp, "PutObject", error, only=kinds.get(which, lambda key: "/_ppc/" not in key and ".metadata" not in key)
+    )
     resp = upload_dist(testapp, auth, wheel, "Foo.Bar", "1.0", status=503)
     assert failing.failed, "PutObject was not called"
     message = assert_json_error(resp, 503)
     assert resp.headers["Retry-After"] == "5"
     assert "S3" in message
     assert "try again" in message
-    # Neither an object nor a row (nor a spooled copy): the next attempt starts from scratch.
-    assert bucket_keys(s3, bucket) == []
+    # Neither an object nor a row (nor a spooled copy): the next attempt starts from scratch. Only the
+    # new project's state (its display name) may stay: it shows nowhere until a file joins the project.
+    assert [key for key in bucket_keys(s3, bucket) if key != f"{PREFIX}_ppc/projects/foo-bar.json"] == []
     assert not list(spool.glob("ppc-upload-*"))
     assert index.cache.get_file(wheel.name) is None
     testapp.get("/simple/foo-bar/", status=404)
     failing.stop()
     assert upload_dist(testapp, auth, wheel, "Foo.Bar", "1.0").json["message"] == "OK"
-    assert bucket_keys(s3, bucket) == [s3_key(wheel.name), s3_key(wheel.name + ".metadata")]
+    assert bucket_keys(s3, bucket) == [
+        f"{PREFIX}_ppc/files/foo-bar/{wheel.name}.json",
+        f"{PREFIX}_ppc/projects/foo-bar.json",
+        s3_key(wheel.name),
+        s3_key(wheel.name + ".metadata"),
+    ]
 
 
 def test_s3_access_denied_on_upload_is_503_naming_access(
@@ -446,7 +454,7 @@ def test_racing_uploads_of_other_bytes_one_wins(
     write_statuses: list[int] = []
 
     def before(params: dict[str, Any], **kwargs: Any) -> None:
-        if not str(params["url_path"]).endswith(".metadata"):
+        if str(params["url_path"]).endswith(".whl"):  # the file itself: not its sidecar, record or project state
             both_checked.wait()
             assert one_at_a_time.acquire(timeout=20)
             holding.lock = True
