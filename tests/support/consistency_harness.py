@@ -37,11 +37,12 @@ class SharedCache:
 
 @contextmanager
 def shared_cache(kind: str, root: Path, moto: Callable[[], Moto]) -> Iterator[SharedCache]:
-    """A throw-away cache of `kind` under `root` (SQLite), in its own schema (PostgreSQL) or tables (DynamoDB)."""
+    """A throw-away cache of `kind` under `root` (SQLite), in its own schema (PostgreSQL), database (MariaDB) or
+    tables (DynamoDB)."""
     if kind == "sqlite":
         yield SharedCache(kind, {"cache.url": f"sqlite:///{root / 'cache.sqlite'}", "cache.migrate_on_start": "true"})
-    elif kind == "postgresql":
-        with fresh_database("postgresql", root) as url:
+    elif kind in ("postgresql", "mariadb"):
+        with fresh_database(kind, root) as url:
             yield SharedCache(kind, {"cache.url": url, "cache.migrate_on_start": "true"})
     elif kind == "dynamo":
         settings = moto().dynamo_settings()
