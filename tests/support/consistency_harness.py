@@ -63,11 +63,16 @@ def one_dynamodb_request_at_a_time() -> Iterator[None]:
     from moto.dynamodb.responses import DynamoHandler
 
     original = DynamoHandler.call_action
+    if getattr(original, "serialized", False):
+        # Already made so by an enclosing use (a test with several DynamoDB caches): the lock is not reentrant.
+        yield
+        return
 
     def call_action(self: DynamoHandler) -> Any:
         with _MOTO_DYNAMODB:
             return original(self)
 
+    call_action.serialized = True  # type: ignore[attr-defined]
     DynamoHandler.call_action = call_action  # type: ignore[method-assign]
     try:
         yield
