@@ -1,16 +1,16 @@
-"""The restore drill of the README: the access data backed up with SQLite's online backup, the database lost,
-the backup restored, the cache reloaded from storage: every page as before the loss (changes made after the
-backup included, since storage holds them), the same users log in and upload, their grants and tokens hold."""
+"""The restore drill of the README: the access data backed up (SQLite's online backup, pg_dump, mysqldump), the
+database lost, the backup restored, the cache reloaded from storage: every page as before the loss (changes made
+after the backup included, since storage holds them), the same users log in and upload, grants and tokens hold."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 import webtest
 
+from tests.support.access_backup import AccessBackup
 from tests.support.apiutil import (
     ADMIN,
     BOB,
@@ -21,6 +21,7 @@ from tests.support.apiutil import (
     running,
     token_auth,
 )
+from tests.support.cache import fresh_database
 from tests.support.common import services
 from tests.support.index_driver import IndexDriver
 from tests.support.served_pages import assert_same_pages, served_pages
@@ -28,24 +29,13 @@ from tests.support.settings import NO_UPLOADER, server_settings
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
-LAYOUTS = ("one database", "separate access database")
-
-
-def sqlite_backup(source: Path, target: Path) -> None:
-    """What the README says: Python's sqlite3 online backup (`sqlite3 DB ".backup FILE"` from a shell)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    src, dst = sqlite3.connect(source), sqlite3.connect(target)
-    try:
-        src.backup(dst)
-    finally:
-        src.close()
-        dst.close()
-
-
-def lose(database: Path) -> None:
-    """The database file is gone, with its WAL and shared-memory files."""
-    for suffix in ("", "-wal", "-shm"):
-        database.with_name(database.name + suffix).unlink(missing_ok=True)
+# (the cache's database, whether the access tables have a database of their own)
+LAYOUTS = {
+    "sqlite, one database": ("sqlite", False),
+    "sqlite, separate access database": ("sqlite", True),
+    "postgresql, one database": ("postgresql", False),
+    "mariadb, one database": ("mariadb", False),
+}
 
 
 def access_data(app: webtest.TestApp, admin: dict[str, str]) -> dict[str, Any]:
@@ -61,13 +51,18 @@ def access_data(app: webtest.TestApp, admin: dict[str, str]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_restore_drill_brings_back_access_and_every_page(layout: str, tmp_path: Path) -> None:
-    root = tmp_path / "server"
-    separate = layout == "separate access database"
-    access_db = root / ("access.sqlite" if separate else "cache.sqlite")
-    raw = server_settings(root, {**NO_UPLOADER, "auth.backend": "sql", "pypi.default_write": ""})
-    if separate:
-        raw["auth.url"] = f"sqlite:///{access_db}"
-    backup = tmp_path / "backups" / "access.sqlite"
+    backend, separate = LAYOUTS[layout]
+    with fresh_database(backend, tmp_path) as url:
+        root = tmp_path / "server"
+        raw = server_settings(root, {**NO_UPLOADER, "cache.url": url, "auth.backend": "sql", "pypi.default_write": ""})
+        access = AccessBackup(url, tmp_path / "backups" / "access.dump")
+        if separate:
+            access = AccessBackup(f"sqlite:///{root / 'access.sqlite'}", access.file)
+            raw["auth.url"] = access.url
+        run_drill(raw, access, tmp_path, layout)
+
+
+def run_drill(raw: dict[str, str], access: AccessBackup, tmp_path: Path, layout: str) -> None:
     admin = creds(ADMIN)
 
     with running(raw) as app:
@@ -97,7 +92,7 @@ def test_restore_drill_brings_back_access_and_every_page(layout: str, tmp_path: 
         access_before = access_data(app, admin)
 
         # The nightly backup, taken while the server runs.
-        sqlite_backup(access_db, backup)
+        access.backup()
 
         # Changes after the backup: the backup does not have them, storage does.
         assert upload("Foo.Bar", "1.2", token_auth(secret)) == 200
@@ -107,9 +102,14 @@ def test_restore_drill_brings_back_access_and_every_page(layout: str, tmp_path: 
         assert driver.delete_file("baz-qux", "baz_qux-1.0-py3-none-any.whl") == 200
         expected = served_pages(app, admin)
 
-    lose(root / "cache.sqlite")
-    lose(access_db)
-    sqlite_backup(backup, access_db)  # the restore: the backup copied into a new database file
+    # The database is lost (and a separate cache database with it): a new empty one, the backup restored into it.
+    access.lose()
+    if access.url != raw["cache.url"]:
+        AccessBackup(raw["cache.url"], access.file).lose()
+    if access.restore_needs_schema:
+        with running(raw):  # `ppc-migrate`: the server brings the empty database to the schema's head
+            pass
+    access.restore()
 
     with running(raw) as app:
         result = IndexDriver(app, admin, tmp_path / "unused").reload()
