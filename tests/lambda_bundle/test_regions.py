@@ -21,14 +21,14 @@ from pypicloud_lite.naming import METADATA_SUFFIX, parse_filename
 from tests.support.aws import Moto
 from tests.support.cache import fresh_database
 from tests.support.handler_env import (
-    ENVELOPES,
     PREFIX,
     Change,
     Sequencer,
+    bucket_listing,
     bucket_truth,
     cache_truth,
     create_bucket,
-    deliver,
+    deliver_shuffled,
     destroy_bucket,
     dynamo_settings,
     handler_module,
@@ -94,8 +94,8 @@ class TwoRegions:
     def replicate(self, src: Region, dst: Region) -> None:
         """What S3 replication does from src to dst: new and changed objects (sidecars too), and delete markers."""
         s3 = self.moto.client("s3")
-        here = _listing(self.moto, src.bucket)
-        there = _listing(self.moto, dst.bucket)
+        here = bucket_listing(self.moto, src.bucket)
+        there = bucket_listing(self.moto, dst.bucket)
         for key, etag in here.items():
             # A key deleted in dst since (its delete marker not yet replicated back) is newer there.
             if there.get(key) != etag and key not in dst.deleted:
@@ -109,18 +109,12 @@ class TwoRegions:
 
     def deliver_pending(self, region: Region, *, keep: float = 0.0) -> None:
         """S3 delivers the region's events: at least once, in any order, some later (`keep` of them held back)."""
-        events = region.pending + self.rng.sample(region.pending, len(region.pending) // 2)
+        events = list(region.pending)
         self.rng.shuffle(events)
         held = int(len(events) * keep)
         region.pending, events = events[:held], events[held:]
         self._switch(region)
-        while events:
-            size = self.rng.randint(1, 3)
-            batch, events = events[:size], events[size:]
-            for event in deliver(batch, self.rng.choice(ENVELOPES), style=self.rng.choice(("s3", "moto"))):
-                result = self.module.handler(event, None)
-                assert result.get("batchItemFailures", []) == [], result
-                assert result.get("failed", 0) == 0, result
+        deliver_shuffled(self.module, events, self.rng)
 
 
 def core_metadata(key: str, data: bytes) -> bytes:
@@ -130,14 +124,6 @@ def core_metadata(key: str, data: bytes) -> bytes:
         path = Path(folder) / filename
         path.write_bytes(data)
         return read_metadata_file(path, parse_filename(filename))
-
-
-def _listing(moto: Moto, bucket: str) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for page in moto.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=PREFIX):
-        for entry in page.get("Contents", []):
-            found[entry["Key"]] = entry["ETag"]
-    return found
 
 
 def served(cache: Cache) -> dict[str, list[tuple[Any, ...]]]:

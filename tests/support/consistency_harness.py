@@ -37,11 +37,12 @@ class SharedCache:
 
 @contextmanager
 def shared_cache(kind: str, root: Path, moto: Callable[[], Moto]) -> Iterator[SharedCache]:
-    """A throw-away cache of `kind` under `root` (SQLite), in its own schema (PostgreSQL) or tables (DynamoDB)."""
+    """A throw-away cache of `kind` under `root` (SQLite), in its own schema (PostgreSQL), database (MariaDB) or
+    tables (DynamoDB)."""
     if kind == "sqlite":
         yield SharedCache(kind, {"cache.url": f"sqlite:///{root / 'cache.sqlite'}", "cache.migrate_on_start": "true"})
-    elif kind == "postgresql":
-        with fresh_database("postgresql", root) as url:
+    elif kind in ("postgresql", "mariadb"):
+        with fresh_database(kind, root) as url:
             yield SharedCache(kind, {"cache.url": url, "cache.migrate_on_start": "true"})
     elif kind == "dynamo":
         settings = moto().dynamo_settings()
@@ -62,11 +63,16 @@ def one_dynamodb_request_at_a_time() -> Iterator[None]:
     from moto.dynamodb.responses import DynamoHandler
 
     original = DynamoHandler.call_action
+    if getattr(original, "serialized", False):
+        # Already made so by an enclosing use (a test with several DynamoDB caches): the lock is not reentrant.
+        yield
+        return
 
     def call_action(self: DynamoHandler) -> Any:
         with _MOTO_DYNAMODB:
             return original(self)
 
+    call_action.serialized = True  # type: ignore[attr-defined]
     DynamoHandler.call_action = call_action  # type: ignore[method-assign]
     try:
         yield

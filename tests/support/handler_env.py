@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import sys
 import uuid
 from collections.abc import Iterator
@@ -215,6 +216,15 @@ def bucket_truth(moto: Moto, bucket: str, prefix: str = PREFIX) -> dict[str, str
     return found
 
 
+def bucket_listing(moto: Moto, bucket: str, prefix: str = PREFIX) -> dict[str, str]:
+    """key -> ETag of every object under the prefix (sidecars and the index's own `_ppc/` objects too)."""
+    found: dict[str, str] = {}
+    for page in moto.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for entry in page.get("Contents", []):
+            found[entry["Key"]] = entry["ETag"]
+    return found
+
+
 def cache_truth(cache: Cache) -> dict[str, str | None]:
     """filename -> sha256 of every row of the cache."""
     return {f.filename: f.sha256 for f in cache.all_files()}
@@ -264,3 +274,17 @@ def deliver(changes: list[Change], envelope: str, style: str = "s3") -> list[dic
             for c in changes
         ]
     raise ValueError(envelope)
+
+
+def deliver_shuffled(module: ModuleType, changes: list[Change], rng: random.Random, duplicates: float = 0.5) -> None:
+    """S3 delivers `changes` to the handler: at least once (a share of them twice), in any order, in batches of
+    1 to 3 through any delivery path; every invocation must succeed."""
+    events = changes + rng.sample(changes, int(len(changes) * duplicates))
+    rng.shuffle(events)
+    while events:
+        size = rng.randint(1, 3)
+        batch, events = events[:size], events[size:]
+        for event in deliver(batch, rng.choice(ENVELOPES), style=rng.choice(("s3", "moto"))):
+            result = module.handler(event, None)
+            assert result.get("batchItemFailures", []) == [], result
+            assert result.get("failed", 0) == 0, result
