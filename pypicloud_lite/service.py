@@ -371,9 +371,10 @@ class PackageIndex:
 
         Recorded in the project's state first, as every yank is; the cache decides the same from its rows.
         """
-        release = [
-            f for f in self.cache.project_files(record.project) if f.canonical_version == record.canonical_version
-        ]
+        if not state.yanked:
+            return record  # nothing is yanked: no release to join yanked
+        files = self.cache.project_files(record.project)
+        release = [f for f in files if f.canonical_version == record.canonical_version]
         if not release or not all(f.filename in state.yanked for f in release):
             return record
         reason = next((state.yanked[f.filename] for f in release if state.yanked[f.filename]), None)
