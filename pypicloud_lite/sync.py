@@ -181,7 +181,8 @@ class S3Sync:
             outcome = self._converge(key, dist.filename)
         elif record is not None:
             row = self.cache.get_file(record[1])
-            outcome = self._converge(row.object_key if row else storage_key(*record), record[1])
+            # A record's event (a delete above all) never writes a record back: its file's own event does.
+            outcome = self._converge(row.object_key if row else storage_key(*record), record[1], record_back=False)
         else:
             assert project is not None
             state = self.state.read_project(project)
@@ -189,7 +190,7 @@ class S3Sync:
         self.memory.applied(hint)
         return outcome
 
-    def _converge(self, key: str, filename: str) -> str:
+    def _converge(self, key: str, filename: str, record_back: bool = True) -> str:
         row = self.cache.get_file(filename)
         if row is not None and row.object_key != key and self.storage.stat(row.object_key) is not None:
             # The same filename under another folder spelling: the indexed object still
@@ -204,7 +205,8 @@ class S3Sync:
         dist = parse_key(key)
         assert dist is not None
         state = self.state.read_project(dist.project)
-        found = as_stored(self._describe(key, obj, row), state) if state else self._describe(key, obj, row)
+        described = self._describe(key, obj, row, record_back)
+        found = as_stored(described, state) if state else described
         if row is None:
             name = state.display_name if state else found.upload_name
             outcome = "applied" if self.cache.apply(AddFile(found, name)).changed else "unchanged"
@@ -219,7 +221,7 @@ class S3Sync:
             outcome = "applied"
         return outcome
 
-    def _describe(self, key: str, obj: StoredObject, row: PackageFile | None) -> PackageFile:
+    def _describe(self, key: str, obj: StoredObject, row: PackageFile | None, record_back: bool) -> PackageFile:
         """The file under `key` as its record says, else as its row says (same bytes), else as its bytes say."""
         dist = parse_key(key)
         assert dist is not None
@@ -236,6 +238,8 @@ class S3Sync:
         if row is not None:
             # Its bytes are read again; what the index recorded of its upload (time, uploader) stays.
             described = replace(described, upload_time=row.upload_time, uploader=row.uploader)
+        if not record_back:
+            return described
         if rewritten:
             self.state.write_file(described)
         else:

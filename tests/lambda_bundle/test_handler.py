@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,7 +22,8 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from pypicloud_lite.errors import BackendUnavailable
-from pypicloud_lite.models import PackageFile, SetYanked
+from pypicloud_lite.models import PackageFile, ProjectState, SetYanked
+from pypicloud_lite.stored_state import project_state
 from tests.support.aws import Moto
 from tests.support.cache import fresh_database
 from tests.support.data import aws_event
@@ -835,3 +837,46 @@ def test_warm_invocations_reuse_the_cache_clients_and_engine(
             assert all(a is b for a, b in zip(first, later, strict=True))
         assert len(engines) == (1 if backend == "sqlite" else 0)
         assert len(cache_truth(module.runtime().cache)) == 3
+
+
+# -- stored state: file records and project states ----------------------------------------------
+
+
+def test_a_project_state_event_applies_its_yanks_status_and_name(
+    bucket: str, moto: Moto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    filename, data = wheel_bytes(tmp_path, "stateful", "1.0")
+    key, state_key = f"{PREFIX}stateful/{filename}", f"{PREFIX}_ppc/projects/stateful.json"
+    record_key = f"{PREFIX}_ppc/files/stateful/{filename}.json"
+    with sqlite_handler(monkeypatch, moto, bucket, tmp_path) as module:
+        put_object(moto, bucket, key, data, checksum=True)
+        index_now(module, key, bucket)
+        assert read_object(moto, bucket, record_key) is not None, "a placed file's record is written at first sight"
+        cache = module.runtime().cache
+        put_object(
+            moto,
+            bucket,
+            state_key,
+            project_state(ProjectState("stateful", "StateFul", "archived", "done", {filename: "bad"})),
+        )
+        index_now(module, state_key, bucket)
+        project, row = cache.get_project("stateful"), cache.get_file(filename)
+        assert project is not None and row is not None
+        assert (project.display_name, project.status, project.status_reason) == ("StateFul", "archived", "done")
+        assert (row.yanked, row.yanked_reason) == (True, "bad")
+
+        # Unyanked and reactivated in another region: the replicated state says so.
+        put_object(moto, bucket, state_key, project_state(ProjectState("stateful", "StateFul")))
+        index_now(module, state_key, bucket)
+        row = cache.get_file(filename)
+        assert row is not None and (row.yanked, row.yanked_reason) == (False, None)
+        assert cache.get_project("stateful") == replace(
+            project, status="active", status_reason=None, serial=cache.serial()
+        )
+
+        # The record's delete (its file still there) changes nothing and writes nothing back.
+        moto.client("s3").delete_object(Bucket=bucket, Key=record_key)
+        result = module.handler(s3_event(s3_record(bucket, record_key, "ObjectRemoved:Delete")), None)
+        assert result.get("applied", 0) == 0, result
+        assert cache.get_file(filename) == row
+        assert read_object(moto, bucket, record_key) is None
