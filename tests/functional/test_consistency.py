@@ -212,8 +212,13 @@ def test_a_change_through_one_server_is_on_the_others_next_page(
 
 
 def expected_objects(paths: Iterable[Path]) -> list[str]:
-    """Storage keys of the files and their metadata sidecars (written at upload for every file)."""
-    return sorted(key for p in paths for key in (f"{PROJECT}/{p.name}", f"{PROJECT}/{p.name}.metadata"))
+    """Storage keys of the files, their records, the wheels' metadata sidecars and the project's state."""
+    keys = [f"_ppc/projects/{PROJECT}.json"]
+    for p in paths:
+        keys += [f"{PROJECT}/{p.name}", f"_ppc/files/{PROJECT}/{p.name}.json"]
+        if p.name.endswith(".whl"):
+            keys.append(f"{PROJECT}/{p.name}.metadata")
+    return sorted(keys)
 
 
 def _versions(count: int) -> list[str]:

@@ -148,8 +148,8 @@ def listed(server: Server, project: str) -> dict[str, dict[str, Any]]:
 
 
 def stored_objects(shared: Path) -> list[str]:
-    """Keys of every finished object in the shared storage folder (temporary files left out)."""
+    """Keys of every object in the shared storage folder, as LocalStorage lists them: temporary files and dot
+    folders (the key locks in `.locks/`) hold no keys."""
     root = shared / "packages"
-    return sorted(
-        p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")
-    )
+    keys = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
+    return sorted(key for key in keys if not any(part.startswith(".") for part in key.split("/")))
