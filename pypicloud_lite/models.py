@@ -426,8 +426,10 @@ class ReloadChanges:
     removed: Sequence[str] = ()
     etags: Mapping[str, str] = field(default_factory=dict)
     seen: Mapping[str, PackageFile] = field(default_factory=dict)
-    # Project states that differ from the cache, applied after the files (as SyncProject each).
+    # Project states that differ from the cache, applied after the files (as SyncProject each), and the serial
+    # each of their projects had when the reload read the cache, before it read the states (None: no project).
     projects: Sequence[ProjectState] = ()
+    project_serials: Mapping[str, int | None] = field(default_factory=dict)
 
     def applies_to(self, filename: str, current: PackageFile | None) -> bool:
         """Whether the change or removal of `filename` still applies, `current` being its row now.
@@ -436,6 +438,14 @@ class ReloadChanges:
         """
         seen = self.seen.get(filename)
         return seen is None or (current is not None and same_row(current, seen))
+
+    def state_applies(self, name: str, serial: int | None) -> bool:
+        """Whether the state of project `name` still applies, `serial` being the project's serial now (None: none).
+
+        A project changed since the reload read the cache (a yank, a status change, an upload) may have a
+        newer state in storage than the one the reload read: it is left alone; the next reload sees it afresh.
+        """
+        return name not in self.project_serials or self.project_serials[name] == serial
 
     def __bool__(self) -> bool:
         return bool(self.added or self.changed or self.removed or self.etags or self.projects)

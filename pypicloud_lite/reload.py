@@ -147,6 +147,8 @@ class ReloadRun:
     def _list_and_apply(self) -> tuple[list[PackageFile], list[PackageFile]]:
         # The snapshot comes first: a row written after it belongs to an object written before it.
         snapshot = {f.filename: f for f in self.cache.all_files()}
+        # Before the states are read: a project changed after this has a serial of its own (state_applies).
+        projects = {p.name: p for p in self.cache.list_projects()}
         found: dict[str, tuple[DistFilename, StoredObject]] = {}
         for obj in self.storage.list():  # a failure here propagates before anything is applied
             self.progress.listed += 1
@@ -181,8 +183,9 @@ class ReloadRun:
         if not self.cache.update_lock(LOCK_NAME, self.progress.holder, LOCK_TTL, self.progress.as_dict()):
             raise Conflict("This reload lost its lease to another reload; it applied nothing.")
         seen = {name: snapshot[name] for name in [*(f.filename for f in changed), *removed]}
-        differing = self.facts.differing(states, snapshot, added, changed, removed)
-        self.cache.apply_reload(ReloadChanges(added, changed, removed, etags, seen, differing))
+        differing = self.facts.differing(states, projects, snapshot, [*added, *changed], removed)
+        serials = {s.name: projects[s.name].serial if s.name in projects else None for s in differing}
+        self.cache.apply_reload(ReloadChanges(added, changed, removed, etags, seen, differing, serials))
         self.progress.added, self.progress.changed, self.progress.removed = len(added), len(changed), len(removed)
         self._report(force=True)
         # Files another tool placed (no record) are read once; the rest came complete from their records.

@@ -90,23 +90,22 @@ class StoredFacts:
 
         return self._map(recorded, files)
 
+    @staticmethod
     def differing(
-        self,
         states: dict[str, ProjectState],
+        projects: dict[str, Project],
         snapshot: dict[str, PackageFile],
-        added: Sequence[PackageFile],
-        changed: Sequence[PackageFile],
+        applied: Sequence[PackageFile],
         removed: Sequence[str],
     ) -> list[ProjectState]:
-        """The states the cache does not show yet, as it will be once the reload's files are applied."""
+        """The states the cache (its `projects` and `snapshot`) does not show yet, once `applied` and `removed` are."""
         if not states:
             return []
         after = {name: f for name, f in snapshot.items() if name not in set(removed)}
-        after.update((f.filename, f) for f in [*added, *changed])
+        after.update((f.filename, f) for f in applied)
         by_project: dict[str, list[PackageFile]] = {}
         for file in after.values():
             by_project.setdefault(file.project, []).append(file)
-        projects = {p.name: p for p in self.cache.list_projects()}
         return [
             state
             for name, state in sorted(states.items())

@@ -22,6 +22,7 @@ import pytest
 from pypicloud_lite.errors import InvalidUpload
 from pypicloud_lite.models import PackageFile, Project, ProjectState
 from pypicloud_lite.naming import file_record_key, project_state_key
+from pypicloud_lite.reload_state import StoredFacts
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.storage.local import LocalStorage
 from pypicloud_lite.storage.s3 import S3Storage
@@ -244,3 +245,28 @@ def test_update_project_retries_a_lost_race(env: Env) -> None:
     assert calls == 2, "the first conditional write must lose, and the edit run again on the new state"
     assert result == ProjectState("race", "Race", "archived", None, {"race-1.0.tar.gz": "why"})
     assert store.read_project("race") == result
+
+
+def test_a_yank_made_while_a_reload_runs_is_not_undone(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reload read the project's state; a yank lands before it applies what it read: the yank stays."""
+    upload(env.index, build_wheel(env.dists, "Demo", "1.0"))
+    upload(env.index, build_wheel(env.dists, "Demo", "2.0"))
+    # Another server over this storage deprecated the project: this cache does not show it yet.
+    StateStore(env.storage).update_project("demo", lambda s: replace(s, status="deprecated") if s else None)
+    read_states = StoredFacts.read_states
+
+    def then_a_yank(facts: StoredFacts) -> dict[str, ProjectState]:
+        states = read_states(facts)
+        env.index.yank("demo", "2.0", "late")
+        return states
+
+    monkeypatch.setattr(StoredFacts, "read_states", then_a_yank)
+    env.reload()
+    monkeypatch.undo()
+
+    row = env.index.get_file("demo", "demo-2.0-py3-none-any.whl")
+    assert (row.yanked, row.yanked_reason) == (True, "late"), "the reload applied the state it read before the yank"
+    env.reload()  # the next reload applies what storage says now: both
+    assert env.index.get_project("demo").status == "deprecated"
+    row = env.index.get_file("demo", "demo-2.0-py3-none-any.whl")
+    assert (row.yanked, row.yanked_reason) == (True, "late")

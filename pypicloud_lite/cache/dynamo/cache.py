@@ -80,6 +80,10 @@ _HANDLERS: dict[type, str] = {
 }
 
 
+def _serial_of(project: Project | None) -> int | None:
+    return project.serial if project else None
+
+
 class _ItemConditionFailed(Exception):
     """A condition on one of the change's own items failed (not the serial's)."""
 
@@ -537,10 +541,12 @@ class DynamoCache(DynamoLeases, DynamoOutbox, Cache):
             list(pool.map(remove, gone))
             list(pool.map(set_etag, changes.etags.items()))
         touched |= {file.project for file in added}
+        # Checked before this reload stamps its projects: a project changed since the reload read it is left alone.
+        states = [s for s in changes.projects if changes.state_applies(s.name, _serial_of(self.get_project(s.name)))]
         stamped = serial = self._stamp_projects(sorted(touched))
         for project in sorted({file.project for file in gone}):
             serial = self._drop_if_empty(project, stamped) or serial
-        for state in changes.projects:
+        for state in states:
             synced = self._sync_project(SyncProject(state))
             if synced.serial is not None:
                 serial, touched = synced.serial, touched | {state.name}

@@ -407,7 +407,9 @@ class SQLCache(Cache):
                 session.execute(delete(FileRow).where(FileRow.filename.in_(batch)))
                 self._drop_if_empty(session, [project for project, _, _ in gone])
             for state in changes.projects:
-                self._sync_state(session, state, stamp)
+                row = session.get(ProjectRow, state.name)
+                if changes.state_applies(state.name, row.serial if row else None):
+                    self._sync_state(session, state, stamp)
             if changes.etags:
                 # ETags alone change nothing a page shows: no project stamp, no purge.
                 files = Base.metadata.tables[FileRow.__tablename__]
