@@ -377,6 +377,12 @@ class SQLCache(Cache):
                 f.filename: f for f in self._rows(session, [*(f.filename for f in changes.changed), *changes.removed])
             }
             changed = [f for f in changes.changed if changes.applies_to(f.filename, current.get(f.filename))]
+            # Read before this reload creates projects: a project changed since the reload read it is left alone.
+            serials: dict[str, int] = {}
+            for batch in chunks([s.name for s in changes.projects]):
+                query = select(ProjectRow.name, ProjectRow.serial).where(ProjectRow.name.in_(batch))
+                serials.update((name, serial) for name, serial in session.execute(query))
+            states = [s for s in changes.projects if changes.state_applies(s.name, serials.get(s.name))]
             removed = [name for name in changes.removed if changes.applies_to(name, current.get(name))]
             added = list(changes.added)
             now = naive_utc(datetime.now(UTC))
@@ -406,10 +412,8 @@ class SQLCache(Cache):
                     stamp.touch(project, CdnChange(project, version, filename))
                 session.execute(delete(FileRow).where(FileRow.filename.in_(batch)))
                 self._drop_if_empty(session, [project for project, _, _ in gone])
-            for state in changes.projects:
-                row = session.get(ProjectRow, state.name)
-                if changes.state_applies(state.name, row.serial if row else None):
-                    self._sync_state(session, state, stamp)
+            for state in states:
+                self._sync_state(session, state, stamp)
             if changes.etags:
                 # ETags alone change nothing a page shows: no project stamp, no purge.
                 files = Base.metadata.tables[FileRow.__tablename__]
