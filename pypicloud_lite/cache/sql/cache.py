@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,6 +38,7 @@ from pypicloud_lite.models import (
     CdnRecord,
     Change,
     FillDetails,
+    FillMany,
     PackageFile,
     Project,
     ReloadChanges,
@@ -58,6 +59,9 @@ DETAIL_FIELDS = frozenset(
     {"sha256", "requires_python", "summary", "metadata_sha256", "core_metadata", "storage_etag", "size"}
 )
 
+
+# The executemany parameters of a batched fill: the details and the row's key.
+FILL_COLUMNS = DETAIL_FIELDS | {"filename"}
 
 # MySQL/MariaDB "Deadlock found", PostgreSQL deadlock_detected.
 _DEADLOCK_CODES = (1213, "40P01")
@@ -144,8 +148,8 @@ class SQLCache(Cache):
                     return self._remove_file(session, change)
                 case ReplaceFile():
                     return self._replace_file(session, change)
-                case FillDetails():
-                    return self._fill_details(session, change)
+                case FillDetails() | FillMany():
+                    return self._fill_many(session, change.fills if isinstance(change, FillMany) else [change])
                 case SetYanked():
                     return self._set_yanked(session, change)
                 case SetStatus():
@@ -209,24 +213,69 @@ class SQLCache(Cache):
             stamp.touch(file.project, CdnChange(file.project, file.version, file.filename))
         return stamp.applied(1, file)
 
-    def _fill_details(self, session: Session, change: FillDetails) -> Applied:
-        file = change.file
-        current = session.get(FileRow, file.filename)
-        if current is None or current.storage_etag != file.storage_etag:
-            return Applied(None)
-        replaced = current.sha256 is not None and current.sha256 != file.sha256
+    def _fill_many(self, session: Session, fills: Sequence[FillDetails]) -> Applied:
+        """Fill in the rows that still have the fill's ETag, in one transaction: two executemany UPDATEs.
+
+        A hash that replaces another drops the row's other digests (of bytes that are gone).
+        """
+        if not self._fillable(session, fills):
+            return Applied(None)  # nothing applies: the serial stays
         with self._change(session) as stamp:
-            values = {name: value for name, value in file_values(file).items() if name in DETAIL_FIELDS}
-            if replaced:
-                values.update(md5=None, blake2_256=None)  # digests of bytes that are gone
-            session.execute(update(FileRow).where(FileRow.filename == file.filename).values(**values))
-            if change.display_name:
-                project = session.get(ProjectRow, file.project)
-                # Compared here: MySQL's default collation would call `Demo` and `demo` equal.
-                if project is not None and project.display_name == file.project:
-                    project.display_name = change.display_name
-            stamp.touch(file.project, CdnChange(file.project, file.version, file.filename if replaced else None))
-        return stamp.applied(1)
+            # Read again under the serial's lock: a change that committed meanwhile is seen.
+            fillable = self._fillable(session, fills)
+            files = Base.metadata.tables[FileRow.__tablename__]
+            for replaced in (False, True):
+                rows = [
+                    {f"b_{name}": value for name, value in file_values(fill.file).items() if name in FILL_COLUMNS}
+                    for fill, was_replaced in fillable
+                    if was_replaced is replaced
+                ]
+                if not rows:
+                    continue
+                values: dict[str, Any] = {name: bindparam(f"b_{name}") for name in DETAIL_FIELDS}
+                if replaced:
+                    values.update(md5=None, blake2_256=None)  # digests of bytes that are gone
+                session.execute(update(files).where(files.c.filename == bindparam("b_filename")).values(**values), rows)
+            self._name_projects(session, [fill for fill, _ in fillable if fill.display_name])
+            for fill, replaced in fillable:
+                file = fill.file
+                stamp.touch(file.project, CdnChange(file.project, file.version, file.filename if replaced else None))
+        return stamp.applied(len(fillable))
+
+    @staticmethod
+    def _name_projects(session: Session, fills: list[FillDetails]) -> None:
+        """Name each project as its fill says if it still has its normalized name (the first fill of it wins)."""
+        named: dict[str, str] = {}
+        for batch in chunks(sorted({fill.file.project for fill in fills})):
+            query = select(ProjectRow.name, ProjectRow.display_name).where(ProjectRow.name.in_(batch))
+            # Compared here: MySQL's default collation would call `Demo` and `demo` equal.
+            named.update((name, display) for name, display in session.execute(query) if display == name)
+        rows: dict[str, dict[str, str]] = {}
+        for fill in fills:
+            if fill.file.project in named and fill.display_name:
+                rows.setdefault(fill.file.project, {"b_name": fill.file.project, "b_display": fill.display_name})
+        if rows:
+            projects = Base.metadata.tables[ProjectRow.__tablename__]
+            session.execute(
+                update(projects)
+                .where(projects.c.name == bindparam("b_name"))
+                .values(display_name=bindparam("b_display")),
+                list(rows.values()),
+            )
+
+    @staticmethod
+    def _fillable(session: Session, fills: Sequence[FillDetails]) -> list[tuple[FillDetails, bool]]:
+        """The fills whose row still has their ETag, each with whether it replaces another hash."""
+        current: dict[str, tuple[str | None, str | None]] = {}
+        for batch in chunks([fill.file.filename for fill in fills]):
+            query = select(FileRow.filename, FileRow.storage_etag, FileRow.sha256).where(FileRow.filename.in_(batch))
+            current.update((name, (etag, sha)) for name, etag, sha in session.execute(query))
+        fillable = []
+        for fill in fills:
+            etag, sha = current.get(fill.file.filename, (None, None))
+            if fill.file.filename in current and etag == fill.file.storage_etag:
+                fillable.append((fill, sha is not None and sha != fill.file.sha256))
+        return fillable
 
     def _set_yanked(self, session: Session, change: SetYanked) -> Applied:
         reason = change.reason if change.yanked else None
