@@ -9,7 +9,9 @@ sample) at once, each with its own load generator (bench/load.py: wrk, else a Py
 
 1. steady state: for `--duration` seconds;
 2. during the fill: `POST /admin/reload` (the reload runs in the server's process, as an admin's
-   reload does), then the same load for `--duration` seconds, the fill's progress read before and after.
+   reload does; `--reload-in cli`: `ppc-reload` on the same ini, at nice 10), and once its progress says
+   `filling`, the same load for `--duration` seconds; the
+   fill's progress is read before and after.
 
 Each rate is printed as a % of its steady state (goal: at least 80%). Everything runs on 127.0.0.1
 and stops by itself. See bench/README.md.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -87,6 +90,15 @@ def both(server: Server, projects: list[str], folder: Path, args: argparse.Names
         return loads["simple"].result(), loads["project"].result()
 
 
+def start_reload(server: Server, work: Path, where: str) -> subprocess.Popen[bytes] | None:
+    """The reload in the server's process (POST /admin/reload), or as `ppc-reload` on the same ini at nice 10."""
+    if where == "server":
+        admin(server, "POST")
+        return None
+    command = ["nice", "-n", "10", str(Path(sys.executable).parent / "ppc-reload"), str(work / "ppc.ini")]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def progress(server: Server) -> dict[str, Any]:
     return dict(admin(server, "GET").get("progress") or {})
 
@@ -108,11 +120,14 @@ def measure(args: argparse.Namespace, work: Path) -> None:
         "bench-password",
         extra={f"user.{ADMIN}": _hash(), "auth.admins": ADMIN, "pypi.reload_workers": str(args.workers)},
     )
+    reload: subprocess.Popen[bytes] | None = None
     try:
         log(f"steady state: {args.duration:g}s of load on /simple/ and on {len(projects)} project pages")
         steady = both(server, projects, work, args)
-        admin(server, "POST")
-        before = progress(server)
+        reload = start_reload(server, work, args.reload_in)
+        # The window starts with the fill: listing and diffing the folder come first.
+        while (before := progress(server)).get("state") not in ("filling", "done", "failed"):
+            time.sleep(0.05)
         log("during the fill")
         during = both(server, projects, work, args)
         after = progress(server)
@@ -120,6 +135,9 @@ def measure(args: argparse.Namespace, work: Path) -> None:
             time.sleep(0.5)
         final = progress(server)
     finally:
+        if reload is not None and reload.poll() is None:
+            reload.kill()
+            reload.wait()
         server.stop()
     report(args, len(dists), steady=steady, during=during, before=before, after=after, final=final)
 
@@ -143,7 +161,8 @@ def report(
     print()
     print(
         f"pypicloud_lite pages during a reload's fill: {files:,} bare files, {args.duration:g}s of load per phase, "
-        f"{args.connections} connections per page kind ({steady[0].tool})"
+        f"{args.connections} connections per page kind ({steady[0].tool}); the reload "
+        + ("in the server's process" if args.reload_in == "server" else "as ppc-reload at nice 10")
     )
     fill = (final.get("complete_seconds") or 0) - (final.get("visible_seconds") or 0)
     print(
@@ -176,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=4, help="keep-alive connections per page kind (4)")
     parser.add_argument("--sample", type=int, default=500, help="project pages driven round-robin (500)")
     parser.add_argument("--workers", type=int, default=16, help="the server's pypi.reload_workers (16)")
+    parser.add_argument(
+        "--reload-in",
+        choices=["server", "cli"],
+        default="server",
+        help="the reload in the server's process (POST /admin/reload) or as ppc-reload at nice 10 (server)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="corpus seed (1)")
     args = parser.parse_args(argv)
     if args.files < 1 or args.duration <= 0 or args.connections < 1 or args.sample < 1:
