@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any, BinaryIO
 
 import pytest
 
 from pypicloud_lite import reload as reload_module
 from pypicloud_lite.models import Applied
 from pypicloud_lite.reload import ReloadProgress
-from pypicloud_lite.storage.base import StoredObject
 from tests.support.reload import counts, put_raw, sha256
 from tests.test_reload import Env, cache_env, local_env
 
@@ -63,14 +63,14 @@ def test_filled_rows_wait_a_bounded_time_not_for_a_slow_file(fill_env: Env, monk
     monkeypatch.setattr(reload_module, "FILL_BATCH_SECONDS", 0.05)
     # The last one listed: however many threads read, every other file is read while it blocks.
     slow, release = [obj.key for obj in env.storage.list()][-1], threading.Event()
-    real_stat = env.storage.stat
+    real_open = env.storage.open
 
-    def stat(key: str) -> StoredObject | None:
+    def slow_open(key: str, *args: Any) -> BinaryIO:
         if key == slow:
             release.wait(60)
-        return real_stat(key)
+        return real_open(key, *args)
 
-    monkeypatch.setattr(env.storage, "stat", stat)
+    monkeypatch.setattr(env.storage, "open", slow_open)
     outcome: list[ReloadProgress | BaseException] = []
 
     def run() -> None:
@@ -104,14 +104,14 @@ def test_a_fill_from_local_storage_reads_in_one_thread(local_fill_env: Env, monk
     # Local reads are CPU under the GIL: more threads only take turns with the threads serving pages.
     env = local_fill_env
     bodies = _put_bulk(env, 40)
-    real_stat, threads = env.storage.stat, set()
+    real_open, threads = env.storage.open, set()
 
-    def stat(key: str) -> StoredObject | None:
+    def open_(key: str, *args: Any) -> BinaryIO:
         threads.add(threading.get_ident())
         time.sleep(0.001)  # let a pool of several threads take turns, if it has them
-        return real_stat(key)
+        return real_open(key, *args)
 
-    monkeypatch.setattr(env.storage, "stat", stat)
+    monkeypatch.setattr(env.storage, "open", open_)
     result = env.reload(workers=8)
 
     assert counts(result)["hashed"] == 40
