@@ -110,7 +110,7 @@ def profile_uploads(work: Path, count: int) -> str:
     profiler.disable()
     seconds = time.perf_counter() - started
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats(PROFILE_SORT).print_stats(40)
+    pstats.Stats(profiler, stream=out).sort_stats(PROFILE_SORT).print_stats(120)
     return f"{count} uploads in this process: {seconds:.2f}s ({count / seconds:.1f}/s)\n{out.getvalue()}"
 
 
