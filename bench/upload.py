@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'pypicloud_lite':16} {index:8.2f} {len(index_files) / index:8.1f}")
     print()
     print(
-        f"rate vs the null sink: {ratio:.2f}x (goal >= {GOAL_RATIO:g}x: {'met' if ratio >= GOAL_RATIO else 'NOT met'})"
+        f"rate vs the null sink: {ratio:.3f}x (goal >= {GOAL_RATIO:g}x: {'met' if ratio >= GOAL_RATIO else 'NOT met'})"
     )
     if profile:
         print(f"\n{profile}")
