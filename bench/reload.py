@@ -14,7 +14,9 @@ then measures in one run:
    visible phase spends its time;
 3. a second reload with nothing changed.
 
-Everything runs on 127.0.0.1 and stops by itself. See bench/README.md.
+Everything runs on 127.0.0.1 and stops by itself. See bench/README.md. The fill phase alone against
+bare reads (local, S3, DynamoDB), the pages during a fill, and uploads: bench/fill.py,
+bench/fill_pages.py, bench/upload.py.
 """
 
 from __future__ import annotations

@@ -161,11 +161,17 @@ class Server:
                 self.process.wait()
 
 
-def start_ppc(folder: Path, storage: Path, cache_url: str, user: str, password: str) -> Server:
-    """pypicloud_lite with the embedded default's settings (development.ini), on the seeded folder and cache."""
+def start_ppc(
+    folder: Path, storage: Path, cache_url: str, user: str, password: str, *, extra: dict[str, str] | None = None
+) -> Server:
+    """pypicloud_lite with the embedded default's settings (development.ini), on the seeded folder and cache.
+
+    `extra`: more settings of the app (`auth.admins`, ...).
+    """
     from pypicloud_lite.access.passwords import hash_password
 
     server = Server("pypicloud_lite", folder, upload_auth=(user, password))
+    more = "".join(f"        {key} = {value}\n" for key, value in (extra or {}).items())
     ini = folder / "ppc.ini"
     ini.write_text(
         textwrap.dedent(f"""\
@@ -181,7 +187,7 @@ def start_ppc(folder: Path, storage: Path, cache_url: str, user: str, password: 
         user.{user} = {hash_password(password)}
         pypi.default_read = everyone
         pypi.default_write = authenticated
-
+{more}
         [server:main]
         use = egg:waitress#main
         listen = 127.0.0.1:{server.port}

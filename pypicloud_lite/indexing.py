@@ -23,6 +23,9 @@ from pypicloud_lite.storage.base import Storage, StoredObject
 logger = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
+# Objects up to this size are read into memory to be hashed and have their metadata read; larger ones
+# are spooled to a temporary file (creating one cost more than the whole read of a small object).
+IN_MEMORY_MAX = 4 * 1024 * 1024
 
 
 def listed_file(dist: DistFilename, obj: StoredObject) -> PackageFile:
@@ -51,6 +54,7 @@ def describe_object(
     old bytes. `sidecar_exists`: known from a listing (None: try to read it).
     """
     key, sidecar = listed.object_key, listed.sidecar_key
+    dist = parse_filename(listed.filename)
     raw_metadata: bytes | None = None
     # Only wheels have a PEP 658 sidecar: an sdist's metadata is read from its bytes, then kept in its record.
     if listed.packagetype == "bdist_wheel" and sidecar_exists is not False and not rewritten:
@@ -63,8 +67,7 @@ def describe_object(
     if sha256 is None or raw_metadata is None:
         # Read anyway: then the bytes themselves say what their metadata is (a sidecar
         # left by an earlier object under this key would describe other bytes).
-        sha256, raw_metadata = _read_once(storage, key, sidecar, listed.filename, raw_metadata)
-    dist = parse_filename(listed.filename)
+        sha256, raw_metadata = _read_once(storage, key, sidecar, dist, raw_metadata, size=obj.size)
     metadata = None
     if raw_metadata:
         try:
@@ -78,21 +81,32 @@ def describe_object(
 
 
 def _read_once(
-    storage: Storage, key: str, sidecar: str, filename: str, known: bytes | None
+    storage: Storage, key: str, sidecar: str, dist: DistFilename, known: bytes | None, *, size: int
 ) -> tuple[str, bytes | None]:
-    """Stream the object once: its sha256 and its metadata, kept as the sidecar when that differs."""
-    digest = hashlib.sha256()
-    with tempfile.NamedTemporaryFile(prefix="ppc-index-", suffix=".part") as tmp:
+    """Read the object once: its sha256 and its metadata, kept as the sidecar when that differs."""
+    data = b""
+    if size <= IN_MEMORY_MAX:
         with storage.open(key) as fh:
-            while chunk := fh.read(CHUNK):
-                digest.update(chunk)
-                tmp.write(chunk)
-        tmp.flush()
-        try:
-            raw_metadata: bytes | None = read_metadata_file(Path(tmp.name), parse_filename(filename))
-        except InvalidUpload as exc:
-            logger.warning("%s has no readable metadata: %s", key, exc.message)
-            raw_metadata = None
-    if raw_metadata is not None and raw_metadata != known and filename.endswith(".whl"):
+            data = fh.read(IN_MEMORY_MAX + 1)
+    if data and len(data) <= IN_MEMORY_MAX:
+        sha256, raw_metadata = hashlib.sha256(data).hexdigest(), _metadata(key, data, dist)
+    else:  # large, or grown since it was listed
+        digest = hashlib.sha256()
+        with tempfile.NamedTemporaryFile(prefix="ppc-index-", suffix=".part") as tmp:
+            with storage.open(key) as fh:
+                while chunk := fh.read(CHUNK):
+                    digest.update(chunk)
+                    tmp.write(chunk)
+            tmp.flush()
+            sha256, raw_metadata = digest.hexdigest(), _metadata(key, Path(tmp.name), dist)
+    if raw_metadata is not None and raw_metadata != known and dist.packagetype == "bdist_wheel":
         storage.put_bytes(sidecar, raw_metadata)
-    return digest.hexdigest(), raw_metadata
+    return sha256, raw_metadata
+
+
+def _metadata(key: str, source: Path | bytes, dist: DistFilename) -> bytes | None:
+    try:
+        return read_metadata_file(source, dist)
+    except InvalidUpload as exc:
+        logger.warning("%s has no readable metadata: %s", key, exc.message)
+        return None

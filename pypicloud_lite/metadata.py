@@ -59,8 +59,11 @@ _DIST_INFO_METADATA = re.compile(r"^([^/]+)\.dist-info/METADATA\Z")
 _SDIST_PKG_INFO = re.compile(r"^[^/]+/PKG-INFO\Z")
 
 
-def read_metadata_file(path: Path, dist: DistFilename) -> bytes:
-    """The raw METADATA (wheel) or PKG-INFO (sdist) bytes, or InvalidUpload if unreadable."""
+def read_metadata_file(path: Path | bytes, dist: DistFilename) -> bytes:
+    """The raw METADATA (wheel) or PKG-INFO (sdist) bytes, or InvalidUpload if unreadable.
+
+    `path`: the file, or its bytes when they are in memory already (a small object a reload read).
+    """
     try:
         if dist.packagetype == "bdist_wheel":
             return _read_wheel(path, dist)
@@ -84,9 +87,17 @@ def read_metadata_file(path: Path, dist: DistFilename) -> bytes:
         raise InvalidUpload(f"Invalid distribution file: {dist.filename} is not a readable {kind} ({exc}).") from exc
 
 
-def _check_zip_bomb(zf: zipfile.ZipFile, path: Path) -> None:
+def _size(path: Path | bytes) -> int:
+    return len(path) if isinstance(path, bytes) else path.stat().st_size
+
+
+def _open(path: Path | bytes) -> BinaryIO:
+    return io.BytesIO(path) if isinstance(path, bytes) else path.open("rb")
+
+
+def _check_zip_bomb(zf: zipfile.ZipFile, path: Path | bytes) -> None:
     declared = sum(info.file_size for info in zf.infolist())
-    if declared > ZIP_BOMB_FLOOR and declared > ZIP_BOMB_RATIO * max(path.stat().st_size, 1):
+    if declared > ZIP_BOMB_FLOOR and declared > ZIP_BOMB_RATIO * max(_size(path), 1):
         raise InvalidUpload("Invalid distribution file: the archive inflates to an implausible size (zip bomb).")
 
 
@@ -100,10 +111,10 @@ def _bounded_zip_read(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     return data
 
 
-def _check_zip_directory(path: Path) -> None:
+def _check_zip_directory(path: Path | bytes) -> None:
     """Refuse a central directory too large for zipfile to parse, before zipfile parses it."""
-    size = path.stat().st_size
-    with path.open("rb") as fh:
+    size = _size(path)
+    with _open(path) as fh:
         fh.seek(max(0, size - _EOCD_SEARCH_BYTES))
         tail = fh.read()
         eocd = tail.rfind(b"PK\x05\x06")
@@ -136,9 +147,9 @@ def _check_zip_directory(path: Path) -> None:
             raise InvalidUpload(f"Invalid distribution file: it lists {found} files, more than {MAX_ZIP_ENTRIES}.")
 
 
-def _read_wheel(path: Path, dist: DistFilename) -> bytes:
+def _read_wheel(path: Path | bytes, dist: DistFilename) -> bytes:
     _check_zip_directory(path)
-    with zipfile.ZipFile(path) as zf:
+    with _open(path) as fh, zipfile.ZipFile(fh) as zf:
         _check_zip_bomb(zf, path)
         candidates = [info for info in zf.infolist() if _DIST_INFO_METADATA.match(info.filename)]
         if len(candidates) != 1:
@@ -156,9 +167,9 @@ def _read_wheel(path: Path, dist: DistFilename) -> bytes:
         return _bounded_zip_read(zf, info)
 
 
-def _read_zip_sdist(path: Path) -> bytes:
+def _read_zip_sdist(path: Path | bytes) -> bytes:
     _check_zip_directory(path)
-    with zipfile.ZipFile(path) as zf:
+    with _open(path) as fh, zipfile.ZipFile(fh) as zf:
         _check_zip_bomb(zf, path)
         for info in zf.infolist():
             if _SDIST_PKG_INFO.match(info.filename):
@@ -244,9 +255,9 @@ _EXTENSION_TYPES = frozenset(
 )
 
 
-def _read_tar_sdist(path: Path) -> bytes:
-    budget = max(TAR_INFLATE_FLOOR, TAR_INFLATE_RATIO * path.stat().st_size)
-    with path.open("rb") as raw:
+def _read_tar_sdist(path: Path | bytes) -> bytes:
+    budget = max(TAR_INFLATE_FLOOR, TAR_INFLATE_RATIO * _size(path))
+    with _open(path) as raw:
         # A stream ("r|") never seeks back, so nothing is decompressed twice and nothing past PKG-INFO at all.
         stream = _BudgetedGunzip(raw, budget)
         with tarfile.open(fileobj=stream, mode="r|", tarinfo=_BoundedTarInfo) as tf:

@@ -8,8 +8,9 @@
 4. Apply the diff in one transaction: new files are listed at once, from what
    the key and the listing say (name, version, size, time).
 5. Fill in what needs the object (sha256 from its checksum or by reading it,
-   the PEP 658 sidecar, requires-python, summary) with a bounded pool; each
-   file's hash appears in the index as it arrives.
+   the PEP 658 sidecar, requires-python, summary) with a bounded pool; the
+   hashes appear in the index in batches, each under one serial, at most
+   about a second after they were read.
 6. Repair PEP 658 sidecars of unchanged wheels that advertise metadata (`metadata_sha256`):
    - missing from the listing (free to detect): the object is read once, its metadata
      re-extracted and written back as the sidecar;
@@ -26,17 +27,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.errors import Conflict, NotFound, PypicloudLiteError
 from pypicloud_lite.indexing import describe_object, listed_file
-from pypicloud_lite.models import FillDetails, PackageFile, ReloadChanges, RemoveFile
+from pypicloud_lite.models import FillDetails, FillMany, PackageFile, ReloadChanges, RemoveFile
 from pypicloud_lite.naming import (
     INTERNAL_PREFIX,
     METADATA_SUFFIX,
@@ -53,6 +55,8 @@ logger = logging.getLogger(__name__)
 LOCK_NAME = "reload"
 LOCK_TTL = 300.0
 PROGRESS_EVERY = 1000
+FILL_BATCH_ROWS = 1000
+FILL_BATCH_SECONDS = 1.0
 
 
 @dataclass
@@ -188,8 +192,26 @@ class ReloadRun:
         self.cache.apply_reload(ReloadChanges(added, changed, removed, etags, seen, differing, serials))
         self.progress.added, self.progress.changed, self.progress.removed = len(added), len(changed), len(removed)
         self._report(force=True)
+        self._drop_vanished([f for f in added if f.sha256 is not None])
         # Files another tool placed (no record) are read once; the rest came complete from their records.
         return [f for f in added if f.sha256 is None], [f for f in changed if f.sha256 is None] + self.unfilled
+
+    def _drop_vanished(self, recorded: list[PackageFile]) -> None:
+        """Take out rows this reload added from records whose objects a delete removed meanwhile.
+
+        A delete removes its row again after its object; a reload that listed the object before it went
+        and applied after that second removal would leave a row without its object. The fill's read
+        catches that for files it reads; files indexed from their records are not read, so storage is
+        listed once more (one LIST per 1,000 objects): a delete that removes its object after this
+        listing removes its row after this reload's apply, by itself.
+        """
+        if not recorded:
+            return
+        present = {obj.key for obj in self.storage.list()}
+        for file in recorded:
+            if file.object_key not in present and self.storage.stat(file.object_key) is None:
+                self.cache.apply(RemoveFile(file.filename))
+                self.progress.added -= 1
 
     def _diff(
         self, snapshot: dict[str, PackageFile], found: dict[str, tuple[DistFilename, StoredObject]]
@@ -221,23 +243,52 @@ class ReloadRun:
         return added, changed, etags
 
     def _fill(self, files: list[PackageFile]) -> None:
+        """Read every listed file in the pool; apply what they say in batches, one serial each.
+
+        One serial a file would make every page re-render after every file. A batch is applied once it
+        has FILL_BATCH_ROWS rows or its first row waited FILL_BATCH_SECONDS, whichever comes first
+        (a slow object holds nothing back), and the last one at the end.
+        """
         if not files:
             return
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ppc-reload") as pool:
-            for ok in pool.map(self._fill_one, files):
-                with self._lock:
-                    if ok:
-                        self.progress.hashed += 1
-                    else:
+        done: queue.SimpleQueue[Future[FillDetails | None]] = queue.SimpleQueue()
+        batch: list[FillDetails] = []
+        due = 0.0
+        workers = min(self.workers, self.storage.parallel_reads or self.workers)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ppc-reload") as pool:
+            try:
+                for listed in files:
+                    pool.submit(self._fill_one, listed).add_done_callback(done.put)
+                remaining = len(files)
+                while remaining:
+                    try:
+                        future = done.get(timeout=max(due - time.monotonic(), 0.0) if batch else None)
+                    except queue.Empty:
+                        self._apply_fills(batch)
+                        batch = []
+                        continue
+                    remaining -= 1
+                    filled = future.result()  # an unexpected error fails the reload, as anywhere else
+                    if filled is None:
                         self.progress.failed += 1
-                self._report()
+                    else:
+                        if not batch:
+                            due = time.monotonic() + FILL_BATCH_SECONDS
+                        batch.append(filled)
+                    if len(batch) >= FILL_BATCH_ROWS or (batch and time.monotonic() >= due):
+                        self._apply_fills(batch)
+                        batch = []
+                    self._report()
+                self._apply_fills(batch)
+            except BaseException:
+                pool.shutdown(cancel_futures=True)
+                raise
 
-    def _fill_one(self, listed: PackageFile) -> bool:
+    def _fill_one(self, listed: PackageFile) -> FillDetails | None:
+        """What reading the object says about `listed` (None: it could not be read, or went away)."""
         key = listed.object_key
         try:
-            obj = self.storage.stat(key)
-            if obj is None:
-                raise NotFound(key)
+            obj = self._stored(listed)
             filled = describe_object(
                 self.storage,
                 listed,
@@ -248,16 +299,37 @@ class ReloadRun:
         except NotFound:
             # Deleted since the listing: a row without its object is always stale.
             self.cache.apply(RemoveFile(listed.filename))
-            return False
+            return None
         except PypicloudLiteError as exc:
             logger.warning("reload could not fill in %s: %s", key, exc.message)
-            return False
+            return None
         named = filled.upload_name if listed.filename in self.namers and filled.core_metadata else None
-        if self.cache.apply(FillDetails(filled, display_name=named)).changed:
-            return True
-        # Refused: the row changed since the listing. Fine if an upload indexed it meanwhile.
-        current = self.cache.get_file(listed.filename)
-        return current is not None and current.sha256 is not None
+        return FillDetails(filled, display_name=named)
+
+    def _stored(self, listed: PackageFile) -> StoredObject:
+        """What the object is now. Without a sidecar the object is read anyway, and the listing has said
+        its size and ETag: a HEAD (one more request per file on S3) would only add a checksum."""
+        if listed.sidecar_key not in self.sidecars and listed.storage_etag:
+            return StoredObject(listed.object_key, listed.size, listed.upload_time, etag=listed.storage_etag)
+        obj = self.storage.stat(listed.object_key)
+        if obj is None:
+            raise NotFound(listed.object_key)
+        return obj
+
+    def _apply_fills(self, batch: list[FillDetails]) -> None:
+        if not batch:
+            return
+        applied = self.cache.apply(FillMany(batch))
+        if applied.count == len(batch):
+            self.progress.hashed += len(batch)
+            return
+        # Some were refused: their row changed since the listing. Fine if an upload indexed it meanwhile.
+        for fill in batch:
+            current = self.cache.get_file(fill.file.filename)
+            if current is not None and current.sha256 is not None:
+                self.progress.hashed += 1
+            else:
+                self.progress.failed += 1
 
     def _repair_sidecars(self) -> None:
         if not self.advertised:

@@ -44,6 +44,11 @@ def checked_key(key: str) -> str:
 class Storage(ABC):
     """Keys are `<normalized project>/<filename>`; objects are immutable once written."""
 
+    # How many objects a reload reads at once, at most (None: its pypi.reload_workers). A remote read
+    # waits on the network, so many pay off; a local one is CPU under the GIL, so more threads only
+    # take turns with the threads serving pages.
+    parallel_reads: int | None = None
+
     @abstractmethod
     def put_new(self, key: str, source: Path, sha256: str | None = None) -> bool:
         """Store `source` under `key` unless an object is already there.

@@ -73,15 +73,38 @@ def _stored(key: str, st: os.stat_result) -> StoredObject:
 
 
 class LocalStorage(Storage):
+    parallel_reads = 1
+
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        path = (self.root / checked_key(key)).resolve()
+        checked = checked_key(key)
+        if not self._may_link(checked):
+            return self.root / checked  # plain segments under the resolved root: nothing to resolve
+        path = (self.root / checked).resolve()
         if self.root not in path.parents:
             raise NotFound(f"No such object: {key}")
         return path
+
+    def _may_link(self, key: str) -> bool:
+        """Whether a segment of `key` is a symlink (or cannot be told): only then is the path resolved.
+
+        One lstat a segment instead of resolve()'s one for each segment of the root as well (a reload
+        looks up every object three times).
+        """
+        current = str(self.root)
+        for part in key.removesuffix("/").split("/"):
+            current = f"{current}/{part}"
+            try:
+                if stat.S_ISLNK(os.lstat(current).st_mode):
+                    return True
+            except FileNotFoundError:
+                return False  # nothing below it exists: no link to follow
+            except (OSError, ValueError):
+                return True
+        return False
 
     def _temp_beside(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)

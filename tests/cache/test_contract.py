@@ -21,6 +21,7 @@ from pypicloud_lite.models import (
     Applied,
     CoreMetadata,
     FillDetails,
+    FillMany,
     PackageFile,
     ReloadChanges,
     RemoveFile,
@@ -501,6 +502,91 @@ def test_filling_in_a_reloaded_file_can_name_its_new_project_once(cache: Cache) 
         FillDetails(declaring(replace(listed, sha256="e" * 64), "FOO_BAR"), display_name="FOO_BAR")
     ).changed
     assert cache.apply(FillDetails(declaring(replace(other, sha256="f" * 64), "DEMO"), display_name="DEMO")).changed
+    names = {p.name: p.display_name for p in cache.list_projects()}
+    assert names == {"foo-bar": "Foo.Bar", "demo": "Demo"}  # named once; an uploaded name stays
+
+
+def _listed(cache: Cache, count: int, project: str = "bulk") -> list[PackageFile]:
+    """`count` files of one new project as a reload lists them: no hash yet, an ETag each."""
+    files = [
+        make_file(f"{project}-1.{n}.tar.gz", project=project, version=f"1.{n}", sha256=None, storage_etag=f"etag-{n}")
+        for n in range(count)
+    ]
+    cache.apply_reload(ReloadChanges(added=files))
+    return files
+
+
+def test_fill_many_fills_every_row_under_one_serial(cache: Cache) -> None:
+    listed = _listed(cache, 120)  # more than one DynamoDB transaction holds
+    other = _listed(cache, 1, project="other")[0]
+    heard: list[Applied] = []
+    cache.subscribe(heard.append)
+    serial = cache.serial()
+
+    fills = [FillDetails(replace(f, sha256=f"{n:064x}", summary=f"bulk {n}")) for n, f in enumerate(listed)]
+    applied = cache.apply(FillMany([*fills, FillDetails(replace(other, sha256="e" * 64))]))
+
+    assert (applied.serial, applied.count, applied.projects) == (serial + 1, 121, frozenset({"bulk", "other"}))
+    assert cache.serial() == serial + 1
+    assert [a.serial for a in heard] == [serial + 1]
+    rows = {f.filename: f for f in cache.project_files("bulk")}
+    assert {name: (row.sha256, row.summary) for name, row in rows.items()} == {
+        f.filename: (f"{n:064x}", f"bulk {n}") for n, f in enumerate(listed)
+    }
+    assert {(p.name, p.serial) for p in cache.list_projects()} == {("bulk", serial + 1), ("other", serial + 1)}
+
+
+def test_fill_many_skips_rows_whose_etag_changed_or_that_are_gone(cache: Cache) -> None:
+    kept, moved, gone = _listed(cache, 3)
+    cache.apply(RemoveFile(gone.filename))
+    serial = cache.serial()
+
+    applied = cache.apply(
+        FillMany(
+            [
+                FillDetails(replace(kept, sha256="1" * 64)),
+                FillDetails(replace(moved, sha256="2" * 64, storage_etag="rewritten since")),
+                FillDetails(replace(gone, sha256="3" * 64)),
+            ]
+        )
+    )
+
+    assert (applied.serial, applied.count) == (serial + 1, 1)
+    assert cache.get_file(gone.filename) is None
+    assert cache.get_file(moved.filename) == moved
+    filled = cache.get_file(kept.filename)
+    assert filled is not None and filled.sha256 == "1" * 64
+
+
+def test_fill_many_that_fills_nothing_leaves_the_serial(cache: Cache) -> None:
+    (listed,) = _listed(cache, 1)
+    serial = cache.serial()
+    heard: list[Applied] = []
+    cache.subscribe(heard.append)
+
+    applied = cache.apply(FillMany([FillDetails(replace(listed, sha256="1" * 64, storage_etag="other"))]))
+
+    assert (applied.changed, cache.serial(), heard) == (False, serial, [])
+    assert cache.apply(FillMany([])).changed is False
+    assert cache.serial() == serial
+
+
+def test_fill_many_names_a_new_project_once_as_fill_details_does(cache: Cache) -> None:
+    first, second = _listed(cache, 2, project="foo-bar")
+    cache.apply(AddFile(declaring(make_file(), "Demo"), "Demo"))
+    (demo,) = _listed(cache, 1, project="demo")
+
+    applied = cache.apply(
+        FillMany(
+            [
+                FillDetails(declaring(replace(first, sha256="1" * 64), "Foo.Bar"), display_name="Foo.Bar"),
+                FillDetails(declaring(replace(second, sha256="2" * 64), "FOO_BAR"), display_name="FOO_BAR"),
+                FillDetails(declaring(replace(demo, sha256="3" * 64), "DEMO"), display_name="DEMO"),
+            ]
+        )
+    )
+
+    assert applied.count == 3
     names = {p.name: p.display_name for p in cache.list_projects()}
     assert names == {"foo-bar": "Foo.Bar", "demo": "Demo"}  # named once; an uploaded name stays
 

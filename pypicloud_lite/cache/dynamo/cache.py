@@ -13,15 +13,13 @@ import contextlib
 import logging
 import random
 import time
-import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
-from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from pypicloud_lite.cache.base import Cache
@@ -34,7 +32,7 @@ from pypicloud_lite.cache.dynamo.items import (
     translated,
 )
 from pypicloud_lite.cache.dynamo.leases import DynamoLeases
-from pypicloud_lite.cache.dynamo.outbox import PENDING, DynamoOutbox
+from pypicloud_lite.cache.dynamo.outbox import DynamoOutbox
 from pypicloud_lite.cache.dynamo.tables import PROJECT_PARTITION, DynamoTables, build_tables, create_tables
 from pypicloud_lite.config import CacheSettings, DynamoSettings
 from pypicloud_lite.errors import BackendUnavailable
@@ -44,6 +42,7 @@ from pypicloud_lite.models import (
     CdnChange,
     Change,
     FillDetails,
+    FillMany,
     PackageFile,
     Project,
     ReloadChanges,
@@ -73,7 +72,8 @@ _HANDLERS: dict[type, str] = {
     AddFile: "_add_file",
     RemoveFile: "_remove_file",
     ReplaceFile: "_replace_file",
-    FillDetails: "_fill_details",
+    FillDetails: "_fill_one",
+    FillMany: "_fill_batch",
     SetYanked: "_set_yanked",
     SetStatus: "_set_status",
     SyncProject: "_sync_project",
@@ -90,6 +90,12 @@ class _ItemConditionFailed(Exception):
 
 class _StaleRead(Exception):
     """The index changed since the change read what it writes: it must read again."""
+
+
+def _fill_purge(file: PackageFile, current: PackageFile) -> CdnChange:
+    """What filling in `current` with `file` purges: its release's pages, and its URL when its bytes changed."""
+    replaced = current.sha256 is not None and current.sha256 != file.sha256
+    return CdnChange(file.project, file.version, file.filename if replaced else None)
 
 
 class DynamoCache(DynamoLeases, DynamoOutbox, Cache):
@@ -157,33 +163,6 @@ class DynamoCache(DynamoLeases, DynamoOutbox, Cache):
         tx.update(
             self.t.project(PROJECT_PARTITION, project), actions=self._stamp_actions(project, serial, display_name)
         )
-
-    def _cdn_items(self, changes: list[CdnChange]) -> list[Model]:
-        if not self.cdn_outbox:
-            return []
-        now = datetime.now(UTC)
-        return [
-            self.t.cdn(
-                PENDING,
-                f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}",
-                project=c.project,
-                version=c.version,
-                filename=c.filename,
-                created=now,
-            )
-            for c in dict.fromkeys(changes)
-        ]
-
-    def _record_cdn_ahead(self, changes: list[CdnChange]) -> bool:
-        """For changes too big for one transaction: record before writing, so a crash loses no purge.
-
-        A purge of a change that then failed costs a path and shows the same page again: harmless.
-        """
-        items = self._cdn_items(changes)
-        with self.t.cdn.batch_write() as batch:
-            for item in items:
-                batch.save(item)
-        return bool(items)
 
     # -- reads -------------------------------------------------------------------
 
@@ -443,38 +422,69 @@ class DynamoCache(DynamoLeases, DynamoOutbox, Cache):
         serial = self._transact(write, purges if fits else None)
         return self._applied(serial, 1, {name})
 
-    def _fill_details(self, change: FillDetails) -> Applied:
-        file, display_name = change.file, change.display_name
+    def _fill_one(self, change: FillDetails) -> Applied:
+        return self._fill_many([change])
+
+    def _fill_batch(self, change: FillMany) -> Applied:
+        return self._fill_many(change.fills)
+
+    def _detail_actions(self, file: PackageFile) -> list[Any]:
+        """Set what a reload fills in (removing what it found missing)."""
         f = self.t.file
         item = file_item(self.t, file)
-        actions = [
+        return [
             getattr(f, name).set(getattr(item, name)) if getattr(item, name) is not None else getattr(f, name).remove()
             for name in DETAIL_FIELDS
         ]
-        current = self.get_file(file.filename)
-        if current is None or current.storage_etag != file.storage_etag:
+
+    def _name_project(self, project: str, display_name: str) -> None:
+        """Name the project so if it still has its normalized name; before the serial moves, so that pages
+        rendered at the new serial show the name."""
+        p = self.t.project
+        try:
+            p(PROJECT_PARTITION, project).update(
+                actions=[p.display_name.set(display_name)], condition=p.display_name == project
+            )
+        except PynamoDBException as exc:
+            if not condition_failed(exc):
+                raise
+
+    def _fill_many(self, fills: Sequence[FillDetails]) -> Applied:
+        """Fill in the rows that still have the fill's ETag, under one serial: as a reload's apply, each row is a
+        conditional update of its own (its ETag unchanged), then the projects are stamped with one new serial."""
+        keys = [(fill.file.project, fill.file.filename) for fill in fills]
+        current = {item.filename: to_file(item) for item in self.t.file.batch_get(keys, consistent_read=True)}
+        fillable = [
+            (fill, row)
+            for fill in fills
+            if (row := current.get(fill.file.filename)) is not None and row.storage_etag == fill.file.storage_etag
+        ]
+        if not fillable:
             return Applied(None)
-        replaced = current.sha256 is not None and current.sha256 != file.sha256
-        if display_name:
-            # Before the serial moves, so that pages rendered at the new serial show the name.
-            p = self.t.project
+        self._record_cdn_ahead([_fill_purge(fill.file, row) for fill, row in fillable])
+        for fill, _row in fillable:
+            if fill.display_name:
+                self._name_project(fill.file.project, fill.display_name)
+        f = self.t.file
+
+        def fill_one(file: PackageFile) -> bool:
             try:
-                p(PROJECT_PARTITION, file.project).update(
-                    actions=[p.display_name.set(display_name)], condition=p.display_name == file.project
+                f(file.project, file.filename).update(
+                    actions=self._detail_actions(file), condition=f.storage_etag == file.storage_etag
                 )
             except PynamoDBException as exc:
                 if not condition_failed(exc):
                     raise
+                return False  # the object changed since it was listed: a later reload fills it in
+            return True
 
-        def write(tx: TransactWrite, serial: int) -> None:
-            tx.update(f(file.project, file.filename), actions=actions, condition=f.storage_etag == file.storage_etag)
-            self._stamp(tx, file.project, serial)
-
-        try:
-            serial = self._transact(write, [CdnChange(file.project, file.version, file.filename if replaced else None)])
-        except _ItemConditionFailed:
-            return Applied(None)  # the object changed since it was listed: a later reload fills it in
-        return self._applied(serial, 1, {file.project})
+        with ThreadPoolExecutor(max_workers=APPLY_WORKERS) as pool:
+            files = [fill.file for fill, _row in fillable]
+            filled = [file for file, ok in zip(files, pool.map(fill_one, files), strict=True) if ok]
+        if not filled:
+            return Applied(None)
+        projects = {file.project for file in filled}
+        return self._applied(self._stamp_projects(sorted(projects)), len(filled), projects)
 
     @translated
     def _commit_reload(self, changes: ReloadChanges) -> Applied:

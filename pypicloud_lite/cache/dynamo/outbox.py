@@ -1,9 +1,13 @@
-"""The CDN outbox in the cdn table: pending changes, the batch a flush claimed, the history of sent ones."""
+"""The CDN outbox in the cdn table: purges recorded with each change, claimed in batches by the flusher."""
 
 from __future__ import annotations
 
+import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
+
+from pynamodb.models import Model
 
 from pypicloud_lite.cache.base import CdnOutbox
 from pypicloud_lite.cache.dynamo.items import translated
@@ -15,9 +19,37 @@ PENDING, OPEN, SENT = "pending", "open", "sent"
 
 
 class DynamoOutbox(CdnOutbox):
-    """Pending items stay in their partition until their batch closes; an open item lists a claimed batch."""
+    """Pending purges, the open batch and the history of sent ones, each in its own partition."""
 
     t: DynamoTables
+    cdn_outbox: bool
+
+    def _cdn_items(self, changes: list[CdnChange]) -> list[Model]:
+        if not self.cdn_outbox:
+            return []
+        now = datetime.now(UTC)
+        return [
+            self.t.cdn(
+                PENDING,
+                f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}",
+                project=c.project,
+                version=c.version,
+                filename=c.filename,
+                created=now,
+            )
+            for c in dict.fromkeys(changes)
+        ]
+
+    def _record_cdn_ahead(self, changes: list[CdnChange]) -> bool:
+        """For changes too big for one transaction: record before writing, so a crash loses no purge.
+
+        A purge of a change that then failed costs a path and shows the same page again: harmless.
+        """
+        items = self._cdn_items(changes)
+        with self.t.cdn.batch_write() as batch:
+            for item in items:
+                batch.save(item)
+        return bool(items)
 
     @staticmethod
     def _to_change(item: Any) -> CdnChange:

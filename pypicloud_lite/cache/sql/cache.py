@@ -5,17 +5,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, delete, func, insert, select, true, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pypicloud_lite.cache.base import Cache
+from pypicloud_lite.cache.sql.leases import SQLLeases
+from pypicloud_lite.cache.sql.outbox import SQLOutbox
 from pypicloud_lite.cache.sql.rows import chunks, file_values, insert_ignoring, naive_utc, to_file, to_project
 from pypicloud_lite.cache.sql.serial_reader import SerialReader
 from pypicloud_lite.config import CacheSettings
@@ -23,22 +25,19 @@ from pypicloud_lite.db import migrate
 from pypicloud_lite.db.engine import create_db_engine, transaction, write_engine
 from pypicloud_lite.db.tables import (
     Base,
-    CdnBatchRow,
     CdnChangeRow,
     FileRow,
     IndexStateRow,
-    LockRow,
     ProjectRow,
 )
 from pypicloud_lite.errors import BackendUnavailable
 from pypicloud_lite.models import (
     AddFile,
     Applied,
-    CdnBatch,
     CdnChange,
-    CdnRecord,
     Change,
     FillDetails,
+    FillMany,
     PackageFile,
     Project,
     ProjectState,
@@ -62,24 +61,16 @@ DETAIL_FIELDS = frozenset(
 )
 
 
-# MySQL/MariaDB "Deadlock found", PostgreSQL deadlock_detected.
-_DEADLOCK_CODES = (1213, "40P01")
-
-
-def _deadlocked(exc: BaseException) -> bool:
-    cause = exc.__cause__
-    if not isinstance(cause, DBAPIError):
-        return False
-    orig = cause.orig
-    codes = {getattr(orig, "sqlstate", None), *(getattr(orig, "args", ()) or ())[:1]}
-    return any(code in codes for code in _DEADLOCK_CODES)
+# The executemany parameters of a batched fill: the details and the row's key.
+FILL_COLUMNS = DETAIL_FIELDS | {"filename"}
 
 
 # The method that commits each kind of change (in a write session), AddFile apart.
 _HANDLERS: dict[type, str] = {
     RemoveFile: "_remove_file",
     ReplaceFile: "_replace_file",
-    FillDetails: "_fill_details",
+    FillDetails: "_fill_one",
+    FillMany: "_fill_batch",
     SetYanked: "_set_yanked",
     SetStatus: "_set_status",
     SyncProject: "_sync_project",
@@ -103,7 +94,7 @@ class _Stamp:
         return Applied(self.serial, count, file, frozenset(self.projects), self.cdn)
 
 
-class SQLCache(Cache):
+class SQLCache(SQLLeases, SQLOutbox, Cache):
     def __init__(self, engine: Engine, cdn_outbox: bool = False) -> None:
         super().__init__()
         self.engine = engine
@@ -216,24 +207,75 @@ class SQLCache(Cache):
             stamp.touch(file.project, CdnChange(file.project, file.version, file.filename))
         return stamp.applied(1, file)
 
-    def _fill_details(self, session: Session, change: FillDetails) -> Applied:
-        file = change.file
-        current = session.get(FileRow, file.filename)
-        if current is None or current.storage_etag != file.storage_etag:
-            return Applied(None)
-        replaced = current.sha256 is not None and current.sha256 != file.sha256
+    def _fill_one(self, session: Session, change: FillDetails) -> Applied:
+        return self._fill_many(session, [change])
+
+    def _fill_batch(self, session: Session, change: FillMany) -> Applied:
+        return self._fill_many(session, change.fills)
+
+    def _fill_many(self, session: Session, fills: Sequence[FillDetails]) -> Applied:
+        """Fill in the rows that still have the fill's ETag, in one transaction: two executemany UPDATEs.
+
+        A hash that replaces another drops the row's other digests (of bytes that are gone).
+        """
+        if not self._fillable(session, fills):
+            return Applied(None)  # nothing applies: the serial stays
         with self._change(session) as stamp:
-            values = {name: value for name, value in file_values(file).items() if name in DETAIL_FIELDS}
-            if replaced:
-                values.update(md5=None, blake2_256=None)  # digests of bytes that are gone
-            session.execute(update(FileRow).where(FileRow.filename == file.filename).values(**values))
-            if change.display_name:
-                project = session.get(ProjectRow, file.project)
-                # Compared here: MySQL's default collation would call `Demo` and `demo` equal.
-                if project is not None and project.display_name == file.project:
-                    project.display_name = change.display_name
-            stamp.touch(file.project, CdnChange(file.project, file.version, file.filename if replaced else None))
-        return stamp.applied(1)
+            # Read again under the serial's lock: a change that committed meanwhile is seen.
+            fillable = self._fillable(session, fills)
+            files = Base.metadata.tables[FileRow.__tablename__]
+            for replaced in (False, True):
+                rows = [
+                    {f"b_{name}": value for name, value in file_values(fill.file).items() if name in FILL_COLUMNS}
+                    for fill, was_replaced in fillable
+                    if was_replaced is replaced
+                ]
+                if not rows:
+                    continue
+                values: dict[str, Any] = {name: bindparam(f"b_{name}") for name in DETAIL_FIELDS}
+                if replaced:
+                    values.update(md5=None, blake2_256=None)  # digests of bytes that are gone
+                session.execute(update(files).where(files.c.filename == bindparam("b_filename")).values(**values), rows)
+            self._name_projects(session, [fill for fill, _ in fillable if fill.display_name])
+            for fill, replaced in fillable:
+                file = fill.file
+                stamp.touch(file.project, CdnChange(file.project, file.version, file.filename if replaced else None))
+        return stamp.applied(len(fillable))
+
+    @staticmethod
+    def _name_projects(session: Session, fills: list[FillDetails]) -> None:
+        """Name each project as its fill says if it still has its normalized name (the first fill of it wins)."""
+        named: dict[str, str] = {}
+        for batch in chunks(sorted({fill.file.project for fill in fills})):
+            query = select(ProjectRow.name, ProjectRow.display_name).where(ProjectRow.name.in_(batch))
+            # Compared here: MySQL's default collation would call `Demo` and `demo` equal.
+            named.update((name, display) for name, display in session.execute(query) if display == name)
+        rows: dict[str, dict[str, str]] = {}
+        for fill in fills:
+            if fill.file.project in named and fill.display_name:
+                rows.setdefault(fill.file.project, {"b_name": fill.file.project, "b_display": fill.display_name})
+        if rows:
+            projects = Base.metadata.tables[ProjectRow.__tablename__]
+            session.execute(
+                update(projects)
+                .where(projects.c.name == bindparam("b_name"))
+                .values(display_name=bindparam("b_display")),
+                list(rows.values()),
+            )
+
+    @staticmethod
+    def _fillable(session: Session, fills: Sequence[FillDetails]) -> list[tuple[FillDetails, bool]]:
+        """The fills whose row still has their ETag, each with whether it replaces another hash."""
+        current: dict[str, tuple[str | None, str | None]] = {}
+        for batch in chunks([fill.file.filename for fill in fills]):
+            query = select(FileRow.filename, FileRow.storage_etag, FileRow.sha256).where(FileRow.filename.in_(batch))
+            current.update((name, (etag, sha)) for name, etag, sha in session.execute(query))
+        fillable = []
+        for fill in fills:
+            etag, sha = current.get(fill.file.filename, (None, None))
+            if fill.file.filename in current and etag == fill.file.storage_etag:
+                fillable.append((fill, sha is not None and sha != fill.file.sha256))
+        return fillable
 
     def _set_yanked(self, session: Session, change: SetYanked) -> Applied:
         reason = change.reason if change.yanked else None
@@ -431,118 +473,6 @@ class SQLCache(Cache):
         for batch in chunks(filenames):
             rows.extend(to_file(row) for row in session.scalars(select(FileRow).where(FileRow.filename.in_(batch))))
         return rows
-
-    def acquire_lock(self, name: str, holder: str, ttl: float) -> bool:
-        now = naive_utc(datetime.now(UTC))
-        try:
-            with self._session(write=True) as session:
-                row = session.scalars(select(LockRow).where(LockRow.name == name).with_for_update()).first()
-                if row is None:
-                    session.add(LockRow(name=name, holder=holder, expires=now + timedelta(seconds=ttl)))
-                    return True
-                if row.holder != holder and row.expires > now:
-                    return False
-                row.holder, row.expires, row.progress = holder, now + timedelta(seconds=ttl), None
-                return True
-        except IntegrityError:
-            return False  # another process inserted the lock row first
-        except BackendUnavailable as exc:
-            if _deadlocked(exc):
-                return False  # InnoDB chose this racer as the loser: another one is taking the lease
-            raise
-
-    def update_lock(self, name: str, holder: str, ttl: float, progress: dict[str, object]) -> bool:
-        expires = naive_utc(datetime.now(UTC)) + timedelta(seconds=ttl)
-        with self._session(write=True) as session:
-            result: Any = session.execute(
-                update(LockRow)
-                .where(LockRow.name == name, LockRow.holder == holder)
-                .values(expires=expires, progress=progress)
-            )
-            return bool(result.rowcount)
-
-    def release_lock(self, name: str, holder: str, progress: dict[str, object]) -> None:
-        with self._session(write=True) as session:
-            session.execute(
-                update(LockRow)
-                .where(LockRow.name == name, LockRow.holder == holder)
-                .values(expires=naive_utc(datetime.now(UTC)), progress=progress)
-            )
-
-    def lock_state(self, name: str) -> tuple[bool, dict[str, object] | None]:
-        with self._session() as session:
-            row = session.get(LockRow, name)
-            if row is None:
-                return False, None
-            return row.expires > naive_utc(datetime.now(UTC)), row.progress
-
-    # -- CDN outbox --------------------------------------------------------------
-
-    @staticmethod
-    def _to_change(row: CdnChangeRow) -> CdnChange:
-        return CdnChange(row.project, row.version, row.filename, id=str(row.id))
-
-    def outbox_pending(self, limit: int) -> list[CdnChange]:
-        with self._session() as session:
-            rows = session.scalars(
-                select(CdnChangeRow).where(CdnChangeRow.batch_id.is_(None)).order_by(CdnChangeRow.id).limit(limit)
-            )
-            return [self._to_change(row) for row in rows]
-
-    def outbox_batch(self) -> CdnBatch | None:
-        with self._session() as session:
-            row = session.scalars(
-                select(CdnBatchRow).where(CdnBatchRow.sent.is_(None)).order_by(CdnBatchRow.created).limit(1)
-            ).first()
-            if row is None:
-                return None
-            changes = session.scalars(
-                select(CdnChangeRow).where(CdnChangeRow.batch_id == row.id).order_by(CdnChangeRow.id)
-            )
-            return CdnBatch(row.id, row.created.replace(tzinfo=UTC), tuple(self._to_change(c) for c in changes))
-
-    def open_outbox_batch(self, batch: CdnBatch) -> None:
-        with self._session(write=True) as session:
-            session.add(CdnBatchRow(id=batch.id, created=naive_utc(batch.created), changes=0, paths=0, wildcards=0))
-            for ids in chunks([int(c.id) for c in batch.changes]):
-                session.execute(
-                    update(CdnChangeRow)
-                    .where(CdnChangeRow.id.in_(ids), CdnChangeRow.batch_id.is_(None))
-                    .values(batch_id=batch.id)
-                )
-
-    def close_outbox_batch(self, batch: CdnBatch, record: CdnRecord) -> None:
-        with self._session(write=True) as session:
-            session.execute(
-                update(CdnBatchRow)
-                .where(CdnBatchRow.id == batch.id)
-                .values(
-                    sent=naive_utc(record.sent),
-                    changes=record.changes,
-                    paths=record.paths,
-                    wildcards=record.wildcards,
-                    invalidation_id=record.invalidation_id,
-                )
-            )
-            # The batch row is the history; the changes themselves are done with.
-            session.execute(delete(CdnChangeRow).where(CdnChangeRow.batch_id == batch.id))
-
-    def cdn_history(self, since: datetime) -> list[CdnRecord]:
-        with self._session() as session:
-            rows = session.scalars(
-                select(CdnBatchRow).where(CdnBatchRow.sent >= naive_utc(since)).order_by(CdnBatchRow.sent)
-            )
-            return [
-                CdnRecord(
-                    batch_id=row.id,
-                    sent=(row.sent or row.created).replace(tzinfo=UTC),
-                    changes=row.changes,
-                    paths=row.paths,
-                    wildcards=row.wildcards,
-                    invalidation_id=row.invalidation_id or "",
-                )
-                for row in rows
-            ]
 
     def serial(self) -> int:
         return self._serial.read()

@@ -1,0 +1,81 @@
+"""Leases (the reload's, the CDN window's) as rows of the leases table, with their holder's progress."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
+
+from pypicloud_lite.cache.base import Leases
+from pypicloud_lite.cache.sql.rows import naive_utc
+from pypicloud_lite.db.tables import LockRow
+from pypicloud_lite.errors import BackendUnavailable
+
+# MySQL/MariaDB "Deadlock found", PostgreSQL deadlock_detected.
+_DEADLOCK_CODES = (1213, "40P01")
+
+
+def _deadlocked(exc: BaseException) -> bool:
+    cause = exc.__cause__
+    if not isinstance(cause, DBAPIError):
+        return False
+    orig = cause.orig
+    codes = {getattr(orig, "sqlstate", None), *(getattr(orig, "args", ()) or ())[:1]}
+    return any(code in codes for code in _DEADLOCK_CODES)
+
+
+class SQLLeases(Leases):
+    """A lease is held while its row names the holder and has not expired."""
+
+    @abstractmethod
+    def _session(self, write: bool = False) -> AbstractContextManager[Session]:
+        """A transaction on the cache's database."""
+
+    def acquire_lock(self, name: str, holder: str, ttl: float) -> bool:
+        now = naive_utc(datetime.now(UTC))
+        try:
+            with self._session(write=True) as session:
+                row = session.scalars(select(LockRow).where(LockRow.name == name).with_for_update()).first()
+                if row is None:
+                    session.add(LockRow(name=name, holder=holder, expires=now + timedelta(seconds=ttl)))
+                    return True
+                if row.holder != holder and row.expires > now:
+                    return False
+                row.holder, row.expires, row.progress = holder, now + timedelta(seconds=ttl), None
+                return True
+        except IntegrityError:
+            return False  # another process inserted the lock row first
+        except BackendUnavailable as exc:
+            if _deadlocked(exc):
+                return False  # InnoDB chose this racer as the loser: another one is taking the lease
+            raise
+
+    def update_lock(self, name: str, holder: str, ttl: float, progress: dict[str, object]) -> bool:
+        expires = naive_utc(datetime.now(UTC)) + timedelta(seconds=ttl)
+        with self._session(write=True) as session:
+            result: Any = session.execute(
+                update(LockRow)
+                .where(LockRow.name == name, LockRow.holder == holder)
+                .values(expires=expires, progress=progress)
+            )
+            return bool(result.rowcount)
+
+    def release_lock(self, name: str, holder: str, progress: dict[str, object]) -> None:
+        with self._session(write=True) as session:
+            session.execute(
+                update(LockRow)
+                .where(LockRow.name == name, LockRow.holder == holder)
+                .values(expires=naive_utc(datetime.now(UTC)), progress=progress)
+            )
+
+    def lock_state(self, name: str) -> tuple[bool, dict[str, object] | None]:
+        with self._session() as session:
+            row = session.get(LockRow, name)
+            if row is None:
+                return False, None
+            return row.expires > naive_utc(datetime.now(UTC)), row.progress

@@ -1,0 +1,119 @@
+"""A reload's fill: files listed without a hash are filled in batches, each under one serial, a second apart at most."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, BinaryIO
+
+import pytest
+
+from pypicloud_lite import reload as reload_module
+from pypicloud_lite.models import Applied
+from pypicloud_lite.reload import ReloadProgress
+from tests.support.reload import counts, put_raw, sha256
+from tests.test_reload import Env, cache_env, local_env
+
+FILES = 250
+
+
+# Local storage on each kind of cache, and on SQLite alone.
+fill_env, local_fill_env = cache_env, local_env
+
+
+def _put_bulk(env: Env, count: int) -> dict[str, bytes]:
+    """`count` small objects of one project, as another tool leaves them (no checksum, no sidecar)."""
+    bodies = {f"bulk-1.{n}.tar.gz": b"bulk %d\n" % n for n in range(count)}
+    for filename, body in bodies.items():
+        put_raw(env.storage, f"bulk/{filename}", body)
+    return bodies
+
+
+def _assert_filled(env: Env, bodies: dict[str, bytes]) -> None:
+    rows = env.rows()
+    assert {name: row.sha256 for name, row in rows.items()} == {name: sha256(b) for name, b in bodies.items()}
+
+
+def test_a_fill_moves_the_serial_once_per_batch(fill_env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = fill_env
+    bodies = _put_bulk(env, FILES)
+    monkeypatch.setattr(reload_module, "FILL_BATCH_ROWS", 100)
+    monkeypatch.setattr(reload_module, "FILL_BATCH_SECONDS", 3600.0)  # only the row count flushes
+    heard: list[Applied] = []
+    env.cache.subscribe(heard.append)
+    visible: list[int] = []
+
+    def on_visible(_progress: ReloadProgress) -> None:
+        visible.append(len(heard))
+
+    result = env.index.begin_reload(8).execute(on_visible=on_visible)
+
+    assert counts(result)["hashed"] == FILES
+    fill = heard[visible[0] :]
+    # 100 + 100 + the final partial batch of 50, each under one serial.
+    assert [a.count for a in fill] == [100, 100, 50]
+    assert [a.serial for a in fill] == sorted({a.serial for a in fill})
+    assert env.cache.serial() == fill[-1].serial
+    _assert_filled(env, bodies)
+
+
+def test_filled_rows_wait_a_bounded_time_not_for_a_slow_file(fill_env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = fill_env
+    bodies = _put_bulk(env, 20)
+    monkeypatch.setattr(reload_module, "FILL_BATCH_SECONDS", 0.05)
+    # The last one listed: however many threads read, every other file is read while it blocks.
+    slow, release = [obj.key for obj in env.storage.list()][-1], threading.Event()
+    real_open = env.storage.open
+
+    def slow_open(key: str, *args: Any) -> BinaryIO:
+        if key == slow:
+            release.wait(60)
+        return real_open(key, *args)
+
+    monkeypatch.setattr(env.storage, "open", slow_open)
+    outcome: list[ReloadProgress | BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(env.reload(workers=4))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        others = {name for name in bodies if f"bulk/{name}" != slow}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            rows = env.rows()
+            if all(rows.get(name) is not None and rows[name].sha256 for name in others):
+                break
+            time.sleep(0.02)
+        rows = env.rows()
+        assert {name for name in others if rows[name].sha256} == others, "filled rows waited for the slow file"
+        assert rows[slow.removeprefix("bulk/")].sha256 is None
+    finally:
+        release.set()
+        thread.join(60)
+    assert isinstance(outcome[0], ReloadProgress)
+    assert counts(outcome[0])["hashed"] == 20
+    _assert_filled(env, bodies)
+
+
+def test_a_fill_from_local_storage_reads_in_one_thread(local_fill_env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Local reads are CPU under the GIL: more threads only take turns with the threads serving pages.
+    env = local_fill_env
+    bodies = _put_bulk(env, 40)
+    real_open, threads = env.storage.open, set()
+
+    def open_(key: str, *args: Any) -> BinaryIO:
+        threads.add(threading.get_ident())
+        time.sleep(0.001)  # let a pool of several threads take turns, if it has them
+        return real_open(key, *args)
+
+    monkeypatch.setattr(env.storage, "open", open_)
+    result = env.reload(workers=8)
+
+    assert counts(result)["hashed"] == 40
+    assert len(threads) == 1
+    _assert_filled(env, bodies)
