@@ -266,3 +266,20 @@ def test_namespaces_from_the_ini(tmp_path: Path) -> None:
         assert project_json(app, "corp-x")["namespaces"] == [{"name": "corp", "owned": False}]
         assert call(app, "GET", "/api/namespaces", creds(ADMIN)).json["read_only"] is True
         assert_error(call(app, "POST", "/api/namespaces", creds(ADMIN), json={"name": "n", "owner": "user:bob"}), 409)
+
+
+def test_namespaces_changed_through_this_process_show_at_once_however_long_pages_are_kept(
+    raw_settings: dict[str, Any], dist_dir: Path
+) -> None:
+    # With cache.serial_max_age, a process reuses what it read; its own changes must not wait for that.
+    with shipped_app(raw_settings, **{"cache.serial_max_age": "3600"}) as app:
+        upload_wheel(app, creds(DAVE), dist_dir, "kappa-x", "1.0")
+        assert project_json(app, "kappa-x")["namespaces"] is None
+        made = call(app, "POST", "/api/namespaces", creds(ADMIN), json={"name": "kappa", "owner": f"user:{DAVE}"})
+        assert made.status_int == 201
+        assert project_json(app, "kappa-x")["namespaces"] == [{"name": "kappa", "owned": True}]
+        # The router's path (a query string) gives the same page as the fast path.
+        assert app.get("/simple/kappa-x/?format=json").json["namespaces"] == [{"name": "kappa", "owned": True}]
+        assert app.get("/namespaces").json == [{"name": "kappa"}]
+        assert call(app, "DELETE", "/api/namespaces/kappa", creds(ADMIN)).status_int == 200
+        assert project_json(app, "kappa-x")["namespaces"] is None
