@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import webtest
 
+from pypicloud_lite.web.namespace_view import MAX_AGE
 from tests.support.apiutil import (
     ADMIN,
     BOB,
@@ -147,16 +148,23 @@ def test_a_group_members_project_is_owned(app: webtest.TestApp, dist_dir: Path) 
     assert project_json(app, "corp-thing")["namespaces"] == [{"name": "corp", "owned": True}]
 
 
-def test_namespace_changes_reach_the_cached_page(app: webtest.TestApp, dist_dir: Path) -> None:
+def test_namespace_changes_by_another_process_reach_the_cached_page(app: webtest.TestApp, dist_dir: Path) -> None:
+    view = services(app.app).namespaces
+    now = [1000.0]
+    view.clock = lambda: now[0]
     upload_wheel(app, creds(DAVE), dist_dir, "zeta-one", "1.0")
     before = app.get("/simple/zeta-one/", headers={"Accept": JSON_V1})
     assert before.json["namespaces"] is None
-    services(app.app).access.add_namespace("zeta", "user", DAVE)
+    services(app.app).access.add_namespace("zeta", "user", DAVE)  # as another server process would
+    now[0] += MAX_AGE - 0.1
+    assert project_json(app, "zeta-one")["namespaces"] is None  # what this process read is still young
+    now[0] += 0.2
     after = app.get("/simple/zeta-one/", headers={"Accept": JSON_V1, "If-None-Match": before.headers["ETag"]})
     assert after.status_int == 200
     assert after.json["namespaces"] == [{"name": "zeta", "owned": True}]
     assert after.headers["ETag"] != before.headers["ETag"]
     services(app.app).access.delete_namespace("zeta")
+    now[0] += MAX_AGE
     assert project_json(app, "zeta-one")["namespaces"] is None  # an unclaimed namespace: null again
 
 
