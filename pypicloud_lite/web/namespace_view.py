@@ -12,7 +12,6 @@ from pypicloud_lite.models import Grant
 from pypicloud_lite.namespaces import Namespace, children_of, matching, parent_of
 from pypicloud_lite.web.simple_pages import NamespacesField
 
-
 # How long a process shows the namespaces it read (and each project's field) before reading them again.
 # Pages carry them, and pages are already kept by clients and CDNs for minutes; reading the access backend
 # on every JSON page costs more than the page itself. Upload checks never read from here.
