@@ -21,8 +21,9 @@ from pypicloud_lite.config_values import (
     parse_seconds,
     parse_size,
 )
-from pypicloud_lite.errors import ConfigError
+from pypicloud_lite.errors import ConfigError, InvalidInput, PypicloudLiteError
 from pypicloud_lite.models import Grant
+from pypicloud_lite.namespaces import Namespace, check_namespace_name, check_new_namespace, parse_owner
 from pypicloud_lite.naming import normalize
 
 ENV_PREFIX = "PPC_"
@@ -115,6 +116,8 @@ class AuthSettings:
     max_failed_logins_per_address: int = 30
     # The longest block: each further block of the same key lasts twice as long, up to this.
     failed_login_max_backoff: int = 3600
+    # PEP 752 namespaces from `namespace.<prefix> = user:<name> | group:<name>` (the static backend's).
+    namespaces: tuple[Namespace, ...] = ()
 
 
 # multipart boundaries and an upload form's text fields ride on top of the file itself.
@@ -285,6 +288,24 @@ class _Reader:
                 raise ConfigError(f"setting {key!r}: permissions are letters from 'rwdo', got {value!r}")
             found.append(Grant(normalize(parts[0]), parts[1], parts[2], perms))
         return tuple(sorted(found, key=lambda g: (g.project, g.kind, g.name)))
+
+    def namespaces(self, users: set[str], groups: set[str]) -> tuple[Namespace, ...]:
+        found: list[Namespace] = []
+        # Broadest first, as an admin adding them one by one would have to (namespaces.check_new_namespace).
+        keys = sorted((k for k in self.raw if k.startswith("namespace.")), key=lambda k: (normalize(k).count("-"), k))
+        for key in keys:
+            value = self.raw[key]
+            try:
+                display = key[len("namespace.") :]
+                kind, owner = parse_owner(str(value))
+                if owner not in (users if kind == "user" else groups):
+                    raise InvalidInput(f"the owner {kind} {owner!r} is not defined in this file")
+                namespace = Namespace(check_namespace_name(display), display, kind, owner)
+                check_new_namespace(found, namespace)
+            except PypicloudLiteError as exc:
+                raise ConfigError(f"setting {key!r}: {exc.message}") from exc
+            found.append(namespace)
+        return tuple(sorted(found, key=lambda ns: ns.name))
 
     def principals(self, key: str, default: str) -> frozenset[str]:
         values = frozenset(self.typed(key, parse_list, default))
@@ -487,13 +508,14 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         max_connections=_pool(r, "cache.max_connections", concurrency) if cache_backend == "sql" else concurrency,
     )
     create_projects = r.get("pypi.create_projects")
+    users, groups = r.users(), r.groups()
     auth = AuthSettings(
         backend=r.choice("auth.backend", "static", ("static", "sql")),
         url=r.get("auth.url") or cache.url or None,
         realm=r.get("auth.realm", "pypicloud_lite") or "pypicloud_lite",
         admins=frozenset(r.typed("auth.admins", parse_list, "")),
-        users=r.users(),
-        groups=r.groups(),
+        users=users,
+        groups=groups,
         grants=r.grants(),
         default_read=r.principals("pypi.default_read", "everyone"),
         default_write=r.principals("pypi.default_write", "authenticated"),
@@ -509,6 +531,7 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         failed_login_max_backoff=r.typed(
             "auth.failed_login_max_backoff", int, _default(AuthSettings, "failed_login_max_backoff")
         ),
+        namespaces=r.namespaces({name for name, _ in users}, {name for name, _ in groups}),
     )
     upload = UploadSettings(
         max_size=r.typed("upload.max_size", parse_size, "100MB"),

@@ -20,6 +20,7 @@ from pypicloud_lite.access.throttle import FailureLimiter, VerifiedCache
 from pypicloud_lite.config import AuthSettings
 from pypicloud_lite.errors import InvalidInput, NotFound
 from pypicloud_lite.models import Grant, utcnow
+from pypicloud_lite.namespaces import Namespace, matching
 from pypicloud_lite.naming import normalize
 
 TOKEN_USERNAME = "__token__"  # noqa: S105 - the username PyPI-style tokens are sent under
@@ -196,6 +197,17 @@ class AccessBackend(ABC):
     def delete_grant(self, project: str, kind: str, name: str) -> None: ...
 
     @abstractmethod
+    def list_namespaces(self) -> list[Namespace]:
+        """Every PEP 752 namespace, sorted by name."""
+
+    @abstractmethod
+    def add_namespace(self, name: str, kind: str, owner: str) -> Namespace:
+        """Reserve `name` for a user or group: InvalidInput, NotFound (no such owner) or Conflict (overlap)."""
+
+    @abstractmethod
+    def delete_namespace(self, name: str) -> None: ...
+
+    @abstractmethod
     def _save_token(self, token: Token) -> None: ...
 
     @abstractmethod
@@ -338,6 +350,20 @@ class AccessBackend(ABC):
         if allowed is None or (identity is not None and identity.is_admin):
             return True
         return identity is not None and bool(allowed & identity.principals)
+
+    # -- namespaces (PEP 752) ----------------------------------------------------
+
+    def get_namespace(self, name: str) -> Namespace | None:
+        wanted = normalize(name)
+        return next((ns for ns in self.list_namespaces() if ns.name == wanted), None)
+
+    def namespaces_for(self, project: str) -> list[Namespace]:
+        """The namespaces covering this project name, broadest first."""
+        return matching(self.list_namespaces(), project)
+
+    def is_reserved(self, name: str) -> bool:
+        """Whether a namespace covers this name: such a name is never resolved anywhere but here."""
+        return bool(self.namespaces_for(name))
 
     # -- tokens ------------------------------------------------------------------
 

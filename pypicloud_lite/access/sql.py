@@ -18,9 +18,10 @@ from pypicloud_lite.access.static import BOOTSTRAP_ADMIN, GeneratedAdmin
 from pypicloud_lite.config import AuthSettings, CacheSettings
 from pypicloud_lite.db import migrate
 from pypicloud_lite.db.engine import create_db_engine, transaction, write_engine
-from pypicloud_lite.db.tables import GrantRow, GroupMemberRow, GroupRow, TokenRow, UserRow
+from pypicloud_lite.db.tables import GrantRow, GroupMemberRow, GroupRow, NamespaceRow, TokenRow, UserRow
 from pypicloud_lite.errors import Conflict, InvalidInput, NotFound
 from pypicloud_lite.models import Grant, utcnow
+from pypicloud_lite.namespaces import Namespace, check_namespace_name, check_new_namespace, parse_owner
 from pypicloud_lite.naming import normalize
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,19 @@ def _to_token(row: TokenRow) -> Token:
         expires=_aware(row.expires),
         secret_hash=row.secret_hash,
     )
+
+
+def _to_namespace(row: NamespaceRow) -> Namespace:
+    return Namespace(row.name, row.display_name, row.kind, row.owner, row.created.replace(tzinfo=UTC))
+
+
+def _check_owns_no_namespace(session: Session, kind: str, name: str) -> None:
+    # Deleting an owner must not silently open its namespaces to anyone: they go first, on purpose.
+    owned = sorted(
+        session.scalars(select(NamespaceRow.name).where(NamespaceRow.kind == kind, NamespaceRow.owner == name))
+    )
+    if owned:
+        raise Conflict(f"{kind} {name!r} owns namespace(s) {', '.join(owned)}: remove them first.")
 
 
 class SQLAccess(AccessBackend):
@@ -124,6 +138,10 @@ class SQLAccess(AccessBackend):
             rows = session.scalars(select(GrantRow).order_by(GrantRow.project, GrantRow.kind, GrantRow.name))
             return [Grant(r.project, r.kind, r.name, r.perms) for r in rows]
 
+    def list_namespaces(self) -> list[Namespace]:
+        with self._session() as session:
+            return [_to_namespace(row) for row in session.scalars(select(NamespaceRow).order_by(NamespaceRow.name))]
+
     def get_token(self, token_id: str) -> Token | None:
         with self._session() as session:
             row = session.get(TokenRow, token_id)
@@ -168,6 +186,7 @@ class SQLAccess(AccessBackend):
         with self._session(write=True) as session:
             if session.get(UserRow, name) is None:
                 raise NotFound(f"No user named {name!r}.")
+            _check_owns_no_namespace(session, "user", name)
             # Explicit deletes: SQLite enforces ON DELETE CASCADE only with foreign_keys on.
             session.execute(delete(TokenRow).where(TokenRow.username == name))
             session.execute(delete(GroupMemberRow).where(GroupMemberRow.username == name))
@@ -195,6 +214,7 @@ class SQLAccess(AccessBackend):
         with self._session(write=True) as session:
             if session.get(GroupRow, name) is None:
                 raise NotFound(f"No group named {name!r}.")
+            _check_owns_no_namespace(session, "group", name)
             session.execute(delete(GroupMemberRow).where(GroupMemberRow.group_name == name))
             session.execute(delete(GrantRow).where(GrantRow.kind == "group", GrantRow.name == name))
             session.execute(delete(GroupRow).where(GroupRow.name == name))
@@ -224,6 +244,34 @@ class SQLAccess(AccessBackend):
             )
             if not result.rowcount:
                 raise NotFound(f"No grant for {kind} {name!r} on {project!r}.")
+
+    def add_namespace(self, name: str, kind: str, owner: str) -> Namespace:
+        kind, owner = parse_owner(f"{kind}:{owner}")
+        namespace = Namespace(check_namespace_name(name), name, kind, owner, utcnow())
+        try:
+            with self._session(write=True) as session:
+                if session.get(UserRow if kind == "user" else GroupRow, owner) is None:
+                    raise NotFound(f"No {kind} named {owner!r}.")
+                existing = [_to_namespace(row) for row in session.scalars(select(NamespaceRow))]
+                check_new_namespace(existing, namespace)
+                session.add(
+                    NamespaceRow(
+                        name=namespace.name,
+                        display_name=namespace.display_name,
+                        kind=kind,
+                        owner=owner,
+                        created=_naive(namespace.created),
+                    )
+                )
+        except IntegrityError as exc:
+            raise Conflict(f"Namespace {namespace.name!r} is already reserved.") from exc
+        return namespace
+
+    def delete_namespace(self, name: str) -> None:
+        with self._session(write=True) as session:
+            result: Any = session.execute(delete(NamespaceRow).where(NamespaceRow.name == normalize(name)))
+            if not result.rowcount:
+                raise NotFound(f"No namespace {name!r}.")
 
     def _save_token(self, token: Token) -> None:
         with self._session(write=True) as session:

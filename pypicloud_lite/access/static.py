@@ -13,6 +13,7 @@ from pypicloud_lite.access.passwords import generate_password, hash_password
 from pypicloud_lite.config import AuthSettings
 from pypicloud_lite.errors import ConfigError, ReadOnlyAccess
 from pypicloud_lite.models import Grant
+from pypicloud_lite.namespaces import Namespace
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,9 @@ class StaticAccess(AccessBackend):
     def list_grants(self) -> list[Grant]:
         return [grant for project in sorted(self._grants) for grant in self._grants[project]]
 
+    def list_namespaces(self) -> list[Namespace]:
+        return list(self.settings.namespaces)
+
     def get_token(self, token_id: str) -> Token | None:
         return None
 
@@ -130,6 +134,12 @@ class StaticAccess(AccessBackend):
         self._read_only()
 
     def delete_grant(self, project: str, kind: str, name: str) -> None:
+        self._read_only()
+
+    def add_namespace(self, name: str, kind: str, owner: str) -> Namespace:
+        self._read_only()
+
+    def delete_namespace(self, name: str) -> None:
         self._read_only()
 
     def _save_token(self, token: Token) -> None:

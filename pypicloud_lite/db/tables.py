@@ -154,6 +154,18 @@ class GrantRow(Base):
     perms: Mapped[str] = mapped_column(String(8), nullable=False)
 
 
+class NamespaceRow(Base):
+    """A PEP 752 namespace: a reserved project-name prefix owned by a user or a group."""
+
+    __tablename__ = "ppc_namespaces"
+
+    name: Mapped[str] = mapped_column(ExactString, primary_key=True)  # normalized
+    display_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    kind: Mapped[str] = mapped_column(String(8), nullable=False)
+    owner: Mapped[str] = mapped_column(NAME, nullable=False)
+    created: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+
+
 class TokenRow(Base):
     __tablename__ = "ppc_tokens"
 

@@ -11,6 +11,7 @@ from pyramid.request import Request
 
 from pypicloud_lite.access.base import Identity
 from pypicloud_lite.errors import InvalidInput, UploadTooLarge
+from pypicloud_lite.namespaces import parse_owner
 from pypicloud_lite.spool import too_large
 from pypicloud_lite.web.services import services
 
@@ -190,6 +191,15 @@ def json_members(request: Request) -> list[str]:
     return members
 
 
+def json_namespace(request: Request) -> tuple[str, str, str]:
+    """(name, kind, owner) of a namespace to reserve: `{"name": "corp", "owner": "group:platform"}`."""
+    body = json_body(request)
+    name, owner = body.get("name"), body.get("owner")
+    if not isinstance(name, str) or not isinstance(owner, str):
+        raise InvalidInput("'name' and 'owner' (user:<name> or group:<name>) are required strings.")
+    return (name, *parse_owner(owner))
+
+
 def json_perms(request: Request) -> str:
     perms = json_body(request).get("perms")
     if not isinstance(perms, str):
@@ -226,6 +236,11 @@ def require_confirmed(request: Request) -> None:
     # browser ignoring `required`) must not delete anything either.
     if request.POST.get("confirm") != "yes":
         raise InvalidInput("Tick the confirmation box to delete.")
+
+
+def form_namespace(request: Request) -> tuple[str, str, str]:
+    """(name, kind, owner) from the admin page's namespace form."""
+    return (form_text(request, "name"), *parse_owner(form_text(request, "owner")))
 
 
 def form_status_change(request: Request) -> StatusChange:

@@ -64,6 +64,22 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
     return found
 
 
+# JSON-only resources of the JSON API (PEP 752's namespace endpoints): plain JSON is offered too.
+_JSON_OFFERS = {
+    JSON_V1: JSON_V1,
+    "application/vnd.pypi.simple.latest+json": JSON_V1,
+    "application/json": "application/json",
+}
+
+
+def negotiate_json(request: Request) -> str:
+    """The content type of a JSON-only resource, or 406 when the client takes no JSON."""
+    offers = create_accept_header(request.headers.get("Accept")).acceptable_offers(list(_JSON_OFFERS))
+    if not offers:
+        raise HTTPNotAcceptable("This resource is JSON only; this index offers: " + ", ".join(_JSON_OFFERS))
+    return _JSON_OFFERS[offers[0][0]]
+
+
 def negotiate(request: Request) -> Format:
     """The representation to send, or 406 when nothing the client accepts is offered."""
     requested = request.GET.get("format")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import threading
 import time
 from collections import OrderedDict
@@ -133,16 +134,29 @@ class PageCache:
         listed = [p for p in projects if p.name in shown]
         return self._put(key, self._render_index(listed, serial, kind, f"{serial}.{tag}"))
 
-    def project_page(self, name: str, kind: str) -> Page:
-        """`/simple/<name>/`; NotFound for a project the index does not have."""
-        render = simple_pages.project_json if kind == "json" else simple_pages.project_html
-        return self.project_document(("project", name, kind), name, render)
+    def project_page(self, name: str, kind: str, namespaces: simple_pages.NamespacesField = None) -> Page:
+        """`/simple/<name>/`; NotFound for a project the index does not have.
 
-    def project_document(self, key: PageKey, name: str, render: ProjectRenderer) -> Page:
+        The JSON page carries PEP 752's `namespaces`, which change without a serial bump (they live in the
+        access backend): the caller passes them, and the page is kept and tagged per value.
+        """
+        if kind != "json":
+            return self.project_document(("project", name, kind), name, simple_pages.project_html)
+        if namespaces is None:
+            return self.project_document(("project", name, kind), name, simple_pages.project_json)
+        tag = hashlib.sha256(json.dumps(namespaces, sort_keys=True).encode()).hexdigest()[:16]
+
+        def render(project: Project, files: list[PackageFile]) -> bytes:
+            return simple_pages.project_json(project, files, namespaces)
+
+        return self.project_document(("project", name, kind, tag), name, render, tag=tag)
+
+    def project_document(self, key: PageKey, name: str, render: ProjectRenderer, tag: str = "") -> Page:
         """A page made only of one project and its offered files, e.g. the PyPI JSON `/pypi/<name>/json`.
 
-        `key` names everything else the bytes depend on (the kind of page, the URL it links from).
-        NotFound for a project the index does not have.
+        `key` names everything else the bytes depend on (the kind of page, the URL it links from), and
+        `tag` goes into the ETag when those can change at one serial. NotFound for a project the index
+        does not have.
         """
         serial = self.serial()
         page = self._get(key)
@@ -153,7 +167,8 @@ class PageCache:
             page.checked_at = serial
             return page
         files = self.index.offered_files(project)
-        return self._put(key, Page(render(project, files), str(project.serial), project.serial, checked_at=serial))
+        etag = f"{project.serial}.{tag}" if tag else str(project.serial)
+        return self._put(key, Page(render(project, files), etag, project.serial, checked_at=serial))
 
     @staticmethod
     def _render_index(projects: list[Project], serial: int, kind: str, etag: str) -> Page:

@@ -6,8 +6,17 @@ import logging
 
 from pyramid.request import Request
 
-from pypicloud_lite.access.base import AccessBackend, Identity, NewToken, Permission, Token, check_perms
-from pypicloud_lite.errors import AuthenticationRequired, InvalidInput, NotFound, PermissionDenied
+from pypicloud_lite.access.base import (
+    OWNER_PERMS,
+    AccessBackend,
+    Identity,
+    NewToken,
+    Permission,
+    Token,
+    check_perms,
+)
+from pypicloud_lite.errors import AuthenticationRequired, Conflict, InvalidInput, NotFound, PermissionDenied
+from pypicloud_lite.namespaces import Namespace, governing
 from pypicloud_lite.naming import normalize
 from pypicloud_lite.owners import first_uploader
 from pypicloud_lite.web.forms import TokenRequest
@@ -32,6 +41,14 @@ def require_read(request: Request, project: str) -> Identity | None:
     raise NotFound(f"No project named {project!r} in this index.")
 
 
+def require_index_read(request: Request) -> Identity | None:
+    """What lists the index (its projects, its namespaces): anyone when everyone reads, else a known caller (401)."""
+    identity = authenticated(request)
+    if identity is None and "everyone" not in services(request).settings.auth.default_read:
+        raise AuthenticationRequired("This index needs credentials to read.")
+    return identity
+
+
 def require(request: Request, project: str, permission: Permission, action: str) -> Identity:
     """The caller, if it may do `action` on `project`: 401 when anonymous, 403 when not allowed."""
     identity = require_identity(request, action)
@@ -54,7 +71,31 @@ def check_may_upload(app: AppServices, identity: Identity, name: str) -> bool:
     if not (app.access.can_write(identity, project) if exists else app.access.can_create(identity, project)):
         # One message whether or not the project exists: a refusal must not reveal that.
         raise PermissionDenied(f"User {identity.username!r} may not upload to project {name!r}.")
+    if not exists:
+        check_may_create_in_namespace(app.access, identity, name)
     return not exists
+
+
+def may_use_namespace(identity: Identity, namespace: Namespace) -> bool:
+    """Its owner, a member of its owning group, or an admin."""
+    if identity.is_admin:
+        return True
+    if namespace.kind == "user":
+        return identity.username == namespace.owner
+    return namespace.owner in identity.groups
+
+
+def check_may_create_in_namespace(access: AccessBackend, identity: Identity, name: str) -> None:
+    """PEP 752: 409 for a new project in a namespace the caller may not use (the deepest one covering it decides).
+
+    Projects that exist already keep their grants (the PEP's exception for projects older than the namespace).
+    """
+    namespace = governing(access.list_namespaces(), name)
+    if namespace is not None and not may_use_namespace(identity, namespace):
+        raise Conflict(
+            f"Project name {name!r} is in namespace {namespace.name!r} (PEP 752), reserved for "
+            f"{namespace.principal}: only its owners or an admin may create projects in it."
+        )
 
 
 def record_first_owner(app: AppServices, identity: Identity, name: str, creating: bool) -> None:
@@ -63,13 +104,18 @@ def record_first_owner(app: AppServices, identity: Identity, name: str, creating
     Granted only after the file is indexed (a failed upload leaves no grant), only when the project has
     no owner yet, and only to the uploader of its earliest file: of two racing first uploads, the one
     that lost is not made a co-owner. An upload into an existing ownerless project (one a reload found)
-    makes nobody its owner. Static grants (the ini) cannot record owners.
+    makes nobody its owner. A project created in a namespace gets the namespace's owner as an owner too.
+    Static grants (the ini) cannot record owners.
     """
     project = app.index.find_project(name) if creating and not app.access.read_only else None
     if project is None or first_uploader(app.index.project_files(project)) != identity.username:
         return
     if app.access.claim_first_owner(project.name, identity.username):
         logger.info("%s owns the new project %s", identity.username, project.name)
+        # A project made in a namespace is its owner's too (PEP 752's `owned`), whoever uploaded it first.
+        namespace = governing(app.access.list_namespaces(), project.name)
+        if namespace is not None and (namespace.kind, namespace.owner) != ("user", identity.username):
+            app.access.set_grant(project.name, namespace.kind, namespace.owner, OWNER_PERMS)
 
 
 def may_set_status(identity: Identity | None) -> bool:

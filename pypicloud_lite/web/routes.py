@@ -11,6 +11,8 @@ def includeme(config: Configurator) -> None:
     config.add_route("simple.index.noslash", "/simple")
     config.add_route("upload.legacy", "/legacy/")
     config.add_route("upload.legacy.noslash", "/legacy")
+    # Before the no-slash detail route, which would take /simple/namespaces.
+    _namespace_routes(config)
     config.add_route("simple.detail", "/simple/{project}/")
     config.add_route("simple.detail.noslash", "/simple/{project}")
     config.add_route("files.download", "/packages/{project}/{filename}")
@@ -51,3 +53,15 @@ def includeme(config: Configurator) -> None:
     config.add_route("ui.access.user", "/ui/admin/access/users")
     config.add_route("ui.access.group", "/ui/admin/access/groups")
     config.add_route("ui.access.grant", "/ui/admin/access/grants")
+
+
+def _namespace_routes(config: Configurator) -> None:
+    """PEP 752: the JSON API's endpoints beside the simple index (its paths are relative to the index) and at
+    the root (where the PEP writes them); the admins' API and form post."""
+    config.add_route("simple.namespace.list", "/simple/namespaces")
+    config.add_route("simple.namespace.detail", "/simple/namespace/{namespace}")
+    config.add_route("namespace.list", "/namespaces")
+    config.add_route("namespace.detail", "/namespace/{namespace}")
+    config.add_route("api.namespaces", "/api/namespaces")
+    config.add_route("api.namespace", "/api/namespaces/{name}")
+    config.add_route("ui.access.namespace", "/ui/admin/access/namespaces")

@@ -13,6 +13,7 @@ from pypicloud_lite.cache import build_cache
 from pypicloud_lite.config import Settings
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.storage import build_storage
+from pypicloud_lite.web.namespace_view import NamespaceView
 from pypicloud_lite.web.page_cache import PageCache
 
 REGISTRY_KEY = "ppc.services"
@@ -24,6 +25,7 @@ class AppServices:
     index: PackageIndex
     access: AccessBackend
     pages: PageCache
+    namespaces: NamespaceView
 
 
 def build_services(settings: Settings) -> tuple[AppServices, GeneratedAdmin | None]:
@@ -32,7 +34,9 @@ def build_services(settings: Settings) -> tuple[AppServices, GeneratedAdmin | No
     access, generated = build_access(settings)
     index = PackageIndex(storage, cache, settings.upload)
     pages = PageCache(index, settings.web.page_cache_size, settings.cache.serial_max_age)
-    return AppServices(settings=settings, index=index, access=access, pages=pages), generated
+    namespaces = NamespaceView(access, settings.cache.serial_max_age)
+    found = AppServices(settings=settings, index=index, access=access, pages=pages, namespaces=namespaces)
+    return found, generated
 
 
 def services(request: Request) -> AppServices:

@@ -1,4 +1,4 @@
-"""Rendering of the simple repository API pages (PEP 503 HTML, PEP 691 JSON; API 1.1).
+"""Rendering of the simple repository API pages (PEP 503 HTML, API 1.1; PEP 691 JSON, API 1.5).
 
 Links are relative to the page, so a rendered page does not depend on the host
 it was requested through and can be cached by serial alone.
@@ -16,6 +16,12 @@ from pypicloud_lite.models import PackageFile, Project, releases_of
 API_VERSION = "1.1"
 # PEP 792 project status needs api-version 1.4; pages that carry it say so.
 STATUS_API_VERSION = "1.4"
+# PEP 752 (namespaces) changes only the JSON API, to 1.5; every JSON page says so, whether or not it has
+# a namespace: the version is how clients learn that the index supports the PEP (PEP 833 keeps HTML apart).
+JSON_API_VERSION = "1.5"
+
+# PEP 752's project-detail `namespaces`: None, or [{"name": ..., "owned": ...}] per namespace covering it.
+NamespacesField = list[dict[str, object]] | None
 
 
 def _api_version(project: Project) -> str:
@@ -59,7 +65,7 @@ def index_html(projects: list[Project]) -> bytes:
 
 def index_json(projects: list[Project], serial: int) -> bytes:
     doc = {
-        "meta": {"api-version": API_VERSION, "_last-serial": serial},
+        "meta": {"api-version": JSON_API_VERSION, "_last-serial": serial},
         "projects": [{"name": p.display_name, "_last-serial": p.serial} for p in projects],
     }
     return json.dumps(doc, separators=(",", ":")).encode()
@@ -114,12 +120,13 @@ def _file_json(file: PackageFile) -> dict[str, object]:
     }
 
 
-def project_json(project: Project, files: list[PackageFile]) -> bytes:
+def project_json(project: Project, files: list[PackageFile], namespaces: NamespacesField = None) -> bytes:
     doc: dict[str, object] = {
-        "meta": {"api-version": _api_version(project), "_last-serial": project.serial},
+        "meta": {"api-version": JSON_API_VERSION, "_last-serial": project.serial},
         "name": project.name,
         "versions": versions(files),
         "files": [_file_json(f) for f in _sorted_files(files)],
+        "namespaces": namespaces,
     }
     if project.status != "active":
         status: dict[str, str] = {"status": project.status}

@@ -150,4 +150,7 @@ class SimpleFastPath:
             return None  # wrong credentials: the router answers 401
         if not name:
             return self.services.pages.index_page(fmt.kind) if access.reads_everything(identity) else None
-        return self.services.pages.project_page(name, fmt.kind) if access.can_read(identity, name) else None
+        if not access.can_read(identity, name):
+            return None
+        namespaces = self.services.namespaces.project_field(name) if fmt.kind == "json" else None
+        return self.services.pages.project_page(name, fmt.kind, namespaces)

@@ -22,9 +22,10 @@ from pypicloud_lite.access.base import (
 from pypicloud_lite.access.sql import SQLAccess
 from pypicloud_lite.access.static import StaticAccess
 from pypicloud_lite.config import load_settings
-from pypicloud_lite.db.tables import GrantRow, GroupMemberRow, GroupRow, TokenRow, UserRow
+from pypicloud_lite.db.tables import GrantRow, GroupMemberRow, GroupRow, NamespaceRow, TokenRow, UserRow
 from pypicloud_lite.errors import Conflict, InvalidInput, NotFound, ReadOnlyAccess
 from pypicloud_lite.models import Grant
+from pypicloud_lite.namespaces import Namespace
 from tests.support.cache import SQL_BACKENDS, fresh_database
 
 # A new backend is one more entry here and one more branch in `make_access`.
@@ -45,6 +46,9 @@ STATIC_MODEL = {
     "package.team-pkg.user.carol": "rwd",
     "package.public-pkg.group.everyone": "r",
     "package.internal-pkg.group.authenticated": "r",
+    "group.platform": "alice",
+    "namespace.corp": "group:platform",
+    "namespace.acme.tools": "user:dave",
 }
 PROJECTS = ["private-pkg", "team-pkg", "public-pkg", "internal-pkg", "other-pkg"]
 WHO = ["anonymous", "alice", "bob", "carol", "dave"]
@@ -62,13 +66,16 @@ def populate(access: AccessBackend) -> None:
     access.set_grant("team-pkg", "user", "carol", "rwd")
     access.set_grant("public-pkg", "group", "everyone", "r")
     access.set_grant("internal-pkg", "group", "authenticated", "r")
+    access.set_group("platform", ["alice"])
+    access.add_namespace("corp", "group", "platform")
+    access.add_namespace("acme.tools", "user", "dave")
 
 
 def _empty(url: str) -> None:
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            for table in (TokenRow, GrantRow, GroupMemberRow, GroupRow, UserRow):
+            for table in (NamespaceRow, TokenRow, GrantRow, GroupMemberRow, GroupRow, UserRow):
                 conn.execute(delete(table))
     finally:
         engine.dispose()
@@ -148,7 +155,7 @@ def login(access: AccessBackend, who: str) -> Identity | None:
 
 def test_the_right_password_gives_the_identity_with_role_and_groups(access: AccessBackend) -> None:
     alice = access.authenticate("alice", PASSWORDS["alice"])
-    assert alice == Identity("alice", is_admin=True, groups=frozenset())
+    assert alice == Identity("alice", is_admin=True, groups=frozenset({"platform"}))
     bob = access.authenticate("bob", PASSWORDS["bob"], client="192.0.2.1")
     assert bob == Identity("bob", is_admin=False, groups=frozenset({"devs"}))
     assert bob.principals == {"everyone", "authenticated", "user:bob", "group:devs"}
@@ -202,7 +209,7 @@ def test_get_user_and_list_users(access: AccessBackend) -> None:
     assert PASSWORDS["bob"] not in repr(bob)
     assert access.get_user("nobody") is None
     assert [(u.name, u.is_admin, u.groups) for u in access.list_users()] == [
-        ("alice", True, frozenset()),
+        ("alice", True, frozenset({"platform"})),
         ("bob", False, frozenset({"devs"})),
         ("carol", False, frozenset({"devs"})),
         ("dave", False, frozenset()),
@@ -211,7 +218,7 @@ def test_get_user_and_list_users(access: AccessBackend) -> None:
 
 def test_list_groups(access: AccessBackend) -> None:
     groups = access.list_groups()
-    assert [(g.name, sorted(g.members)) for g in groups] == [("devs", ["bob", "carol"])]
+    assert [(g.name, sorted(g.members)) for g in groups] == [("devs", ["bob", "carol"]), ("platform", ["alice"])]
 
 
 def test_list_grants_and_grants_for(access: AccessBackend) -> None:
@@ -396,6 +403,8 @@ MUTATIONS: list[tuple[str, tuple[Any, ...]]] = [
     ("set_grant", ("other-pkg", "user", "dave", "rw")),
     ("delete_grant", ("private-pkg", "user", "bob")),
     ("create_token", ("bob",)),
+    ("add_namespace", ("other", "user", "bob")),
+    ("delete_namespace", ("corp",)),
 ]
 
 
@@ -410,9 +419,13 @@ def test_read_only_backends_refuse_every_change(access: AccessBackend, method: s
     assert "auth.backend" in caught.value.message
     # Nothing changed.
     assert access.authenticate("bob", PASSWORDS["bob"]) == Identity("bob", groups=frozenset({"devs"}))
-    assert [(g.name, sorted(g.members)) for g in access.list_groups()] == [("devs", ["bob", "carol"])]
+    assert [(g.name, sorted(g.members)) for g in access.list_groups()] == [
+        ("devs", ["bob", "carol"]),
+        ("platform", ["alice"]),
+    ]
     assert len(access.list_grants()) == 5
     assert access.list_tokens() == []
+    assert [ns.name for ns in access.list_namespaces()] == ["acme-tools", "corp"]
 
 
 def test_revoking_a_token_on_a_read_only_backend_is_refused(access: AccessBackend) -> None:
@@ -463,3 +476,106 @@ def test_a_read_grant_leaves_the_project_open_to_default_write(make_access: Acce
     # public-pkg has only a read grant for everyone: it stays ownerless, so writable per default_write.
     assert access.can_write(login(access, "dave"), "public-pkg") is True
     assert access.can_own(login(access, "dave"), "public-pkg") is False
+
+
+# -- namespaces (PEP 752) ---------------------------------------------------------------
+
+
+def _shape(namespaces: list[Namespace]) -> list[tuple[str, str, str, str]]:
+    return [(ns.name, ns.display_name, ns.kind, ns.owner) for ns in namespaces]
+
+
+def test_list_and_get_namespaces(access: AccessBackend) -> None:
+    assert _shape(access.list_namespaces()) == [
+        ("acme-tools", "acme.tools", "user", "dave"),
+        ("corp", "corp", "group", "platform"),
+    ]
+    found = access.get_namespace("acme-tools")
+    assert found is not None and (found.kind, found.owner) == ("user", "dave")
+    assert access.get_namespace("acme") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "reserved"),
+    [
+        ("corp", True),
+        ("Corp.Tools", True),
+        ("corp-a-b", True),
+        ("acme_tools-x", True),
+        ("corptools", False),
+        ("acme", False),
+        ("acme-other", False),
+        ("other-pkg", False),
+    ],
+)
+def test_is_reserved_says_whether_a_namespace_covers_a_name(access: AccessBackend, name: str, reserved: bool) -> None:
+    assert access.is_reserved(name) is reserved
+
+
+def test_namespaces_for_a_project(access: AccessBackend) -> None:
+    assert _shape(access.namespaces_for("CORP-x")) == [("corp", "corp", "group", "platform")]
+    assert access.namespaces_for("corpx") == []
+
+
+def test_namespaces_are_added_and_removed_for_every_process(make_access: AccessFactory) -> None:
+    access = make_access()
+    if access.read_only:
+        return
+    added = access.add_namespace("Corp.ML", "user", "bob")  # a child of corp, for another owner
+    assert (added.name, added.display_name, added.created is not None) == ("corp-ml", "Corp.ML", True)
+    other = make_access()  # another server process
+    assert _shape(other.namespaces_for("corp-ml-x")) == [
+        ("corp", "corp", "group", "platform"),
+        ("corp-ml", "Corp.ML", "user", "bob"),
+    ]
+    other.delete_namespace("CORP-ML")
+    assert access.get_namespace("corp-ml") is None
+    with pytest.raises(NotFound):
+        access.delete_namespace("corp-ml")
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "words"),
+    [
+        (("corp", "group", "platform"), Conflict, "already reserved"),
+        (("Corp", "user", "bob"), Conflict, "already reserved"),
+        (("acme", "user", "bob"), Conflict, "acme-tools"),  # covers dave's namespace
+        (("new", "user", "nobody"), NotFound, "nobody"),
+        (("new", "group", "nobody"), NotFound, "nobody"),
+        (("new", "group", "everyone"), InvalidInput, "owner"),
+        (("new", "team", "devs"), InvalidInput, "owner"),
+        (("-bad", "user", "bob"), InvalidInput, "namespace"),
+    ],
+)
+def test_refused_namespaces(
+    make_access: AccessFactory, args: tuple[str, str, str], error: type[Exception], words: str
+) -> None:
+    access = make_access()
+    if access.read_only:
+        return
+    with pytest.raises(error, match=words):
+        access.add_namespace(*args)
+    assert [ns.name for ns in access.list_namespaces()] == ["acme-tools", "corp"]
+
+
+def test_a_broader_namespace_for_the_same_owner_is_allowed(make_access: AccessFactory) -> None:
+    access = make_access()
+    if access.read_only:
+        return
+    access.add_namespace("acme", "user", "dave")
+    assert [ns.name for ns in access.namespaces_for("acme-tools-x")] == ["acme", "acme-tools"]
+
+
+def test_a_namespace_owner_cannot_be_deleted_while_it_owns_one(make_access: AccessFactory) -> None:
+    access = make_access()
+    if access.read_only:
+        return
+    # Deleting the owner must not silently open the namespace to anyone.
+    with pytest.raises(Conflict, match="corp"):
+        access.delete_group("platform")
+    with pytest.raises(Conflict, match="acme-tools"):
+        access.delete_user("dave")
+    assert access.get_user("dave") is not None
+    access.delete_namespace("acme-tools")
+    access.delete_user("dave")
+    assert access.get_user("dave") is None

@@ -194,3 +194,47 @@ def test_static_access_is_read_only(access: StaticAccess) -> None:
     for method, args in calls:
         with pytest.raises(ReadOnlyAccess):
             getattr(access, method)(*args)
+
+
+# -- namespaces from the ini (PEP 752) ---------------------------------------------------------
+
+
+def test_namespaces_come_from_the_ini(tmp_path: Path) -> None:
+    settings = auth_settings(
+        tmp_path,
+        **{
+            "user.alice": HASHED,
+            "group.platform": "alice",
+            "namespace.corp": "group:platform",
+            "namespace.acme.tools": "user:alice",
+            # A child namespace of another owner: the ini is read broadest first, as an admin would add them.
+            "namespace.corp-ml": "user:alice",
+        },
+    )
+    access = StaticAccess(settings)
+    assert [(ns.name, ns.display_name, ns.principal) for ns in access.list_namespaces()] == [
+        ("acme-tools", "acme.tools", "user:alice"),
+        ("corp", "corp", "group:platform"),
+        ("corp-ml", "corp-ml", "user:alice"),
+    ]
+    assert access.is_reserved("Corp_Tool") is True
+    assert access.is_reserved("acme") is False
+    with pytest.raises(ReadOnlyAccess):
+        access.add_namespace("new", "user", "alice")
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        ({"namespace.corp": "alice"}, "owner"),
+        ({"namespace.corp": "user:nobody"}, "nobody"),
+        ({"namespace.corp": "group:nobody"}, "nobody"),
+        ({"namespace.-corp": "user:alice"}, "namespace"),
+        ({"namespace.corp-x": "user:alice", "namespace.corp_x": "user:alice"}, "already reserved"),
+    ],
+)
+def test_bad_namespaces_in_the_ini_are_config_errors(tmp_path: Path, raw: dict[str, str], words: str) -> None:
+    base = {"user.alice": HASHED, "group.platform": "alice"}
+    with pytest.raises(ConfigError, match=words) as caught:
+        auth_settings(tmp_path, **base, **raw)
+    assert "namespace." in caught.value.message

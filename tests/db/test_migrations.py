@@ -21,9 +21,10 @@ from pypicloud_lite.db.tables import FileRow, GrantRow, IndexStateRow
 from pypicloud_lite.errors import ConfigError
 from pypicloud_lite.models import SetYanked
 from tests.support.cache import SQL_BACKENDS, cache_settings, fresh_database
-from tests.support.owners import OLD_FILES, OLD_GRANTS, OLD_USERS, OWNED_GRANTS, grant_rows, seed_old_index
+from tests.support.owners import EPOCH, OLD_FILES, OLD_GRANTS, OLD_USERS, OWNED_GRANTS, grant_rows, seed_old_index
 
 PPC_TABLES = {"ppc_index_state", "ppc_projects", "ppc_files"}
+ACCESS_TABLES = {"ppc_users", "ppc_groups", "ppc_group_members", "ppc_grants", "ppc_tokens", "ppc_namespaces"}
 
 
 @pytest.fixture(params=SQL_BACKENDS)
@@ -55,7 +56,7 @@ def test_upgrade_head_from_empty(engine: Engine) -> None:
     assert migrate.current_revision(engine) is None
     migrate.upgrade(engine)
     assert migrate.current_revision(engine) == migrate.head_revision()
-    assert _tables(engine) >= PPC_TABLES
+    assert _tables(engine) >= PPC_TABLES | ACCESS_TABLES
     with engine.connect() as conn:
         assert conn.execute(select(IndexStateRow.id, IndexStateRow.serial)).all() == [(1, 0)]
     migrate.require_head(engine)
@@ -174,3 +175,29 @@ def test_release_versions_are_filled_in_for_existing_rows(engine: Engine) -> Non
     finally:
         cache.close()
     assert yanked == ["demo-1.0.0.0.tar.gz", "demo-1.0.0.tar.gz", "demo-1.0.tar.gz"]
+
+
+def test_0008_adds_the_namespaces_table_and_takes_it_away(engine: Engine) -> None:
+    migrate.upgrade(engine, "0007")
+    assert "ppc_namespaces" not in _tables(engine)
+    seed_old_index(engine, OLD_FILES, OLD_USERS, OLD_GRANTS)
+    migrate.upgrade(engine)
+    assert migrate.current_revision(engine) == "0008"
+    grants = grant_rows(engine)
+    assert grants
+    namespaces = table(
+        "ppc_namespaces", column("name"), column("display_name"), column("kind"), column("owner"), column("created")
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            insert(namespaces),
+            [{"name": "corp", "display_name": "Corp", "kind": "user", "owner": OLD_USERS[0], "created": EPOCH}],
+        )
+        assert conn.execute(select(namespaces.c.name, namespaces.c.display_name)).all() == [("corp", "Corp")]
+    config = migrate.alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0007")
+    assert "ppc_namespaces" not in _tables(engine)
+    # The rest of the access database is left as it was.
+    assert grant_rows(engine) == grants

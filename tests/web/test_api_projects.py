@@ -510,7 +510,7 @@ def test_status_is_published(testapp: webtest.TestApp, auth: dict[str, str], upl
     assert resp.status_int == 200
     assert resp.json == {"name": "foo-bar", "status": status, "status_reason": "see <docs> & more"}
     doc = simple_json(testapp, "foo-bar")
-    assert doc["meta"]["api-version"] == "1.4"
+    assert doc["meta"]["api-version"] == "1.5"  # PEP 752's JSON version, which includes 1.4's status
     assert doc["project-status"] == {"status": status, "reason": "see <docs> & more"}
     head = html_head(testapp)
     assert '<meta name="pypi:repository-version" content="1.4">' in head
@@ -536,7 +536,7 @@ def test_back_to_active(testapp: webtest.TestApp, auth: dict[str, str], uploaded
     resp = set_status(testapp, auth, "active", "ignored")
     assert resp.json == {"name": "foo-bar", "status": "active", "status_reason": None}
     doc = simple_json(testapp, "foo-bar")
-    assert doc["meta"]["api-version"] == "1.1"
+    assert doc["meta"]["api-version"] == "1.5"
     assert "project-status" not in doc
     assert "pypi:project-status" not in html_head(testapp)
 

@@ -72,7 +72,8 @@ def assert_page(resp: webtest.TestResponse, content_type: str) -> None:
     assert "max-age=" in resp.headers["Cache-Control"]
     assert resp.headers["Content-Length"] == str(len(resp.body))
     if content_type == JSON_V1:
-        assert resp.json["meta"]["api-version"] == "1.1"
+        # PEP 752 (namespaces) moved the JSON API to 1.5; the HTML API stays at 1.1.
+        assert resp.json["meta"]["api-version"] == "1.5"
     else:
         assert resp.text.startswith("<!DOCTYPE html>")
         assert '<meta name="pypi:repository-version" content="1.1">' in resp.text
@@ -152,7 +153,7 @@ def test_head_answers_headers_only(readonly: Shared) -> None:
 def test_empty_index(testapp: webtest.TestApp) -> None:
     resp = get(testapp, "/simple/", JSON_V1)
     assert_page(resp, JSON_V1)
-    assert resp.json == {"meta": {"api-version": "1.1", "_last-serial": 0}, "projects": []}
+    assert resp.json == {"meta": {"api-version": "1.5", "_last-serial": 0}, "projects": []}
     assert resp.headers["X-PyPI-Last-Serial"] == "0"
     html = get(testapp, "/simple/")
     assert_page(html, HTML)
@@ -173,8 +174,9 @@ def test_index_lists_projects(testapp: webtest.TestApp, auth: dict[str, str], di
 
 def test_project_json(readonly: Shared) -> None:
     doc = project_json(readonly.app)
-    assert doc["meta"] == {"api-version": "1.1", "_last-serial": 2}
+    assert doc["meta"] == {"api-version": "1.5", "_last-serial": 2}
     assert doc["name"] == "foo-bar"
+    assert doc["namespaces"] is None  # PEP 752: in no namespace
     assert doc["versions"] == ["1.0"]
     files = json_files(readonly.app)
     assert set(files) == {readonly.wheel.name, readonly.sdist.name}

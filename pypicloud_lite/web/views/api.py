@@ -1,4 +1,4 @@
-"""The JSON management API: projects, files, releases, status, users, groups, grants and tokens."""
+"""The JSON management API: projects, files, releases, status, users, groups, grants, namespaces and tokens."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pyramid.view import view_config
 from pypicloud_lite.access.base import Group, Permission, Token, User
 from pypicloud_lite.errors import NotFound
 from pypicloud_lite.models import Grant, PackageFile, ProjectSummary
+from pypicloud_lite.namespaces import Namespace
 from pypicloud_lite.naming import normalize
 from pypicloud_lite.web import forms
 from pypicloud_lite.web.listing import releases_newest_first, search_visible
@@ -68,6 +69,12 @@ def _summary_json(item: ProjectSummary) -> dict[str, Any]:
     }
 
 
+def _created(body: dict[str, Any], location: str) -> Response:
+    response = Response(json_body=body, status=201)
+    response.location = location
+    return response
+
+
 def _user_json(user: User) -> dict[str, Any]:
     return {"name": user.name, "admin": user.is_admin, "groups": sorted(user.groups)}
 
@@ -78,6 +85,16 @@ def _group_json(group: Group) -> dict[str, Any]:
 
 def _grant_json(grant: Grant) -> dict[str, Any]:
     return {"project": grant.project, "kind": grant.kind, "name": grant.name, "perms": grant.perms}
+
+
+def _namespace_json(namespace: Namespace) -> dict[str, Any]:
+    return {
+        "name": namespace.name,
+        "display_name": namespace.display_name,
+        "kind": namespace.kind,
+        "owner": namespace.owner,
+        "created": _iso(namespace.created),
+    }
 
 
 def _token_json(token: Token) -> dict[str, Any]:
@@ -223,9 +240,7 @@ def create_user(request: Request) -> Response:
     require_admin(request)
     name, password, admin = forms.json_new_user(request)
     user = services(request).access.create_user(name, password, is_admin=admin)
-    response = Response(json_body=_user_json(user), status=201)
-    response.location = request.route_url("api.user", name=user.name)
-    return response
+    return _created(_user_json(user), request.route_url("api.user", name=user.name))
 
 
 @view_config(route_name="api.user", request_method="GET", renderer="json")
@@ -276,6 +291,45 @@ def set_group(request: Request) -> dict[str, Any]:
 def delete_group(request: Request) -> dict[str, Any]:
     require_admin(request)
     services(request).access.delete_group(request.matchdict["name"])
+    return {"deleted": True}
+
+
+# -- namespaces (PEP 752) ------------------------------------------------------------
+
+
+@view_config(route_name="api.namespaces", request_method="GET", renderer="json")
+def list_namespaces(request: Request) -> dict[str, Any]:
+    require_admin(request)
+    access = services(request).access
+    return {"namespaces": [_namespace_json(n) for n in access.list_namespaces()], "read_only": access.read_only}
+
+
+@view_config(route_name="api.namespaces", request_method="POST", renderer="json")
+def add_namespace(request: Request) -> Response:
+    require_admin(request)
+    name, kind, owner = forms.json_namespace(request)
+    app = services(request)
+    namespace = app.access.add_namespace(name, kind, owner)
+    app.namespaces.forget()
+    return _created(_namespace_json(namespace), request.route_url("api.namespace", name=namespace.name))
+
+
+@view_config(route_name="api.namespace", request_method="GET", renderer="json")
+def get_namespace(request: Request) -> dict[str, Any]:
+    require_admin(request)
+    name = request.matchdict["name"]
+    namespace = services(request).access.get_namespace(name)
+    if namespace is None:
+        raise NotFound(f"No namespace {name!r}.")
+    return _namespace_json(namespace)
+
+
+@view_config(route_name="api.namespace", request_method="DELETE", renderer="json")
+def delete_namespace(request: Request) -> dict[str, Any]:
+    require_admin(request)
+    app = services(request)
+    app.access.delete_namespace(request.matchdict["name"])
+    app.namespaces.forget()
     return {"deleted": True}
 
 

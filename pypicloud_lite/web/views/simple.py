@@ -7,12 +7,10 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from pypicloud_lite.errors import AuthenticationRequired
 from pypicloud_lite.naming import normalize
 from pypicloud_lite.web.negotiation import Format, accepts_gzip, negotiate
 from pypicloud_lite.web.page_cache import Page
-from pypicloud_lite.web.permissions import require_read
-from pypicloud_lite.web.security import authenticated
+from pypicloud_lite.web.permissions import require_index_read, require_read
 from pypicloud_lite.web.services import services
 from pypicloud_lite.web.session import has_session_cookie
 from pypicloud_lite.web.simple_serving import page_response
@@ -46,9 +44,7 @@ def index_noslash(request: Request) -> Response:
 def index(request: Request) -> Response:
     fmt = negotiate(request)
     app = services(request)
-    identity = authenticated(request)
-    if identity is None and "everyone" not in app.settings.auth.default_read:
-        raise AuthenticationRequired("This index needs credentials to read.")
+    identity = require_index_read(request)
     if app.access.reads_everything(identity):
         page = app.pages.index_page(fmt.kind)
     else:
@@ -68,4 +64,6 @@ def detail(request: Request) -> Response:
         return _redirect(request, "simple.detail", project=normalize(name))
     fmt = negotiate(request)
     require_read(request, name)
-    return _respond(request, fmt, services(request).pages.project_page(name, fmt.kind))
+    app = services(request)
+    namespaces = app.namespaces.project_field(name) if fmt.kind == "json" else None
+    return _respond(request, fmt, app.pages.project_page(name, fmt.kind, namespaces))

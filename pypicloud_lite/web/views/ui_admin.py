@@ -1,4 +1,4 @@
-"""The web UI's admin pages: status panel and cache reload, users, groups and per-project grants."""
+"""The web UI's admin pages: status panel and cache reload, users, groups, per-project grants and namespaces."""
 
 from __future__ import annotations
 
@@ -14,7 +14,14 @@ from pypicloud_lite.access.base import MAINTAINER_PERMS, OWNER_PERMS
 from pypicloud_lite.errors import Conflict, InvalidInput
 from pypicloud_lite.naming import normalize
 from pypicloud_lite.web.admin_tasks import health_checks, run_in_background
-from pypicloud_lite.web.forms import form_flag, form_names, form_password, form_text, require_confirmed
+from pypicloud_lite.web.forms import (
+    form_flag,
+    form_names,
+    form_namespace,
+    form_password,
+    form_text,
+    require_confirmed,
+)
 from pypicloud_lite.web.permissions import (
     check_keeps_an_owner,
     check_may_delete_user,
@@ -77,6 +84,7 @@ def access_page(request: Request) -> dict[str, Any]:
         "users": access.list_users(),
         "groups": access.list_groups(),
         "grants": access.list_grants(),
+        "namespaces": access.list_namespaces(),
         "read_only": access.read_only,
     }
 
@@ -132,6 +140,26 @@ def change_group(request: Request) -> Response:
         return f"Deleted group {name}."
 
     return _apply(request, {"set": set_members, "delete": delete})
+
+
+@view_config(route_name="ui.access.namespace", request_method="POST")
+def change_namespace(request: Request) -> Response:
+    app = services(request)
+
+    def create() -> str:
+        name, kind, owner = form_namespace(request)
+        namespace = app.access.add_namespace(name, kind, owner)
+        app.namespaces.forget()
+        return f"Reserved namespace {namespace.display_name} for {namespace.principal}."
+
+    def delete() -> str:
+        require_confirmed(request)
+        name = form_text(request, "name")
+        app.access.delete_namespace(name)
+        app.namespaces.forget()
+        return f"Removed namespace {name}."
+
+    return _apply(request, {"create": create, "delete": delete})
 
 
 @view_config(route_name="ui.access.grant", request_method="POST")
