@@ -117,6 +117,7 @@ class PackageIndex:
         dist = parse_filename(filename)
         self._check_form(form, dist)
         self._check_open(dist)
+        self._check_local_origin(dist)
         with (
             spool(content, self.upload_settings.max_size, self.upload_settings.spool_dir) as spooled,
             self._file_lease(dist.filename),
@@ -160,6 +161,16 @@ class PackageIndex:
         project = self.find_project(dist.project)
         if project is not None and project.status in CLOSED_STATUSES:
             raise InvalidUpload(f"Project {project.display_name!r} is {project.status}: it takes no new uploads.")
+
+    def _check_local_origin(self, dist: DistFilename) -> None:
+        # Origin control (upstream/proxy.py): a name served from upstream takes a local upload only once
+        # an admin has decided so, or a public project could be shadowed (or a private one hijacked).
+        state = self.state.read_project(dist.project)
+        if state is not None and state.origin == "upstream":
+            raise Conflict(
+                f"Project {state.display_name!r} is served from an upstream index: a local upload to it needs an "
+                "admin to set its origin to local first."
+            )
 
     def _add(self, dist: DistFilename, spooled: Spooled, given: _Given, display_name: str | None) -> UploadResult:
         """Index a spooled file (under its filename's lease): the one path of upload() and import_file().

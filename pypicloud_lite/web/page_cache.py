@@ -40,6 +40,10 @@ class Page:
     serial: int
     # The global serial at which this page was last known to be current.
     checked_at: int
+    # Headers beside the page's own, e.g. that an upstream's listing is a stale copy.
+    extra_headers: tuple[tuple[str, str], ...] = ()
+    # An upper bound on how long clients and a CDN keep it (an upstream's listing changes without a purge).
+    shared_max_age: int | None = None
     gzipped: bytes = field(init=False, repr=False)
     # Responses built from this page, by the request's kind (web/simple_serving.py).
     responses: dict[tuple[str, bool, bool, int, int | None], Any] = field(default_factory=dict, init=False, repr=False)

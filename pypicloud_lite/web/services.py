@@ -13,7 +13,9 @@ from pypicloud_lite.cache import build_cache
 from pypicloud_lite.config import Settings
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.storage import build_storage
-from pypicloud_lite.web.page_cache import PageCache
+from pypicloud_lite.upstream.proxy import UpstreamProxy
+from pypicloud_lite.web.page_cache import Page, PageCache
+from pypicloud_lite.web.upstream_pages import UpstreamPages
 
 REGISTRY_KEY = "ppc.services"
 
@@ -24,6 +26,14 @@ class AppServices:
     index: PackageIndex
     access: AccessBackend
     pages: PageCache
+    # None unless an upstream index is configured (upstream.indexes).
+    upstream: UpstreamPages | None = None
+
+    def project_page(self, name: str, kind: str) -> Page:
+        """`/simple/<name>/`: this index's own page, or an upstream's listing of a name it never held."""
+        if self.upstream is None:
+            return self.pages.project_page(name, kind)
+        return self.upstream.project_page(name, kind)
 
 
 def build_services(settings: Settings) -> tuple[AppServices, GeneratedAdmin | None]:
@@ -32,7 +42,10 @@ def build_services(settings: Settings) -> tuple[AppServices, GeneratedAdmin | No
     access, generated = build_access(settings)
     index = PackageIndex(storage, cache, settings.upload)
     pages = PageCache(index, settings.web.page_cache_size, settings.cache.serial_max_age)
-    return AppServices(settings=settings, index=index, access=access, pages=pages), generated
+    upstream = None
+    if settings.upstream.enabled:
+        upstream = UpstreamPages(UpstreamProxy(index, settings.upstream, pages.serial), pages)
+    return AppServices(settings=settings, index=index, access=access, pages=pages, upstream=upstream), generated
 
 
 def services(request: Request) -> AppServices:

@@ -122,6 +122,12 @@ def project_json(request: Request) -> Response:
     name = _readable_name(request)
     if isinstance(name, Response):
         return name
+    upstream = services(request).upstream
+    if upstream is not None and upstream.proxy.proxied(name):
+        doc = upstream.pypi_json(name, lambda f: request.route_url("files.download", project=name, filename=f))
+        response = Response(body=_dumps(doc), content_type="application/json", charset=None)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
     # Kept in the page cache by the project's serial, like /simple/<name>/; its links are absolute URLs,
     # so the key names the address they were made for.
     page = services(request).pages.project_document(

@@ -68,4 +68,4 @@ def detail(request: Request) -> Response:
         return _redirect(request, "simple.detail", project=normalize(name))
     fmt = negotiate(request)
     require_read(request, name)
-    return _respond(request, fmt, services(request).pages.project_page(name, fmt.kind))
+    return _respond(request, fmt, services(request).project_page(name, fmt.kind))
