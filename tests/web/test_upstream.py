@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import waitress
 import webtest
 
 from pypicloud_lite.upstream.proxy import UpstreamProxy
@@ -17,6 +18,7 @@ from tests.support.apiutil import assert_error, build_app, close_app, upload_whe
 from tests.support.common import services
 from tests.support.distbuilder import build_sdist, build_wheel
 from tests.support.legacy import upload_dist
+from tests.support.settings import server_settings
 from tests.support.upstreams import Hosted, JsonIndex, StaticTree, wheel_metadata
 
 JSON_ACCEPT = {"Accept": "application/vnd.pypi.simple.v1+json"}
@@ -300,3 +302,51 @@ def test_the_index_lists_only_this_indexs_projects(proxied: webtest.TestApp) -> 
     proxied.get("/simple/upkg/")
     proxied.get("/packages/upkg/upkg-1.0-py3-none-any.whl")
     assert "corp-tool" not in proxied.get("/simple/").text
+
+
+def test_a_rebuilt_cache_keeps_a_projects_upstream_origin(
+    raw_settings: dict[str, Any], upstream: JsonIndex, auth: dict[str, str], tmp_path: Path
+) -> None:
+    app = build_app(proxy_settings(raw_settings, upstream.url))
+    try:
+        app.get("/packages/upkg/upkg-1.0-py3-none-any.whl")
+    finally:
+        close_app(app)
+    # The same storage, an empty cache database: the reload brings the file back, the state its origin.
+    fresh = {**raw_settings, "cache.url": f"sqlite:///{tmp_path}/rebuilt.sqlite"}
+    rebuilt = build_app(proxy_settings(fresh, upstream.url))
+    try:
+        services(rebuilt.app).index.begin_reload().execute()
+        assert services(rebuilt.app).index.find_project("upkg") is not None
+        assert len(rebuilt.get("/simple/upkg/", headers=JSON_ACCEPT).json["files"]) == 3
+        path = build_wheel(tmp_path / "local", "upkg", "3.0")
+        assert_error(upload_dist(rebuilt, auth, path, "upkg", "3.0"), 409, "needs an admin")
+    finally:
+        close_app(rebuilt)
+
+
+def test_a_second_pypicloud_lite_is_an_upstream(
+    raw_settings: dict[str, Any], auth: dict[str, str], tmp_path: Path
+) -> None:
+    peer_root = tmp_path / "peer"
+    peer = build_app(server_settings(peer_root))
+    wheel = upload_wheel(peer, auth, tmp_path / "peer-dists", "peer-lib", "1.5", requires_python=">=3.9")
+    server = waitress.create_server(peer.app, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    app = build_app(proxy_settings(raw_settings, f"http://127.0.0.1:{server.effective_port}/simple/"))
+    try:
+        doc = app.get("/simple/peer-lib/", headers=JSON_ACCEPT).json
+        (entry,) = doc["files"]
+        peer_row = services(peer.app).index.get_file("peer-lib", wheel.name)
+        assert entry["hashes"]["sha256"] == peer_row.sha256
+        assert entry["upload-time"] == peer_row.upload_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert entry["requires-python"] == ">=3.9"
+        assert entry["core-metadata"] == {"sha256": peer_row.metadata_sha256}
+        assert app.get(f"/packages/peer-lib/{wheel.name}.metadata").body == wheel_metadata(wheel)
+        assert app.get(f"/packages/peer-lib/{wheel.name}").body == wheel.read_bytes()
+        assert services(app.app).index.get_file("peer-lib", wheel.name).upload_time == peer_row.upload_time
+    finally:
+        close_app(app)
+        server.close()
+        close_app(peer)
