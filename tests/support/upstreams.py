@@ -87,6 +87,10 @@ class JsonIndex(_Server):
         self.failing = False
         # Pages answered 304 to the proxy's If-None-Match.
         self.not_modified = 0
+        # The Authorization header of each request, by path (None: none sent).
+        self.authorizations: dict[str, str | None] = {}
+        # Where the page's links point: another server's root (files elsewhere), else relative links to this one.
+        self.file_root: str | None = None
         self.gate: threading.Event | None = None
         self.waiting = threading.Semaphore(0)
         index = self
@@ -94,6 +98,7 @@ class JsonIndex(_Server):
         class Handler(_Quiet, BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 index.count(self.path)
+                index.authorizations[self.path] = self.headers.get("Authorization")
                 if index.gate is not None and self.path.startswith("/simple/"):
                     index.waiting.release()
                     index.gate.wait(30)
@@ -129,7 +134,9 @@ class JsonIndex(_Server):
                 {
                     "filename": file.filename,
                     # Relative to the page, as PyPI's are not: the proxy must resolve them.
-                    "url": f"../../files/{file.filename}",
+                    "url": f"{self.file_root}/files/{file.filename}"
+                    if self.file_root
+                    else f"../../files/{file.filename}",
                     "hashes": {"sha256": file.sha256},
                     "requires-python": file.requires_python,
                     "core-metadata": {"sha256": hashlib.sha256(metadata).hexdigest()} if metadata else False,
