@@ -270,6 +270,7 @@ class UpstreamProxy:
                 uploader=f"upstream:{upstream.name}",
                 display_name=None,
                 summary=None,
+                origin="upstream",
             )
         logger.info("cached %s from upstream %s", filename, upstream.name)
         return result.file

@@ -13,6 +13,7 @@ import pytest
 import waitress
 import webtest
 
+from pypicloud_lite.errors import Conflict
 from pypicloud_lite.upstream.proxy import UpstreamProxy
 from tests.support.apiutil import assert_error, build_app, close_app, upload_wheel
 from tests.support.common import services
@@ -350,3 +351,28 @@ def test_a_second_pypicloud_lite_is_an_upstream(
         close_app(app)
         server.close()
         close_app(peer)
+
+
+def test_a_file_joins_a_project_of_its_own_origin_only(
+    proxied: webtest.TestApp, auth: dict[str, str], tmp_path: Path
+) -> None:
+    """Checked on the state the file joins, so an upload racing the first upstream fetch loses, either way."""
+    index = services(proxied.app).index
+    proxied.get("/packages/upkg/upkg-1.0-py3-none-any.whl")
+    local = build_wheel(tmp_path / "local", "upkg", "5.0")
+    with local.open("rb") as fh, pytest.raises(Conflict, match="needs an admin"):
+        index.import_file(local.name, fh, upload_time=None, uploader="someone", display_name=None, summary=None)
+    upload_wheel(proxied, auth, tmp_path / "mine", "mine", "1.0")
+    theirs = build_wheel(tmp_path / "theirs", "mine", "2.0")
+    with theirs.open("rb") as fh, pytest.raises(Conflict, match="held in this index"):
+        index.import_file(
+            theirs.name,
+            fh,
+            upload_time=None,
+            uploader="upstream:main",
+            display_name=None,
+            summary=None,
+            origin="upstream",
+        )
+    assert [f.filename for f in index.project_files(index.get_project("mine"))] == ["mine-1.0-py3-none-any.whl"]
+    assert index.storage.stat(f"mine/{theirs.name}") is None
