@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import BinaryIO, cast
 
-from pypicloud_lite.errors import Conflict, NotFound, UpstreamUnavailable
+from pypicloud_lite.errors import Conflict, InvalidInput, NotFound, UpstreamUnavailable
 from pypicloud_lite.models import ORIGINS, PackageFile, ProjectState
 from pypicloud_lite.naming import INTERNAL_PREFIX, normalize
 from pypicloud_lite.service import PackageIndex
@@ -44,7 +44,43 @@ MAX_METADATA = 512
 # A wheel's METADATA file (PEP 658); the upload path bounds the extracted one alike.
 MAX_METADATA_SIZE = 4 * 1024 * 1024
 
+# How long a process trusts what it found of a name's origin while no change bumps the serial: an admin's
+# origin control writes storage only, and other processes see it within this time.
+ORIGIN_MAX_AGE = 30.0
+
 FileFilter = Callable[[str, list[UpstreamFile]], list[UpstreamFile]]
+
+
+def read_origin(index: PackageIndex, name: str) -> str:
+    """What storage and cache say of a name's origin: "local", "upstream", or "none" (never held here)."""
+    state = index.state.read_project(name)
+    if state is not None:
+        return state.origin
+    if index.find_project(name) is not None:
+        return "local"
+    deleted = next(iter(index.storage.list(f"{INTERNAL_PREFIX}deleted/{name}/")), None)
+    return "local" if deleted is not None else "none"
+
+
+def set_origin(index: PackageIndex, name: str, origin: str) -> ProjectState:
+    """An admin's origin control, kept in the project's state in storage.
+
+    "local": local uploads are taken and the upstream is never asked for the name again (for a name
+    never held here, this blocks it upstream); "upstream": the name is served from upstream, its files
+    cached here, and local uploads are refused.
+    """
+    if origin not in ORIGINS:
+        raise InvalidInput(f"Unknown origin {origin!r}: use one of {', '.join(ORIGINS)}.")
+    name = normalize(name)
+    project = index.find_project(name)
+
+    def change(current: ProjectState | None) -> ProjectState:
+        base = current or ProjectState(name, project.display_name if project else name)
+        return replace(base, origin=origin)
+
+    state = index.state.update_project(name, change)
+    assert state is not None
+    return state
 
 
 @dataclass(frozen=True)
@@ -90,7 +126,7 @@ class UpstreamProxy:
         self._lock = threading.Lock()
         self._pages: OrderedDict[str, _Entry] = OrderedDict()
         self._flights: dict[str, _Flight] = {}
-        self._origins: dict[str, tuple[int, str]] = {}
+        self._origins: dict[str, tuple[int, str, float]] = {}
         self._metadata: OrderedDict[str, bytes] = OrderedDict()
         self._versions = 0
         # Hooks: steps over an upstream's files before anything shows them (the cooldown), and
@@ -101,46 +137,27 @@ class UpstreamProxy:
     # -- the origin rule ---------------------------------------------------------------------
 
     def origin(self, name: str) -> str:
-        """The name's origin: local (held or ever held here, or reserved), upstream (cached from one) or none."""
-        serial = self._serial()
+        """The name's origin (`read_origin`), remembered per serial for at most ORIGIN_MAX_AGE."""
+        serial, now = self._serial(), self._clock()
         known = self._origins.get(name)
-        if known is not None and known[0] == serial:
+        if known is not None and known[0] == serial and now - known[2] < ORIGIN_MAX_AGE:
             return known[1]
-        origin = self._find_origin(name)
+        origin = read_origin(self.index, name)
         with self._lock:
             if len(self._origins) > MAX_PAGES:
                 self._origins.clear()
-            self._origins[name] = (serial, origin)
+            self._origins[name] = (serial, origin, now)
         return origin
-
-    def _find_origin(self, name: str) -> str:
-        state = self.index.state.read_project(name)
-        if state is not None:
-            return state.origin
-        if self.index.find_project(name) is not None or self.is_reserved(name):
-            return "local"
-        deleted = next(iter(self.index.storage.list(f"{INTERNAL_PREFIX}deleted/{name}/")), None)
-        return "local" if deleted is not None else "none"
 
     def proxied(self, name: str) -> bool:
         """Whether `/simple/<name>/` is the upstream's listing (never for a reserved or local name)."""
         return self.settings.enabled and not self.is_reserved(name) and self.origin(name) != "local"
 
     def set_origin(self, name: str, origin: str) -> ProjectState:
-        """An admin's origin control: "local" lets local uploads in (and ends the upstream listing)."""
-        if origin not in ORIGINS:
-            raise Conflict(f"Unknown origin {origin!r}: use one of {', '.join(ORIGINS)}.")
-        name = normalize(name)
-        project = self.index.find_project(name)
-
-        def change(current: ProjectState | None) -> ProjectState:
-            base = current or ProjectState(name, project.display_name if project else name)
-            return replace(base, origin=origin)
-
-        state = self.index.state.update_project(name, change)
-        assert state is not None
+        """An admin's origin control (the module's `set_origin`), seen at once by this process."""
+        state = set_origin(self.index, name, origin)
         with self._lock:
-            self._origins.pop(name, None)
+            self._origins.pop(state.name, None)
         return state
 
     # -- pages ---------------------------------------------------------------------------------

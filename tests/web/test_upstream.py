@@ -14,7 +14,6 @@ import waitress
 import webtest
 
 from pypicloud_lite.errors import Conflict
-from pypicloud_lite.upstream.proxy import UpstreamProxy
 from tests.support.apiutil import assert_error, build_app, close_app, upload_wheel
 from tests.support.common import services
 from tests.support.distbuilder import build_sdist, build_wheel
@@ -51,12 +50,6 @@ def proxied(raw_settings: dict[str, Any], upstream: JsonIndex) -> Iterator[webte
     app = build_app(proxy_settings(raw_settings, upstream.url))
     yield app
     close_app(app)
-
-
-def proxy_of(app: webtest.TestApp) -> UpstreamProxy:
-    found = services(app.app).upstream
-    assert found is not None
-    return found.proxy
 
 
 def by_name(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -188,7 +181,9 @@ def test_a_local_upload_to_a_name_cached_from_upstream_needs_an_admin(
     build = tmp_path / "local"
     path = build_wheel(build, "upkg", "3.0")
     assert_error(upload_dist(proxied, auth, path, "upkg", "3.0"), 409, "needs an admin")
-    proxy_of(proxied).set_origin("upkg", "local")
+    assert proxied.get("/api/projects/upkg/origin", headers=auth).json["origin"] == "upstream"
+    answer = proxied.put_json("/api/projects/upkg/origin", {"origin": "local"}, headers=auth).json
+    assert answer == {"name": "upkg", "origin": "local", "served_from_upstream": False}
     assert upload_dist(proxied, auth, path, "upkg", "3.0").status_int == 200
     assert [f["filename"] for f in proxied.get("/simple/upkg/", headers=JSON_ACCEPT).json["files"]] == [
         "upkg-1.0-py3-none-any.whl",
@@ -376,3 +371,36 @@ def test_a_file_joins_a_project_of_its_own_origin_only(
         )
     assert [f.filename for f in index.project_files(index.get_project("mine"))] == ["mine-1.0-py3-none-any.whl"]
     assert index.storage.stat(f"mine/{theirs.name}") is None
+
+
+def test_an_admin_blocks_a_name_upstream_before_it_was_ever_held(
+    proxied: webtest.TestApp, upstream: JsonIndex, auth: dict[str, str]
+) -> None:
+    assert proxied.get("/api/projects/upkg/origin", headers=auth).json == {
+        "name": "upkg",
+        "origin": "none",
+        "served_from_upstream": True,
+    }
+    proxied.put_json("/api/projects/UpKg/origin", {"origin": "local"}, headers=auth)
+    proxied.get("/simple/upkg/", status=404)
+    proxied.get("/packages/upkg/upkg-1.0-py3-none-any.whl", status=404)
+    assert upstream.hits["/simple/upkg/"] == 0
+    assert_error(
+        proxied.put_json("/api/projects/upkg/origin", {"origin": "pypi"}, headers=auth, expect_errors=True), 400
+    )
+    assert_error(proxied.put_json("/api/projects/upkg/origin", {"origin": "local"}, expect_errors=True), 401)
+
+
+def test_origin_control_works_without_an_upstream_configured(
+    testapp: webtest.TestApp, auth: dict[str, str], tmp_path: Path
+) -> None:
+    """An upstream removed from the settings leaves its projects refusing local uploads until an admin decides."""
+    testapp.put_json("/api/projects/gone/origin", {"origin": "upstream"}, headers=auth)
+    assert testapp.get("/api/projects/gone/origin", headers=auth).json == {
+        "name": "gone",
+        "origin": "upstream",
+        "served_from_upstream": False,
+    }
+    upload_wheel(testapp, auth, tmp_path, "gone", "1.0", status=409)
+    testapp.put_json("/api/projects/gone/origin", {"origin": "local"}, headers=auth)
+    upload_wheel(testapp, auth, tmp_path, "gone", "1.0")
