@@ -128,6 +128,7 @@ class UpstreamProxy:
         self._flights: dict[str, _Flight] = {}
         self._origins: dict[str, tuple[int, str, float]] = {}
         self._metadata: OrderedDict[str, bytes] = OrderedDict()
+        self._missing: dict[str, float] = {}
         self._versions = 0
         # Hooks: steps over an upstream's files before anything shows them (the cooldown), and
         # names that are never resolved upstream (reserved namespaces).
@@ -136,13 +137,19 @@ class UpstreamProxy:
 
     # -- the origin rule ---------------------------------------------------------------------
 
-    def origin(self, name: str) -> str:
-        """The name's origin (`read_origin`), remembered per serial for at most ORIGIN_MAX_AGE."""
+    def _route(self, name: str) -> str:
+        """The name's origin (`read_origin`), remembered per serial for at most ORIGIN_MAX_AGE.
+
+        A quarantined project cached from upstream counts as local: its page is this index's, offering nothing.
+        """
         serial, now = self._serial(), self._clock()
         known = self._origins.get(name)
         if known is not None and known[0] == serial and now - known[2] < ORIGIN_MAX_AGE:
             return known[1]
         origin = read_origin(self.index, name)
+        if origin == "upstream":
+            held = self.index.find_project(name)
+            origin = "local" if held is not None and held.status == "quarantined" else origin
         with self._lock:
             if len(self._origins) > MAX_PAGES:
                 self._origins.clear()
@@ -151,7 +158,7 @@ class UpstreamProxy:
 
     def proxied(self, name: str) -> bool:
         """Whether `/simple/<name>/` is the upstream's listing (never for a reserved or local name)."""
-        return self.settings.enabled and not self.is_reserved(name) and self.origin(name) != "local"
+        return self.settings.enabled and not self.is_reserved(name) and self._route(name) != "local"
 
     def set_origin(self, name: str, origin: str) -> ProjectState:
         """An admin's origin control (the module's `set_origin`), seen at once by this process."""
@@ -167,6 +174,9 @@ class UpstreamProxy:
         an upstream failed and no copy is held (a held copy is served, marked stale)."""
         entry = self._pages.get(name)
         now = self._clock()
+        missing = self._missing.get(name)
+        if missing is not None and now - missing < self.settings.page_ttl:
+            raise NotFound(f"No project named {name!r} in this index or its upstream indexes.")
         if entry is not None:
             if entry.failed_at is not None and now - entry.failed_at < RETRY_AFTER_FAILURE:
                 return replace(entry.listing, stale=True)
@@ -235,6 +245,11 @@ class UpstreamProxy:
             )
         with self._lock:
             self._pages.pop(name, None)
+            # Every upstream said 404: remembered as long as a page would be (names that exist nowhere
+            # are asked for again and again by resolvers trying extras and typos).
+            if len(self._missing) > MAX_PAGES:
+                self._missing.clear()
+            self._missing[name] = self._clock()
         raise NotFound(f"No project named {name!r} in this index or its upstream indexes.")
 
     def _keep(self, name: str, answer: Fetched, upstream: UpstreamIndex) -> Listing:
@@ -242,6 +257,7 @@ class UpstreamProxy:
             self._versions += 1
             listing = Listing(answer.page, upstream, self._versions)
             self._pages[name] = _Entry(listing, answer.etag, self._clock())
+            self._missing.pop(name, None)
             self._pages.move_to_end(name)
             while len(self._pages) > MAX_PAGES:
                 self._pages.popitem(last=False)

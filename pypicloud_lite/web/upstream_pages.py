@@ -125,13 +125,12 @@ class UpstreamPages:
 
     def project_page(self, name: str, kind: str) -> Page:
         """`/simple/<name>/`: this index's page for its own names, the upstream's listing for the others."""
-        local = self.pages.index.find_project(name)
-        if (local is not None and local.status == "quarantined") or not self.proxy.proxied(name):
+        if not self.proxy.proxied(name):
             return self.pages.project_page(name, kind)
         try:
             listing = self.proxy.listing(name)
         except UpstreamUnavailable:
-            if local is None:
+            if self.pages.index.find_project(name) is None:
                 raise
             # Never fetched by this process: the files cached from upstream, said to be a stale view.
             page = self.pages.project_page(name, kind)

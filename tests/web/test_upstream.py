@@ -404,3 +404,21 @@ def test_origin_control_works_without_an_upstream_configured(
     upload_wheel(testapp, auth, tmp_path, "gone", "1.0", status=409)
     testapp.put_json("/api/projects/gone/origin", {"origin": "local"}, headers=auth)
     upload_wheel(testapp, auth, tmp_path, "gone", "1.0")
+
+
+def test_a_quarantined_project_cached_from_upstream_offers_nothing(
+    proxied: webtest.TestApp, upstream: JsonIndex, auth: dict[str, str]
+) -> None:
+    proxied.get("/packages/upkg/upkg-1.0-py3-none-any.whl")
+    proxied.put_json("/api/projects/upkg/status", {"status": "quarantined"}, headers=auth)
+    assert proxied.get("/simple/upkg/", headers=JSON_ACCEPT).json["files"] == []
+    proxied.get("/packages/upkg/upkg-1.0-py3-none-any.whl", status=404)
+    proxied.get("/packages/upkg/upkg-1.0.tar.gz", status=404)
+    assert upstream.hits["/files/upkg-1.0.tar.gz"] == 0
+
+
+def test_a_name_no_upstream_has_is_remembered_for_the_ttl(proxied: webtest.TestApp, upstream: JsonIndex) -> None:
+    proxied.get("/simple/nowhere/", status=404)
+    proxied.get("/simple/nowhere/", headers=JSON_ACCEPT, status=404)
+    proxied.get("/packages/nowhere/nowhere-1.0.tar.gz", status=404)
+    assert upstream.hits["/simple/nowhere/"] == 1

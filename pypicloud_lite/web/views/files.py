@@ -93,12 +93,13 @@ def _local_file(app: AppServices, project: str, filename: str) -> PackageFile | 
     try:
         return app.index.downloadable_file(project, filename)
     except NotFound:
-        if app.upstream is None or not app.upstream.proxy.proxied(project):
-            raise
-        held = app.index.find_project(project)
-        if held is not None and held.status == "quarantined":
+        if not _proxied(app, project):
             raise
         return None
+
+
+def _proxied(app: AppServices, project: str) -> bool:
+    return app.upstream is not None and app.upstream.proxy.proxied(project)
 
 
 def _upstream_file(app: AppServices, project: str, filename: str) -> PackageFile | str:
@@ -129,7 +130,7 @@ def download(request: Request) -> Response:
     max_age = app.settings.web.file_max_age
     if filename.endswith(METADATA_SUFFIX):
         found = _local_file(app, project, filename.removesuffix(METADATA_SUFFIX))
-        if found is None:
+        if found is None or (found.metadata_sha256 is None and _proxied(app, project)):
             return _upstream_metadata(request, app, project, filename.removesuffix(METADATA_SUFFIX))
         response = Response(body=app.index.read_metadata(found), content_type="text/plain", charset="utf-8")
         assert found.metadata_sha256 is not None
