@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, Generic, TypeVar, cast
 
 from pypicloud_lite.errors import Conflict, InvalidInput, NotFound, UpstreamUnavailable
 from pypicloud_lite.models import ORIGINS, PackageFile, ProjectState
@@ -43,6 +43,8 @@ MAX_PAGES = 5000
 MAX_METADATA = 512
 # A wheel's METADATA file (PEP 658); the upload path bounds the extracted one alike.
 MAX_METADATA_SIZE = 4 * 1024 * 1024
+
+T = TypeVar("T")
 
 # How long a process trusts what it found of a name's origin while no change bumps the serial: an admin's
 # origin control writes storage only, and other processes see it within this time.
@@ -102,10 +104,10 @@ class _Entry:
     failed_at: float | None = None
 
 
-class _Flight:
+class _Flight(Generic[T]):
     def __init__(self) -> None:
         self.done = threading.Event()
-        self.result: Listing | None = None
+        self.result: T | None = None
         self.error: BaseException | None = None
         # Requests waiting on this flight's answer instead of asking the upstream themselves.
         self.waiters = 0
@@ -125,7 +127,7 @@ class UpstreamProxy:
         self._clock = clock
         self._lock = threading.Lock()
         self._pages: OrderedDict[str, _Entry] = OrderedDict()
-        self._flights: dict[str, _Flight] = {}
+        self._flights: dict[str, _Flight[Any]] = {}
         self._origins: dict[str, tuple[int, str, float]] = {}
         self._metadata: OrderedDict[str, bytes] = OrderedDict()
         self._missing: dict[str, float] = {}
@@ -184,23 +186,24 @@ class UpstreamProxy:
                 return entry.listing
         return self._single_flight(name, lambda: self._refresh(name))
 
-    def _single_flight(self, key: str, work: Callable[[], Listing]) -> Listing:
+    def _single_flight(self, key: str, work: Callable[[], T]) -> T:
+        """`work()` once for every caller that asks for `key` while it runs: they share its answer or error."""
         with self._lock:
             flight = self._flights.get(key)
             leader = flight is None
             if flight is None:
-                flight = self._flights[key] = _Flight()
+                flight = self._flights[key] = _Flight[Any]()
             else:
                 flight.waiters += 1
         if not leader:
             flight.done.wait()
             if flight.error is not None:
                 raise flight.error
-            assert flight.result is not None
-            return flight.result
+            return cast(T, flight.result)
         try:
-            flight.result = work()
-            return flight.result
+            result = work()
+            flight.result = result
+            return result
         except BaseException as exc:
             flight.error = exc
             raise
@@ -280,7 +283,14 @@ class UpstreamProxy:
         raise NotFound(f"No file named {filename!r} in project {name!r} upstream.")
 
     def cache_file(self, name: str, filename: str) -> PackageFile:
-        """Fetch an upstream file once into storage, through the upload path, and answer its row."""
+        """Fetch an upstream file once into storage, through the upload path, and answer its row.
+
+        Concurrent requests for one file in one process share one download; other processes' downloads
+        end in the same row (the upload path's lease, and an identical file answered as it is).
+        """
+        return self._single_flight(f"file:{filename}", lambda: self._cache_file(name, filename))
+
+    def _cache_file(self, name: str, filename: str) -> PackageFile:
         upstream, file = self.find_file(name, filename)
         if file.sha256 is None:
             raise UpstreamUnavailable(f"Upstream {upstream.name} gives no sha256 for {filename!r}: it is not cached.")

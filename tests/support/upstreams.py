@@ -92,6 +92,8 @@ class JsonIndex(_Server):
         # Where the page's links point: another server's root (files elsewhere), else relative links to this one.
         self.file_root: str | None = None
         self.gate: threading.Event | None = None
+        # The requests the gate holds: those whose path starts with this.
+        self.gated = "/simple/"
         self.waiting = threading.Semaphore(0)
         index = self
 
@@ -99,7 +101,7 @@ class JsonIndex(_Server):
             def do_GET(self) -> None:
                 index.count(self.path)
                 index.authorizations[self.path] = self.headers.get("Authorization")
-                if index.gate is not None and self.path.startswith("/simple/"):
+                if index.gate is not None and self.path.startswith(index.gated):
                     index.waiting.release()
                     index.gate.wait(30)
                 if index.failing:

@@ -14,6 +14,7 @@ import waitress
 import webtest
 
 from pypicloud_lite.errors import Conflict
+from pypicloud_lite.upstream.proxy import UpstreamProxy
 from tests.support.apiutil import assert_error, build_app, close_app, upload_wheel
 from tests.support.common import services
 from tests.support.distbuilder import build_sdist, build_wheel
@@ -50,6 +51,15 @@ def proxied(raw_settings: dict[str, Any], upstream: JsonIndex) -> Iterator[webte
     app = build_app(proxy_settings(raw_settings, upstream.url))
     yield app
     close_app(app)
+
+
+def joined(proxy: UpstreamProxy, key: str, waiters: int) -> None:
+    """Wait until `waiters` requests wait on the one in flight for `key` (a bounded wait, not a timing assertion)."""
+    for _ in range(3000):
+        if proxy.waiting(key) == waiters:
+            return
+        threading.Event().wait(0.01)
+    assert proxy.waiting(key) == waiters
 
 
 def by_name(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -250,11 +260,7 @@ def test_concurrent_requests_for_one_name_make_one_upstream_request(
     for thread in threads:
         thread.start()
     assert upstream.waiting.acquire(timeout=30)  # the leader's request reached the upstream
-    for _ in range(3000):  # every other request joined the flight (bounded wait, not a timing assertion)
-        if pages.proxy.waiting("upkg") == 7:
-            break
-        threading.Event().wait(0.01)
-    assert pages.proxy.waiting("upkg") == 7
+    joined(pages.proxy, "upkg", 7)
     gate.set()
     for thread in threads:
         thread.join(30)
@@ -422,3 +428,27 @@ def test_a_name_no_upstream_has_is_remembered_for_the_ttl(proxied: webtest.TestA
     proxied.get("/simple/nowhere/", headers=JSON_ACCEPT, status=404)
     proxied.get("/packages/nowhere/nowhere-1.0.tar.gz", status=404)
     assert upstream.hits["/simple/nowhere/"] == 1
+
+
+def test_concurrent_requests_for_one_file_make_one_download(proxied: webtest.TestApp, upstream: JsonIndex) -> None:
+    pages = services(proxied.app).upstream
+    assert pages is not None
+    filename = "upkg-1.0-py3-none-any.whl"
+    pages.proxy.listing("upkg")
+    upstream.gated = "/files/"
+    gate = upstream.gate = threading.Event()
+    rows: list[str | None] = []
+
+    def fetch() -> None:
+        rows.append(pages.proxy.cache_file("upkg", filename).sha256)
+
+    threads = [threading.Thread(target=fetch) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    assert upstream.waiting.acquire(timeout=30)
+    joined(pages.proxy, f"file:{filename}", 3)
+    gate.set()
+    for thread in threads:
+        thread.join(30)
+    assert len(rows) == 4 and len(set(rows)) == 1
+    assert upstream.hits[f"/files/{filename}"] == 1
