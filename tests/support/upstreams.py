@@ -227,3 +227,33 @@ def running(server: _Server) -> Iterator[_Server]:
         yield server
     finally:
         server.stop()
+
+
+# A PEP 517 build backend small enough to live in a test wheel: it builds a pure wheel of the sdist's one module,
+# named and versioned by its PKG-INFO. Served only upstream, it stands for setuptools in the proxy's tests.
+TINY_BACKEND = """
+import base64, hashlib, os, zipfile
+from email.parser import Parser
+
+def _record(path, data):
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{path},sha256={digest},{len(data)}"
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    with open("PKG-INFO", encoding="utf-8") as fh:
+        info = Parser().parse(fh)
+    name, version = info["Name"], info["Version"]
+    module = name.replace("-", "_").replace(".", "_").lower()
+    dist_info = f"{module}-{version}.dist-info"
+    with open(os.path.join(module, "__init__.py"), "rb") as fh:
+        files = {f"{module}/__init__.py": fh.read()}
+    files[f"{dist_info}/METADATA"] = f"Metadata-Version: 2.1\\nName: {name}\\nVersion: {version}\\n".encode()
+    files[f"{dist_info}/WHEEL"] = b"Wheel-Version: 1.0\\nGenerator: tiny\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
+    record = "\\n".join(_record(p, d) for p, d in files.items()) + f"\\n{dist_info}/RECORD,,\\n"
+    filename = f"{module}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, filename), "w") as zf:
+        for path, data in files.items():
+            zf.writestr(path, data)
+        zf.writestr(f"{dist_info}/RECORD", record)
+    return filename
+"""
