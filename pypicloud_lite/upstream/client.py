@@ -124,7 +124,7 @@ def fetch_page(index: UpstreamIndex, project: str, etag: str | None, max_size: i
         body = read_bounded(index, response, max_size)
         content_type = (response.getheader("Content-Type") or "").split(";")[0].strip().lower()
         try:
-            if content_type in (JSON_TYPE, "application/json"):
+            if content_type in (JSON_TYPE, "application/vnd.pypi.simple.latest+json", "application/json"):
                 page = parse_json(body, url, project)
             else:
                 page = parse_html(body, url, project)

@@ -40,7 +40,8 @@ logger = logging.getLogger(__name__)
 # After an upstream failure, a stale page is served this long before the upstream is asked again.
 RETRY_AFTER_FAILURE = 10.0
 MAX_PAGES = 5000
-MAX_METADATA = 512
+# Metadata files kept in memory, in bytes all together (a wheel's METADATA is a few KB).
+MAX_METADATA_BYTES = 16 * 1024 * 1024
 # A wheel's METADATA file (PEP 658); the upload path bounds the extracted one alike.
 MAX_METADATA_SIZE = 4 * 1024 * 1024
 
@@ -130,6 +131,7 @@ class UpstreamProxy:
         self._flights: dict[str, _Flight[Any]] = {}
         self._origins: dict[str, tuple[int, str, float]] = {}
         self._metadata: OrderedDict[str, bytes] = OrderedDict()
+        self._metadata_bytes = 0
         self._missing: dict[str, float] = {}
         self._versions = 0
         # Hooks: steps over an upstream's files before anything shows them (the cooldown), and
@@ -267,7 +269,12 @@ class UpstreamProxy:
         return listing
 
     def visible_files(self, listing: Listing) -> list[UpstreamFile]:
-        """The listing's files after every filter (the cooldown's hook); what pages and file URLs offer."""
+        """The listing's files after every filter (the cooldown's hook); what pages and file URLs offer.
+
+        Rendered pages are kept per listing version (web/upstream_pages.py): a filter whose answer changes
+        with time alone (a cooldown) must also bound how long a page is kept, e.g. by adding a time bucket
+        to that key.
+        """
         files = list(listing.page.files)
         for keep in self.filters:
             files = keep(listing.page.name, files)
@@ -338,7 +345,8 @@ class UpstreamProxy:
         if not file.has_metadata:
             raise NotFound(f"No core metadata is published for {filename!r}.")
         key = f"{upstream.name}/{file.url}"
-        known = self._metadata.get(key)
+        with self._lock:
+            known = self._metadata.get(key)
         if known is not None:
             return known
         try:
@@ -346,7 +354,9 @@ class UpstreamProxy:
         except UpstreamError as exc:
             raise UpstreamUnavailable(f"{exc.message}; try again shortly.") from exc
         with self._lock:
-            self._metadata[key] = body
-            while len(self._metadata) > MAX_METADATA:
-                self._metadata.popitem(last=False)
+            if key not in self._metadata:
+                self._metadata[key] = body
+                self._metadata_bytes += len(body)
+            while self._metadata_bytes > MAX_METADATA_BYTES and self._metadata:
+                self._metadata_bytes -= len(self._metadata.popitem(last=False)[1])
         return body

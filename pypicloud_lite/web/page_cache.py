@@ -159,6 +159,11 @@ class PageCache:
         files = self.index.offered_files(project)
         return self._put(key, Page(render(project, files), str(project.serial), project.serial, checked_at=serial))
 
+    def kept(self, key: PageKey, render: Callable[[], Page]) -> Page:
+        """A page made of something other than this index's state (an upstream's listing), kept in the same
+        bounded LRU: `key` names everything its bytes depend on."""
+        return self._get(key) or self._put(key, render())
+
     @staticmethod
     def _render_index(projects: list[Project], serial: int, kind: str, etag: str) -> Page:
         body = simple_pages.index_json(projects, serial) if kind == "json" else simple_pages.index_html(projects)

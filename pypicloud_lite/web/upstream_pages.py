@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
@@ -120,8 +119,6 @@ class UpstreamPages:
     def __init__(self, proxy: UpstreamProxy, pages: PageCache) -> None:
         self.proxy = proxy
         self.pages = pages
-        self._lock = threading.Lock()
-        self._rendered: dict[tuple[str, str], tuple[int, bool, Page]] = {}
 
     def project_page(self, name: str, kind: str) -> Page:
         """`/simple/<name>/`: this index's page for its own names, the upstream's listing for the others."""
@@ -138,20 +135,16 @@ class UpstreamPages:
         return self._render(name, kind, listing)
 
     def _render(self, name: str, kind: str, listing: Listing) -> Page:
-        known = self._rendered.get((name, kind))
-        if known is not None and known[:2] == (listing.version, listing.stale):
-            return known[2]
+        # Kept in the page cache's LRU by the listing's version: a new fetch makes a new key, the old one ages out.
+        key = ("upstream", name, kind, str(listing.version), "stale" if listing.stale else "fresh")
+        return self.pages.kept(key, lambda: self._page(name, kind, listing))
+
+    def _page(self, name: str, kind: str, listing: Listing) -> Page:
         files = self.proxy.visible_files(listing)
         body = project_json(name, files) if kind == "json" else project_html(name, listing.page.name, files)
         etag = "u" + hashlib.sha256(body).hexdigest()[:24]
         headers = STALE_HEADERS if listing.stale else FRESH_HEADERS
-        ttl = int(self.proxy.settings.page_ttl)
-        page = Page(body, etag, 0, 0, extra_headers=headers, shared_max_age=ttl)
-        with self._lock:
-            if len(self._rendered) > 2 * 5000:
-                self._rendered.clear()
-            self._rendered[(name, kind)] = (listing.version, listing.stale, page)
-        return page
+        return Page(body, etag, 0, 0, extra_headers=headers, shared_max_age=int(self.proxy.settings.page_ttl))
 
     def pypi_json(self, name: str, file_url: Any) -> dict[str, Any]:
         """A minimal PyPI JSON document (`file_url(filename)` makes a file's absolute URL)."""
