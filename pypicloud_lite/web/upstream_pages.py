@@ -131,7 +131,12 @@ class UpstreamPages:
                 raise
             # Never fetched by this process: the files cached from upstream, said to be a stale view.
             page = self.pages.project_page(name, kind)
-            return Page(page.body, f"{page.etag}-stale", page.serial, page.checked_at, extra_headers=STALE_HEADERS)
+            return self.pages.kept(
+                ("upstream-stale", name, kind, page.etag),
+                lambda: Page(
+                    page.body, f"{page.etag}-stale", page.serial, page.checked_at, extra_headers=STALE_HEADERS
+                ),
+            )
         return self._render(name, kind, listing)
 
     def _render(self, name: str, kind: str, listing: Listing) -> Page:
