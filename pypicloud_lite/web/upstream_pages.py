@@ -10,7 +10,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from pypicloud_lite.errors import InvalidUpload, UpstreamUnavailable
+from pypicloud_lite.errors import InvalidUpload, NotFound, UpstreamUnavailable
 from pypicloud_lite.naming import parse_filename
 from pypicloud_lite.upstream.parse import UpstreamFile
 from pypicloud_lite.upstream.proxy import Listing, UpstreamProxy
@@ -21,6 +21,8 @@ from pypicloud_lite.web.simple_pages import API_VERSION, segment
 # but still what tools print; the X- header is for scripts).
 STALE_HEADERS = (("X-PPC-Upstream", "stale"), ("Warning", '110 - "Response is Stale"'))
 FRESH_HEADERS = (("X-PPC-Upstream", "fresh"),)
+# A project cached from upstream that every upstream now answers 404 for.
+GONE_HEADERS = (("X-PPC-Upstream", "gone"),)
 
 
 def _iso(when: datetime) -> str:
@@ -126,16 +128,16 @@ class UpstreamPages:
             return self.pages.project_page(name, kind)
         try:
             listing = self.proxy.listing(name)
-        except UpstreamUnavailable:
+        except (UpstreamUnavailable, NotFound) as exc:
             if self.pages.index.find_project(name) is None:
                 raise
-            # Never fetched by this process: the files cached from upstream, said to be a stale view.
-            page = self.pages.project_page(name, kind)
+            # Unreachable and never fetched by this process, or gone upstream: the files cached from it,
+            # which stay installable (lock files name them), said to be all this index has.
+            headers = STALE_HEADERS if isinstance(exc, UpstreamUnavailable) else GONE_HEADERS
+            page, ttl = self.pages.project_page(name, kind), int(self.proxy.settings.page_ttl)
             return self.pages.kept(
-                ("upstream-stale", name, kind, page.etag),
-                lambda: Page(
-                    page.body, f"{page.etag}-stale", page.serial, page.checked_at, extra_headers=STALE_HEADERS
-                ),
+                ("upstream-held", name, kind, page.etag, headers[0][1]),
+                lambda: Page(page.body, f"{page.etag}-{headers[0][1]}", page.serial, page.checked_at, headers, ttl),
             )
         return self._render(name, kind, listing)
 

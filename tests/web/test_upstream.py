@@ -452,3 +452,18 @@ def test_concurrent_requests_for_one_file_make_one_download(proxied: webtest.Tes
         thread.join(30)
     assert len(rows) == 4 and len(set(rows)) == 1
     assert upstream.hits[f"/files/{filename}"] == 1
+
+
+def test_a_cached_project_gone_upstream_keeps_its_cached_files(
+    raw_settings: dict[str, Any], upstream: JsonIndex
+) -> None:
+    app = build_app(proxy_settings(raw_settings, upstream.url, page_ttl="0"))
+    try:
+        app.get("/packages/upkg/upkg-1.0-py3-none-any.whl")
+        del upstream.projects["upkg"]
+        resp = app.get("/simple/upkg/", headers=JSON_ACCEPT)
+        assert resp.headers["X-PPC-Upstream"] == "gone"
+        assert [f["filename"] for f in resp.json["files"]] == ["upkg-1.0-py3-none-any.whl"]
+        assert "max-age=0" in resp.headers["Cache-Control"]
+    finally:
+        close_app(app)
