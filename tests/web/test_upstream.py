@@ -467,3 +467,12 @@ def test_a_cached_project_gone_upstream_keeps_its_cached_files(
         assert "max-age=0" in resp.headers["Cache-Control"]
     finally:
         close_app(app)
+
+
+def test_pypi_json_of_one_proxied_release(proxied: webtest.TestApp) -> None:
+    doc = proxied.get("/pypi/upkg/2.0/json").json
+    assert doc["info"]["version"] == "2.0" and doc["info"]["yanked"] is True
+    assert [f["filename"] for f in doc["urls"]] == ["upkg-2.0-py3-none-any.whl"]
+    assert proxied.get("/pypi/upkg/1.0.0/json").json["info"]["version"] == "1.0"
+    proxied.get("/pypi/upkg/3.0/json", status=404)
+    proxied.get("/pypi/upkg/not-a-version/json", status=404)
