@@ -7,7 +7,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,12 +25,13 @@ from pypicloud_lite.errors import ConfigError, InvalidInput, PypicloudLiteError
 from pypicloud_lite.models import Grant
 from pypicloud_lite.namespaces import Namespace, check_namespace_name, check_new_namespace, parse_owner
 from pypicloud_lite.naming import normalize
+from pypicloud_lite.upstream_settings import UpstreamSettings, upstream_settings
 
 ENV_PREFIX = "PPC_"
 # A JSON object of settings in one variable (the Lambda's only source of settings).
 SETTINGS_VARIABLE = "PYPICLOUD_SETTINGS"
 # Settings whose keys are ours: anything else under these prefixes is a typo and refused.
-OWN_PREFIXES = ("storage.", "cache.", "auth.", "upload.", "web.", "pypi.", "sync.", "cdn.")
+OWN_PREFIXES = ("storage.", "cache.", "auth.", "upload.", "web.", "pypi.", "sync.", "cdn.", "upstream.")
 PERM_LETTERS = frozenset("rwdo")  # read, write, delete/yank, own (access.base.Permission)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]*\Z")
 T = TypeVar("T")
@@ -211,6 +212,7 @@ class Settings:
     reload: ReloadSettings = ReloadSettings()
     sync: SyncSettings = SyncSettings()
     cdn: CdnSettings = CdnSettings()
+    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
 
 
 def env_name(key: str) -> str:
@@ -554,6 +556,7 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
     )
     sync = _sync_settings(r)
     cdn = _cdn_settings(r, web.page_max_age)
+    upstream = upstream_settings(r)
     if cdn.enabled:
         cache = replace(cache, cdn_outbox=True)
     r.check_unknown()
@@ -562,7 +565,8 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
     for name in auth.admins:
         if name not in dict(auth.users) and auth.bootstrap_admin_file is None:
             raise ConfigError(f"setting 'auth.admins': admin {name!r} has no 'user.{name}' password hash")
-    return Settings(storage=storage, cache=cache, auth=auth, upload=upload, web=web, reload=reload, sync=sync, cdn=cdn)
+    settings = Settings(storage=storage, cache=cache, auth=auth, upload=upload, web=web, reload=reload, sync=sync)
+    return replace(settings, cdn=cdn, upstream=upstream)
 
 
 def read_ini(path: str | Path, section: str = "app:main") -> dict[str, str]:

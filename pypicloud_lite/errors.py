@@ -69,3 +69,7 @@ class BackendUnavailable(PypicloudLiteError):
     def __init__(self, message: str, retry_after: int | None = 5) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class UpstreamUnavailable(PypicloudLiteError):
+    """No upstream index answered for a name this index does not hold (502: never 404, so clients do not move on)."""

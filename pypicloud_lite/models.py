@@ -280,6 +280,8 @@ def latest_release(files: list[PackageFile]) -> Release | None:
 PROJECT_STATUSES = ("active", "archived", "quarantined", "deprecated")
 # Statuses under which no new file may be uploaded.
 CLOSED_STATUSES = ("archived", "quarantined")
+# Where a project comes from: uploaded here, or first served from an upstream index (see upstream/).
+ORIGINS = ("local", "upstream")
 
 
 def utcnow() -> datetime:
@@ -393,7 +395,9 @@ class SetStatus:
 class ProjectState:
     """What storage records of a project beyond its files (see pypicloud_lite/stored_state.py).
 
-    `yanked` maps each yanked file's filename to its reason (None: yanked without one).
+    `yanked` maps each yanked file's filename to its reason (None: yanked without one). `origin` is
+    "upstream" for a project first served from an upstream index (its files cached here), whose pages
+    keep showing the upstream's listing and which takes no local upload until an admin allows it.
     """
 
     name: str
@@ -401,6 +405,7 @@ class ProjectState:
     status: str = "active"
     status_reason: str | None = None
     yanked: Mapping[str, str | None] = field(default_factory=dict)
+    origin: str = "local"
 
     def yank_of(self, filename: str) -> tuple[bool, str | None]:
         return (filename in self.yanked, self.yanked.get(filename))

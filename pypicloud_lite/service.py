@@ -101,6 +101,8 @@ class _Given:
     uploader: str | None
     summary: str | None = None
     requires_python: str | None = None
+    # "upstream" for a file cached from an upstream index (upstream/proxy.py), which joins only such projects.
+    origin: str = "local"
 
 
 class PackageIndex:
@@ -117,6 +119,7 @@ class PackageIndex:
         dist = parse_filename(filename)
         self._check_form(form, dist)
         self._check_open(dist)
+        self._check_origin(self.state.read_project(dist.project), "local")
         with (
             spool(content, self.upload_settings.max_size, self.upload_settings.spool_dir) as spooled,
             self._file_lease(dist.filename),
@@ -134,12 +137,14 @@ class PackageIndex:
         uploader: str | None,
         display_name: str | None,
         summary: str | None,
+        origin: str = "local",
     ) -> UploadResult:
         """Add a file moved in from another index as upload() adds one, keeping its upload time and uploader.
 
         `upload_time`: when the other index took the file (None: now; one in the future is taken as now).
         `display_name` names a new project, if it is a valid name of the file's project (else the file's
-        metadata does); `summary` fills in only what the file's own metadata leaves out.
+        metadata does); `summary` fills in only what the file's own metadata leaves out. `origin`: the
+        origin the file's project must have ("upstream" for a file cached from an upstream index).
         """
         dist = parse_filename(filename)
         self._check_open(dist)
@@ -154,12 +159,25 @@ class PackageIndex:
             spool(content, self.upload_settings.max_size, self.upload_settings.spool_dir) as spooled,
             self._file_lease(dist.filename),
         ):
-            return self._add(dist, spooled, _Given(when, uploader, summary), display_name)
+            return self._add(dist, spooled, _Given(when, uploader, summary, origin=origin), display_name)
 
     def _check_open(self, dist: DistFilename) -> None:
         project = self.find_project(dist.project)
         if project is not None and project.status in CLOSED_STATUSES:
             raise InvalidUpload(f"Project {project.display_name!r} is {project.status}: it takes no new uploads.")
+
+    @staticmethod
+    def _check_origin(state: ProjectState | None, origin: str) -> None:
+        # Origin control (upstream/proxy.py): a name served from upstream takes a local upload only once
+        # an admin has decided so, or a public project could be shadowed (or a private one hijacked).
+        if state is None or state.origin == origin:
+            return
+        if origin == "local":
+            raise Conflict(
+                f"Project {state.display_name!r} is served from an upstream index: a local upload to it needs an "
+                "admin to set its origin to local first."
+            )
+        raise Conflict(f"Project {state.display_name!r} is held in this index: it is not cached from upstream.")
 
     def _add(self, dist: DistFilename, spooled: Spooled, given: _Given, display_name: str | None) -> UploadResult:
         """Index a spooled file (under its filename's lease): the one path of upload() and import_file().
@@ -190,7 +208,7 @@ class PackageIndex:
             requires_python=record.requires_python or given.requires_python or None,
             summary=record.summary or given.summary or None,
         )
-        return self._store(record, spooled, raw_metadata, display_name=display_name or record.upload_name)
+        return self._store(record, spooled, raw_metadata, display_name or record.upload_name, given.origin)
 
     def _check_form(self, form: UploadForm, dist: DistFilename) -> None:
         if form.name is not None and not is_valid_project_name(form.name):
@@ -304,7 +322,9 @@ class PackageIndex:
                 digest.update(chunk)
         return digest.hexdigest()
 
-    def _store(self, record: PackageFile, spooled: Spooled, raw_metadata: bytes, display_name: str) -> UploadResult:
+    def _store(
+        self, record: PackageFile, spooled: Spooled, raw_metadata: bytes, display_name: str, origin: str
+    ) -> UploadResult:
         # The object is written before the row, so the index never lists a file storage lacks.
         key = record.object_key
         written = self.storage.put_new(key, spooled.path, sha256=record.sha256)
@@ -321,6 +341,8 @@ class PackageIndex:
                 self.storage.put_bytes(record.sidecar_key, raw_metadata)
             # Storage records every fact before the cache shows it (stored_state.py).
             state = self._project_state_for(record, display_name)
+            # Checked again on the state the file joins: an upload racing the first upstream fetch loses.
+            self._check_origin(state, origin)
             record = self._joining(record, state)
             self.state.write_file(record)
             applied = self.cache.apply(AddFile(record, state.display_name))

@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from pypicloud_lite.errors import Conflict, InvalidInput, InvalidUpload
-from pypicloud_lite.models import PROJECT_STATUSES, CoreMetadata, PackageFile, Project, ProjectState
+from pypicloud_lite.models import ORIGINS, PROJECT_STATUSES, CoreMetadata, PackageFile, Project, ProjectState
 from pypicloud_lite.naming import file_record_key, parse_filename, project_state_key
 from pypicloud_lite.storage.base import Storage
 
@@ -125,8 +125,10 @@ def parse_file_record(data: bytes, project: str, filename: str) -> PackageFile:
 
 
 def project_state(state: ProjectState) -> bytes:
+    doc: dict[str, Any] = {"origin": state.origin} if state.origin != "local" else {}
     return _dump(
         {
+            **doc,
             "format": FORMAT,
             "name": state.name,
             "display_name": state.display_name,
@@ -148,7 +150,10 @@ def parse_project_state(data: bytes, name: str) -> ProjectState:
     yanked = doc.get("yanked") or {}
     if not isinstance(yanked, dict) or not all(isinstance(v, str | None) for v in yanked.values()):
         raise InvalidInput(f"{what}: yanked is not a map of filenames to reasons")
-    return ProjectState(name, display_name, status, _text(doc, "status_reason", what), yanked)
+    origin = doc.get("origin") or "local"  # states written before upstreams existed are local
+    if origin not in ORIGINS:
+        raise InvalidInput(f"{what}: unknown origin {origin!r}")
+    return ProjectState(name, display_name, status, _text(doc, "status_reason", what), yanked, origin)
 
 
 class StateStore:

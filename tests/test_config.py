@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from pypicloud_lite.config import (
     CacheSettings,
     CdnSettings,
     ReloadSettings,
+    Settings,
     StorageSettings,
     SyncSettings,
     UploadSettings,
@@ -543,3 +545,79 @@ def test_connection_pools_are_sized_with_the_reload_workers() -> None:
 def test_a_pool_smaller_than_the_reload_workers_is_refused(key: str) -> None:
     with pytest.raises(ConfigError, match=rf"'{key}' \(10\) is below 'pypi.reload_workers' \(16\)"):
         _pools({key: "10"})
+
+
+# -- upstream.* ------------------------------------------------------------------------------
+
+
+def _upstream(tmp_path: Path, **extra: str) -> Settings:
+    return load_settings(minimal(tmp_path, **extra), environ={})
+
+
+def test_no_upstream_by_default(tmp_path: Path) -> None:
+    assert not _upstream(tmp_path).upstream.enabled
+
+
+def test_upstreams_are_read_in_order_with_their_options(tmp_path: Path) -> None:
+    settings = _upstream(
+        tmp_path,
+        **{
+            "upstream.indexes": "second first",
+            "upstream.first.url": "https://one.example/simple",
+            "upstream.first.token": "t0ken",
+            "upstream.second.url": "http://127.0.0.1:9/root/pypi/+simple/",
+            "upstream.second.mode": "redirect",
+            "upstream.second.username": "reader",
+            "upstream.second.password": "pw",
+            "upstream.second.read_timeout": "2.5",
+            "upstream.page_ttl": "60",
+        },
+    ).upstream
+    assert [i.name for i in settings.indexes] == ["second", "first"]
+    second, first = settings.indexes
+    assert first.url == "https://one.example/simple/" and first.token == "t0ken" and first.mode == "cache"
+    assert (second.mode, second.username, second.password, second.read_timeout) == ("redirect", "reader", "pw", 2.5)
+    assert settings.page_ttl == 60 and settings.enabled
+    assert "pw" not in repr(second) and "t0ken" not in repr(first)
+
+
+def test_an_upstream_set_off_is_not_a_proxy(tmp_path: Path) -> None:
+    settings = _upstream(
+        tmp_path, **{"upstream.indexes": "a", "upstream.a.url": "http://a.example/simple/", "upstream.a.mode": "off"}
+    )
+    assert not settings.upstream.enabled
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ({"upstream.indexes": "a"}, "upstream.a.url"),
+        ({"upstream.indexes": "a", "upstream.a.url": "ftp://x/simple/"}, "upstream.a.url"),
+        ({"upstream.indexes": "a", "upstream.a.url": "https://u:p@x/simple/"}, "upstream.a.url"),
+        (
+            {"upstream.indexes": "a", "upstream.a.url": "https://x/simple/", "upstream.a.mode": "mirror"},
+            "upstream.a.mode",
+        ),
+        ({"upstream.indexes": "a", "upstream.a.url": "https://x/", "upstream.a.username": "u"}, "upstream.a.password"),
+        (
+            {
+                "upstream.indexes": "a",
+                "upstream.a.url": "https://x/",
+                "upstream.a.token": "t",
+                "upstream.a.username": "u",
+            },
+            "upstream.a.token",
+        ),
+        (
+            {"upstream.indexes": "a", "upstream.a.url": "https://x/", "upstream.a.connect_timeout": "0"},
+            "upstream.a.connect_timeout",
+        ),
+        ({"upstream.indexes": "a b a"}, "upstream.indexes"),
+        ({"upstream.indexes": "A!"}, "upstream.indexes"),
+        ({"upstream.indexes": "a", "upstream.a.url": "https://x/", "upstream.b.url": "https://y/"}, "upstream.b.url"),
+        ({"upstream.page_ttl": "-1"}, "upstream.page_ttl"),
+    ],
+)
+def test_bad_upstream_settings_name_their_key(tmp_path: Path, extra: dict[str, str], key: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(repr(key))):
+        _upstream(tmp_path, **extra)

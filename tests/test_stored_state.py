@@ -19,14 +19,14 @@ from typing import Any
 
 import pytest
 
-from pypicloud_lite.errors import InvalidUpload
+from pypicloud_lite.errors import InvalidInput, InvalidUpload
 from pypicloud_lite.models import PackageFile, Project, ProjectState
 from pypicloud_lite.naming import file_record_key, project_state_key
 from pypicloud_lite.reload_state import StoredFacts
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.storage.local import LocalStorage
 from pypicloud_lite.storage.s3 import S3Storage
-from pypicloud_lite.stored_state import StateStore
+from pypicloud_lite.stored_state import StateStore, parse_project_state, project_state
 from tests.support.distbuilder import build_sdist, build_wheel
 from tests.support.legacy import JSON_V1
 from tests.support.reload import Env, key_of, open_env, open_rebuilt, put_raw, upload
@@ -270,3 +270,15 @@ def test_a_yank_made_while_a_reload_runs_is_not_undone(env: Env, monkeypatch: py
     assert env.index.get_project("demo").status == "deprecated"
     row = env.index.get_file("demo", "demo-2.0-py3-none-any.whl")
     assert (row.yanked, row.yanked_reason) == (True, "late")
+
+
+def test_a_project_state_keeps_its_origin() -> None:
+    cached = ProjectState("upkg", "upkg", origin="upstream")
+    assert parse_project_state(project_state(cached), "upkg") == cached
+    # States written before upstreams existed, and local ones, carry no origin and read as local.
+    local = ProjectState("mine", "Mine")
+    assert b"origin" not in project_state(local)
+    assert parse_project_state(project_state(local), "mine").origin == "local"
+    hostile = project_state(cached).replace(b'"upstream"', b'"elsewhere"')
+    with pytest.raises(InvalidInput, match="origin"):
+        parse_project_state(hostile, "upkg")

@@ -41,6 +41,10 @@ class Page:
     serial: int
     # The global serial at which this page was last known to be current.
     checked_at: int
+    # Headers beside the page's own, e.g. that an upstream's listing is a stale copy.
+    extra_headers: tuple[tuple[str, str], ...] = ()
+    # An upper bound on how long clients and a CDN keep it (an upstream's listing changes without a purge).
+    shared_max_age: int | None = None
     gzipped: bytes = field(init=False, repr=False)
     # Responses built from this page, by the request's kind (web/simple_serving.py).
     responses: dict[tuple[str, bool, bool, int, int | None], Any] = field(default_factory=dict, init=False, repr=False)
@@ -169,6 +173,11 @@ class PageCache:
         files = self.index.offered_files(project)
         etag = f"{project.serial}.{tag}" if tag else str(project.serial)
         return self._put(key, Page(render(project, files), etag, project.serial, checked_at=serial))
+
+    def kept(self, key: PageKey, render: Callable[[], Page]) -> Page:
+        """A page made of something other than this index's state (an upstream's listing), kept in the same
+        bounded LRU: `key` names everything its bytes depend on."""
+        return self._get(key) or self._put(key, render())
 
     @staticmethod
     def _render_index(projects: list[Project], serial: int, kind: str, etag: str) -> Page:

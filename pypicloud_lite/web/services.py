@@ -13,8 +13,10 @@ from pypicloud_lite.cache import build_cache
 from pypicloud_lite.config import Settings
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.storage import build_storage
+from pypicloud_lite.upstream.proxy import UpstreamProxy
 from pypicloud_lite.web.namespace_view import NamespaceView
-from pypicloud_lite.web.page_cache import PageCache
+from pypicloud_lite.web.page_cache import Page, PageCache
+from pypicloud_lite.web.upstream_pages import UpstreamPages
 
 REGISTRY_KEY = "ppc.services"
 
@@ -26,6 +28,16 @@ class AppServices:
     access: AccessBackend
     pages: PageCache
     namespaces: NamespaceView
+    # None unless an upstream index is configured (upstream.indexes).
+    upstream: UpstreamPages | None = None
+
+    def project_page(self, name: str, kind: str) -> Page:
+        """`/simple/<name>/`: this index's own page (with PEP 752's namespaces in JSON), or an upstream's listing
+        of a name it never held."""
+        if self.upstream is not None and self.upstream.proxy.proxied(name):
+            return self.upstream.project_page(name, kind)
+        namespaces = self.namespaces.project_field(name) if kind == "json" else None
+        return self.pages.project_page(name, kind, namespaces)
 
 
 def build_services(settings: Settings) -> tuple[AppServices, GeneratedAdmin | None]:
@@ -35,7 +47,15 @@ def build_services(settings: Settings) -> tuple[AppServices, GeneratedAdmin | No
     index = PackageIndex(storage, cache, settings.upload)
     pages = PageCache(index, settings.web.page_cache_size, settings.cache.serial_max_age)
     namespaces = NamespaceView(access, settings.cache.serial_max_age)
-    found = AppServices(settings=settings, index=index, access=access, pages=pages, namespaces=namespaces)
+    upstream = None
+    if settings.upstream.enabled:
+        proxy = UpstreamProxy(index, settings.upstream, pages.serial)
+        # PEP 752: a reserved name is never resolved upstream (read from the access backend, never stale).
+        proxy.is_reserved = access.is_reserved
+        upstream = UpstreamPages(proxy, pages)
+    found = AppServices(
+        settings=settings, index=index, access=access, pages=pages, namespaces=namespaces, upstream=upstream
+    )
     return found, generated
 
 

@@ -32,7 +32,7 @@ def _iso(file: PackageFile) -> str:
     return file.upload_time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _segment(text: str) -> str:
+def segment(text: str) -> str:
     # Percent-encoded, so no name can end the path early (`#`, `?`, `/`) or break the markup; the
     # files view gets the name back because Pyramid decodes path segments. `+` (local versions) and
     # `!` (epochs) stay readable, as in the CDN purge paths.
@@ -41,7 +41,7 @@ def _segment(text: str) -> str:
 
 def _file_href(file: PackageFile) -> str:
     # From /simple/<project>/ up to the site root, then the stable files URL.
-    return f"../../packages/{_segment(file.project)}/{_segment(file.filename)}"
+    return f"../../packages/{segment(file.project)}/{segment(file.filename)}"
 
 
 def _sorted_files(files: list[PackageFile]) -> list[PackageFile]:
@@ -54,7 +54,7 @@ def versions(files: list[PackageFile]) -> list[str]:
 
 
 def index_html(projects: list[Project]) -> bytes:
-    links = "\n".join(f'    <a href="{escape(_segment(p.name))}/">{escape(p.display_name)}</a><br />' for p in projects)
+    links = "\n".join(f'    <a href="{escape(segment(p.name))}/">{escape(p.display_name)}</a><br />' for p in projects)
     return (
         "<!DOCTYPE html>\n<html>\n  <head>\n"
         f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'

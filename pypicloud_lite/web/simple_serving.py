@@ -55,6 +55,9 @@ def page_response(
     s_maxage: int | None,
 ) -> PageResponse:
     """200 with the page (gzipped when accepted) or 304 when If-None-Match names it in either encoding."""
+    if page.shared_max_age is not None:
+        max_age = min(max_age, page.shared_max_age)
+        s_maxage = page.shared_max_age if s_maxage is None else min(s_maxage, page.shared_max_age)
     key = (fmt.content_type, gzip_ok, authorized, max_age, s_maxage)
     prepared: _Prepared | None = page.responses.get(key)
     if prepared is None:
@@ -74,6 +77,7 @@ def _prepare(page: Page, fmt: Format, *, gzip_ok: bool, cache_control: str) -> _
         ("Vary", "Accept, Accept-Encoding"),
         ("Cache-Control", cache_control),
         ("X-PyPI-Last-Serial", str(page.serial)),
+        *page.extra_headers,
     ]
     body = page.gzipped if gzip_ok else page.body
     ok_headers = [*headers, ("Content-Type", fmt.content_type), ("Content-Length", str(len(body)))]
@@ -150,7 +154,4 @@ class SimpleFastPath:
             return None  # wrong credentials: the router answers 401
         if not name:
             return self.services.pages.index_page(fmt.kind) if access.reads_everything(identity) else None
-        if not access.can_read(identity, name):
-            return None
-        namespaces = self.services.namespaces.project_field(name) if fmt.kind == "json" else None
-        return self.services.pages.project_page(name, fmt.kind, namespaces)
+        return self.services.project_page(name, fmt.kind) if access.can_read(identity, name) else None

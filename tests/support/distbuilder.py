@@ -58,8 +58,9 @@ def build_wheel(
     requires_python: str | None = None,
     requires_dist: tuple[str, ...] = (),
     metadata: str | None = None,
+    code: str | None = None,
 ) -> Path:
-    """A valid wheel with one module; `metadata` replaces the generated METADATA text."""
+    """A valid wheel with one module; `metadata` replaces the generated METADATA text, `code` the module's."""
     dest.mkdir(parents=True, exist_ok=True)
     base = f"{dist_name(name)}-{Version(version)}"
     dist_info = f"{base}.dist-info"
@@ -68,7 +69,7 @@ def build_wheel(
         name, version, summary=summary, requires_python=requires_python, requires_dist=requires_dist
     )
     files = {
-        f"{module}/__init__.py": f'__version__ = "{version}"\n'.encode(),
+        f"{module}/__init__.py": (code or f'__version__ = "{version}"\n').encode(),
         f"{dist_info}/METADATA": meta.encode(),
         f"{dist_info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: ppc-tests\nRoot-Is-Purelib: true\nTag: {tag}\n".encode(),
     }
@@ -90,8 +91,10 @@ def build_sdist(
     summary: str | None = "A tiny test package",
     requires_python: str | None = None,
     metadata_version: str = "2.1",
+    backend: tuple[str, str] = ("setuptools", "setuptools.build_meta"),
 ) -> Path:
-    """A valid sdist (PKG-INFO, pyproject.toml, one module) as .tar.gz or .zip."""
+    """A valid sdist (PKG-INFO, pyproject.toml, one module) as .tar.gz or .zip; `backend`: its build requirement
+    and build backend."""
     dest.mkdir(parents=True, exist_ok=True)
     base = f"{dist_name(name)}-{Version(version)}"
     module = module_name(name)
@@ -101,7 +104,7 @@ def build_sdist(
     files = {
         f"{base}/PKG-INFO": pkg_info.encode(),
         f"{base}/pyproject.toml": (
-            '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+            f'[build-system]\nrequires = ["{backend[0]}"]\nbuild-backend = "{backend[1]}"\n'
             f'[project]\nname = "{name}"\nversion = "{version}"\n'
         ).encode(),
         f"{base}/{module}/__init__.py": f'__version__ = "{version}"\n'.encode(),

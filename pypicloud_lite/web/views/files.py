@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Generator, Iterator
 from typing import BinaryIO
 
@@ -11,11 +12,12 @@ from pyramid.response import Response
 from pyramid.view import view_config
 from webob.static import FileIter
 
+from pypicloud_lite.errors import NotFound
 from pypicloud_lite.models import PackageFile
 from pypicloud_lite.naming import METADATA_SUFFIX, normalize
 from pypicloud_lite.web.caching import cache_control, not_modified
 from pypicloud_lite.web.permissions import require_read
-from pypicloud_lite.web.services import services
+from pypicloud_lite.web.services import AppServices, services
 
 _CONTENT_TYPES = {".whl": "application/zip", ".zip": "application/zip", ".gz": "application/gzip"}
 
@@ -86,6 +88,40 @@ def _immutable(request: Request, response: Response, file: PackageFile, etag: st
     return response
 
 
+def _local_file(app: AppServices, project: str, filename: str) -> PackageFile | None:
+    """The file as this index holds it; None when it is an upstream's file not cached (yet)."""
+    try:
+        return app.index.downloadable_file(project, filename)
+    except NotFound:
+        if not _proxied(app, project):
+            raise
+        return None
+
+
+def _proxied(app: AppServices, project: str) -> bool:
+    return app.upstream is not None and app.upstream.proxy.proxied(project)
+
+
+def _upstream_file(app: AppServices, project: str, filename: str) -> PackageFile | str:
+    """An upstream's file: cached into storage (then served as any file), or its URL to redirect to."""
+    assert app.upstream is not None
+    proxy = app.upstream.proxy
+    upstream, file = proxy.find_file(project, filename)
+    if upstream.mode == "redirect":
+        return file.url
+    return proxy.cache_file(project, filename)
+
+
+def _upstream_metadata(request: Request, app: AppServices, project: str, filename: str) -> Response:
+    assert app.upstream is not None
+    body = app.upstream.proxy.metadata(project, filename)
+    response = Response(body=body, content_type="text/plain", charset="utf-8")
+    response.conditional_response = True
+    response.etag = hashlib.sha256(body).hexdigest()
+    response.headers["Cache-Control"] = cache_control(request, app.settings.web.file_max_age, immutable=True)
+    return response
+
+
 @view_config(route_name="files.download", request_method="GET")
 def download(request: Request) -> Response:
     app = services(request)
@@ -93,11 +129,17 @@ def download(request: Request) -> Response:
     require_read(request, project)
     max_age = app.settings.web.file_max_age
     if filename.endswith(METADATA_SUFFIX):
-        file = app.index.downloadable_file(project, filename.removesuffix(METADATA_SUFFIX))
-        response = Response(body=app.index.read_metadata(file), content_type="text/plain", charset="utf-8")
-        assert file.metadata_sha256 is not None
-        return _immutable(request, response, file, file.metadata_sha256, max_age)
-    file = app.index.downloadable_file(project, filename)
+        found = _local_file(app, project, filename.removesuffix(METADATA_SUFFIX))
+        if found is None or (found.metadata_sha256 is None and _proxied(app, project)):
+            return _upstream_metadata(request, app, project, filename.removesuffix(METADATA_SUFFIX))
+        response = Response(body=app.index.read_metadata(found), content_type="text/plain", charset="utf-8")
+        assert found.metadata_sha256 is not None
+        return _immutable(request, response, found, found.metadata_sha256, max_age)
+    file = _local_file(app, project, filename) or _upstream_file(app, project, filename)
+    if isinstance(file, str):
+        redirect = HTTPFound(location=file)
+        redirect.cache_control.no_store = True
+        return redirect
     url = app.index.download_url(file)
     if url is not None:
         redirect = HTTPFound(location=url)

@@ -117,11 +117,28 @@ def _project_document(request: Request, project: Project, files: list[PackageFil
     )
 
 
+def _proxied_document(request: Request, name: str) -> dict[str, Any] | None:
+    """The upstream's project as a PyPI JSON document, for a name served from upstream (else None)."""
+    upstream = services(request).upstream
+    if upstream is None or not upstream.proxy.proxied(name):
+        return None
+    return upstream.pypi_json(name, lambda f: request.route_url("files.download", project=name, filename=f))
+
+
+def _proxied_response(doc: dict[str, Any]) -> Response:
+    response = Response(body=_dumps(doc), content_type="application/json", charset=None)
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
 @view_config(route_name="pypi.project", request_method="GET")
 def project_json(request: Request) -> Response:
     name = _readable_name(request)
     if isinstance(name, Response):
         return name
+    proxied = _proxied_document(request, name)
+    if proxied is not None:
+        return _proxied_response(proxied)
     # Kept in the page cache by the project's serial, like /simple/<name>/; its links are absolute URLs,
     # so the key names the address they were made for.
     page = services(request).pages.project_document(
@@ -132,11 +149,28 @@ def project_json(request: Request) -> Response:
     return _respond(request, lambda: page.body, page.serial)
 
 
+def _proxied_release(doc: dict[str, Any], name: str, requested: str) -> dict[str, Any]:
+    try:
+        wanted = Version(requested)
+    except InvalidVersion as exc:
+        raise NotFound(f"No version {requested!r} of project {name!r}.") from exc
+    version = next((v for v in doc["releases"] if Version(v) == wanted), None)
+    if version is None:
+        raise NotFound(f"No version {requested!r} of project {name!r}.")
+    files = doc["releases"][version]
+    info = {**doc["info"], "version": version, "requires_python": next((f["requires_python"] for f in files), None)}
+    info["yanked"] = bool(files) and all(f["yanked"] for f in files)
+    return {"info": info, "last_serial": 0, "urls": files, "vulnerabilities": []}
+
+
 @view_config(route_name="pypi.release", request_method="GET")
 def release_json(request: Request) -> Response:
     name = _readable_name(request)
     if isinstance(name, Response):
         return name
+    proxied = _proxied_document(request, name)
+    if proxied is not None:
+        return _proxied_response(_proxied_release(proxied, name, request.matchdict["version"]))
     index = services(request).index
     project = index.get_project(name)
     files = index.offered_files(project)

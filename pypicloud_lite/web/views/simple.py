@@ -64,6 +64,4 @@ def detail(request: Request) -> Response:
         return _redirect(request, "simple.detail", project=normalize(name))
     fmt = negotiate(request)
     require_read(request, name)
-    app = services(request)
-    namespaces = app.namespaces.project_field(name) if fmt.kind == "json" else None
-    return _respond(request, fmt, app.pages.project_page(name, fmt.kind, namespaces))
+    return _respond(request, fmt, services(request).project_page(name, fmt.kind))

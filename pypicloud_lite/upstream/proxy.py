@@ -1,0 +1,363 @@
+"""UpstreamProxy: which names are served from upstream, their pages (TTL, ETag, single-flight), their files.
+
+The origin rule (against dependency confusion): a name is resolved upstream only when this index
+does not hold it, never held it (no project state, no deletion record in storage) and it is not
+reserved. A project whose files were cached from upstream has a state with `origin = "upstream"`
+(written before its first file): its pages keep showing the upstream's listing, and it takes no
+local upload until an admin sets its origin back to local (`set_origin`).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, BinaryIO, Generic, TypeVar, cast
+
+from pypicloud_lite.errors import Conflict, InvalidInput, NotFound, UpstreamUnavailable
+from pypicloud_lite.models import ORIGINS, PackageFile, ProjectState
+from pypicloud_lite.naming import INTERNAL_PREFIX, normalize
+from pypicloud_lite.service import PackageIndex
+from pypicloud_lite.spool import SPOOL_PREFIX, SPOOL_SUFFIX
+from pypicloud_lite.upstream.client import (
+    Fetched,
+    Missing,
+    NotModified,
+    UpstreamError,
+    download,
+    fetch_bytes,
+    fetch_page,
+)
+from pypicloud_lite.upstream.parse import UpstreamFile, UpstreamPage
+from pypicloud_lite.upstream_settings import UpstreamIndex, UpstreamSettings
+
+logger = logging.getLogger(__name__)
+
+# After an upstream failure, a stale page is served this long before the upstream is asked again.
+RETRY_AFTER_FAILURE = 10.0
+MAX_PAGES = 5000
+# Metadata files kept in memory, in bytes all together (a wheel's METADATA is a few KB).
+MAX_METADATA_BYTES = 16 * 1024 * 1024
+# A wheel's METADATA file (PEP 658); the upload path bounds the extracted one alike.
+MAX_METADATA_SIZE = 4 * 1024 * 1024
+
+T = TypeVar("T")
+
+# How long a process trusts what it found of a name's origin while no change bumps the serial: an admin's
+# origin control writes storage only, and other processes see it within this time.
+ORIGIN_MAX_AGE = 30.0
+
+FileFilter = Callable[[str, list[UpstreamFile]], list[UpstreamFile]]
+
+
+def read_origin(index: PackageIndex, name: str) -> str:
+    """What storage and cache say of a name's origin: "local", "upstream", or "none" (never held here)."""
+    state = index.state.read_project(name)
+    if state is not None:
+        return state.origin
+    if index.find_project(name) is not None:
+        return "local"
+    deleted = next(iter(index.storage.list(f"{INTERNAL_PREFIX}deleted/{name}/")), None)
+    return "local" if deleted is not None else "none"
+
+
+def set_origin(index: PackageIndex, name: str, origin: str) -> ProjectState:
+    """An admin's origin control, kept in the project's state in storage.
+
+    "local": local uploads are taken and the upstream is never asked for the name again (for a name
+    never held here, this blocks it upstream); "upstream": the name is served from upstream, its files
+    cached here, and local uploads are refused.
+    """
+    if origin not in ORIGINS:
+        raise InvalidInput(f"Unknown origin {origin!r}: use one of {', '.join(ORIGINS)}.")
+    name = normalize(name)
+    project = index.find_project(name)
+
+    def change(current: ProjectState | None) -> ProjectState:
+        base = current or ProjectState(name, project.display_name if project else name)
+        return replace(base, origin=origin)
+
+    state = index.state.update_project(name, change)
+    assert state is not None
+    return state
+
+
+@dataclass(frozen=True)
+class Listing:
+    """An upstream's page for a name as served now: `stale` when the upstream failed and an older copy is shown."""
+
+    page: UpstreamPage
+    index: UpstreamIndex
+    # Increases with every fetch that changed the page: renderings are cached by it.
+    version: int
+    stale: bool = False
+
+
+@dataclass
+class _Entry:
+    listing: Listing
+    etag: str | None
+    fetched_at: float
+    failed_at: float | None = None
+
+
+class _Flight(Generic[T]):
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: T | None = None
+        self.error: BaseException | None = None
+        # Requests waiting on this flight's answer instead of asking the upstream themselves.
+        self.waiters = 0
+
+
+class UpstreamProxy:
+    def __init__(
+        self,
+        index: PackageIndex,
+        settings: UpstreamSettings,
+        serial: Callable[[], int],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.index = index
+        self.settings = settings
+        self._serial = serial
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pages: OrderedDict[str, _Entry] = OrderedDict()
+        self._flights: dict[str, _Flight[Any]] = {}
+        self._origins: dict[str, tuple[int, str, float]] = {}
+        self._metadata: OrderedDict[str, bytes] = OrderedDict()
+        self._metadata_bytes = 0
+        self._missing: dict[str, float] = {}
+        self._versions = 0
+        # Hooks: steps over an upstream's files before anything shows them (the cooldown), and
+        # names that are never resolved upstream (reserved namespaces).
+        self.filters: list[FileFilter] = []
+        self.is_reserved: Callable[[str], bool] = lambda name: False
+
+    # -- the origin rule ---------------------------------------------------------------------
+
+    def _route(self, name: str) -> str:
+        """The name's origin (`read_origin`), remembered per serial for at most ORIGIN_MAX_AGE.
+
+        A quarantined project cached from upstream counts as local: its page is this index's, offering nothing.
+        """
+        serial, now = self._serial(), self._clock()
+        known = self._origins.get(name)
+        if known is not None and known[0] == serial and now - known[2] < ORIGIN_MAX_AGE:
+            return known[1]
+        origin = read_origin(self.index, name)
+        if origin == "upstream":
+            held = self.index.find_project(name)
+            origin = "local" if held is not None and held.status == "quarantined" else origin
+        with self._lock:
+            if len(self._origins) > MAX_PAGES:
+                self._origins.clear()
+            self._origins[name] = (serial, origin, now)
+        return origin
+
+    def proxied(self, name: str) -> bool:
+        """Whether `/simple/<name>/` is the upstream's listing (never for a reserved or local name)."""
+        # The origin first (remembered per serial): only a name that would go upstream costs a namespace lookup.
+        return self.settings.enabled and self._route(name) != "local" and not self.is_reserved(name)
+
+    def set_origin(self, name: str, origin: str) -> ProjectState:
+        """An admin's origin control (the module's `set_origin`), seen at once by this process."""
+        state = set_origin(self.index, name, origin)
+        with self._lock:
+            self._origins.pop(state.name, None)
+        return state
+
+    # -- pages ---------------------------------------------------------------------------------
+
+    def listing(self, name: str) -> Listing:
+        """The first upstream's page that has `name`; NotFound when none has it; UpstreamUnavailable when
+        an upstream failed and no copy is held (a held copy is served, marked stale)."""
+        entry = self._pages.get(name)
+        now = self._clock()
+        missing = self._missing.get(name)
+        if missing is not None and now - missing < self.settings.page_ttl:
+            raise NotFound(f"No project named {name!r} in this index or its upstream indexes.")
+        if entry is not None:
+            if entry.failed_at is not None and now - entry.failed_at < RETRY_AFTER_FAILURE:
+                return replace(entry.listing, stale=True)
+            if entry.failed_at is None and now - entry.fetched_at < self.settings.page_ttl:
+                return entry.listing
+        return self._single_flight(name, lambda: self._refresh(name))
+
+    def _single_flight(self, key: str, work: Callable[[], T]) -> T:
+        """`work()` once for every caller that asks for `key` while it runs: they share its answer or error."""
+        with self._lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight[Any]()
+            else:
+                flight.waiters += 1
+        if not leader:
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            return cast(T, flight.result)
+        try:
+            result = work()
+            flight.result = result
+            return result
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._lock:
+                del self._flights[key]
+            flight.done.set()
+
+    def waiting(self, key: str) -> int:
+        """How many requests wait on the upstream request for `key` now in flight."""
+        with self._lock:
+            flight = self._flights.get(key)
+            return flight.waiters if flight is not None else 0
+
+    def _refresh(self, name: str) -> Listing:
+        entry = self._pages.get(name)
+        failures = []
+        for upstream in self.settings.indexes:
+            if upstream.mode == "off":
+                continue
+            etag = entry.etag if entry is not None and entry.listing.index == upstream else None
+            try:
+                answer = fetch_page(upstream, name, etag, self.settings.max_page_size)
+            except UpstreamError as exc:
+                logger.warning("upstream page of %s: %s", name, exc.message)
+                failures.append(exc.message)
+                continue
+            if isinstance(answer, Missing):
+                continue
+            if isinstance(answer, NotModified):
+                assert entry is not None
+                entry.fetched_at, entry.failed_at = self._clock(), None
+                return entry.listing
+            assert isinstance(answer, Fetched)
+            return self._keep(name, answer, upstream)
+        if failures:
+            if entry is not None:
+                entry.failed_at = self._clock()
+                return replace(entry.listing, stale=True)
+            raise UpstreamUnavailable(
+                f"No upstream index could be asked for {name!r} ({'; '.join(failures)}); try again shortly."
+            )
+        with self._lock:
+            self._pages.pop(name, None)
+            # Every upstream said 404: remembered as long as a page would be (names that exist nowhere
+            # are asked for again and again by resolvers trying extras and typos).
+            if len(self._missing) > MAX_PAGES:
+                self._missing.clear()
+            self._missing[name] = self._clock()
+        raise NotFound(f"No project named {name!r} in this index or its upstream indexes.")
+
+    def _keep(self, name: str, answer: Fetched, upstream: UpstreamIndex) -> Listing:
+        with self._lock:
+            self._versions += 1
+            listing = Listing(answer.page, upstream, self._versions)
+            self._pages[name] = _Entry(listing, answer.etag, self._clock())
+            self._missing.pop(name, None)
+            self._pages.move_to_end(name)
+            while len(self._pages) > MAX_PAGES:
+                self._pages.popitem(last=False)
+        return listing
+
+    def visible_files(self, listing: Listing) -> list[UpstreamFile]:
+        """The listing's files after every filter (the cooldown's hook); what pages and file URLs offer.
+
+        Rendered pages are kept per listing version (web/upstream_pages.py): a filter whose answer changes
+        with time alone (a cooldown) must also bound how long a page is kept, e.g. by adding a time bucket
+        to that key.
+        """
+        files = list(listing.page.files)
+        for keep in self.filters:
+            files = keep(listing.page.name, files)
+        return files
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def find_file(self, name: str, filename: str) -> tuple[UpstreamIndex, UpstreamFile]:
+        listing = self.listing(name)
+        for file in self.visible_files(listing):
+            if file.filename == filename:
+                return listing.index, file
+        raise NotFound(f"No file named {filename!r} in project {name!r} upstream.")
+
+    def cache_file(self, name: str, filename: str) -> PackageFile:
+        """Fetch an upstream file once into storage, through the upload path, and answer its row.
+
+        Concurrent requests for one file in one process share one download; other processes' downloads
+        end in the same row (the upload path's lease, and an identical file answered as it is).
+        """
+        return self._single_flight(f"file:{filename}", lambda: self._cache_file(name, filename))
+
+    def _cache_file(self, name: str, filename: str) -> PackageFile:
+        upstream, file = self.find_file(name, filename)
+        if file.sha256 is None:
+            raise UpstreamUnavailable(f"Upstream {upstream.name} gives no sha256 for {filename!r}: it is not cached.")
+        self._mark_upstream(name)
+        settings = self.index.upload_settings
+        if settings.spool_dir is not None:
+            settings.spool_dir.mkdir(parents=True, exist_ok=True)
+        # Named as upload spools are, so a killed process's leftovers are removed with theirs.
+        with tempfile.NamedTemporaryFile(dir=settings.spool_dir, prefix=SPOOL_PREFIX, suffix=SPOOL_SUFFIX) as tmp:
+            spooled = cast(BinaryIO, tmp)
+            try:
+                download(upstream, file.url, spooled, settings.max_size, file.sha256)
+            except UpstreamError as exc:
+                raise UpstreamUnavailable(f"{exc.message}; try again shortly.") from exc
+            spooled.seek(0)
+            result = self.index.import_file(
+                filename,
+                spooled,
+                upload_time=file.upload_time,
+                uploader=f"upstream:{upstream.name}",
+                display_name=None,
+                summary=None,
+                origin="upstream",
+            )
+        logger.info("cached %s from upstream %s", filename, upstream.name)
+        return result.file
+
+    def _mark_upstream(self, name: str) -> None:
+        """Record the origin before the first file lands, so the name never looks local."""
+
+        def change(current: ProjectState | None) -> ProjectState:
+            if current is None:
+                return ProjectState(name, name, origin="upstream")
+            if current.origin != "upstream":
+                raise Conflict(f"Project {name!r} is held in this index: it is not cached from upstream.")
+            return current
+
+        self.index.state.update_project(name, change)
+        with self._lock:
+            self._origins.pop(name, None)
+
+    def metadata(self, name: str, filename: str) -> bytes:
+        """The upstream's PEP 658 metadata of a listed file, checked against its hash."""
+        upstream, file = self.find_file(name, filename)
+        if not file.has_metadata:
+            raise NotFound(f"No core metadata is published for {filename!r}.")
+        key = f"{upstream.name}/{file.url}"
+        with self._lock:
+            known = self._metadata.get(key)
+        if known is not None:
+            return known
+        try:
+            body = fetch_bytes(upstream, file.url + ".metadata", MAX_METADATA_SIZE, file.metadata_sha256)
+        except UpstreamError as exc:
+            raise UpstreamUnavailable(f"{exc.message}; try again shortly.") from exc
+        with self._lock:
+            if key not in self._metadata:
+                self._metadata[key] = body
+                self._metadata_bytes += len(body)
+            while self._metadata_bytes > MAX_METADATA_BYTES and self._metadata:
+                self._metadata_bytes -= len(self._metadata.popitem(last=False)[1])
+        return body
