@@ -18,6 +18,7 @@ from tests.support.aws import Moto, moto_server
 from tests.support.common import UPLOADER, UPLOADER_PASSWORD, basic_auth, services
 from tests.support.confinement import WATCH, install
 from tests.support.data import REPO_ROOT
+from tests.support.reload import Env, open_env
 from tests.support.settings import server_settings
 
 
@@ -75,3 +76,19 @@ def testapp(settings: Settings) -> Iterator[webtest.TestApp]:
 @pytest.fixture
 def auth() -> dict[str, str]:
     return basic_auth(UPLOADER, UPLOADER_PASSWORD)
+
+
+# Reload environments (tests/support/reload.py): a local one, and local storage on each kind of cache.
+
+
+@pytest.fixture
+def local_env(request: pytest.FixtureRequest, raw_settings: dict[str, Any], tmp_path: Path) -> Iterator[Env]:
+    with open_env("local", raw_settings, request, tmp_path / "dists") as opened:
+        yield opened
+
+
+@pytest.fixture(params=["local", "local+postgresql", "local+dynamo"])
+def cache_env(request: pytest.FixtureRequest, raw_settings: dict[str, Any], tmp_path: Path) -> Iterator[Env]:
+    """Local storage (whose ETags change with a rewrite of the same bytes) on each kind of cache."""
+    with open_env(request.param, raw_settings, request, tmp_path / "dists") as opened:
+        yield opened

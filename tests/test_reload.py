@@ -71,12 +71,6 @@ def any_env(request: pytest.FixtureRequest, raw_settings: dict[str, Any], tmp_pa
 
 
 @pytest.fixture
-def local_env(request: pytest.FixtureRequest, raw_settings: dict[str, Any], tmp_path: Path) -> Iterator[Env]:
-    with open_env("local", raw_settings, request, tmp_path / "dists") as opened:
-        yield opened
-
-
-@pytest.fixture
 def s3_env(request: pytest.FixtureRequest, raw_settings: dict[str, Any], tmp_path: Path) -> Iterator[Env]:
     with open_env("s3", raw_settings, request, tmp_path / "dists") as opened:
         yield opened
@@ -686,13 +680,6 @@ def test_upload_racing_the_listing_is_not_reported_as_failed(env: Env, monkeypat
 BULK_PROJECTS = 250
 BULK_FILES = 5000
 NEW_FILES = 1000
-
-
-@pytest.fixture(params=["local", "local+postgresql", "local+dynamo"])
-def cache_env(request: pytest.FixtureRequest, raw_settings: dict[str, Any], tmp_path: Path) -> Iterator[Env]:
-    """Local storage (whose ETags change with a rewrite of the same bytes) on each kind of cache."""
-    with open_env(request.param, raw_settings, request, tmp_path / "dists") as opened:
-        yield opened
 
 
 def test_a_file_uploaded_again_after_the_snapshot_keeps_its_new_row(

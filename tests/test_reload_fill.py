@@ -11,14 +11,9 @@ import pytest
 from pypicloud_lite import reload as reload_module
 from pypicloud_lite.models import Applied
 from pypicloud_lite.reload import ReloadProgress
-from tests.support.reload import counts, put_raw, sha256
-from tests.test_reload import Env, cache_env, local_env
+from tests.support.reload import Env, counts, put_raw, sha256
 
 FILES = 250
-
-
-# Local storage on each kind of cache, and on SQLite alone.
-fill_env, local_fill_env = cache_env, local_env
 
 
 def _put_bulk(env: Env, count: int) -> dict[str, bytes]:
@@ -34,8 +29,8 @@ def _assert_filled(env: Env, bodies: dict[str, bytes]) -> None:
     assert {name: row.sha256 for name, row in rows.items()} == {name: sha256(b) for name, b in bodies.items()}
 
 
-def test_a_fill_moves_the_serial_once_per_batch(fill_env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    env = fill_env
+def test_a_fill_moves_the_serial_once_per_batch(cache_env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = cache_env
     bodies = _put_bulk(env, FILES)
     monkeypatch.setattr(reload_module, "FILL_BATCH_ROWS", 100)
     monkeypatch.setattr(reload_module, "FILL_BATCH_SECONDS", 3600.0)  # only the row count flushes
@@ -57,8 +52,8 @@ def test_a_fill_moves_the_serial_once_per_batch(fill_env: Env, monkeypatch: pyte
     _assert_filled(env, bodies)
 
 
-def test_filled_rows_wait_a_bounded_time_not_for_a_slow_file(fill_env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    env = fill_env
+def test_filled_rows_wait_a_bounded_time_not_for_a_slow_file(cache_env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = cache_env
     bodies = _put_bulk(env, 20)
     monkeypatch.setattr(reload_module, "FILL_BATCH_SECONDS", 0.05)
     # The last one listed: however many threads read, every other file is read while it blocks.
@@ -100,9 +95,9 @@ def test_filled_rows_wait_a_bounded_time_not_for_a_slow_file(fill_env: Env, monk
     _assert_filled(env, bodies)
 
 
-def test_a_fill_from_local_storage_reads_in_one_thread(local_fill_env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_fill_from_local_storage_reads_in_one_thread(local_env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     # Local reads are CPU under the GIL: more threads only take turns with the threads serving pages.
-    env = local_fill_env
+    env = local_env
     bodies = _put_bulk(env, 40)
     real_open, threads = env.storage.open, set()
 
