@@ -1,4 +1,4 @@
-"""The parsers of setting values: booleans, sizes, lists, counts, hosts and the public URL.
+"""The parsers of setting values: booleans, sizes, durations, instants, lists, counts, hosts and the public URL.
 
 Each takes the ini string and returns the value or raises ValueError saying why (config._Reader
 turns that into a ConfigError naming the setting).
@@ -7,6 +7,7 @@ turns that into a ConfigError naming the setting).
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?i?b?)?\s*\Z", re.IGNORECASE)
@@ -53,6 +54,31 @@ def parse_seconds(value: str) -> int:
     if number < 1:
         raise ValueError(f"{value!r} is not a whole number of seconds >= 1")
     return number
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*\Z", re.IGNORECASE)
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(value: str) -> int:
+    """'3d', '12h', '30m', '45s', '2w', '90' (seconds), '0' -> seconds."""
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"expected a duration such as 3d, 12h, 30m or 0, got {value!r}")
+    return int(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+
+
+def parse_instant(value: str) -> datetime | None:
+    """An ISO 8601 date or date and time ('2024-03-15', '2024-03-15T10:00Z'), UTC when no offset; '' -> None."""
+    if not value.strip():
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"expected an ISO 8601 date or date and time such as 2024-03-15T10:00Z, got {value!r}"
+        ) from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def parse_list(value: str) -> tuple[str, ...]:

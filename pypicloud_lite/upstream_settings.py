@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-from pypicloud_lite.config_values import parse_list, parse_non_negative, parse_size
+from pypicloud_lite.config_values import parse_duration, parse_instant, parse_list, parse_non_negative, parse_size
 from pypicloud_lite.errors import ConfigError
 
 MODES = ("cache", "redirect", "off")
@@ -49,6 +50,10 @@ class UpstreamSettings:
     page_ttl: float = 300.0
     # An upstream page or metadata file larger than this is refused (a listing of 10,000 files is ~5 MB).
     max_page_size: int = 32 * 1024 * 1024
+    # The cooldown (upstream/cooldown.py): upstream files younger than this many seconds, or uploaded after
+    # freeze_at, are neither shown nor served. 0 and None: off.
+    min_age: int = 0
+    freeze_at: datetime | None = None
 
     @property
     def enabled(self) -> bool:
@@ -98,7 +103,7 @@ def upstream_settings(r: Any) -> UpstreamSettings:
     reader: _Reader = r
     names = reader.typed("upstream.indexes", parse_list, "")
     for name in names:
-        if not _NAME.match(name) or name in ("indexes", "page_ttl", "max_page_size"):
+        if not _NAME.match(name) or name in ("indexes", "page_ttl", "max_page_size", "min_age", "freeze_at"):
             raise ConfigError(f"setting 'upstream.indexes': {name!r} is not a valid upstream name (a-z, 0-9, _ and -)")
     if len(set(names)) != len(names):
         raise ConfigError("setting 'upstream.indexes': an upstream is named twice")
@@ -106,4 +111,6 @@ def upstream_settings(r: Any) -> UpstreamSettings:
         indexes=tuple(_index(reader, name) for name in names),
         page_ttl=reader.typed("upstream.page_ttl", parse_non_negative, str(UpstreamSettings.page_ttl)),
         max_page_size=reader.typed("upstream.max_page_size", parse_size, str(UpstreamSettings.max_page_size)),
+        min_age=reader.typed("upstream.min_age", parse_duration, "0"),
+        freeze_at=reader.typed("upstream.freeze_at", parse_instant, ""),
     )

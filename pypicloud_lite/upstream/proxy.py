@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO, Generic, TypeVar, cast
 
-from pypicloud_lite.errors import Conflict, InvalidInput, NotFound, UpstreamUnavailable
+from pypicloud_lite.errors import Conflict, InvalidInput, NotFound, PermissionDenied, UpstreamUnavailable
 from pypicloud_lite.models import ORIGINS, PackageFile, ProjectState
 from pypicloud_lite.naming import INTERNAL_PREFIX, normalize
 from pypicloud_lite.service import PackageIndex
@@ -32,6 +32,7 @@ from pypicloud_lite.upstream.client import (
     fetch_bytes,
     fetch_page,
 )
+from pypicloud_lite.upstream.cooldown import Cooldown
 from pypicloud_lite.upstream.parse import UpstreamFile, UpstreamPage
 from pypicloud_lite.upstream_settings import UpstreamIndex, UpstreamSettings
 
@@ -138,6 +139,8 @@ class UpstreamProxy:
         # names that are never resolved upstream (reserved namespaces).
         self.filters: list[FileFilter] = []
         self.is_reserved: Callable[[str], bool] = lambda name: False
+        # Upstream files too young or past the freeze are neither shown nor served.
+        self.cooldown = Cooldown(settings.min_age, settings.freeze_at)
 
     # -- the origin rule ---------------------------------------------------------------------
 
@@ -270,13 +273,12 @@ class UpstreamProxy:
         return listing
 
     def visible_files(self, listing: Listing) -> list[UpstreamFile]:
-        """The listing's files after every filter (the cooldown's hook); what pages and file URLs offer.
+        """The listing's files after the cooldown and every filter; what pages and file URLs offer.
 
-        Rendered pages are kept per listing version (web/upstream_pages.py): a filter whose answer changes
-        with time alone (a cooldown) must also bound how long a page is kept, e.g. by adding a time bucket
-        to that key.
+        Rendered pages are kept per listing version (web/upstream_pages.py) and the cooldown's time bucket:
+        another filter whose answer changes with time alone must also bound how long a page is kept.
         """
-        files = list(listing.page.files)
+        files = self.cooldown.visible(list(listing.page.files))
         for keep in self.filters:
             files = keep(listing.page.name, files)
         return files
@@ -284,10 +286,15 @@ class UpstreamProxy:
     # -- files ---------------------------------------------------------------------------------
 
     def find_file(self, name: str, filename: str) -> tuple[UpstreamIndex, UpstreamFile]:
+        """A listed file as the pages offer it; PermissionDenied (saying until when) when the cooldown holds it back."""
         listing = self.listing(name)
         for file in self.visible_files(listing):
             if file.filename == filename:
                 return listing.index, file
+        for file in listing.page.files:
+            refusal = self.cooldown.refusal(file.filename, file.upload_time) if file.filename == filename else None
+            if refusal is not None:
+                raise PermissionDenied(refusal)
         raise NotFound(f"No file named {filename!r} in project {name!r} upstream.")
 
     def cache_file(self, name: str, filename: str) -> PackageFile:

@@ -1,0 +1,151 @@
+"""The upstream cooldown: `upstream.min_age` and `upstream.freeze_at` hide young upstream files and refuse them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import webtest
+
+from pypicloud_lite.config import load_settings
+from pypicloud_lite.errors import ConfigError
+from tests.support.apiutil import assert_error, build_app, close_app, upload_wheel
+from tests.support.common import services
+from tests.support.distbuilder import build_wheel
+from tests.support.upstreams import Hosted, JsonIndex
+
+JSON_ACCEPT = {"Accept": "application/vnd.pypi.simple.v1+json"}
+OLD, NEW, TIMELESS = "cpkg-1.0-py3-none-any.whl", "cpkg-2.0-py3-none-any.whl", "cpkg-3.0-py3-none-any.whl"
+
+
+class Clock:
+    """Wall time the test sets: the cooldown's clock."""
+
+    def __init__(self, when: str) -> None:
+        self.now = datetime.fromisoformat(when).timestamp()
+
+    def set(self, when: str) -> None:
+        self.now = datetime.fromisoformat(when).timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Iterator[JsonIndex]:
+    index = JsonIndex()
+    dists = tmp_path / "upstream-dists"
+    index.add(
+        "cpkg",
+        Hosted(build_wheel(dists, "cpkg", "1.0"), upload_time="2024-03-01T00:00:00Z"),
+        Hosted(build_wheel(dists, "cpkg", "2.0"), upload_time="2024-04-01T00:00:00Z"),
+        Hosted(build_wheel(dists, "cpkg", "3.0"), upload_time=None),
+    )
+    yield index
+    index.stop()
+
+
+def cooled(raw: dict[str, Any], url: str, clock: Clock, **options: str) -> webtest.TestApp:
+    settings = {**raw, "upstream.indexes": "main", "upstream.main.url": url}
+    settings.update({f"upstream.{k}": v for k, v in options.items()})
+    app = build_app(settings)
+    proxy = services(app.app).upstream.proxy  # type: ignore[union-attr]
+    proxy.cooldown = replace(proxy.cooldown, clock=clock)
+    return app
+
+
+def listed(app: webtest.TestApp) -> set[str]:
+    return {f["filename"] for f in app.get("/simple/cpkg/", headers=JSON_ACCEPT).json["files"]}
+
+
+def test_a_young_upstream_file_is_hidden_and_refused_until_its_window_passes(
+    raw_settings: dict[str, Any], upstream: JsonIndex
+) -> None:
+    clock = Clock("2024-04-01T12:00:00+00:00")
+    app = cooled(raw_settings, upstream.url, clock, min_age="1d")
+    try:
+        assert listed(app) == {OLD}
+        assert NEW not in app.get("/simple/cpkg/").text
+        assert set(app.get("/pypi/cpkg/json").json["releases"]) == {"1.0"}
+        message = assert_error(app.get(f"/packages/cpkg/{NEW}", status=403), 403, "cooldown")
+        assert "2024-04-02T00:00:00Z" in message
+        assert_error(app.get(f"/packages/cpkg/{NEW}.metadata", status=403), 403, "cooldown")
+        # Refused before anything is fetched: never cached, the upstream never asked for the file.
+        assert upstream.hits[f"/files/{NEW}"] == 0
+        assert upstream.hits[f"/files/{NEW}.metadata"] == 0
+        assert app.get(f"/packages/cpkg/{OLD}").body == (upstream.projects["cpkg"][0].data)
+        # A file without an upload time is hidden while the cooldown is on (fail closed).
+        assert_error(app.get(f"/packages/cpkg/{TIMELESS}", status=403), 403, "upload time")
+        clock.set("2024-04-02T00:00:01+00:00")
+        assert listed(app) == {OLD, NEW}
+        assert NEW in app.get("/simple/cpkg/").text
+        assert set(app.get("/pypi/cpkg/json").json["releases"]) == {"1.0", "2.0"}
+        assert app.get(f"/packages/cpkg/{NEW}").body == upstream.projects["cpkg"][1].data
+    finally:
+        close_app(app)
+
+
+def test_freeze_at_hides_files_uploaded_after_it(raw_settings: dict[str, Any], upstream: JsonIndex) -> None:
+    clock = Clock("2025-01-01T00:00:00+00:00")
+    app = cooled(raw_settings, upstream.url, clock, freeze_at="2024-03-15")
+    try:
+        assert listed(app) == {OLD}
+        message = assert_error(app.get(f"/packages/cpkg/{NEW}", status=403), 403, "freeze")
+        assert "2024-03-15" in message
+        assert upstream.hits[f"/files/{NEW}"] == 0
+    finally:
+        close_app(app)
+
+
+def test_without_a_cooldown_every_upstream_file_is_shown(raw_settings: dict[str, Any], upstream: JsonIndex) -> None:
+    app = cooled(raw_settings, upstream.url, Clock("2024-04-01T00:00:01+00:00"))
+    try:
+        assert listed(app) == {OLD, NEW, TIMELESS}
+    finally:
+        close_app(app)
+
+
+def test_this_indexs_own_uploads_are_never_held_back(
+    raw_settings: dict[str, Any], upstream: JsonIndex, auth: dict[str, str], tmp_path: Path
+) -> None:
+    app = cooled(raw_settings, upstream.url, Clock("2024-04-01T00:00:00+00:00"), min_age="365d")
+    try:
+        upload_wheel(app, auth, tmp_path, "mine", "1.0")
+        assert [f["filename"] for f in app.get("/simple/mine/", headers=JSON_ACCEPT).json["files"]] == [
+            "mine-1.0-py3-none-any.whl"
+        ]
+        app.get("/packages/mine/mine-1.0-py3-none-any.whl", status=200)
+    finally:
+        close_app(app)
+
+
+MAIN = {"upstream.indexes": "main", "upstream.main.url": "http://127.0.0.1:9/simple/"}
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"upstream.min_age": "3 weeks"}, r"upstream\.min_age.*expected a duration"),
+        ({"upstream.freeze_at": "yesterday"}, r"upstream\.freeze_at.*ISO 8601"),
+    ],
+)
+def test_bad_cooldown_settings_are_refused(raw_settings: dict[str, Any], options: dict[str, str], error: str) -> None:
+    with pytest.raises(ConfigError, match=error):
+        load_settings({**raw_settings, **MAIN, **options}, environ={})
+
+
+def test_cooldown_settings_are_parsed(raw_settings: dict[str, Any]) -> None:
+    def parsed(**options: str) -> Any:
+        raw = {**raw_settings, **MAIN, **{f"upstream.{k}": v for k, v in options.items()}}
+        return load_settings(raw, environ={}).upstream
+
+    found = parsed(min_age="12h", freeze_at="2024-03-15T10:00")
+    assert found.min_age == 12 * 3600
+    assert found.freeze_at == datetime(2024, 3, 15, 10, tzinfo=UTC)
+    assert parsed(min_age="3d").min_age == 3 * 86400
+    assert parsed(min_age="90").min_age == 90
+    assert parsed().min_age == 0 and parsed().freeze_at is None
