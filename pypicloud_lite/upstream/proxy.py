@@ -33,6 +33,7 @@ from pypicloud_lite.upstream.client import (
     fetch_page,
 )
 from pypicloud_lite.upstream.cooldown import Cooldown
+from pypicloud_lite.upstream.exemptions import Exemptions
 from pypicloud_lite.upstream.parse import UpstreamFile, UpstreamPage
 from pypicloud_lite.upstream_settings import UpstreamIndex, UpstreamSettings
 
@@ -141,6 +142,8 @@ class UpstreamProxy:
         self.is_reserved: Callable[[str], bool] = lambda name: False
         # Upstream files too young or past the freeze are neither shown nor served.
         self.cooldown = Cooldown(settings.min_age, settings.freeze_at)
+        # Break-glass: projects an admin lets through the cooldown (judged by the cooldown's clock).
+        self.exemptions = Exemptions(index.storage)
 
     # -- the origin rule ---------------------------------------------------------------------
 
@@ -278,10 +281,17 @@ class UpstreamProxy:
         Rendered pages are kept per listing version (web/upstream_pages.py) and the cooldown's time bucket:
         another filter whose answer changes with time alone must also bound how long a page is kept.
         """
-        files = self.cooldown.visible(list(listing.page.files))
+        files = self.cooldown_for(listing.page.name).visible(list(listing.page.files))
         for keep in self.filters:
             files = keep(listing.page.name, files)
         return files
+
+    def cooldown_for(self, name: str) -> Cooldown:
+        """The cooldown that holds back the project's upstream files: none while an admin's exception covers it."""
+        if not self.cooldown.active:
+            return self.cooldown
+        self.exemptions.clock = self.cooldown.clock
+        return Cooldown() if self.exemptions.active(name) is not None else self.cooldown
 
     # -- files ---------------------------------------------------------------------------------
 
@@ -292,7 +302,9 @@ class UpstreamProxy:
             if file.filename == filename:
                 return listing.index, file
         for file in listing.page.files:
-            refusal = self.cooldown.refusal(file.filename, file.upload_time) if file.filename == filename else None
+            refusal = (
+                self.cooldown_for(name).refusal(file.filename, file.upload_time) if file.filename == filename else None
+            )
             if refusal is not None:
                 raise PermissionDenied(refusal)
         raise NotFound(f"No file named {filename!r} in project {name!r} upstream.")

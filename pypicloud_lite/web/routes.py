@@ -24,6 +24,7 @@ def includeme(config: Configurator) -> None:
     config.add_route("api.project", "/api/projects/{project}")
     config.add_route("api.project.status", "/api/projects/{project}/status")
     config.add_route("api.project.origin", "/api/projects/{project}/origin")
+    config.add_route("api.project.cooldown_exception", "/api/projects/{project}/cooldown-exception")
     config.add_route("api.file", "/api/projects/{project}/files/{filename}")
     config.add_route("api.version", "/api/projects/{project}/versions/{version}")
     config.add_route("api.version.yank", "/api/projects/{project}/versions/{version}/yank")

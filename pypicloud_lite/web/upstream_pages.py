@@ -145,7 +145,7 @@ class UpstreamPages:
         # Kept in the page cache's LRU by the listing's version and the cooldown's time bucket: a new fetch or
         # bucket makes a new key, the old one ages out.
         freshness = "stale" if listing.stale else "fresh"
-        key = ("upstream", name, kind, str(listing.version), freshness, self.proxy.cooldown.bucket())
+        key = ("upstream", name, kind, str(listing.version), freshness, self.proxy.cooldown_for(name).bucket())
         return self.pages.kept(key, lambda: self._page(name, kind, listing))
 
     def _page(self, name: str, kind: str, listing: Listing) -> Page:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ import webtest
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.errors import ConfigError
 from tests.support.apiutil import assert_error, build_app, close_app, upload_wheel
-from tests.support.common import services
+from tests.support.common import UPLOADER, services
 from tests.support.distbuilder import build_wheel
 from tests.support.upstreams import Hosted, JsonIndex
 
@@ -119,6 +120,41 @@ def test_this_indexs_own_uploads_are_never_held_back(
             "mine-1.0-py3-none-any.whl"
         ]
         app.get("/packages/mine/mine-1.0-py3-none-any.whl", status=200)
+    finally:
+        close_app(app)
+
+
+def test_a_break_glass_exception_lets_a_project_through_until_it_expires_or_is_revoked(
+    raw_settings: dict[str, Any], upstream: JsonIndex, auth: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock("2024-04-01T12:00:00+00:00")
+    app = cooled(raw_settings, upstream.url, clock, min_age="1d")
+    url = "/api/projects/cpkg/cooldown-exception"
+    try:
+        assert listed(app) == {OLD}
+        assert_error(app.post_json(url, {"reason": "CVE fix"}, status=401), 401)
+        assert_error(app.post_json(url, {"until": "2024-04-01T13:00Z"}, headers=auth, status=400), 400, "reason")
+        with caplog.at_level(logging.INFO):
+            answer = app.post_json(url, {"reason": "CVE fix", "until": "2024-04-01T13:00Z"}, headers=auth).json
+        assert answer["reason"] == "CVE fix" and answer["by"] == UPLOADER
+        assert answer["until"] == "2024-04-01T13:00:00+00:00"
+        assert any("audit" in r.message and "cpkg" in r.message and "CVE fix" in r.message for r in caplog.records)
+        # At once, this process: the young file and the one without an upload time are listed and served.
+        assert listed(app) == {OLD, NEW, TIMELESS}
+        assert app.get(f"/packages/cpkg/{NEW}").body == upstream.projects["cpkg"][1].data
+        stored = services(app.app).index.storage.read_versioned("_ppc/cooldown-exceptions/cpkg.json")
+        assert stored is not None and b"CVE fix" in stored.data
+        # Expired: held back again.
+        clock.set("2024-04-01T13:00:01+00:00")
+        assert listed(app) == {OLD}
+        assert_error(app.get(f"/packages/cpkg/{TIMELESS}", status=403), 403, "cooldown")
+        clock.set("2024-04-01T12:30:00+00:00")
+        app.post_json(url, {"reason": "again"}, headers=auth)
+        assert listed(app) == {OLD, NEW, TIMELESS}
+        with caplog.at_level(logging.INFO):
+            app.delete(url, headers=auth)
+        assert any("revoked" in r.message and "cpkg" in r.message for r in caplog.records)
+        assert listed(app) == {OLD}
     finally:
         close_app(app)
 
