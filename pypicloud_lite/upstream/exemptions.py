@@ -21,6 +21,9 @@ from pypicloud_lite.storage.base import Storage
 
 logger = logging.getLogger(__name__)
 
+# An exception is a few lines of JSON; more is not one of ours.
+MAX_BYTES = 64 * 1024
+
 PREFIX = f"{INTERNAL_PREFIX}cooldown-exceptions/"
 MAX_AGE = 30.0
 MAX_REMEMBERED = 5000
@@ -73,12 +76,27 @@ class Exemptions:
         now = self._monotonic()
         if known is not None and now - known[1] < MAX_AGE:
             return known[0]
-        found = self.storage.read_versioned(PREFIX + name + ".json")
-        exemption = Exemption.from_json(json.loads(found.data)) if found is not None else None
+        exemption = self._load(PREFIX + name + ".json")
         if len(self._known) > MAX_REMEMBERED:
             self._known.clear()
         self._known[name] = (exemption, now)
         return exemption
+
+    def _load(self, key: str) -> Exemption | None:
+        """The exception stored under `key`; a malformed one is no exception (the cooldown holds: fail closed)."""
+        try:
+            found = self.storage.read_versioned(key, MAX_BYTES)
+            if found is None:
+                return None
+            exemption = Exemption.from_json(json.loads(found.data))
+            if exemption.at.tzinfo is None or (exemption.until is not None and exemption.until.tzinfo is None):
+                raise ValueError("a time without a time zone")
+            return exemption
+        except InvalidInput as exc:
+            logger.warning("ignoring the cooldown exception %s: %s", key, exc.message)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            logger.warning("ignoring the malformed cooldown exception %s: %s", key, exc)
+        return None
 
     def active(self, name: str) -> Exemption | None:
         """The project's exception when there is one and it has not expired."""

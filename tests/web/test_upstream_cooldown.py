@@ -185,3 +185,28 @@ def test_cooldown_settings_are_parsed(raw_settings: dict[str, Any]) -> None:
     assert parsed(min_age="3d").min_age == 3 * 86400
     assert parsed(min_age="90").min_age == 90
     assert parsed().min_age == 0 and parsed().freeze_at is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\x00not json",
+        b'{"name": "cpkg"}',
+        b'{"name": "cpkg", "reason": "r", "by": "x", "at": "2024-04-01T00:00:00", "until": null}',
+        b"[" * 70_000,
+    ],
+)
+def test_a_malformed_exception_in_storage_is_no_exception(
+    raw_settings: dict[str, Any], upstream: JsonIndex, caplog: pytest.LogCaptureFixture, body: bytes
+) -> None:
+    """Hostile or broken: the cooldown holds (fail closed), and the page is served, not a 500."""
+    clock = Clock("2024-04-01T12:00:00+00:00")
+    app = cooled(raw_settings, upstream.url, clock, min_age="1d")
+    try:
+        services(app.app).index.storage.put_bytes("_ppc/cooldown-exceptions/cpkg.json", body)
+        with caplog.at_level(logging.WARNING):
+            assert listed(app) == {OLD}
+        assert_error(app.get(f"/packages/cpkg/{NEW}", status=403), 403, "cooldown")
+        assert any("cooldown exception" in r.message for r in caplog.records)
+    finally:
+        close_app(app)
