@@ -13,6 +13,7 @@ import logging
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 from pypicloud_lite.errors import InvalidUpload, NotFound
 from pypicloud_lite.metadata import parse_core_metadata, read_metadata_file
@@ -40,6 +41,12 @@ def listed_file(dist: DistFilename, obj: StoredObject) -> PackageFile:
     )
 
 
+class Description(NamedTuple):
+    file: PackageFile
+    # The core metadata's bytes (None: none readable), which `metadata_sha256` hashes for a wheel.
+    raw_metadata: bytes | None
+
+
 def describe_object(
     storage: Storage,
     listed: PackageFile,
@@ -48,11 +55,25 @@ def describe_object(
     rewritten: bool = False,
     sidecar_exists: bool | None = None,
 ) -> PackageFile:
-    """`listed` with its sha256 and core metadata filled in; NotFound if the object went away.
+    """`listed` with its sha256 and core metadata filled in, its sidecar written; NotFound if the object went away.
 
     `rewritten`: the object's bytes changed since it was indexed, so its sidecar describes
     old bytes. `sidecar_exists`: known from a listing (None: try to read it).
     """
+    return read_description(storage, listed, obj, rewritten=rewritten, sidecar_exists=sidecar_exists).file
+
+
+def read_description(
+    storage: Storage,
+    listed: PackageFile,
+    obj: StoredObject,
+    *,
+    rewritten: bool = False,
+    sidecar_exists: bool | None = None,
+    write_sidecar: bool = True,
+) -> Description:
+    """describe_object, with the metadata's bytes; `write_sidecar=False` leaves a missing sidecar missing
+    (the reload keeps a wheel's metadata in its file record instead: one new object per file, not two)."""
     key, sidecar = listed.object_key, listed.sidecar_key
     dist = parse_filename(listed.filename)
     raw_metadata: bytes | None = None
@@ -67,7 +88,9 @@ def describe_object(
     if sha256 is None or raw_metadata is None:
         # Read anyway: then the bytes themselves say what their metadata is (a sidecar
         # left by an earlier object under this key would describe other bytes).
-        sha256, raw_metadata = _read_once(storage, key, sidecar, dist, raw_metadata, size=obj.size)
+        known, (sha256, raw_metadata) = raw_metadata, _read_once(storage, key, dist, size=obj.size)
+        if write_sidecar and raw_metadata not in (None, known) and dist.packagetype == "bdist_wheel":
+            storage.put_bytes(sidecar, raw_metadata)
     metadata = None
     if raw_metadata:
         try:
@@ -77,13 +100,11 @@ def describe_object(
             logger.warning("%s has metadata that does not match it: %s", key, exc.message)
             raw_metadata = None
     found = replace(listed, sha256=obj.sha256 or sha256, size=obj.size, storage_etag=obj.etag or listed.storage_etag)
-    return found.described(raw_metadata or None, metadata)
+    return Description(found.described(raw_metadata or None, metadata), raw_metadata or None)
 
 
-def _read_once(
-    storage: Storage, key: str, sidecar: str, dist: DistFilename, known: bytes | None, *, size: int
-) -> tuple[str, bytes | None]:
-    """Read the object once: its sha256 and its metadata, kept as the sidecar when that differs."""
+def _read_once(storage: Storage, key: str, dist: DistFilename, *, size: int) -> tuple[str, bytes | None]:
+    """Read the object once: its sha256 and its metadata."""
     data = b""
     if size <= IN_MEMORY_MAX:
         with storage.open(key) as fh:
@@ -99,8 +120,6 @@ def _read_once(
                     tmp.write(chunk)
             tmp.flush()
             sha256, raw_metadata = digest.hexdigest(), _metadata(key, Path(tmp.name), dist)
-    if raw_metadata is not None and raw_metadata != known and dist.packagetype == "bdist_wheel":
-        storage.put_bytes(sidecar, raw_metadata)
     return sha256, raw_metadata
 
 

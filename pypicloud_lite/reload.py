@@ -8,17 +8,16 @@
 4. Apply the diff in one transaction: new files are listed at once, from what
    the key and the listing say (name, version, size, time).
 5. Fill in what needs the object (sha256 from its checksum or by reading it,
-   the PEP 658 sidecar, requires-python, summary) with a bounded pool; the
-   hashes appear in the index in batches, each under one serial, at most
-   about a second after they were read.
-6. Repair PEP 658 sidecars of unchanged wheels that advertise metadata (`metadata_sha256`):
-   - missing from the listing (free to detect): the object is read once, its metadata
-     re-extracted and written back as the sidecar;
-   - corrupt (present, but other bytes than the row's hash): the listing gives sizes and
-     ETags, not content, so this needs one GET of the (small) sidecar per advertised wheel.
-     Only done when asked (`verify_sidecars=True`, `ppc-reload --verify-sidecars`,
-     `POST /admin/reload?verify_sidecars=1`), in the same bounded pool; a sidecar found
-     corrupt costs the same read of its object as a missing one.
+   the core metadata, requires-python, summary) with a bounded pool, and record
+   each file read in storage (`_ppc/files/`, with a wheel's metadata: one new
+   object per file, no sidecar); the hashes appear in the index in batches,
+   each under one serial, at most about a second after they were read.
+6. Only when asked (`verify_sidecars=True`, `ppc-reload --verify-sidecars`,
+   `POST /admin/reload?verify_sidecars=1`): read the PEP 658 sidecar of every unchanged
+   wheel that advertises metadata (`metadata_sha256`), one GET each, and write back those
+   missing or holding other bytes than the row's hash from the object's bytes. Without it
+   a missing sidecar costs nothing here: the metadata view reads the file's record, else
+   the object, and writes the sidecar back (reload_state.recover_metadata).
    If the object's metadata hashes differently from the row, the row is updated (`FillDetails`).
    Each repair is counted in `repaired` and logged.
 """
@@ -37,8 +36,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.errors import Conflict, NotFound, PypicloudLiteError
-from pypicloud_lite.indexing import describe_object, listed_file
-from pypicloud_lite.models import FillDetails, FillMany, PackageFile, ReloadChanges, RemoveFile
+from pypicloud_lite.indexing import describe_object, listed_file, read_description
+from pypicloud_lite.models import FillDetails, FillMany, PackageFile, Project, ReloadChanges, RemoveFile
 from pypicloud_lite.naming import (
     INTERNAL_PREFIX,
     METADATA_SUFFIX,
@@ -108,6 +107,10 @@ class ReloadRun:
         self.namers: set[str] = set()
         # What storage records beyond the bytes: file records and project states (stored_state.py).
         self.facts = StoredFacts(storage, cache, workers)
+        # The rows this reload leaves with a hash, by filename, and the projects the cache had before it:
+        # what record_back compares with what storage records, without reading the cache again.
+        self.indexed: dict[str, PackageFile] = {}
+        self.projects: dict[str, Project] = {}
         self._lock = threading.Lock()
         self._last_report = 0.0
 
@@ -128,9 +131,9 @@ class ReloadRun:
             self._report(force=True)
             self._fill(added + changed)
             self._repair_sidecars()
-            # Facts only the cache held (an index from before stored state, or files another tool placed)
-            # go to storage now: from here on they never change, and a rebuild shows them.
-            self.facts.record_back(self.rewritten)
+            # Facts only the cache held (an index from before stored state) go to storage now: from here
+            # on they never change, and a rebuild shows them. The fill recorded the files it read.
+            self.facts.record_back(self.indexed.values(), self.projects)
             self.progress.state = "done"
             self.progress.complete_seconds = round(time.monotonic() - started, 3)
             logger.info("reload done: %s", self.progress.as_dict())
@@ -152,7 +155,7 @@ class ReloadRun:
         # The snapshot comes first: a row written after it belongs to an object written before it.
         snapshot = {f.filename: f for f in self.cache.all_files()}
         # Before the states are read: a project changed after this has a serial of its own (state_applies).
-        projects = {p.name: p for p in self.cache.list_projects()}
+        projects = self.projects = {p.name: p for p in self.cache.list_projects()}
         found: dict[str, tuple[DistFilename, StoredObject]] = {}
         for obj in self.storage.list():  # a failure here propagates before anything is applied
             self.progress.listed += 1
@@ -190,6 +193,9 @@ class ReloadRun:
         differing = self.facts.differing(states, projects, snapshot, [*added, *changed], removed)
         serials = {s.name: projects[s.name].serial if s.name in projects else None for s in differing}
         self.cache.apply_reload(ReloadChanges(added, changed, removed, etags, seen, differing, serials))
+        gone = {*removed, *(f.filename for f in changed)}
+        self.indexed = {name: row for name, row in snapshot.items() if name not in gone and row.sha256 is not None}
+        self.indexed.update((f.filename, f) for f in [*added, *changed] if f.sha256 is not None)
         self.progress.added, self.progress.changed, self.progress.removed = len(added), len(changed), len(removed)
         self._report(force=True)
         self._drop_vanished([f for f in added if f.sha256 is not None])
@@ -211,6 +217,7 @@ class ReloadRun:
         for file in recorded:
             if file.object_key not in present and self.storage.stat(file.object_key) is None:
                 self.cache.apply(RemoveFile(file.filename))
+                self.indexed.pop(file.filename, None)
                 self.progress.added -= 1
 
     def _diff(
@@ -236,10 +243,10 @@ class ReloadRun:
                 if row.sha256 is None:
                     # Listed by an earlier reload that could not finish filling it in.
                     self.unfilled.append(replace(row, storage_etag=row.storage_etag or obj.etag))
-                elif row.metadata_sha256 is not None:
+                elif row.metadata_sha256 is not None and self.verify_sidecars:
+                    # A missing sidecar needs no reload: the metadata view reads the record, else the object.
                     present = row.sidecar_key in self.sidecars
-                    if not present or self.verify_sidecars:
-                        self.advertised.append((replace(row, storage_etag=row.storage_etag or obj.etag), present))
+                    self.advertised.append((replace(row, storage_etag=row.storage_etag or obj.etag), present))
         return added, changed, etags
 
     def _fill(self, files: list[PackageFile]) -> None:
@@ -289,12 +296,16 @@ class ReloadRun:
         key = listed.object_key
         try:
             obj = self._stored(listed)
-            filled = describe_object(
+            # A new file gets no sidecar: its record keeps the metadata, which the metadata view reads from there.
+            # A rewritten object's sidecar (if any) describes the old bytes: it is written again.
+            rewritten = listed.filename in self.rewritten
+            filled, raw_metadata = read_description(
                 self.storage,
                 listed,
                 obj,
-                rewritten=listed.filename in self.rewritten,
+                rewritten=rewritten,
                 sidecar_exists=listed.sidecar_key in self.sidecars,
+                write_sidecar=rewritten,
             )
         except NotFound:
             # Deleted since the listing: a row without its object is always stale.
@@ -303,6 +314,8 @@ class ReloadRun:
         except PypicloudLiteError as exc:
             logger.warning("reload could not fill in %s: %s", key, exc.message)
             return None
+        # Its facts go to storage as it is read: from now on its upload time never changes.
+        self.facts.record_read(filled, raw_metadata, rewritten=rewritten)
         named = filled.upload_name if listed.filename in self.namers and filled.core_metadata else None
         return FillDetails(filled, display_name=named)
 
@@ -320,6 +333,7 @@ class ReloadRun:
         if not batch:
             return
         applied = self.cache.apply(FillMany(batch))
+        self.indexed.update((fill.file.filename, fill.file) for fill in batch)
         if applied.count == len(batch):
             self.progress.hashed += len(batch)
             return

@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.errors import PypicloudLiteError
+from pypicloud_lite.indexing import read_description
 from pypicloud_lite.models import PackageFile, Project, ProjectState
 from pypicloud_lite.storage.base import Storage
 from pypicloud_lite.stored_state import StateStore, seed_state
@@ -112,17 +113,32 @@ class StoredFacts:
             if state_differs(state, projects.get(name), by_project.get(name, []))
         ]
 
-    def record_back(self, rewritten: set[str]) -> None:
-        """Write what storage lacks: records of files indexed without one, states of projects without one.
+    def record_read(self, file: PackageFile, raw_metadata: bytes | None, rewritten: bool) -> None:
+        """Record a file the reload has just read, with its core metadata: create-only (an upload's record
+        written meanwhile is the truth and stays), or replacing the record of old bytes another tool rewrote."""
+        if rewritten:
+            self.store.write_file(file, raw_metadata)
+        else:
+            self._record_file(file, raw_metadata)
+        self.records[file.filename] = file.project
 
-        Create-only: a record or state written meanwhile by an upload is the truth and stays. The
-        records of `rewritten` files (another tool put other bytes under their keys) are replaced.
+    def record_back(self, files: Iterable[PackageFile], projects: dict[str, Project]) -> None:
+        """Write what storage lacks: records of the `files` indexed without one, states of projects without one.
+
+        `files`: the rows the reload leaves with a hash; `projects`: the cache's projects before it (the ones
+        it creates are named by the cache now). Create-only: what an upload wrote meanwhile stays.
         """
-        files = [f for f in self.cache.all_files() if f.sha256 is not None]
-        replaced = [f for f in files if f.filename in rewritten]
-        unrecorded = [f for f in files if self.records.get(f.filename) != f.project and f.filename not in rewritten]
-        stateless = [p for p in self.cache.list_projects() if p.name not in self.states]
-        self._map(self.store.write_file, replaced)
+        by_project: dict[str, list[PackageFile]] = {}
+        unrecorded = []
+        for file in files:
+            by_project.setdefault(file.project, []).append(file)
+            if self.records.get(file.filename) != file.project:
+                unrecorded.append(file)
+        created = [name for name in by_project if name not in projects]
+        current = {p.name: p for p in self.cache.list_projects()} if created else projects
+        stateless = [
+            (current[name], group) for name, group in by_project.items() if name not in self.states and name in current
+        ]
         self._map(self._record_file, unrecorded)
         self._map(self._record_project, stateless)
         if unrecorded or stateless:
@@ -132,16 +148,37 @@ class StoredFacts:
                 len(stateless),
             )
 
-    def _record_file(self, file: PackageFile) -> None:
+    def _record_file(self, file: PackageFile, raw_metadata: bytes | None = None) -> None:
         try:
-            self.store.record_first_sight(file)
+            self.store.record_first_sight(file, raw_metadata)
         except PypicloudLiteError as exc:
             logger.warning("reload could not record %s: %s", file.filename, exc.message)
 
-    def _record_project(self, project: Project) -> None:
-        files = self.cache.project_files(project.name)
+    def _record_project(self, item: tuple[Project, list[PackageFile]]) -> None:
+        project, files = item
         state = seed_state(project.name, project, files, project.display_name)
         try:
             self.store.update_project(project.name, lambda current: current or state)
         except PypicloudLiteError as exc:
             logger.warning("reload could not record the state of %s: %s", project.name, exc.message)
+
+
+def recover_metadata(storage: Storage, store: StateStore, file: PackageFile) -> bytes | None:
+    """The core metadata `file` advertises when its sidecar is missing: from its record, else from its bytes
+    (then written back as its sidecar). None when neither gives the metadata the row advertises."""
+    raw = store.read_metadata(file)
+    if raw is not None:
+        return raw
+    obj = storage.stat(file.object_key)
+    if obj is None:
+        return None
+    try:
+        found, raw = read_description(storage, file, obj, rewritten=True, write_sidecar=False)
+    except PypicloudLiteError as exc:
+        logger.warning("cannot read the metadata of %s again: %s", file.object_key, exc.message)
+        return None
+    if raw is None or found.metadata_sha256 != file.metadata_sha256:
+        logger.warning("%s has no readable metadata matching what its row advertises", file.object_key)
+        return None
+    storage.put_bytes(file.sidecar_key, raw)
+    return raw

@@ -54,6 +54,7 @@ from pypicloud_lite.naming import (
 )
 from pypicloud_lite.reload import LOCK_NAME as RELOAD_LOCK
 from pypicloud_lite.reload import ReloadRun, begin_reload
+from pypicloud_lite.reload_state import recover_metadata
 from pypicloud_lite.spool import CHUNK, SPOOL_PREFIX, SPOOL_SUFFIX, Spooled, check_digests, spool
 from pypicloud_lite.storage.base import Storage
 from pypicloud_lite.storage.local import remove_stale_files
@@ -485,13 +486,16 @@ class PackageIndex:
             raise NotFound(f"No core metadata is published for {file.filename!r}.")
         try:
             with self.storage.open(file.sidecar_key) as fh:
-                return fh.read()
+                raw = fh.read()
+            if hashlib.sha256(raw).hexdigest() == file.metadata_sha256:
+                return raw
         except NotFound:
-            logger.warning("the PEP 658 sidecar %s is missing from storage; a reload restores it", file.sidecar_key)
-            raise NotFound(
-                f"The core metadata of {file.filename!r} is missing from storage; a reload (POST /admin/reload) "
-                "restores it."
-            ) from None
+            pass
+        # A wheel the reload or the S3 sync read keeps its metadata in its record; a lost sidecar is re-read.
+        recovered = recover_metadata(self.storage, self.state, file)
+        if recovered is None:
+            raise NotFound(f"The core metadata of {file.filename!r} is missing from storage.")
+        return recovered
 
     def download_url(self, file: PackageFile) -> str | None:
         return self.storage.download_url(file.object_key, file.filename)

@@ -18,6 +18,8 @@ that is too large, malformed, or about another file than its key names is ignore
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 import random
@@ -26,7 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pypicloud_lite.errors import Conflict, InvalidInput, InvalidUpload
 from pypicloud_lite.models import ORIGINS, PROJECT_STATUSES, CoreMetadata, PackageFile, Project, ProjectState
@@ -34,6 +36,8 @@ from pypicloud_lite.naming import file_record_key, parse_filename, project_state
 from pypicloud_lite.storage.base import Storage
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 
 FORMAT = 1
 # A file record holds one file's core metadata (bounded at upload); a project state one line per yanked file.
@@ -50,10 +54,21 @@ def _dump(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
-def file_record(file: PackageFile) -> bytes:
-    """The record of a file: what its row holds that the filename and the listing cannot say."""
+def file_record(file: PackageFile, raw_metadata: bytes | None = None) -> bytes:
+    """The record of a file: what its row holds that the filename and the listing cannot say.
+
+    `raw_metadata`: a wheel's core metadata as served at its PEP 658 URL, kept here when no sidecar
+    holds it (a file the reload or the S3 sync read): text, or base64 when it is not UTF-8.
+    """
+    kept: dict[str, str] = {}
+    if raw_metadata is not None and file.metadata_sha256 is not None:
+        try:
+            kept["metadata"] = raw_metadata.decode("utf-8")
+        except UnicodeDecodeError:
+            kept["metadata_base64"] = base64.b64encode(raw_metadata).decode("ascii")
     return _dump(
         {
+            **kept,
             "format": FORMAT,
             "project": file.project,
             "filename": file.filename,
@@ -124,6 +139,19 @@ def parse_file_record(data: bytes, project: str, filename: str) -> PackageFile:
     return PackageFile.of(dist, size=size, upload_time=upload_time, core_metadata=core, **digests, **texts)
 
 
+def record_metadata(data: bytes, file: PackageFile) -> bytes | None:
+    """The core metadata a file record keeps for `file`, if it is the one `file` advertises."""
+    doc = _load(data, f"the record of {file.filename}")
+    text, encoded = doc.get("metadata"), doc.get("metadata_base64")
+    try:
+        raw = text.encode("utf-8") if isinstance(text, str) else base64.b64decode(str(encoded), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        return None
+    if encoded is None and text is None:
+        return None
+    return raw if hashlib.sha256(raw).hexdigest() == file.metadata_sha256 else None
+
+
 def project_state(state: ProjectState) -> bytes:
     doc: dict[str, Any] = {"origin": state.origin} if state.origin != "local" else {}
     return _dump(
@@ -167,20 +195,29 @@ class StateStore:
     def read_file(self, project: str, filename: str) -> PackageFile | None:
         """The file's record as a row, or None if it has none (or an unusable one, which is logged)."""
         key = file_record_key(project, filename)
+        return self._read(key, MAX_RECORD_BYTES, lambda data, _: parse_file_record(data, project, filename), None)
+
+    def read_metadata(self, file: PackageFile) -> bytes | None:
+        """The core metadata `file` advertises, from its record (None: the record does not keep it)."""
+        return self._read(file_record_key(file.project, file.filename), MAX_RECORD_BYTES, record_metadata, file)
+
+    def _read(self, key: str, limit: int, parse: Callable[[bytes, T], R | None], about: T) -> R | None:
+        """`parse` of the object under `key`; None when it is absent or unusable (which is logged)."""
         try:
-            found = self.storage.read_versioned(key, MAX_RECORD_BYTES)
-            return parse_file_record(found.data, project, filename) if found else None
+            found = self.storage.read_versioned(key, limit)
+            return parse(found.data, about) if found else None
         except InvalidInput as exc:
             logger.warning("ignoring %s: %s", key, exc.message)
             return None
 
-    def write_file(self, file: PackageFile) -> None:
+    def write_file(self, file: PackageFile, raw_metadata: bytes | None = None) -> None:
         """Record an uploaded file (replacing a record left by an earlier, deleted file of the same bytes)."""
-        self.storage.put_bytes(file_record_key(file.project, file.filename), file_record(file))
+        self.storage.put_bytes(file_record_key(file.project, file.filename), file_record(file, raw_metadata))
 
-    def record_first_sight(self, file: PackageFile) -> bool:
+    def record_first_sight(self, file: PackageFile, raw_metadata: bytes | None = None) -> bool:
         """Record a file another tool placed, unless a record exists: its time is fixed from now on."""
-        return self.storage.put_if(file_record_key(file.project, file.filename), file_record(file), None)
+        key = file_record_key(file.project, file.filename)
+        return self.storage.put_if(key, file_record(file, raw_metadata), None)
 
     def delete_file(self, project: str, filename: str) -> None:
         self.storage.delete(file_record_key(project, filename))
@@ -188,13 +225,7 @@ class StateStore:
     # -- project states --------------------------------------------------------------------
 
     def read_project(self, name: str) -> ProjectState | None:
-        key = project_state_key(name)
-        try:
-            found = self.storage.read_versioned(key, MAX_STATE_BYTES)
-            return parse_project_state(found.data, name) if found else None
-        except InvalidInput as exc:
-            logger.warning("ignoring %s: %s", key, exc.message)
-            return None
+        return self._read(project_state_key(name), MAX_STATE_BYTES, parse_project_state, name)
 
     def update_project(
         self, name: str, change: Callable[[ProjectState | None], ProjectState | None]

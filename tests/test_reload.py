@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -187,10 +188,12 @@ def test_objects_put_straight_into_storage_are_indexed(any_env: Env, caplog: pyt
         assert row.core_metadata is not None
         assert row.storage_etag
 
-    # The wheel gets its PEP 658 sidecar, advertised on both page formats and served next to the file.
+    # The wheel's PEP 658 metadata goes into its record (no sidecar: one new object per file), advertised on
+    # both page formats and served next to the file.
     meta = wheel_metadata(wheel)
     assert rows[wheel.name].metadata_sha256 == sha256(meta)
-    assert read(env.storage, f"foo-bar/{wheel.name}.metadata") == meta
+    assert env.storage.stat(f"foo-bar/{wheel.name}.metadata") is None
+    assert json.loads(read(env.storage, f"_ppc/files/foo-bar/{wheel.name}.json"))["metadata"] == meta.decode()
     assert rows[sdist.name].metadata_sha256 is None
     files = env.json_page("foo-bar")
     assert files[wheel.name]["core-metadata"] == {"sha256": sha256(meta)}
@@ -223,7 +226,6 @@ def test_objects_deleted_from_storage_disappear(env: Env) -> None:
     assert env.reload().added == 2
 
     delete_raw(env.storage, key_of(wheel))
-    delete_raw(env.storage, key_of(wheel) + ".metadata")
     delete_raw(env.storage, key_of(uploaded))
     result = env.reload()
 
@@ -269,7 +271,7 @@ def test_second_reload_changes_nothing_and_reads_nothing(env: Env, monkeypatch: 
     second = env.reload()
 
     assert second.state == "done"
-    assert second.listed == 9  # three files, the two wheels' sidecars, three records, one project state
+    assert second.listed == 8  # three files, the uploaded wheel's sidecar, three records, one project state
     assert counts(second) == {"added": 0, "removed": 0, "changed": 0, "unchanged": 3, "hashed": 0, "failed": 0}
     assert calls == Counter({"read_versioned": 1}), "an unchanged index costs one listing and its project states"
     assert env.rows() == rows
@@ -1075,9 +1077,9 @@ def test_new_objects_written_by_another_tool_cost_a_read(s3_env: Env) -> None:
     states = ["_ppc/projects/demo.json", "_ppc/projects/other.json"]
     # Each object is read once; then each new project's state is read to be created.
     assert calls.keys("GetObject") == sorted(keys + states), "no checksum and no sidecar: each object is read once"
-    # Recorded back, once: the wheels' sidecars (never an sdist's), each file's record, each project's state.
+    # Recorded back, once: each file's record (a wheel's keeps its metadata: no sidecar), each project's state.
     records = [f"_ppc/files/{key}.json" for key in keys]
-    assert calls.keys("PutObject") == sorted([k + ".metadata" for k in keys if k.endswith(".whl")] + records + states)
+    assert calls.keys("PutObject") == sorted(records + states)
     assert set(ops) <= {"ListObjectsV2", "HeadObject", "GetObject", "PutObject"}
 
 
@@ -1235,25 +1237,30 @@ def _advertised_hash(env: Env, wheel: Path) -> str:
     return str(entry["core-metadata"]["sha256"])
 
 
-def test_a_missing_sidecar_is_rewritten_by_the_reload(env: Env) -> None:
+def test_a_missing_sidecar_is_read_again_from_the_object_and_written_back(env: Env) -> None:
     wheel = build_wheel(env.dists, "Demo", "1.0", requires_python=">=3.9")
     upload(env.index, wheel)
     sidecar = key_of(wheel) + ".metadata"
     expected = wheel_metadata(wheel)
     assert _advertised_hash(env, wheel) == sha256(expected)
     delete_raw(env.storage, sidecar)
-    missing = env.testapp.get(f"/packages/demo/{wheel.name}.metadata", expect_errors=True)
-    assert missing.status_int == 404, "a missing sidecar is a 404 until the next reload repairs it"
-    assert "a reload (POST /admin/reload) restores it" in missing.json["message"]
 
-    result = env.reload()
-
-    assert (result.unchanged, result.repaired, result.failed) == (1, 1, 0)
-    assert read(env.storage, sidecar) == expected
-    assert _advertised_hash(env, wheel) == sha256(expected)
     served = env.testapp.get(f"/packages/demo/{wheel.name}.metadata")
-    assert sha256(served.body) == sha256(expected)
-    assert env.reload().repaired == 0, "a repaired sidecar stays repaired"
+
+    assert served.body == expected
+    assert read(env.storage, sidecar) == expected
+    assert env.reload().repaired == 0, "a plain reload reads no sidecar: nothing was missing"
+
+
+def test_a_sidecar_with_other_bytes_is_never_served(env: Env) -> None:
+    wheel = build_wheel(env.dists, "Demo", "1.0")
+    upload(env.index, wheel)
+    put_raw(env.storage, key_of(wheel) + ".metadata", b"Metadata-Version: 2.1\nName: other\n")
+
+    served = env.testapp.get(f"/packages/demo/{wheel.name}.metadata")
+
+    assert served.body == wheel_metadata(wheel), "the bytes its advertised hash names, read again from the wheel"
+    assert read(env.storage, key_of(wheel) + ".metadata") == wheel_metadata(wheel)
 
 
 def test_a_corrupt_sidecar_is_rewritten_by_a_verifying_reload(env: Env) -> None:
@@ -1287,7 +1294,7 @@ def test_a_row_advertising_other_metadata_follows_the_object(env: Env) -> None:
     )
     insert_rows(env.cache, [row])
 
-    result = env.reload()
+    result = env.index.begin_reload(4, verify_sidecars=True).execute()
 
     assert (result.unchanged, result.repaired, result.failed) == (1, 1, 0)
     expected = wheel_metadata(wheel)
@@ -1296,7 +1303,7 @@ def test_a_row_advertising_other_metadata_follows_the_object(env: Env) -> None:
     assert _advertised_hash(env, wheel) == sha256(expected)
 
 
-def test_repairing_a_missing_sidecar_costs_a_head_a_read_and_a_put(s3_env: Env) -> None:
+def test_a_missing_sidecar_costs_the_reload_nothing_and_its_first_request_one_read(s3_env: Env) -> None:
     env = s3_env
     wheels = [build_wheel(env.dists, "Demo", "1.0"), build_wheel(env.dists, "Demo", "2.0")]
     for wheel in wheels:
@@ -1308,12 +1315,15 @@ def test_repairing_a_missing_sidecar_costs_a_head_a_read_and_a_put(s3_env: Env) 
 
     result = env.reload()
 
-    assert (result.unchanged, result.repaired) == (2, 1)
-    assert calls.keys("HeadObject") == [key]
-    # Besides the project's state, only the wheel whose sidecar is missing is read.
-    assert calls.keys("GetObject") == ["_ppc/projects/demo.json", key], "only the wheel missing its sidecar is read"
-    assert calls.keys("PutObject") == [key + ".metadata"]
-    calls.reset()
-    assert env.reload().repaired == 0
+    assert (result.unchanged, result.repaired) == (2, 0)
     assert set(calls.by_operation()) == {"ListObjectsV2", "GetObject"}
     assert calls.keys("GetObject") == ["_ppc/projects/demo.json"]
+    calls.reset()
+    served = env.testapp.get(f"/packages/demo/{wheels[0].name}.metadata")
+    assert served.body == wheel_metadata(wheels[0])
+    # The sidecar, then the record (an upload's keeps no metadata), then the wheel: read once, its sidecar put back.
+    assert calls.keys("GetObject") == sorted([key + ".metadata", f"_ppc/files/{key}.json", key])
+    assert calls.keys("PutObject") == [key + ".metadata"]
+    calls.reset()
+    assert env.testapp.get(f"/packages/demo/{wheels[0].name}.metadata").body == wheel_metadata(wheels[0])
+    assert calls.keys("GetObject") == [key + ".metadata"]

@@ -6,6 +6,7 @@ names; recorded once for files another tool placed; kept by concurrent writers; 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ import pytest
 
 from pypicloud_lite.errors import InvalidInput, InvalidUpload
 from pypicloud_lite.models import PackageFile, Project, ProjectState
-from pypicloud_lite.naming import file_record_key, project_state_key
+from pypicloud_lite.naming import file_record_key, parse_filename, project_state_key
 from pypicloud_lite.reload_state import StoredFacts
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.storage.local import LocalStorage
@@ -281,3 +283,37 @@ def test_a_project_state_keeps_its_origin() -> None:
     hostile = project_state(cached).replace(b'"upstream"', b'"elsewhere"')
     with pytest.raises(InvalidInput, match="origin"):
         parse_project_state(hostile, "upkg")
+
+
+@pytest.mark.parametrize(
+    "raw", [b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n", b"Metadata-Version: 2.1\nSummary: caf\xe9\n"]
+)
+def test_a_record_keeps_the_exact_metadata_bytes_its_hash_names(tmp_path: Path, raw: bytes) -> None:
+    store = StateStore(LocalStorage(tmp_path))
+    file = replace(_recorded_wheel(), metadata_sha256=hashlib.sha256(raw).hexdigest())
+    assert store.record_first_sight(file, raw)
+    doc = json.loads((tmp_path / file_record_key(file.project, file.filename)).read_bytes())
+    assert ("metadata" in doc) == (raw.isascii()), "text when it is UTF-8, base64 when not"
+
+    assert store.read_metadata(file) == raw
+    assert store.read_metadata(replace(file, metadata_sha256="0" * 64)) is None, "other bytes than advertised"
+
+
+def test_a_record_without_metadata_or_with_forged_metadata_gives_none(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    store = StateStore(storage)
+    file = replace(_recorded_wheel(), metadata_sha256=hashlib.sha256(b"real").hexdigest())
+    assert store.record_first_sight(file)
+    assert store.read_metadata(file) is None
+    key = file_record_key(file.project, file.filename)
+    doc = json.loads(storage.read_versioned(key).data)  # type: ignore[union-attr]
+    put_raw(storage, key, json.dumps({**doc, "metadata_base64": "not base64!"}).encode())
+    assert store.read_metadata(file) is None
+    put_raw(storage, key, json.dumps({**doc, "metadata": "forged"}).encode())
+    assert store.read_metadata(file) is None
+
+
+def _recorded_wheel() -> PackageFile:
+    return PackageFile.of(
+        parse_filename("demo-1.0-py3-none-any.whl"), size=10, sha256="a" * 64, upload_time=datetime.now(UTC)
+    )

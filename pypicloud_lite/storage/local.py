@@ -6,13 +6,15 @@ import contextlib
 import fcntl
 import hashlib
 import io
+import itertools
 import logging
 import os
 import shutil
 import stat
 import tempfile
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -27,6 +29,7 @@ logger = logging.getLogger(__name__)
 TEMP_PREFIX, TEMP_SUFFIX = ".tmp-", ".part"
 # Conditional writes serialize on a lock file per key in this folder (hidden: no key starts with a dot).
 LOCKS_DIR = ".locks"
+_TEMP_COUNTER = itertools.count()
 
 
 def remove_stale_files(paths: Iterable[Path], max_age: float) -> int:
@@ -112,6 +115,32 @@ class LocalStorage(Storage):
         os.close(fd)
         return Path(name)
 
+    @staticmethod
+    def _write_temp(path: Path, data: bytes) -> Path:
+        """`data` in a new temporary file beside `path` (its folder made if missing): one create, one write.
+
+        A reload writes a sidecar and a record for every file another tool placed; mkstemp's reopen and a
+        mkdir attempt per write cost more than reading a small distribution.
+        """
+        name = (
+            path.parent / f"{TEMP_PREFIX}{os.getpid()}-{threading.get_native_id()}-{next(_TEMP_COUNTER)}{TEMP_SUFFIX}"
+        )
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        except BaseException:
+            os.close(fd)
+            name.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        return name
+
     def remove_stale_temporary_files(self, max_age: float) -> int:
         # Only files no write has touched for max_age: another process may be writing a younger one.
         return remove_stale_files(self.root.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"), max_age)
@@ -134,14 +163,28 @@ class LocalStorage(Storage):
             tmp.unlink(missing_ok=True)
 
     def put_bytes(self, key: str, data: bytes) -> None:
+        self._place(key, data, os.replace)
+
+    def _create(self, key: str, data: bytes) -> bool:
+        """Write `data` under `key` unless an object is there: link() refuses an existing target, atomically."""
+        return self._place(key, data, os.link)
+
+    def _place(self, key: str, data: bytes, place: Callable[[Path, Path], None]) -> bool:
+        """`data` written beside the object, then put in place by `place` (False: link() found an object there)."""
         path = self._path(key)
-        tmp = self._temp_beside(path)
         try:
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            tmp = self._write_temp(path, data)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise BackendUnavailable(f"Cannot write {key} to storage: {exc.strerror}") from exc
+        try:
+            place(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise BackendUnavailable(f"Cannot write {key} to storage: {exc.strerror}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def read_versioned(self, key: str, limit: int = 16 * 1024 * 1024) -> Versioned | None:
         try:
@@ -167,6 +210,9 @@ class LocalStorage(Storage):
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def put_if(self, key: str, data: bytes, token: str | None) -> bool:
+        # Create-if-absent needs no lock: a writer holding the key's lock replaces only an object it read.
+        if token is None:
+            return self._create(key, data)
         try:
             with self._key_lock(key):
                 current = self.read_versioned(key)

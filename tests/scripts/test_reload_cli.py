@@ -20,6 +20,7 @@ from pypicloud_lite.scripts import reload as cli
 from pypicloud_lite.storage.local import LocalStorage
 from tests.support.aws import Moto
 from tests.support.distbuilder import build_sdist, build_wheel
+from tests.support.legacy import wheel_metadata
 from tests.support.reload import key_of, put_raw, rows_of, sha256
 
 LOCAL_INI = """\
@@ -102,8 +103,8 @@ def test_verify_sidecars_repairs_a_corrupt_sidecar(
     assert cli.main([str(ini)]) == 0
     wheel = dists[0]
     sidecar = ini.parent / "packages" / (key_of(wheel) + ".metadata")
-    good = sidecar.read_bytes()
-    sidecar.write_bytes(b"garbage")
+    good = wheel_metadata(wheel)
+    sidecar.write_bytes(b"garbage")  # the reload wrote none (the record keeps the metadata): a corrupt one appears
     capsys.readouterr()
 
     assert cli.main([str(ini), "--verify-sidecars"]) == 0

@@ -24,7 +24,7 @@ from tests.support.aws import Moto
 from tests.support.cache import cache_settings
 from tests.support.common import basic_auth, services
 from tests.support.distbuilder import build_sdist, build_wheel
-from tests.support.legacy import JSON_V1
+from tests.support.legacy import JSON_V1, wheel_metadata
 from tests.support.reload import S3Faults, key_of, put_raw, sha256, wait_until_idle
 
 READER = "reader"
@@ -149,9 +149,8 @@ def test_post_verify_sidecars_repairs_a_corrupt_sidecar(
     put_raw(index.storage, key_of(wheel), wheel.read_bytes())
     testapp.post("/admin/reload?wait=1", headers=auth, status=200)
     sidecar = key_of(wheel) + ".metadata"
-    with index.storage.open(sidecar) as fh:
-        good = fh.read()
-    put_raw(index.storage, sidecar, b"not the metadata")
+    good = wheel_metadata(wheel)
+    put_raw(index.storage, sidecar, b"not the metadata")  # the reload wrote none: the record keeps it
 
     plain = testapp.post("/admin/reload?wait=1", headers=auth, status=200).json
     verified = testapp.post("/admin/reload?wait=1&verify_sidecars=1", headers=auth, status=200).json

@@ -332,10 +332,16 @@ def test_stream_mode_reads_only_the_requested_range_from_s3(testapp: webtest.Tes
 
 
 @pytest.mark.parametrize("stream_files", [False, True], ids=["redirect", "stream"])
-def test_missing_sidecar_is_404_with_a_message(
+def test_a_missing_sidecar_is_read_again_and_only_a_missing_wheel_is_404(
     testapp: webtest.TestApp, uploaded: Uploaded, s3: Any, bucket: str
 ) -> None:
     s3.delete_object(Bucket=bucket, Key=s3_key(WHEEL + ".metadata"))
+    served = fetch(testapp, METADATA_URL)
+    assert served.status_int == 200
+    assert s3.get_object(Bucket=bucket, Key=s3_key(WHEEL + ".metadata"))["Body"].read() == served.body
+
+    s3.delete_object(Bucket=bucket, Key=s3_key(WHEEL + ".metadata"))
+    s3.delete_object(Bucket=bucket, Key=s3_key(WHEEL))
     assert services(testapp.app).index.cache.get_file(WHEEL) is not None
     message = assert_json_error(fetch(testapp, METADATA_URL), 404)
     assert WHEEL in message
