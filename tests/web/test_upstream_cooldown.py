@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,46 +14,22 @@ from pypicloud_lite.config import load_settings
 from pypicloud_lite.errors import ConfigError
 from tests.support.apiutil import assert_error, build_app, close_app, upload_wheel
 from tests.support.common import UPLOADER, services
-from tests.support.distbuilder import build_wheel
-from tests.support.upstreams import Hosted, JsonIndex
+from tests.support.upstreams import Clock, JsonIndex, use_clock
 
 JSON_ACCEPT = {"Accept": "application/vnd.pypi.simple.v1+json"}
 OLD, NEW, TIMELESS = "cpkg-1.0-py3-none-any.whl", "cpkg-2.0-py3-none-any.whl", "cpkg-3.0-py3-none-any.whl"
 
 
-class Clock:
-    """Wall time the test sets: the cooldown's clock."""
-
-    def __init__(self, when: str) -> None:
-        self.now = datetime.fromisoformat(when).timestamp()
-
-    def set(self, when: str) -> None:
-        self.now = datetime.fromisoformat(when).timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def upstream(tmp_path: Path) -> Iterator[JsonIndex]:
-    index = JsonIndex()
-    dists = tmp_path / "upstream-dists"
-    index.add(
-        "cpkg",
-        Hosted(build_wheel(dists, "cpkg", "1.0"), upload_time="2024-03-01T00:00:00Z"),
-        Hosted(build_wheel(dists, "cpkg", "2.0"), upload_time="2024-04-01T00:00:00Z"),
-        Hosted(build_wheel(dists, "cpkg", "3.0"), upload_time=None),
-    )
-    yield index
-    index.stop()
+def upstream(cpkg_upstream: JsonIndex) -> JsonIndex:
+    return cpkg_upstream
 
 
 def cooled(raw: dict[str, Any], url: str, clock: Clock, **options: str) -> webtest.TestApp:
     settings = {**raw, "upstream.indexes": "main", "upstream.main.url": url}
     settings.update({f"upstream.{k}": v for k, v in options.items()})
     app = build_app(settings)
-    proxy = services(app.app).upstream.proxy  # type: ignore[union-attr]
-    proxy.cooldown = replace(proxy.cooldown, clock=clock)
+    use_clock(app, clock)
     return app
 
 
