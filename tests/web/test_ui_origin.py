@@ -138,9 +138,12 @@ def test_admins_grant_and_revoke_a_cooldown_exception_from_the_page(app: webtest
     assert page.html.find(id="held-files").text == "Nothing is held back now."
     stored = services(app.app).index.storage.read_versioned("_ppc/cooldown-exceptions/cpkg.json")
     assert stored is not None and b'"by": "admin"' in stored.data
+    app.get(f"/packages/cpkg/{NEW}")  # cached under the exception
     page = page.forms["exception-revoke-form"].submit().follow()
     assert "revoked" in page.html.find(class_="flash").text
     assert row(page, "held-files", NEW)
+    # Cached, but held back again by its upstream upload time.
+    assert "held back by the cooldown" in row(page, "release-2.0", NEW)
     assert NEW not in app.get("/simple/cpkg/").text
 
 
@@ -173,8 +176,22 @@ def test_the_namespace_a_project_falls_in_links_admins_to_its_admin_page(app: we
     assert page.html.find(id="origin-badge").text == "local"
     assert "Corp" in page.html.find(id="namespaces").text and page.html.find(id="namespaces").find("a") is None
     ui_login(app, ADMIN)
-    link = app.get("/ui/projects/corp-tool").html.find(id="namespaces").find("a")
+    page = app.get("/ui/projects/corp-tool")
+    assert "no longer listed" in page.html.find(id="origin-warning").text
+    link = page.html.find(id="namespaces").find("a")
     assert link.text == "Corp" and link["href"].endswith("/ui/admin/access#namespace-corp")
     assert app.get(link["href"]).html.find(id="namespace-corp") is not None
     # A reserved name never held here has no page (it is never resolved upstream).
     app.get("/ui/projects/corp-other", status=404)
+
+
+def test_without_an_upstream_the_page_shows_only_the_namespaces(raw_settings: dict[str, Any], tmp_path: Path) -> None:
+    with shipped_app(raw_settings) as app:
+        services(app.app).access.add_namespace("corp", "user", ADMIN)
+        for project in ("corp-lib", "plain"):
+            upload_wheel(app, creds(ADMIN), tmp_path, project, "1.0")
+        page = app.get("/ui/projects/corp-lib")
+        assert page.html.find(id="origin-text") is None and page.html.find(id="origin-form") is None
+        assert "corp" in page.html.find(id="namespaces").text
+        assert app.get("/ui/projects/plain").html.find(id="origin") is None
+        app.get("/ui/projects/nowhere", status=404)
