@@ -30,6 +30,18 @@ def _duration(seconds: int) -> str:
     return f"{seconds}s"
 
 
+# Why a file is held back (Hold.kind).
+NO_UPLOAD_TIME, FROZEN, YOUNG = "no-upload-time", "freeze", "young"
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Why the cooldown holds a file back: `kind` is one of the three above; `until` when a young one appears."""
+
+    kind: str
+    until: datetime | None = None
+
+
 @dataclass(frozen=True)
 class Cooldown:
     min_age: int = 0
@@ -45,28 +57,45 @@ class Cooldown:
         """A part of a rendered page's cache key: changes as time makes held-back files visible."""
         return str(int(self.clock() // BUCKET_SECONDS)) if self.active else "-"
 
-    def refusal(self, filename: str, upload_time: datetime | None) -> str | None:
-        """Why the file is held back now, or None when it may be shown and served."""
+    def hold(self, upload_time: datetime | None) -> Hold | None:
+        """Why a file uploaded upstream at `upload_time` is held back now, or None when it may be shown and served."""
         if not self.active:
+            return None
+        if upload_time is None:
+            return Hold(NO_UPLOAD_TIME)
+        if self.freeze_at is not None and upload_time > self.freeze_at:
+            return Hold(FROZEN)
+        available = upload_time + timedelta(seconds=self.min_age)
+        if available > datetime.fromtimestamp(self.clock(), UTC):
+            return Hold(YOUNG, available)
+        return None
+
+    def refusal(self, filename: str, upload_time: datetime | None) -> str | None:
+        """The message refusing the file (its `hold`), or None when it may be shown and served."""
+        held = self.hold(upload_time)
+        if held is None:
             return None
         if upload_time is None:
             return (
                 f"{filename!r} is held back by this index's upstream cooldown: the upstream gives no upload time, "
                 "so its age cannot be checked."
             )
-        if self.freeze_at is not None and upload_time > self.freeze_at:
+        if held.kind == FROZEN:
+            assert self.freeze_at is not None
             return (
                 f"{filename!r} is held back by this index's upstream freeze (upstream.freeze_at = "
                 f"{_iso(self.freeze_at)}): it was uploaded upstream at {_iso(upload_time)}, after the freeze."
             )
-        available = upload_time + timedelta(seconds=self.min_age)
-        if available > datetime.fromtimestamp(self.clock(), UTC):
-            return (
-                f"{filename!r} is held back by this index's upstream cooldown (upstream.min_age = "
-                f"{_duration(self.min_age)}): it was uploaded upstream at {_iso(upload_time)} and is available "
-                f"from {_iso(available)}."
-            )
-        return None
+        assert held.until is not None
+        return (
+            f"{filename!r} is held back by this index's upstream cooldown (upstream.min_age = "
+            f"{_duration(self.min_age)}): it was uploaded upstream at {_iso(upload_time)} and is available "
+            f"from {_iso(held.until)}."
+        )
+
+    @property
+    def min_age_text(self) -> str:
+        return _duration(self.min_age)
 
     def visible(self, files: list[UpstreamFile]) -> list[UpstreamFile]:
         if not self.active:

@@ -55,6 +55,15 @@ ORIGIN_MAX_AGE = 30.0
 
 FileFilter = Callable[[str, list[UpstreamFile]], list[UpstreamFile]]
 
+# A cached file's uploader: this prefix and the upstream's name.
+UPSTREAM_UPLOADER = "upstream:"
+
+
+def upstream_of(file: PackageFile) -> str | None:
+    """The name of the upstream a stored file was cached from; None for a file uploaded here."""
+    uploader = file.uploader or ""
+    return uploader.removeprefix(UPSTREAM_UPLOADER) if uploader.startswith(UPSTREAM_UPLOADER) else None
+
 
 def read_origin(index: PackageIndex, name: str) -> str:
     """What storage and cache say of a name's origin: "local", "upstream", or "none" (never held here)."""
@@ -293,6 +302,22 @@ class UpstreamProxy:
         self.exemptions.clock = self.cooldown.clock
         return Cooldown() if self.exemptions.active(name) is not None else self.cooldown
 
+    def check_cached(self, file: PackageFile) -> None:
+        """PermissionDenied when the cooldown holds back a file cached from upstream, by its upstream upload time.
+
+        A file cached under an exception that was revoked since, or before min_age grew or a freeze was set,
+        stays in storage: it is offered again only when the cooldown would offer it upstream.
+        """
+        refusal = self.cached_refusal(file)
+        if refusal is not None:
+            raise PermissionDenied(refusal)
+
+    def cached_refusal(self, file: PackageFile) -> str | None:
+        """Why the cooldown holds back a stored file now (None for this index's own uploads)."""
+        if upstream_of(file) is None:
+            return None
+        return self.cooldown_for(file.project).refusal(file.filename, file.upload_time)
+
     # -- files ---------------------------------------------------------------------------------
 
     def find_file(self, name: str, filename: str) -> tuple[UpstreamIndex, UpstreamFile]:
@@ -337,7 +362,7 @@ class UpstreamProxy:
                 filename,
                 spooled,
                 upload_time=file.upload_time,
-                uploader=f"upstream:{upstream.name}",
+                uploader=f"{UPSTREAM_UPLOADER}{upstream.name}",
                 display_name=None,
                 summary=None,
                 origin="upstream",

@@ -10,6 +10,7 @@ from pyramid.events import NewRequest, subscriber
 from pyramid.request import Request
 
 from pypicloud_lite.access.base import Identity
+from pypicloud_lite.config_values import parse_instant
 from pypicloud_lite.errors import InvalidInput, UploadTooLarge
 from pypicloud_lite.namespaces import parse_owner
 from pypicloud_lite.spool import too_large
@@ -67,6 +68,16 @@ def parse_expiry(value: object) -> datetime | None:
     except ValueError as exc:
         raise InvalidInput(EXPIRY_ERROR) from exc
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def exception_request(reason: object, until: object) -> tuple[str, datetime | None]:
+    """A cooldown exception's reason and optional expiry (an ISO 8601 date or time, UTC without an offset)."""
+    if not isinstance(reason, str) or not isinstance(until, (str, type(None))):
+        raise InvalidInput('Give {"reason": "...", "until": "<ISO 8601 date or time>"} (until is optional).')
+    try:
+        return reason, parse_instant(until or "")
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
 
 
 @dataclass(frozen=True)

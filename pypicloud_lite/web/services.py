@@ -11,9 +11,11 @@ from pypicloud_lite.access.base import AccessBackend
 from pypicloud_lite.access.static import GeneratedAdmin
 from pypicloud_lite.cache import build_cache
 from pypicloud_lite.config import Settings
+from pypicloud_lite.errors import NotFound
+from pypicloud_lite.models import ProjectState
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.storage import build_storage
-from pypicloud_lite.upstream.proxy import UpstreamProxy
+from pypicloud_lite.upstream.proxy import UpstreamProxy, set_origin
 from pypicloud_lite.web.namespace_view import NamespaceView
 from pypicloud_lite.web.page_cache import Page, PageCache
 from pypicloud_lite.web.upstream_pages import UpstreamPages
@@ -38,6 +40,18 @@ class AppServices:
             return self.upstream.project_page(name, kind)
         namespaces = self.namespaces.project_field(name) if kind == "json" else None
         return self.pages.project_page(name, kind, namespaces)
+
+    def proxy(self) -> UpstreamProxy:
+        """The upstream proxy; NotFound when no upstream is configured (nothing to proxy, no cooldown)."""
+        if self.upstream is None:
+            raise NotFound("No upstream index is configured, so there is no cooldown to make an exception to.")
+        return self.upstream.proxy
+
+    def set_origin(self, name: str, origin: str) -> ProjectState:
+        """An admin's origin control (API and UI): seen at once by this process's proxy, if there is one."""
+        if self.upstream is not None:
+            return self.upstream.proxy.set_origin(name, origin)
+        return set_origin(self.index, name, origin)
 
 
 def build_services(settings: Settings) -> tuple[AppServices, GeneratedAdmin | None]:

@@ -11,9 +11,11 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from pypicloud_lite.errors import InvalidUpload, NotFound, UpstreamUnavailable
+from pypicloud_lite.models import PackageFile, Project
 from pypicloud_lite.naming import parse_filename
 from pypicloud_lite.upstream.parse import UpstreamFile
 from pypicloud_lite.upstream.proxy import Listing, UpstreamProxy
+from pypicloud_lite.web import simple_pages
 from pypicloud_lite.web.page_cache import Page, PageCache
 from pypicloud_lite.web.simple_pages import API_VERSION, segment
 
@@ -134,12 +136,26 @@ class UpstreamPages:
             # Unreachable and never fetched by this process, or gone upstream: the files cached from it,
             # which stay installable (lock files name them), said to be all this index has.
             headers = STALE_HEADERS if isinstance(exc, UpstreamUnavailable) else GONE_HEADERS
-            page, ttl = self.pages.project_page(name, kind), int(self.proxy.settings.page_ttl)
+            page, ttl = self._cached_files_page(name, kind), int(self.proxy.settings.page_ttl)
             return self.pages.kept(
                 ("upstream-held", name, kind, page.etag, headers[0][1]),
                 lambda: Page(page.body, f"{page.etag}-{headers[0][1]}", page.serial, page.checked_at, headers, ttl),
             )
         return self._render(name, kind, listing)
+
+    def _cached_files_page(self, name: str, kind: str) -> Page:
+        """This index's page of the files cached from upstream, without those the cooldown holds back now."""
+        bucket = self.proxy.cooldown_for(name).bucket()
+
+        def render(project: Project, files: list[PackageFile]) -> bytes:
+            shown = [file for file in files if self.proxy.cached_refusal(file) is None]
+            return (
+                simple_pages.project_json(project, shown)
+                if kind == "json"
+                else simple_pages.project_html(project, shown)
+            )
+
+        return self.pages.project_document(("upstream-cached", name, kind, bucket), name, render, tag=bucket)
 
     def _render(self, name: str, kind: str, listing: Listing) -> Page:
         # Kept in the page cache's LRU by the listing's version and the cooldown's time bucket: a new fetch or

@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from pypicloud_lite.web.services import AppServices, build_services
 from tests.support.common import require_or_skip
 from tests.support.distbuilder import build_wheel, digests
 from tests.support.harness import JSON_V1, Clients, Server, start_server
+from tests.support.upstreams import Hosted, JsonIndex
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -67,9 +69,26 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """SQL users and grants; nobody may upload by default, so grants decide; three projects to search."""
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JsonIndex]:
+    """`far-pkg` 1.0 from 2024 and 2.0 uploaded an hour ago: the server's one-day cooldown holds 2.0 back."""
+    index = JsonIndex()
+    dists = tmp_path_factory.mktemp("upstream-dists")
+    recent = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    index.add(
+        "far-pkg",
+        Hosted(build_wheel(dists, "far-pkg", "1.0")),
+        Hosted(build_wheel(dists, "far-pkg", "2.0"), upload_time=recent),
+    )
+    yield index
+    index.stop()
+
+
+@pytest.fixture(scope="module")
+def ui_server(tmp_path_factory: pytest.TempPathFactory, upstream: JsonIndex) -> Iterator[Server]:
+    """SQL users and grants; nobody may upload by default, so grants decide; three projects to search; an upstream
+    with a one-day cooldown."""
     extra = {"auth.backend": "sql", "pypi.default_write": "", "web.session_secret": "x" * 40}
+    extra.update({"upstream.indexes": "main", "upstream.main.url": upstream.url, "upstream.min_age": "1d"})
     server = start_server(tmp_path_factory.mktemp("ui-server"), with_uploader=False, extra=extra)
     with app_services(server) as found:
         found.access.create_user(ADMIN, ADMIN_PASSWORD, is_admin=True)
@@ -308,3 +327,34 @@ def test_simple_json_is_untouched_by_the_ui_session(ui_server: Server) -> None:
     # The UI adds pages; the index's own answers stay what clients expect.
     status, headers, _body = ui_server.get("/simple/alpha-tool/", JSON_V1)
     assert status == 200 and "Set-Cookie" not in headers
+
+
+def test_an_admin_lets_a_held_back_upstream_release_through_then_blocks_the_upstream(
+    page: Page, ui_server: Server, tmp_path: Path
+) -> None:
+    new = "far_pkg-2.0-py3-none-any.whl"
+    log_in(page, ADMIN, ADMIN_PASSWORD)
+    page.goto("/ui/projects/far-pkg")
+    assert page.inner_text("#origin-badge") == "upstream" and page.inner_text("#origin-upstream") == "main"
+    assert page.locator(f"#held-files tr[data-filename='{new}']").count() == 1
+    assert new not in ui_server.listed_files("far-pkg")
+
+    page.click("#exception-panel > summary")
+    page.fill("#exception-form input[name=reason]", "needs the fix in 2.0")
+    page.click("#exception-form button")
+    page.wait_for_selector("text=Cooldown exception granted for far-pkg")
+    assert "needs the fix in 2.0" in page.inner_text("#exception-text")
+    assert page.locator(f"#upstream-files tr[data-filename='{new}']").count() == 1
+    assert new in ui_server.listed_files("far-pkg")
+    shot(page, tmp_path, "project-upstream-exception")
+
+    page.click("#exception-panel > summary")
+    page.click("#exception-revoke-form button")
+    page.wait_for_selector("text=Cooldown exception for far-pkg revoked")
+    assert page.locator(f"#held-files tr[data-filename='{new}']").count() == 1
+
+    page.select_option("#origin-select", "local")
+    page.click("#origin-form button")
+    page.wait_for_selector("text=Upstream blocked for far-pkg")
+    assert page.inner_text("#origin-badge") == "local"
+    assert ui_server.project_json("far-pkg") is None

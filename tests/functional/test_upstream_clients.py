@@ -19,6 +19,12 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JsonIndex]:
     index.add("pubdep", Hosted(build_wheel(dists, "pubdep", "2.0")), Hosted(build_wheel(dists, "pubdep", "1.0")))
     index.add("corp-tool", Hosted(build_wheel(dists, "corp-tool", "99.0")))
     index.add("tiny-backend", Hosted(build_wheel(dists, "tiny-backend", "1.0", code=TINY_BACKEND)))
+    # Fixed upload times on either side of CUTOFF.
+    index.add(
+        "stamped",
+        Hosted(build_wheel(dists, "stamped", "1.0"), upload_time="2024-01-10T08:00:00Z"),
+        Hosted(build_wheel(dists, "stamped", "2.0"), upload_time="2024-06-10T08:00:00Z"),
+    )
     yield index
     index.stop()
 
@@ -87,3 +93,25 @@ def test_private_names_come_from_here_and_what_they_need_from_upstream(
 ) -> None:
     python = install(clients, proxy, tmp_path, installer, project)
     assert clients.module_version(python, project.replace("-", "_")) == "1.0"
+
+
+CUTOFF = "2024-03-01T00:00:00Z"
+
+
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+def test_an_upload_date_cutoff_picks_the_version_uploaded_before_it_through_the_proxy(
+    clients: Clients, proxy: Server, tmp_path: Path, installer: str
+) -> None:
+    """pip's --uploaded-prior-to and uv's --exclude-newer read the upstream's upload times on our proxied pages."""
+    listed = proxy.project_json("stamped")
+    assert listed is not None
+    # 2.0 is offered: only the cutoff keeps the installer from it.
+    assert listed["versions"] == ["1.0", "2.0"]
+    assert [f["upload-time"] for f in listed["files"]] == ["2024-01-10T08:00:00.000000Z", "2024-06-10T08:00:00.000000Z"]
+    python = clients.new_venv(tmp_path / "venv")
+    if installer == "pip":
+        clients.pip_install(python, "--uploaded-prior-to", CUTOFF, "stamped").check()
+    else:
+        index = ("--index-url", proxy.simple_url)
+        clients.uv("pip", "install", "--python", python, *index, "--exclude-newer", CUTOFF, "stamped").check()
+    assert clients.module_version(python, "stamped") == "1.0"

@@ -13,13 +13,15 @@ import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import partial
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from pypicloud_lite.naming import parse_filename
+from tests.support.common import services
 
 
 def wheel_metadata(path: Path) -> bytes | None:
@@ -257,3 +259,24 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         zf.writestr(f"{dist_info}/RECORD", record)
     return filename
 """
+
+
+class Clock:
+    """Wall time a test sets: the cooldown's clock (`use_clock`)."""
+
+    def __init__(self, when: str) -> None:
+        self.now = datetime.fromisoformat(when).timestamp()
+
+    def set(self, when: str) -> None:
+        self.now = datetime.fromisoformat(when).timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def use_clock(testapp: Any, clock: Clock) -> None:
+    """The app's upstream cooldown (and its exceptions' expiry) judged by `clock`."""
+    pages = services(testapp.app).upstream
+    assert pages is not None, "the app has no upstream"
+    proxy = pages.proxy
+    proxy.cooldown = replace(proxy.cooldown, clock=clock)

@@ -14,7 +14,9 @@ from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.web import make_app
 from tests.support.apiutil import ADMIN, BOB, creds, memo_hash, sql_settings
 from tests.support.common import UPLOADER, UPLOADER_PASSWORD, basic_auth, services
+from tests.support.distbuilder import build_wheel
 from tests.support.settings import server_settings
+from tests.support.upstreams import Hosted, JsonIndex
 from tests.support.webapp import Shared, Uploaded, upload_foo_bar
 
 
@@ -67,3 +69,18 @@ def admin() -> dict[str, str]:
 def bob() -> dict[str, str]:
     """Basic credentials of BOB (apiutil.PASSWORD)."""
     return creds(BOB)
+
+
+@pytest.fixture
+def cpkg_upstream(tmp_path: Path) -> Iterator[JsonIndex]:
+    """An upstream with cpkg 1.0 (uploaded 2024-03-01), 2.0 (2024-04-01) and 3.0 (no upload time): the cooldown's."""
+    index = JsonIndex()
+    dists = tmp_path / "upstream-dists"
+    index.add(
+        "cpkg",
+        Hosted(build_wheel(dists, "cpkg", "1.0"), upload_time="2024-03-01T00:00:00Z"),
+        Hosted(build_wheel(dists, "cpkg", "2.0"), upload_time="2024-04-01T00:00:00Z"),
+        Hosted(build_wheel(dists, "cpkg", "3.0"), upload_time=None),
+    )
+    yield index
+    index.stop()

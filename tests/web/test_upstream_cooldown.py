@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,46 +14,22 @@ from pypicloud_lite.config import load_settings
 from pypicloud_lite.errors import ConfigError
 from tests.support.apiutil import assert_error, build_app, close_app, upload_wheel
 from tests.support.common import UPLOADER, services
-from tests.support.distbuilder import build_wheel
-from tests.support.upstreams import Hosted, JsonIndex
+from tests.support.upstreams import Clock, JsonIndex, use_clock
 
 JSON_ACCEPT = {"Accept": "application/vnd.pypi.simple.v1+json"}
 OLD, NEW, TIMELESS = "cpkg-1.0-py3-none-any.whl", "cpkg-2.0-py3-none-any.whl", "cpkg-3.0-py3-none-any.whl"
 
 
-class Clock:
-    """Wall time the test sets: the cooldown's clock."""
-
-    def __init__(self, when: str) -> None:
-        self.now = datetime.fromisoformat(when).timestamp()
-
-    def set(self, when: str) -> None:
-        self.now = datetime.fromisoformat(when).timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def upstream(tmp_path: Path) -> Iterator[JsonIndex]:
-    index = JsonIndex()
-    dists = tmp_path / "upstream-dists"
-    index.add(
-        "cpkg",
-        Hosted(build_wheel(dists, "cpkg", "1.0"), upload_time="2024-03-01T00:00:00Z"),
-        Hosted(build_wheel(dists, "cpkg", "2.0"), upload_time="2024-04-01T00:00:00Z"),
-        Hosted(build_wheel(dists, "cpkg", "3.0"), upload_time=None),
-    )
-    yield index
-    index.stop()
+def upstream(cpkg_upstream: JsonIndex) -> JsonIndex:
+    return cpkg_upstream
 
 
 def cooled(raw: dict[str, Any], url: str, clock: Clock, **options: str) -> webtest.TestApp:
     settings = {**raw, "upstream.indexes": "main", "upstream.main.url": url}
     settings.update({f"upstream.{k}": v for k, v in options.items()})
     app = build_app(settings)
-    proxy = services(app.app).upstream.proxy  # type: ignore[union-attr]
-    proxy.cooldown = replace(proxy.cooldown, clock=clock)
+    use_clock(app, clock)
     return app
 
 
@@ -157,6 +131,45 @@ def test_a_break_glass_exception_lets_a_project_through_until_it_expires_or_is_r
         assert listed(app) == {OLD}
     finally:
         close_app(app)
+
+
+def test_cached_upstream_files_are_served_while_the_upstream_is_down_and_still_judged_by_the_cooldown(
+    raw_settings: dict[str, Any], upstream: JsonIndex, auth: dict[str, str]
+) -> None:
+    """A file cached under an exception that was then revoked: the cooldown still holds it back by its
+    upstream upload time, in the process that has the listing and in one that only has our storage."""
+    clock = Clock("2024-04-01T12:00:00+00:00")
+    # page_ttl 0: every page asks the upstream, so the failure is seen at once.
+    app = cooled(raw_settings, upstream.url, clock, min_age="1d", page_ttl="0")
+    other = None
+    url = "/api/projects/cpkg/cooldown-exception"
+    try:
+        old_bytes, new_bytes = upstream.projects["cpkg"][0].data, upstream.projects["cpkg"][1].data
+        assert app.get(f"/packages/cpkg/{OLD}").body == old_bytes
+        app.post_json(url, {"reason": "CVE fix"}, headers=auth)
+        assert app.get(f"/packages/cpkg/{NEW}").body == new_bytes
+        app.delete(url, headers=auth)
+        upstream.failing = True
+        # Another process on the same storage and cache, which never saw the upstream's listing.
+        other = cooled(raw_settings, upstream.url, clock, min_age="1d", page_ttl="0")
+        for each in (app, other):
+            page = each.get("/simple/cpkg/", headers=JSON_ACCEPT)
+            assert page.headers["X-PPC-Upstream"] == "stale"
+            assert {f["filename"] for f in page.json["files"]} == {OLD}
+            assert NEW not in each.get("/simple/cpkg/").text
+            assert each.get(f"/packages/cpkg/{OLD}").body == old_bytes
+            message = assert_error(each.get(f"/packages/cpkg/{NEW}", status=403), 403, "cooldown")
+            assert "2024-04-02T00:00:00Z" in message
+            assert_error(each.get(f"/packages/cpkg/{NEW}.metadata", status=403), 403, "cooldown")
+        clock.set("2024-04-02T00:00:01+00:00")
+        for each in (app, other):
+            assert {f["filename"] for f in each.get("/simple/cpkg/", headers=JSON_ACCEPT).json["files"]} == {OLD, NEW}
+            assert each.get(f"/packages/cpkg/{NEW}").body == new_bytes
+        assert upstream.hits[f"/files/{NEW}"] == 1
+    finally:
+        close_app(app)
+        if other is not None:
+            close_app(other)
 
 
 MAIN = {"upstream.indexes": "main", "upstream.main.url": "http://127.0.0.1:9/simple/"}

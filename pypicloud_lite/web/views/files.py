@@ -89,13 +89,19 @@ def _immutable(request: Request, response: Response, file: PackageFile, etag: st
 
 
 def _local_file(app: AppServices, project: str, filename: str) -> PackageFile | None:
-    """The file as this index holds it; None when it is an upstream's file not cached (yet)."""
+    """The file as this index holds it; None when it is an upstream's file not cached (yet).
+
+    A file cached from upstream is refused while the cooldown holds it back (as the upstream's listing does).
+    """
     try:
-        return app.index.downloadable_file(project, filename)
+        found = app.index.downloadable_file(project, filename)
     except NotFound:
         if not _proxied(app, project):
             raise
         return None
+    if app.upstream is not None and _proxied(app, project):
+        app.upstream.proxy.check_cached(found)
+    return found
 
 
 def _proxied(app: AppServices, project: str) -> bool:

@@ -9,7 +9,7 @@ from pyramid.view import view_config
 
 from pypicloud_lite.errors import InvalidInput
 from pypicloud_lite.naming import normalize
-from pypicloud_lite.upstream.proxy import read_origin, set_origin
+from pypicloud_lite.upstream.proxy import read_origin
 from pypicloud_lite.web import forms
 from pypicloud_lite.web.permissions import require_admin
 from pypicloud_lite.web.services import AppServices, services
@@ -40,8 +40,5 @@ def put_origin(request: Request) -> dict[str, Any]:
         raise InvalidInput('Give the origin as {"origin": "local"} or {"origin": "upstream"}.')
     app = services(request)
     name = normalize(request.matchdict["project"])
-    if app.upstream is not None:
-        app.upstream.proxy.set_origin(name, origin)
-    else:
-        set_origin(app.index, name, origin)
+    app.set_origin(name, origin)
     return _answer(app, name)

@@ -44,6 +44,7 @@ from pypicloud_lite.web.permissions import (
     require_status_change,
     token_to_revoke,
 )
+from pypicloud_lite.web.project_origin import origin_panel
 from pypicloud_lite.web.services import services
 from pypicloud_lite.web.session import has_session_cookie
 from pypicloud_lite.web.ui_support import back_to, checked_post, flash, wants_json
@@ -153,18 +154,25 @@ def project_page(request: Request) -> dict[str, Any]:
     app = services(request)
     identity = request.identity
     require_read(request, name)
-    project = app.index.get_project(name)
-    releases = releases_newest_first(app.index.project_files(project))
+    # A name never held here has a page while an upstream offers it (web/project_origin.py).
+    project = app.index.find_project(name)
+    origin = origin_panel(app, identity, name, project)
+    releases = releases_newest_first(app.index.project_files(project)) if project is not None else []
     summary = next((f.summary for _version, files in releases for f in files if f.summary), None)
+    held = project is not None
+    display_name = project.display_name if project is not None else (origin.report and origin.report.display_name)
     return {
         "project": project,
+        "name": name,
+        "display_name": display_name or name,
+        "origin": origin,
         "releases": releases,
         "summary": summary,
         "index_url": request.route_url("simple.index"),
-        "may_upload": identity is not None and app.access.can_write(identity, name),
-        "may_delete": identity is not None and app.access.can_delete(identity, name),
-        "may_set_status": may_set_status(identity),
-        "grants": app.access.grants_for(name) if may_manage_grants(app.access, identity, name) else None,
+        "may_upload": held and identity is not None and app.access.can_write(identity, name),
+        "may_delete": held and identity is not None and app.access.can_delete(identity, name),
+        "may_set_status": held and may_set_status(identity),
+        "grants": app.access.grants_for(name) if held and may_manage_grants(app.access, identity, name) else None,
         "grants_read_only": app.access.read_only,
         "statuses": PROJECT_STATUSES,
     }
