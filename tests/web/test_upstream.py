@@ -15,6 +15,7 @@ import webtest
 
 from pypicloud_lite.errors import Conflict
 from pypicloud_lite.upstream.proxy import UpstreamProxy
+from pypicloud_lite.upstream.stored_pages import page_key
 from tests.support.apiutil import assert_error, build_app, close_app, upload_wheel
 from tests.support.common import UPLOADER, services
 from tests.support.distbuilder import build_sdist, build_wheel
@@ -214,15 +215,24 @@ def test_a_cached_project_keeps_serving_while_the_upstream_is_down(
         assert len(resp.json["files"]) == 3
     finally:
         close_app(app)
-    # A new process holds no copy of the page: it serves the files it cached, saying so.
+    # A new process serves the copy of the page the first one stored.
     again = build_app(settings)
     try:
         resp = again.get("/simple/upkg/", headers=JSON_ACCEPT)
         assert resp.headers["X-PPC-Upstream"] == "stale"
-        assert [f["filename"] for f in resp.json["files"]] == ["upkg-1.0-py3-none-any.whl"]
-        assert again.get("/packages/upkg/upkg-1.0-py3-none-any.whl").status_int == 200
+        assert len(resp.json["files"]) == 3
+        services(again.app).index.storage.delete(page_key("upkg"))
     finally:
         close_app(again)
+    # With no copy anywhere, a new process serves the files it cached, saying so.
+    bare = build_app(settings)
+    try:
+        resp = bare.get("/simple/upkg/", headers=JSON_ACCEPT)
+        assert resp.headers["X-PPC-Upstream"] == "stale"
+        assert [f["filename"] for f in resp.json["files"]] == ["upkg-1.0-py3-none-any.whl"]
+        assert bare.get("/packages/upkg/upkg-1.0-py3-none-any.whl").status_int == 200
+    finally:
+        close_app(bare)
 
 
 def test_an_unknown_name_answers_502_while_the_upstream_fails_and_404_when_it_has_none(
