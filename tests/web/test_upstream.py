@@ -14,14 +14,13 @@ import waitress
 import webtest
 
 from pypicloud_lite.errors import Conflict
-from pypicloud_lite.upstream.proxy import UpstreamProxy
 from pypicloud_lite.upstream.stored_pages import page_key
 from tests.support.apiutil import assert_error, build_app, close_app, upload_wheel
 from tests.support.common import UPLOADER, services
 from tests.support.distbuilder import build_sdist, build_wheel
 from tests.support.legacy import upload_dist
 from tests.support.settings import server_settings
-from tests.support.upstreams import Hosted, JsonIndex, StaticTree, wheel_metadata
+from tests.support.upstreams import Hosted, JsonIndex, StaticTree, joined, proxy_settings, wheel_metadata
 
 JSON_ACCEPT = {"Accept": "application/vnd.pypi.simple.v1+json"}
 
@@ -41,26 +40,11 @@ def upstream(tmp_path: Path) -> Iterator[JsonIndex]:
     index.stop()
 
 
-def proxy_settings(raw: dict[str, Any], url: str, **options: str) -> dict[str, Any]:
-    settings = {**raw, "upstream.indexes": "main", "upstream.main.url": url}
-    settings.update({f"upstream.main.{k}" if k != "page_ttl" else "upstream.page_ttl": v for k, v in options.items()})
-    return settings
-
-
 @pytest.fixture
 def proxied(raw_settings: dict[str, Any], upstream: JsonIndex) -> Iterator[webtest.TestApp]:
     app = build_app(proxy_settings(raw_settings, upstream.url))
     yield app
     close_app(app)
-
-
-def joined(proxy: UpstreamProxy, key: str, waiters: int) -> None:
-    """Wait until `waiters` requests wait on the one in flight for `key` (a bounded wait, not a timing assertion)."""
-    for _ in range(3000):
-        if proxy.waiting(key) == waiters:
-            return
-        threading.Event().wait(0.01)
-    assert proxy.waiting(key) == waiters
 
 
 def by_name(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -270,7 +254,7 @@ def test_concurrent_requests_for_one_name_make_one_upstream_request(
     for thread in threads:
         thread.start()
     assert upstream.waiting.acquire(timeout=30)  # the leader's request reached the upstream
-    joined(pages.proxy, "upkg", 7)
+    joined("upkg", 7, pages.proxy)
     gate.set()
     for thread in threads:
         thread.join(30)
@@ -456,7 +440,7 @@ def test_concurrent_requests_for_one_file_make_one_download(proxied: webtest.Tes
     for thread in threads:
         thread.start()
     assert upstream.waiting.acquire(timeout=30)
-    joined(pages.proxy, f"file:{filename}", 3)
+    joined(f"file:{filename}", 3, pages.proxy)
     gate.set()
     for thread in threads:
         thread.join(30)
