@@ -48,7 +48,7 @@ from pypicloud_lite.upstream.cooldown import Cooldown
 from pypicloud_lite.upstream.exemptions import Exemptions
 from pypicloud_lite.upstream.flight import Outcome, Progress, SharedFlights, age_of, lease_name
 from pypicloud_lite.upstream.parse import UpstreamFile, UpstreamPage
-from pypicloud_lite.upstream.stored_pages import StoredPage, dump_page, read_page, write_page
+from pypicloud_lite.upstream.stored_pages import StoredPage, dump_page, forget_page, read_page, write_page
 from pypicloud_lite.upstream_settings import UpstreamIndex, UpstreamSettings
 
 logger = logging.getLogger(__name__)
@@ -218,9 +218,9 @@ class UpstreamProxy:
                 lease_name(name),
                 lambda progress: self._settled_page(name, progress),
                 lambda progress: self._lead_refresh(name, progress),
-                lambda: self._held_copy(name, UpstreamBusy(self._busy(f"the page of {name!r}"))),
+                lambda: self._gave_up_page(name),
             ),
-            lambda: self._held_copy(name, UpstreamBusy(self._busy(f"the page of {name!r}"))),
+            lambda: self._gave_up_page(name),
         )
 
     def _single_flight(self, key: str, work: Callable[[], T], gave_up: Callable[[], T]) -> T:
@@ -267,6 +267,10 @@ class UpstreamProxy:
         return (
             f"Another request has been fetching {what} from upstream for {self.settings.wait:g} s; try again shortly."
         )
+
+    def _gave_up_page(self, name: str) -> Listing:
+        # The copy held is served stale, without waiting again, for RETRY_AFTER_FAILURE.
+        return self._held_copy(name, UpstreamBusy(self._busy(f"the page of {name!r}")), failed_at=self._clock())
 
     def _settled_page(self, name: str, progress: Progress | None) -> Listing | None:
         """What the last fetch of the page (in any process) left, while it is recent enough to serve."""
@@ -364,6 +368,8 @@ class UpstreamProxy:
             raise UpstreamUnavailable(message)
         with self._lock:
             self._pages.pop(name, None)
+        if entry is not None:
+            forget_page(self.index.storage, name)  # never served stale again: the upstreams no longer have it
         # Every upstream said 404: remembered as long as a page would be (names that exist nowhere
         # are asked for again and again by resolvers trying extras and typos).
         self._remember_missing(name, self._clock())

@@ -83,3 +83,11 @@ def write_page(storage: Storage, name: str, data: bytes) -> bool:
         logger.warning("could not store the upstream page of %s: %s", name, exc)
         return False
     return True
+
+
+def forget_page(storage: Storage, name: str) -> None:
+    """Remove a page's copy (its name is gone upstream); a failure is logged, the copy then lingering, served (stale) only while the upstreams fail."""
+    try:
+        storage.delete(page_key(name))
+    except PypicloudLiteError as exc:
+        logger.warning("could not remove the stored upstream page of %s: %s", name, exc)

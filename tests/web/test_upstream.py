@@ -454,11 +454,15 @@ def test_a_cached_project_gone_upstream_keeps_its_cached_files(
     app = build_app(proxy_settings(raw_settings, upstream.url, page_ttl="0"))
     try:
         app.get("/packages/upkg/upkg-1.0-py3-none-any.whl")
+        storage = services(app.app).index.storage
+        assert storage.read_versioned(page_key("upkg")) is not None
         del upstream.projects["upkg"]
         resp = app.get("/simple/upkg/", headers=JSON_ACCEPT)
         assert resp.headers["X-PPC-Upstream"] == "gone"
         assert [f["filename"] for f in resp.json["files"]] == ["upkg-1.0-py3-none-any.whl"]
         assert "max-age=0" in resp.headers["Cache-Control"]
+        # No process serves the page the upstreams no longer have, not even stale.
+        assert storage.read_versioned(page_key("upkg")) is None
     finally:
         close_app(app)
 
