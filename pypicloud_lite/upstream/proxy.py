@@ -281,6 +281,8 @@ class UpstreamProxy:
             return self._adopt(name, str(progress.get("digest")), fetched)
         missing = age_of(progress, "missing", now)
         if missing is not None and missing < ttl:
+            with self._lock:
+                self._pages.pop(name, None)
             self._remember_missing(name, self._clock() - missing)
             raise NotFound(f"No project named {name!r} in this index or its upstream indexes.")
         failed = age_of(progress, "failed", now)
@@ -325,7 +327,7 @@ class UpstreamProxy:
         digest = seen.get("digest") if seen is not None else None
         if entry is None or (digest is not None and entry.digest != digest):
             # Another process's copy: its ETag makes the fetch a revalidation, and it is served if the upstream fails.
-            entry = self._load_stored(name) or entry
+            self._load_stored(name)
         try:
             listing = self._refresh(name)
         except NotFound as exc:
@@ -384,12 +386,15 @@ class UpstreamProxy:
     def _fetched(self, name: str, answer: Fetched, upstream: UpstreamIndex) -> Listing:
         """A page the upstream sent: kept here, and in storage for the other processes (unless it is the same)."""
         data = dump_page(answer.page, upstream, answer.etag)
-        digest: str | None = hashlib.sha256(data).hexdigest()
+        digest = hashlib.sha256(data).hexdigest()
         entry = self._pages.get(name)
-        if entry is None or entry.digest != digest:
-            shared = len(data) <= 2 * self.settings.max_page_size and write_page(self.index.storage, name, data)
-            digest = digest if shared else None
-        return self._keep(name, StoredPage(answer.page, upstream, answer.etag, digest), fetched_at=self._clock())
+        if entry is not None and entry.digest == digest:
+            # The same page (an upstream without ETags sends it whole): stored already, and rendered.
+            entry.fetched_at, entry.failed_at = self._clock(), None
+            return entry.listing
+        shared = len(data) <= 2 * self.settings.max_page_size and write_page(self.index.storage, name, data)
+        stored = StoredPage(answer.page, upstream, answer.etag, digest if shared else None)
+        return self._keep(name, stored, fetched_at=self._clock())
 
     def _keep(self, name: str, stored: StoredPage, fetched_at: float) -> Listing:
         with self._lock:

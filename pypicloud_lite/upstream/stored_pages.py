@@ -86,7 +86,10 @@ def write_page(storage: Storage, name: str, data: bytes) -> bool:
 
 
 def forget_page(storage: Storage, name: str) -> None:
-    """Remove a page's copy (its name is gone upstream); a failure is logged, the copy then lingering, served (stale) only while the upstreams fail."""
+    """Remove a page's copy (its name is gone upstream).
+
+    A failure is logged: the copy then lingers, served (stale) only while the upstreams fail.
+    """
     try:
         storage.delete(page_key(name))
     except PypicloudLiteError as exc:
