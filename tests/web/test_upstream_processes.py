@@ -154,3 +154,20 @@ def test_a_request_waits_for_another_processs_fetch_only_so_long(
         assert upstream.hits[PAGE] == 1 and upstream.hits[f"/files/{WHEEL}"] == 0
     finally:
         close_app(app)
+
+
+def test_a_404_or_a_failure_of_one_process_spares_the_others_asking(
+    raw_settings: dict[str, Any], upstream: JsonIndex
+) -> None:
+    apps = [build_app(proxy_settings(raw_settings, upstream.url)) for _ in range(2)]
+    try:
+        for app in apps:
+            app.get("/simple/nowhere/", status=404)
+        assert upstream.hits["/simple/nowhere/"] == 1
+        upstream.failing = True
+        for app in apps:
+            assert_error(app.get(PAGE, expect_errors=True), 502, "answered 503")
+        assert upstream.hits[PAGE] == 1
+    finally:
+        for app in apps:
+            close_app(app)
