@@ -58,7 +58,7 @@ def all_at_once(calls: list[Any]) -> list[Any]:
     return answers
 
 
-@pytest.mark.parametrize("kind", ["local", "local+postgresql", "local+dynamo"])
+@pytest.mark.parametrize("kind", ["local", "local+postgresql", "local+mariadb", "local+dynamo"])
 def test_two_processes_make_one_upstream_request_for_a_page_and_one_for_a_file(
     kind: str, raw_settings: dict[str, Any], request: pytest.FixtureRequest, upstream: JsonIndex
 ) -> None:
