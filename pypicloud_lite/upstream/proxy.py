@@ -212,16 +212,22 @@ class UpstreamProxy:
                 return replace(entry.listing, stale=True)
             if entry.failed_at is None and now - entry.fetched_at < self.settings.page_ttl:
                 return entry.listing
-        return self._single_flight(
+        return self._one_fetch(
             name,
-            lambda: self.flights.run(
-                lease_name(name),
-                lambda progress: self._settled_page(name, progress),
-                lambda progress: self._lead_refresh(name, progress),
-                lambda: self._gave_up_page(name),
-            ),
+            lambda progress: self._settled_page(name, progress),
+            lambda progress: self._lead_refresh(name, progress),
             lambda: self._gave_up_page(name),
         )
+
+    def _one_fetch(
+        self,
+        key: str,
+        settled: Callable[[Progress | None], T | None],
+        work: Callable[[Progress | None], Outcome[T]],
+        gave_up: Callable[[], T],
+    ) -> T:
+        """One fetch of `key` for every thread (`_single_flight`) and every process (`SharedFlights.run`)."""
+        return self._single_flight(key, lambda: self.flights.run(lease_name(key), settled, work, gave_up), gave_up)
 
     def _single_flight(self, key: str, work: Callable[[], T], gave_up: Callable[[], T]) -> T:
         """`work()` once for every caller that asks for `key` while it runs: they share its answer or error,
@@ -454,14 +460,10 @@ class UpstreamProxy:
         def gave_up() -> PackageFile:
             raise UpstreamBusy(busy)
 
-        return self._single_flight(
+        return self._one_fetch(
             key,
-            lambda: self.flights.run(
-                lease_name(key),
-                lambda progress: self._cached_file(filename, progress),
-                lambda _progress: self._lead_cache_file(name, filename),
-                gave_up,
-            ),
+            lambda progress: self._cached_file(filename, progress),
+            lambda _progress: self._lead_cache_file(name, filename),
             gave_up,
         )
 
