@@ -19,6 +19,7 @@ import pytest
 import webtest
 
 from pypicloud_lite.upstream.flight import lease_name
+from pypicloud_lite.upstream.stored_pages import page_key
 from pypicloud_lite.web.upstream_pages import UpstreamPages
 from tests.support.apiutil import assert_error, build_app, close_app
 from tests.support.common import services
@@ -172,3 +173,16 @@ def test_a_404_or_a_failure_of_one_process_spares_the_others_asking(
     finally:
         for app in apps:
             close_app(app)
+
+
+def test_a_stored_page_is_no_part_of_the_index(raw_settings: dict[str, Any], upstream: JsonIndex) -> None:
+    app = build_app(proxy_settings(raw_settings, upstream.url))
+    try:
+        app.get(PAGE)
+        index = services(app.app).index
+        assert index.storage.read_versioned(page_key("upkg")) is not None
+        progress = index.begin_reload(1).execute()
+        assert (progress.state, progress.added, progress.skipped) == ("done", 0, 0)
+        assert index.list_projects() == []
+    finally:
+        close_app(app)
