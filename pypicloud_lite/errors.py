@@ -73,3 +73,7 @@ class BackendUnavailable(PypicloudLiteError):
 
 class UpstreamUnavailable(PypicloudLiteError):
     """No upstream index answered for a name this index does not hold (502: never 404, so clients do not move on)."""
+
+
+class UpstreamBusy(UpstreamUnavailable):
+    """Another request (in this or another server process) is still fetching it from upstream (503)."""

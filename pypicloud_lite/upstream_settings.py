@@ -14,6 +14,8 @@ from pypicloud_lite.errors import ConfigError
 
 MODES = ("cache", "redirect", "off")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z")
+# The settings of the proxy as a whole, which no upstream may be named.
+_KEYS = ("indexes", "page_ttl", "max_page_size", "min_age", "freeze_at", "wait", "lease_ttl")
 T = TypeVar("T")
 
 
@@ -54,6 +56,10 @@ class UpstreamSettings:
     # freeze_at, are neither shown nor served. 0 and None: off.
     min_age: int = 0
     freeze_at: datetime | None = None
+    # Several server processes fetch a page or file once (upstream/flight.py): the others wait this many
+    # seconds at most for it, and a fetch's lease outlives a process that died holding it by this many.
+    wait: float = 30.0
+    lease_ttl: float = 30.0
 
     @property
     def enabled(self) -> bool:
@@ -103,7 +109,7 @@ def upstream_settings(r: Any) -> UpstreamSettings:
     reader: _Reader = r
     names = reader.typed("upstream.indexes", parse_list, "")
     for name in names:
-        if not _NAME.match(name) or name in ("indexes", "page_ttl", "max_page_size", "min_age", "freeze_at"):
+        if not _NAME.match(name) or name in _KEYS:
             raise ConfigError(f"setting 'upstream.indexes': {name!r} is not a valid upstream name (a-z, 0-9, _ and -)")
     if len(set(names)) != len(names):
         raise ConfigError("setting 'upstream.indexes': an upstream is named twice")
@@ -113,4 +119,6 @@ def upstream_settings(r: Any) -> UpstreamSettings:
         max_page_size=reader.typed("upstream.max_page_size", parse_size, str(UpstreamSettings.max_page_size)),
         min_age=reader.typed("upstream.min_age", parse_duration, "0"),
         freeze_at=reader.typed("upstream.freeze_at", parse_instant, ""),
+        wait=reader.typed("upstream.wait", _positive, str(UpstreamSettings.wait)),
+        lease_ttl=reader.typed("upstream.lease_ttl", _positive, str(UpstreamSettings.lease_ttl)),
     )

@@ -1,5 +1,9 @@
 """UpstreamProxy: which names are served from upstream, their pages (TTL, ETag, single-flight), their files.
 
+Single-flight holds within a process (threads share one fetch) and across processes (flight.py: a lease
+per fetch in the shared cache; a page's copy in storage, stored_pages.py, for the processes that did not
+fetch it; a file's row in the cache).
+
 The origin rule (against dependency confusion): a name is resolved upstream only when this index
 does not hold it, never held it (no project state, no deletion record in storage) and it is not
 reserved. A project whose files were cached from upstream has a state with `origin = "upstream"`
@@ -9,6 +13,7 @@ local upload until an admin sets its origin back to local (`set_origin`).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tempfile
 import threading
@@ -18,7 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO, Generic, TypeVar, cast
 
-from pypicloud_lite.errors import Conflict, InvalidInput, NotFound, PermissionDenied, UpstreamUnavailable
+from pypicloud_lite.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    UpstreamBusy,
+    UpstreamUnavailable,
+)
 from pypicloud_lite.models import ORIGINS, PackageFile, ProjectState
 from pypicloud_lite.naming import INTERNAL_PREFIX, normalize
 from pypicloud_lite.service import PackageIndex
@@ -34,7 +46,9 @@ from pypicloud_lite.upstream.client import (
 )
 from pypicloud_lite.upstream.cooldown import Cooldown
 from pypicloud_lite.upstream.exemptions import Exemptions
+from pypicloud_lite.upstream.flight import Outcome, Progress, SharedFlights, age_of, lease_name
 from pypicloud_lite.upstream.parse import UpstreamFile, UpstreamPage
+from pypicloud_lite.upstream.stored_pages import StoredPage, dump_page, forget_page, read_page, write_page
 from pypicloud_lite.upstream_settings import UpstreamIndex, UpstreamSettings
 
 logger = logging.getLogger(__name__)
@@ -113,7 +127,10 @@ class _Entry:
     listing: Listing
     etag: str | None
     fetched_at: float
+    # The sha256 of the page's copy in storage (None: not stored).
+    digest: str | None = None
     failed_at: float | None = None
+    failure: str = ""
 
 
 class _Flight(Generic[T]):
@@ -153,6 +170,8 @@ class UpstreamProxy:
         self.cooldown = Cooldown(settings.min_age, settings.freeze_at)
         # Break-glass: projects an admin lets through the cooldown (judged by the cooldown's clock).
         self.exemptions = Exemptions(index.storage)
+        # One fetch of a page or file across every process sharing the cache.
+        self.flights = SharedFlights(index.cache, settings.lease_ttl, settings.wait)
 
     # -- the origin rule ---------------------------------------------------------------------
 
@@ -202,10 +221,26 @@ class UpstreamProxy:
                 return replace(entry.listing, stale=True)
             if entry.failed_at is None and now - entry.fetched_at < self.settings.page_ttl:
                 return entry.listing
-        return self._single_flight(name, lambda: self._refresh(name))
+        return self._one_fetch(
+            name,
+            lambda progress: self._settled_page(name, progress),
+            lambda progress: self._lead_refresh(name, progress),
+            lambda: self._gave_up_page(name),
+        )
 
-    def _single_flight(self, key: str, work: Callable[[], T]) -> T:
-        """`work()` once for every caller that asks for `key` while it runs: they share its answer or error."""
+    def _one_fetch(
+        self,
+        key: str,
+        settled: Callable[[Progress | None], T | None],
+        work: Callable[[Progress | None], Outcome[T]],
+        gave_up: Callable[[], T],
+    ) -> T:
+        """One fetch of `key` for every thread (`_single_flight`) and every process (`SharedFlights.run`)."""
+        return self._single_flight(key, lambda: self.flights.run(lease_name(key), settled, work, gave_up), gave_up)
+
+    def _single_flight(self, key: str, work: Callable[[], T], gave_up: Callable[[], T]) -> T:
+        """`work()` once for every caller that asks for `key` while it runs: they share its answer or error,
+        waiting for it at most `upstream.wait` seconds (then `gave_up()` answers them)."""
         with self._lock:
             flight = self._flights.get(key)
             leader = flight is None
@@ -214,7 +249,12 @@ class UpstreamProxy:
             else:
                 flight.waiters += 1
         if not leader:
-            flight.done.wait()
+            try:
+                if not flight.done.wait(self.settings.wait):
+                    return gave_up()
+            finally:
+                with self._lock:
+                    flight.waiters -= 1
             if flight.error is not None:
                 raise flight.error
             return cast(T, flight.result)
@@ -231,10 +271,90 @@ class UpstreamProxy:
             flight.done.set()
 
     def waiting(self, key: str) -> int:
-        """How many requests wait on the upstream request for `key` now in flight."""
+        """How many requests of this process wait on a fetch of `key` (a name, or `file:<filename>`) now in flight,
+        here or in another process."""
         with self._lock:
             flight = self._flights.get(key)
-            return flight.waiters if flight is not None else 0
+            here = flight.waiters if flight is not None else 0
+        return here + self.flights.waiting(lease_name(key))
+
+    def _busy(self, what: str) -> str:
+        return (
+            f"Another request has been fetching {what} from upstream for {self.settings.wait:g} s; try again shortly."
+        )
+
+    def _gave_up_page(self, name: str) -> Listing:
+        # The copy held is served stale, without waiting again, for RETRY_AFTER_FAILURE.
+        return self._held_copy(name, UpstreamBusy(self._busy(f"the page of {name!r}")), failed_at=self._clock())
+
+    def _settled_page(self, name: str, progress: Progress | None) -> Listing | None:
+        """What the last fetch of the page (in any process) left, while it is recent enough to serve."""
+        now, ttl = self.flights.wall(), self.settings.page_ttl
+        fetched = age_of(progress, "page", now)
+        if fetched is not None and fetched < ttl:
+            assert progress is not None
+            return self._adopt(name, str(progress.get("digest")), fetched)
+        missing = age_of(progress, "missing", now)
+        if missing is not None and missing < ttl:
+            with self._lock:
+                self._pages.pop(name, None)
+            self._remember_missing(name, self._clock() - missing)
+            raise NotFound(f"No project named {name!r} in this index or its upstream indexes.")
+        failed = age_of(progress, "failed", now)
+        if failed is not None and failed < RETRY_AFTER_FAILURE:
+            assert progress is not None
+            error = UpstreamUnavailable(str(progress.get("message")))
+            return self._held_copy(name, error, failed_at=self._clock() - failed)
+        return None
+
+    def _adopt(self, name: str, digest: str, age: float) -> Listing | None:
+        """The page another process fetched `age` seconds ago: this process's copy if it is the same, else storage's."""
+        entry = self._pages.get(name)
+        if entry is None or entry.digest != digest:
+            entry = self._load_stored(name)
+            if entry is None or entry.digest != digest:
+                return None  # gone or replaced meanwhile: this process fetches it
+        entry.fetched_at, entry.failed_at = self._clock() - age, None
+        return entry.listing
+
+    def _load_stored(self, name: str) -> _Entry | None:
+        stored = read_page(self.index.storage, name, self.settings.indexes, 2 * self.settings.max_page_size)
+        if stored is None:
+            return None
+        self._keep(name, stored, fetched_at=self._clock() - self.settings.page_ttl)
+        return self._pages.get(name)
+
+    def _held_copy(self, name: str, error: UpstreamUnavailable, failed_at: float | None = None) -> Listing:
+        """The page held here or in storage, marked stale; `error` when there is none.
+
+        `failed_at`: when a fetch failed, so this process serves the copy without asking until RETRY_AFTER_FAILURE.
+        """
+        entry = self._pages.get(name) or self._load_stored(name)
+        if entry is None:
+            raise error
+        if failed_at is not None:
+            entry.failed_at, entry.failure = failed_at, error.message
+        return replace(entry.listing, stale=True)
+
+    def _lead_refresh(self, name: str, seen: Progress | None) -> Outcome[Listing]:
+        """Fetch the page holding its lease; the outcome says the others what came of it."""
+        entry = self._pages.get(name)
+        digest = seen.get("digest") if seen is not None else None
+        if entry is None or (digest is not None and entry.digest != digest):
+            # Another process's copy: its ETag makes the fetch a revalidation, and it is served if the upstream fails.
+            self._load_stored(name)
+        try:
+            listing = self._refresh(name)
+        except NotFound as exc:
+            return exc, {"outcome": "missing"}
+        except UpstreamUnavailable as exc:
+            return exc, {"outcome": "failed", "message": exc.message}
+        entry = self._pages.get(name)
+        if listing.stale and entry is not None:
+            return listing, {"outcome": "failed", "message": entry.failure}
+        if entry is None or entry.digest is None:
+            return listing, {"outcome": "unshared"}
+        return listing, {"outcome": "page", "digest": entry.digest}
 
     def _refresh(self, name: str) -> Listing:
         entry = self._pages.get(name)
@@ -256,28 +376,46 @@ class UpstreamProxy:
                 entry.fetched_at, entry.failed_at = self._clock(), None
                 return entry.listing
             assert isinstance(answer, Fetched)
-            return self._keep(name, answer, upstream)
+            return self._fetched(name, answer, upstream)
         if failures:
+            message = f"No upstream index could be asked for {name!r} ({'; '.join(failures)}); try again shortly."
             if entry is not None:
-                entry.failed_at = self._clock()
+                entry.failed_at, entry.failure = self._clock(), message
                 return replace(entry.listing, stale=True)
-            raise UpstreamUnavailable(
-                f"No upstream index could be asked for {name!r} ({'; '.join(failures)}); try again shortly."
-            )
+            raise UpstreamUnavailable(message)
         with self._lock:
             self._pages.pop(name, None)
-            # Every upstream said 404: remembered as long as a page would be (names that exist nowhere
-            # are asked for again and again by resolvers trying extras and typos).
-            if len(self._missing) > MAX_PAGES:
-                self._missing.clear()
-            self._missing[name] = self._clock()
+        if entry is not None:
+            forget_page(self.index.storage, name)  # never served stale again: the upstreams no longer have it
+        # Every upstream said 404: remembered as long as a page would be (names that exist nowhere
+        # are asked for again and again by resolvers trying extras and typos).
+        self._remember_missing(name, self._clock())
         raise NotFound(f"No project named {name!r} in this index or its upstream indexes.")
 
-    def _keep(self, name: str, answer: Fetched, upstream: UpstreamIndex) -> Listing:
+    def _remember_missing(self, name: str, since: float) -> None:
+        with self._lock:
+            if len(self._missing) > MAX_PAGES:
+                self._missing.clear()
+            self._missing[name] = since
+
+    def _fetched(self, name: str, answer: Fetched, upstream: UpstreamIndex) -> Listing:
+        """A page the upstream sent: kept here, and in storage for the other processes (unless it is the same)."""
+        data = dump_page(answer.page, upstream, answer.etag)
+        digest = hashlib.sha256(data).hexdigest()
+        entry = self._pages.get(name)
+        if entry is not None and entry.digest == digest:
+            # The same page (an upstream without ETags sends it whole): stored already, and rendered.
+            entry.fetched_at, entry.failed_at = self._clock(), None
+            return entry.listing
+        shared = len(data) <= 2 * self.settings.max_page_size and write_page(self.index.storage, name, data)
+        stored = StoredPage(answer.page, upstream, answer.etag, digest if shared else None)
+        return self._keep(name, stored, fetched_at=self._clock())
+
+    def _keep(self, name: str, stored: StoredPage, fetched_at: float) -> Listing:
         with self._lock:
             self._versions += 1
-            listing = Listing(answer.page, upstream, self._versions)
-            self._pages[name] = _Entry(listing, answer.etag, self._clock())
+            listing = Listing(stored.page, stored.index, self._versions)
+            self._pages[name] = _Entry(listing, stored.etag, fetched_at, stored.digest)
             self._missing.pop(name, None)
             self._pages.move_to_end(name)
             while len(self._pages) > MAX_PAGES:
@@ -337,10 +475,43 @@ class UpstreamProxy:
     def cache_file(self, name: str, filename: str) -> PackageFile:
         """Fetch an upstream file once into storage, through the upload path, and answer its row.
 
-        Concurrent requests for one file in one process share one download; other processes' downloads
-        end in the same row (the upload path's lease, and an identical file answered as it is).
+        Concurrent requests for one file, in any process, share one download (its lease): the others wait
+        for the row it writes, or answer 503 after `upstream.wait` seconds. Were two downloads to race anyway
+        (a lease lapsed), the upload path's own lease and its identical-file rule end them in the same row.
         """
-        return self._single_flight(f"file:{filename}", lambda: self._cache_file(name, filename))
+        key = f"file:{filename}"
+        busy = self._busy(repr(filename))
+
+        def gave_up() -> PackageFile:
+            raise UpstreamBusy(busy)
+
+        return self._one_fetch(
+            key,
+            lambda progress: self._cached_file(filename, progress),
+            lambda _progress: self._lead_cache_file(name, filename),
+            gave_up,
+        )
+
+    def _cached_file(self, filename: str, progress: Progress | None) -> PackageFile | None:
+        """The row another fetch stored; its error while it is recent (the upstream is not asked again at once)."""
+        row = self.index.cache.get_file(filename)
+        if row is not None:
+            return row
+        failed = age_of(progress, "failed", self.flights.wall())
+        if failed is not None and failed < RETRY_AFTER_FAILURE:
+            assert progress is not None
+            raise UpstreamUnavailable(str(progress.get("message")))
+        return None
+
+    def _lead_cache_file(self, name: str, filename: str) -> Outcome[PackageFile]:
+        # Stored by a fetch that ended between this process's look and its taking the lease.
+        row = self.index.cache.get_file(filename)
+        if row is not None:
+            return row, {"outcome": "cached"}
+        try:
+            return self._cache_file(name, filename), {"outcome": "cached"}
+        except UpstreamUnavailable as exc:
+            return exc, {"outcome": "failed", "message": exc.message}
 
     def _cache_file(self, name: str, filename: str) -> PackageFile:
         upstream, file = self.find_file(name, filename)

@@ -20,6 +20,7 @@ from pypicloud_lite.errors import (
     PypicloudLiteError,
     TooManyAttempts,
     UploadTooLarge,
+    UpstreamBusy,
     UpstreamUnavailable,
 )
 from pypicloud_lite.web.services import services
@@ -37,6 +38,7 @@ _STATUS: list[tuple[type[PypicloudLiteError], int]] = [
     (Conflict, 409),
     (TooManyAttempts, 429),
     (BackendUnavailable, 503),
+    (UpstreamBusy, 503),
     (UpstreamUnavailable, 502),
 ]
 

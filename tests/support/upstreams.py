@@ -21,7 +21,28 @@ from pathlib import Path
 from typing import Any
 
 from pypicloud_lite.naming import parse_filename
+from pypicloud_lite.upstream.proxy import UpstreamProxy
 from tests.support.common import services
+
+# Settings of the proxy as a whole; every other option given to proxy_settings is the upstream's own.
+_PROXY_KEYS = ("page_ttl", "wait", "lease_ttl")
+
+
+def proxy_settings(raw: dict[str, Any], url: str, **options: str) -> dict[str, Any]:
+    """`raw` with one upstream, `main`, at `url`; `options` are its settings (or the proxy's: _PROXY_KEYS)."""
+    settings = {**raw, "upstream.indexes": "main", "upstream.main.url": url}
+    settings.update({f"upstream.{k}" if k in _PROXY_KEYS else f"upstream.main.{k}": v for k, v in options.items()})
+    return settings
+
+
+def joined(key: str, waiters: int, *proxies: UpstreamProxy) -> None:
+    """Wait until `waiters` requests of these proxies (processes) wait on the fetch in flight for `key`
+    (a bounded wait, not a timing assertion)."""
+    for _ in range(3000):
+        if sum(proxy.waiting(key) for proxy in proxies) == waiters:
+            return
+        threading.Event().wait(0.01)
+    assert sum(proxy.waiting(key) for proxy in proxies) == waiters
 
 
 def wheel_metadata(path: Path) -> bytes | None:

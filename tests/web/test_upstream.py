@@ -14,13 +14,13 @@ import waitress
 import webtest
 
 from pypicloud_lite.errors import Conflict
-from pypicloud_lite.upstream.proxy import UpstreamProxy
+from pypicloud_lite.upstream.stored_pages import page_key
 from tests.support.apiutil import assert_error, build_app, close_app, upload_wheel
 from tests.support.common import UPLOADER, services
 from tests.support.distbuilder import build_sdist, build_wheel
 from tests.support.legacy import upload_dist
 from tests.support.settings import server_settings
-from tests.support.upstreams import Hosted, JsonIndex, StaticTree, wheel_metadata
+from tests.support.upstreams import Hosted, JsonIndex, StaticTree, joined, proxy_settings, wheel_metadata
 
 JSON_ACCEPT = {"Accept": "application/vnd.pypi.simple.v1+json"}
 
@@ -40,26 +40,11 @@ def upstream(tmp_path: Path) -> Iterator[JsonIndex]:
     index.stop()
 
 
-def proxy_settings(raw: dict[str, Any], url: str, **options: str) -> dict[str, Any]:
-    settings = {**raw, "upstream.indexes": "main", "upstream.main.url": url}
-    settings.update({f"upstream.main.{k}" if k != "page_ttl" else "upstream.page_ttl": v for k, v in options.items()})
-    return settings
-
-
 @pytest.fixture
 def proxied(raw_settings: dict[str, Any], upstream: JsonIndex) -> Iterator[webtest.TestApp]:
     app = build_app(proxy_settings(raw_settings, upstream.url))
     yield app
     close_app(app)
-
-
-def joined(proxy: UpstreamProxy, key: str, waiters: int) -> None:
-    """Wait until `waiters` requests wait on the one in flight for `key` (a bounded wait, not a timing assertion)."""
-    for _ in range(3000):
-        if proxy.waiting(key) == waiters:
-            return
-        threading.Event().wait(0.01)
-    assert proxy.waiting(key) == waiters
 
 
 def by_name(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -214,15 +199,24 @@ def test_a_cached_project_keeps_serving_while_the_upstream_is_down(
         assert len(resp.json["files"]) == 3
     finally:
         close_app(app)
-    # A new process holds no copy of the page: it serves the files it cached, saying so.
+    # A new process serves the copy of the page the first one stored.
     again = build_app(settings)
     try:
         resp = again.get("/simple/upkg/", headers=JSON_ACCEPT)
         assert resp.headers["X-PPC-Upstream"] == "stale"
-        assert [f["filename"] for f in resp.json["files"]] == ["upkg-1.0-py3-none-any.whl"]
-        assert again.get("/packages/upkg/upkg-1.0-py3-none-any.whl").status_int == 200
+        assert len(resp.json["files"]) == 3
+        services(again.app).index.storage.delete(page_key("upkg"))
     finally:
         close_app(again)
+    # With no copy anywhere, a new process serves the files it cached, saying so.
+    bare = build_app(settings)
+    try:
+        resp = bare.get("/simple/upkg/", headers=JSON_ACCEPT)
+        assert resp.headers["X-PPC-Upstream"] == "stale"
+        assert [f["filename"] for f in resp.json["files"]] == ["upkg-1.0-py3-none-any.whl"]
+        assert bare.get("/packages/upkg/upkg-1.0-py3-none-any.whl").status_int == 200
+    finally:
+        close_app(bare)
 
 
 def test_an_unknown_name_answers_502_while_the_upstream_fails_and_404_when_it_has_none(
@@ -260,7 +254,7 @@ def test_concurrent_requests_for_one_name_make_one_upstream_request(
     for thread in threads:
         thread.start()
     assert upstream.waiting.acquire(timeout=30)  # the leader's request reached the upstream
-    joined(pages.proxy, "upkg", 7)
+    joined("upkg", 7, pages.proxy)
     gate.set()
     for thread in threads:
         thread.join(30)
@@ -446,7 +440,7 @@ def test_concurrent_requests_for_one_file_make_one_download(proxied: webtest.Tes
     for thread in threads:
         thread.start()
     assert upstream.waiting.acquire(timeout=30)
-    joined(pages.proxy, f"file:{filename}", 3)
+    joined(f"file:{filename}", 3, pages.proxy)
     gate.set()
     for thread in threads:
         thread.join(30)
@@ -460,11 +454,15 @@ def test_a_cached_project_gone_upstream_keeps_its_cached_files(
     app = build_app(proxy_settings(raw_settings, upstream.url, page_ttl="0"))
     try:
         app.get("/packages/upkg/upkg-1.0-py3-none-any.whl")
+        storage = services(app.app).index.storage
+        assert storage.read_versioned(page_key("upkg")) is not None
         del upstream.projects["upkg"]
         resp = app.get("/simple/upkg/", headers=JSON_ACCEPT)
         assert resp.headers["X-PPC-Upstream"] == "gone"
         assert [f["filename"] for f in resp.json["files"]] == ["upkg-1.0-py3-none-any.whl"]
         assert "max-age=0" in resp.headers["Cache-Control"]
+        # No process serves the page the upstreams no longer have, not even stale.
+        assert storage.read_versioned(page_key("upkg")) is None
     finally:
         close_app(app)
 
