@@ -20,19 +20,12 @@ from pypicloud_lite.db.engine import create_db_engine
 from pypicloud_lite.db.tables import FileRow, GrantRow, IndexStateRow
 from pypicloud_lite.errors import ConfigError
 from pypicloud_lite.models import SetYanked
+from tests.support.access_backup import ACCESS_TABLES as BACKED_UP_ACCESS_TABLES
 from tests.support.cache import SQL_BACKENDS, cache_settings, fresh_database
 from tests.support.owners import EPOCH, OLD_FILES, OLD_GRANTS, OLD_USERS, OWNED_GRANTS, grant_rows, seed_old_index
 
 PPC_TABLES = {"ppc_index_state", "ppc_projects", "ppc_files"}
-ACCESS_TABLES = {
-    "ppc_users",
-    "ppc_groups",
-    "ppc_group_members",
-    "ppc_grants",
-    "ppc_tokens",
-    "ppc_namespaces",
-    "ppc_publishers",
-}
+ACCESS_TABLES = set(BACKED_UP_ACCESS_TABLES)
 
 
 @pytest.fixture(params=SQL_BACKENDS)

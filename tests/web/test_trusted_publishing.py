@@ -16,6 +16,7 @@ from pypicloud_lite.models import utcnow
 from tests.support.apiutil import BOB, CAROL, PASSWORD, assert_error, call, creds, running, token_auth, upload_wheel
 from tests.support.common import services
 from tests.support.oidc_issuer import GITLAB_CONFIG, GITLAB_PROJECT, REPOSITORY, WORKFLOW, Issuer
+from tests.support.owners import ui_login
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
 AUDIENCE = "pypi-test"
@@ -239,3 +240,21 @@ def test_pep_807_discovery(app: webtest.TestApp) -> None:
     }
     missing = app.get("/.well-known/pytp", params={"discover": "/nothing/"}, status=404)
     assert missing.content_type == "application/problem+json"
+
+
+def test_ui_adds_lists_and_removes_publishers(app: webtest.TestApp, widget: None) -> None:
+    ui_login(app, BOB)
+    page = app.get("/ui/publishers")
+    assert 'id="no-publishers"' in page.text
+    form = page.forms["publisher-form"]
+    form["project"], form["kind"] = "widget", "gitlab"
+    form["gitlab_repository"], form["gitlab_workflow"] = GITLAB_PROJECT, "ci/release.yml"
+    listed = form.submit().follow()
+    assert "Added publisher gitlab:acme/tools/widget ci/release.yml to widget" in listed.text
+    assert "<code>gitlab:acme/tools/widget ci/release.yml</code>" in listed.text
+    [publisher] = services(app.app).access.list_publishers("widget")
+    assert (publisher.repository, publisher.workflow, publisher.environment) == (GITLAB_PROJECT, "ci/release.yml", None)
+    [remove] = [f for f in listed.forms.values() if f.action.endswith(f"/publishers/{publisher.id}/delete")]
+    removed = remove.submit().follow()
+    assert 'id="no-publishers"' in removed.text
+    assert services(app.app).access.list_publishers() == []
