@@ -13,7 +13,7 @@ from pypicloud_lite.errors import ConfigError
 T = TypeVar("T")
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 GITLAB_ISSUER = "https://gitlab.com"
-# PEP 807 bounds an upload token's life: at least 15 minutes would be its floor on PyPI, 6 hours its ceiling.
+# A minted token must outlive one upload, and PEP 807 puts its ceiling at 6 hours.
 MIN_TOKEN_LIFETIME = 60
 MAX_TOKEN_LIFETIME = 6 * 3600
 

@@ -90,6 +90,12 @@ def test_github_publisher_mints_a_token_for_its_project_only(
     lifetime = resp.json["expires"] - utcnow().timestamp()
     assert 800 < lifetime <= 900
     token = token_auth(resp.json["token"])
+    [listed] = call(app, "GET", "/api/tokens", creds(BOB)).json["tokens"]
+    assert (listed["projects"], listed["read_only"], listed["user"]) == (["widget"], False, BOB)
+    assert (
+        listed["publisher"]
+        == call(app, "GET", "/api/projects/widget/publishers", creds(BOB)).json["publishers"][0]["id"]
+    )
     upload_wheel(app, token, dist_dir, "widget", "1.0")
     upload_wheel(app, token, dist_dir, "other", "1.0", status=403)
     audits = [r.getMessage() for r in caplog.records if r.getMessage().startswith("audit:")]
