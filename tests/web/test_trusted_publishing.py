@@ -250,10 +250,12 @@ def test_pep_807_discovery(app: webtest.TestApp) -> None:
 
 def test_ui_adds_lists_and_removes_publishers(app: webtest.TestApp, widget: None) -> None:
     ui_login(app, BOB)
-    page = app.get("/ui/publishers")
+    assert 'href="http://localhost/ui/publishers?project=widget"' in app.get("/ui/projects/widget").text
+    page = app.get("/ui/publishers", params={"project": "widget"})
     assert 'id="no-publishers"' in page.text
     form = page.forms["publisher-form"]
-    form["project"], form["kind"] = "widget", "gitlab"
+    assert form["project"].value == "widget"
+    form["kind"] = "gitlab"
     form["gitlab_repository"], form["gitlab_workflow"] = GITLAB_PROJECT, "ci/release.yml"
     listed = form.submit().follow()
     assert "Added publisher gitlab:acme/tools/widget ci/release.yml to widget" in listed.text
