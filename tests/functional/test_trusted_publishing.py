@@ -20,7 +20,7 @@ from pypicloud_lite.models import Grant, utcnow
 from tests.support.apiutil import BOB, PASSWORD
 from tests.support.distbuilder import build_wheel
 from tests.support.harness import BIN, Server, run, start_server
-from tests.support.oidc_issuer import REPOSITORY, WORKFLOW, Issuer
+from tests.support.oidc_issuer import GITLAB_CONFIG, GITLAB_PROJECT, REPOSITORY, WORKFLOW, Issuer
 from tests.support.settings import server_settings
 from tests.support.tls_proxy import TLSProxy
 
@@ -49,8 +49,8 @@ def issuer() -> Iterator[Issuer]:
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory, issuer: Issuer) -> Iterator[Index]:
-    """A server (SQL access) behind HTTPS at proxy.url, where bob registered GitHub publishers for two projects
-    that do not exist yet: `trusty` (uv's) and `actioned` (the action's)."""
+    """A server (SQL access) behind HTTPS at proxy.url, where bob registered publishers for projects that do not
+    exist yet: GitHub ones for `trusty` (uv's) and `actioned` (the action's), a GitLab one for `labbed`."""
     tmp_path = tmp_path_factory.mktemp("trusted-publishing")
     folder = tmp_path / "server"
     folder.mkdir()
@@ -61,12 +61,14 @@ def index(tmp_path_factory: pytest.TempPathFactory, issuer: Issuer) -> Iterator[
         "auth.admins": None,
         "web.public_url": proxy.url,
         "trusted_publishing.github_issuer": issuer.url,
+        "trusted_publishing.gitlab_issuer": issuer.gitlab_url,
     }
     settings = load_settings(server_settings(folder, extra), environ={})
     access = SQLAccess.connect(settings.auth, settings.cache)
     access.create_user(BOB, PASSWORD)
-    for number, project in enumerate(("trusty", "actioned")):
-        fields = {"kind": "github", "repository": REPOSITORY, "workflow": WORKFLOW}
+    github = {"kind": "github", "repository": REPOSITORY, "workflow": WORKFLOW}
+    gitlab = {"kind": "gitlab", "repository": GITLAB_PROJECT, "workflow": GITLAB_CONFIG}
+    for number, (project, fields) in enumerate((("trusty", github), ("actioned", github), ("labbed", gitlab))):
         access.add_publisher(
             new_publisher(
                 publisher_id=f"publisher{number}",
@@ -144,3 +146,25 @@ def test_the_actions_exchange_replayed(
     assert replayed.status_code == 422
     assert [e["code"] for e in replayed.json()["errors"]] == ["invalid-reuse-token"]
     pip_install(index, "actioned")
+
+
+def test_uv_publish_from_gitlab_ci(index: Index, issuer: Issuer, tmp_path: Path) -> None:
+    # GitLab hands the job its token in the variable `id_tokens` names; uv looks for <AUDIENCE>_ID_TOKEN.
+    audience = urlsplit(index.proxy.url).netloc
+    variable = "".join(c if c.isalnum() else "_" for c in audience).upper() + "_ID_TOKEN"
+    token = issuer.sign(issuer.gitlab_claims(audience))
+    env = {"GITLAB_CI": "true", variable: token, "SSL_CERT_FILE": str(index.proxy.ca_file)}
+    wheel = build_wheel(tmp_path / "dist", "labbed", "1.0")
+    publish_url = f"{index.proxy.url}/legacy/"
+    run(
+        BIN / "uv",
+        "publish",
+        "--trusted-publishing",
+        "always",
+        "--publish-url",
+        publish_url,
+        wheel,
+        home=index.home,
+        env=env,
+    ).check()
+    assert [f["filename"] for f in index.server.project_json("labbed")["files"]] == [wheel.name]  # type: ignore[index]
