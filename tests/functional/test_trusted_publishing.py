@@ -98,23 +98,16 @@ def pip_install(index: Index, project: str) -> None:
     assert (target / project / "__init__.py").is_file()
 
 
+def uv_publish(index: Index, tmp_path: Path, project: str, env: dict[str, str]) -> None:
+    """`uv publish --trusted-publishing always` of a new wheel of `project`, trusting the test CA; it is listed."""
+    wheel = build_wheel(tmp_path / "dist", project, "1.0")
+    uv = (BIN / "uv", "publish", "--trusted-publishing", "always", "--publish-url", f"{index.proxy.url}/legacy/")
+    run(*uv, wheel, home=index.home, env={**env, "SSL_CERT_FILE": str(index.proxy.ca_file)}).check()
+    assert [f["filename"] for f in index.server.project_json(project)["files"]] == [wheel.name]  # type: ignore[index]
+
+
 def test_uv_publish_with_trusted_publishing(index: Index, issuer: Issuer, tmp_path: Path) -> None:
-    wheel = build_wheel(tmp_path / "dist", "trusty", "1.0")
-    env = {**issuer.actions_env(), "SSL_CERT_FILE": str(index.proxy.ca_file)}
-    publish_url = f"{index.proxy.url}/legacy/"
-    uv = run(
-        BIN / "uv",
-        "publish",
-        "--trusted-publishing",
-        "always",
-        "--publish-url",
-        publish_url,
-        wheel,
-        home=index.home,
-        env=env,
-    )
-    uv.check()
-    assert [f["filename"] for f in index.server.project_json("trusty")["files"]] == [wheel.name]  # type: ignore[index]
+    uv_publish(index, tmp_path, "trusty", issuer.actions_env())
     # The pending publisher created the project, owned by bob, who registered it.
     assert [(grant.kind, grant.name) for grant in owners(index, "trusty")] == [("user", BOB)]
     pip_install(index, "trusty")
@@ -153,18 +146,4 @@ def test_uv_publish_from_gitlab_ci(index: Index, issuer: Issuer, tmp_path: Path)
     audience = urlsplit(index.proxy.url).netloc
     variable = "".join(c if c.isalnum() else "_" for c in audience).upper() + "_ID_TOKEN"
     token = issuer.sign(issuer.gitlab_claims(audience))
-    env = {"GITLAB_CI": "true", variable: token, "SSL_CERT_FILE": str(index.proxy.ca_file)}
-    wheel = build_wheel(tmp_path / "dist", "labbed", "1.0")
-    publish_url = f"{index.proxy.url}/legacy/"
-    run(
-        BIN / "uv",
-        "publish",
-        "--trusted-publishing",
-        "always",
-        "--publish-url",
-        publish_url,
-        wheel,
-        home=index.home,
-        env=env,
-    ).check()
-    assert [f["filename"] for f in index.server.project_json("labbed")["files"]] == [wheel.name]  # type: ignore[index]
+    uv_publish(index, tmp_path, "labbed", {"GITLAB_CI": "true", variable: token})
