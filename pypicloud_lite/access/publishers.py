@@ -23,6 +23,7 @@ _GITHUB_REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9.
 _GITHUB_WORKFLOW = re.compile(r"^[A-Za-z0-9._-]{1,200}\.ya?ml\Z")
 _GITLAB_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]{1,255}(?:/[A-Za-z0-9_.-]{1,255}){1,20}\Z")
 _GITLAB_CONFIG_PATH = re.compile(r"^(?:[A-Za-z0-9_.-]+/)*[A-Za-z0-9_.-]+\.ya?ml\Z")
+_OWNER_ID = re.compile(r"^[0-9]{1,20}\Z")
 _ENVIRONMENT = re.compile(r"^[^\x00-\x1f\x7f]{1,255}\Z")
 _CLAIM_NAME = re.compile(r"^[A-Za-z0-9_:.-]{1,100}\Z")
 # Claims a generic publisher may not require: the exchange itself checks them on every token.
@@ -41,6 +42,9 @@ class Publisher:
     # github: the workflow's file name in .github/workflows/; gitlab: the CI config file's path.
     workflow: str = ""
     environment: str | None = None
+    # github only, optional: the numeric id of the repository's owner, as the token's `repository_owner_id`
+    # says (a repository deleted and re-created under the same name by someone else has another owner id).
+    owner_id: str | None = None
     # oidc only: the issuer, and the claims its tokens must carry, each with exactly this value.
     issuer: str | None = None
     claims: tuple[tuple[str, str], ...] = field(default=())
@@ -49,6 +53,8 @@ class Publisher:
         """What a backend stores beside id, project, kind, added_by and created."""
         config: dict[str, Any] = {"repository": self.repository, "workflow": self.workflow}
         config |= {"environment": self.environment, "issuer": self.issuer, "claims": dict(self.claims)}
+        if self.owner_id is not None:
+            config["owner_id"] = self.owner_id
         return config
 
     def with_config(self, config: dict[str, Any]) -> Publisher:
@@ -58,6 +64,7 @@ class Publisher:
             repository=config.get("repository") or "",
             workflow=config.get("workflow") or "",
             environment=config.get("environment"),
+            owner_id=config.get("owner_id"),
             issuer=config.get("issuer"),
             claims=tuple(sorted((config.get("claims") or {}).items())),
         )
@@ -97,6 +104,9 @@ class Publisher:
         repository = str(claims.get(repository_claim, ""))
         if repository.lower() != self.repository.lower():
             return f"the token's repository is {repository!r}, not {self.repository!r}"
+        owner_id = str(claims.get("repository_owner_id", ""))
+        if self.owner_id is not None and owner_id != self.owner_id:
+            return f"the token's repository owner id is {owner_id!r}, not {self.owner_id!r}"
         if not self._workflow_matches(claims, settings):
             return f"the token's workflow is {_workflow_claim(self.kind, claims)!r}, not {self.workflow!r}"
         if self.environment is not None:
@@ -169,6 +179,8 @@ def new_publisher(
 ) -> Publisher:
     """A publisher from the API's or the form's fields, checked; InvalidInput says what is wrong."""
     kind = fields.get("kind")
+    if isinstance(fields.get("owner_id"), int):
+        fields = {**fields, "owner_id": str(fields["owner_id"])}
     if kind not in KINDS:
         raise InvalidInput(f"A publisher's 'kind' is one of {', '.join(KINDS)}.")
     base = Publisher(publisher_id, normalize(project), kind, added_by, created)
@@ -181,6 +193,8 @@ def new_publisher(
     if kind == "github":
         repository = _text(fields, "repository", _GITHUB_REPOSITORY, "'owner/repository'")
         workflow = _text(fields, "workflow", _GITHUB_WORKFLOW, "'release.yml' (a file in .github/workflows/)")
+        owner_id = _text(fields, "owner_id", _OWNER_ID, "a number (the owner's GitHub id)", required=False)
+        base = replace(base, owner_id=owner_id or None)
     else:
         repository = _text(fields, "repository", _GITLAB_REPOSITORY, "'namespace/project'")
         workflow = _text(fields, "workflow", _GITLAB_CONFIG_PATH, "'.gitlab-ci.yml' (the CI config file's path)")

@@ -110,8 +110,5 @@ def publisher_json(publisher: Publisher, pending: bool) -> dict[str, Any]:
     }
     if publisher.kind == "oidc":
         return body | {"issuer": publisher.issuer, "claims": dict(publisher.claims)}
-    return body | {
-        "repository": publisher.repository,
-        "workflow": publisher.workflow,
-        "environment": publisher.environment,
-    }
+    body |= {"repository": publisher.repository, "workflow": publisher.workflow, "environment": publisher.environment}
+    return body | ({"owner_id": publisher.owner_id} if publisher.kind == "github" else {})

@@ -23,6 +23,7 @@ from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
 REQUEST_TOKEN = "actions-request-token"
 REPOSITORY = "acme/widget"
 WORKFLOW = "release.yml"
+OWNER_ID = "1001"
 GITLAB_PROJECT = "acme/tools/widget"
 GITLAB_CONFIG = ".gitlab-ci.yml"
 
@@ -87,6 +88,7 @@ class Issuer:
             "exp": now + 300,
             "repository": repository,
             "repository_owner": repository.split("/")[0],
+            "repository_owner_id": OWNER_ID,
             "workflow_ref": ref,
             "job_workflow_ref": ref,
             "ref": "refs/tags/v1.0",

@@ -15,7 +15,7 @@ from joserfc.jwk import ECKey
 from pypicloud_lite.models import utcnow
 from tests.support.apiutil import BOB, CAROL, PASSWORD, assert_error, call, creds, running, token_auth, upload_wheel
 from tests.support.common import services
-from tests.support.oidc_issuer import GITLAB_CONFIG, GITLAB_PROJECT, REPOSITORY, WORKFLOW, Issuer
+from tests.support.oidc_issuer import GITLAB_CONFIG, GITLAB_PROJECT, OWNER_ID, REPOSITORY, WORKFLOW, Issuer
 from tests.support.owners import ui_login
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
@@ -81,7 +81,7 @@ def test_audience_is_configured_or_the_public_urls_host(app: webtest.TestApp, ra
 def test_github_publisher_mints_a_token_for_its_project_only(
     app: webtest.TestApp, widget: None, oidc_issuer: Issuer, dist_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    assert register(app, "widget", {**GITHUB, "environment": "release"}).status_int == 201
+    assert register(app, "widget", {**GITHUB, "environment": "release", "owner_id": OWNER_ID}).status_int == 201
     caplog.set_level(logging.INFO)
     claims = oidc_issuer.github_claims(AUDIENCE, environment="Release")
     resp = mint(app, oidc_issuer.sign(claims), "/_/oidc/github/mint-token")
@@ -136,6 +136,7 @@ def test_pending_publisher_creates_the_project_owned_by_its_registrant(
         ({"repository": "acme/other"}, "invalid-publisher", "no trusted publisher matches"),
         ({"workflow": "ci.yml"}, "invalid-publisher", "workflow"),
         ({"environment": "staging"}, "invalid-publisher", "environment"),
+        ({"repository_owner_id": "666"}, "invalid-publisher", "owner id is '666', not '1001'"),
         ({"exp": -60}, "invalid-token", "expired"),
         ({"nbf": 600, "iat": 600}, "invalid-token", "not valid yet"),
         ({"aud": "someone-else"}, "invalid-token", "audience"),
@@ -144,7 +145,7 @@ def test_pending_publisher_creates_the_project_owned_by_its_registrant(
 def test_refusals(
     app: webtest.TestApp, widget: None, oidc_issuer: Issuer, change: dict[str, Any], code: str, message: str
 ) -> None:
-    register(app, "widget", {**GITHUB, "environment": "release"})
+    assert register(app, "widget", {**GITHUB, "environment": "release", "owner_id": 1001}).status_int == 201
     claims = oidc_issuer.github_claims(AUDIENCE, environment="release")
     for name in ("exp", "nbf", "iat"):
         if name in change:
@@ -209,6 +210,7 @@ def test_burn_token_revokes_a_minted_token(app: webtest.TestApp, widget: None, o
 def test_publishers_are_managed_by_owners(app: webtest.TestApp, widget: None) -> None:
     assert_error(register(app, "widget", GITHUB, user=CAROL), 403, "owner")
     assert_error(register(app, "widget", {**GITHUB, "workflow": "../x"}), 400, "workflow")
+    assert_error(register(app, "widget", {**GITHUB, "owner_id": "acme"}), 400, "owner_id")
     assert_error(register(app, "widget", {"kind": "oidc", "issuer": "https://x.example", "claims": {"sub": "a"}}), 400)
     added = register(app, "widget", GITHUB).json
     assert_error(register(app, "widget", GITHUB), 409, "already has")

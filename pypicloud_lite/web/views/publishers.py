@@ -60,7 +60,7 @@ def _form_fields(request: Request) -> dict[str, Any]:
     """The form's fields as the API's JSON: `claims` one `name=value` per line."""
     kind = request.POST.get("kind", "")
     fields: dict[str, Any] = {"kind": kind}
-    for name in ("repository", "workflow", "environment", "issuer"):
+    for name in ("repository", "workflow", "environment", "owner_id", "issuer"):
         fields[name] = str(request.POST.get(f"{kind}_{name}", "") or "").strip()
     claims = {}
     for line in str(request.POST.get("oidc_claims", "")).splitlines():
