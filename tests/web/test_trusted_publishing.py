@@ -240,7 +240,7 @@ def test_static_access_has_no_trusted_publishing(raw_settings: dict[str, Any]) -
         refused(mint(app, "a.b.c"), "not-enabled", "not enabled")
 
 
-def test_pep_807_discovery(app: webtest.TestApp) -> None:
+def test_pep_807_discovery(app: webtest.TestApp, raw: dict[str, Any]) -> None:
     resp = app.get("/.well-known/pytp", params={"discover": "/legacy/"})
     assert resp.json == {
         "audience-endpoint": "http://localhost/_/oidc/audience",
@@ -268,3 +268,7 @@ def test_ui_adds_lists_and_removes_publishers(app: webtest.TestApp, widget: None
     removed = remove.submit().follow()
     assert 'id="no-publishers"' in removed.text
     assert services(app.app).access.list_publishers() == []
+    with running({**raw, "web.public_url": "https://pypi.example.com/base"}) as prefixed:
+        found = prefixed.get("/.well-known/pytp", params={"discover": "/base/legacy/"}).json
+        assert found["token-mint-endpoint"] == "https://pypi.example.com/_/oidc/mint-token"
+        prefixed.get("/.well-known/pytp", params={"discover": "/legacy/"}, status=404)

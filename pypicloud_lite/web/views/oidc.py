@@ -110,7 +110,9 @@ def burn_token(request: Request) -> Response:
 def discovery(request: Request) -> Response:
     """PEP 807 (draft): where the audience and mint endpoints of the upload URL with this path are."""
     app = services(request)
-    prefix = request.script_name
+    # The public URL's path prefix: this request, at the host's root, need not have come through it.
+    public = app.settings.web.public_url
+    prefix = urlsplit(public).path if public else request.script_name
     wanted = request.GET.get("discover", "")
     if not app.publishing.enabled or wanted not in {prefix + path for path in UPLOAD_PATHS}:
         detail = f"{wanted!r} is not an upload URL's path of this index, or trusted publishing is off."
