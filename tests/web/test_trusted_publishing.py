@@ -248,6 +248,10 @@ def test_pep_807_discovery(app: webtest.TestApp, raw: dict[str, Any]) -> None:
     }
     missing = app.get("/.well-known/pytp", params={"discover": "/nothing/"}, status=404)
     assert missing.content_type == "application/problem+json"
+    with running({**raw, "web.public_url": "https://pypi.example.com/base"}) as prefixed:
+        found = prefixed.get("/.well-known/pytp", params={"discover": "/base/legacy/"}).json
+        assert found["token-mint-endpoint"] == "https://pypi.example.com/_/oidc/mint-token"
+        prefixed.get("/.well-known/pytp", params={"discover": "/legacy/"}, status=404)
 
 
 def test_ui_adds_lists_and_removes_publishers(app: webtest.TestApp, widget: None) -> None:
@@ -268,7 +272,3 @@ def test_ui_adds_lists_and_removes_publishers(app: webtest.TestApp, widget: None
     removed = remove.submit().follow()
     assert 'id="no-publishers"' in removed.text
     assert services(app.app).access.list_publishers() == []
-    with running({**raw, "web.public_url": "https://pypi.example.com/base"}) as prefixed:
-        found = prefixed.get("/.well-known/pytp", params={"discover": "/base/legacy/"}).json
-        assert found["token-mint-endpoint"] == "https://pypi.example.com/_/oidc/mint-token"
-        prefixed.get("/.well-known/pytp", params={"discover": "/legacy/"}, status=404)
