@@ -25,13 +25,25 @@ from pypicloud_lite.errors import ConfigError, InvalidInput, PypicloudLiteError
 from pypicloud_lite.models import Grant
 from pypicloud_lite.namespaces import Namespace, check_namespace_name, check_new_namespace, parse_owner
 from pypicloud_lite.naming import normalize
+from pypicloud_lite.publishing_settings import PublishingSettings, publishing_settings
 from pypicloud_lite.upstream_settings import UpstreamSettings, upstream_settings
 
 ENV_PREFIX = "PPC_"
 # A JSON object of settings in one variable (the Lambda's only source of settings).
 SETTINGS_VARIABLE = "PYPICLOUD_SETTINGS"
 # Settings whose keys are ours: anything else under these prefixes is a typo and refused.
-OWN_PREFIXES = ("storage.", "cache.", "auth.", "upload.", "web.", "pypi.", "sync.", "cdn.", "upstream.")
+OWN_PREFIXES = (
+    "storage.",
+    "cache.",
+    "auth.",
+    "upload.",
+    "web.",
+    "pypi.",
+    "sync.",
+    "cdn.",
+    "upstream.",
+    "trusted_publishing.",
+)
 PERM_LETTERS = frozenset("rwdo")  # read, write, delete/yank, own (access.base.Permission)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]*\Z")
 T = TypeVar("T")
@@ -213,6 +225,7 @@ class Settings:
     sync: SyncSettings = SyncSettings()
     cdn: CdnSettings = CdnSettings()
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
+    publishing: PublishingSettings = field(default_factory=PublishingSettings)
 
 
 def env_name(key: str) -> str:
@@ -557,6 +570,7 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
     sync = _sync_settings(r)
     cdn = _cdn_settings(r, web.page_max_age)
     upstream = upstream_settings(r)
+    publishing = publishing_settings(r)
     if cdn.enabled:
         cache = replace(cache, cdn_outbox=True)
     r.check_unknown()
@@ -566,7 +580,7 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         if name not in dict(auth.users) and auth.bootstrap_admin_file is None:
             raise ConfigError(f"setting 'auth.admins': admin {name!r} has no 'user.{name}' password hash")
     settings = Settings(storage=storage, cache=cache, auth=auth, upload=upload, web=web, reload=reload, sync=sync)
-    return replace(settings, cdn=cdn, upstream=upstream)
+    return replace(settings, cdn=cdn, upstream=upstream, publishing=publishing)
 
 
 def read_ini(path: str | Path, section: str = "app:main") -> dict[str, str]:

@@ -18,6 +18,7 @@ from tests.support.aws import Moto, moto_server
 from tests.support.common import UPLOADER, UPLOADER_PASSWORD, basic_auth, services
 from tests.support.confinement import WATCH, install
 from tests.support.data import REPO_ROOT
+from tests.support.oidc_issuer import Issuer
 from tests.support.reload import Env, open_env
 from tests.support.settings import server_settings
 
@@ -92,3 +93,10 @@ def cache_env(request: pytest.FixtureRequest, raw_settings: dict[str, Any], tmp_
     """Local storage (whose ETags change with a rewrite of the same bytes) on each kind of cache."""
     with open_env(request.param, raw_settings, request, tmp_path / "dists") as opened:
         yield opened
+
+
+@pytest.fixture
+def oidc_issuer() -> Iterator[Issuer]:
+    """A local OIDC issuer (GitHub's stand-in at its root, GitLab's at /gitlab) and Actions' ID-token endpoint."""
+    with Issuer().serving() as issuer:
+        yield issuer

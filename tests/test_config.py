@@ -627,3 +627,44 @@ def test_an_upstream_set_off_is_not_a_proxy(tmp_path: Path) -> None:
 def test_bad_upstream_settings_name_their_key(tmp_path: Path, extra: dict[str, str], key: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(repr(key))):
         _upstream(tmp_path, **extra)
+
+
+def test_trusted_publishing_settings(tmp_path: Path) -> None:
+    defaults = load_settings(minimal(tmp_path), environ={}).publishing
+    assert (defaults.enabled, defaults.audience, defaults.token_lifetime, defaults.leeway) == (True, None, 900, 30)
+    assert defaults.known_issuers() == ("https://token.actions.githubusercontent.com", "https://gitlab.com")
+    raw = minimal(
+        tmp_path,
+        **{
+            "trusted_publishing.audience": "pypi-corp",
+            "trusted_publishing.github_issuer": "https://ghes.example.com/_services/token/",
+            "trusted_publishing.gitlab_issuer": "https://gitlab.example.com",
+            "trusted_publishing.issuers": "https://ci.example.com https://sso.example.com/realms/ci",
+            "trusted_publishing.token_lifetime": "2h",
+        },
+    )
+    publishing = load_settings(raw, environ={}).publishing
+    assert publishing.audience == "pypi-corp"
+    assert publishing.token_lifetime == 7200
+    assert publishing.known_issuers() == (
+        "https://ghes.example.com/_services/token",
+        "https://gitlab.example.com",
+        "https://ci.example.com",
+        "https://sso.example.com/realms/ci",
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("trusted_publishing.token_lifetime", "7h", "6h"),
+        ("trusted_publishing.token_lifetime", "10", "60 seconds"),
+        ("trusted_publishing.github_issuer", "ftp://x.example", "issuer URL"),
+        ("trusted_publishing.issuers", "https://ok.example gitlab.example.com", "issuer URL"),
+        ("trusted_publishing.gitlab_issuer", "https://token.actions.githubusercontent.com", "same issuer"),
+        ("trusted_publishing.lifetime", "1h", "unknown setting"),
+    ],
+)
+def test_bad_trusted_publishing_settings(tmp_path: Path, key: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(minimal(tmp_path, **{key: value}), environ={})

@@ -16,6 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from pypicloud_lite.access.passwords import verify_password
+from pypicloud_lite.access.publishers import Publisher
 from pypicloud_lite.access.throttle import FailureLimiter, VerifiedCache
 from pypicloud_lite.config import AuthSettings
 from pypicloud_lite.errors import InvalidInput, NotFound
@@ -49,6 +50,8 @@ class TokenScope:
     token_id: str
     projects: frozenset[str] | None  # None: every project
     read_only: bool
+    # The trusted publisher that minted it (uploads with it are audited), or None.
+    publisher: str | None = None
 
     def allows(self, project: str | None, permission: Permission) -> bool:
         if self.read_only and permission is not Permission.READ:
@@ -95,6 +98,7 @@ class Token:
     created: datetime
     expires: datetime | None
     secret_hash: str = field(repr=False, default="")
+    publisher: str | None = None
 
     def expired(self, now: datetime) -> bool:
         return self.expires is not None and self.expires <= now
@@ -208,6 +212,17 @@ class AccessBackend(ABC):
     def delete_namespace(self, name: str) -> None: ...
 
     @abstractmethod
+    def list_publishers(self, project: str | None = None) -> list[Publisher]:
+        """Trusted publishers, of one (normalized) project or of all, oldest first."""
+
+    @abstractmethod
+    def add_publisher(self, publisher: Publisher) -> Publisher:
+        """Store a new publisher: Conflict when the project already has one with the same identity."""
+
+    @abstractmethod
+    def delete_publisher(self, publisher_id: str) -> None: ...
+
+    @abstractmethod
     def _save_token(self, token: Token) -> None: ...
 
     @abstractmethod
@@ -260,7 +275,7 @@ class AccessBackend(ABC):
         user = self.get_user(token.username)
         if user is None or token.expired(utcnow()):
             return None
-        scope = TokenScope(token.id, token.projects, token.read_only)
+        scope = TokenScope(token.id, token.projects, token.read_only, token.publisher)
         return Identity(user.name, is_admin=user.is_admin, groups=user.groups, token=scope)
 
     # -- authorization -----------------------------------------------------------
@@ -374,6 +389,8 @@ class AccessBackend(ABC):
         projects: list[str] | None = None,
         read_only: bool = False,
         expires: datetime | None = None,
+        *,
+        publisher: str | None = None,
     ) -> NewToken:
         if self.get_user(username) is None:
             raise NotFound(f"No user named {username!r}.")
@@ -387,9 +404,13 @@ class AccessBackend(ABC):
             created=utcnow(),
             expires=expires,
             secret_hash=_sha256(secret),
+            publisher=publisher,
         )
         self._save_token(token)
         return NewToken(token, f"ppc_{token_id}_{secret}")
+
+    def get_publisher(self, publisher_id: str) -> Publisher | None:
+        return next((p for p in self.list_publishers() if p.id == publisher_id), None)
 
     def revoke_token(self, token_id: str) -> None:
         if not self._delete_token(token_id):

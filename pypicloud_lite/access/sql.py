@@ -14,11 +14,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pypicloud_lite.access.base import AccessBackend, Group, Token, User, check_perms, check_user_name
 from pypicloud_lite.access.passwords import generate_password, hash_password
+from pypicloud_lite.access.publishers import Publisher
 from pypicloud_lite.access.static import BOOTSTRAP_ADMIN, GeneratedAdmin
 from pypicloud_lite.config import AuthSettings, CacheSettings
 from pypicloud_lite.db import migrate
 from pypicloud_lite.db.engine import create_db_engine, transaction, write_engine
-from pypicloud_lite.db.tables import GrantRow, GroupMemberRow, GroupRow, NamespaceRow, TokenRow, UserRow
+from pypicloud_lite.db.tables import (
+    GrantRow,
+    GroupMemberRow,
+    GroupRow,
+    NamespaceRow,
+    PublisherRow,
+    TokenRow,
+    UserRow,
+)
 from pypicloud_lite.errors import Conflict, InvalidInput, NotFound
 from pypicloud_lite.models import Grant, utcnow
 from pypicloud_lite.namespaces import Namespace, check_namespace_name, check_new_namespace, parse_owner
@@ -45,7 +54,13 @@ def _to_token(row: TokenRow) -> Token:
         created=row.created.replace(tzinfo=UTC),
         expires=_aware(row.expires),
         secret_hash=row.secret_hash,
+        publisher=row.publisher,
     )
+
+
+def _to_publisher(row: PublisherRow) -> Publisher:
+    publisher = Publisher(row.id, row.project, row.kind, row.added_by, row.created.replace(tzinfo=UTC))
+    return publisher.with_config(row.config)
 
 
 def _to_namespace(row: NamespaceRow) -> Namespace:
@@ -189,6 +204,7 @@ class SQLAccess(AccessBackend):
             _check_owns_no_namespace(session, "user", name)
             # Explicit deletes: SQLite enforces ON DELETE CASCADE only with foreign_keys on.
             session.execute(delete(TokenRow).where(TokenRow.username == name))
+            session.execute(delete(PublisherRow).where(PublisherRow.added_by == name))
             session.execute(delete(GroupMemberRow).where(GroupMemberRow.username == name))
             session.execute(delete(GrantRow).where(GrantRow.kind == "user", GrantRow.name == name))
             session.execute(delete(UserRow).where(UserRow.name == name))
@@ -285,6 +301,7 @@ class SQLAccess(AccessBackend):
                     read_only=token.read_only,
                     created=_naive(token.created),
                     expires=_naive(token.expires),
+                    publisher=token.publisher,
                 )
             )
 
@@ -292,3 +309,38 @@ class SQLAccess(AccessBackend):
         with self._session(write=True) as session:
             result: Any = session.execute(delete(TokenRow).where(TokenRow.id == token_id))
             return bool(result.rowcount)
+
+    # -- trusted publishers --------------------------------------------------------
+
+    def list_publishers(self, project: str | None = None) -> list[Publisher]:
+        with self._session() as session:
+            query = select(PublisherRow).order_by(PublisherRow.created, PublisherRow.id)
+            if project is not None:
+                query = query.where(PublisherRow.project == project)
+            return [_to_publisher(row) for row in session.scalars(query)]
+
+    def add_publisher(self, publisher: Publisher) -> Publisher:
+        config = publisher.to_config()
+        with self._session(write=True) as session:
+            if session.get(UserRow, publisher.added_by) is None:
+                raise NotFound(f"No user named {publisher.added_by!r}.")
+            rows = session.scalars(select(PublisherRow).where(PublisherRow.project == publisher.project))
+            if any(row.kind == publisher.kind and row.config == config for row in rows):
+                raise Conflict(f"Project {publisher.project!r} already has the publisher {publisher.label()}.")
+            session.add(
+                PublisherRow(
+                    id=publisher.id,
+                    project=publisher.project,
+                    kind=publisher.kind,
+                    config=config,
+                    added_by=publisher.added_by,
+                    created=_naive(publisher.created),
+                )
+            )
+        return publisher
+
+    def delete_publisher(self, publisher_id: str) -> None:
+        with self._session(write=True) as session:
+            result: Any = session.execute(delete(PublisherRow).where(PublisherRow.id == publisher_id))
+            if not result.rowcount:
+                raise NotFound(f"No publisher {publisher_id!r}.")

@@ -10,6 +10,7 @@ from typing import NoReturn
 
 from pypicloud_lite.access.base import USER_NAME, AccessBackend, Group, Token, User
 from pypicloud_lite.access.passwords import generate_password, hash_password
+from pypicloud_lite.access.publishers import Publisher
 from pypicloud_lite.config import AuthSettings
 from pypicloud_lite.errors import ConfigError, ReadOnlyAccess
 from pypicloud_lite.models import Grant
@@ -140,6 +141,15 @@ class StaticAccess(AccessBackend):
         self._read_only()
 
     def delete_namespace(self, name: str) -> None:
+        self._read_only()
+
+    def list_publishers(self, project: str | None = None) -> list[Publisher]:
+        return []
+
+    def add_publisher(self, publisher: Publisher) -> Publisher:
+        self._read_only()
+
+    def delete_publisher(self, publisher_id: str) -> None:
         self._read_only()
 
     def _save_token(self, token: Token) -> None:

@@ -14,6 +14,7 @@ A backend implements four small roles:
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection
@@ -33,6 +34,8 @@ from pypicloud_lite.models import (
 logger = logging.getLogger(__name__)
 
 ChangeListener = Callable[[Applied], None]
+# The leases that Leases.claim_once takes (the lock names' column holds 64 characters).
+ONCE_PREFIX = "once:"
 
 
 class CacheReader(ABC):
@@ -143,6 +146,11 @@ class Leases(ABC):
     @abstractmethod
     def lock_state(self, name: str) -> tuple[bool, dict[str, object] | None]:
         """(held now, the last recorded progress)."""
+
+    def claim_once(self, key: str, ttl: float) -> bool:
+        """True for the first claim of `key` (at most 56 characters) in every process sharing this cache, False
+        while that claim lasts (`ttl` seconds): a lease that nobody else can take, held by a holder nobody knows."""
+        return self.acquire_lock(f"{ONCE_PREFIX}{key}", secrets.token_hex(8), ttl)
 
 
 class CdnOutbox(ABC):

@@ -179,3 +179,20 @@ class TokenRow(Base):
     read_only: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
     expires: Mapped[datetime | None] = mapped_column(Timestamp)
+    # The trusted publisher that minted it (ppc_publishers.id; no foreign key: the token outlives nothing).
+    publisher: Mapped[str | None] = mapped_column(String(16))
+
+
+class PublisherRow(Base):
+    """A trusted publisher: the CI identity (kind + config) that may mint upload tokens for `project`."""
+
+    __tablename__ = "ppc_publishers"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    project: Mapped[str] = mapped_column(ExactString, nullable=False, index=True)
+    kind: Mapped[str] = mapped_column(String(8), nullable=False)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    added_by: Mapped[str] = mapped_column(
+        NAME, ForeignKey("ppc_users.name", ondelete="CASCADE"), nullable=False, index=True
+    )
+    created: Mapped[datetime] = mapped_column(Timestamp, nullable=False)

@@ -13,6 +13,7 @@ def includeme(config: Configurator) -> None:
     config.add_route("upload.legacy.noslash", "/legacy")
     # Before the no-slash detail route, which would take /simple/namespaces.
     _namespace_routes(config)
+    _publishing_routes(config)
     config.add_route("simple.detail", "/simple/{project}/")
     config.add_route("simple.detail.noslash", "/simple/{project}")
     config.add_route("files.download", "/packages/{project}/{filename}")
@@ -69,3 +70,17 @@ def _namespace_routes(config: Configurator) -> None:
     config.add_route("api.namespaces", "/api/namespaces")
     config.add_route("api.namespace", "/api/namespaces/{name}")
     config.add_route("ui.access.namespace", "/ui/admin/access/namespaces")
+
+
+def _publishing_routes(config: Configurator) -> None:
+    """Trusted Publishing: PyPI's exchange at the host root (where clients look), PEP 807's discovery, and the
+    management of each project's publishers."""
+    config.add_route("oidc.audience", "/_/oidc/audience")
+    config.add_route("oidc.mint_token", "/_/oidc/mint-token")
+    config.add_route("oidc.github_mint_token", "/_/oidc/github/mint-token")
+    config.add_route("oidc.burn_token", "/_/oidc/burn-token")
+    config.add_route("oidc.discovery", "/.well-known/pytp")
+    config.add_route("api.publishers", "/api/projects/{project}/publishers")
+    config.add_route("api.publisher", "/api/projects/{project}/publishers/{id}")
+    config.add_route("ui.publishers", "/ui/publishers")
+    config.add_route("ui.publisher.delete", "/ui/projects/{project}/publishers/{id}/delete")

@@ -13,6 +13,7 @@ from pypicloud_lite.cache import build_cache
 from pypicloud_lite.config import Settings
 from pypicloud_lite.errors import NotFound
 from pypicloud_lite.models import ProjectState
+from pypicloud_lite.publishing.exchange import TrustedPublishing
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.storage import build_storage
 from pypicloud_lite.upstream.proxy import UpstreamProxy, set_origin
@@ -30,6 +31,7 @@ class AppServices:
     access: AccessBackend
     pages: PageCache
     namespaces: NamespaceView
+    publishing: TrustedPublishing
     # None unless an upstream index is configured (upstream.indexes).
     upstream: UpstreamPages | None = None
 
@@ -68,7 +70,13 @@ def build_services(settings: Settings) -> tuple[AppServices, GeneratedAdmin | No
         proxy.is_reserved = access.is_reserved
         upstream = UpstreamPages(proxy, pages)
     found = AppServices(
-        settings=settings, index=index, access=access, pages=pages, namespaces=namespaces, upstream=upstream
+        settings=settings,
+        index=index,
+        access=access,
+        pages=pages,
+        namespaces=namespaces,
+        publishing=TrustedPublishing(settings.publishing, access, cache),
+        upstream=upstream,
     )
     return found, generated
 

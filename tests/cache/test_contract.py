@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -700,3 +701,14 @@ def test_a_reload_that_removes_a_projects_last_files_drops_the_project(cache: Ca
     cache.apply_reload(ReloadChanges(removed=[first.filename, second.filename]))
     assert cache.get_project("demo") is None
     assert [p.name for p in cache.list_projects()] == ["other"]
+
+
+def test_claim_once_holds_until_it_expires(cache: Cache) -> None:
+    # What makes an OIDC token usable once (Trusted Publishing): every process asks the same cache.
+    assert cache.claim_once("jti-a", 60)
+    assert not cache.claim_once("jti-a", 60)
+    assert cache.claim_once("jti-b", 60)
+    assert cache.claim_once("jti-short", 0.2)
+    time.sleep(0.3)
+    assert cache.claim_once("jti-short", 60)
+    assert not cache.claim_once("jti-short", 60)

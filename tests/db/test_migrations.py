@@ -11,7 +11,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, column, insert, inspect, select, table
+from sqlalchemy import JSON, Boolean, DateTime, Engine, column, insert, inspect, select, table
 
 from pypicloud_lite.access.base import OWNER_PERMS
 from pypicloud_lite.cache.sql import SQLCache
@@ -20,11 +20,12 @@ from pypicloud_lite.db.engine import create_db_engine
 from pypicloud_lite.db.tables import FileRow, GrantRow, IndexStateRow
 from pypicloud_lite.errors import ConfigError
 from pypicloud_lite.models import SetYanked
+from tests.support.access_backup import ACCESS_TABLES as BACKED_UP_ACCESS_TABLES
 from tests.support.cache import SQL_BACKENDS, cache_settings, fresh_database
 from tests.support.owners import EPOCH, OLD_FILES, OLD_GRANTS, OLD_USERS, OWNED_GRANTS, grant_rows, seed_old_index
 
 PPC_TABLES = {"ppc_index_state", "ppc_projects", "ppc_files"}
-ACCESS_TABLES = {"ppc_users", "ppc_groups", "ppc_group_members", "ppc_grants", "ppc_tokens", "ppc_namespaces"}
+ACCESS_TABLES = set(BACKED_UP_ACCESS_TABLES)
 
 
 @pytest.fixture(params=SQL_BACKENDS)
@@ -181,7 +182,7 @@ def test_0008_adds_the_namespaces_table_and_takes_it_away(engine: Engine) -> Non
     migrate.upgrade(engine, "0007")
     assert "ppc_namespaces" not in _tables(engine)
     seed_old_index(engine, OLD_FILES, OLD_USERS, OLD_GRANTS)
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, "0008")
     assert migrate.current_revision(engine) == "0008"
     grants = grant_rows(engine)
     assert grants
@@ -201,3 +202,45 @@ def test_0008_adds_the_namespaces_table_and_takes_it_away(engine: Engine) -> Non
     assert "ppc_namespaces" not in _tables(engine)
     # The rest of the access database is left as it was.
     assert grant_rows(engine) == grants
+
+
+def test_0009_adds_publishers_and_the_tokens_publisher_and_takes_them_away(engine: Engine) -> None:
+    migrate.upgrade(engine, "0008")
+    seed_old_index(engine, OLD_FILES, OLD_USERS, OLD_GRANTS)
+    old_tokens = table(
+        "ppc_tokens",
+        column("id"),
+        column("username"),
+        column("secret_hash"),
+        column("description"),
+        column("read_only", Boolean),
+        column("created", DateTime),
+    )
+    token = {"id": "0123456789abcdef", "username": OLD_USERS[0], "secret_hash": "0" * 64, "description": "ci"}
+    with engine.begin() as conn:
+        conn.execute(insert(old_tokens), [{**token, "read_only": False, "created": EPOCH}])
+    migrate.upgrade(engine)
+    assert migrate.current_revision(engine) == "0009"
+    publishers = table(
+        "ppc_publishers",
+        column("id"),
+        column("project"),
+        column("kind"),
+        column("config", JSON),
+        column("added_by"),
+        column("created", DateTime),
+    )
+    tokens = table("ppc_tokens", column("id"), column("publisher"))
+    publisher = {"id": "p1", "project": "demo", "kind": "github", "config": {"repository": "a/b"}}
+    with engine.begin() as conn:
+        conn.execute(insert(publishers), [{**publisher, "added_by": OLD_USERS[0], "created": EPOCH}])
+        assert conn.execute(select(publishers.c.config)).scalar_one() == {"repository": "a/b"}
+        assert conn.execute(select(tokens.c.id, tokens.c.publisher)).all() == [("0123456789abcdef", None)]
+    config = migrate.alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0008")
+    assert "ppc_publishers" not in _tables(engine)
+    assert "publisher" not in {c["name"] for c in inspect(engine).get_columns("ppc_tokens")}
+    with engine.connect() as conn:
+        assert conn.execute(select(old_tokens.c.id, old_tokens.c.description)).all() == [("0123456789abcdef", "ci")]

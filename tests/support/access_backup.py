@@ -15,7 +15,15 @@ from sqlalchemy.engine import make_url
 from tests.support.cache import MARIADB_URL, POSTGRES_URL
 from tests.support.common import require_or_skip
 
-ACCESS_TABLES = ("ppc_users", "ppc_groups", "ppc_group_members", "ppc_grants", "ppc_tokens")
+ACCESS_TABLES = (
+    "ppc_users",
+    "ppc_groups",
+    "ppc_group_members",
+    "ppc_grants",
+    "ppc_tokens",
+    "ppc_namespaces",
+    "ppc_publishers",
+)
 TOOL_TIMEOUT = 60
 
 

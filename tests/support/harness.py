@@ -244,11 +244,13 @@ class Completed:
         return self
 
 
-def run(*args: str | Path, home: Path, timeout: float = CLIENT_TIMEOUT) -> Completed:
-    """Run a client with a clean environment and HOME, stdout and stderr together, no stdin."""
+def run(
+    *args: str | Path, home: Path, timeout: float = CLIENT_TIMEOUT, env: Mapping[str, str] | None = None
+) -> Completed:
+    """Run a client with a clean environment (plus `env`) and HOME, stdout and stderr together, no stdin."""
     argv = tuple(str(arg) for arg in args)
     (home / "uv-cache").mkdir(parents=True, exist_ok=True)
-    env = clean_env(
+    environ = clean_env(
         HOME=str(home),
         XDG_CONFIG_HOME=str(home / ".config"),
         XDG_CACHE_HOME=str(home / ".cache"),
@@ -259,13 +261,14 @@ def run(*args: str | Path, home: Path, timeout: float = CLIENT_TIMEOUT) -> Compl
         UV_CACHE_DIR=str(home / "uv-cache"),
         UV_PYTHON_DOWNLOADS="never",
         UV_NO_PROGRESS="1",
+        **(env or {}),
     )
     proc = subprocess.run(
         argv,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        env=env,
+        env=environ,
         cwd=home,
         timeout=timeout,
         check=False,

@@ -80,6 +80,7 @@ def test_create_token(app: webtest.TestApp, bob: dict[str, str]) -> None:
         "projects": None,
         "read_only": False,
         "expires": None,
+        "publisher": None,
     }
     listed = app.get("/api/tokens", headers=bob)
     assert listed.json == {"tokens": [{**body, "created": created}]}

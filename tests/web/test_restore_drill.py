@@ -39,9 +39,10 @@ LAYOUTS = {
 
 
 def access_data(app: webtest.TestApp, admin: dict[str, str]) -> dict[str, Any]:
-    """Users, groups, each project's grants and every token, as the API lists them."""
+    """Users, groups, each project's grants and trusted publishers, and every token, as the API lists them."""
     grants = {p: app.get(f"/api/projects/{p}/grants", headers=admin).json for p in ("foo-bar", "baz-qux")}
     return {
+        "publishers": app.get("/api/projects/foo-bar/publishers", headers=admin).json,
         "users": app.get("/api/users", headers=admin).json,
         "groups": app.get("/api/groups", headers=admin).json,
         "grants": grants,
@@ -85,6 +86,8 @@ def run_drill(raw: dict[str, str], access: AccessBackup, tmp_path: Path, layout:
         token = call(app, "POST", "/api/tokens", creds(BOB), json={"projects": ["foo-bar"], "description": "ci"})
         assert token.status_int == 201, token.body
         secret = token.json["token"]
+        publisher = {"kind": "github", "repository": "acme/foo-bar", "workflow": "release.yml"}
+        assert call(app, "POST", "/api/projects/foo-bar/publishers", admin, json=publisher).status_int == 201
         assert upload("Foo.Bar", "1.1", creds(BOB)) == 200
         assert upload("baz_qux", "1.1", creds(CAROL), "sdist") == 200
         assert driver.yank("foo-bar", "1.0.0", "Broken build: use 1.1") == 200

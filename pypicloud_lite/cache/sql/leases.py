@@ -7,11 +7,11 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from pypicloud_lite.cache.base import Leases
+from pypicloud_lite.cache.base import ONCE_PREFIX, Leases
 from pypicloud_lite.cache.sql.rows import naive_utc
 from pypicloud_lite.db.tables import LockRow
 from pypicloud_lite.errors import BackendUnavailable
@@ -54,6 +54,16 @@ class SQLLeases(Leases):
             if _deadlocked(exc):
                 return False  # InnoDB chose this racer as the loser: another one is taking the lease
             raise
+
+    def claim_once(self, key: str, ttl: float) -> bool:
+        # Expired claims are worth nothing to anyone: drop them, so the table holds only live ones.
+        with self._session(write=True) as session:
+            session.execute(
+                delete(LockRow).where(
+                    LockRow.name.startswith(ONCE_PREFIX), LockRow.expires < naive_utc(datetime.now(UTC))
+                )
+            )
+        return super().claim_once(key, ttl)
 
     def update_lock(self, name: str, holder: str, ttl: float, progress: dict[str, object]) -> bool:
         expires = naive_utc(datetime.now(UTC)) + timedelta(seconds=ttl)

@@ -1,0 +1,1 @@
+"""Trusted Publishing without the web layer: the issuers' keys."""
