@@ -89,7 +89,10 @@ class StoredFacts:
             found = replace(record, storage_etag=listed.storage_etag, key=listed.key)
             return as_stored(found, state)
 
-        return self._map(recorded, files)
+        # Only files with a record cost a read: the rest stay in order without a trip through the pool.
+        with_record = [f for f in files if not rewritten and self.records.get(f.filename) == f.project]
+        read = dict(zip((f.filename for f in with_record), self._map(recorded, with_record), strict=True))
+        return [read.get(f.filename) or recorded(f) for f in files]
 
     @staticmethod
     def differing(
@@ -158,7 +161,8 @@ class StoredFacts:
         project, files = item
         state = seed_state(project.name, project, files, project.display_name)
         try:
-            self.store.update_project(project.name, lambda current: current or state)
+            # The listing found no state: create it, no read first (one written meanwhile stays).
+            self.store.create_project(state)
         except PypicloudLiteError as exc:
             logger.warning("reload could not record the state of %s: %s", project.name, exc.message)
 

@@ -227,6 +227,10 @@ class StateStore:
     def read_project(self, name: str) -> ProjectState | None:
         return self._read(project_state_key(name), MAX_STATE_BYTES, parse_project_state, name)
 
+    def create_project(self, state: ProjectState) -> bool:
+        """Write the state of a project that has none; False (nothing written) if one exists."""
+        return self.storage.put_if(project_state_key(state.name), project_state(state), None)
+
     def update_project(
         self, name: str, change: Callable[[ProjectState | None], ProjectState | None]
     ) -> ProjectState | None:

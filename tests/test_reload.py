@@ -1075,8 +1075,8 @@ def test_new_objects_written_by_another_tool_cost_a_read(s3_env: Env) -> None:
     assert ops["ListObjectsV2"] == 1
     assert calls.keys("HeadObject") == [], "no sidecar listed: the object is read anyway, the listing says the rest"
     states = ["_ppc/projects/demo.json", "_ppc/projects/other.json"]
-    # Each object is read once; then each new project's state is read to be created.
-    assert calls.keys("GetObject") == sorted(keys + states), "no checksum and no sidecar: each object is read once"
+    # Each object is read once; the new projects' states are created without a read (If-None-Match).
+    assert calls.keys("GetObject") == keys, "no checksum and no sidecar: each object is read once"
     # Recorded back, once: each file's record (a wheel's keeps its metadata: no sidecar), each project's state.
     records = [f"_ppc/files/{key}.json" for key in keys]
     assert calls.keys("PutObject") == sorted(records + states)
@@ -1104,7 +1104,7 @@ def test_new_objects_with_checksum_and_sidecar_are_not_read(s3_env: Env) -> None
     assert (result.added, result.hashed, result.failed) == (2, 2, 0)
     assert calls.keys("HeadObject") == keys
     state = "_ppc/projects/demo.json"
-    assert calls.keys("GetObject") == [state] + [key + ".metadata" for key in keys], "only small objects are read"
+    assert calls.keys("GetObject") == [key + ".metadata" for key in keys], "only small objects are read"
     # Their facts are recorded, once: each file's record, the project's state.
     assert calls.keys("PutObject") == sorted([state] + [f"_ppc/files/{key}.json" for key in keys])
     rows = env.rows()
