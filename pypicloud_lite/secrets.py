@@ -42,6 +42,13 @@ class SecretResolver:
         with self._lock:
             self._values.clear()
 
+    def forget(self, reference: str) -> None:
+        """Forget the value of one reference (`ssm:<name>`, `secretsmanager:<id>`): the next resolve reads it again."""
+        for prefix, service in PREFIXES.items():
+            if reference.startswith(prefix):
+                with self._lock:
+                    self._values.pop((service, reference[len(prefix) :]), None)
+
     def _resolve_value(self, key: str, value: Any) -> Any:
         if not isinstance(value, str):
             return value

@@ -14,6 +14,8 @@ from pypicloud_lite.errors import ConfigError
 
 MODES = ("cache", "redirect", "off")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z")
+# `upstream.<key>` settings of the proxy itself, which no upstream may be named.
+_OWN_KEYS = ("indexes", "page_ttl", "max_page_size", "min_age", "freeze_at", "secret_max_age")
 T = TypeVar("T")
 
 
@@ -34,7 +36,8 @@ class UpstreamIndex:
     mode: str = "cache"
     username: str | None = None
     password: str | None = None
-    # A bearer token (sent as `Authorization: Bearer`), instead of a user and password.
+    # A bearer token (sent as `Authorization: Bearer`), instead of a user and password. The password and
+    # the token may name a secret (`ssm:<parameter>`, `secretsmanager:<secret id>`), read when sent.
     token: str | None = None
     connect_timeout: float = 5.0
     read_timeout: float = 20.0
@@ -54,6 +57,9 @@ class UpstreamSettings:
     # freeze_at, are neither shown nor served. 0 and None: off.
     min_age: int = 0
     freeze_at: datetime | None = None
+    # How long a password or token read from SSM or Secrets Manager (`ssm:` / `secretsmanager:`) is used
+    # before it is read again; a 401 or 403 from the upstream reads it again at once (upstream/credentials.py).
+    secret_max_age: float = 300.0
 
     @property
     def enabled(self) -> bool:
@@ -103,7 +109,7 @@ def upstream_settings(r: Any) -> UpstreamSettings:
     reader: _Reader = r
     names = reader.typed("upstream.indexes", parse_list, "")
     for name in names:
-        if not _NAME.match(name) or name in ("indexes", "page_ttl", "max_page_size", "min_age", "freeze_at"):
+        if not _NAME.match(name) or name in _OWN_KEYS:
             raise ConfigError(f"setting 'upstream.indexes': {name!r} is not a valid upstream name (a-z, 0-9, _ and -)")
     if len(set(names)) != len(names):
         raise ConfigError("setting 'upstream.indexes': an upstream is named twice")
@@ -113,4 +119,7 @@ def upstream_settings(r: Any) -> UpstreamSettings:
         max_page_size=reader.typed("upstream.max_page_size", parse_size, str(UpstreamSettings.max_page_size)),
         min_age=reader.typed("upstream.min_age", parse_duration, "0"),
         freeze_at=reader.typed("upstream.freeze_at", parse_instant, ""),
+        secret_max_age=reader.typed(
+            "upstream.secret_max_age", parse_non_negative, str(UpstreamSettings.secret_max_age)
+        ),
     )

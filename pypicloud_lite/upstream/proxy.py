@@ -33,6 +33,7 @@ from pypicloud_lite.upstream.client import (
     fetch_page,
 )
 from pypicloud_lite.upstream.cooldown import Cooldown
+from pypicloud_lite.upstream.credentials import UpstreamCredentials
 from pypicloud_lite.upstream.exemptions import Exemptions
 from pypicloud_lite.upstream.parse import UpstreamFile, UpstreamPage
 from pypicloud_lite.upstream_settings import UpstreamIndex, UpstreamSettings
@@ -144,6 +145,8 @@ class UpstreamProxy:
         self.cooldown = Cooldown(settings.min_age, settings.freeze_at)
         # Break-glass: projects an admin lets through the cooldown (judged by the cooldown's clock).
         self.exemptions = Exemptions(index.storage)
+        # Upstream passwords and tokens, read from SSM or Secrets Manager when the settings name one.
+        self.credentials = UpstreamCredentials(settings.secret_max_age)
 
     # -- the origin rule ---------------------------------------------------------------------
 
@@ -235,7 +238,7 @@ class UpstreamProxy:
                 continue
             etag = entry.etag if entry is not None and entry.listing.index == upstream else None
             try:
-                answer = fetch_page(upstream, name, etag, self.settings.max_page_size)
+                answer = fetch_page(upstream, name, etag, self.settings.max_page_size, credentials=self.credentials)
             except UpstreamError as exc:
                 logger.warning("upstream page of %s: %s", name, exc.message)
                 failures.append(exc.message)
@@ -329,7 +332,7 @@ class UpstreamProxy:
         with tempfile.NamedTemporaryFile(dir=settings.spool_dir, prefix=SPOOL_PREFIX, suffix=SPOOL_SUFFIX) as tmp:
             spooled = cast(BinaryIO, tmp)
             try:
-                download(upstream, file.url, spooled, settings.max_size, file.sha256)
+                download(upstream, file.url, spooled, settings.max_size, file.sha256, credentials=self.credentials)
             except UpstreamError as exc:
                 raise UpstreamUnavailable(f"{exc.message}; try again shortly.") from exc
             spooled.seek(0)
@@ -370,7 +373,9 @@ class UpstreamProxy:
         if known is not None:
             return known
         try:
-            body = fetch_bytes(upstream, file.url + ".metadata", MAX_METADATA_SIZE, file.metadata_sha256)
+            body = fetch_bytes(
+                upstream, file.url + ".metadata", MAX_METADATA_SIZE, file.metadata_sha256, credentials=self.credentials
+            )
         except UpstreamError as exc:
             raise UpstreamUnavailable(f"{exc.message}; try again shortly.") from exc
         with self._lock:
