@@ -17,8 +17,9 @@ Measured and printed:
   within 1.5x the time of a local one. The upstream's requests during the load are counted (0 when warm);
 * clients: `pip install --no-deps` and `uv pip install --no-deps` of the newest version of every
   upstream project into a fresh venv, with the client's cache disabled, through each server: cold (a
-  fresh server that has fetched nothing) and warm (the same again, the server holding pages and files),
-  printed as seconds and as ratios devpi / pypicloud_lite. See bench/README.md.
+  fresh server that has fetched nothing) and warm (the same again, `--warm-runs` times, the server holding
+  pages and files), printed as seconds and as ratios devpi / pypicloud_lite. The corpus's packages have no
+  dependencies, so `--no-deps` changes nothing but pip's and uv's bookkeeping. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -247,7 +248,8 @@ class ClientResult:
 
 
 def measure_clients(work: Path, tree: TreeServer, upstream: list[str], args: argparse.Namespace) -> list[ClientResult]:
-    """Per client and server: a fresh server, the client cold, then warm, each into a fresh venv; medians of rounds."""
+    """Per client and server: a fresh server, the client once cold, then `--warm-runs` times warm, each into a fresh
+    venv; medians over the rounds."""
     times: dict[tuple[str, str], list[tuple[float, float]]] = {}
     run = 0
     for round_ in range(args.rounds):
@@ -258,7 +260,10 @@ def measure_clients(work: Path, tree: TreeServer, upstream: list[str], args: arg
                 server = start(folder, tree.simple)
                 try:
                     cold = install(server.simple, upstream, folder / "cold")
-                    warm = install(server.simple, upstream, folder / "warm")
+                    # Warm runs cost little and vary more (on a shared machine): the median of a few.
+                    warm = statistics.median(
+                        install(server.simple, upstream, folder / f"warm{n}") for n in range(args.warm_runs)
+                    )
                 finally:
                     server.stop()
                 times.setdefault((client, name), []).append((cold, warm))
@@ -340,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds of load per page kind and turn")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3, help="turns of the page load, and of the client runs")
+    parser.add_argument("--warm-runs", type=int, default=3, help="warm client runs per fresh server (median kept)")
     parser.add_argument("--skip", choices=("pages", "clients"), action="append", default=[])
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (servers' logs, the tree)")
     args = parser.parse_args(argv)
