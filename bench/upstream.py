@@ -46,7 +46,7 @@ from bench.corpus import Dist, uniform_corpus
 from bench.fill import log
 from bench.load import Load, drive
 from bench.pages import UPLOAD_PASSWORD, UPLOAD_USER, _client_env, seed_ppc, timed
-from bench.servers import DevpiServer, Server, start_ppc, venv
+from bench.servers import DevpiServer, Server, cpu_seconds, start_ppc, venv
 
 GOAL = 1.5
 JSON_ACCEPT = {"Accept": "application/vnd.pypi.simple.v1+json"}
@@ -245,12 +245,24 @@ class ClientResult:
     server: str
     cold_s: float
     warm_s: float
+    # The server process's CPU seconds (user + system) for the same runs: steadier than wall time on a shared machine.
+    cold_cpu_s: float
+    warm_cpu_s: float
+
+
+def _run(
+    server: Server, install: Callable[[str, list[str], Path], float], names: list[str], venv_dir: Path
+) -> tuple[float, float]:
+    """(wall seconds, the server's CPU seconds) of one client run."""
+    before = cpu_seconds(server.pids[0])
+    wall = install(server.simple, names, venv_dir)
+    return wall, cpu_seconds(server.pids[0]) - before
 
 
 def measure_clients(work: Path, tree: TreeServer, upstream: list[str], args: argparse.Namespace) -> list[ClientResult]:
     """Per client and server: a fresh server, the client once cold, then `--warm-runs` times warm, each into a fresh
     venv; medians over the rounds."""
-    times: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    times: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
     run = 0
     for round_ in range(args.rounds):
         for client, install in CLIENTS.items():
@@ -259,25 +271,23 @@ def measure_clients(work: Path, tree: TreeServer, upstream: list[str], args: arg
                 folder = work / f"run{run}"
                 server = start(folder, tree.simple)
                 try:
-                    cold = install(server.simple, upstream, folder / "cold")
+                    cold = _run(server, install, upstream, folder / "cold")
                     # Warm runs cost little and vary more (on a shared machine): the median of a few.
-                    warm = statistics.median(
-                        install(server.simple, upstream, folder / f"warm{n}") for n in range(args.warm_runs)
-                    )
+                    warm = [_run(server, install, upstream, folder / f"warm{n}") for n in range(args.warm_runs)]
                 finally:
                     server.stop()
-                times.setdefault((client, name), []).append((cold, warm))
-                log(f"  round {round_ + 1}: {client} via {name}: cold {cold:.2f} s, warm {warm:.2f} s")
+                row = (*cold, statistics.median(w for w, _ in warm), statistics.median(c for _, c in warm))
+                times.setdefault((client, name), []).append(row)
+                log(
+                    f"  round {round_ + 1}: {client} via {name}: cold {row[0]:.2f} s (server CPU {row[1]:.2f} s), "
+                    f"warm {row[2]:.2f} s (server CPU {row[3]:.2f} s)"
+                )
                 shutil.rmtree(folder, ignore_errors=True)
-    return [
-        ClientResult(
-            client,
-            name,
-            statistics.median(c for c, _ in pairs),
-            statistics.median(w for _, w in pairs),
-        )
-        for (client, name), pairs in times.items()
-    ]
+    results = []
+    for (client, name), rows in times.items():
+        cold_s, cold_cpu, warm_s, warm_cpu = (statistics.median(r[i] for r in rows) for i in range(4))
+        results.append(ClientResult(client, name, cold_s, warm_s, cold_cpu, warm_cpu))
+    return results
 
 
 # -- report ---------------------------------------------------------------------------------------
@@ -327,15 +337,20 @@ def report(pages: list[PageResult], clients: list[ClientResult], args: argparse.
             f"\n`--no-deps` install of {args.projects} packages into a fresh venv, client cache disabled "
             "(cold: the server has fetched nothing; warm: it holds every page and file):\n"
         )
-        print("| client | server | cold s | warm s |")
-        print("| --- | --- | ---: | ---: |")
+        print("| client | server | cold s | warm s | server CPU s, cold | server CPU s, warm |")
+        print("| --- | --- | ---: | ---: | ---: | ---: |")
         for row in clients:
-            print(f"| {row.client} | {row.server} | {row.cold_s:.2f} | {row.warm_s:.2f} |")
-        print("\ndevpi time / pypicloud_lite time (above 1: pypicloud_lite faster):\n")
+            print(
+                f"| {row.client} | {row.server} | {row.cold_s:.2f} | {row.warm_s:.2f} "
+                f"| {row.cold_cpu_s:.2f} | {row.warm_cpu_s:.2f} |"
+            )
+        print("\ndevpi / pypicloud_lite, wall time and server CPU (above 1: pypicloud_lite faster or cheaper):\n")
         for client in CLIENTS:
             ours = next(r for r in clients if r.client == client and r.server == "pypicloud_lite")
             theirs = next(r for r in clients if r.client == client and r.server == "devpi")
-            print(f"- {client}: cold {theirs.cold_s / ours.cold_s:.2f}x, warm {theirs.warm_s / ours.warm_s:.2f}x")
+            wall = f"cold {theirs.cold_s / ours.cold_s:.2f}x, warm {theirs.warm_s / ours.warm_s:.2f}x"
+            cpu = f"cold {theirs.cold_cpu_s / ours.cold_cpu_s:.2f}x, warm {theirs.warm_cpu_s / ours.warm_cpu_s:.2f}x"
+            print(f"- {client}: {wall}; server CPU: {cpu}")
 
 
 def main(argv: list[str] | None = None) -> int:
