@@ -80,7 +80,20 @@ class SecretResolver:
             raise ConfigError(f"setting {key!r}: cannot read {service} {name!r} ({exc.__class__.__name__})") from exc
 
 
-def _boto3_client(service: str) -> Any:
+# For a server reading a secret while a request waits: the SDK's defaults (60 s reads, retries) are not.
+BOUNDED_CLIENT = {"connect_timeout": 5, "read_timeout": 10, "retries": {"max_attempts": 2, "mode": "standard"}}
+
+
+def bounded_client(service: str) -> Any:
+    """An SSM or Secrets Manager client with bounded timeouts and retries."""
+    return _boto3_client(service, bounded=True)
+
+
+def _boto3_client(service: str, bounded: bool = False) -> Any:
     import boto3
 
-    return boto3.client(service)
+    if not bounded:
+        return boto3.client(service)
+    from botocore.config import Config
+
+    return boto3.client(service, config=Config(**BOUNDED_CLIENT))

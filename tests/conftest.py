@@ -68,8 +68,8 @@ def fetches(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     real_factory = secrets_module._boto3_client
 
-    def counting_factory(service: str) -> Any:
-        client = real_factory(service)
+    def counting_factory(service: str, **options: Any) -> Any:
+        client = real_factory(service, **options)
 
         def record(params: dict[str, Any], **_: Any) -> None:
             seen.append(str(params.get("Name") or params.get("SecretId")))

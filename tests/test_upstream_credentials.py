@@ -103,6 +103,9 @@ def test_a_token_from_secrets_manager_is_read_again_after_its_max_age(
     fetch_page(index, "upkg", None, 1 << 20, credentials=credentials)
     assert guarded.authorizations["/simple/upkg/"] == "Bearer tok-2"
     assert fetches == [TOKEN_SECRET, TOKEN_SECRET]
+    # Read while a request waits: bounded, not the SDK's 60 s reads with retries.
+    config = credentials.resolver._clients["secretsmanager"].meta.config
+    assert (config.connect_timeout, config.read_timeout) == (5, 10)
     # Literal credentials cannot change: a refusal is final at once, with no second request.
     literal = UpstreamIndex("main", guarded.url, token="not-a-reference")
     guarded.required_authorization = "Bearer tok-2"

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from pypicloud_lite.secrets import PREFIXES, SecretResolver
+from pypicloud_lite.secrets import PREFIXES, SecretResolver, bounded_client
 from pypicloud_lite.upstream_settings import UpstreamIndex, UpstreamSettings
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class UpstreamCredentials:
         resolver: SecretResolver | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.resolver = resolver or SecretResolver(max_age, clock=clock)
+        self.resolver = resolver or SecretResolver(max_age, client_factory=bounded_client, clock=clock)
         self._clock = clock
         self._lock = threading.Lock()
         self._refetched: dict[str, float] = {}
