@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import json
 import os
 import platform
 import shutil
@@ -40,13 +39,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import Any
 
 from bench.corpus import Dist, uniform_corpus
 from bench.fill import log
 from bench.load import Load, drive
 from bench.pages import UPLOAD_PASSWORD, UPLOAD_USER, _client_env, seed_ppc, timed
-from bench.servers import DevpiServer, Server, cpu_seconds, start_ppc, venv
+from bench.servers import DevpiServer, Server, _devpi, cpu_seconds, start_ppc, venv
 
 GOAL = 1.5
 JSON_ACCEPT = {"Accept": "application/vnd.pypi.simple.v1+json"}
@@ -132,23 +130,11 @@ def start_devpi_mirror(folder: Path, upstream: str) -> Server:
         [str(bin_ / "devpi-server"), "--serverdir", str(serverdir), "--host", "127.0.0.1", "--port", str(server.port)]
     )
     server.ready(f"{server.base}/+api", 600)
-    token = _devpi_json(server, "POST", "/+login", {"user": "root", "password": ""}, {})["result"]["password"]
+    token = _devpi(server, "POST", "/+login", {"user": "root", "password": ""})["result"]["password"]
     auth = {"X-Devpi-Auth": base64.b64encode(f"root:{token}".encode()).decode()}
     config = {"type": "mirror", "volatile": False, "title": "local upstream", "mirror_url": upstream}
-    _devpi_json(server, "PATCH", "/root/pypi", config, auth)
+    _devpi(server, "PATCH", "/root/pypi", config, auth)
     return server
-
-
-def _devpi_json(server: Server, method: str, path: str, body: object, headers: dict[str, str]) -> dict[str, Any]:
-    request = urllib.request.Request(
-        server.base + path,
-        data=json.dumps(body).encode(),
-        method=method,
-        headers={"Content-Type": "application/json", "Accept": "application/json", **headers},
-    )
-    with urllib.request.urlopen(request, timeout=60) as resp:
-        result: dict[str, Any] = json.load(resp)
-        return result
 
 
 # -- pages ----------------------------------------------------------------------------------------
