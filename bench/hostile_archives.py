@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.servers import cpu_seconds
 from tests.support import hostile
 from tests.support.common import UPLOADER, UPLOADER_PASSWORD
 from tests.support.harness import free_port, launch, pserve_settings
@@ -35,7 +36,6 @@ from tests.support.settings import write_ini
 GOAL_RSS_MB = 64
 GOAL_CPU_S = 1.0
 GB = 1 << 30
-_TICK = os.sysconf("SC_CLK_TCK")
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -175,11 +175,6 @@ def _status_kb(pid: int, field: str) -> int:
     raise RuntimeError(f"no {field} for {pid}")
 
 
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
-
-
 @dataclass(frozen=True)
 class Measured:
     status: int
@@ -202,11 +197,11 @@ def measure(work: Path, archive: Hostile, data: bytes) -> Measured:
         _upload(server.url, "demo-1.0.tar.gz", b"not a tarball")
         Path(f"/proc/{pid}/clear_refs").write_text("5")
         rss_before = _status_kb(pid, "VmRSS")
-        cpu_before = _cpu_s(pid)
+        cpu_before = cpu_seconds(pid)
         started = time.perf_counter()
         status, reason = _upload(server.url, archive.filename, data)
         wall = time.perf_counter() - started
-        cpu = _cpu_s(pid) - cpu_before
+        cpu = cpu_seconds(pid) - cpu_before
         peak = _status_kb(pid, "VmHWM")
         return Measured(status, reason, (peak - rss_before) / 1024, cpu, wall)
     finally:

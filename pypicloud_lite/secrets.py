@@ -42,6 +42,13 @@ class SecretResolver:
         with self._lock:
             self._values.clear()
 
+    def forget(self, reference: str) -> None:
+        """Forget the value of one reference (`ssm:<name>`, `secretsmanager:<id>`): the next resolve reads it again."""
+        for prefix, service in PREFIXES.items():
+            if reference.startswith(prefix):
+                with self._lock:
+                    self._values.pop((service, reference[len(prefix) :]), None)
+
     def _resolve_value(self, key: str, value: Any) -> Any:
         if not isinstance(value, str):
             return value
@@ -73,7 +80,20 @@ class SecretResolver:
             raise ConfigError(f"setting {key!r}: cannot read {service} {name!r} ({exc.__class__.__name__})") from exc
 
 
-def _boto3_client(service: str) -> Any:
+# For a server reading a secret while a request waits: the SDK's defaults (60 s reads, retries) are not.
+BOUNDED_CLIENT = {"connect_timeout": 5, "read_timeout": 10, "retries": {"max_attempts": 2, "mode": "standard"}}
+
+
+def bounded_client(service: str) -> Any:
+    """An SSM or Secrets Manager client with bounded timeouts and retries."""
+    return _boto3_client(service, bounded=True)
+
+
+def _boto3_client(service: str, bounded: bool = False) -> Any:
     import boto3
 
-    return boto3.client(service)
+    if not bounded:
+        return boto3.client(service)
+    from botocore.config import Config
+
+    return boto3.client(service, config=Config(**BOUNDED_CLIENT))

@@ -15,7 +15,7 @@ from pypicloud_lite.errors import ConfigError
 MODES = ("cache", "redirect", "off")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z")
 # The settings of the proxy as a whole, which no upstream may be named.
-_KEYS = ("indexes", "page_ttl", "max_page_size", "min_age", "freeze_at", "wait", "lease_ttl")
+_KEYS = ("indexes", "page_ttl", "max_page_size", "min_age", "freeze_at", "wait", "lease_ttl", "secret_max_age")
 T = TypeVar("T")
 
 
@@ -36,7 +36,8 @@ class UpstreamIndex:
     mode: str = "cache"
     username: str | None = None
     password: str | None = None
-    # A bearer token (sent as `Authorization: Bearer`), instead of a user and password.
+    # A bearer token (sent as `Authorization: Bearer`), instead of a user and password. The password and
+    # the token may name a secret (`ssm:<parameter>`, `secretsmanager:<secret id>`), read when sent.
     token: str | None = None
     connect_timeout: float = 5.0
     read_timeout: float = 20.0
@@ -60,6 +61,9 @@ class UpstreamSettings:
     # seconds at most for it, and a fetch's lease outlives a process that died holding it by this many.
     wait: float = 30.0
     lease_ttl: float = 30.0
+    # How long a password or token read from SSM or Secrets Manager (`ssm:` / `secretsmanager:`) is used
+    # before it is read again; a 401 or 403 from the upstream reads it again at once (upstream/credentials.py).
+    secret_max_age: float = 300.0
 
     @property
     def enabled(self) -> bool:
@@ -121,4 +125,7 @@ def upstream_settings(r: Any) -> UpstreamSettings:
         freeze_at=reader.typed("upstream.freeze_at", parse_instant, ""),
         wait=reader.typed("upstream.wait", _positive, str(UpstreamSettings.wait)),
         lease_ttl=reader.typed("upstream.lease_ttl", _positive, str(UpstreamSettings.lease_ttl)),
+        secret_max_age=reader.typed(
+            "upstream.secret_max_age", parse_non_negative, str(UpstreamSettings.secret_max_age)
+        ),
     )

@@ -4,7 +4,7 @@ And a check: a test that touches a file beside the repository fails (tests.suppo
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import webtest
 
+from pypicloud_lite import secrets as secrets_module
 from pypicloud_lite.config import Settings, load_settings
 from pypicloud_lite.web import make_app
 from tests.support.aws import Moto, moto_server
@@ -55,6 +56,63 @@ def moto() -> Iterator[Moto]:
     """One moto HTTP server for the whole run; each test makes its own bucket."""
     with moto_server() as server:
         yield server
+
+
+# SSM and Secrets Manager on moto, for settings that name secrets (pypicloud_lite/secrets.py).
+
+
+@pytest.fixture
+def fetches(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """SSM and Secrets Manager on moto for the resolver; the names it fetches, in order."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", moto.endpoint_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto.endpoint_url)
+    seen: list[str] = []
+    real_factory = secrets_module._boto3_client
+
+    def counting_factory(service: str, **options: Any) -> Any:
+        client = real_factory(service, **options)
+
+        def record(params: dict[str, Any], **_: Any) -> None:
+            seen.append(str(params.get("Name") or params.get("SecretId")))
+
+        client.meta.events.register("before-parameter-build.ssm.GetParameter", record)
+        client.meta.events.register("before-parameter-build.secrets-manager.GetSecretValue", record)
+        return client
+
+    monkeypatch.setattr(secrets_module, "_boto3_client", counting_factory)
+    return seen
+
+
+@pytest.fixture
+def ssm(moto: Moto) -> Iterator[Callable[[str, str], None]]:
+    """put(name, value): a SecureString parameter, created or overwritten; all removed afterwards."""
+    client = moto.client("ssm")
+    names: set[str] = set()
+
+    def put(name: str, value: str) -> None:
+        client.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+        names.add(name)
+
+    yield put
+    for name in names:
+        client.delete_parameter(Name=name)
+
+
+@pytest.fixture
+def secret(moto: Moto) -> Iterator[Callable[[str, str], None]]:
+    client = moto.client("secretsmanager")
+    names: set[str] = set()
+
+    def put(name: str, value: str) -> None:
+        if name in names:
+            client.put_secret_value(SecretId=name, SecretString=value)
+        else:
+            client.create_secret(Name=name, SecretString=value)
+            names.add(name)
+
+    yield put
+    for name in names:
+        client.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
 
 
 @pytest.fixture

@@ -573,13 +573,14 @@ def test_upstreams_are_read_in_order_with_their_options(tmp_path: Path) -> None:
             "upstream.page_ttl": "60",
             "upstream.wait": "12.5",
             "upstream.lease_ttl": "90",
+            "upstream.secret_max_age": "30",
         },
     ).upstream
     assert [i.name for i in settings.indexes] == ["second", "first"]
     second, first = settings.indexes
     assert first.url == "https://one.example/simple/" and first.token == "t0ken" and first.mode == "cache"
     assert (second.mode, second.username, second.password, second.read_timeout) == ("redirect", "reader", "pw", 2.5)
-    assert settings.page_ttl == 60 and settings.enabled
+    assert settings.page_ttl == 60 and settings.secret_max_age == 30 and settings.enabled
     assert (settings.wait, settings.lease_ttl) == (12.5, 90)
     assert "pw" not in repr(second) and "t0ken" not in repr(first)
 
@@ -622,6 +623,8 @@ def test_an_upstream_set_off_is_not_a_proxy(tmp_path: Path) -> None:
         ({"upstream.wait": "0"}, "upstream.wait"),
         ({"upstream.lease_ttl": "soon"}, "upstream.lease_ttl"),
         ({"upstream.indexes": "wait"}, "upstream.indexes"),
+        ({"upstream.secret_max_age": "soon"}, "upstream.secret_max_age"),
+        ({"upstream.indexes": "secret_max_age"}, "upstream.indexes"),
     ],
 )
 def test_bad_upstream_settings_name_their_key(tmp_path: Path, extra: dict[str, str], key: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import http.client
 import logging
@@ -13,7 +12,8 @@ from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import quote, urljoin, urlsplit
 
-from pypicloud_lite.errors import InvalidInput, PypicloudLiteError
+from pypicloud_lite.errors import ConfigError, InvalidInput, PypicloudLiteError
+from pypicloud_lite.upstream.credentials import UpstreamCredentials
 from pypicloud_lite.upstream.parse import UpstreamPage, parse_html, parse_json
 from pypicloud_lite.upstream_settings import UpstreamIndex
 
@@ -24,6 +24,8 @@ JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 MAX_REDIRECTS = 5
 CHUNK = 1024 * 1024
 USER_AGENT = "pypicloud_lite-upstream"
+# For callers that keep no credentials of their own (the proxy keeps its own, with its settings' max age).
+DEFAULT_CREDENTIALS = UpstreamCredentials()
 
 
 class UpstreamError(PypicloudLiteError):
@@ -49,16 +51,15 @@ class Missing:
 Answer = Fetched | NotModified | Missing
 
 
-def _auth(index: UpstreamIndex, url: str) -> dict[str, str]:
+def _auth(index: UpstreamIndex, url: str, credentials: UpstreamCredentials) -> dict[str, str]:
     # Credentials go to the index's own host only, never to a files host it links to.
     if urlsplit(url).netloc != urlsplit(index.url).netloc:
         return {}
-    if index.token:
-        return {"Authorization": f"Bearer {index.token}"}
-    if index.username is not None and index.password is not None:
-        pair = base64.b64encode(f"{index.username}:{index.password}".encode()).decode()
-        return {"Authorization": f"Basic {pair}"}
-    return {}
+    try:
+        value = credentials.authorization(index)
+    except ConfigError as exc:
+        raise UpstreamError(f"upstream {index.name}: no credentials: {exc.message}") from exc
+    return {"Authorization": value} if value else {}
 
 
 def _connection(scheme: str, host: str, port: int | None, timeout: float) -> http.client.HTTPConnection:
@@ -68,9 +69,17 @@ def _connection(scheme: str, host: str, port: int | None, timeout: float) -> htt
 
 
 @contextmanager
-def request(index: UpstreamIndex, url: str, headers: dict[str, str]) -> Iterator[http.client.HTTPResponse]:
-    """GET `url`, following redirects; the response is open inside the block. UpstreamError on failure."""
-    for _ in range(MAX_REDIRECTS + 1):
+def request(
+    index: UpstreamIndex, url: str, headers: dict[str, str], credentials: UpstreamCredentials | None = None
+) -> Iterator[http.client.HTTPResponse]:
+    """GET `url`, following redirects; the response is open inside the block. UpstreamError on failure.
+
+    A 401 or 403 to credentials read from secrets has them read again and the request made once more (a rotated
+    password or token); the second answer stands.
+    """
+    credentials = credentials or DEFAULT_CREDENTIALS
+    retried = False
+    for _ in range(MAX_REDIRECTS + 2):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UpstreamError(f"upstream {index.name}: cannot follow {parts.scheme}: URL")
@@ -79,14 +88,19 @@ def request(index: UpstreamIndex, url: str, headers: dict[str, str]) -> Iterator
             target = parts.path or "/"
             if parts.query:
                 target += f"?{parts.query}"
+            auth = _auth(index, url, credentials)
             try:
                 conn.connect()
                 assert conn.sock is not None
                 conn.sock.settimeout(index.read_timeout)
-                conn.request("GET", target, headers={"User-Agent": USER_AGENT, **headers, **_auth(index, url)})
+                conn.request("GET", target, headers={"User-Agent": USER_AGENT, **headers, **auth})
                 response = conn.getresponse()
             except (OSError, http.client.HTTPException) as exc:
                 raise UpstreamError(f"upstream {index.name} did not answer: {exc.__class__.__name__}") from exc
+            if response.status in (401, 403) and auth and not retried and credentials.refetch(index, response.status):
+                retried = True
+                response.close()
+                continue
             if response.status in (301, 302, 303, 307, 308) and response.getheader("Location"):
                 url = urljoin(url, response.getheader("Location", ""))
                 response.close()
@@ -108,13 +122,20 @@ def read_bounded(index: UpstreamIndex, response: http.client.HTTPResponse, limit
     return body
 
 
-def fetch_page(index: UpstreamIndex, project: str, etag: str | None, max_size: int) -> Answer:
+def fetch_page(
+    index: UpstreamIndex,
+    project: str,
+    etag: str | None,
+    max_size: int,
+    *,
+    credentials: UpstreamCredentials | None = None,
+) -> Answer:
     """The upstream's `/simple/<project>/` (PEP 691 JSON preferred, HTML understood)."""
     url = urljoin(index.url, f"{quote(project)}/")
     headers = {"Accept": ACCEPT}
     if etag:
         headers["If-None-Match"] = etag
-    with request(index, url, headers) as response:
+    with request(index, url, headers, credentials) as response:
         if response.status == 304 and etag:
             return NotModified()
         if response.status in (404, 410):
@@ -133,9 +154,11 @@ def fetch_page(index: UpstreamIndex, project: str, etag: str | None, max_size: i
         return Fetched(page, response.getheader("ETag"))
 
 
-def fetch_bytes(index: UpstreamIndex, url: str, limit: int, sha256: str | None) -> bytes:
+def fetch_bytes(
+    index: UpstreamIndex, url: str, limit: int, sha256: str | None, *, credentials: UpstreamCredentials | None = None
+) -> bytes:
     """A small file (PEP 658 metadata), checked against the hash the page gave."""
-    with request(index, url, {}) as response:
+    with request(index, url, {}, credentials) as response:
         if response.status != 200:
             raise UpstreamError(f"upstream {index.name} answered {response.status} for a metadata file")
         body = read_bounded(index, response, limit)
@@ -144,11 +167,19 @@ def fetch_bytes(index: UpstreamIndex, url: str, limit: int, sha256: str | None) 
     return body
 
 
-def download(index: UpstreamIndex, url: str, dest: BinaryIO, limit: int, sha256: str) -> int:
+def download(
+    index: UpstreamIndex,
+    url: str,
+    dest: BinaryIO,
+    limit: int,
+    sha256: str,
+    *,
+    credentials: UpstreamCredentials | None = None,
+) -> int:
     """Copy a file into `dest`, refusing more than `limit` bytes or other bytes than `sha256` names."""
     digest = hashlib.sha256()
     size = 0
-    with request(index, url, {}) as response:
+    with request(index, url, {}, credentials) as response:
         if response.status != 200:
             raise UpstreamError(f"upstream {index.name} answered {response.status} for a file")
         try:

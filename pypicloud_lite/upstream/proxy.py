@@ -45,6 +45,7 @@ from pypicloud_lite.upstream.client import (
     fetch_page,
 )
 from pypicloud_lite.upstream.cooldown import Cooldown
+from pypicloud_lite.upstream.credentials import UpstreamCredentials
 from pypicloud_lite.upstream.exemptions import Exemptions
 from pypicloud_lite.upstream.flight import Outcome, Progress, SharedFlights, age_of, lease_name
 from pypicloud_lite.upstream.parse import UpstreamFile, UpstreamPage
@@ -172,6 +173,8 @@ class UpstreamProxy:
         self.exemptions = Exemptions(index.storage)
         # One fetch of a page or file across every process sharing the cache.
         self.flights = SharedFlights(index.cache, settings.lease_ttl, settings.wait)
+        # Upstream passwords and tokens, read from SSM or Secrets Manager when the settings name one.
+        self.credentials = UpstreamCredentials(settings.secret_max_age)
 
     # -- the origin rule ---------------------------------------------------------------------
 
@@ -364,7 +367,7 @@ class UpstreamProxy:
                 continue
             etag = entry.etag if entry is not None and entry.listing.index == upstream else None
             try:
-                answer = fetch_page(upstream, name, etag, self.settings.max_page_size)
+                answer = fetch_page(upstream, name, etag, self.settings.max_page_size, credentials=self.credentials)
             except UpstreamError as exc:
                 logger.warning("upstream page of %s: %s", name, exc.message)
                 failures.append(exc.message)
@@ -525,7 +528,7 @@ class UpstreamProxy:
         with tempfile.NamedTemporaryFile(dir=settings.spool_dir, prefix=SPOOL_PREFIX, suffix=SPOOL_SUFFIX) as tmp:
             spooled = cast(BinaryIO, tmp)
             try:
-                download(upstream, file.url, spooled, settings.max_size, file.sha256)
+                download(upstream, file.url, spooled, settings.max_size, file.sha256, credentials=self.credentials)
             except UpstreamError as exc:
                 raise UpstreamUnavailable(f"{exc.message}; try again shortly.") from exc
             spooled.seek(0)
@@ -566,7 +569,9 @@ class UpstreamProxy:
         if known is not None:
             return known
         try:
-            body = fetch_bytes(upstream, file.url + ".metadata", MAX_METADATA_SIZE, file.metadata_sha256)
+            body = fetch_bytes(
+                upstream, file.url + ".metadata", MAX_METADATA_SIZE, file.metadata_sha256, credentials=self.credentials
+            )
         except UpstreamError as exc:
             raise UpstreamUnavailable(f"{exc.message}; try again shortly.") from exc
         with self._lock:

@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from pypicloud_lite import secrets as secrets_module
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.config import CacheSettings
 from pypicloud_lite.errors import BackendUnavailable, ConfigError
@@ -46,60 +45,6 @@ def bucket(moto: Moto) -> Iterator[str]:
     name = moto.new_bucket()
     yield name
     destroy_bucket(moto, name)
-
-
-@pytest.fixture
-def fetches(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """SSM and Secrets Manager on moto for the resolver; the names it fetches, in order."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", moto.endpoint_url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto.endpoint_url)
-    seen: list[str] = []
-    real_factory = secrets_module._boto3_client
-
-    def counting_factory(service: str) -> Any:
-        client = real_factory(service)
-
-        def record(params: dict[str, Any], **_: Any) -> None:
-            seen.append(str(params.get("Name") or params.get("SecretId")))
-
-        client.meta.events.register("before-parameter-build.ssm.GetParameter", record)
-        client.meta.events.register("before-parameter-build.secrets-manager.GetSecretValue", record)
-        return client
-
-    monkeypatch.setattr(secrets_module, "_boto3_client", counting_factory)
-    return seen
-
-
-@pytest.fixture
-def ssm(moto: Moto) -> Iterator[Callable[[str, str], None]]:
-    """put(name, value): a SecureString parameter, created or overwritten; all removed afterwards."""
-    client = moto.client("ssm")
-    names: set[str] = set()
-
-    def put(name: str, value: str) -> None:
-        client.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
-        names.add(name)
-
-    yield put
-    for name in names:
-        client.delete_parameter(Name=name)
-
-
-@pytest.fixture
-def secret(moto: Moto) -> Iterator[Callable[[str, str], None]]:
-    client = moto.client("secretsmanager")
-    names: set[str] = set()
-
-    def put(name: str, value: str) -> None:
-        if name in names:
-            client.put_secret_value(SecretId=name, SecretString=value)
-        else:
-            client.create_secret(Name=name, SecretString=value)
-            names.add(name)
-
-    yield put
-    for name in names:
-        client.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
 
 
 def settings_with(moto: Moto, bucket: str, **values: str) -> dict[str, Any]:

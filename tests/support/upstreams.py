@@ -114,6 +114,8 @@ class JsonIndex(_Server):
         self.authorizations: dict[str, str | None] = {}
         # Where the page's links point: another server's root (files elsewhere), else relative links to this one.
         self.file_root: str | None = None
+        # When set, every request without exactly this Authorization header answers 401.
+        self.required_authorization: str | None = None
         self.gate: threading.Event | None = None
         # The requests the gate holds: those whose path starts with this.
         self.gated = "/simple/"
@@ -124,6 +126,10 @@ class JsonIndex(_Server):
             def do_GET(self) -> None:
                 index.count(self.path)
                 index.authorizations[self.path] = self.headers.get("Authorization")
+                required = index.required_authorization
+                if required is not None and self.headers.get("Authorization") != required:
+                    self._send(401, b"credentials required", "text/plain", {"WWW-Authenticate": 'Basic realm="up"'})
+                    return
                 if index.gate is not None and self.path.startswith(index.gated):
                     index.waiting.release()
                     index.gate.wait(30)
