@@ -32,6 +32,10 @@ class UpstreamError(PypicloudLiteError):
     """An upstream did not answer usefully (unreachable, timed out, 5xx, oversized or unreadable)."""
 
 
+class UpstreamFileTooLarge(UpstreamError):
+    """An upstream file is larger than this index takes (`upload.max_size`): asking again changes nothing."""
+
+
 @dataclass(frozen=True)
 class Fetched:
     page: UpstreamPage
@@ -175,10 +179,14 @@ def download(
     sha256: str,
     *,
     credentials: UpstreamCredentials | None = None,
+    expected_size: int | None = None,
 ) -> int:
-    """Copy a file into `dest`, refusing more than `limit` bytes or other bytes than `sha256` names."""
+    """Copy a file into `dest`, refusing more than `limit` bytes (at once when its page's size says so) or other
+    bytes than `sha256` names."""
     digest = hashlib.sha256()
     size = 0
+    if expected_size is not None and expected_size > limit:
+        raise UpstreamFileTooLarge(_too_large(index, limit))
     with request(index, url, {}, credentials) as response:
         if response.status != 200:
             raise UpstreamError(f"upstream {index.name} answered {response.status} for a file")
@@ -186,7 +194,7 @@ def download(
             while chunk := response.read(CHUNK):
                 size += len(chunk)
                 if size > limit:
-                    raise UpstreamError(f"upstream {index.name}: a file is larger than {limit} bytes")
+                    raise UpstreamFileTooLarge(_too_large(index, limit))
                 digest.update(chunk)
                 dest.write(chunk)
         except (OSError, http.client.HTTPException) as exc:
@@ -194,3 +202,7 @@ def download(
     if digest.hexdigest() != sha256:
         raise UpstreamError(f"upstream {index.name}: a file does not match the sha256 its page gives")
     return size
+
+
+def _too_large(index: UpstreamIndex, limit: int) -> str:
+    return f"upstream {index.name}: the file is larger than upload.max_size ({limit} bytes), so it is not cached here"

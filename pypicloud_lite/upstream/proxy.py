@@ -40,6 +40,7 @@ from pypicloud_lite.upstream.client import (
     Missing,
     NotModified,
     UpstreamError,
+    UpstreamFileTooLarge,
     download,
     fetch_bytes,
     fetch_page,
@@ -528,7 +529,17 @@ class UpstreamProxy:
         with tempfile.NamedTemporaryFile(dir=settings.spool_dir, prefix=SPOOL_PREFIX, suffix=SPOOL_SUFFIX) as tmp:
             spooled = cast(BinaryIO, tmp)
             try:
-                download(upstream, file.url, spooled, settings.max_size, file.sha256, credentials=self.credentials)
+                download(
+                    upstream,
+                    file.url,
+                    spooled,
+                    settings.max_size,
+                    file.sha256,
+                    credentials=self.credentials,
+                    expected_size=file.size,
+                )
+            except UpstreamFileTooLarge as exc:
+                raise UpstreamUnavailable(f"{exc.message}; raise upload.max_size to serve it.") from exc
             except UpstreamError as exc:
                 raise UpstreamUnavailable(f"{exc.message}; try again shortly.") from exc
             spooled.seek(0)

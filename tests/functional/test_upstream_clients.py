@@ -11,6 +11,8 @@ from tests.support.distbuilder import build_sdist, build_wheel
 from tests.support.harness import Clients, Server, start_server
 from tests.support.upstreams import TINY_BACKEND, Hosted, JsonIndex
 
+SETUPTOOLS = Path(__file__).parent.parent / "data" / "wheels" / "setuptools-80.10.2-py3-none-any.whl"
+
 
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JsonIndex]:
@@ -19,6 +21,7 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JsonIndex]:
     index.add("pubdep", Hosted(build_wheel(dists, "pubdep", "2.0")), Hosted(build_wheel(dists, "pubdep", "1.0")))
     index.add("corp-tool", Hosted(build_wheel(dists, "corp-tool", "99.0")))
     index.add("tiny-backend", Hosted(build_wheel(dists, "tiny-backend", "1.0", code=TINY_BACKEND)))
+    index.add("setuptools", Hosted(SETUPTOOLS))
     # Fixed upload times on either side of CUTOFF.
     index.add(
         "stamped",
@@ -31,7 +34,8 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JsonIndex]:
 
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory: pytest.TempPathFactory, upstream: JsonIndex) -> Iterator[Server]:
-    extra = {"upstream.indexes": "main", "upstream.main.url": upstream.url}
+    # setuptools' wheel is larger than the test servers' upload limit of 1,000,000 bytes.
+    extra = {"upstream.indexes": "main", "upstream.main.url": upstream.url, "upload.max_size": "4MiB"}
     running = start_server(tmp_path_factory.mktemp("proxy"), extra=extra)
     yield running
     running.stop()
@@ -45,6 +49,7 @@ def clients(proxy: Server, tmp_path_factory: pytest.TempPathFactory) -> Clients:
         build_wheel(private, "corp-app", "1.0", requires_dist=("pubdep>=1.0",)),
         build_wheel(private, "corp-tool", "1.0"),
         build_sdist(private, "corp-built", "1.0", backend=("tiny-backend", "tiny_backend")),
+        build_sdist(private, "corp-setup", "1.0"),  # setuptools.build_meta
     ).check()
     return found
 
@@ -86,6 +91,8 @@ def test_uv_installs_a_private_package_and_its_public_dependency(
         "corp-tool",
         # Only its sdist is in the index: both build it, fetching its build backend through the proxy.
         "corp-built",
+        # The same with setuptools, as most sdists need it (the wheel as published, in tests/data/wheels).
+        "corp-setup",
     ],
 )
 def test_private_names_come_from_here_and_what_they_need_from_upstream(

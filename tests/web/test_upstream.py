@@ -489,3 +489,17 @@ def test_a_name_in_a_reserved_namespace_is_never_resolved_upstream(
         assert app.get("/simple/upkg/", headers=JSON_ACCEPT).json["files"], "other names are still proxied"
     finally:
         close_app(app)
+
+
+def test_an_upstream_file_over_the_upload_limit_is_refused_naming_the_setting(
+    raw_settings: dict[str, Any], upstream: JsonIndex
+) -> None:
+    limit = len(upstream.projects["upkg"][0].data) - 1
+    app = build_app({**proxy_settings(raw_settings, upstream.url), "upload.max_size": str(limit)})
+    try:
+        resp = app.get("/packages/upkg/upkg-1.0-py3-none-any.whl", expect_errors=True)
+        assert resp.status_int == 502
+        assert "upload.max_size" in resp.json["message"] and "try again" not in resp.json["message"]
+        assert upstream.hits["/files/upkg-1.0-py3-none-any.whl"] == 0, "the page's size said so: nothing downloaded"
+    finally:
+        close_app(app)
