@@ -38,14 +38,15 @@ from typing import Any
 
 from bench.corpus import Dist, build_corpus
 from bench.reload import PREFIX, moto_endpoint, put_corpus, s3_client
+from pypicloud_lite import reload as reload_module
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cache.dynamo import DynamoCache
 from pypicloud_lite.cache.sql import SQLCache
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.metadata import read_metadata_file
-from pypicloud_lite.models import Applied, PackageFile
+from pypicloud_lite.models import Applied
 from pypicloud_lite.naming import parse_filename
-from pypicloud_lite.reload import ReloadProgress, ReloadRun, begin_reload
+from pypicloud_lite.reload import ReloadProgress, begin_reload
 from pypicloud_lite.storage.base import Storage
 from pypicloud_lite.storage.local import LocalStorage
 from pypicloud_lite.storage.s3 import S3Storage
@@ -70,12 +71,13 @@ class Fill:
 
 @contextmanager
 def profiled_workers(profiles: list[cProfile.Profile]) -> Iterator[None]:
-    """Profile `ReloadRun._fill_one` in every pool thread too (cProfile only sees the thread that enables it)."""
-    original = ReloadRun._fill_one
+    """Profile the reading of each object in every pool thread too (cProfile only sees the thread that enables
+    it); the fill then reads in the server's process, in threads, as a fill of few files does."""
+    original, out_of_process = reload_module._read_one, reload_module.FILL_OUT_OF_PROCESS_MIN
     local = threading.local()
     lock = threading.Lock()
 
-    def fill_one(run: ReloadRun, listed: PackageFile) -> Any:
+    def read_one(storage: Storage, read: Any) -> Any:
         profiler = getattr(local, "profiler", None)
         if profiler is None:
             profiler = local.profiler = cProfile.Profile()
@@ -83,15 +85,15 @@ def profiled_workers(profiles: list[cProfile.Profile]) -> Iterator[None]:
                 profiles.append(profiler)
         profiler.enable()
         try:
-            return original(run, listed)
+            return original(storage, read)
         finally:
             profiler.disable()
 
-    ReloadRun._fill_one = fill_one  # type: ignore[method-assign]
+    reload_module._read_one, reload_module.FILL_OUT_OF_PROCESS_MIN = read_one, 1 << 62
     try:
         yield
     finally:
-        ReloadRun._fill_one = original  # type: ignore[method-assign]
+        reload_module._read_one, reload_module.FILL_OUT_OF_PROCESS_MIN = original, out_of_process
 
 
 def run_fill(storage: Storage, cache: Cache, dists: list[Dist], workers: int, profile: bool) -> Fill:

@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
+import os
 import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 
 from pypicloud_lite.cache.base import Cache
@@ -46,8 +48,9 @@ from pypicloud_lite.naming import (
     parse_record_key,
     parse_state_key,
 )
-from pypicloud_lite.reload_state import StoredFacts
+from pypicloud_lite.reload_state import StoredFacts, record_read
 from pypicloud_lite.storage.base import Storage, StoredObject
+from pypicloud_lite.stored_state import StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -258,14 +261,15 @@ class ReloadRun:
         """
         if not files:
             return
-        done: queue.SimpleQueue[Future[FillDetails | None]] = queue.SimpleQueue()
+        done: queue.SimpleQueue[Future[list[Read]]] = queue.SimpleQueue()
         batch: list[FillDetails] = []
         due = 0.0
-        workers = min(self.workers, self.storage.parallel_reads or self.workers)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ppc-reload") as pool:
+        pool, chunk = self._fill_pool(len(files))
+        with pool:
             try:
-                for listed in files:
-                    pool.submit(self._fill_one, listed).add_done_callback(done.put)
+                for start in range(0, len(files), chunk):
+                    reads = [self._to_read(listed) for listed in files[start : start + chunk]]
+                    pool.submit(read_and_record, self.storage, reads).add_done_callback(done.put)
                 remaining = len(files)
                 while remaining:
                     try:
@@ -274,11 +278,12 @@ class ReloadRun:
                         self._apply_fills(batch)
                         batch = []
                         continue
-                    remaining -= 1
-                    filled = future.result()  # an unexpected error fails the reload, as anywhere else
-                    if filled is None:
-                        self.progress.failed += 1
-                    else:
+                    # An unexpected error fails the reload, as anywhere else.
+                    for filled in map(self._filled, future.result()):
+                        remaining -= 1
+                        if filled is None:
+                            self.progress.failed += 1
+                            continue
                         if not batch:
                             due = time.monotonic() + FILL_BATCH_SECONDS
                         batch.append(filled)
@@ -291,43 +296,36 @@ class ReloadRun:
                 pool.shutdown(cancel_futures=True)
                 raise
 
-    def _fill_one(self, listed: PackageFile) -> FillDetails | None:
-        """What reading the object says about `listed` (None: it could not be read, or went away)."""
-        key = listed.object_key
-        try:
-            obj = self._stored(listed)
-            # A new file gets no sidecar: its record keeps the metadata, which the metadata view reads from there.
-            # A rewritten object's sidecar (if any) describes the old bytes: it is written again.
-            rewritten = listed.filename in self.rewritten
-            filled, raw_metadata = read_description(
-                self.storage,
-                listed,
-                obj,
-                rewritten=rewritten,
-                sidecar_exists=listed.sidecar_key in self.sidecars,
-                write_sidecar=rewritten,
-            )
-        except NotFound:
+    def _fill_pool(self, count: int) -> tuple[Executor, int]:
+        """Threads, one file a task; or, for many files of a storage that reads on the CPU, one niced process
+        reading chunks of them, so that the server's request threads keep the GIL and a core."""
+        if self.storage.reads_out_of_process and count >= FILL_OUT_OF_PROCESS_MIN:
+            context = multiprocessing.get_context("spawn")  # never fork a process that has threads
+            return ProcessPoolExecutor(1, mp_context=context, initializer=_lower_priority), FILL_CHUNK
+        workers = min(self.workers, self.storage.parallel_reads or self.workers)
+        return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ppc-reload"), 1
+
+    def _to_read(self, listed: PackageFile) -> ToRead:
+        return ToRead(
+            listed,
+            listed.filename in self.rewritten,
+            listed.sidecar_key in self.sidecars,
+            trust_listing=listed.sidecar_key not in self.sidecars and bool(listed.storage_etag),
+        )
+
+    def _filled(self, read: Read) -> FillDetails | None:
+        """What reading the object said about it, as a fill (None: it could not be read, or went away)."""
+        listed, filled = read.listed, read.filled
+        if read.gone:
             # Deleted since the listing: a row without its object is always stale.
             self.cache.apply(RemoveFile(listed.filename))
             return None
-        except PypicloudLiteError as exc:
-            logger.warning("reload could not fill in %s: %s", key, exc.message)
+        if filled is None:
+            logger.warning("reload could not fill in %s: %s", listed.object_key, read.error)
             return None
-        # Its facts go to storage as it is read: from now on its upload time never changes.
-        self.facts.record_read(filled, raw_metadata, rewritten=rewritten)
+        self.facts.records[filled.filename] = filled.project  # read_and_record recorded it
         named = filled.upload_name if listed.filename in self.namers and filled.core_metadata else None
         return FillDetails(filled, display_name=named)
-
-    def _stored(self, listed: PackageFile) -> StoredObject:
-        """What the object is now. Without a sidecar the object is read anyway, and the listing has said
-        its size and ETag: a HEAD (one more request per file on S3) would only add a checksum."""
-        if listed.sidecar_key not in self.sidecars and listed.storage_etag:
-            return StoredObject(listed.object_key, listed.size, listed.upload_time, etag=listed.storage_etag)
-        obj = self.storage.stat(listed.object_key)
-        if obj is None:
-            raise NotFound(listed.object_key)
-        return obj
 
     def _apply_fills(self, batch: list[FillDetails]) -> None:
         if not batch:
@@ -411,3 +409,68 @@ def begin_reload(storage: Storage, cache: Cache, workers: int = 16, verify_sidec
     if not cache.acquire_lock(LOCK_NAME, holder, LOCK_TTL):
         raise Conflict("A reload is already running; wait for it to finish (GET /admin/reload shows its progress).")
     return ReloadRun(storage, cache, workers, holder, verify_sidecars)
+
+
+# -- reading and recording the objects a fill reads (in the reload's threads, or in a process of its own) -------
+
+# A fill of at least this many files of a storage that reads on the CPU runs in a process of its own, in chunks.
+FILL_OUT_OF_PROCESS_MIN = 200
+FILL_CHUNK = 50
+
+
+@dataclass(frozen=True)
+class ToRead:
+    listed: PackageFile
+    # Its bytes changed since indexed: its sidecar and record describe old bytes.
+    rewritten: bool
+    sidecar_listed: bool
+    # Without a sidecar the object is read anyway, and the listing has said its size and ETag: a HEAD
+    # (one more request per file on S3) would only add a checksum.
+    trust_listing: bool
+
+
+@dataclass(frozen=True)
+class Read:
+    listed: PackageFile
+    filled: PackageFile | None = None
+    gone: bool = False
+    error: str | None = None
+
+
+def read_and_record(storage: Storage, reads: list[ToRead]) -> list[Read]:
+    """Read each object and record what it says in storage (a file record, with a wheel's metadata)."""
+    return [_read_one(storage, read) for read in reads]
+
+
+def _read_one(storage: Storage, read: ToRead) -> Read:
+    listed = read.listed
+    try:
+        if read.trust_listing and listed.storage_etag:
+            obj: StoredObject | None = StoredObject(
+                listed.object_key, listed.size, listed.upload_time, etag=listed.storage_etag
+            )
+        else:
+            obj = storage.stat(listed.object_key)
+        if obj is None:
+            return Read(listed, gone=True)
+        # A new file gets no sidecar: its record keeps the metadata, which the metadata view reads from there.
+        # A rewritten object's sidecar (if any) describes the old bytes: it is written again.
+        filled, raw_metadata = read_description(
+            storage,
+            listed,
+            obj,
+            rewritten=read.rewritten,
+            sidecar_exists=read.sidecar_listed,
+            write_sidecar=read.rewritten,
+        )
+        # Its facts go to storage as it is read: from now on its upload time never changes.
+        record_read(StateStore(storage), filled, raw_metadata, rewritten=read.rewritten)
+    except NotFound:
+        return Read(listed, gone=True)
+    except PypicloudLiteError as exc:
+        return Read(listed, error=exc.message)
+    return Read(listed, filled)
+
+
+def _lower_priority() -> None:
+    os.nice(10)

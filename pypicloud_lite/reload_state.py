@@ -116,15 +116,6 @@ class StoredFacts:
             if state_differs(state, projects.get(name), by_project.get(name, []))
         ]
 
-    def record_read(self, file: PackageFile, raw_metadata: bytes | None, rewritten: bool) -> None:
-        """Record a file the reload has just read, with its core metadata: create-only (an upload's record
-        written meanwhile is the truth and stays), or replacing the record of old bytes another tool rewrote."""
-        if rewritten:
-            self.store.write_file(file, raw_metadata)
-        else:
-            self._record_file(file, raw_metadata)
-        self.records[file.filename] = file.project
-
     def record_back(self, files: Iterable[PackageFile], projects: dict[str, Project]) -> None:
         """Write what storage lacks: records of the `files` indexed without one, states of projects without one.
 
@@ -186,3 +177,15 @@ def recover_metadata(storage: Storage, store: StateStore, file: PackageFile) -> 
         return None
     storage.put_bytes(file.sidecar_key, raw)
     return raw
+
+
+def record_read(store: StateStore, file: PackageFile, raw_metadata: bytes | None, rewritten: bool) -> None:
+    """Record a file a reload has just read, with its core metadata: create-only (an upload's record written
+    meanwhile is the truth and stays), or replacing the record of old bytes another tool rewrote."""
+    try:
+        if rewritten:
+            store.write_file(file, raw_metadata)
+        else:
+            store.record_first_sight(file, raw_metadata)
+    except PypicloudLiteError as exc:
+        logger.warning("reload could not record %s: %s", file.filename, exc.message)

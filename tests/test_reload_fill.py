@@ -11,6 +11,8 @@ import pytest
 from pypicloud_lite import reload as reload_module
 from pypicloud_lite.models import Applied
 from pypicloud_lite.reload import ReloadProgress
+from tests.support.distbuilder import build_wheel
+from tests.support.legacy import wheel_metadata
 from tests.support.reload import Env, counts, put_raw, sha256
 
 FILES = 250
@@ -112,3 +114,32 @@ def test_a_fill_from_local_storage_reads_in_one_thread(local_env: Env, monkeypat
     assert counts(result)["hashed"] == 40
     assert len(threads) == 1
     _assert_filled(env, bodies)
+
+
+def test_a_large_local_fill_reads_in_a_process_of_its_own(local_env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading is CPU: past FILL_OUT_OF_PROCESS_MIN files it leaves the server's process (and its GIL)."""
+    env = local_env
+    wheels = [build_wheel(env.dists, "Bulk", f"1.{n}") for n in range(12)]
+    for wheel in wheels:
+        put_raw(env.storage, f"bulk/{wheel.name}", wheel.read_bytes())
+    pools: list[object] = []
+    real_pool = reload_module.ProcessPoolExecutor
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        pools.append(kwargs.get("mp_context"))
+        return real_pool(*args, **kwargs)
+
+    monkeypatch.setattr(reload_module, "ProcessPoolExecutor", spy)
+    monkeypatch.setattr(reload_module, "FILL_OUT_OF_PROCESS_MIN", 10)
+    monkeypatch.setattr(reload_module, "FILL_CHUNK", 5)
+
+    result = env.reload(workers=4)
+
+    assert len(pools) == 1 and counts(result)["hashed"] == 12
+    rows = env.rows()
+    for wheel in wheels:
+        assert rows[wheel.name].sha256 == sha256(wheel.read_bytes())
+        assert rows[wheel.name].metadata_sha256 == sha256(wheel_metadata(wheel))
+        # The process recorded each file, with the metadata its .metadata URL serves.
+        assert env.index.read_metadata(rows[wheel.name]) == wheel_metadata(wheel)
+    assert env.reload().hashed == 0, "a second reload finds every file recorded"

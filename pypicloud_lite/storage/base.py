@@ -48,6 +48,10 @@ class Storage(ABC):
     # waits on the network, so many pay off; a local one is CPU under the GIL, so more threads only
     # take turns with the threads serving pages.
     parallel_reads: int | None = None
+    # Reading an object is CPU (hashing, parsing), not waiting: a large reload reads them in a process of its
+    # own, at a lower priority, so the server's request threads keep their GIL and their cores. The storage
+    # is then pickled to that process: only a storage that pickles sets this.
+    reads_out_of_process: bool = False
 
     @abstractmethod
     def put_new(self, key: str, source: Path, sha256: str | None = None) -> bool:

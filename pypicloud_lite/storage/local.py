@@ -77,6 +77,7 @@ def _stored(key: str, st: os.stat_result) -> StoredObject:
 
 class LocalStorage(Storage):
     parallel_reads = 1
+    reads_out_of_process = True
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
