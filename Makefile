@@ -13,7 +13,7 @@ NGINX := /usr/sbin/nginx
 $(STAMP): setup.cfg setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[s3,dynamo,test,lint,postgres,mysql]'
+	$(BIN)/python -m pip install -q -e '.[s3,dynamo,test,lint,postgres,mysql,gunicorn]'
 	test -x $(TWINE61)/bin/twine || ($(PYTHON) -m venv $(TWINE61) && $(TWINE61)/bin/python -m pip install -q 'twine==6.1.0')
 	touch $(STAMP)
 

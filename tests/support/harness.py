@@ -206,15 +206,17 @@ def launch(
     ready: str = "/simple/",
     env: dict[str, str] | None = None,
     pserve: Path = BIN / "pserve",
+    command: list[str] | None = None,
 ) -> Server:
-    """`pserve <ini>` in `folder` (listening on `port`), once `ready` answers 200; `pserve`: whose (another venv's).
+    """`pserve <ini>` in `folder` (listening on `port`), once `ready` answers 200; `pserve`: whose (another venv's);
+    `command`: another server's command line instead (gunicorn serving the ini).
 
     Fails the test with the server's stderr if the process exits or does not get ready in START_TIMEOUT.
     """
     stderr_path = folder / "server.stderr"
     with open(stderr_path, "wb") as err, open(folder / "server.stdout", "wb") as out:
         process = subprocess.Popen(
-            [str(pserve), str(ini)],
+            command or [str(pserve), str(ini)],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
