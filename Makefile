@@ -6,13 +6,14 @@ STAMP := $(VENV)/.installed
 TWINE61 := $(VENV)/tools/twine-6.1
 INI ?= development.ini
 CHROMIUM := /usr/bin/chromium
+NGINX := /usr/sbin/nginx
 
-.PHONY: run test lint unit format clean chromium bench
+.PHONY: run test lint unit format clean chromium nginx bench
 
 $(STAMP): setup.cfg setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[s3,dynamo,test,lint,postgres,mysql]'
+	$(BIN)/python -m pip install -q -e '.[s3,dynamo,test,lint,postgres,mysql,gunicorn]'
 	test -x $(TWINE61)/bin/twine || ($(PYTHON) -m venv $(TWINE61) && $(TWINE61)/bin/python -m pip install -q 'twine==6.1.0')
 	touch $(STAMP)
 
@@ -26,17 +27,25 @@ lint: $(STAMP)
 	$(BIN)/mypy pypicloud_lite lambda/s3_sync.py
 	$(BIN)/lint-imports --no-cache --no-logo .importlinter
 
-# The web UI's browser tests drive Debian's chromium; without it (and not root) they skip with the reason.
-chromium:
-	@if [ -x $(CHROMIUM) ]; then :; \
+# Debian packages some tests drive: chromium (the web UI's browser tests) and nginx (the TLS proxy test).
+# Without them (and not root) those tests skip with the reason, or fail under PPC_REQUIRE_SERVICES=1.
+define apt_install
+	@if [ -x $(1) ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get install -y -q --no-install-recommends chromium \
-		|| (apt-get update -q && apt-get install -y -q --no-install-recommends chromium) \
-		|| echo "chromium could not be installed: the browser tests will skip"; \
-	else echo "chromium is missing and this is not root: the browser tests will skip"; fi
+		apt-get install -y -q --no-install-recommends $(2) \
+		|| (apt-get update -q && apt-get install -y -q --no-install-recommends $(2)) \
+		|| echo "$(2) could not be installed: $(3) will skip"; \
+	else echo "$(2) is missing and this is not root: $(3) will skip"; fi
+endef
 
-test: lint chromium
+chromium:
+	$(call apt_install,$(CHROMIUM),chromium,the browser tests)
+
+nginx:
+	$(call apt_install,$(NGINX),nginx,the nginx proxy test)
+
+test: lint chromium nginx
 	PPC_TWINE_LEGACY=$(CURDIR)/$(TWINE61)/bin/twine $(BIN)/python -m pytest -q -ra tests
 
 # Index pages against pypiserver, devpi, pypicloud, a bare waitress app and nginx (bench/README.md).

@@ -167,18 +167,14 @@ class Server:
                 self.process.wait()
 
 
-def start_ppc(
-    folder: Path, storage: Path, cache_url: str, user: str, password: str, *, extra: dict[str, str] | None = None
-) -> Server:
-    """pypicloud_lite with the embedded default's settings (development.ini), on the seeded folder and cache.
-
-    `extra`: more settings of the app (`auth.admins`, ...).
-    """
+def write_ppc_ini(
+    server: Server, storage: Path, cache_url: str, user: str, password: str, *, extra: dict[str, str] | None = None
+) -> Path:
+    """The embedded default's settings (development.ini) on the seeded folder and cache, waitress on server.port."""
     from pypicloud_lite.access.passwords import hash_password
 
-    server = Server("pypicloud_lite", folder, upload_auth=(user, password))
     more = "".join(f"        {key} = {value}\n" for key, value in (extra or {}).items())
-    ini = folder / "ppc.ini"
+    ini = server.folder / "ppc.ini"
     ini.write_text(
         textwrap.dedent(f"""\
         [app:main]
@@ -189,7 +185,7 @@ def start_ppc(
         cache.url = {cache_url}
         cache.migrate_on_start = true
         upload.max_size = 1GB
-        upload.spool_dir = {folder / "spool"}
+        upload.spool_dir = {server.folder / "spool"}
         user.{user} = {hash_password(password)}
         pypi.default_read = everyone
         pypi.default_write = authenticated
@@ -202,7 +198,30 @@ def start_ppc(
         max_request_body_size = 1073741824
         """)
     )
-    server.spawn([str(PPC_BIN / "pserve"), str(ini)])
+    return ini
+
+
+def start_ppc(
+    folder: Path, storage: Path, cache_url: str, user: str, password: str, *, extra: dict[str, str] | None = None
+) -> Server:
+    """pypicloud_lite with the embedded default's settings (development.ini), on the seeded folder and cache.
+
+    `extra`: more settings of the app (`auth.admins`, ...).
+    """
+    server = Server("pypicloud_lite", folder, upload_auth=(user, password))
+    server.spawn([str(PPC_BIN / "pserve"), str(write_ppc_ini(server, storage, cache_url, user, password, extra=extra))])
+    return server.ready(server.simple, 120)
+
+
+def start_ppc_gunicorn(folder: Path, storage: Path, cache_url: str, workers: int) -> Server:
+    """The same app under gunicorn with the repository's config file and `workers` worker processes."""
+    server = Server(f"gunicorn-{workers}", folder)
+    ini = write_ppc_ini(server, storage, cache_url, "bench", "bench")
+    conf = ROOT / "deploy" / "gunicorn" / "gunicorn.conf.py"
+    bind = f"127.0.0.1:{server.port}"
+    # HOME: where gunicorn puts its control socket.
+    env = {**os.environ, "HOME": str(folder)}
+    server.spawn([str(PPC_BIN / "gunicorn"), "-c", str(conf), "--paste", str(ini), "-w", str(workers), "-b", bind], env)
     return server.ready(server.simple, 120)
 
 

@@ -18,6 +18,7 @@ from pypicloud_lite.errors import Conflict
 from pypicloud_lite.web.admin_tasks import run_in_background
 from pypicloud_lite.web.decoding import DecodingRequest
 from pypicloud_lite.web.errors import ALLOWED_METHODS_KEY
+from pypicloud_lite.web.per_process import PerProcess
 from pypicloud_lite.web.public_address import PublicAddress
 from pypicloud_lite.web.security import BasicAuthPolicy
 from pypicloud_lite.web.services import REGISTRY_KEY, AppServices, build_services
@@ -91,10 +92,12 @@ def _allowed_methods(config: Configurator) -> dict[str, str]:
     return {route: ", ".join(sorted(methods)) for route, methods in allowed.items()}
 
 
-def main(global_config: dict[str, Any], **raw_settings: Any) -> PublicAddress:
-    """paste.app_factory entry point (`use = egg:pypicloud_lite` in the ini)."""
+def main(global_config: dict[str, Any], **raw_settings: Any) -> PerProcess:
+    """paste.app_factory entry point (`use = egg:pypicloud_lite` in the ini); each process builds its own app."""
     listen = _listen(global_config)
-    return make_app(load_settings(raw_settings), raw_settings, f"http://{listen.split()[0]}", listen)
+    return PerProcess(
+        lambda: make_app(load_settings(raw_settings), raw_settings, f"http://{listen.split()[0]}", listen)
+    )
 
 
 def _listen(global_config: dict[str, Any]) -> str:

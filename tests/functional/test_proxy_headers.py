@@ -61,7 +61,7 @@ def test_a_forwarded_host_must_be_allowed(trusting: Server) -> None:
 def test_proxy_headers_are_ignored_unless_trusted(tmp_path: Path) -> None:
     server = start_server(tmp_path / "plain")
     try:
-        forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": EVIL}
+        forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": EVIL, "Forwarded": f"host={EVIL};proto=https"}
         assert ask(server, "/simple", forwarded)[:2] == (301, f"{server.url}/simple/")
         assert ask(server, "/simple", {"Host": EVIL})[0] == 400
     finally:

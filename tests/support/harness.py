@@ -41,7 +41,16 @@ YANK_REASON = 'Broken build: "use" <1.0> & not this ✓'
 
 # Variables that would point the clients (or the server) elsewhere than this test's index and settings.
 _STRIPPED_PREFIXES = ("PIP_", "UV_", "TWINE_", "PPC_", "PYTHON", "VIRTUAL_ENV", "CONDA_", "XDG_")
-_STRIPPED_NAMES = ("PYPICLOUD_SETTINGS", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE")
+_STRIPPED_NAMES = (
+    "PYPICLOUD_SETTINGS",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    # requests prefers either to a session's own CA file (twine --cert).
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+)
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 # Servers still running; their stderr is attached to the report of any test that fails meanwhile.
@@ -197,15 +206,17 @@ def launch(
     ready: str = "/simple/",
     env: dict[str, str] | None = None,
     pserve: Path = BIN / "pserve",
+    command: list[str] | None = None,
 ) -> Server:
-    """`pserve <ini>` in `folder` (listening on `port`), once `ready` answers 200; `pserve`: whose (another venv's).
+    """`pserve <ini>` in `folder` (listening on `port`), once `ready` answers 200; `pserve`: whose (another venv's);
+    `command`: another server's command line instead (gunicorn serving the ini).
 
     Fails the test with the server's stderr if the process exits or does not get ready in START_TIMEOUT.
     """
     stderr_path = folder / "server.stderr"
     with open(stderr_path, "wb") as err, open(folder / "server.stdout", "wb") as out:
         process = subprocess.Popen(
-            [str(pserve), str(ini)],
+            command or [str(pserve), str(ini)],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
