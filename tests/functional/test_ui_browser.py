@@ -181,9 +181,9 @@ def test_log_in_search_open_project_and_copy_install_line(page: Page, ui_server:
     page.click("a.project-link")
     page.wait_for_selector("#project-name")
     assert page.inner_text("#project-name") == "alpha-tool"
-    versions = page.locator("section.release").evaluate_all("els => els.map(e => e.dataset.version)")
+    versions = page.locator(".release").evaluate_all("els => els.map(e => e.dataset.version)")
     assert versions == ["2.0", "1.10", "1.9"]  # PEP 440 order, not string order
-    first_file = page.locator("section.release").first.locator("tbody tr").first.inner_text()
+    first_file = page.locator(".release").first.locator("tbody tr").first.inner_text()
     assert "alpha_tool-2.0-py3-none-any.whl" in first_file and "B" in first_file
 
     pip_line = f"pip install --index-url {ui_server.url}/simple/ alpha-tool"
