@@ -177,6 +177,7 @@ def project_page(request: Request) -> dict[str, Any]:
         "grants": app.access.grants_for(name) if held and may_manage_grants(app.access, identity, name) else None,
         "grants_read_only": app.access.read_only,
         "statuses": PROJECT_STATUSES,
+        "downloads": app.downloads.counts(name) if held else {},
         **_about(app, meta),
     }
 
