@@ -49,5 +49,6 @@ def hostile_metadata(name: str, version: str) -> str:
             'Requires-Dist: absent-dep; extra == "x"',
             "Project-URL: Source, https://example.invalid/src",
             "Project-URL: Evil, javascript:alert('url')",
+            "Home-page: UNKNOWN",
         ),
     )

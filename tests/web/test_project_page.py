@@ -43,6 +43,7 @@ def test_a_hostile_markdown_readme_is_rendered_and_sanitized(
     assert re.search(r'<a href="[^"]*/ui/projects/needed">needed&gt;=1.0</a>', page), page
     assert "<code>absent-dep; extra == &#34;x&#34;</code>" in page
     assert '<a href="https://example.invalid/src" rel="nofollow noopener">Source</a>' in page
+    assert "UNKNOWN" not in page  # what old setuptools wrote for a missing Home-page
     assert "Topic :: Software Development" in page
     assert 'href="#project-description"' in page
 

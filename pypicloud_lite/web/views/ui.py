@@ -188,6 +188,8 @@ def _about(app: AppServices, meta: CoreMetadata | None) -> dict[str, Any]:
         return {"meta": None, "description": None, "links": [], "requirements": []}
     links = [("Homepage", meta.home_page)] if meta.home_page else []
     links += [pair for pair in meta.project_urls if pair[1] != meta.home_page]
+    # Old setuptools wrote UNKNOWN for a missing Home-page: nothing to show.
+    links = [(label, url) for label, url in links if url.strip() and url != "UNKNOWN"]
     return {
         "meta": meta,
         "description": render_description(meta.description, meta.description_content_type),
