@@ -21,6 +21,9 @@ from pypicloud_lite.naming import DistFilename
 
 # A METADATA file holds the long description too; PyPI's largest are a few MB.
 MAX_METADATA_BYTES = 8 * 1024 * 1024
+# The long description kept in every cache row and file record (a DynamoDB item holds 400 KB in all): longer
+# ones are cut at a line end before this many UTF-8 bytes, and say so.
+MAX_DESCRIPTION_BYTES = 64 * 1024
 # Declared-uncompressed to compressed ratio above which an archive is treated as a bomb,
 # once it would inflate past ZIP_BOMB_FLOOR bytes.
 ZIP_BOMB_RATIO = 100
@@ -298,6 +301,7 @@ def parse_core_metadata(raw: bytes, dist: DistFilename) -> CoreMetadata:
     if not same_version:
         raise InvalidUpload(f"Invalid distribution file: its metadata says version {version}, not {dist.version}.")
     urls = fields.get("project_urls") or {}
+    description, truncated = bounded_description(fields.get("description"))
     return CoreMetadata(
         metadata_version=fields.get("metadata_version") or "1.0",
         name=name,
@@ -311,4 +315,20 @@ def parse_core_metadata(raw: bytes, dist: DistFilename) -> CoreMetadata:
         home_page=fields.get("home_page"),
         project_urls=tuple(urls.items()),
         classifiers=tuple(fields.get("classifiers") or ()),
+        description=description,
+        description_content_type=fields.get("description_content_type"),
+        description_truncated=truncated,
     )
+
+
+def bounded_description(text: str | None) -> tuple[str | None, bool]:
+    """The description as kept (None when blank), and whether it was cut to MAX_DESCRIPTION_BYTES."""
+    if text is None or not text.strip():
+        return None, False
+    encoded = text.encode("utf-8", "surrogatepass")
+    if len(encoded) <= MAX_DESCRIPTION_BYTES:
+        return text, False
+    head = encoded[:MAX_DESCRIPTION_BYTES].decode("utf-8", "ignore")
+    # At a line end, so a cut never leaves half a markup construct on the last line.
+    line_end = head.rfind("\n")
+    return (head[: line_end + 1] if line_end > 0 else head), True

@@ -41,9 +41,14 @@ class CoreMetadata:
     home_page: str | None = None
     project_urls: tuple[tuple[str, str], ...] = ()
     classifiers: tuple[str, ...] = ()
+    # The long description (README), cut to metadata.MAX_DESCRIPTION_CHARS: every cache row and record holds it.
+    description: str | None = None
+    description_content_type: str | None = None
+    description_truncated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        # Shallow: every field is a string, None or a tuple of them (asdict's deep copy cost a reload 0.3 ms a file).
+        # Shallow: every field is a string, None, a bool or a tuple of them (asdict's deep copy cost a reload
+        # 0.3 ms a file).
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["requires_dist"] = list(self.requires_dist)
         data["project_urls"] = [list(pair) for pair in self.project_urls]
@@ -65,6 +70,9 @@ class CoreMetadata:
             home_page=data.get("home_page"),
             project_urls=tuple((k, v) for k, v in data.get("project_urls") or ()),
             classifiers=tuple(data.get("classifiers") or ()),
+            description=data.get("description"),
+            description_content_type=data.get("description_content_type"),
+            description_truncated=bool(data.get("description_truncated")),
         )
 
 

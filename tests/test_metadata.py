@@ -114,6 +114,7 @@ def test_parses_every_kept_field(tmp_path: Path) -> None:
         "Classifier: License :: OSI Approved :: MIT License\n"
         "Project-URL: Homepage, https://example.invalid/\n"
         "Project-URL: Issues, https://example.invalid/issues\n"
+        "Description-Content-Type: text/markdown\n"
         "\n"
         "Long description.\n"
     )
@@ -131,6 +132,8 @@ def test_parses_every_kept_field(tmp_path: Path) -> None:
         home_page="https://home.invalid/",
         project_urls=(("Homepage", "https://example.invalid/"), ("Issues", "https://example.invalid/issues")),
         classifiers=("Programming Language :: Python :: 3", "License :: OSI Approved :: MIT License"),
+        description="Long description.\n",
+        description_content_type="text/markdown",
     )
 
 

@@ -17,7 +17,7 @@ import logging
 import secrets
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 
 from pypicloud_lite.models import (
@@ -177,7 +177,19 @@ class CdnOutbox(ABC):
         """Records of invalidations sent since then, oldest first."""
 
 
-class Cache(CacheReader, CacheWriter, Leases, CdnOutbox):
+class DownloadCounts(ABC):
+    """How often each file was downloaded, as the servers counted it."""
+
+    @abstractmethod
+    def add_downloads(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Add each (project, filename)'s new downloads: one batch, a few seconds' worth from one process."""
+
+    @abstractmethod
+    def download_counts(self, project: str) -> dict[str, int]:
+        """Downloads of each file of the project ever counted (deleted files too; never-downloaded ones absent)."""
+
+
+class Cache(CacheReader, CacheWriter, Leases, CdnOutbox, DownloadCounts):
     """A whole cache backend: every role, plus its lifecycle."""
 
     @abstractmethod

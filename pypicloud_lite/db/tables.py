@@ -78,6 +78,17 @@ class FileRow(Base):
     object_key: Mapped[str | None] = mapped_column(Text)
 
 
+class DownloadCountRow(Base):
+    """Downloads of one file counted by the servers, added in batches (web/download_counts.py); kept after the
+    file is deleted, so a project's total counts every download it ever served."""
+
+    __tablename__ = "ppc_download_counts"
+
+    project: Mapped[str] = mapped_column(ExactString, primary_key=True)
+    filename: Mapped[str] = mapped_column(ExactString, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
 class LockRow(Base):
     """Named leases (the reload lock), with the holder's progress for every process to read."""
 

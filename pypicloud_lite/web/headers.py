@@ -6,9 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 # What the UI's pages load: its own stylesheet and script (base.jinja2), fetches to this site (ui.js),
-# forms posting here. No inline script or style attribute, no images, fonts, frames or plugins.
+# forms posting here, the favicon. Images from https too, as PyPI shows them: a README's badges and
+# screenshots (an image runs no script). No inline script or style attribute, no fonts, frames or plugins.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' https: data:; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 

@@ -17,7 +17,7 @@ def includeme(config: Configurator) -> None:
     config.add_route("simple.detail", "/simple/{project}/")
     config.add_route("simple.detail.noslash", "/simple/{project}")
     config.add_route("files.download", "/packages/{project}/{filename}")
-    config.add_route("health", "/health")
+    _site_routes(config)
     config.add_route("admin.reload", "/admin/reload")
     config.add_route("pypi.project", "/pypi/{project}/json")
     config.add_route("pypi.release", "/pypi/{project}/{version}/json")
@@ -58,6 +58,12 @@ def includeme(config: Configurator) -> None:
     config.add_route("ui.access.user", "/ui/admin/access/users")
     config.add_route("ui.access.group", "/ui/admin/access/groups")
     config.add_route("ui.access.grant", "/ui/admin/access/grants")
+
+
+def _site_routes(config: Configurator) -> None:
+    """What monitoring and browsers ask of any site: its health, and the icon at the root."""
+    config.add_route("health", "/health")
+    config.add_route("favicon", "/favicon.ico")
 
 
 def _namespace_routes(config: Configurator) -> None:

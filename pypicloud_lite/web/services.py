@@ -17,6 +17,7 @@ from pypicloud_lite.publishing.exchange import TrustedPublishing
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.storage import build_storage
 from pypicloud_lite.upstream.proxy import UpstreamProxy, set_origin
+from pypicloud_lite.web.download_counts import DownloadCounter
 from pypicloud_lite.web.namespace_view import NamespaceView
 from pypicloud_lite.web.page_cache import Page, PageCache
 from pypicloud_lite.web.upstream_pages import UpstreamPages
@@ -32,6 +33,7 @@ class AppServices:
     pages: PageCache
     namespaces: NamespaceView
     publishing: TrustedPublishing
+    downloads: DownloadCounter
     # None unless an upstream index is configured (upstream.indexes).
     upstream: UpstreamPages | None = None
 
@@ -76,6 +78,7 @@ def build_services(settings: Settings) -> tuple[AppServices, GeneratedAdmin | No
         pages=pages,
         namespaces=namespaces,
         publishing=TrustedPublishing(settings.publishing, access, cache),
+        downloads=DownloadCounter(cache),
         upstream=upstream,
     )
     return found, generated

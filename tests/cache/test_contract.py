@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, delete, update
 
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cache.sql import SQLCache
-from pypicloud_lite.db.tables import FileRow, IndexStateRow, ProjectRow
+from pypicloud_lite.db.tables import DownloadCountRow, FileRow, IndexStateRow, ProjectRow
 from pypicloud_lite.errors import BackendUnavailable
 from pypicloud_lite.models import (
     AddFile,
@@ -73,6 +73,7 @@ def _empty(url: str) -> None:
         with engine.begin() as conn:
             conn.execute(delete(FileRow))
             conn.execute(delete(ProjectRow))
+            conn.execute(delete(DownloadCountRow))
             conn.execute(update(IndexStateRow).values(serial=0))
     finally:
         engine.dispose()
@@ -712,3 +713,18 @@ def test_claim_once_holds_until_it_expires(cache: Cache) -> None:
     time.sleep(0.3)
     assert cache.claim_once("jti-short", 60)
     assert not cache.claim_once("jti-short", 60)
+
+
+def test_download_counts_add_up_per_file_and_stay_out_of_the_listing(cache: Cache) -> None:
+    wheel = make_file()
+    cache.apply(AddFile(wheel, "demo"))
+    assert cache.download_counts("demo") == {}
+    cache.add_downloads({("demo", wheel.filename): 2, ("demo", "demo-1.0.tar.gz"): 1, ("other", "other-1.zip"): 5})
+    # Two servers flushing at once: every count arrives.
+    batch = {("demo", wheel.filename): 1}
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _n: cache.add_downloads(batch), range(8)))
+    assert cache.download_counts("demo") == {wheel.filename: 10, "demo-1.0.tar.gz": 1}
+    assert cache.download_counts("other") == {"other-1.zip": 5}
+    assert [p.name for p in cache.list_projects()] == ["demo"]
+    assert cache.counts() == (1, 1)

@@ -8,17 +8,14 @@ import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pypicloud_lite.config import load_ini
-from pypicloud_lite.service import UploadForm
-from pypicloud_lite.web.services import AppServices, build_services
-from tests.support.common import require_or_skip
+from tests.support.browser import TIMEOUT_MS, app_services, chromium, shot
+from tests.support.browser import publish as publish_as
 from tests.support.distbuilder import build_wheel, digests
 from tests.support.harness import JSON_V1, Clients, Server, start_server
 from tests.support.upstreams import Hosted, JsonIndex
@@ -26,46 +23,19 @@ from tests.support.upstreams import Hosted, JsonIndex
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ADMIN, BOB = "admin", "bob"
 ADMIN_PASSWORD, BOB_PASSWORD = "admin password 1", "bob password 2"
-TIMEOUT_MS = 15_000
-
-
-@contextmanager
-def app_services(server: Server) -> Iterator[AppServices]:
-    """The server's own storage, cache and access database, opened from this process."""
-    found, _generated = build_services(load_ini(server.ini, environ={}))
-    try:
-        yield found
-    finally:
-        found.index.cache.close()
-        close = getattr(found.access, "close", None)
-        if close is not None:
-            close()
 
 
 def publish(server: Server, name: str, wheel: Path) -> None:
     """Index a wheel directly through the service, as a setup step (the tests upload through the UI)."""
-    version = wheel.name.split("-")[1]
-    with app_services(server) as found, wheel.open("rb") as fh:
-        form = UploadForm(name=name, version=version, sha256_digest=digests(wheel)["sha256_digest"])
-        found.index.upload(form, wheel.name, fh, uploader=ADMIN)
+    publish_as(server, name, wheel, ADMIN)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        require_or_skip(f"Chromium not found at {CHROMIUM} (make test installs the Debian package as root)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require_or_skip("the playwright package is not installed (pip install -e '.[test]')")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")
@@ -147,12 +117,6 @@ def log_in(page: Page, user: str, password: str) -> None:
     assert page.inner_text("#whoami") == user
 
 
-def shot(page: Page, tmp_path: Path, name: str) -> None:
-    path = tmp_path / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    assert path.stat().st_size > 0
-
-
 def api(server: Server, method: str, path: str, user: str, password: str) -> tuple[int, Any]:
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     request = urllib.request.Request(server.url + path, method=method, headers={"Authorization": f"Basic {token}"})
@@ -181,9 +145,9 @@ def test_log_in_search_open_project_and_copy_install_line(page: Page, ui_server:
     page.click("a.project-link")
     page.wait_for_selector("#project-name")
     assert page.inner_text("#project-name") == "alpha-tool"
-    versions = page.locator("section.release").evaluate_all("els => els.map(e => e.dataset.version)")
+    versions = page.locator(".release").evaluate_all("els => els.map(e => e.dataset.version)")
     assert versions == ["2.0", "1.10", "1.9"]  # PEP 440 order, not string order
-    first_file = page.locator("section.release").first.locator("tbody tr").first.inner_text()
+    first_file = page.locator(".release").first.locator("tbody tr").first.inner_text()
     assert "alpha_tool-2.0-py3-none-any.whl" in first_file and "B" in first_file
 
     pip_line = f"pip install --index-url {ui_server.url}/simple/ alpha-tool"

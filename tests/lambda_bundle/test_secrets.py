@@ -271,6 +271,7 @@ class RejectingCache(Cache):
     list_projects = search_projects = counts = files_of_projects = project_files = all_files = _refuse
     acquire_lock = update_lock = release_lock = lock_state = serial = check_health = _refuse
     outbox_pending = outbox_batch = open_outbox_batch = close_outbox_batch = cdn_history = _refuse
+    add_downloads = download_counts = _refuse
 
     def close(self) -> None:
         pass

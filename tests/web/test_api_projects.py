@@ -226,6 +226,7 @@ def test_project_detail(testapp: webtest.TestApp, auth: dict[str, str], dist_dir
         "yanked_reason": "oops",
         "uploader": "uploader",
         "url": f"http://localhost/packages/foo-bar/{sdist.name}",
+        "downloads": 0,
     }
     assert testapp.get(entry["url"]).body == data
     assert by_version["2.0rc1"]["files"][0]["requires_python"] == ">=3.8"

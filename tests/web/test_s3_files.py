@@ -232,6 +232,9 @@ def test_redirects_to_a_presigned_url_that_serves_the_bytes_and_ranges(
     meta = testapp.get(METADATA_URL, status=200)
     assert meta.body == wheel_metadata(uploaded.wheel)
     assert meta.headers["ETag"] == f'"{sha256(meta.body)}"'
+    # Each redirect is counted as a download (S3 serves the bytes); the sidecar is not a download.
+    counted = services(testapp.app).downloads.counts("foo-bar")
+    assert counted == {uploaded.wheel.name: 1, uploaded.sdist.name: 1}
 
 
 @pytest.mark.parametrize("extra", [{"storage.presign_expiry": "60"}], ids=["expiry-60"])

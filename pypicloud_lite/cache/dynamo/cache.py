@@ -23,6 +23,7 @@ from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from pypicloud_lite.cache.base import Cache
+from pypicloud_lite.cache.dynamo.downloads import DynamoDownloads
 from pypicloud_lite.cache.dynamo.items import (
     condition_failed,
     file_item,
@@ -98,7 +99,7 @@ def _fill_purge(file: PackageFile, current: PackageFile) -> CdnChange:
     return CdnChange(file.project, file.version, file.filename if replaced else None)
 
 
-class DynamoCache(DynamoLeases, DynamoOutbox, Cache):
+class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
     def __init__(self, tables: DynamoTables, settings: DynamoSettings, cdn_outbox: bool = False) -> None:
         super().__init__()
         self.t = tables

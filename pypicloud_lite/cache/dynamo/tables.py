@@ -2,7 +2,9 @@
 
 Layout (and why):
 - `<prefix>projects`: partition key `pk` (always "project"), sort key `name`. Listing every
-  project is one Query on one partition, in name order; a project is one GetItem.
+  project is one Query on one partition, in name order; a project is one GetItem. Download counts share the
+  table in partitions of their own, "downloads#<project>", one item per file (sort key: the filename) that
+  an UpdateItem ADDs to: a project's counts are one Query, and the project listing never sees them.
 - `<prefix>files`: partition key `project`, sort key `filename`. A project's files are one
   Query; a file is one GetItem, its project being derived from its filename.
 - `<prefix>meta`: partition key `name`: the change-serial counter ("serial") and leases
@@ -40,6 +42,8 @@ class DynamoTables:
     file: Any
     meta: Any
     cdn: Any
+    # Items of the projects table (see the layout above): no table of its own to create.
+    downloads: Any
 
     def all(self) -> tuple[type[Model], ...]:
         return (self.project, self.file, self.meta, self.cdn)
@@ -117,7 +121,13 @@ def build_tables(settings: DynamoSettings) -> DynamoTables:
         change_ids = ListAttribute(of=UnicodeAttribute, null=True)
         record = JSONAttribute(null=True)
 
-    return DynamoTables(project=ProjectItem, file=FileItem, meta=MetaItem, cdn=CdnItem)
+    class DownloadItem(Model):
+        Meta = _meta(settings, "projects")
+        pk = UnicodeAttribute(hash_key=True)
+        name = UnicodeAttribute(range_key=True)
+        downloads = NumberAttribute(default=0)
+
+    return DynamoTables(project=ProjectItem, file=FileItem, meta=MetaItem, cdn=CdnItem, downloads=DownloadItem)
 
 
 def create_tables(tables: DynamoTables) -> list[str]:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pypicloud_lite.cache.base import Cache
+from pypicloud_lite.cache.sql.downloads import SQLDownloads
 from pypicloud_lite.cache.sql.leases import SQLLeases
 from pypicloud_lite.cache.sql.outbox import SQLOutbox
 from pypicloud_lite.cache.sql.rows import chunks, file_values, insert_ignoring, naive_utc, to_file, to_project
@@ -94,7 +95,7 @@ class _Stamp:
         return Applied(self.serial, count, file, frozenset(self.projects), self.cdn)
 
 
-class SQLCache(SQLLeases, SQLOutbox, Cache):
+class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
     def __init__(self, engine: Engine, cdn_outbox: bool = False) -> None:
         super().__init__()
         self.engine = engine

@@ -41,7 +41,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
 
-def _file_json(request: Request, file: PackageFile) -> dict[str, Any]:
+def _file_json(request: Request, file: PackageFile, downloads: dict[str, int]) -> dict[str, Any]:
     return {
         "filename": file.filename,
         "version": file.version,
@@ -54,6 +54,7 @@ def _file_json(request: Request, file: PackageFile) -> dict[str, Any]:
         "yanked_reason": file.yanked_reason,
         "uploader": file.uploader,
         "url": request.route_url("files.download", project=file.project, filename=file.filename),
+        "downloads": downloads.get(file.filename, 0),
     }
 
 
@@ -136,17 +137,20 @@ def get_project(request: Request) -> dict[str, Any]:
     app = services(request)
     project = app.index.get_project(name)
     releases = releases_newest_first(app.index.project_files(project))
+    downloads = app.downloads.counts(project.name)
     return {
         "name": project.name,
         "display_name": project.display_name,
         "status": project.status,
         "status_reason": project.status_reason,
         "serial": project.serial,
+        # Every download this index served (deleted files' too); README "Download counts" says which count.
+        "downloads": sum(downloads.values()),
         "versions": [
             {
                 "version": version,
                 "yanked": all(f.yanked for f in files),
-                "files": [_file_json(request, f) for f in files],
+                "files": [_file_json(request, f, downloads) for f in files],
             }
             for version, files in releases
         ],

@@ -148,6 +148,9 @@ def download(request: Request) -> Response:
         return redirect
     url = app.index.download_url(file)
     if url is not None:
+        # Counted here: the bytes go from S3 (or a CDN) straight to the client, which this server never sees.
+        if request.method == "GET":
+            app.downloads.count(file.project, file.filename)
         redirect = HTTPFound(location=url)
         redirect.cache_control.no_store = True
         return redirect
@@ -164,6 +167,9 @@ def download(request: Request) -> Response:
                 return response  # 416: nothing to open
             start, end = served.start, served.stop - 1
         body.prefetch(start, end)
+        if start == 0:
+            # A download is a GET from the first byte; resuming a partial one (Range from later on) is not another.
+            app.downloads.count(file.project, file.filename)
     elif request.method == "HEAD" and response.status_int in (200, 206):
         # The status GET would answer: 404 when the object is gone, though HEAD sends no bytes.
         app.index.require_stored(file)

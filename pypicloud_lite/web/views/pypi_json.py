@@ -17,6 +17,7 @@ from pypicloud_lite.errors import NotFound
 from pypicloud_lite.models import PackageFile, Project, latest_release, releases_of
 from pypicloud_lite.naming import normalize
 from pypicloud_lite.web.caching import index_cache_control, not_modified
+from pypicloud_lite.web.listing import release_metadata
 from pypicloud_lite.web.permissions import require_read
 from pypicloud_lite.web.services import services
 
@@ -48,9 +49,7 @@ def _file_json(request: Request, file: PackageFile) -> dict[str, Any]:
 
 
 def _info(request: Request, project: Project, version: str, files: list[PackageFile]) -> dict[str, Any]:
-    # Prefer the wheel's metadata (what PEP 658 serves), then any file's.
-    ordered = sorted(files, key=lambda f: (f.core_metadata is None, f.packagetype != "bdist_wheel"))
-    meta = ordered[0].core_metadata if ordered else None
+    meta = release_metadata(files)
     yanked = bool(files) and all(f.yanked for f in files)
     return {
         "name": project.display_name,
@@ -64,6 +63,9 @@ def _info(request: Request, project: Project, version: str, files: list[PackageF
         "home_page": meta.home_page if meta else None,
         "project_urls": dict(meta.project_urls) if meta and meta.project_urls else None,
         "classifiers": list(meta.classifiers) if meta else [],
+        # As PyPI: the text as uploaded (here at most metadata.MAX_DESCRIPTION_BYTES of it), "" when there is none.
+        "description": (meta.description or "") if meta else "",
+        "description_content_type": meta.description_content_type if meta else None,
         "yanked": yanked,
         "yanked_reason": next((f.yanked_reason for f in files if f.yanked_reason), None) if yanked else None,
         "package_url": request.route_url("simple.detail", project=project.name),

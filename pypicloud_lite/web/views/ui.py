@@ -25,13 +25,13 @@ from pyramid.view import exception_view_config, view_config
 
 from pypicloud_lite.access.base import TOKEN_USERNAME, Identity, Permission
 from pypicloud_lite.errors import AuthenticationRequired, InvalidUpload, PermissionDenied, PypicloudLiteError
-from pypicloud_lite.models import PROJECT_STATUSES
+from pypicloud_lite.models import PROJECT_STATUSES, CoreMetadata
 from pypicloud_lite.naming import normalize, parse_filename
 from pypicloud_lite.service import UploadForm
 from pypicloud_lite.web import forms
 from pypicloud_lite.web.csrf import origin_of, require_csrf_token
 from pypicloud_lite.web.errors import domain_error
-from pypicloud_lite.web.listing import releases_newest_first, search_visible
+from pypicloud_lite.web.listing import release_metadata, releases_newest_first, requirement_links, search_visible
 from pypicloud_lite.web.permissions import (
     check_may_upload,
     create_token_for,
@@ -45,7 +45,8 @@ from pypicloud_lite.web.permissions import (
     token_to_revoke,
 )
 from pypicloud_lite.web.project_origin import origin_panel
-from pypicloud_lite.web.services import services
+from pypicloud_lite.web.readme import render_description
+from pypicloud_lite.web.services import AppServices, services
 from pypicloud_lite.web.session import has_session_cookie
 from pypicloud_lite.web.ui_support import back_to, checked_post, flash, wants_json
 
@@ -159,6 +160,7 @@ def project_page(request: Request) -> dict[str, Any]:
     origin = origin_panel(app, identity, name, project)
     releases = releases_newest_first(app.index.project_files(project)) if project is not None else []
     summary = next((f.summary for _version, files in releases for f in files if f.summary), None)
+    meta = release_metadata(releases[0][1]) if releases else None
     held = project is not None
     display_name = project.display_name if project is not None else (origin.report and origin.report.display_name)
     return {
@@ -175,6 +177,25 @@ def project_page(request: Request) -> dict[str, Any]:
         "grants": app.access.grants_for(name) if held and may_manage_grants(app.access, identity, name) else None,
         "grants_read_only": app.access.read_only,
         "statuses": PROJECT_STATUSES,
+        "downloads": app.downloads.counts(name) if held else {},
+        **_about(app, meta),
+    }
+
+
+def _about(app: AppServices, meta: CoreMetadata | None) -> dict[str, Any]:
+    """What the latest release's metadata tells about the project: README, links, requirements, author."""
+    if meta is None:
+        return {"meta": None, "description": None, "links": [], "requirements": []}
+    links = [("Homepage", meta.home_page)] if meta.home_page else []
+    links += [pair for pair in meta.project_urls if pair[1] != meta.home_page]
+    # Old setuptools wrote UNKNOWN for a missing Home-page: nothing to show.
+    links = [(label, url) for label, url in links if url.strip() and url != "UNKNOWN"]
+    return {
+        "meta": meta,
+        "description": render_description(meta.description, meta.description_content_type),
+        # Only web links are links: a javascript: or data: URL in metadata is shown as text.
+        "links": [(label, url, urlsplit(url).scheme.lower() in ("http", "https")) for label, url in links],
+        "requirements": requirement_links(meta.requires_dist, lambda name: app.index.find_project(name) is not None),
     }
 
 
