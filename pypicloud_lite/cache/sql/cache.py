@@ -154,6 +154,8 @@ class SQLCache(SQLLeases, SQLOutbox, Cache):
         file = change.file
         try:
             with self._session(write=True) as session:
+                if change.lease is not None:
+                    self._release(session, change.lease, {})  # the upload's lease ends as its row commits
                 existing = session.get(FileRow, file.filename)
                 if existing is not None:
                     return Applied(None, 1, to_file(existing))
@@ -161,14 +163,15 @@ class SQLCache(SQLLeases, SQLOutbox, Cache):
                     # Read under the serial's lock: a yank of the release commits wholly before or after.
                     file = self._joining_release(session, file)
                     self._ensure_project(session, file.project, change.display_name)
-                    session.add(FileRow(**file_values(file)))
-                    session.flush()
+                    session.execute(insert(Base.metadata.tables[FileRow.__tablename__]), [file_values(file)])
                     stamp.touch(file.project, CdnChange(file.project, file.version))
         except IntegrityError:
             # Another writer inserted the same filename between our read and insert.
             stored = self.get_file(file.filename)
             if stored is None:
                 raise
+            if change.lease is not None:
+                self.release_lock(change.lease.name, change.lease.holder, {})
             return Applied(None, 1, stored)
         return stamp.applied(1, file)
 
