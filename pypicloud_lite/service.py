@@ -112,8 +112,9 @@ class PackageIndex:
         """Store a distribution and index it; an identical re-upload changes nothing."""
         dist = parse_filename(filename)
         self._check_form(form, dist)
-        self._check_open(dist)
-        self._check_origin(self.state.read_project(dist.project), "local")
+        state = self.state.read_project(dist.project)
+        self._check_open(dist, state)
+        self._check_origin(state, "local")
         with (
             spool(content, self.upload_settings.max_size, self.upload_settings.spool_dir) as spooled,
             self._file_lease(dist.filename) as lease,
@@ -141,7 +142,7 @@ class PackageIndex:
         origin the file's project must have ("upstream" for a file cached from an upstream index).
         """
         dist = parse_filename(filename)
-        self._check_open(dist)
+        self._check_open(dist, None)
         if display_name is not None and not (
             is_valid_project_name(display_name) and normalize(display_name) == dist.project
         ):
@@ -155,8 +156,9 @@ class PackageIndex:
         ):
             return self._add(dist, spooled, _Given(when, uploader, summary, origin=origin), display_name, lease)
 
-    def _check_open(self, dist: DistFilename) -> None:
-        project = self.find_project(dist.project)
+    def _check_open(self, dist: DistFilename, state: ProjectState | None) -> None:
+        """Refuse a file for a closed project: by its state in storage (written before the cache), else the cache's."""
+        project = state or self.find_project(dist.project)
         if project is not None and project.status in CLOSED_STATUSES:
             raise InvalidUpload(f"Project {project.display_name!r} is {project.status}: it takes no new uploads.")
 
@@ -313,7 +315,7 @@ class PackageIndex:
     ) -> UploadResult:
         # The object is written before the row, so the index never lists a file storage lacks.
         key = record.object_key
-        written = self.storage.put_new(key, spooled.path, sha256=record.sha256)
+        written = self.storage.put_new(key, spooled.path, sha256=record.sha256, movable=True)
         if not written and self._object_sha256(key) != record.sha256:
             # A racing upload of other bytes won the conditional write.
             raise FileExists(f"File already exists: {record.filename!r} is already stored with different contents.")

@@ -50,11 +50,13 @@ class Storage(ABC):
     parallel_reads: int | None = None
 
     @abstractmethod
-    def put_new(self, key: str, source: Path, sha256: str | None = None) -> bool:
+    def put_new(self, key: str, source: Path, sha256: str | None = None, *, movable: bool = False) -> bool:
         """Store `source` under `key` unless an object is already there.
 
         `sha256`, when the caller knows it, is kept with the object where a
-        reload can read it without downloading the object.
+        reload can read it without downloading the object. `movable`: the
+        caller never changes `source` again (an upload's spool file), so a
+        backend may make it the object itself instead of copying it.
 
         Returns False (and changes nothing) when the key exists: two racing
         writers of one key cannot overwrite each other.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import io
@@ -12,7 +13,7 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -116,13 +117,39 @@ class LocalStorage(Storage):
         # Only files no write has touched for max_age: another process may be writing a younger one.
         return remove_stale_files(self.root.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"), max_age)
 
-    def put_new(self, key: str, source: Path, sha256: str | None = None) -> bool:
+    def put_new(self, key: str, source: Path, sha256: str | None = None, *, movable: bool = False) -> bool:
+        # A package file is on disk before it is acknowledged: fsync'd before it gets its name.
+        if movable:
+            linked = self._link_in_place(key, source)
+            if linked is not None:
+                return linked
+        return self._create(key, lambda tmp: shutil.copyfile(source, tmp), durable=True)
+
+    def _link_in_place(self, key: str, source: Path) -> bool | None:
+        """Give `source` itself the key's name (no copy, no temporary file); None if it is on another file system."""
+        path = self._path(key)
+        try:
+            with open(source, "rb") as fh:
+                os.fsync(fh.fileno())
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.link(source, path)  # as in _create: refuses an existing target
+            return True
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno == errno.EXDEV:
+                return None
+            raise BackendUnavailable(f"Cannot write {key} to storage: {exc.strerror}") from exc
+
+    def _create(self, key: str, fill: Callable[[Path], object], durable: bool) -> bool:
+        """Write a new object through a temporary file that `fill` writes; False if the key exists."""
         path = self._path(key)
         tmp = self._temp_beside(path)
         try:
-            shutil.copyfile(source, tmp)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
+            fill(tmp)
+            if durable:
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
             # link() refuses an existing target: an atomic create-if-absent.
             os.link(tmp, path)
             return True
@@ -167,6 +194,9 @@ class LocalStorage(Storage):
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def put_if(self, key: str, data: bytes, token: str | None) -> bool:
+        if token is None:
+            # Create-if-absent needs no lock (nor a lock file per key): link() is atomic.
+            return self._create(key, lambda tmp: tmp.write_bytes(data), durable=False)
         try:
             with self._key_lock(key):
                 current = self.read_versioned(key)

@@ -156,9 +156,7 @@ class SQLCache(SQLLeases, SQLOutbox, Cache):
             with self._session(write=True) as session:
                 if change.lease is not None:
                     self._release(session, change.lease, {})  # the upload's lease ends as its row commits
-                existing = session.get(FileRow, file.filename)
-                if existing is not None:
-                    return Applied(None, 1, to_file(existing))
+                # No SELECT first: an existing row fails the INSERT (below), and is answered from there.
                 with self._change(session) as stamp:
                     # Read under the serial's lock: a yank of the release commits wholly before or after.
                     file = self._joining_release(session, file)
@@ -166,7 +164,7 @@ class SQLCache(SQLLeases, SQLOutbox, Cache):
                     session.execute(insert(Base.metadata.tables[FileRow.__tablename__]), [file_values(file)])
                     stamp.touch(file.project, CdnChange(file.project, file.version))
         except IntegrityError:
-            # Another writer inserted the same filename between our read and insert.
+            # A row exists under the filename (a racing writer's): the whole change rolled back, serial included.
             stored = self.get_file(file.filename)
             if stored is None:
                 raise
