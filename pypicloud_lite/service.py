@@ -116,7 +116,7 @@ class PackageIndex:
         self._check_open(dist, state)
         self._check_origin(state, "local")
         with (
-            spool(content, self.upload_settings.max_size, self.upload_settings.spool_dir) as spooled,
+            self._spool(content) as spooled,
             self._file_lease(dist.filename) as lease,
         ):
             check_digests(spooled, form.md5_digest, form.sha256_digest, form.blake2_256_digest)
@@ -151,10 +151,14 @@ class PackageIndex:
         now = utcnow()
         when = now if upload_time is None else min(now, upload_time.astimezone(UTC))
         with (
-            spool(content, self.upload_settings.max_size, self.upload_settings.spool_dir) as spooled,
+            self._spool(content) as spooled,
             self._file_lease(dist.filename) as lease,
         ):
             return self._add(dist, spooled, _Given(when, uploader, summary, origin=origin), display_name, lease)
+
+    def _spool(self, content: BinaryIO) -> AbstractContextManager[Spooled]:
+        settings = self.upload_settings
+        return spool(content, settings.max_size, settings.spool_dir, presync=self.storage.takes_sources)
 
     def _check_open(self, dist: DistFilename, state: ProjectState | None) -> None:
         """Refuse a file for a closed project: by its state in storage (written before the cache), else the cache's."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     from hashlib import _Hash
 
 CHUNK = 1024 * 1024
+# The background fsyncs of presync (the GIL is released while the disk works).
+_SYNCS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ppc-spool-sync")
 # Upload spool files: `upload.spool_dir`, or the system's temporary folder.
 SPOOL_PREFIX, SPOOL_SUFFIX = "ppc-upload-", ".part"
 _DIGEST_LENGTH = {"md5": 32, "sha256": 64, "blake2_256": 64}
@@ -39,8 +43,13 @@ def too_large(limit: int) -> UploadTooLarge:
 
 
 @contextmanager
-def spool(content: BinaryIO, limit: int, spool_dir: Path | None) -> Iterator[Spooled]:
-    """Copy the upload to a temporary file while hashing it, enforcing the size limit."""
+def spool(content: BinaryIO, limit: int, spool_dir: Path | None, presync: bool = False) -> Iterator[Spooled]:
+    """Copy the upload to a temporary file while hashing it, enforcing the size limit.
+
+    `presync`: start the file's fsync in the background as soon as it is complete, for a storage that
+    makes the spool file the object itself (its own fsync then finds nothing left to write): the disk
+    works while the upload's metadata is read and checked.
+    """
     if spool_dir is not None:
         spool_dir.mkdir(parents=True, exist_ok=True)
     hashers: dict[str, _Hash | hashlib.blake2b] = {
@@ -60,7 +69,13 @@ def spool(content: BinaryIO, limit: int, spool_dir: Path | None) -> Iterator[Spo
         tmp.flush()
         if size == 0:
             raise InvalidUpload("Invalid distribution file: the uploaded file is empty.")
-        yield Spooled(Path(tmp.name), size, **{k: h.hexdigest() for k, h in hashers.items()})
+        synced = _SYNCS.submit(os.fsync, tmp.fileno()) if presync else None
+        try:
+            yield Spooled(Path(tmp.name), size, **{k: h.hexdigest() for k, h in hashers.items()})
+        finally:
+            if synced is not None:
+                # Done before the descriptor closes; a failure is the storage write's to report (it syncs again).
+                wait([synced])
 
 
 def check_digests(spooled: Spooled, md5: str | None, sha256: str | None, blake2_256: str | None) -> None:

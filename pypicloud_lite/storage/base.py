@@ -48,6 +48,9 @@ class Storage(ABC):
     # waits on the network, so many pay off; a local one is CPU under the GIL, so more threads only
     # take turns with the threads serving pages.
     parallel_reads: int | None = None
+    # Whether a movable put_new makes the source file itself the object (LocalStorage, same file system):
+    # then an upload's spool file is worth syncing to disk early (spool.py presync).
+    takes_sources: bool = False
 
     @abstractmethod
     def put_new(self, key: str, source: Path, sha256: str | None = None, *, movable: bool = False) -> bool:

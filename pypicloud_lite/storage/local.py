@@ -75,6 +75,7 @@ def _stored(key: str, st: os.stat_result) -> StoredObject:
 
 class LocalStorage(Storage):
     parallel_reads = 1
+    takes_sources = True
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()

@@ -123,8 +123,12 @@ class SQLCache(SQLLeases, SQLOutbox, Cache):
         same order (no deadlocks on InnoDB) and serializes changes cheaply. Everything
         happens in the caller's transaction: a change, its serial and its purges commit together.
         """
-        session.execute(update(IndexStateRow).where(IndexStateRow.id == 1).values(serial=IndexStateRow.serial + 1))
-        serial = session.scalar(select(IndexStateRow.serial).where(IndexStateRow.id == 1))
+        bump = update(IndexStateRow).where(IndexStateRow.id == 1).values(serial=IndexStateRow.serial + 1)
+        if session.get_bind().dialect.update_returning:  # SQLite and PostgreSQL: one statement, not two
+            serial = session.scalar(bump.returning(IndexStateRow.serial))
+        else:
+            session.execute(bump)
+            serial = session.scalar(select(IndexStateRow.serial).where(IndexStateRow.id == 1))
         assert serial is not None, "ppc_index_state row 1 missing: run the migrations"
         stamp = _Stamp(serial)
         yield stamp
