@@ -9,13 +9,14 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from pypicloud_lite.errors import InvalidUpload, UploadTooLarge
+from pypicloud_lite.errors import BackendUnavailable, InvalidUpload, UploadTooLarge
 
 if TYPE_CHECKING:
     from hashlib import _Hash
@@ -36,6 +37,20 @@ class Spooled:
     md5: str
     sha256: str
     blake2_256: str
+    presync: Future[None] | None = dataclass_field(default=None, compare=False)
+
+    def check_synced(self) -> None:
+        """Wait for the background fsync (presync); its failure is the upload's.
+
+        Only the first fsync after a write-back error reports it (Linux): a later one on a new descriptor
+        would succeed over lost bytes, so the background one's outcome must not go unread.
+        """
+        if self.presync is None:
+            return
+        try:
+            self.presync.result()
+        except OSError as exc:
+            raise BackendUnavailable(f"Cannot write the upload to disk: {exc.strerror}") from exc
 
 
 def too_large(limit: int) -> UploadTooLarge:
@@ -48,7 +63,7 @@ def spool(content: BinaryIO, limit: int, spool_dir: Path | None, presync: bool =
 
     `presync`: start the file's fsync in the background as soon as it is complete, for a storage that
     makes the spool file the object itself (its own fsync then finds nothing left to write): the disk
-    works while the upload's metadata is read and checked.
+    works while the upload's metadata is read and checked. Call `check_synced()` before storing it.
     """
     if spool_dir is not None:
         spool_dir.mkdir(parents=True, exist_ok=True)
@@ -71,7 +86,7 @@ def spool(content: BinaryIO, limit: int, spool_dir: Path | None, presync: bool =
             raise InvalidUpload("Invalid distribution file: the uploaded file is empty.")
         synced = _SYNCS.submit(os.fsync, tmp.fileno()) if presync else None
         try:
-            yield Spooled(Path(tmp.name), size, **{k: h.hexdigest() for k, h in hashers.items()})
+            yield Spooled(Path(tmp.name), size, **{k: h.hexdigest() for k, h in hashers.items()}, presync=synced)
         finally:
             if synced is not None:
                 # Done before the descriptor closes; a failure is the storage write's to report (it syncs again).
