@@ -10,7 +10,9 @@ uploads all N files (uniform_corpus of bench/corpus.py) to each, measured in the
 result is the ratio of the upload rates (goal: at least 0.5).
 
 `--profile`: also upload N other files through the WSGI app in this process (webtest, the same
-settings and form fields twine sends) under cProfile, and print where the time goes.
+settings and form fields twine sends) under cProfile, and print where the time goes. `--work DIR`:
+put storage, spool and database under DIR instead of the system's temporary folder (where a file
+system makes creating files slow, that is what the index pays per upload).
 Everything runs on 127.0.0.1 and stops by itself. See bench/README.md.
 """
 
@@ -118,10 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.upload", description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=100, help="files twine uploads in one call (100)")
     parser.add_argument("--profile", action="store_true", help="also profile the upload path in this process")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="folder to work in: storage, spool and database go in a temporary folder there (default: the system's)",
+    )
     args = parser.parse_args(argv)
     if args.files < 1:
         parser.error("--files must be positive")
-    with tempfile.TemporaryDirectory(prefix="ppc-bench-upload-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ppc-bench-upload-", dir=args.work) as tmp:
         work = Path(tmp)
         sink_files = write_files(work / "sink-files", args.files, "sink")
         index_files = write_files(work / "index-files", args.files, "index")
@@ -138,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         profile = profile_uploads(work, args.files) if args.profile else ""
     ratio = sink / index
     print()
-    print(f"pypicloud_lite upload: one twine process, {len(index_files)} small files (~1 KB) each run")
+    print(
+        f"pypicloud_lite upload: one twine process, {len(index_files)} small files (~1 KB) each run, in {work.parent}"
+    )
     print()
     print(f"{'':16} {'seconds':>8} {'files/s':>8}")
     print(f"{'null sink':16} {sink:8.2f} {len(sink_files) / sink:8.1f}")

@@ -332,16 +332,28 @@ class CdnRecord:
 
 
 @dataclass(frozen=True)
+class HeldLease:
+    """A lease (cache/base.py Leases) as its holder names it."""
+
+    name: str
+    holder: str
+
+
+@dataclass(frozen=True)
 class AddFile:
     """Index a new file, creating its project (named `display_name`) if it is new.
 
     The file joins its release: when every file the release has is yanked, the new one is yanked too,
     with their reason (PyPI yanks releases, not files). A row already under the filename (a racing
     upload) is returned unchanged: the caller compares hashes.
+
+    `lease`: the filename's lease, ended by the change once it returns (in the change's own transaction
+    where the backend has one); if it raises, the lease may still be held.
     """
 
     file: PackageFile
     display_name: str
+    lease: HeldLease | None = None
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,8 @@ import hashlib
 import json
 import logging
 import tempfile
-import time
-import uuid
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Collection
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +25,7 @@ from pypicloud_lite.errors import (
     InvalidUpload,
     NotFound,
 )
+from pypicloud_lite.file_lease import FileLease, file_lease
 from pypicloud_lite.metadata import parse_core_metadata, read_metadata_file
 from pypicloud_lite.models import (
     CLOSED_STATUSES,
@@ -62,11 +61,6 @@ from pypicloud_lite.stored_state import StateStore, seed_state, with_status, wit
 
 logger = logging.getLogger(__name__)
 
-# An upload holds its filename's lease while it writes the object (a large one to S3 takes minutes);
-# a lease outlives a process that died holding it by no more than this.
-FILE_LEASE_TTL = 900.0
-# How long an upload or delete waits for another one of the same filename before answering 409.
-FILE_LEASE_WAIT = 30.0
 # A deletion record is a small JSON object; more than this is not one of ours.
 TOMBSTONE_MAX_BYTES = 4096
 # No upload (or storage write) takes this long between two writes to its temporary file.
@@ -119,15 +113,16 @@ class PackageIndex:
         """Store a distribution and index it; an identical re-upload changes nothing."""
         dist = parse_filename(filename)
         self._check_form(form, dist)
-        self._check_open(dist)
-        self._check_origin(self.state.read_project(dist.project), "local")
+        state = self.state.read_project(dist.project)
+        self._check_open(dist, state)
+        self._check_origin(state, "local")
         with (
-            spool(content, self.upload_settings.max_size, self.upload_settings.spool_dir) as spooled,
-            self._file_lease(dist.filename),
+            self._spool(content) as spooled,
+            self._file_lease(dist.filename) as lease,
         ):
             check_digests(spooled, form.md5_digest, form.sha256_digest, form.blake2_256_digest)
             given = _Given(utcnow(), uploader, form.summary, form.requires_python)
-            return self._add(dist, spooled, given, form.name)
+            return self._add(dist, spooled, given, form.name, lease)
 
     def import_file(
         self,
@@ -148,7 +143,7 @@ class PackageIndex:
         origin the file's project must have ("upstream" for a file cached from an upstream index).
         """
         dist = parse_filename(filename)
-        self._check_open(dist)
+        self._check_open(dist, None)
         if display_name is not None and not (
             is_valid_project_name(display_name) and normalize(display_name) == dist.project
         ):
@@ -157,13 +152,18 @@ class PackageIndex:
         now = utcnow()
         when = now if upload_time is None else min(now, upload_time.astimezone(UTC))
         with (
-            spool(content, self.upload_settings.max_size, self.upload_settings.spool_dir) as spooled,
-            self._file_lease(dist.filename),
+            self._spool(content) as spooled,
+            self._file_lease(dist.filename) as lease,
         ):
-            return self._add(dist, spooled, _Given(when, uploader, summary, origin=origin), display_name)
+            return self._add(dist, spooled, _Given(when, uploader, summary, origin=origin), display_name, lease)
 
-    def _check_open(self, dist: DistFilename) -> None:
-        project = self.find_project(dist.project)
+    def _spool(self, content: BinaryIO) -> AbstractContextManager[Spooled]:
+        settings = self.upload_settings
+        return spool(content, settings.max_size, settings.spool_dir, presync=self.storage.takes_sources)
+
+    def _check_open(self, dist: DistFilename, state: ProjectState | None) -> None:
+        """Refuse a file for a closed project: by its state in storage (written before the cache), else the cache's."""
+        project = state or self.find_project(dist.project)
         if project is not None and project.status in CLOSED_STATUSES:
             raise InvalidUpload(f"Project {project.display_name!r} is {project.status}: it takes no new uploads.")
 
@@ -180,13 +180,15 @@ class PackageIndex:
             )
         raise Conflict(f"Project {state.display_name!r} is held in this index: it is not cached from upstream.")
 
-    def _add(self, dist: DistFilename, spooled: Spooled, given: _Given, display_name: str | None) -> UploadResult:
-        """Index a spooled file (under its filename's lease): the one path of upload() and import_file().
+    def _add(
+        self, dist: DistFilename, spooled: Spooled, given: _Given, display_name: str | None, lease: FileLease | None
+    ) -> UploadResult:
+        """Index a spooled file under its filename's lease: the one path of upload() and import_file().
 
         `display_name` names a new project (None: the file's metadata does). An identical file already
         indexed is answered as it is; other bytes are refused.
         """
-        existing = self.cache.get_file(dist.filename)
+        existing = lease.existing if lease is not None else self.cache.get_file(dist.filename)
         if existing is not None and existing.sha256 is not None and self.storage.stat(existing.object_key) is None:
             return self._restore(existing, spooled, dist)
         if existing is not None:
@@ -209,7 +211,8 @@ class PackageIndex:
             requires_python=record.requires_python or given.requires_python or None,
             summary=record.summary or given.summary or None,
         )
-        return self._store(record, spooled, raw_metadata, display_name or record.upload_name, given.origin)
+        name = display_name or record.upload_name
+        return self._store(record, spooled, raw_metadata, name, origin=given.origin, lease=lease)
 
     def _check_form(self, form: UploadForm, dist: DistFilename) -> None:
         if form.name is not None and not is_valid_project_name(form.name):
@@ -292,26 +295,8 @@ class PackageIndex:
         record = {"filename": file.filename, "sha256": sha256, "deleted": utcnow().isoformat()}
         self.storage.put_bytes(tombstone_key(file.project, file.filename), json.dumps(record).encode())
 
-    @contextmanager
-    def _file_lease(self, filename: str) -> Iterator[None]:
-        """Hold the filename's lease: an upload and a delete of one filename never interleave.
-
-        Without it a delete that removed the row, racing an identical re-upload that found the object
-        still there and indexed it, would then delete that object: an acknowledged upload lost.
-        """
-        name = f"file:{hashlib.sha256(filename.encode()).hexdigest()[:48]}"
-        holder = uuid.uuid4().hex
-        deadline = time.monotonic() + FILE_LEASE_WAIT
-        pause = 0.01
-        while not self.cache.acquire_lock(name, holder, FILE_LEASE_TTL):
-            if time.monotonic() > deadline:
-                raise Conflict(f"Another upload or delete of {filename!r} is in progress; try again shortly.")
-            time.sleep(pause)
-            pause = min(pause * 2, 0.25)
-        try:
-            yield
-        finally:
-            self.cache.release_lock(name, holder, {})
+    def _file_lease(self, filename: str) -> AbstractContextManager[FileLease]:
+        return file_lease(self.cache, filename)
 
     def _object_sha256(self, key: str) -> str:
         digest = hashlib.sha256()
@@ -324,11 +309,19 @@ class PackageIndex:
         return digest.hexdigest()
 
     def _store(
-        self, record: PackageFile, spooled: Spooled, raw_metadata: bytes, display_name: str, origin: str
+        self,
+        record: PackageFile,
+        spooled: Spooled,
+        raw_metadata: bytes,
+        display_name: str,
+        *,
+        origin: str,
+        lease: FileLease | None,
     ) -> UploadResult:
         # The object is written before the row, so the index never lists a file storage lacks.
         key = record.object_key
-        written = self.storage.put_new(key, spooled.path, sha256=record.sha256)
+        spooled.check_synced()
+        written = self.storage.put_new(key, spooled.path, sha256=record.sha256, movable=True)
         if not written and self._object_sha256(key) != record.sha256:
             # A racing upload of other bytes won the conditional write.
             raise FileExists(f"File already exists: {record.filename!r} is already stored with different contents.")
@@ -346,7 +339,10 @@ class PackageIndex:
             self._check_origin(state, origin)
             record = self._joining(record, state)
             self.state.write_file(record)
-            applied = self.cache.apply(AddFile(record, state.display_name))
+            # The lease ends with the row's transaction: one write fewer per upload.
+            applied = self.cache.apply(AddFile(record, state.display_name, lease.held if lease else None))
+            if lease is not None:
+                lease.ended = True
             stored, created = applied.file, applied.changed
             assert stored is not None, "AddFile answers with the row stored under the filename"
         except BaseException:

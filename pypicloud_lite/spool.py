@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from pypicloud_lite.errors import InvalidUpload, UploadTooLarge
+from pypicloud_lite.errors import BackendUnavailable, InvalidUpload, UploadTooLarge
 
 if TYPE_CHECKING:
     from hashlib import _Hash
 
 CHUNK = 1024 * 1024
+# The background fsyncs of presync (the GIL is released while the disk works).
+_SYNCS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ppc-spool-sync")
 # Upload spool files: `upload.spool_dir`, or the system's temporary folder.
 SPOOL_PREFIX, SPOOL_SUFFIX = "ppc-upload-", ".part"
 _DIGEST_LENGTH = {"md5": 32, "sha256": 64, "blake2_256": 64}
@@ -32,6 +37,20 @@ class Spooled:
     md5: str
     sha256: str
     blake2_256: str
+    presync: Future[None] | None = dataclass_field(default=None, compare=False)
+
+    def check_synced(self) -> None:
+        """Wait for the background fsync (presync); its failure is the upload's.
+
+        Only the first fsync after a write-back error reports it (Linux): a later one on a new descriptor
+        would succeed over lost bytes, so the background one's outcome must not go unread.
+        """
+        if self.presync is None:
+            return
+        try:
+            self.presync.result()
+        except OSError as exc:
+            raise BackendUnavailable(f"Cannot write the upload to disk: {exc.strerror}") from exc
 
 
 def too_large(limit: int) -> UploadTooLarge:
@@ -39,8 +58,13 @@ def too_large(limit: int) -> UploadTooLarge:
 
 
 @contextmanager
-def spool(content: BinaryIO, limit: int, spool_dir: Path | None) -> Iterator[Spooled]:
-    """Copy the upload to a temporary file while hashing it, enforcing the size limit."""
+def spool(content: BinaryIO, limit: int, spool_dir: Path | None, presync: bool = False) -> Iterator[Spooled]:
+    """Copy the upload to a temporary file while hashing it, enforcing the size limit.
+
+    `presync`: start the file's fsync in the background as soon as it is complete, for a storage that
+    makes the spool file the object itself (its own fsync then finds nothing left to write): the disk
+    works while the upload's metadata is read and checked. Call `check_synced()` before storing it.
+    """
     if spool_dir is not None:
         spool_dir.mkdir(parents=True, exist_ok=True)
     hashers: dict[str, _Hash | hashlib.blake2b] = {
@@ -60,7 +84,13 @@ def spool(content: BinaryIO, limit: int, spool_dir: Path | None) -> Iterator[Spo
         tmp.flush()
         if size == 0:
             raise InvalidUpload("Invalid distribution file: the uploaded file is empty.")
-        yield Spooled(Path(tmp.name), size, **{k: h.hexdigest() for k, h in hashers.items()})
+        synced = _SYNCS.submit(os.fsync, tmp.fileno()) if presync else None
+        try:
+            yield Spooled(Path(tmp.name), size, **{k: h.hexdigest() for k, h in hashers.items()}, presync=synced)
+        finally:
+            if synced is not None:
+                # Done before the descriptor closes; a failure is the storage write's to report (it syncs again).
+                wait([synced])
 
 
 def check_digests(spooled: Spooled, md5: str | None, sha256: str | None, blake2_256: str | None) -> None:

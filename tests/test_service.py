@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -15,7 +16,15 @@ import pytest
 
 from pypicloud_lite.cache.sql import SQLCache
 from pypicloud_lite.config import CacheSettings, UploadSettings
-from pypicloud_lite.errors import FileExists, FilenameReused, InvalidInput, InvalidUpload, NotFound, UploadTooLarge
+from pypicloud_lite.errors import (
+    BackendUnavailable,
+    FileExists,
+    FilenameReused,
+    InvalidInput,
+    InvalidUpload,
+    NotFound,
+    UploadTooLarge,
+)
 from pypicloud_lite.models import Applied, Change, PackageFile, RemoveFile
 from pypicloud_lite.service import PackageIndex, UploadForm, UploadResult
 from pypicloud_lite.storage.local import LocalStorage
@@ -345,6 +354,29 @@ def test_a_cache_failure_leaves_nothing_in_storage(
 
     monkeypatch.undo()
     assert upload(index, wheel).created is True  # nothing is left behind to get in the way
+
+
+def test_a_disk_error_in_the_spools_background_fsync_fails_the_upload(
+    index: PackageIndex, dists: Path, spool_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Linux reports a write-back error to the first fsync only: the storage's own fsync, later, would pass.
+    fsync, calls = os.fsync, []
+
+    def failing_once(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "Input/output error")
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", failing_once)
+    wheel = build_wheel(dists, "demo", "1.0")
+    with pytest.raises(BackendUnavailable, match="Input/output error"):
+        upload(index, wheel)
+    assert stored_keys(index) == []
+    assert index.cache.get_file(wheel.name) is None
+    assert spool_leftovers(spool_dir) == []
+    monkeypatch.undo()
+    assert upload(index, wheel).created is True
 
 
 def test_a_cache_failure_with_an_unreadable_cache_still_cleans_up(

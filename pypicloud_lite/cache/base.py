@@ -26,6 +26,7 @@ from pypicloud_lite.models import (
     CdnChange,
     CdnRecord,
     Change,
+    HeldLease,
     PackageFile,
     Project,
     ReloadChanges,
@@ -191,6 +192,15 @@ class DownloadCounts(ABC):
 
 class Cache(CacheReader, CacheWriter, Leases, CdnOutbox, DownloadCounts):
     """A whole cache backend: every role, plus its lifecycle."""
+
+    def lease_file(self, lease: HeldLease, ttl: float, filename: str) -> tuple[bool, PackageFile | None]:
+        """Take a filename's lease and read the file's row under it: (taken, row or None when not taken).
+
+        A backend with transactions does both in one.
+        """
+        if not self.acquire_lock(lease.name, lease.holder, ttl):
+            return False, None
+        return True, self.get_file(filename)
 
     @abstractmethod
     def check_health(self) -> None:

@@ -52,13 +52,18 @@ class Storage(ABC):
     # own, at a lower priority, so the server's request threads keep their GIL and their cores. The storage
     # is then pickled to that process: only a storage that pickles sets this.
     reads_out_of_process: bool = False
+    # Whether a movable put_new makes the source file itself the object (LocalStorage, same file system):
+    # then an upload's spool file is worth syncing to disk early (spool.py presync).
+    takes_sources: bool = False
 
     @abstractmethod
-    def put_new(self, key: str, source: Path, sha256: str | None = None) -> bool:
+    def put_new(self, key: str, source: Path, sha256: str | None = None, *, movable: bool = False) -> bool:
         """Store `source` under `key` unless an object is already there.
 
         `sha256`, when the caller knows it, is kept with the object where a
-        reload can read it without downloading the object.
+        reload can read it without downloading the object. `movable`: the
+        caller never changes `source` again (an upload's spool file), so a
+        backend may make it the object itself instead of copying it.
 
         Returns False (and changes nothing) when the key exists: two racing
         writers of one key cannot overwrite each other.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import io
@@ -78,6 +79,7 @@ def _stored(key: str, st: os.stat_result) -> StoredObject:
 class LocalStorage(Storage):
     parallel_reads = 1
     reads_out_of_process = True
+    takes_sources = True
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
@@ -146,13 +148,39 @@ class LocalStorage(Storage):
         # Only files no write has touched for max_age: another process may be writing a younger one.
         return remove_stale_files(self.root.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"), max_age)
 
-    def put_new(self, key: str, source: Path, sha256: str | None = None) -> bool:
+    def put_new(self, key: str, source: Path, sha256: str | None = None, *, movable: bool = False) -> bool:
+        # A package file is on disk before it is acknowledged: fsync'd before it gets its name.
+        if movable:
+            linked = self._link_in_place(key, source)
+            if linked is not None:
+                return linked
+        return self._create(key, lambda tmp: shutil.copyfile(source, tmp), durable=True)
+
+    def _link_in_place(self, key: str, source: Path) -> bool | None:
+        """Give `source` itself the key's name (no copy, no temporary file); None if it is on another file system."""
+        path = self._path(key)
+        try:
+            with open(source, "rb") as fh:
+                os.fsync(fh.fileno())
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.link(source, path)  # as in _create: refuses an existing target
+            return True
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno == errno.EXDEV:
+                return None
+            raise BackendUnavailable(f"Cannot write {key} to storage: {exc.strerror}") from exc
+
+    def _create(self, key: str, fill: Callable[[Path], object], durable: bool) -> bool:
+        """Write a new object through a temporary file that `fill` writes; False if the key exists."""
         path = self._path(key)
         tmp = self._temp_beside(path)
         try:
-            shutil.copyfile(source, tmp)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
+            fill(tmp)
+            if durable:
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
             # link() refuses an existing target: an atomic create-if-absent.
             os.link(tmp, path)
             return True
@@ -165,10 +193,6 @@ class LocalStorage(Storage):
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self._place(key, data, os.replace)
-
-    def _create(self, key: str, data: bytes) -> bool:
-        """Write `data` under `key` unless an object is there: link() refuses an existing target, atomically."""
-        return self._place(key, data, os.link)
 
     def _place(self, key: str, data: bytes, place: Callable[[Path, Path], None]) -> bool:
         """`data` written beside the object, then put in place by `place` (False: link() found an object there)."""
@@ -211,9 +235,9 @@ class LocalStorage(Storage):
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def put_if(self, key: str, data: bytes, token: str | None) -> bool:
-        # Create-if-absent needs no lock: a writer holding the key's lock replaces only an object it read.
         if token is None:
-            return self._create(key, data)
+            # Create-if-absent needs no lock (nor a lock file per key): link() is atomic.
+            return self._place(key, data, os.link)
         try:
             with self._key_lock(key):
                 current = self.read_versioned(key)

@@ -23,6 +23,7 @@ from pypicloud_lite.models import (
     CoreMetadata,
     FillDetails,
     FillMany,
+    HeldLease,
     PackageFile,
     ReloadChanges,
     RemoveFile,
@@ -131,6 +132,22 @@ def test_add_file_adds_once_then_returns_the_existing_row(cache: Cache) -> None:
     assert again.sha256 == "a" * 64
     assert cache.get_file(first.filename) == first
     assert cache.serial() == serial
+
+
+def test_a_file_lease_is_taken_with_the_row_and_ended_by_the_add_that_indexes_it(cache: Cache) -> None:
+    file = make_file()
+    lease = HeldLease("file:demo", "holder-a")
+    assert cache.lease_file(lease, 60, file.filename) == (True, None)
+    assert cache.lease_file(HeldLease("file:demo", "holder-b"), 60, file.filename) == (False, None)
+    assert cache.lock_state("file:demo")[0] is True
+
+    assert cache.apply(AddFile(file, "Demo", lease)).changed is True
+    assert cache.lock_state("file:demo")[0] is False
+    # The next holder reads the row under its lease; an add of the existing row ends that lease too.
+    again = HeldLease("file:demo", "holder-b")
+    assert cache.lease_file(again, 60, file.filename) == (True, file)
+    assert cache.apply(AddFile(file, "Demo", again)).changed is False
+    assert cache.lock_state("file:demo")[0] is False
 
 
 def test_get_file_round_trips_every_field(cache: Cache) -> None:

@@ -187,7 +187,8 @@ def test_an_escaping_key_cannot_read_outside_the_root(storage: Storage, tmp_path
     assert secret.read_text() == "not a package"
 
 
-def test_concurrent_put_new_of_one_key_has_exactly_one_winner(storage: Storage, tmp_path: Path) -> None:
+@pytest.mark.parametrize("movable", [False, True])
+def test_concurrent_put_new_of_one_key_has_exactly_one_winner(storage: Storage, tmp_path: Path, movable: bool) -> None:
     count = 8
     sources = []
     for i in range(count):
@@ -198,13 +199,15 @@ def test_concurrent_put_new_of_one_key_has_exactly_one_winner(storage: Storage, 
 
     def race(i: int) -> bool:
         barrier.wait()
-        return storage.put_new("demo/demo-1.0.tar.gz", sources[i])
+        return storage.put_new("demo/demo-1.0.tar.gz", sources[i], movable=movable)
 
     with ThreadPoolExecutor(max_workers=count) as pool:
         results = list(pool.map(race, range(count)))
     assert results.count(True) == 1
-    winner = sources[results.index(True)]
-    assert _read(storage, "demo/demo-1.0.tar.gz") == winner.read_bytes()
+    winner = sources[results.index(True)].read_bytes()
+    for path in sources:
+        path.unlink()  # the callers' spool files go; the object stays
+    assert _read(storage, "demo/demo-1.0.tar.gz") == winner
     assert _keys(storage) == ["demo/demo-1.0.tar.gz"]  # no temporary leftovers are listed
 
 

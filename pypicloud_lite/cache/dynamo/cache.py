@@ -233,6 +233,8 @@ class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
         if handler is None:
             raise TypeError(f"not a change: {change!r}")
         applied: Applied = getattr(self, handler)(change)
+        if isinstance(change, AddFile) and change.lease is not None:  # no transaction to end it in
+            self.release_lock(change.lease.name, change.lease.holder, {})
         return applied
 
     def _applied(self, serial: int, count: int, projects: set[str], file: PackageFile | None = None) -> Applied:

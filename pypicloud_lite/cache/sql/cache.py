@@ -124,8 +124,12 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
         same order (no deadlocks on InnoDB) and serializes changes cheaply. Everything
         happens in the caller's transaction: a change, its serial and its purges commit together.
         """
-        session.execute(update(IndexStateRow).where(IndexStateRow.id == 1).values(serial=IndexStateRow.serial + 1))
-        serial = session.scalar(select(IndexStateRow.serial).where(IndexStateRow.id == 1))
+        bump = update(IndexStateRow).where(IndexStateRow.id == 1).values(serial=IndexStateRow.serial + 1)
+        if session.get_bind().dialect.update_returning:  # SQLite and PostgreSQL: one statement, not two
+            serial = session.scalar(bump.returning(IndexStateRow.serial))
+        else:
+            session.execute(bump)
+            serial = session.scalar(select(IndexStateRow.serial).where(IndexStateRow.id == 1))
         assert serial is not None, "ppc_index_state row 1 missing: run the migrations"
         stamp = _Stamp(serial)
         yield stamp
@@ -155,21 +159,22 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
         file = change.file
         try:
             with self._session(write=True) as session:
-                existing = session.get(FileRow, file.filename)
-                if existing is not None:
-                    return Applied(None, 1, to_file(existing))
+                if change.lease is not None:
+                    self._release(session, change.lease, {})  # the upload's lease ends as its row commits
+                # No SELECT first: an existing row fails the INSERT (below), and is answered from there.
                 with self._change(session) as stamp:
                     # Read under the serial's lock: a yank of the release commits wholly before or after.
                     file = self._joining_release(session, file)
                     self._ensure_project(session, file.project, change.display_name)
-                    session.add(FileRow(**file_values(file)))
-                    session.flush()
+                    session.execute(insert(Base.metadata.tables[FileRow.__tablename__]), [file_values(file)])
                     stamp.touch(file.project, CdnChange(file.project, file.version))
         except IntegrityError:
-            # Another writer inserted the same filename between our read and insert.
+            # A row exists under the filename (a racing writer's): the whole change rolled back, serial included.
             stored = self.get_file(file.filename)
             if stored is None:
                 raise
+            if change.lease is not None:
+                self.release_lock(change.lease.name, change.lease.holder, {})
             return Applied(None, 1, stored)
         return stamp.applied(1, file)
 

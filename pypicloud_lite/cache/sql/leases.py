@@ -1,20 +1,24 @@
-"""Leases (the reload's, the CDN window's) as rows of the leases table, with their holder's progress."""
+"""Leases (the reload's, the CDN window's, a filename's) as rows of the leases table, with their holder's progress."""
 
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from pypicloud_lite.cache.base import ONCE_PREFIX, Leases
-from pypicloud_lite.cache.sql.rows import naive_utc
-from pypicloud_lite.db.tables import LockRow
+from pypicloud_lite.cache.sql.rows import naive_utc, to_file
+from pypicloud_lite.db.tables import FileRow, LockRow
 from pypicloud_lite.errors import BackendUnavailable
+from pypicloud_lite.models import HeldLease, PackageFile
+
+_T = TypeVar("_T")
 
 # MySQL/MariaDB "Deadlock found", PostgreSQL deadlock_detected.
 _DEADLOCK_CODES = (1213, "40P01")
@@ -37,22 +41,36 @@ class SQLLeases(Leases):
         """A transaction on the cache's database."""
 
     def acquire_lock(self, name: str, holder: str, ttl: float) -> bool:
+        return self._taking(HeldLease(name, holder), ttl, lambda _session: None)[0]
+
+    def lease_file(self, lease: HeldLease, ttl: float, filename: str) -> tuple[bool, PackageFile | None]:
+        # One transaction: the lease, then the row read under it.
+        def read(session: Session) -> PackageFile | None:
+            row = session.get(FileRow, filename)
+            return to_file(row) if row else None
+
+        return self._taking(lease, ttl, read)
+
+    def _taking(self, lease: HeldLease, ttl: float, then: Callable[[Session], _T]) -> tuple[bool, _T | None]:
+        """Take the lease and, if taken, run `then` in the same transaction: (taken, what it returned)."""
         now = naive_utc(datetime.now(UTC))
+        expires = now + timedelta(seconds=ttl)
         try:
             with self._session(write=True) as session:
-                row = session.scalars(select(LockRow).where(LockRow.name == name).with_for_update()).first()
+                row = session.scalars(select(LockRow).where(LockRow.name == lease.name).with_for_update()).first()
                 if row is None:
-                    session.add(LockRow(name=name, holder=holder, expires=now + timedelta(seconds=ttl)))
-                    return True
-                if row.holder != holder and row.expires > now:
-                    return False
-                row.holder, row.expires, row.progress = holder, now + timedelta(seconds=ttl), None
-                return True
+                    session.add(LockRow(name=lease.name, holder=lease.holder, expires=expires))
+                    session.flush()  # a racing insert fails here, before `then` runs
+                elif row.holder != lease.holder and row.expires > now:
+                    return False, None
+                else:
+                    row.holder, row.expires, row.progress = lease.holder, expires, None
+                return True, then(session)
         except IntegrityError:
-            return False  # another process inserted the lock row first
+            return False, None  # another process inserted the lock row first
         except BackendUnavailable as exc:
             if _deadlocked(exc):
-                return False  # InnoDB chose this racer as the loser: another one is taking the lease
+                return False, None  # InnoDB chose this racer as the loser: another one is taking the lease
             raise
 
     def claim_once(self, key: str, ttl: float) -> bool:
@@ -77,11 +95,16 @@ class SQLLeases(Leases):
 
     def release_lock(self, name: str, holder: str, progress: dict[str, object]) -> None:
         with self._session(write=True) as session:
-            session.execute(
-                update(LockRow)
-                .where(LockRow.name == name, LockRow.holder == holder)
-                .values(expires=naive_utc(datetime.now(UTC)), progress=progress)
-            )
+            self._release(session, HeldLease(name, holder), progress)
+
+    @staticmethod
+    def _release(session: Session, lease: HeldLease, progress: dict[str, object]) -> None:
+        """End the lease in the caller's transaction."""
+        session.execute(
+            update(LockRow)
+            .where(LockRow.name == lease.name, LockRow.holder == lease.holder)
+            .values(expires=naive_utc(datetime.now(UTC)), progress=progress)
+        )
 
     def lock_state(self, name: str) -> tuple[bool, dict[str, object] | None]:
         with self._session() as session:
