@@ -10,10 +10,14 @@ __all__ = ["AccessBackend", "Identity", "Permission", "build_access"]
 
 
 def build_access(settings: Settings) -> tuple[AccessBackend, GeneratedAdmin | None]:
+    built: tuple[AccessBackend, GeneratedAdmin | None]
     if settings.auth.backend == "sql":
         from pypicloud_lite.access.sql import SQLAccess
 
-        return SQLAccess.from_settings(settings.auth, settings.cache)
-    from pypicloud_lite.access.static import StaticAccess
+        built = SQLAccess.from_settings(settings.auth, settings.cache)
+    else:
+        from pypicloud_lite.access.static import StaticAccess
 
-    return StaticAccess.from_settings(settings.auth)
+        built = StaticAccess.from_settings(settings.auth)
+    built[0].audit.keep_for(settings.ops.audit_retention)
+    return built

@@ -14,10 +14,10 @@ def includeme(config: Configurator) -> None:
     # Before the no-slash detail route, which would take /simple/namespaces.
     _namespace_routes(config)
     _publishing_routes(config)
+    _operations_routes(config)
     config.add_route("simple.detail", "/simple/{project}/")
     config.add_route("simple.detail.noslash", "/simple/{project}")
     config.add_route("files.download", "/packages/{project}/{filename}")
-    config.add_route("health", "/health")
     config.add_route("admin.reload", "/admin/reload")
     config.add_route("pypi.project", "/pypi/{project}/json")
     config.add_route("pypi.release", "/pypi/{project}/{version}/json")
@@ -84,3 +84,10 @@ def _publishing_routes(config: Configurator) -> None:
     config.add_route("api.publisher", "/api/projects/{project}/publishers/{id}")
     config.add_route("ui.publishers", "/ui/publishers")
     config.add_route("ui.publisher.delete", "/ui/projects/{project}/publishers/{id}/delete")
+
+
+def _operations_routes(config: Configurator) -> None:
+    """What operators watch: the health check, the audit trail (API and UI page) and the Prometheus metrics."""
+    config.add_route("health", "/health")
+    config.add_route("api.audit", "/api/audit")
+    config.add_route("ui.audit", "/ui/admin/audit")

@@ -10,6 +10,7 @@ from pyramid.view import view_config
 
 from pypicloud_lite.errors import InvalidUpload
 from pypicloud_lite.service import UploadForm
+from pypicloud_lite.web.audit_trail import audit_upload
 from pypicloud_lite.web.forms import check_body_size
 from pypicloud_lite.web.permissions import check_may_upload, record_first_owner
 from pypicloud_lite.web.security import require_identity
@@ -63,16 +64,7 @@ def upload(request: Request) -> Response:
         # webob spooled the part to a temporary file; release it now, not at garbage collection.
         content.file.close()
     record_first_owner(app, identity, name, creating)
-    if identity.token is not None and identity.token.publisher is not None:
-        token = app.access.get_token(identity.token.token_id)
-        logger.warning(
-            "audit: %s uploaded to %s with token %s of trusted publisher %s (%s)",
-            result.file.filename,
-            result.file.project,
-            identity.token.token_id,
-            identity.token.publisher,
-            token.description if token else "token since revoked",
-        )
+    audit_upload(request, identity, result)
     message = "OK" if result.created else "OK: identical file already in the index"
     return Response(
         json_body={"message": message, "filename": result.file.filename, "sha256": result.file.sha256},
