@@ -572,7 +572,7 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
     sync = _sync_settings(r)
     cdn = _cdn_settings(r, web.page_max_age)
     upstream = upstream_settings(r)
-    publishing = publishing_settings(r)
+    publishing, ops = publishing_settings(r), ops_settings(r)
     if cdn.enabled:
         cache = replace(cache, cdn_outbox=True)
     r.check_unknown()
@@ -582,7 +582,7 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         if name not in dict(auth.users) and auth.bootstrap_admin_file is None:
             raise ConfigError(f"setting 'auth.admins': admin {name!r} has no 'user.{name}' password hash")
     settings = Settings(storage=storage, cache=cache, auth=auth, upload=upload, web=web, reload=reload, sync=sync)
-    return replace(settings, cdn=cdn, upstream=upstream, publishing=publishing, ops=ops_settings(r))
+    return replace(settings, cdn=cdn, upstream=upstream, publishing=publishing, ops=ops)
 
 
 def read_ini(path: str | Path, section: str = "app:main") -> dict[str, str]:

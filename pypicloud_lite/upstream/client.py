@@ -14,6 +14,7 @@ from typing import BinaryIO
 from urllib.parse import quote, urljoin, urlsplit
 
 from pypicloud_lite.errors import InvalidInput, PypicloudLiteError
+from pypicloud_lite.metrics import UPSTREAM_FETCHES
 from pypicloud_lite.upstream.parse import UpstreamPage, parse_html, parse_json
 from pypicloud_lite.upstream_settings import UpstreamIndex
 
@@ -86,7 +87,9 @@ def request(index: UpstreamIndex, url: str, headers: dict[str, str]) -> Iterator
                 conn.request("GET", target, headers={"User-Agent": USER_AGENT, **headers, **_auth(index, url)})
                 response = conn.getresponse()
             except (OSError, http.client.HTTPException) as exc:
+                UPSTREAM_FETCHES.labels(index.name, "error").inc()
                 raise UpstreamError(f"upstream {index.name} did not answer: {exc.__class__.__name__}") from exc
+            UPSTREAM_FETCHES.labels(index.name, str(response.status)).inc()
             if response.status in (301, 302, 303, 307, 308) and response.getheader("Location"):
                 url = urljoin(url, response.getheader("Location", ""))
                 response.close()

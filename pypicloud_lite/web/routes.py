@@ -91,3 +91,4 @@ def _operations_routes(config: Configurator) -> None:
     config.add_route("health", "/health")
     config.add_route("api.audit", "/api/audit")
     config.add_route("ui.audit", "/ui/admin/audit")
+    config.add_route("metrics", "/metrics")

@@ -33,6 +33,7 @@ from pypicloud_lite.web.audit_trail import audit, audit_upload, status_detail, t
 from pypicloud_lite.web.csrf import origin_of, require_csrf_token
 from pypicloud_lite.web.errors import domain_error
 from pypicloud_lite.web.listing import releases_newest_first, search_visible
+from pypicloud_lite.web.observe import count_upload, counts_rejections
 from pypicloud_lite.web.permissions import (
     check_may_upload,
     create_token_for,
@@ -180,6 +181,7 @@ def project_page(request: Request) -> dict[str, Any]:
 
 
 @view_config(route_name="ui.upload", request_method="POST")
+@counts_rejections
 def upload(request: Request) -> Response:
     identity = checked_post(request)
     content = request.POST.get("content")
@@ -203,6 +205,7 @@ def upload(request: Request) -> Response:
         content.file.close()
     record_first_owner(app, identity, result.file.project, creating)
     audit_upload(request, identity, result)
+    count_upload(result)
     message = "Uploaded" if result.created else "Already in the index (identical file)"
     return back_to(request, "ui.project", f"{message}: {result.file.filename}", project=result.file.project)
 
