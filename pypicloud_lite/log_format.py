@@ -86,14 +86,19 @@ TEXT_FORMAT = "%(asctime)s %(levelname)-5.5s [%(name)s] %(message)s"
 
 
 def configure(fmt: str, root: logging.Logger | None = None) -> None:
-    """Give every handler of the root logger the `log.format` formatter ("json"; "text" keeps the ini's own)
-    and the redactor; with no handler at all, add one on stderr."""
+    """Give every handler (of the root logger and of any other) the `log.format` formatter ("json"; "text" keeps
+    the ini's own) and the redactor; with no handler on the root logger, add one on stderr."""
     root = root or logging.getLogger()
     if not root.handlers:
         console = logging.StreamHandler()
         console.setFormatter(logging.Formatter(TEXT_FORMAT))
         root.addHandler(console)
-    for handler in root.handlers:
+    handlers = list(root.handlers)
+    if root is logging.getLogger():
+        # Loggers that do not propagate (an ini's `propagate = 0`) have handlers of their own.
+        loggers = [item for item in logging.Logger.manager.loggerDict.values() if isinstance(item, logging.Logger)]
+        handlers += [handler for logger in loggers for handler in logger.handlers if handler not in handlers]
+    for handler in handlers:
         if fmt == "json":
             handler.setFormatter(JsonFormatter())
         if not any(isinstance(f, Redactor) for f in handler.filters):

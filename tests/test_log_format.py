@@ -77,3 +77,16 @@ def test_text_format_keeps_the_handlers_formatter_and_redacts() -> None:
     assert not isinstance(logger.handlers[0].formatter, JsonFormatter)
     configure("text", logger)  # twice: still one redactor
     assert sum(isinstance(f, Redactor) for f in logger.handlers[0].filters) == 1
+
+
+def test_the_server_configures_every_handler_the_ini_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    root, own = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(logging.getLogger(), "handlers", [logging.StreamHandler(root)])
+    quiet = logging.getLogger("tests.log_format.own_handler")
+    monkeypatch.setattr(quiet, "handlers", [logging.StreamHandler(own)])
+    monkeypatch.setattr(quiet, "propagate", False)
+    configure("json")
+    quiet.warning("token=%s", "abc123")
+    logging.getLogger("tests.log_format.propagating").warning("plain")
+    assert json.loads(own.getvalue())["message"] == f"token={REDACTED}"
+    assert json.loads(root.getvalue())["message"] == "plain"
