@@ -17,6 +17,7 @@ from pypicloud_lite.config import load_settings
 from pypicloud_lite.errors import ConfigError
 from tests.support.apiutil import assert_error, creds, running, upload_wheel
 from tests.support.common import UPLOADER
+from tests.support.upstreams import JsonIndex, proxy_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = {"REMOTE_ADDR": "127.0.0.1"}
@@ -150,3 +151,15 @@ def test_bad_operations_settings_stop_the_start(raw_settings: dict[str, Any], ke
     with pytest.raises(ConfigError, match=re.escape(key)) as refused:
         load_settings({**raw_settings, key: value}, environ={})
     assert says in str(refused.value)
+
+
+def test_upstream_fetches_are_counted(raw_settings: dict[str, Any], cpkg_upstream: JsonIndex) -> None:
+    raw = {**proxy_settings(raw_settings, cpkg_upstream.url), "metrics.enabled": "true"}
+    with running(raw) as app:
+        app.extra_environ = CLIENT
+        before = sample(app.get("/metrics").text, "ppc_upstream_fetches_total", upstream="main", outcome="200")
+        app.get("/simple/cpkg/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        app.get("/simple/no-such-thing/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}, status=404)
+        after = app.get("/metrics").text
+    assert sample(after, "ppc_upstream_fetches_total", upstream="main", outcome="200") == before + 1
+    assert sample(after, "ppc_upstream_fetches_total", upstream="main", outcome="404") >= 1
