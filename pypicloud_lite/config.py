@@ -25,6 +25,7 @@ from pypicloud_lite.errors import ConfigError, InvalidInput, PypicloudLiteError
 from pypicloud_lite.models import Grant
 from pypicloud_lite.namespaces import Namespace, check_namespace_name, check_new_namespace, parse_owner
 from pypicloud_lite.naming import normalize
+from pypicloud_lite.ops_settings import OPS_PREFIXES, OpsSettings, ops_settings
 from pypicloud_lite.publishing_settings import PublishingSettings, publishing_settings
 from pypicloud_lite.upstream_settings import UpstreamSettings, upstream_settings
 
@@ -43,6 +44,7 @@ OWN_PREFIXES = (
     "cdn.",
     "upstream.",
     "trusted_publishing.",
+    *OPS_PREFIXES,
 )
 PERM_LETTERS = frozenset("rwdo")  # read, write, delete/yank, own (access.base.Permission)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]*\Z")
@@ -154,8 +156,7 @@ class WebSettings:
     file_max_age: int
     # Bytes of rendered simple pages (identity and gzip) each server process keeps.
     page_cache_size: int = 64_000_000
-    # Signs the web UI's session cookie. Every server process behind one address must share
-    # it; when unset, one is generated once and kept in storage (see web/session.py).
+    # Signs the UI's session cookie; shared by every process (unset: generated once, kept in storage).
     session_secret: str | None = None
     # Seconds a login lasts without use (the idle limit), and at most however much it is used.
     session_max_age: int = 43200
@@ -226,6 +227,7 @@ class Settings:
     cdn: CdnSettings = CdnSettings()
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     publishing: PublishingSettings = field(default_factory=PublishingSettings)
+    ops: OpsSettings = field(default_factory=OpsSettings)
 
 
 def env_name(key: str) -> str:
@@ -570,7 +572,7 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
     sync = _sync_settings(r)
     cdn = _cdn_settings(r, web.page_max_age)
     upstream = upstream_settings(r)
-    publishing = publishing_settings(r)
+    publishing, ops = publishing_settings(r), ops_settings(r)
     if cdn.enabled:
         cache = replace(cache, cdn_outbox=True)
     r.check_unknown()
@@ -580,7 +582,7 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         if name not in dict(auth.users) and auth.bootstrap_admin_file is None:
             raise ConfigError(f"setting 'auth.admins': admin {name!r} has no 'user.{name}' password hash")
     settings = Settings(storage=storage, cache=cache, auth=auth, upload=upload, web=web, reload=reload, sync=sync)
-    return replace(settings, cdn=cdn, upstream=upstream, publishing=publishing)
+    return replace(settings, cdn=cdn, upstream=upstream, publishing=publishing, ops=ops)
 
 
 def read_ini(path: str | Path, section: str = "app:main") -> dict[str, str]:

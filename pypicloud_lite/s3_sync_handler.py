@@ -21,6 +21,7 @@ from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cdn import CdnFlusher, SqsScheduler, build_flusher
 from pypicloud_lite.config import Settings, environ_settings, load_settings, sync_settings
 from pypicloud_lite.errors import BackendUnavailable, PypicloudLiteError
+from pypicloud_lite.log_format import configure as configure_logging
 from pypicloud_lite.secrets import SecretResolver
 from pypicloud_lite.storage import build_storage
 from pypicloud_lite.sync import Message, S3Sync, SequencerMemory, messages, storage_for_sync
@@ -64,6 +65,7 @@ def runtime() -> Runtime:
                 _runtime.cache.close()
             # Settings come from PYPICLOUD_SETTINGS only; the resolved values replace the references.
             settings = load_settings(resolved, environ={})
+            configure_logging(settings.ops.log_format)
             cache = build_cache(settings.cache)
             sync = S3Sync(storage_for_sync(build_storage(settings.storage)), cache, _memory)
             _runtime = Runtime(resolved, settings, cache, sync)

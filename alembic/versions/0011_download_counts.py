@@ -1,7 +1,7 @@
 """Download counts: one row per file, added to in batches by the servers.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-06
 """
 
@@ -16,7 +16,7 @@ EXACT = sa.String(length=255).with_variant(
 )
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from pypicloud_lite.access.audit import AuditRecorder, LogOnlyAudit
 from pypicloud_lite.access.passwords import verify_password
 from pypicloud_lite.access.publishers import Publisher
 from pypicloud_lite.access.throttle import FailureLimiter, VerifiedCache
@@ -152,6 +153,7 @@ class AccessBackend(ABC):
             address_limit=settings.max_failed_logins_per_address,
             max_backoff=settings.failed_login_max_backoff,
         )
+        self.audit = AuditRecorder(LogOnlyAudit())
 
     # -- what each backend stores ------------------------------------------------
 
@@ -246,6 +248,7 @@ class AccessBackend(ABC):
             identity = self._authenticate_password(username, password)
         if identity is None:
             self._limiter.failed(throttle_key, client)
+            self.audit.record("login.failure", None, client, target=throttle_key)
         else:
             self._limiter.succeeded(throttle_key, client)
         return identity

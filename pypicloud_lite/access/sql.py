@@ -12,9 +12,11 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from pypicloud_lite.access.audit import AuditRecorder
 from pypicloud_lite.access.base import AccessBackend, Group, Token, User, check_perms, check_user_name
 from pypicloud_lite.access.passwords import generate_password, hash_password
 from pypicloud_lite.access.publishers import Publisher
+from pypicloud_lite.access.sql_audit import SQLAuditStore
 from pypicloud_lite.access.static import BOOTSTRAP_ADMIN, GeneratedAdmin
 from pypicloud_lite.config import AuthSettings, CacheSettings
 from pypicloud_lite.db import migrate
@@ -82,6 +84,7 @@ class SQLAccess(AccessBackend):
         self.engine = engine
         self._read = sessionmaker(engine, expire_on_commit=False)
         self._write = sessionmaker(write_engine(engine), expire_on_commit=False)
+        self.audit = AuditRecorder(SQLAuditStore(engine))
 
     @classmethod
     def from_settings(cls, settings: AuthSettings, cache: CacheSettings) -> tuple[SQLAccess, GeneratedAdmin | None]:

@@ -207,3 +207,23 @@ class PublisherRow(Base):
         NAME, ForeignKey("ppc_users.name", ondelete="CASCADE"), nullable=False, index=True
     )
     created: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+
+
+class AuditRow(Base):
+    """One audit record: who (actor, address) did what (action, project, target, detail) when."""
+
+    __tablename__ = "ppc_audit"
+    __table_args__ = (
+        Index("ix_ppc_audit_at", "at"),
+        Index("ix_ppc_audit_actor", "actor"),
+        Index("ix_ppc_audit_project", "project"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(Timestamp, nullable=False)
+    actor: Mapped[str | None] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(32), nullable=False)
+    project: Mapped[str | None] = mapped_column(ExactString)
+    target: Mapped[str | None] = mapped_column(String(255))
+    detail: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(String(64))

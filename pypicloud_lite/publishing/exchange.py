@@ -79,8 +79,9 @@ class TrustedPublishing:
         """Publishers and minted tokens live in the access database: a read-only (static) one has neither."""
         return self.settings.enabled and not self.access.read_only
 
-    def mint(self, raw: Any, audience: str) -> Minted:
-        """Exchange the JWT `raw` (the `token` of the request body) for an upload token; MintRefused says why not."""
+    def mint(self, raw: Any, audience: str, address: str | None = None) -> Minted:
+        """Exchange the JWT `raw` (the `token` of the request body, sent from `address`) for an upload token;
+        MintRefused says why not."""
         if not self.enabled:
             raise MintRefused("not-enabled", "Trusted publishing is not enabled on this index.")
         if not isinstance(raw, str) or not raw or len(raw) > MAX_JWT:
@@ -99,14 +100,13 @@ class TrustedPublishing:
             expires=expires,
             publisher=publisher.id,
         )
-        logger.warning(
-            "audit: trusted publisher %s (%s) minted token %s for %s, as user %s: %s",
-            publisher.id,
-            publisher.label(),
-            new.token.id,
-            ", ".join(projects),
+        self.access.audit.record(
+            "token.mint",
             username,
-            run,
+            address,
+            target=new.token.id,
+            detail=f"trusted publisher {publisher.id} ({publisher.label()}) minted token {new.token.id} for "
+            f"{', '.join(projects)}: {run}",
         )
         return Minted(new.secret, expires, publisher, projects, run)
 

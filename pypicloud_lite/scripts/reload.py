@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import sys
 import time
 
+from pypicloud_lite.access import console_audit
 from pypicloud_lite.cache import build_cache
 from pypicloud_lite.config import load_ini
 from pypicloud_lite.errors import Conflict, PypicloudLiteError
@@ -40,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"ppc-reload: {exc.message} (use --wait to wait for it)", file=sys.stderr)
                     return 2
                 time.sleep(WAIT_POLL_SECONDS)
+
+        detail = "ppc-reload" + (", verifying sidecars" if args.verify_sidecars else "")
+        console_audit(settings).record("reload.start", f"cli:{getpass.getuser()}", None, detail=detail)
 
         def visible(progress: ReloadProgress) -> None:
             print(f"visible after {progress.visible_seconds}s: {json.dumps(progress.as_dict())}", flush=True)

@@ -13,6 +13,7 @@ from typing import BinaryIO
 from urllib.parse import quote, urljoin, urlsplit
 
 from pypicloud_lite.errors import ConfigError, InvalidInput, PypicloudLiteError
+from pypicloud_lite.metrics import UPSTREAM_FETCHES
 from pypicloud_lite.upstream.credentials import UpstreamCredentials
 from pypicloud_lite.upstream.parse import UpstreamPage, parse_html, parse_json
 from pypicloud_lite.upstream_settings import UpstreamIndex
@@ -100,7 +101,9 @@ def request(
                 conn.request("GET", target, headers={"User-Agent": USER_AGENT, **headers, **auth})
                 response = conn.getresponse()
             except (OSError, http.client.HTTPException) as exc:
+                UPSTREAM_FETCHES.labels(index.name, "error").inc()
                 raise UpstreamError(f"upstream {index.name} did not answer: {exc.__class__.__name__}") from exc
+            UPSTREAM_FETCHES.labels(index.name, str(response.status)).inc()
             if response.status in (401, 403) and auth and not retried and credentials.refetch(index, response.status):
                 retried = True
                 response.close()

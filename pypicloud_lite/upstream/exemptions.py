@@ -2,7 +2,7 @@
 
 Each is a small JSON object in storage (`_ppc/cooldown-exceptions/<name>.json`: reason, who, when, optional
 expiry), so every process and a rebuilt cache see it; a process remembers what it read for at most
-`MAX_AGE` seconds. Granting and revoking log an audit line.
+`MAX_AGE` seconds. The views that grant and revoke record it in the audit trail.
 """
 
 from __future__ import annotations
@@ -113,12 +113,9 @@ class Exemptions:
         exemption = Exemption(name, reason.strip(), by, datetime.fromtimestamp(self.clock(), UTC), until)
         self.storage.put_bytes(PREFIX + name + ".json", json.dumps(exemption.to_json()).encode())
         self._known[name] = (exemption, self._monotonic())
-        until_text = until.isoformat() if until else "no expiry"
-        logger.warning("audit: cooldown exception for %s granted by %s until %s: %s", name, by, until_text, reason)
         return exemption
 
     def revoke(self, name: str, by: str) -> None:
         name = normalize(name)
         self.storage.delete(PREFIX + name + ".json")
         self._known[name] = (None, self._monotonic())
-        logger.warning("audit: cooldown exception for %s revoked by %s", name, by)

@@ -15,9 +15,11 @@ from pyramid.config import Configurator
 from pypicloud_lite.access.static import GeneratedAdmin
 from pypicloud_lite.config import Settings, load_settings
 from pypicloud_lite.errors import Conflict
+from pypicloud_lite.log_format import configure as configure_logging
 from pypicloud_lite.web.admin_tasks import run_in_background
 from pypicloud_lite.web.decoding import DecodingRequest
 from pypicloud_lite.web.errors import ALLOWED_METHODS_KEY
+from pypicloud_lite.web.observe import RequestObserver
 from pypicloud_lite.web.per_process import PerProcess
 from pypicloud_lite.web.public_address import PublicAddress
 from pypicloud_lite.web.security import BasicAuthPolicy
@@ -53,10 +55,14 @@ def make_app(
     config.scan("pypicloud_lite.web.errors")
     config.scan("pypicloud_lite.web.csrf")
     config.scan("pypicloud_lite.web.forms")
+    config.scan("pypicloud_lite.web.observe")
     config.commit()
     config.registry[ALLOWED_METHODS_KEY] = _allowed_methods(config)
     # Before anything starts: a web.public_url whose prefix the routes would mistake for a path stops here.
-    app = PublicAddress(SimpleFastPath(config.make_wsgi_app(), app_services), settings.web, listen)
+    inner: Any = SimpleFastPath(config.make_wsgi_app(), app_services)
+    if settings.ops.access_log != "off" or settings.ops.metrics_enabled:
+        inner = RequestObserver(inner, settings.ops)
+    app = PublicAddress(inner, settings.web, listen)
     # What a process killed mid-upload left: every worker starting sweeps it, none touches a live file.
     app_services.index.remove_stale_temporary_files()
     if generated is not None:
@@ -95,9 +101,10 @@ def _allowed_methods(config: Configurator) -> dict[str, str]:
 def main(global_config: dict[str, Any], **raw_settings: Any) -> PerProcess:
     """paste.app_factory entry point (`use = egg:pypicloud_lite` in the ini); each process builds its own app."""
     listen = _listen(global_config)
-    return PerProcess(
-        lambda: make_app(load_settings(raw_settings), raw_settings, f"http://{listen.split()[0]}", listen)
-    )
+    settings = load_settings(raw_settings)
+    # pserve has set up logging from the ini by now: its handlers get the chosen format and the redaction.
+    configure_logging(settings.ops.log_format)
+    return PerProcess(lambda: make_app(settings, raw_settings, f"http://{listen.split()[0]}", listen))
 
 
 def _listen(global_config: dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pypicloud_lite.metrics import PAGE_CACHE
 from pypicloud_lite.models import Applied, PackageFile, Project
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.web import simple_pages
@@ -119,7 +120,7 @@ class PageCache:
         key = ("index", kind)
         page = self._get(key)
         if page is not None and page.serial == serial:
-            return page
+            return _hit(page)
         return self._put(key, self._render_index(self.projects(serial), serial, kind, str(serial)))
 
     def filtered_index_page(self, kind: str, readable: Callable[[list[str]], set[str]]) -> Page:
@@ -134,7 +135,7 @@ class PageCache:
         key = ("index", kind, tag)
         page = self._get(key)
         if page is not None and page.serial == serial:
-            return page
+            return _hit(page)
         listed = [p for p in projects if p.name in shown]
         return self._put(key, self._render_index(listed, serial, kind, f"{serial}.{tag}"))
 
@@ -165,11 +166,11 @@ class PageCache:
         serial = self.serial()
         page = self._get(key)
         if page is not None and page.checked_at == serial:
-            return page
+            return _hit(page)
         project = self.index.get_project(name)
         if page is not None and page.serial == project.serial:
             page.checked_at = serial
-            return page
+            return _hit(page)
         files = self.index.offered_files(project)
         etag = f"{project.serial}.{tag}" if tag else str(project.serial)
         return self._put(key, Page(render(project, files), etag, project.serial, checked_at=serial))
@@ -177,7 +178,8 @@ class PageCache:
     def kept(self, key: PageKey, render: Callable[[], Page]) -> Page:
         """A page made of something other than this index's state (an upstream's listing), kept in the same
         bounded LRU: `key` names everything its bytes depend on."""
-        return self._get(key) or self._put(key, render())
+        page = self._get(key)
+        return _hit(page) if page is not None else self._put(key, render())
 
     @staticmethod
     def _render_index(projects: list[Project], serial: int, kind: str, etag: str) -> Page:
@@ -194,6 +196,7 @@ class PageCache:
             return page
 
     def _put(self, key: PageKey, page: Page) -> Page:
+        PAGE_CACHE.labels("miss").inc()
         with self._lock:
             old = self._pages.pop(key, None)
             if old is not None:
@@ -207,3 +210,8 @@ class PageCache:
 
     def __len__(self) -> int:
         return len(self._pages)
+
+
+def _hit(page: Page) -> Page:
+    PAGE_CACHE.labels("hit").inc()
+    return page

@@ -35,8 +35,8 @@ from pypicloud_lite.web.headers import secured
 
 # Names every server answers to when nothing else is configured: the machine itself.
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
-# Answered whatever the Host: it makes no URL, and load balancers check targets by their address.
-ANY_HOST_PATHS = frozenset({"/health"})
+# Answered whatever the Host: they make no URL, and load balancers and Prometheus reach targets by their address.
+ANY_HOST_PATHS = frozenset({"/health", "/metrics"})
 
 
 def listen_hosts(listen: str) -> tuple[str, ...]:

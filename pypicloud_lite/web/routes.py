@@ -14,10 +14,10 @@ def includeme(config: Configurator) -> None:
     # Before the no-slash detail route, which would take /simple/namespaces.
     _namespace_routes(config)
     _publishing_routes(config)
+    _operations_routes(config)
     config.add_route("simple.detail", "/simple/{project}/")
     config.add_route("simple.detail.noslash", "/simple/{project}")
     config.add_route("files.download", "/packages/{project}/{filename}")
-    _site_routes(config)
     config.add_route("admin.reload", "/admin/reload")
     config.add_route("pypi.project", "/pypi/{project}/json")
     config.add_route("pypi.release", "/pypi/{project}/{version}/json")
@@ -60,12 +60,6 @@ def includeme(config: Configurator) -> None:
     config.add_route("ui.access.grant", "/ui/admin/access/grants")
 
 
-def _site_routes(config: Configurator) -> None:
-    """What monitoring and browsers ask of any site: its health, and the icon at the root."""
-    config.add_route("health", "/health")
-    config.add_route("favicon", "/favicon.ico")
-
-
 def _namespace_routes(config: Configurator) -> None:
     """PEP 752: the JSON API's endpoints beside the simple index (its paths are relative to the index) and at
     the root (where the PEP writes them); the admins' API and form post."""
@@ -90,3 +84,13 @@ def _publishing_routes(config: Configurator) -> None:
     config.add_route("api.publisher", "/api/projects/{project}/publishers/{id}")
     config.add_route("ui.publishers", "/ui/publishers")
     config.add_route("ui.publisher.delete", "/ui/projects/{project}/publishers/{id}/delete")
+
+
+def _operations_routes(config: Configurator) -> None:
+    """What operators and browsers ask of any site: the health check, the audit trail (API and UI page), the
+    Prometheus metrics, and the icon at the root."""
+    config.add_route("health", "/health")
+    config.add_route("favicon", "/favicon.ico")
+    config.add_route("api.audit", "/api/audit")
+    config.add_route("ui.audit", "/ui/admin/audit")
+    config.add_route("metrics", "/metrics")

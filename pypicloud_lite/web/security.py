@@ -128,3 +128,13 @@ def require_identity(request: Request, action: str) -> Identity:
     if identity is None:
         raise AuthenticationRequired(f"{action} needs credentials: give a username and password (or a token).")
     return identity
+
+
+def known_username(environ: dict[str, Any]) -> str | None:
+    """Who the request was from, as far as it was asked (for the access log): no credential is checked here."""
+    for key in (_IDENTITY_KEY, _SESSION_IDENTITY_KEY):
+        known = environ.get(key)
+        identity = known[1] if isinstance(known, tuple) else known
+        if isinstance(identity, Identity):
+            return identity.username
+    return None

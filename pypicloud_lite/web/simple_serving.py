@@ -20,6 +20,7 @@ from pypicloud_lite.web.caching import cache_control_for, if_none_match_covers
 from pypicloud_lite.web.errors import domain_error_response
 from pypicloud_lite.web.headers import secured, with_security_headers
 from pypicloud_lite.web.negotiation import Format, accepts_gzip, format_for
+from pypicloud_lite.web.observe import ROUTE_KEY
 from pypicloud_lite.web.page_cache import Page
 from pypicloud_lite.web.security import identify
 from pypicloud_lite.web.services import AppServices
@@ -137,6 +138,7 @@ class SimpleFastPath:
         page = self._page(environ, name, fmt)
         if page is None:
             return None
+        environ[ROUTE_KEY] = "simple.detail" if name else "simple.index"
         return page_response(
             page,
             fmt,

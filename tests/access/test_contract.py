@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import create_engine, delete
 
 from pypicloud_lite.access import passwords
+from pypicloud_lite.access.audit import AuditQuery
 from pypicloud_lite.access.base import (
     MAINTAINER_PERMS,
     OWNER_PERMS,
@@ -22,7 +23,7 @@ from pypicloud_lite.access.base import (
 from pypicloud_lite.access.sql import SQLAccess
 from pypicloud_lite.access.static import StaticAccess
 from pypicloud_lite.config import load_settings
-from pypicloud_lite.db.tables import GrantRow, GroupMemberRow, GroupRow, NamespaceRow, TokenRow, UserRow
+from pypicloud_lite.db.tables import AuditRow, GrantRow, GroupMemberRow, GroupRow, NamespaceRow, TokenRow, UserRow
 from pypicloud_lite.errors import Conflict, InvalidInput, NotFound, ReadOnlyAccess
 from pypicloud_lite.models import Grant
 from pypicloud_lite.namespaces import Namespace
@@ -75,7 +76,7 @@ def _empty(url: str) -> None:
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            for table in (NamespaceRow, TokenRow, GrantRow, GroupMemberRow, GroupRow, UserRow):
+            for table in (AuditRow, NamespaceRow, TokenRow, GrantRow, GroupMemberRow, GroupRow, UserRow):
                 conn.execute(delete(table))
     finally:
         engine.dispose()
@@ -579,3 +580,21 @@ def test_a_namespace_owner_cannot_be_deleted_while_it_owns_one(make_access: Acce
     access.delete_namespace("acme-tools")
     access.delete_user("dave")
     assert access.get_user("dave") is None
+
+
+def test_the_audit_trail_is_stored_and_found_or_only_logged(access: AccessBackend) -> None:
+    access.audit.record("user.create", "admin", "10.0.0.1", target="carol", detail="x" * 2000)
+    access.audit.record("grant.set", "admin", None, project="widget", target="user:carol", detail="rw\n")
+    if not access.audit.store.stored:
+        with pytest.raises(Conflict, match="log only"):
+            access.audit.find(AuditQuery())
+        return
+    found = access.audit.find(AuditQuery())
+    assert [(e.action, e.project, e.address) for e in found] == [
+        ("grant.set", "widget", None),
+        ("user.create", None, "10.0.0.1"),
+    ]
+    assert found[0].detail == "rw?" and found[1].detail == "x" * 1000
+    assert access.audit.find(AuditQuery(action="grant.", project="widget")) == [found[0]]
+    assert access.audit.find(AuditQuery(actor="admin", before=found[0].id)) == [found[1]]
+    assert access.audit.find(AuditQuery(since=found[0].at)) == [found[0]]

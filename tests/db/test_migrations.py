@@ -103,10 +103,7 @@ def test_models_and_migrations_agree(engine: Engine) -> None:
 
 def test_downgrade_to_base_removes_the_schema(engine: Engine) -> None:
     migrate.upgrade(engine)
-    config = migrate.alembic_config()
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, "base")
+    downgrade(engine, "base")
     assert migrate.current_revision(engine) is None
     assert _tables(engine) & PPC_TABLES == set()
     migrate.upgrade(engine)  # and back up again from base
@@ -119,10 +116,7 @@ def test_0006_gives_each_project_its_earliest_known_uploader_as_owner(engine: En
     migrate.upgrade(engine)
     assert grant_rows(engine) == OWNED_GRANTS
     # Down and up again: the owner grants stay, and nobody gets a second one.
-    config = migrate.alembic_config()
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0005")
+    downgrade(engine, "0005")
     migrate.upgrade(engine)
     assert grant_rows(engine) == OWNED_GRANTS
 
@@ -195,10 +189,7 @@ def test_0008_adds_the_namespaces_table_and_takes_it_away(engine: Engine) -> Non
             [{"name": "corp", "display_name": "Corp", "kind": "user", "owner": OLD_USERS[0], "created": EPOCH}],
         )
         assert conn.execute(select(namespaces.c.name, namespaces.c.display_name)).all() == [("corp", "Corp")]
-    config = migrate.alembic_config()
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0007")
+    downgrade(engine, "0007")
     assert "ppc_namespaces" not in _tables(engine)
     # The rest of the access database is left as it was.
     assert grant_rows(engine) == grants
@@ -236,10 +227,7 @@ def test_0009_adds_publishers_and_the_tokens_publisher_and_takes_them_away(engin
         conn.execute(insert(publishers), [{**publisher, "added_by": OLD_USERS[0], "created": EPOCH}])
         assert conn.execute(select(publishers.c.config)).scalar_one() == {"repository": "a/b"}
         assert conn.execute(select(tokens.c.id, tokens.c.publisher)).all() == [("0123456789abcdef", None)]
-    config = migrate.alembic_config()
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0008")
+    downgrade(engine, "0008")
     assert "ppc_publishers" not in _tables(engine)
     assert "publisher" not in {c["name"] for c in inspect(engine).get_columns("ppc_tokens")}
     with engine.connect() as conn:
@@ -247,14 +235,32 @@ def test_0009_adds_publishers_and_the_tokens_publisher_and_takes_them_away(engin
 
 
 def test_0011_adds_download_counts_and_takes_them_away(engine: Engine) -> None:
-    migrate.upgrade(engine, "0009")
+    migrate.upgrade(engine, "0010")
     migrate.upgrade(engine, "0011")
     counts = table("ppc_download_counts", column("project"), column("filename"), column("count"))
     with engine.begin() as conn:
         conn.execute(insert(counts), [{"project": "demo", "filename": "demo-1.0.tar.gz", "count": 2**40}])
         assert conn.execute(select(counts.c.count)).scalar_one() == 2**40
+    downgrade(engine, "0010")
+    assert "ppc_download_counts" not in _tables(engine)
+
+
+def test_0010_adds_the_audit_table_and_takes_it_away(engine: Engine) -> None:
+    migrate.upgrade(engine, "0009")
+    seed_old_index(engine, OLD_FILES, OLD_USERS, OLD_GRANTS)
+    grants = grant_rows(engine)
+    migrate.upgrade(engine, "0010")
+    audit = table("ppc_audit", column("id"), column("at", DateTime), column("action"), column("actor"))
+    with engine.begin() as conn:
+        conn.execute(insert(audit), [{"at": EPOCH, "action": "user.create", "actor": OLD_USERS[0]}])
+        assert conn.execute(select(audit.c.id, audit.c.action)).all() == [(1, "user.create")]
+    downgrade(engine, "0009")
+    assert "ppc_audit" not in _tables(engine)
+    assert grant_rows(engine) == grants
+
+
+def downgrade(engine: Engine, revision: str) -> None:
     config = migrate.alembic_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.downgrade(config, "0009")
-    assert "ppc_download_counts" not in _tables(engine)
+        command.downgrade(config, revision)

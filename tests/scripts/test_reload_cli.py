@@ -78,13 +78,16 @@ def parse_output(out: str) -> tuple[dict[str, object], dict[str, object]]:
 
 
 def test_reload_prints_when_visible_and_the_result(
-    ini: Path, dists: list[Path], cache: SQLCache, capsys: pytest.CaptureFixture[str]
+    ini: Path, dists: list[Path], cache: SQLCache, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     assert cli.main([str(ini)]) == 0
 
     captured = capsys.readouterr()
     visible, result = parse_output(captured.out)
     assert captured.err == ""
+    # The static access backend keeps no trail but the log's: the reload's one audit line.
+    [audit] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("audit:")]
+    assert audit.startswith("audit: cli:") and "reload.start" in audit, audit
     assert (visible["listed"], visible["added"], visible["hashed"]) == (2, 2, 0)
     assert (result["state"], result["added"], result["hashed"], result["failed"]) == ("done", 2, 2, 0)
     assert isinstance(result["complete_seconds"], float)

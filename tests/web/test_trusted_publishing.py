@@ -12,6 +12,7 @@ import pytest
 import webtest
 from joserfc.jwk import ECKey
 
+from pypicloud_lite.access.audit import AuditQuery
 from pypicloud_lite.models import utcnow
 from tests.support.apiutil import BOB, CAROL, PASSWORD, assert_error, call, creds, running, token_auth, upload_wheel
 from tests.support.common import services
@@ -102,6 +103,12 @@ def test_github_publisher_mints_a_token_for_its_project_only(
     expected = f"repository={REPOSITORY} workflow={claims['job_workflow_ref']} run=4242/1"
     assert any("minted token" in line and expected in line for line in audits), audits
     assert any("widget-1.0" in line and expected in line for line in audits), audits
+    # One record each in the trail, by the user the publisher acts as.
+    trail = services(app.app).access.audit
+    [minted] = trail.find(AuditQuery(action="token.mint"))
+    [uploaded] = [e for e in trail.find(AuditQuery(action="file.upload")) if e.target == "widget-1.0-py3-none-any.whl"]
+    assert (minted.actor, uploaded.actor, uploaded.target) == (BOB, BOB, "widget-1.0-py3-none-any.whl")
+    assert minted.target == listed["id"] and expected in (uploaded.detail or "")
 
 
 def test_gitlab_publisher_checks_the_ci_config_path(app: webtest.TestApp, widget: None, oidc_issuer: Issuer) -> None:

@@ -127,7 +127,7 @@ def test_a_break_glass_exception_lets_a_project_through_until_it_expires_or_is_r
         assert listed(app) == {OLD, NEW, TIMELESS}
         with caplog.at_level(logging.INFO):
             app.delete(url, headers=auth)
-        assert any("revoked" in r.message and "cpkg" in r.message for r in caplog.records)
+        assert any("cooldown.revoke" in r.message and "cpkg" in r.message for r in caplog.records)
         assert listed(app) == {OLD}
     finally:
         close_app(app)

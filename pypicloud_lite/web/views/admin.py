@@ -10,6 +10,7 @@ from pyramid.response import Response
 from pyramid.view import view_config
 
 from pypicloud_lite.web.admin_tasks import run_in_background
+from pypicloud_lite.web.audit_trail import audit
 from pypicloud_lite.web.permissions import require_admin
 from pypicloud_lite.web.services import services
 
@@ -26,7 +27,7 @@ def start_reload(request: Request) -> Response:
     app = services(request)
     verify = request.GET.get("verify_sidecars") in ("1", "true")
     run = app.index.begin_reload(app.settings.reload.workers, verify_sidecars=verify)
-    logger.info("reload started by %s", identity.username)
+    audit(request, "reload.start", detail="verifying sidecars" if verify else None, identity=identity)
     if request.GET.get("wait") in ("1", "true"):
         return Response(json_body=run.execute().as_dict())
     run_in_background(run)

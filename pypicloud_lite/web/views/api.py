@@ -15,6 +15,7 @@ from pypicloud_lite.models import Grant, PackageFile, ProjectSummary
 from pypicloud_lite.namespaces import Namespace
 from pypicloud_lite.naming import normalize
 from pypicloud_lite.web import forms
+from pypicloud_lite.web.audit_trail import audit, members_detail, status_detail, token_detail, user_change_detail
 from pypicloud_lite.web.listing import releases_newest_first, search_visible
 from pypicloud_lite.web.permissions import (
     check_keeps_an_owner,
@@ -162,6 +163,7 @@ def set_status(request: Request) -> dict[str, Any]:
     require_status_change(request)
     change = forms.json_status_change(request)
     project = services(request).index.set_status(request.matchdict["project"], change.status, change.reason)
+    audit(request, "project.status", project.name, detail=status_detail(project.status, project.status_reason))
     return {"name": project.name, "status": project.status, "status_reason": project.status_reason}
 
 
@@ -171,6 +173,7 @@ def delete_file(request: Request) -> dict[str, Any]:
     require_read(request, name)
     require(request, name, Permission.DELETE, "Deleting files")
     services(request).index.delete_file(name, request.matchdict["filename"])
+    audit(request, "file.delete", name, request.matchdict["filename"])
     return {"deleted": [request.matchdict["filename"]]}
 
 
@@ -179,7 +182,9 @@ def delete_version(request: Request) -> dict[str, Any]:
     name = normalize(request.matchdict["project"])
     require_read(request, name)
     require(request, name, Permission.DELETE, "Deleting releases")
-    return {"deleted": services(request).index.delete_version(name, request.matchdict["version"])}
+    deleted = services(request).index.delete_version(name, request.matchdict["version"])
+    audit(request, "version.delete", name, request.matchdict["version"], ", ".join(deleted))
+    return {"deleted": deleted}
 
 
 @view_config(route_name="api.version.yank", request_method="POST", renderer="json")
@@ -189,6 +194,7 @@ def yank(request: Request) -> dict[str, Any]:
     require(request, name, Permission.DELETE, "Yanking releases")
     reason = forms.json_reason(forms.json_body(request))
     files = services(request).index.yank(name, request.matchdict["version"], reason)
+    audit(request, "version.yank", name, request.matchdict["version"], reason or None)
     return {"yanked": True, "reason": reason or None, "files": files}
 
 
@@ -198,6 +204,7 @@ def unyank(request: Request) -> dict[str, Any]:
     require_read(request, name)
     require(request, name, Permission.DELETE, "Unyanking releases")
     files = services(request).index.unyank(name, request.matchdict["version"])
+    audit(request, "version.unyank", name, request.matchdict["version"])
     return {"yanked": False, "files": files}
 
 
@@ -218,7 +225,9 @@ def set_grant(request: Request) -> dict[str, Any]:
     perms = forms.json_perms(request)
     access = services(request).access
     check_keeps_an_owner(access, identity, md["project"], md["kind"], md["name"], perms=perms)
-    return _grant_json(access.set_grant(md["project"], md["kind"], md["name"], perms))
+    grant = access.set_grant(md["project"], md["kind"], md["name"], perms)
+    audit(request, "grant.set", grant.project, f"{grant.kind}:{grant.name}", grant.perms, identity=identity)
+    return _grant_json(grant)
 
 
 @view_config(route_name="api.grant", request_method="DELETE", renderer="json")
@@ -228,6 +237,7 @@ def delete_grant(request: Request) -> dict[str, Any]:
     access = services(request).access
     check_keeps_an_owner(access, identity, md["project"], md["kind"], md["name"], perms=None)
     access.delete_grant(md["project"], md["kind"], md["name"])
+    audit(request, "grant.delete", normalize(md["project"]), f"{md['kind']}:{md['name']}", identity=identity)
     return {"deleted": True}
 
 
@@ -246,6 +256,7 @@ def create_user(request: Request) -> Response:
     require_admin(request)
     name, password, admin = forms.json_new_user(request)
     user = services(request).access.create_user(name, password, is_admin=admin)
+    audit(request, "user.create", target=user.name, detail="admin" if user.is_admin else None)
     return _created(_user_json(user), request.route_url("api.user", name=user.name))
 
 
@@ -268,6 +279,7 @@ def update_user(request: Request) -> dict[str, Any]:
     check_may_change_user(identity, name, changes_admin=body.get("admin") is not None)
     password, admin = forms.json_user_change(body)
     user = services(request).access.update_user(name, password=password, is_admin=admin)
+    audit(request, "user.update", target=user.name, detail=user_change_detail(password, admin), identity=identity)
     return _user_json(user)
 
 
@@ -277,6 +289,7 @@ def delete_user(request: Request) -> dict[str, Any]:
     name = request.matchdict["name"]
     check_may_delete_user(identity, name)
     services(request).access.delete_user(name)
+    audit(request, "user.delete", target=name, identity=identity)
     return {"deleted": True}
 
 
@@ -290,13 +303,16 @@ def list_groups(request: Request) -> dict[str, Any]:
 def set_group(request: Request) -> dict[str, Any]:
     require_admin(request)
     members = forms.json_members(request)
-    return _group_json(services(request).access.set_group(request.matchdict["name"], members))
+    group = services(request).access.set_group(request.matchdict["name"], members)
+    audit(request, "group.set", target=group.name, detail=members_detail(group.members))
+    return _group_json(group)
 
 
 @view_config(route_name="api.group", request_method="DELETE", renderer="json")
 def delete_group(request: Request) -> dict[str, Any]:
     require_admin(request)
     services(request).access.delete_group(request.matchdict["name"])
+    audit(request, "group.delete", target=request.matchdict["name"])
     return {"deleted": True}
 
 
@@ -317,6 +333,7 @@ def add_namespace(request: Request) -> Response:
     app = services(request)
     namespace = app.access.add_namespace(name, kind, owner)
     app.namespaces.forget()
+    audit(request, "namespace.add", target=namespace.name, detail=f"owned by {namespace.kind} {namespace.owner}")
     return _created(_namespace_json(namespace), request.route_url("api.namespace", name=namespace.name))
 
 
@@ -336,6 +353,7 @@ def delete_namespace(request: Request) -> dict[str, Any]:
     app = services(request)
     app.access.delete_namespace(request.matchdict["name"])
     app.namespaces.forget()
+    audit(request, "namespace.delete", target=request.matchdict["name"])
     return {"deleted": True}
 
 
@@ -355,6 +373,7 @@ def create_token(request: Request) -> Response:
     identity = require_password_login(request, "Creating tokens")
     wanted = forms.json_token_request(request, identity)
     created = create_token_for(services(request).access, identity, wanted)
+    audit(request, "token.create", target=created.token.id, detail=token_detail(created.token), identity=identity)
     # The only time the secret is shown: it is stored hashed.
     response = Response(json_body={**_token_json(created.token), "token": created.secret}, status=201)
     response.cache_control.no_store = True
@@ -367,4 +386,5 @@ def revoke_token(request: Request) -> dict[str, Any]:
     access = services(request).access
     token = token_to_revoke(access, identity, request.matchdict["id"])
     access.revoke_token(token.id)
+    audit(request, "token.revoke", target=token.id, detail=f"of {token.username}", identity=identity)
     return {"revoked": token.id}

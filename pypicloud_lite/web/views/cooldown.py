@@ -9,6 +9,7 @@ from pyramid.view import view_config
 
 from pypicloud_lite.naming import normalize
 from pypicloud_lite.web import forms
+from pypicloud_lite.web.audit_trail import audit, exemption_detail
 from pypicloud_lite.web.permissions import require_admin
 from pypicloud_lite.web.services import services
 
@@ -21,6 +22,7 @@ def grant(request: Request) -> dict[str, Any]:
     reason, until = forms.exception_request(body.get("reason"), body.get("until"))
     name = normalize(request.matchdict["project"])
     exemption = services(request).proxy().exemptions.grant(name, reason, identity.username, until)
+    audit(request, "cooldown.grant", name, detail=exemption_detail(reason, until), identity=identity)
     return exemption.to_json()
 
 
@@ -29,4 +31,5 @@ def revoke(request: Request) -> dict[str, Any]:
     identity = require_admin(request)
     name = normalize(request.matchdict["project"])
     services(request).proxy().exemptions.revoke(name, identity.username)
+    audit(request, "cooldown.revoke", name, identity=identity)
     return {"name": name, "revoked": True}

@@ -18,6 +18,7 @@ from pyramid.view import view_config
 from pypicloud_lite.access.base import TOKEN_USERNAME
 from pypicloud_lite.errors import TooManyAttempts
 from pypicloud_lite.publishing.exchange import MintRefused
+from pypicloud_lite.web.audit_trail import audit, client_address
 from pypicloud_lite.web.errors import status_reason
 from pypicloud_lite.web.services import AppServices, services
 
@@ -78,7 +79,7 @@ def mint_token(request: Request) -> Response:
     app = services(request)
     raw = _token_field(request)
     try:
-        minted = app.publishing.mint(raw, audience(app, request))
+        minted = app.publishing.mint(raw, audience(app, request), client_address(request.environ))
     except MintRefused as refusal:
         logger.info("trusted publishing: refused (%s): %s", refusal.code, refusal.description)
         return _refused(refusal)
@@ -98,11 +99,8 @@ def burn_token(request: Request) -> Response:
             identity = None
         if identity is not None and identity.token is not None and identity.token.publisher is not None:
             app.access.revoke_token(identity.token.token_id)
-            logger.warning(
-                "audit: token %s of trusted publisher %s revoked by its holder",
-                identity.token.token_id,
-                identity.token.publisher,
-            )
+            detail = f"by its holder, minted by trusted publisher {identity.token.publisher}"
+            audit(request, "token.revoke", target=identity.token.token_id, detail=detail, identity=identity)
     return _json({"success": True}, 202)
 
 

@@ -11,6 +11,7 @@ from pypicloud_lite.errors import InvalidInput
 from pypicloud_lite.naming import normalize
 from pypicloud_lite.upstream.proxy import read_origin
 from pypicloud_lite.web import forms
+from pypicloud_lite.web.audit_trail import audit
 from pypicloud_lite.web.permissions import require_admin
 from pypicloud_lite.web.services import AppServices, services
 
@@ -40,5 +41,6 @@ def put_origin(request: Request) -> dict[str, Any]:
         raise InvalidInput('Give the origin as {"origin": "local"} or {"origin": "upstream"}.')
     app = services(request)
     name = normalize(request.matchdict["project"])
-    app.set_origin(name, origin)
+    state = app.set_origin(name, origin)
+    audit(request, "project.origin", name, detail=state.origin)
     return _answer(app, name)

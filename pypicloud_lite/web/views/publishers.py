@@ -11,6 +11,7 @@ from pyramid.view import view_config
 from pypicloud_lite.access.publishers import KINDS
 from pypicloud_lite.errors import InvalidInput
 from pypicloud_lite.web import forms
+from pypicloud_lite.web.audit_trail import audit
 from pypicloud_lite.web.permissions import require_password_login
 from pypicloud_lite.web.publisher_access import (
     project_publishers,
@@ -40,6 +41,7 @@ def add_publisher(request: Request) -> dict[str, Any]:
     app = services(request)
     name = request.matchdict["project"]
     publisher = register_publisher(app, identity, name, forms.json_body(request))
+    audit(request, "publisher.add", publisher.project, publisher.id, publisher.label(), identity=identity)
     request.response.status = 201
     return publisher_json(publisher, app.index.find_project(name) is None)
 
@@ -50,6 +52,7 @@ def delete_publisher(request: Request) -> dict[str, Any]:
     app = services(request)
     publisher = publisher_to_delete(app, identity, request.matchdict["project"], request.matchdict["id"])
     app.access.delete_publisher(publisher.id)
+    audit(request, "publisher.delete", publisher.project, publisher.id, publisher.label(), identity=identity)
     return {"id": publisher.id, "deleted": True}
 
 
@@ -92,6 +95,7 @@ def add_publisher_form(request: Request) -> Response:
     app = services(request)
     name = str(request.POST.get("project", "")).strip()
     publisher = register_publisher(app, identity, name, _form_fields(request))
+    audit(request, "publisher.add", publisher.project, publisher.id, publisher.label(), identity=identity)
     return back_to(request, "ui.publishers", f"Added publisher {publisher.label()} to {publisher.project}.")
 
 
@@ -101,4 +105,5 @@ def delete_publisher_form(request: Request) -> Response:
     app = services(request)
     publisher = publisher_to_delete(app, identity, request.matchdict["project"], request.matchdict["id"])
     app.access.delete_publisher(publisher.id)
+    audit(request, "publisher.delete", publisher.project, publisher.id, publisher.label(), identity=identity)
     return back_to(request, "ui.publishers", f"Removed publisher {publisher.label()} from {publisher.project}.")

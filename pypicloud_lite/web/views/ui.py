@@ -29,9 +29,11 @@ from pypicloud_lite.models import PROJECT_STATUSES, CoreMetadata
 from pypicloud_lite.naming import normalize, parse_filename
 from pypicloud_lite.service import UploadForm
 from pypicloud_lite.web import forms
+from pypicloud_lite.web.audit_trail import audit, audit_upload, status_detail, token_detail
 from pypicloud_lite.web.csrf import origin_of, require_csrf_token
 from pypicloud_lite.web.errors import domain_error
 from pypicloud_lite.web.listing import release_metadata, releases_newest_first, requirement_links, search_visible
+from pypicloud_lite.web.observe import count_upload, counts_rejections
 from pypicloud_lite.web.permissions import (
     check_may_upload,
     create_token_for,
@@ -200,6 +202,7 @@ def _about(app: AppServices, meta: CoreMetadata | None) -> dict[str, Any]:
 
 
 @view_config(route_name="ui.upload", request_method="POST")
+@counts_rejections
 def upload(request: Request) -> Response:
     identity = checked_post(request)
     content = request.POST.get("content")
@@ -222,6 +225,8 @@ def upload(request: Request) -> Response:
     finally:
         content.file.close()
     record_first_owner(app, identity, result.file.project, creating)
+    audit_upload(request, identity, result)
+    count_upload(result)
     message = "Uploaded" if result.created else "Already in the index (identical file)"
     return back_to(request, "ui.project", f"{message}: {result.file.filename}", project=result.file.project)
 
@@ -241,10 +246,13 @@ def yank(request: Request) -> Response:
     if request.POST.get("action") == "unyank":
         name, version = _release_action(request, "Unyanking releases")
         count = index.unyank(name, version)
+        audit(request, "version.unyank", name, version)
         message = f"Unyanked {name} {version} ({count} file(s))."
     else:
         name, version = _release_action(request, "Yanking releases")
-        count = index.yank(name, version, forms.yank_reason(request.POST.get("reason")))
+        reason = forms.yank_reason(request.POST.get("reason"))
+        count = index.yank(name, version, reason)
+        audit(request, "version.yank", name, version, reason or None)
         message = f"Yanked {name} {version} ({count} file(s))."
     return back_to(request, "ui.project", message, project=name)
 
@@ -254,6 +262,7 @@ def delete_version(request: Request) -> Response:
     name, version = _release_action(request, "Deleting releases")
     forms.require_confirmed(request)
     deleted = services(request).index.delete_version(name, version)
+    audit(request, "version.delete", name, version, ", ".join(deleted))
     return _after_delete(request, name, f"Deleted {name} {version}: {', '.join(deleted)}.")
 
 
@@ -263,6 +272,7 @@ def delete_file(request: Request) -> Response:
     forms.require_confirmed(request)
     filename = request.matchdict["filename"]
     services(request).index.delete_file(name, filename)
+    audit(request, "file.delete", name, filename)
     return _after_delete(request, name, f"Deleted {filename}.")
 
 
@@ -281,6 +291,7 @@ def set_status(request: Request) -> Response:
     require_status_change(request)
     change = forms.form_status_change(request)
     project = services(request).index.set_status(request.matchdict["project"], change.status, change.reason)
+    audit(request, "project.status", project.name, detail=status_detail(project.status, project.status_reason))
     return back_to(
         request, "ui.project", f"Status of {project.display_name} is now {project.status}.", project=project.name
     )
@@ -325,7 +336,7 @@ def login(request: Request) -> Response:
         response = render_to_response("login.jinja2", {**values, "error": "Wrong user name or password."}, request)
         response.status_int = 400
         return response
-    logger.info("web login of %s", identity.username)
+    audit(request, "login.success", target=identity.username, detail="web UI", identity=identity)
     response = HTTPSeeOther(location=target)
     response.headerlist.extend(remember(request, identity.username))
     return response
@@ -363,6 +374,7 @@ def create_token(request: Request) -> Response:
     identity = require_password_login(request, "Creating tokens")
     wanted = forms.form_token_request(request, identity)
     created = create_token_for(services(request).access, identity, wanted)
+    audit(request, "token.create", target=created.token.id, detail=token_detail(created.token), identity=identity)
     # Shown in this response only, never stored in the session or a flash: it is stored hashed.
     return _tokens_page(request, identity, created=created.secret)
 
@@ -374,4 +386,5 @@ def revoke_token(request: Request) -> Response:
     access = services(request).access
     token = token_to_revoke(access, identity, request.matchdict["id"])
     access.revoke_token(token.id)
+    audit(request, "token.revoke", target=token.id, detail=f"of {token.username}", identity=identity)
     return back_to(request, "ui.tokens", f"Revoked token {token.id}.")

@@ -14,6 +14,7 @@ from pypicloud_lite.access.base import MAINTAINER_PERMS, OWNER_PERMS
 from pypicloud_lite.errors import Conflict, InvalidInput
 from pypicloud_lite.naming import normalize
 from pypicloud_lite.web.admin_tasks import health_checks, run_in_background
+from pypicloud_lite.web.audit_trail import audit, members_detail, user_change_detail
 from pypicloud_lite.web.forms import (
     form_flag,
     form_names,
@@ -66,7 +67,7 @@ def start_reload(request: Request) -> Response:
         if wants_json(request):
             return Response(json_body={"state": "refused", "message": exc.message}, status=409)
         return back_to(request, "ui.admin", f"Error: {exc.message}")
-    logger.info("reload started by %s from the web UI", identity.username)
+    audit(request, "reload.start", detail="from the web UI", identity=identity)
     run_in_background(run)
     if wants_json(request):
         return Response(json_body={"state": "started"}, status=202)
@@ -109,17 +110,20 @@ def change_user(request: Request) -> Response:
     def create() -> str:
         if not name or not password:
             raise InvalidInput("A new user needs a name and a password.")
-        access.create_user(name, password, is_admin=admin)
+        user = access.create_user(name, password, is_admin=admin)
+        audit(request, "user.create", target=user.name, detail="admin" if user.is_admin else None)
         return f"Created user {name}."
 
     def update() -> str:
         access.update_user(name, password=password or None, is_admin=admin)
+        audit(request, "user.update", target=name, detail=user_change_detail(password or None, admin))
         return f"Updated user {name}."
 
     def delete() -> str:
         require_confirmed(request)
         check_may_delete_user(request.identity, name)
         access.delete_user(name)
+        audit(request, "user.delete", target=name)
         return f"Deleted user {name}."
 
     return _apply(request, {"create": create, "update": update, "delete": delete})
@@ -132,11 +136,13 @@ def change_group(request: Request) -> Response:
 
     def set_members() -> str:
         group = access.set_group(name, form_names(request, "members"))
+        audit(request, "group.set", target=group.name, detail=members_detail(group.members))
         return f"Group {group.name} has {len(group.members)} member(s)."
 
     def delete() -> str:
         require_confirmed(request)
         access.delete_group(name)
+        audit(request, "group.delete", target=name)
         return f"Deleted group {name}."
 
     return _apply(request, {"set": set_members, "delete": delete})
@@ -150,6 +156,7 @@ def change_namespace(request: Request) -> Response:
         name, kind, owner = form_namespace(request)
         namespace = app.access.add_namespace(name, kind, owner)
         app.namespaces.forget()
+        audit(request, "namespace.add", target=namespace.name, detail=f"owned by {namespace.kind} {namespace.owner}")
         return f"Reserved namespace {namespace.display_name} for {namespace.principal}."
 
     def delete() -> str:
@@ -157,6 +164,7 @@ def change_namespace(request: Request) -> Response:
         name = form_text(request, "name")
         app.access.delete_namespace(name)
         app.namespaces.forget()
+        audit(request, "namespace.delete", target=name)
         return f"Removed namespace {name}."
 
     return _apply(request, {"create": create, "delete": delete})
@@ -178,11 +186,13 @@ def change_grant(request: Request) -> Response:
             perms = "".join(letter for letter in "rwdo" if form_flag(request, f"perm_{letter}"))
         check_keeps_an_owner(access, identity, project, kind, name, perms=perms)
         granted = access.set_grant(project, kind, name, perms)
+        audit(request, "grant.set", granted.project, f"{granted.kind}:{granted.name}", granted.perms, identity=identity)
         return f"{granted.kind} {granted.name} has {granted.perms!r} on {granted.project}."
 
     def revoke() -> str:
         check_keeps_an_owner(access, identity, project, kind, name, perms=None)
         access.delete_grant(project, kind, name)
+        audit(request, "grant.delete", normalize(project), f"{kind}:{name}", identity=identity)
         return f"Removed the grant of {kind} {name} on {project}."
 
     action = {"set": grant, "delete": revoke}.get(form_text(request, "action"))

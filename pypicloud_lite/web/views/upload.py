@@ -10,7 +10,9 @@ from pyramid.view import view_config
 
 from pypicloud_lite.errors import InvalidUpload
 from pypicloud_lite.service import UploadForm
+from pypicloud_lite.web.audit_trail import audit_upload
 from pypicloud_lite.web.forms import check_body_size
+from pypicloud_lite.web.observe import count_upload, counts_rejections
 from pypicloud_lite.web.permissions import check_may_upload, record_first_owner
 from pypicloud_lite.web.security import require_identity
 from pypicloud_lite.web.services import services
@@ -28,6 +30,7 @@ def _field(request: Request, name: str) -> str | None:
 @view_config(route_name="simple.index.noslash", request_method="POST")
 @view_config(route_name="upload.legacy", request_method="POST")
 @view_config(route_name="upload.legacy.noslash", request_method="POST")
+@counts_rejections
 def upload(request: Request) -> Response:
     app = services(request)
     identity = require_identity(request, "Uploading")
@@ -63,16 +66,8 @@ def upload(request: Request) -> Response:
         # webob spooled the part to a temporary file; release it now, not at garbage collection.
         content.file.close()
     record_first_owner(app, identity, name, creating)
-    if identity.token is not None and identity.token.publisher is not None:
-        token = app.access.get_token(identity.token.token_id)
-        logger.warning(
-            "audit: %s uploaded to %s with token %s of trusted publisher %s (%s)",
-            result.file.filename,
-            result.file.project,
-            identity.token.token_id,
-            identity.token.publisher,
-            token.description if token else "token since revoked",
-        )
+    audit_upload(request, identity, result)
+    count_upload(result)
     message = "OK" if result.created else "OK: identical file already in the index"
     return Response(
         json_body={"message": message, "filename": result.file.filename, "sha256": result.file.sha256},
