@@ -79,6 +79,8 @@ class PageCache:
         index.subscribe(self._on_change)
         # The project list behind filtered listings, shared by every caller at one serial.
         self._projects: tuple[int, list[Project]] | None = None
+        self._listing = threading.Lock()
+        self._rendering = threading.Lock()
 
     # -- serials -----------------------------------------------------------------
 
@@ -104,13 +106,17 @@ class PageCache:
             self._local_changes += 1
 
     def projects(self, serial: int) -> list[Project]:
-        """Every project, read once per global serial."""
+        """Every project, read once per global serial: the requests that arrive meanwhile wait for that read."""
         known = self._projects
         if known is not None and known[0] == serial:
             return known[1]
-        projects = self.index.list_projects()
-        self._projects = (serial, projects)
-        return projects
+        with self._listing:
+            known = self._projects
+            if known is not None and known[0] == serial:
+                return known[1]
+            projects = self.index.list_projects()
+            self._projects = (serial, projects)
+            return projects
 
     # -- pages -------------------------------------------------------------------
 
@@ -121,7 +127,13 @@ class PageCache:
         page = self._get(key)
         if page is not None and page.serial == serial:
             return _hit(page)
-        return self._put(key, self._render_index(self.projects(serial), serial, kind, str(serial)))
+        # Rendered once per serial, however many requests arrive after a change (a reload's fill moves the
+        # serial every second): the others wait for it rather than render it too.
+        with self._rendering:
+            page = self._get(key)
+            if page is not None and page.serial == serial:
+                return _hit(page)
+            return self._put(key, self._render_index(self.projects(serial), serial, kind, str(serial)))
 
     def filtered_index_page(self, kind: str, readable: Callable[[list[str]], set[str]]) -> Page:
         """`/simple/` for a caller who may read only some projects; tagged by what it shows, not who asked.

@@ -95,6 +95,12 @@ class _Stamp:
         return Applied(self.serial, count, file, frozenset(self.projects), self.cdn)
 
 
+# A project as plain columns, in Project's field order.
+_PROJECT_COLUMNS = select(
+    ProjectRow.name, ProjectRow.display_name, ProjectRow.serial, ProjectRow.status, ProjectRow.status_reason
+)
+
+
 class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
     def __init__(self, engine: Engine, cdn_outbox: bool = False) -> None:
         super().__init__()
@@ -366,12 +372,13 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
 
     def get_project(self, name: str) -> Project | None:
         with self._session() as session:
-            row = session.get(ProjectRow, name)
-            return to_project(row) if row else None
+            row = session.execute(_PROJECT_COLUMNS.where(ProjectRow.name == name)).first()
+            return Project(*row) if row else None
 
     def list_projects(self) -> list[Project]:
+        # Plain rows, not ORM objects: every process reads them again after each change (pages, /simple/).
         with self._session() as session:
-            return [to_project(row) for row in session.scalars(select(ProjectRow).order_by(ProjectRow.name))]
+            return [Project(*row) for row in session.execute(_PROJECT_COLUMNS.order_by(ProjectRow.name))]
 
     def counts(self) -> tuple[int, int]:
         with self._session() as session:
