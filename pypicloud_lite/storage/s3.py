@@ -252,13 +252,11 @@ class S3Storage(Storage):
         if self.stream_files:
             return None
         presign = self.settings.presign
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._s3_key(key)}
         now = int(self.clock())
-        max_age = 0
-        if presign.window:
-            start = now - now % presign.window
-            params[_SIGNED_AT_PARAM] = datetime.fromtimestamp(start, UTC)
-            max_age = start + presign.window - now
+        # Without a window every request gets a URL signed at that second, not to be kept.
+        start = now - now % presign.window if presign.window else now
+        max_age = start + presign.window - now if presign.window else 0
+        params = {"Bucket": self.bucket, "Key": self._s3_key(key), _SIGNED_AT_PARAM: datetime.fromtimestamp(start, UTC)}
         with _translate("sign a URL for", key):
             url: str = self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=presign.validity)
         return DownloadURL(url, max_age)
