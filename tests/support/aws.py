@@ -96,7 +96,7 @@ def _atomic_requests(app: WSGIApp) -> WSGIApp:
 def _logged(app: WSGIApp, log: list[tuple[str, str, int]]) -> WSGIApp:
     def logging(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         def start(status: str, headers: Any, *args: Any) -> Any:
-            log.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), int(status.split()[0])))
+            log.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), int(status[:3])))
             return start_response(status, headers, *args)
 
         return app(environ, start)
