@@ -26,6 +26,7 @@ from pypicloud_lite.models import Grant
 from pypicloud_lite.namespaces import Namespace, check_namespace_name, check_new_namespace, parse_owner
 from pypicloud_lite.naming import normalize
 from pypicloud_lite.ops_settings import OPS_PREFIXES, OpsSettings, ops_settings
+from pypicloud_lite.presign_settings import PresignSettings, presign_settings
 from pypicloud_lite.publishing_settings import PublishingSettings, publishing_settings
 from pypicloud_lite.upstream_settings import UpstreamSettings, upstream_settings
 
@@ -62,7 +63,7 @@ class S3Settings:
     kms_key_id: str | None
     storage_class: str | None
     acl: str | None
-    presign_expiry: int
+    presign: PresignSettings
     max_pool_connections: int
 
 
@@ -70,8 +71,7 @@ class S3Settings:
 class StorageSettings:
     backend: str
     dir: Path | None
-    # Files view: stream objects through the server instead of redirecting to a presigned URL.
-    stream_files: bool = False
+    stream_files: bool = False  # the files view streams objects instead of redirecting to presigned URLs
     s3: S3Settings | None = None
 
 
@@ -410,7 +410,7 @@ def _s3_settings(r: _Reader, concurrency: int) -> S3Settings:
         kms_key_id=kms_key_id,
         storage_class=r.get("storage.storage_class") or None,
         acl=r.get("storage.acl") or None,
-        presign_expiry=r.typed("storage.presign_expiry", int, "300"),
+        presign=presign_settings(r),
         max_pool_connections=_pool(r, "storage.max_pool_connections", concurrency),
     )
 

@@ -55,7 +55,7 @@ from pypicloud_lite.reload import LOCK_NAME as RELOAD_LOCK
 from pypicloud_lite.reload import ReloadRun, begin_reload
 from pypicloud_lite.reload_state import recover_metadata
 from pypicloud_lite.spool import CHUNK, SPOOL_PREFIX, SPOOL_SUFFIX, Spooled, check_digests, spool
-from pypicloud_lite.storage.base import Storage
+from pypicloud_lite.storage.base import DownloadURL, Storage
 from pypicloud_lite.storage.local import remove_stale_files
 from pypicloud_lite.stored_state import StateStore, seed_state, with_status, with_yanks
 
@@ -493,7 +493,7 @@ class PackageIndex:
             raise NotFound(f"The core metadata of {file.filename!r} is missing from storage.")
         return recovered
 
-    def download_url(self, file: PackageFile) -> str | None:
+    def download_url(self, file: PackageFile) -> DownloadURL | None:
         return self.storage.download_url(file.object_key, file.filename)
 
     # -- changes ---------------------------------------------------------------

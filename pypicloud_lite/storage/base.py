@@ -24,6 +24,14 @@ class StoredObject:
 
 
 @dataclass(frozen=True)
+class DownloadURL:
+    """Where a client can fetch an object itself, and for how many seconds it may keep using that URL (0: once)."""
+
+    url: str
+    max_age: int
+
+
+@dataclass(frozen=True)
 class Versioned:
     """A small object's bytes and the version token a conditional write of it compares against."""
 
@@ -101,7 +109,7 @@ class Storage(ABC):
     def list(self, prefix: str = "") -> Iterator[StoredObject]:
         """Every object whose key starts with `prefix`."""
 
-    def download_url(self, key: str, filename: str) -> str | None:
+    def download_url(self, key: str, filename: str) -> DownloadURL | None:
         """A URL the client may fetch the object from directly, or None to stream it."""
         return None
 

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 import boto3
+from botocore.auth import AUTH_TYPE_MAPS, SIGV4_TIMESTAMP, S3SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pypicloud_lite.config import S3Settings
 from pypicloud_lite.errors import BackendUnavailable, InvalidInput, NotFound, PypicloudLiteError
-from pypicloud_lite.storage.base import Storage, StoredObject, Versioned, checked_key
+from pypicloud_lite.storage.base import DownloadURL, Storage, StoredObject, Versioned, checked_key
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +27,34 @@ _MISSING = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchVersion"})
 # Another writer holds the key: S3 answers 412 to If-None-Match, or 409 while a write is in flight.
 _TAKEN = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 RETRY_AFTER = 5
+# A presign request's parameter (taken out before botocore validates them) and its place in the request context.
+_SIGNED_AT_PARAM = "PpcSignedAt"
+_SIGNED_AT = "ppc_signed_at"
+_PINNED_SIGNER = "ppc-s3v4-pinned"
+
+
+class _PinnedTimeQueryAuth(S3SigV4QueryAuth):  # type: ignore[misc]
+    """botocore's SigV4 presigner, signing at the time the storage chose instead of the clock's.
+
+    add_auth stamps the clock's time into the context, then calls this before anything reads it.
+    """
+
+    def _modify_request_before_signing(self, request: AWSRequest) -> None:
+        request.context["timestamp"] = request.context[_SIGNED_AT].strftime(SIGV4_TIMESTAMP)
+        super()._modify_request_before_signing(request)
+
+
+# botocore adds "-query" to the signer's name for presigned URLs.
+AUTH_TYPE_MAPS.setdefault(_PINNED_SIGNER + "-query", _PinnedTimeQueryAuth)
+
+
+def _take_signing_time(params: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
+    if _SIGNED_AT_PARAM in params:
+        context[_SIGNED_AT] = params.pop(_SIGNED_AT_PARAM)
+
+
+def _choose_pinned_signer(context: dict[str, Any], **kwargs: Any) -> str | None:
+    return _PINNED_SIGNER if _SIGNED_AT in context else None
 
 
 def _hex_to_b64(digest: str) -> str:
@@ -71,6 +103,11 @@ class S3Storage(Storage):
         self.bucket = settings.bucket
         self.prefix = settings.prefix
         self.stream_files = stream_files
+        self.clock: Callable[[], float] = time.time
+        events = client.meta.events
+        events.register("provide-client-params.s3.GetObject", _take_signing_time, unique_id=_SIGNED_AT)
+        # First: botocore's own handler would answer with the plain SigV4 presigner.
+        events.register_first("choose-signer.s3.GetObject", _choose_pinned_signer, unique_id=_PINNED_SIGNER)
 
     @classmethod
     def from_settings(cls, settings: S3Settings, stream_files: bool = False) -> S3Storage:
@@ -207,16 +244,22 @@ class S3Storage(Storage):
                         etag=str(item.get("ETag", "")).strip('"'),
                     )
 
-    def download_url(self, key: str, filename: str) -> str | None:
+    def download_url(self, key: str, filename: str) -> DownloadURL | None:
+        """A GET URL signed at the start of the current window: the same URL all window long, cacheable till its end.
+
+        Valid for the window plus `expiry` seconds, so a URL handed out at the window's last second still works.
+        """
         if self.stream_files:
             return None
+        presign = self.settings.presign
+        now = int(self.clock())
+        # Without a window every request gets a URL signed at that second, not to be kept.
+        start = now - now % presign.window if presign.window else now
+        max_age = start + presign.window - now if presign.window else 0
+        params = {"Bucket": self.bucket, "Key": self._s3_key(key), _SIGNED_AT_PARAM: datetime.fromtimestamp(start, UTC)}
         with _translate("sign a URL for", key):
-            url: str = self.client.generate_presigned_url(
-                "get_object",
-                Params={"Bucket": self.bucket, "Key": self._s3_key(key)},
-                ExpiresIn=self.settings.presign_expiry,
-            )
-        return url
+            url: str = self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=presign.validity)
+        return DownloadURL(url, max_age)
 
     def check_health(self) -> None:
         try:

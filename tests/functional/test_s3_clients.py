@@ -209,6 +209,27 @@ def test_uv_pip_install(s3_published: Corpus, s3_server: Server, s3_clients: Cli
     assert s3_clients.module_version(python, "localver") == "1.0+cpu"
 
 
+@pytest.mark.parametrize("client", ["uv", "pip"])
+def test_three_installs_with_a_warm_cache_download_the_wheel_from_s3_once(
+    client: str, s3_published: Corpus, s3_server: Server, moto: Moto, bucket: str, tmp_path: Path
+) -> None:
+    # The redirect names the same presigned URL all window long, cacheable: the client's cache answers for it.
+    clients = Clients(s3_server, tmp_path / "home")
+    wheel = s3_key(s3_published.foo_wheel)
+    before = moto.object_downloads(bucket, wheel)
+    for run in range(3):
+        python = clients.new_venv(tmp_path / f"venv-{run}")
+        if client == "uv":
+            clients.uv("pip", "install", "--python", python, "--index-url", s3_server.simple_url, f"{FOO}==1.0").check()
+        else:
+            # pip caches http:// responses of trusted hosts only: moto's too.
+            trusted = ("--trusted-host", moto.endpoint_url.removeprefix("http://"))
+            args = ("--python", python, "install", *trusted, "--index-url", s3_server.simple_url, f"{FOO}==1.0")
+            clients.pip(*args, cache=tmp_path / "pip-cache").check()
+        assert clients.module_version(python, "foo_bar_baz") == "1.0"
+    assert moto.object_downloads(bucket, wheel) - before == 1, [r for r in moto.requests if r[1].endswith(".whl")]
+
+
 def test_pypi_simple_html_and_json_agree(s3_published: Corpus, s3_server: Server, tmp_path: Path) -> None:
     def expected(path: Path, *, yanked: bool = False, reason: str | None = None) -> PackageKey:
         return expected_key(path, f"{s3_server.url}/packages/yankee/{path.name}", yanked=yanked, reason=reason)

@@ -7,7 +7,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -24,6 +24,16 @@ FAKE_CREDENTIALS = {
 @dataclass(frozen=True)
 class Moto:
     endpoint_url: str
+    # (method, path, status) of every request moto answered, in order.
+    requests: list[tuple[str, str, int]] = field(default_factory=list, compare=False)
+
+    def object_downloads(self, bucket: str, key: str) -> int:
+        """GetObject requests on this object (path-style URLs) that moto answered with its bytes (200 or 206)."""
+        return sum(
+            1
+            for method, path, status in self.requests
+            if (method, path) == ("GET", f"/{bucket}/{key}") and status in (200, 206)
+        )
 
     def client(self, service: str) -> Any:
         return boto3.client(service, endpoint_url=self.endpoint_url, region_name=REGION)
@@ -83,6 +93,17 @@ def _atomic_requests(app: WSGIApp) -> WSGIApp:
     return serialized
 
 
+def _logged(app: WSGIApp, log: list[tuple[str, str, int]]) -> WSGIApp:
+    def logging(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        def start(status: str, headers: Any, *args: Any) -> Any:
+            log.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), int(status[:3])))
+            return start_response(status, headers, *args)
+
+        return app(environ, start)
+
+    return logging
+
+
 @contextmanager
 def moto_server() -> Iterator[Moto]:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -90,13 +111,14 @@ def moto_server() -> Iterator[Moto]:
 
     saved = {k: os.environ.get(k) for k in FAKE_CREDENTIALS}
     os.environ.update(FAKE_CREDENTIALS)
-    app = _atomic_requests(DomainDispatcherApplication(create_backend_app))
+    log: list[tuple[str, str, int]] = []
+    app = _logged(_atomic_requests(DomainDispatcherApplication(create_backend_app)), log)
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="moto", daemon=True)
     thread.start()
     host, port = server.server_address[:2]
     try:
-        yield Moto(f"http://{host}:{port}")
+        yield Moto(f"http://{host}:{port}", log)
     finally:
         server.shutdown()
         thread.join()

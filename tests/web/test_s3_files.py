@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ import webtest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from pypicloud_lite.config import load_settings
+from pypicloud_lite.errors import ConfigError
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.storage.s3 import S3Storage
 from pypicloud_lite.web import make_app
@@ -217,9 +219,10 @@ def test_redirects_to_a_presigned_url_that_serves_the_bytes_and_ranges(
         resp = testapp.get(url, status=302)
         location = resp.headers["Location"]
         assert location.startswith(f"{moto.endpoint_url}/{bucket}/{s3_key(path.name)}?"), location
-        assert abs(presigned_expiry(location) - 300) <= 2
-        # The target expires: a cache must not keep the redirect as the file's address.
-        assert "no-store" in resp.headers["Cache-Control"]
+        # Valid for the window (1 hour) plus storage.presign_expiry; cacheable until the window ends at most.
+        assert presigned_expiry(location) == 3600 + 300
+        assert re.fullmatch(r"public, max-age=(\d+)", resp.headers["Cache-Control"]), resp.headers["Cache-Control"]
+        assert 0 < int(resp.headers["Cache-Control"].rsplit("=", 1)[1]) <= 3600
 
         whole = http.get(location, timeout=10)
         assert whole.status_code == 200
@@ -239,7 +242,70 @@ def test_redirects_to_a_presigned_url_that_serves_the_bytes_and_ranges(
 
 @pytest.mark.parametrize("extra", [{"storage.presign_expiry": "60"}], ids=["expiry-60"])
 def test_presign_expiry_is_the_setting(testapp: webtest.TestApp, uploaded: Uploaded) -> None:
-    assert abs(presigned_expiry(testapp.get(WHEEL_URL, status=302).headers["Location"]) - 60) <= 2
+    assert presigned_expiry(testapp.get(WHEEL_URL, status=302).headers["Location"]) == 3600 + 60
+
+
+def at(testapp: webtest.TestApp, when: float) -> webtest.TestResponse:
+    """GET the wheel with the storage's clock at `when` (epoch seconds)."""
+    storage = services(testapp.app).index.storage
+    assert isinstance(storage, S3Storage)
+    storage.clock = lambda: when
+    return testapp.get(WHEEL_URL, status=302)
+
+
+WINDOW_START = 1_800_000_000 - 1_800_000_000 % 3600  # 2027-01-15T08:00:00Z
+
+
+def test_one_presigned_url_per_window_cacheable_until_the_window_ends(
+    testapp: webtest.TestApp, uploaded: Uploaded
+) -> None:
+    first, later = at(testapp, WINDOW_START + 10), at(testapp, WINDOW_START + 3599)
+    assert first.headers["Location"] == later.headers["Location"]
+    assert parse_qs(urlsplit(first.headers["Location"]).query)["X-Amz-Date"] == ["20270115T080000Z"]
+    assert first.headers["Cache-Control"] == "public, max-age=3590"
+    assert later.headers["Cache-Control"] == "public, max-age=1"
+    # Credentials make the redirect private: no shared cache keeps what they unlocked.
+    authorized = testapp.get(WHEEL_URL, headers=basic_auth(UPLOADER, UPLOADER_PASSWORD), status=302)
+    assert authorized.headers["Cache-Control"] == "private, max-age=1"
+    following = at(testapp, WINDOW_START + 3600)
+    assert following.headers["Location"] != first.headers["Location"]
+    assert parse_qs(urlsplit(following.headers["Location"]).query)["X-Amz-Date"] == ["20270115T090000Z"]
+    assert following.headers["Cache-Control"] == "public, max-age=3600"
+
+
+@pytest.mark.parametrize("extra", [{"storage.presign_window": "0"}], ids=["no-window"])
+def test_without_a_window_each_redirect_is_signed_anew_and_not_stored(
+    testapp: webtest.TestApp, uploaded: Uploaded
+) -> None:
+    first, later = at(testapp, WINDOW_START + 10), at(testapp, WINDOW_START + 11)
+    assert first.headers["Location"] != later.headers["Location"]
+    assert "no-store" in first.headers["Cache-Control"]
+    assert presigned_expiry(first.headers["Location"]) == 300
+
+
+def test_a_url_valid_beyond_seven_days_is_refused(raw_settings: dict[str, Any]) -> None:
+    def load(window: str) -> Any:
+        return load_settings({**raw_settings, "storage.presign_window": window, "storage.presign_expiry": "1d"}, {})
+
+    assert load("6d").storage.s3.presign.validity == 7 * 86400
+    with pytest.raises(ConfigError, match="exceed 7 days"):
+        load("7d")
+
+
+def test_head_is_answered_by_the_server_and_the_redirect_serves_get_at_moto(
+    testapp: webtest.TestApp, uploaded: Uploaded, http: requests.Session
+) -> None:
+    # S3 signs the method: a URL presigned for GET is refused for HEAD, so HEAD never gets that redirect.
+    body = uploaded.wheel.read_bytes()
+    head = testapp.head(WHEEL_URL, status=200)
+    assert head.headers["Content-Length"] == str(len(body))
+    assert head.headers["ETag"] == f'"{sha256(body)}"'
+    assert "Location" not in head.headers
+    assert services(testapp.app).downloads.counts("foo-bar") == {}
+    # The windowed URL (signed up to an hour ago) serves the bytes.
+    got = http.get(testapp.get(WHEEL_URL, status=302).headers["Location"], timeout=10)
+    assert got.status_code == 200
+    assert got.content == body
 
 
 def test_presigned_urls_are_signed_with_sigv4(testapp: webtest.TestApp, uploaded: Uploaded) -> None:

@@ -146,13 +146,17 @@ def download(request: Request) -> Response:
         redirect = HTTPFound(location=file)
         redirect.cache_control.no_store = True
         return redirect
-    url = app.index.download_url(file)
-    if url is not None:
+    # HEAD is answered here: a URL presigned for GET is refused for HEAD by S3 (the method is signed).
+    link = app.index.download_url(file) if request.method == "GET" else None
+    if link is not None:
         # Counted here: the bytes go from S3 (or a CDN) straight to the client, which this server never sees.
-        if request.method == "GET":
-            app.downloads.count(file.project, file.filename)
-        redirect = HTTPFound(location=url)
-        redirect.cache_control.no_store = True
+        app.downloads.count(file.project, file.filename)
+        redirect = HTTPFound(location=link.url)
+        if link.max_age:
+            # The same URL until its window ends: client caches (and a CDN) keep the redirect that long.
+            redirect.headers["Cache-Control"] = cache_control(request, link.max_age)
+        else:
+            redirect.cache_control.no_store = True
         return redirect
     body = LazyObjectIter(lambda start, end: app.index.open_file(file, start, end))
     response = Response(app_iter=body, content_type=_content_type(file.filename))
