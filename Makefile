@@ -16,8 +16,10 @@ $(STAMP): setup.cfg setup.py pyproject.toml
 	test -x $(TWINE61)/bin/twine || ($(PYTHON) -m venv $(TWINE61) && $(TWINE61)/bin/python -m pip install -q 'twine==6.1.0')
 	touch $(STAMP)
 
+# `make run PORT=8080` listens on 127.0.0.1:8080 (PPC_LISTEN=host:port does the same for any ini).
 run: $(STAMP)
-	$(BIN)/pserve $(INI)
+	mkdir -p var
+	$(if $(PORT),PPC_LISTEN=127.0.0.1:$(PORT) )$(BIN)/ppc-serve $(INI)
 
 # lint-imports: the package's layers, where pyramid may be imported, and no import cycles (.importlinter).
 lint: $(STAMP)

@@ -91,7 +91,8 @@ class SQLAccess(AccessBackend):
     @classmethod
     def connect(cls, settings: AuthSettings, cache: CacheSettings) -> SQLAccess:
         """The access database (`auth.url`, else the cache's), at the schema's head; no first admin is made."""
-        engine = create_db_engine(replace(cache, url=settings.url or cache.url))
+        url = settings.url or cache.url
+        engine = create_db_engine(replace(cache, url=url), "cache.url" if url == cache.url else "auth.url")
         migrate.prepare(engine, cache.migrate_on_start, "access database")
         return cls(settings, engine)
 

@@ -14,7 +14,7 @@ from pyramid.config import Configurator
 
 from pypicloud_lite.access.static import GeneratedAdmin
 from pypicloud_lite.config import Settings, load_settings
-from pypicloud_lite.errors import Conflict
+from pypicloud_lite.errors import BackendUnavailable, ConfigError, Conflict
 from pypicloud_lite.web.admin_tasks import run_in_background
 from pypicloud_lite.web.decoding import DecodingRequest
 from pypicloud_lite.web.errors import ALLOWED_METHODS_KEY
@@ -23,6 +23,7 @@ from pypicloud_lite.web.security import BasicAuthPolicy
 from pypicloud_lite.web.services import REGISTRY_KEY, AppServices, build_services
 from pypicloud_lite.web.session import LazySessionFactory, SessionLedger
 from pypicloud_lite.web.simple_serving import SimpleFastPath
+from pypicloud_lite.web.startup import StartupError, admin_warning, banner, check_port_free, config_error_line, fail
 
 logger = logging.getLogger(__name__)
 
@@ -92,9 +93,30 @@ def _allowed_methods(config: Configurator) -> dict[str, str]:
 
 
 def main(global_config: dict[str, Any], **raw_settings: Any) -> PublicAddress:
-    """paste.app_factory entry point (`use = egg:pypicloud_lite` in the ini)."""
+    """paste.app_factory entry point (`use = egg:pypicloud_lite` in the ini), as pserve runs it."""
     listen = _listen(global_config)
-    return make_app(load_settings(raw_settings), raw_settings, f"http://{listen.split()[0]}", listen)
+    try:
+        check_port_free(listen)
+    except StartupError as exc:
+        raise fail("pserve", str(exc), 1) from None
+    return start_app(raw_settings, listen, global_config.get("__file__") or "the ini file", "pserve")
+
+
+def start_app(raw_settings: dict[str, Any], listen: str, ini: str, program: str) -> PublicAddress:
+    """The app, with configuration errors as one line and exit status 2; warns when no admin exists, then
+    prints the banner with the web UI's address."""
+    try:
+        settings = load_settings(raw_settings)
+        app = make_app(settings, raw_settings, f"http://{listen.split(maxsplit=1)[0]}", listen)
+        warning = admin_warning(settings, app.registry[REGISTRY_KEY].access, ini)
+    except ConfigError as exc:
+        raise fail(program, config_error_line(exc, ini, raw_settings), 2) from None
+    except BackendUnavailable as exc:
+        raise fail(program, exc.message, 1) from None
+    if warning:
+        print(f"{program}: warning: {warning}", file=sys.stderr)
+    print(banner(listen, settings.web.public_url), file=sys.stderr, flush=True)
+    return app
 
 
 def _listen(global_config: dict[str, Any]) -> str:
