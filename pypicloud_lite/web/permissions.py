@@ -55,10 +55,23 @@ def require(request: Request, project: str, permission: Permission, action: str)
     access = services(request).access
     if not access.allowed(identity, project, permission):
         raise PermissionDenied(
-            f"{action} on project {project!r} needs the {permission.name.lower()} permission, "
+            token_refusal(identity, project, permission, action)
+            or f"{action} on project {project!r} needs the {permission.name.lower()} permission, "
             f"which {identity.username!r} does not have."
         )
     return identity
+
+
+def token_refusal(identity: Identity, project: str, permission: Permission, action: str) -> str | None:
+    """Why the token a caller uses refuses `action` (its scope, named), or None when the token is not the reason."""
+    scope = identity.token
+    if scope is None or scope.allows(project, permission):
+        return None
+    if scope.read_only and permission is not Permission.READ:
+        reach = "every project" if scope.projects is None else "projects " + ", ".join(sorted(scope.projects))
+        return f"{action} on project {project!r} is refused: token {scope.token_id} is read-only (scope: {reach})."
+    scoped = ", ".join(sorted(scope.projects or ())) or "no project"
+    return f"{action} on project {project!r} is refused: token {scope.token_id} is scoped to {scoped} only."
 
 
 def check_may_upload(app: AppServices, identity: Identity, name: str) -> bool:
@@ -70,7 +83,10 @@ def check_may_upload(app: AppServices, identity: Identity, name: str) -> bool:
     exists = app.index.find_project(project) is not None
     if not (app.access.can_write(identity, project) if exists else app.access.can_create(identity, project)):
         # One message whether or not the project exists: a refusal must not reveal that.
-        raise PermissionDenied(f"User {identity.username!r} may not upload to project {name!r}.")
+        raise PermissionDenied(
+            token_refusal(identity, project, Permission.WRITE, "Uploading")
+            or f"User {identity.username!r} may not upload to project {name!r}."
+        )
     if not exists:
         check_may_create_in_namespace(app.access, identity, name)
     return not exists
@@ -190,8 +206,16 @@ def require_password_login(request: Request, action: str) -> Identity:
     return identity
 
 
-def may_list_all_tokens(identity: Identity) -> bool:
-    return identity.is_admin
+def tokens_owner_filter(identity: Identity, user: str | None, everyone: bool) -> str | None:
+    """Whose tokens a listing shows (None: everyone's): the caller's own, or, for an admin, `user`'s or all.
+
+    Asking for someone else's is a 403, never a quiet answer with the caller's own tokens.
+    """
+    if (user or everyone) and not identity.is_admin and user != identity.username:
+        raise PermissionDenied("Only admins may list other users' tokens.")
+    if user:
+        return user
+    return None if everyone else identity.username
 
 
 def check_may_create_token(identity: Identity, owner: str) -> None:

@@ -22,7 +22,6 @@ from pypicloud_lite.web.permissions import (
     check_may_delete_user,
     check_may_read_user,
     create_token_for,
-    may_list_all_tokens,
     require,
     require_admin,
     require_grant_manager,
@@ -30,6 +29,7 @@ from pypicloud_lite.web.permissions import (
     require_read,
     require_status_change,
     token_to_revoke,
+    tokens_owner_filter,
 )
 from pypicloud_lite.web.security import authenticated, require_identity
 from pypicloud_lite.web.services import services
@@ -341,8 +341,8 @@ def delete_namespace(request: Request) -> dict[str, Any]:
 @view_config(route_name="api.tokens", request_method="GET", renderer="json")
 def list_tokens(request: Request) -> dict[str, Any]:
     identity = require_password_login(request, "Listing tokens")
-    everyone = may_list_all_tokens(identity) and request.GET.get("all") in ("1", "true")
-    tokens = services(request).access.list_tokens(None if everyone else identity.username)
+    owner = tokens_owner_filter(identity, request.GET.get("user"), request.GET.get("all") in ("1", "true"))
+    tokens = services(request).access.list_tokens(owner)
     return {"tokens": [_token_json(t) for t in tokens]}
 
 
