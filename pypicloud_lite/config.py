@@ -26,6 +26,7 @@ from pypicloud_lite.errors import ConfigError, InvalidInput, PypicloudLiteError
 from pypicloud_lite.models import Grant
 from pypicloud_lite.namespaces import Namespace, check_namespace_name, check_new_namespace, parse_owner
 from pypicloud_lite.naming import normalize
+from pypicloud_lite.password_policy import PasswordPolicy, password_policy
 from pypicloud_lite.publishing_settings import PublishingSettings, publishing_settings
 from pypicloud_lite.upstream_settings import UpstreamSettings, upstream_settings
 
@@ -227,6 +228,7 @@ class Settings:
     cdn: CdnSettings = CdnSettings()
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     publishing: PublishingSettings = field(default_factory=PublishingSettings)
+    passwords: PasswordPolicy = field(default_factory=PasswordPolicy)
 
 
 def env_name(key: str) -> str:
@@ -570,7 +572,7 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
     sync = _sync_settings(r)
     cdn = _cdn_settings(r, web.page_max_age)
     upstream = upstream_settings(r)
-    publishing = publishing_settings(r)
+    publishing, passwords = publishing_settings(r), password_policy(r)
     if cdn.enabled:
         cache = replace(cache, cdn_outbox=True)
     r.check_unknown()
@@ -580,7 +582,7 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         if name not in dict(auth.users) and auth.bootstrap_admin_file is None:
             raise ConfigError(f"setting 'auth.admins': admin {name!r} has no 'user.{name}' password hash")
     settings = Settings(storage=storage, cache=cache, auth=auth, upload=upload, web=web, reload=reload, sync=sync)
-    return replace(settings, cdn=cdn, upstream=upstream, publishing=publishing)
+    return replace(settings, cdn=cdn, upstream=upstream, publishing=publishing, passwords=passwords)
 
 
 def read_ini(path: str | Path, section: str = "app:main") -> dict[str, str]:

@@ -13,6 +13,8 @@ from pypicloud_lite.access.base import USER_NAME
 from pypicloud_lite.access.passwords import generate_password, hash_password
 from pypicloud_lite.config import UploadSettings, load_ini
 from pypicloud_lite.config_values import parse_public_url, parse_size
+from pypicloud_lite.errors import InvalidInput
+from pypicloud_lite.password_policy import PasswordPolicy
 
 # The logging sections of every server ini this project writes (this template, the test servers).
 LOGGING_SECTIONS = """\
@@ -262,6 +264,12 @@ def main(argv: list[str] | None = None) -> int:
         answers = replace(answers, public_url=parse_public_url(answers.public_url) or "")
     except ValueError as exc:
         print(f"ppc-make-config: the public URL: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if answers.password:
+            PasswordPolicy().check(answers.password, answers.admin)
+    except InvalidInput as exc:
+        print(f"ppc-make-config: {exc.message}", file=sys.stderr)
         return 1
     password = answers.password or generate_password()
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -263,6 +263,14 @@ def check_may_change_user(identity: Identity, name: str, changes_admin: bool) ->
         raise PermissionDenied("Only admins may change other users or admin rights.")
 
 
+def check_new_password(app: AppServices, name: str, password: str | None, creating: bool) -> None:
+    """The password policy (settings.passwords) for `name`'s new password, once the request's other faults are
+    out of the way: a read-only backend (409), a user that exists already (create: 409) or does not (404)."""
+    if not password or app.access.read_only or (app.access.get_user(name) is not None) == creating:
+        return
+    app.settings.passwords.check(password, name)
+
+
 def check_may_delete_user(identity: Identity, name: str) -> None:
     """On top of `require_admin`: an admin deleting themselves could leave the index with none."""
     if name == identity.username:

@@ -21,6 +21,7 @@ from pypicloud_lite.web.permissions import (
     check_may_change_user,
     check_may_delete_user,
     check_may_read_user,
+    check_new_password,
     create_token_for,
     require,
     require_admin,
@@ -241,6 +242,7 @@ def list_users(request: Request) -> dict[str, Any]:
 def create_user(request: Request) -> Response:
     require_admin(request)
     name, password, admin = forms.json_new_user(request)
+    check_new_password(services(request), name, password, creating=True)
     user = services(request).access.create_user(name, password, is_admin=admin)
     return _created(_user_json(user), request.route_url("api.user", name=user.name))
 
@@ -263,6 +265,7 @@ def update_user(request: Request) -> dict[str, Any]:
     body = forms.json_body(request)
     check_may_change_user(identity, name, changes_admin=body.get("admin") is not None)
     password, admin = forms.json_user_change(body)
+    check_new_password(services(request), name, password, creating=False)
     user = services(request).access.update_user(name, password=password, is_admin=admin)
     return _user_json(user)
 

@@ -25,6 +25,7 @@ from pypicloud_lite.web.forms import (
 from pypicloud_lite.web.permissions import (
     check_keeps_an_owner,
     check_may_delete_user,
+    check_new_password,
     require_admin,
     require_grant_manager,
 )
@@ -109,10 +110,12 @@ def change_user(request: Request) -> Response:
     def create() -> str:
         if not name or not password:
             raise InvalidInput("A new user needs a name and a password.")
+        check_new_password(services(request), name, password, creating=True)
         access.create_user(name, password, is_admin=admin)
         return f"Created user {name}."
 
     def update() -> str:
+        check_new_password(services(request), name, password, creating=False)
         access.update_user(name, password=password or None, is_admin=admin)
         return f"Updated user {name}."
 
