@@ -358,3 +358,36 @@ def test_an_admin_lets_a_held_back_upstream_release_through_then_blocks_the_upst
     page.wait_for_selector("text=Upstream blocked for far-pkg")
     assert page.inner_text("#origin-badge") == "local"
     assert ui_server.project_json("far-pkg") is None
+
+
+def test_a_user_changes_their_password_and_their_other_session_ends(
+    browser: Browser, context: BrowserContext, ui_server: Server, tmp_path: Path
+) -> None:
+    with app_services(ui_server) as found:
+        found.access.create_user("dora", "dora password 1")
+    other = browser.new_context(base_url=ui_server.url)
+    other.set_default_timeout(TIMEOUT_MS)
+    try:
+        elsewhere = other.new_page()
+        log_in(elsewhere, "dora", "dora password 1")
+        page = context.new_page()
+        log_in(page, "dora", "dora password 1")
+        page.click("#account-link")
+        page.fill("#current-password", "not it")
+        page.fill("#new-password", "dora password 2")
+        page.fill("#repeat-password", "dora password 2")
+        page.click("#password-submit")
+        wait_for_text(page, "#password-error", "The current password is wrong.", exact=True)
+        page.fill("#current-password", "dora password 1")
+        page.fill("#new-password", "dora password 2")
+        page.fill("#repeat-password", "dora password 2")
+        shot(page, tmp_path, "password-change")
+        page.click("#password-submit")
+        wait_for_text(page, "main", "Your password was changed; your other sessions have ended.")
+        assert page.inner_text("#whoami") == "dora"
+        elsewhere.reload()
+        assert elsewhere.locator("#login-link").is_visible() and elsewhere.locator("#whoami").count() == 0
+        assert api(ui_server, "GET", "/api/users/dora", "dora", "dora password 1")[0] == 401
+        assert api(ui_server, "GET", "/api/users/dora", "dora", "dora password 2")[0] == 200
+    finally:
+        other.close()

@@ -71,6 +71,8 @@ def page_globals(event: BeforeRender) -> None:
         event["identity"] = None
     # Called by the templates only where a form needs it: browsing anonymously sets no cookie.
     event["csrf_token"] = lambda: get_csrf_token(request)
+    # The static backend keeps no tokens: no "My tokens" to offer.
+    event["access_read_only"] = services(request).access.read_only
     event["flashes"] = request.session.pop_flash() if has_session_cookie(request) else []
     event["filesize"] = filesize
     event["when"] = when
