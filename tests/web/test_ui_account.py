@@ -78,3 +78,24 @@ def test_the_static_backend_offers_no_tokens_and_no_password_form(
         page = _logged_in(static).get("/ui/account")
         assert 'id="password-unavailable"' in page.text and 'id="password-form"' not in page.text
         assert "My tokens" not in page.text
+
+
+def test_an_admin_lists_filters_and_revokes_anyones_tokens(app: webtest.TestApp) -> None:
+    access = services(app.app).access
+    access.create_user("root", PASSWORD, is_admin=True)
+    bobs = access.create_token(BOB, description="bob's CI").token
+    roots = access.create_token("root", description="root's own").token
+    admin = _logged_in(app, "root")
+    own = admin.get("/ui/tokens")
+    assert "My tokens" in own.text and bobs.id not in own.text and roots.id in own.text
+    everyone = admin.get("/ui/tokens", params={"user": "*"})
+    assert "Every user's tokens" in everyone.text and bobs.id in everyone.text and roots.id in everyone.text
+    page = admin.get("/ui/tokens", params={"user": BOB})
+    assert "Tokens of bob" in page.text and bobs.id in page.text and roots.id not in page.text
+    revoke = next(form for form in page.forms.values() if form.action.endswith(f"/ui/tokens/{bobs.id}/revoke"))
+    after = revoke.submit()
+    assert after.location.endswith("/ui/tokens?user=bob")
+    assert f"Revoked token {bobs.id} of bob." in after.follow().text
+    assert access.get_token(bobs.id) is None
+    # Anyone else asking for another user's tokens is refused, not shown their own.
+    assert _logged_in(app).get("/ui/tokens", params={"user": "root"}, expect_errors=True).status_int == 403

@@ -43,6 +43,7 @@ from pypicloud_lite.web.permissions import (
     require_read,
     require_status_change,
     token_to_revoke,
+    tokens_owner_filter,
 )
 from pypicloud_lite.web.project_origin import origin_panel
 from pypicloud_lite.web.services import services
@@ -325,8 +326,12 @@ def logout(request: Request) -> Response:
 
 def _tokens_page(request: Request, identity: Identity, created: str | None = None) -> Response:
     access = services(request).access
-    tokens = sorted(access.list_tokens(identity.username), key=lambda t: t.created, reverse=True)
-    values = {"tokens": tokens, "created": created, "read_only": access.read_only}
+    # Admins list anyone's (?user=NAME) or everyone's (?user=*), as GET /api/tokens?user=NAME / ?all=1.
+    wanted = str(request.GET.get("user", "")).strip() if request.method == "GET" else ""
+    owner = tokens_owner_filter(identity, wanted if wanted != "*" else None, wanted == "*")
+    tokens = sorted(access.list_tokens(owner), key=lambda t: t.created, reverse=True)
+    users = [user.name for user in access.list_users()] if identity.is_admin else []
+    values = {"tokens": tokens, "created": created, "read_only": access.read_only, "owner": owner, "users": users}
     response = render_to_response("tokens.jinja2", values, request)
     # The new token's secret is in this page: no cache may keep it.
     response.cache_control.no_store = True
@@ -355,4 +360,7 @@ def revoke_token(request: Request) -> Response:
     access = services(request).access
     token = token_to_revoke(access, identity, request.matchdict["id"])
     access.revoke_token(token.id)
-    return back_to(request, "ui.tokens", f"Revoked token {token.id}.")
+    flash(request, f"Revoked token {token.id} of {token.username}.")
+    # Back to the listing the admin revoked from (its filter), or one's own.
+    shown = forms.form_text(request, "shown_user") if identity.is_admin else ""
+    return HTTPSeeOther(location=request.route_url("ui.tokens", _query={"user": shown} if shown else {}))
