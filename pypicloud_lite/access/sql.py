@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -55,6 +55,7 @@ def _to_token(row: TokenRow) -> Token:
         expires=_aware(row.expires),
         secret_hash=row.secret_hash,
         publisher=row.publisher,
+        last_used=_aware(row.last_used),
     )
 
 
@@ -304,6 +305,15 @@ class SQLAccess(AccessBackend):
                     expires=_naive(token.expires),
                     publisher=token.publisher,
                 )
+            )
+
+    def _record_token_use(self, token_id: str, now: datetime, before: datetime) -> None:
+        recent = TokenRow.last_used >= _naive(before)
+        with self._session(write=True) as session:
+            session.execute(
+                update(TokenRow)
+                .where(TokenRow.id == token_id, or_(TokenRow.last_used.is_(None), ~recent))
+                .values(last_used=_naive(now))
             )
 
     def _delete_token(self, token_id: str) -> bool:

@@ -219,7 +219,7 @@ def test_0009_adds_publishers_and_the_tokens_publisher_and_takes_them_away(engin
     token = {"id": "0123456789abcdef", "username": OLD_USERS[0], "secret_hash": "0" * 64, "description": "ci"}
     with engine.begin() as conn:
         conn.execute(insert(old_tokens), [{**token, "read_only": False, "created": EPOCH}])
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, "0009")
     assert migrate.current_revision(engine) == "0009"
     publishers = table(
         "ppc_publishers",
@@ -244,3 +244,13 @@ def test_0009_adds_publishers_and_the_tokens_publisher_and_takes_them_away(engin
     assert "publisher" not in {c["name"] for c in inspect(engine).get_columns("ppc_tokens")}
     with engine.connect() as conn:
         assert conn.execute(select(old_tokens.c.id, old_tokens.c.description)).all() == [("0123456789abcdef", "ci")]
+
+
+def test_0012_adds_the_tokens_last_use_and_takes_it_away(engine: Engine) -> None:
+    migrate.upgrade(engine)
+    assert "last_used" in {c["name"] for c in inspect(engine).get_columns("ppc_tokens")}
+    config = migrate.alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0009")
+    assert "last_used" not in {c["name"] for c in inspect(engine).get_columns("ppc_tokens")}

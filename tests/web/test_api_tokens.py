@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,7 @@ def test_create_token(app: webtest.TestApp, bob: dict[str, str]) -> None:
         "read_only": False,
         "expires": None,
         "publisher": None,
+        "last_used": None,
     }
     listed = app.get("/api/tokens", headers=bob)
     assert listed.json == {"tokens": [{**body, "created": created}]}
@@ -403,3 +405,23 @@ def test_a_scope_refusal_names_the_tokens_scope(app: webtest.TestApp, admin: dic
     read_only = new_token(app, admin, read_only=True)
     resp = call(app, "DELETE", "/api/projects/foo-bar/versions/1.0", token_auth(read_only["token"]))
     assert_error(resp, 403, f"token {read_only['id']} is read-only (scope: every project)")
+
+
+def test_a_tokens_last_use_is_recorded_at_most_once_a_minute(
+    app: webtest.TestApp, bob: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = new_token(app, bob)
+    start = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+
+    def used_at(offset: timedelta) -> str | None:
+        monkeypatch.setattr("pypicloud_lite.access.base.utcnow", lambda: start + offset)
+        assert app.get("/api/users/bob", headers=token_auth(created["token"])).status_int == 200
+        listed: str | None = app.get("/api/tokens", headers=bob).json["tokens"][0]["last_used"]
+        return listed
+
+    assert used_at(timedelta(0)) == "2030-01-01T12:00:00Z"
+    # Used again within the minute: nothing written.
+    assert used_at(timedelta(seconds=59)) == "2030-01-01T12:00:00Z"
+    assert used_at(timedelta(seconds=61)) == "2030-01-01T12:01:01Z"
+    page = app.get("/ui/tokens", headers=bob)
+    assert "2030-01-01 12:01" in page.text

@@ -107,6 +107,7 @@ def _token_json(token: Token) -> dict[str, Any]:
         "read_only": token.read_only,
         "created": _iso(token.created),
         "expires": _iso(token.expires),
+        "last_used": _iso(token.last_used),
         # Minted by this trusted publisher's exchange (see /api/projects/<p>/publishers), or null.
         "publisher": token.publisher,
     }
