@@ -114,6 +114,29 @@ def check_may_create_in_namespace(access: AccessBackend, identity: Identity, nam
         )
 
 
+def check_may_delete_project(request: Request, project: str) -> str:
+    """The normalized name, if the caller may delete the project: its owners and admins (404 if unreadable)."""
+    name = normalize(project)
+    require_read(request, name)
+    services(request).index.get_project(name)  # 404 for a name this index does not hold
+    require(request, name, Permission.OWN, "Deleting projects")
+    return name
+
+
+def delete_project_for(request: Request, project: str) -> tuple[str, list[str]]:
+    """Delete a whole project (its owners and admins may): every file, then its roles, so the name is free again
+    as on PyPI, while its filenames stay used. Returns (its display name, the filenames deleted)."""
+    name = check_may_delete_project(request, project)
+    app = services(request)
+    display_name = app.index.get_project(name).display_name
+    deleted = app.index.delete_project(name)
+    if not app.access.read_only:
+        for grant in app.access.grants_for(name):
+            app.access.delete_grant(grant.project, grant.kind, grant.name)
+    logger.info("project %s deleted by %s (%d files)", name, request.identity.username, len(deleted))
+    return display_name, deleted
+
+
 def record_first_owner(app: AppServices, identity: Identity, name: str, creating: bool) -> None:
     """After a successful upload that created `name`: its uploader becomes the project's owner, as on PyPI.
 

@@ -45,6 +45,7 @@ def includeme(config: Configurator) -> None:
     config.add_route("ui.upload", "/ui/upload")
     config.add_route("ui.project", "/ui/projects/{project}")
     config.add_route("ui.project.status", "/ui/projects/{project}/status")
+    config.add_route("ui.project.delete", "/ui/projects/{project}/delete")
     config.add_route("ui.project.origin", "/ui/projects/{project}/origin")
     config.add_route("ui.project.cooldown_exception", "/ui/projects/{project}/cooldown-exception")
     config.add_route("ui.version.yank", "/ui/projects/{project}/versions/{version}/yank")

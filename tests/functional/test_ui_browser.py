@@ -391,3 +391,17 @@ def test_a_user_changes_their_password_and_their_other_session_ends(
         assert api(ui_server, "GET", "/api/users/dora", "dora", "dora password 2")[0] == 200
     finally:
         other.close()
+
+
+def test_an_admin_deletes_a_project_after_typing_its_name(page: Page, ui_server: Server, tmp_path: Path) -> None:
+    publish(ui_server, "Delta-Doomed", build_wheel(tmp_path, "Delta-Doomed", "1.0"))
+    log_in(page, ADMIN, ADMIN_PASSWORD)
+    page.goto("/ui/projects/delta-doomed")
+    page.click("#delete-project-panel summary")
+    page.fill("#delete-project-name", "delta-doomed")
+    shot(page, tmp_path, "project-delete")
+    page.click("#delete-project-submit")
+    wait_for_text(page, "main", "Deleted the project Delta-Doomed (1 file).")
+    assert page.url.endswith("/ui/")
+    assert "delta-doomed" not in page.locator("a.project-link").all_inner_texts()
+    assert ui_server.project_json("delta-doomed") is None

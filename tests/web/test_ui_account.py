@@ -11,10 +11,18 @@ import webtest
 
 from tests.support.apiutil import PASSWORD, creds, running, static_users
 from tests.support.common import services
+from tests.support.owners import ui_login
 
 pytestmark = pytest.mark.usefixtures("cheap_hashing")
 BOB = "bob"
 NEW = "a brand new secret"
+
+
+def _logged_in(app: webtest.TestApp, user: str = BOB, password: str = PASSWORD) -> webtest.TestApp:
+    """A browser of its own (cookies) on the same app, logged in."""
+    browser = webtest.TestApp(app.app)
+    ui_login(browser, user, password)
+    return browser
 
 
 @pytest.fixture
@@ -22,15 +30,6 @@ def app(sql_raw: dict[str, Any]) -> Iterator[webtest.TestApp]:
     with running(sql_raw) as testapp:
         services(testapp.app).access.create_user(BOB, PASSWORD)
         yield testapp
-
-
-def _logged_in(app: webtest.TestApp, user: str = BOB, password: str = PASSWORD) -> webtest.TestApp:
-    """A browser of its own (cookies) on the same app, logged in."""
-    browser = webtest.TestApp(app.app)
-    form = browser.get("/ui/login").forms["login-form"]
-    form["username"], form["password"] = user, password
-    assert form.submit().status_int == 303
-    return browser
 
 
 def _change(browser: webtest.TestApp, current: str, new: str, repeat: str | None = None) -> webtest.TestResponse:

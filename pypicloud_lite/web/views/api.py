@@ -23,6 +23,7 @@ from pypicloud_lite.web.permissions import (
     check_may_read_user,
     check_new_password,
     create_token_for,
+    delete_project_for,
     require,
     require_admin,
     require_grant_manager,
@@ -129,6 +130,12 @@ def list_projects(request: Request) -> dict[str, Any]:
         "per_page": per_page,
         "total": total,
     }
+
+
+@view_config(route_name="api.project", request_method="DELETE", renderer="json")
+def delete_project(request: Request) -> dict[str, Any]:
+    display_name, deleted = delete_project_for(request, request.matchdict["project"])
+    return {"deleted": display_name, "files": deleted}
 
 
 @view_config(route_name="api.project", request_method="GET", renderer="json")

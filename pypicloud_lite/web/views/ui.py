@@ -25,7 +25,7 @@ from pyramid.view import exception_view_config, view_config
 
 from pypicloud_lite.access.base import TOKEN_USERNAME, Identity, Permission
 from pypicloud_lite.errors import AuthenticationRequired, InvalidUpload, PermissionDenied, PypicloudLiteError
-from pypicloud_lite.models import PROJECT_STATUSES
+from pypicloud_lite.models import CLOSED_STATUSES, PROJECT_STATUSES
 from pypicloud_lite.naming import normalize, parse_filename
 from pypicloud_lite.service import UploadForm
 from pypicloud_lite.web import forms
@@ -172,7 +172,12 @@ def project_page(request: Request) -> dict[str, Any]:
         "releases": releases,
         "summary": summary,
         "index_url": request.route_url("simple.index"),
-        "may_upload": held and identity is not None and app.access.can_write(identity, name),
+        # An archived or quarantined project takes no upload: no form that cannot work.
+        "may_upload": project is not None
+        and project.status not in CLOSED_STATUSES
+        and identity is not None
+        and app.access.can_write(identity, name),
+        "may_delete_project": held and may_manage_grants(app.access, identity, name),
         "may_delete": held and identity is not None and app.access.can_delete(identity, name),
         "may_set_status": held and may_set_status(identity),
         "grants": app.access.grants_for(name) if held and may_manage_grants(app.access, identity, name) else None,
