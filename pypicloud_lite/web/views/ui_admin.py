@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from pyramid.view import view_config
 from pypicloud_lite.access.base import MAINTAINER_PERMS, OWNER_PERMS
 from pypicloud_lite.errors import Conflict, InvalidInput
 from pypicloud_lite.naming import normalize
+from pypicloud_lite.reload_estimate import estimate
 from pypicloud_lite.web.admin_tasks import health_checks, run_in_background
 from pypicloud_lite.web.forms import (
     form_flag,
@@ -51,6 +53,7 @@ def admin_page(request: Request) -> dict[str, Any]:
         "file_count": files,
         "reload_running": running,
         "reload": progress or {},
+        "reload_line": estimate(progress, time.time()).line() if progress else "",
         "reload_status_url": request.route_url("admin.reload"),
     }
 
