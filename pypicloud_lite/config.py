@@ -11,7 +11,7 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pypicloud_lite.config_checks import check_unknown_keys, warn_unknown_variables
+from pypicloud_lite.config_checks import check_unknown_keys
 from pypicloud_lite.config_values import (
     parse_allowed_hosts,
     parse_bool,
@@ -337,7 +337,6 @@ class _Reader:
 
     def check_unknown(self) -> None:
         check_unknown_keys(self.raw, self.known, OWN_PREFIXES)
-        warn_unknown_variables(self.environ, {env_name(key) for key in self.known}, ENV_PREFIX)
 
 
 def _json_setting(value: Any) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 import logging
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 
 from pypicloud_lite.errors import ConfigError
 
@@ -58,6 +58,24 @@ def warn_unknown_variables(environ: Mapping[str, str], known: Collection[str], p
     for warning in warnings:
         logger.warning("%s", warning)
     return warnings
+
+
+class ConsultedEnviron(Mapping[str, str]):
+    """The environment, remembering which variables were looked up: the settings' own, whatever they are."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.consulted: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.consulted.add(name)
+        return self.environ[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.environ)
+
+    def __len__(self) -> int:
+        return len(self.environ)
 
 
 def database_url(url: str) -> str:

@@ -13,7 +13,8 @@ from typing import Any, TextIO
 from pyramid.config import Configurator
 
 from pypicloud_lite.access.static import GeneratedAdmin
-from pypicloud_lite.config import Settings, load_settings
+from pypicloud_lite.config import ENV_PREFIX, Settings, load_settings
+from pypicloud_lite.config_checks import ConsultedEnviron, warn_unknown_variables
 from pypicloud_lite.errors import BackendUnavailable, ConfigError, Conflict
 from pypicloud_lite.web.admin_tasks import run_in_background
 from pypicloud_lite.web.decoding import DecodingRequest
@@ -105,8 +106,11 @@ def main(global_config: dict[str, Any], **raw_settings: Any) -> PublicAddress:
 def start_app(raw_settings: dict[str, Any], listen: str, ini: str, program: str) -> PublicAddress:
     """The app, with configuration errors as one line and exit status 2; warns when no admin exists, then
     prints the banner with the web UI's address."""
+    environ = ConsultedEnviron(os.environ)
     try:
-        settings = load_settings(raw_settings)
+        settings = load_settings(raw_settings, environ)
+        # At start only (not in every tool and test that loads settings): the PPC_* variables no setting read.
+        warn_unknown_variables(os.environ, environ.consulted, ENV_PREFIX)
         app = make_app(settings, raw_settings, f"http://{listen.split(maxsplit=1)[0]}", listen)
         warning = admin_warning(settings, app.registry[REGISTRY_KEY].access, ini)
     except ConfigError as exc:
