@@ -12,10 +12,11 @@ import pytest
 
 from pypicloud_lite.access import build_access
 from pypicloud_lite.access.base import AccessBackend
-from pypicloud_lite.config import CacheSettings, load_ini
+from pypicloud_lite.config import CacheSettings, load_ini, read_ini
 from pypicloud_lite.config_checks import database_url
 from pypicloud_lite.db.engine import create_db_engine
 from pypicloud_lite.scripts import gen_password, make_config
+from pypicloud_lite.web import main as web_main
 from pypicloud_lite.web import serve
 from tests.support.data import REPO_ROOT
 from tests.support.harness import BIN, clean_env, free_port, launch
@@ -236,3 +237,27 @@ def test_make_run_installs_only_what_running_needs() -> None:
     test = _dry_run("test")
     assert "pip install -q -e '.[s3,dynamo,test,lint,postgres,mysql]'" in test
     assert test.index("pip install -q -e .\n") < test.index("[s3,dynamo,test")  # make test adds to what run has
+
+
+def test_pserve_checks_the_port_and_the_settings_alike(
+    tmp_path: Path, busy_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ini = _ini(tmp_path, busy_port)
+    raw = read_ini(ini)
+    with pytest.raises(SystemExit) as exited:
+        web_main({"__file__": str(ini)}, **raw)
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == (
+        f"pserve: cannot listen on 127.0.0.1:{busy_port}: the address is already in use; choose another port "
+        "with `make run PORT=8080` or PPC_LISTEN=127.0.0.1:8080\n"
+    )
+    with pytest.raises(SystemExit) as exited:
+        web_main({"__file__": str(ini)}, **{**raw, "web.page_max_ag": "1"})
+    assert exited.value.code == 1  # the port is checked first
+    free = _ini(tmp_path, free_port())
+    with pytest.raises(SystemExit) as exited:
+        web_main({"__file__": str(free)}, **{**raw, "web.page_max_ag": "1"})
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        f"pserve: configuration error in {free}: unknown setting 'web.page_max_ag' (did you mean 'web.page_max_age'?)\n"
+    )
