@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Two stamps: what running needs (the package and its own dependencies: about 75 MB), and everything
+# the tests and the linters add (S3, DynamoDB, PostgreSQL and MariaDB drivers, pytest, moto, twine, uv, ...).
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 TWINE61 := $(VENV)/tools/twine-6.1
 INI ?= development.ini
@@ -10,15 +13,21 @@ NGINX := /usr/sbin/nginx
 
 .PHONY: run test lint unit format clean chromium nginx bench
 
-$(STAMP): setup.cfg setup.py pyproject.toml
+$(RUN_STAMP): setup.cfg setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	$(BIN)/python -m pip install -q -e '.[s3,dynamo,test,lint,postgres,mysql,gunicorn]'
 	test -x $(TWINE61)/bin/twine || ($(PYTHON) -m venv $(TWINE61) && $(TWINE61)/bin/python -m pip install -q 'twine==6.1.0')
 	touch $(STAMP)
 
-run: $(STAMP)
-	$(BIN)/pserve $(INI)
+# `make run PORT=8080` listens on 127.0.0.1:8080 (PPC_LISTEN=host:port does the same for any ini).
+run: $(RUN_STAMP)
+	mkdir -p var
+	$(if $(PORT),PPC_LISTEN=127.0.0.1:$(PORT) )$(BIN)/ppc-serve $(INI)
 
 # lint-imports: the package's layers, where pyramid may be imported, and no import cycles (.importlinter).
 lint: $(STAMP)

@@ -11,6 +11,7 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pypicloud_lite.config_checks import check_unknown_keys
 from pypicloud_lite.config_values import (
     parse_allowed_hosts,
     parse_bool,
@@ -26,6 +27,7 @@ from pypicloud_lite.models import Grant
 from pypicloud_lite.namespaces import Namespace, check_namespace_name, check_new_namespace, parse_owner
 from pypicloud_lite.naming import normalize
 from pypicloud_lite.ops_settings import OPS_PREFIXES, OpsSettings, ops_settings
+from pypicloud_lite.password_policy import PasswordPolicy, password_policy
 from pypicloud_lite.presign_settings import PresignSettings, presign_settings
 from pypicloud_lite.publishing_settings import PublishingSettings, publishing_settings
 from pypicloud_lite.upstream_settings import UpstreamSettings, upstream_settings
@@ -163,8 +165,7 @@ class WebSettings:
     session_absolute_max_age: int = 86400
     # Send the session cookie over HTTPS only (set when TLS ends in front of the server).
     session_cookie_secure: bool = False
-    # The address clients use (scheme://host[:port][/prefix], no trailing slash): every absolute URL
-    # and redirect is made from it, whatever Host the request names. None: from the request's Host.
+    # scheme://host[:port][/prefix]: every absolute URL and redirect is made from it (None: the request's Host).
     public_url: str | None = None
     # The Host names (host or host:port, lower case, or *) a request may name. None: the default, which
     # is any Host when public_url is set, else the loopback names and the listen address (web/public_address.py).
@@ -228,6 +229,7 @@ class Settings:
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
     publishing: PublishingSettings = field(default_factory=PublishingSettings)
     ops: OpsSettings = field(default_factory=OpsSettings)
+    passwords: PasswordPolicy = field(default_factory=PasswordPolicy)
 
 
 def env_name(key: str) -> str:
@@ -335,9 +337,7 @@ class _Reader:
         return values
 
     def check_unknown(self) -> None:
-        for key in self.raw:
-            if key.startswith(OWN_PREFIXES) and key not in self.known:
-                raise ConfigError(f"unknown setting {key!r}")
+        check_unknown_keys(self.raw, self.known, OWN_PREFIXES)
 
 
 def _json_setting(value: Any) -> str:
@@ -572,7 +572,7 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
     sync = _sync_settings(r)
     cdn = _cdn_settings(r, web.page_max_age)
     upstream = upstream_settings(r)
-    publishing, ops = publishing_settings(r), ops_settings(r)
+    publishing, ops, passwords = publishing_settings(r), ops_settings(r), password_policy(r)
     if cdn.enabled:
         cache = replace(cache, cdn_outbox=True)
     r.check_unknown()
@@ -582,7 +582,7 @@ def load_settings(raw: Mapping[str, Any], environ: Mapping[str, str] | None = No
         if name not in dict(auth.users) and auth.bootstrap_admin_file is None:
             raise ConfigError(f"setting 'auth.admins': admin {name!r} has no 'user.{name}' password hash")
     settings = Settings(storage=storage, cache=cache, auth=auth, upload=upload, web=web, reload=reload, sync=sync)
-    return replace(settings, cdn=cdn, upstream=upstream, publishing=publishing, ops=ops)
+    return replace(settings, cdn=cdn, upstream=upstream, publishing=publishing, ops=ops, passwords=passwords)
 
 
 def read_ini(path: str | Path, section: str = "app:main") -> dict[str, str]:

@@ -66,7 +66,12 @@ class ReloadProgress:
     """Counts of a reload; also its final result. Kept in the lock row, readable by every process."""
 
     state: str = "listing"  # listing, filling, done, failed
-    listed: int = 0
+    listed: int = 0  # package files (not sidecars, records or strays)
+    objects: int = 0  # every object listed
+    expected: int = 0  # package files the cache held when the reload began: the listing's estimate of its total
+    to_fill: int = 0  # files the fill reads (known once listed and applied)
+    filled: int = 0
+    started: float = 0.0  # wall-clock seconds since the epoch: elapsed time and ETA on any process
     added: int = 0
     removed: int = 0
     changed: int = 0
@@ -125,12 +130,14 @@ class ReloadRun:
 
     def execute(self, on_visible: Callable[[ReloadProgress], None] | None = None) -> ReloadProgress:
         started = time.monotonic()
+        self.progress.started = time.time()
         try:
             added, changed = self._list_and_apply()
             self.progress.visible_seconds = round(time.monotonic() - started, 3)
             if on_visible is not None:
                 on_visible(self.progress)
             self.progress.state = "filling"
+            self.progress.to_fill = len(added) + len(changed)
             self._report(force=True)
             self._fill(added + changed)
             self._repair_sidecars()
@@ -157,15 +164,17 @@ class ReloadRun:
     def _list_and_apply(self) -> tuple[list[PackageFile], list[PackageFile]]:
         # The snapshot comes first: a row written after it belongs to an object written before it.
         snapshot = {f.filename: f for f in self.cache.all_files()}
+        self.progress.expected = len(snapshot)
         # Before the states are read: a project changed after this has a serial of its own (state_applies).
         projects = self.projects = {p.name: p for p in self.cache.list_projects()}
         found: dict[str, tuple[DistFilename, StoredObject]] = {}
         for obj in self.storage.list():  # a failure here propagates before anything is applied
-            self.progress.listed += 1
+            self.progress.objects += 1
             if obj.key.endswith(METADATA_SUFFIX):
                 self.sidecars.add(obj.key)
             elif isinstance(dist := explain_key(obj.key), DistFilename):
                 found[dist.filename] = (dist, obj)
+                self.progress.listed += 1
             elif (record := parse_record_key(obj.key)) is not None:
                 self.facts.records[record[1]] = record[0]
             elif (project := parse_state_key(obj.key)) is not None:
@@ -173,7 +182,7 @@ class ReloadRun:
             elif not obj.key.startswith(INTERNAL_PREFIX):  # the index's own records are no strays
                 self.progress.skipped += 1
                 logger.warning("reload skips %r: %s", obj.key, dist)
-            if self.progress.listed % PROGRESS_EVERY == 0:
+            if self.progress.objects % PROGRESS_EVERY == 0:
                 self._report()
 
         added, changed, etags = self._diff(snapshot, found)
@@ -281,6 +290,7 @@ class ReloadRun:
                     # An unexpected error fails the reload, as anywhere else.
                     for filled in map(self._filled, future.result()):
                         remaining -= 1
+                        self.progress.filled += 1
                         if filled is None:
                             self.progress.failed += 1
                             continue

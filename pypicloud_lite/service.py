@@ -564,6 +564,18 @@ class PackageIndex:
             self.delete_file(name, file.filename)
         return [f.filename for f in files]
 
+    def delete_project(self, project: str) -> list[str]:
+        """Delete every file of a project and the project with them (its status too: an empty project with
+        an active status leaves the index); the filenames stay used, as on PyPI. Returns them."""
+        found = self.get_project(project)
+        if found.status != "active":
+            self._change_state(found.name, lambda state: with_status(state, "active", None))
+            self.cache.apply(SetStatus(found.name, "active", None))
+        files = self.project_files(found)
+        for file in files:
+            self.delete_file(found.name, file.filename)
+        return [f.filename for f in files]
+
     def delete_file(self, project: str, filename: str) -> None:
         with self._file_lease(filename):
             self._delete_file(self.get_file(project, filename))

@@ -156,7 +156,7 @@ def test_objects_put_straight_into_storage_are_indexed(any_env: Env, caplog: pyt
 
     assert result.state == "done"
     assert result.error is None
-    assert result.listed == 3 + len(strays)
+    assert (result.listed, result.objects) == (3, 3 + len(strays))  # package files; every object
     assert result.skipped == len(strays) - 1  # all but the sidecar
     # Each skipped key is logged with why: not one folder deep, not a distribution, another project's folder.
     skips = {r.args[0]: r.args[1] for r in caplog.records if r.msg == "reload skips %r: %s"}
@@ -271,7 +271,8 @@ def test_second_reload_changes_nothing_and_reads_nothing(env: Env, monkeypatch: 
     second = env.reload()
 
     assert second.state == "done"
-    assert second.listed == 8  # three files, the uploaded wheel's sidecar, three records, one project state
+    assert second.objects == 8  # three files, the uploaded wheel's sidecar, three records, one project state
+    assert second.listed == 3  # the package files alone
     assert counts(second) == {"added": 0, "removed": 0, "changed": 0, "unchanged": 3, "hashed": 0, "failed": 0}
     assert calls == Counter({"read_versioned": 1}), "an unchanged index costs one listing and its project states"
     assert env.rows() == rows
@@ -360,7 +361,7 @@ def test_uploaded_files_are_unchanged_on_reload(env: Env, monkeypatch: pytest.Mo
 
     result = env.reload()
 
-    assert result.listed == 6  # two files, the wheel's sidecar, two records, the project's state
+    assert (result.listed, result.objects) == (2, 6)  # two files; and the wheel's sidecar, two records, the state
     assert counts(result) == {"added": 0, "removed": 0, "changed": 0, "unchanged": 2, "hashed": 0, "failed": 0}
     after = env.rows()
     for name, row in before.items():
@@ -996,7 +997,8 @@ def test_reload_of_an_unchanged_bucket_costs_one_list_per_thousand_objects(bucke
 
     result = bucket_index.index.begin_reload().execute()
 
-    assert result.listed == BUCKET_KEYS
+    assert result.objects == BUCKET_KEYS
+    assert result.listed == BUCKET_OBJECTS
     assert counts(result) == {
         "added": 0,
         "removed": 0,

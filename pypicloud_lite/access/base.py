@@ -12,7 +12,7 @@ import re
 import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pypicloud_lite.access.audit import AuditRecorder, LogOnlyAudit
@@ -25,6 +25,8 @@ from pypicloud_lite.models import Grant, utcnow
 from pypicloud_lite.namespaces import Namespace, matching
 from pypicloud_lite.naming import normalize
 
+# A token's last use is written when the one recorded is older than this: pip's requests cost no write each.
+TOKEN_USE_RESOLUTION = timedelta(minutes=1)
 TOKEN_USERNAME = "__token__"  # noqa: S105 - the username PyPI-style tokens are sent under
 _TOKEN = re.compile(r"^ppc_([0-9a-f]{16})_([0-9a-f]{48})\Z")
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_@+-]{0,99}\Z")
@@ -100,6 +102,7 @@ class Token:
     expires: datetime | None
     secret_hash: str = field(repr=False, default="")
     publisher: str | None = None
+    last_used: datetime | None = None  # to within TOKEN_USE_RESOLUTION
 
     def expired(self, now: datetime) -> bool:
         return self.expires is not None and self.expires <= now
@@ -230,6 +233,10 @@ class AccessBackend(ABC):
     @abstractmethod
     def _delete_token(self, token_id: str) -> bool: ...
 
+    @abstractmethod
+    def _record_token_use(self, token_id: str, now: datetime, before: datetime) -> None:
+        """Set the token's last use to `now` unless it is already `before` or later (one conditional write)."""
+
     # -- authentication ----------------------------------------------------------
 
     def authenticate(self, username: str, password: str, client: str | None = None) -> Identity | None:
@@ -276,8 +283,11 @@ class AccessBackend(ABC):
         if token is None or not hmac.compare_digest(token.secret_hash, _sha256(match.group(2))):
             return None
         user = self.get_user(token.username)
-        if user is None or token.expired(utcnow()):
+        now = utcnow()
+        if user is None or token.expired(now):
             return None
+        if token.last_used is None or now - token.last_used >= TOKEN_USE_RESOLUTION:
+            self._record_token_use(token.id, now, now - TOKEN_USE_RESOLUTION)
         scope = TokenScope(token.id, token.projects, token.read_only, token.publisher)
         return Identity(user.name, is_admin=user.is_admin, groups=user.groups, token=scope)
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -57,6 +57,7 @@ def _to_token(row: TokenRow) -> Token:
         expires=_aware(row.expires),
         secret_hash=row.secret_hash,
         publisher=row.publisher,
+        last_used=_aware(row.last_used),
     )
 
 
@@ -94,7 +95,8 @@ class SQLAccess(AccessBackend):
     @classmethod
     def connect(cls, settings: AuthSettings, cache: CacheSettings) -> SQLAccess:
         """The access database (`auth.url`, else the cache's), at the schema's head; no first admin is made."""
-        engine = create_db_engine(replace(cache, url=settings.url or cache.url))
+        url = settings.url or cache.url
+        engine = create_db_engine(replace(cache, url=url), "cache.url" if url == cache.url else "auth.url")
         migrate.prepare(engine, cache.migrate_on_start, "access database")
         return cls(settings, engine)
 
@@ -306,6 +308,15 @@ class SQLAccess(AccessBackend):
                     expires=_naive(token.expires),
                     publisher=token.publisher,
                 )
+            )
+
+    def _record_token_use(self, token_id: str, now: datetime, before: datetime) -> None:
+        recent = TokenRow.last_used >= _naive(before)
+        with self._session(write=True) as session:
+            session.execute(
+                update(TokenRow)
+                .where(TokenRow.id == token_id, or_(TokenRow.last_used.is_(None), ~recent))
+                .values(last_used=_naive(now))
             )
 
     def _delete_token(self, token_id: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
 
@@ -157,3 +158,6 @@ class StaticAccess(AccessBackend):
 
     def _delete_token(self, token_id: str) -> bool:
         self._read_only()
+
+    def _record_token_use(self, token_id: str, now: datetime, before: datetime) -> None:
+        self._read_only()  # never reached: this backend has no tokens

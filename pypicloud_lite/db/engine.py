@@ -15,6 +15,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pypicloud_lite.config import CacheSettings
+from pypicloud_lite.config_checks import database_url
 from pypicloud_lite.errors import BackendUnavailable, ConfigError
 
 logger = logging.getLogger(__name__)
@@ -22,11 +23,18 @@ logger = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def create_db_engine(settings: CacheSettings) -> Engine:
-    url = make_url(settings.url)
+def create_db_engine(settings: CacheSettings, key: str = "cache.url") -> Engine:
+    """The engine of `settings.url` (the setting `key`, named in errors)."""
+    url = make_url(database_url(settings.url))
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(url.database).parent
+            if not folder.is_dir():
+                # A typo in the path must not quietly start an empty index somewhere else.
+                raise ConfigError(
+                    f"setting {key!r}: the folder {str(folder)!r} of the SQLite database does not exist; "
+                    f"create it (mkdir -p {folder}) or correct the URL"
+                )
             refuse_network_filesystem(Path(url.database))
         engine = create_engine(url, echo=settings.echo, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         _configure_sqlite(engine)

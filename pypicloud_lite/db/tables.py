@@ -192,6 +192,8 @@ class TokenRow(Base):
     expires: Mapped[datetime | None] = mapped_column(Timestamp)
     # The trusted publisher that minted it (ppc_publishers.id; no foreign key: the token outlives nothing).
     publisher: Mapped[str | None] = mapped_column(String(16))
+    # Written at most once a minute per token (AccessBackend.TOKEN_USE_RESOLUTION).
+    last_used: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class PublisherRow(Base):

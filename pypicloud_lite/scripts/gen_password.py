@@ -11,9 +11,11 @@ from pypicloud_lite.access.passwords import hash_password
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ppc-gen-password", description=__doc__)
-    parser.add_argument("--stdin", action="store_true", help="read the password from standard input")
+    parser.add_argument(
+        "--stdin", action="store_true", help="read the password from standard input (the default without a terminal)"
+    )
     args = parser.parse_args(argv)
-    if args.stdin:
+    if args.stdin or not sys.stdin.isatty():
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = getpass.getpass("Password: ")

@@ -13,6 +13,8 @@ from pypicloud_lite.access.base import USER_NAME
 from pypicloud_lite.access.passwords import generate_password, hash_password
 from pypicloud_lite.config import UploadSettings, load_ini
 from pypicloud_lite.config_values import parse_public_url, parse_size
+from pypicloud_lite.errors import InvalidInput
+from pypicloud_lite.password_policy import PasswordPolicy
 
 # The logging sections of every server ini this project writes (this template, the test servers).
 LOGGING_SECTIONS = """\
@@ -205,7 +207,9 @@ def render(answers: Answers, password_hash: str) -> str:
     )
 
 
-def _create_sql_admin(ini: Path, admin: str, password: str) -> None:
+def _create_sql_admin(ini: Path, admin: str, password: str, reset: bool) -> bool:
+    """Create the admin in the ini's access database; an existing user keeps its password unless `reset`
+    (False when nothing was changed)."""
     from pypicloud_lite.access.sql import SQLAccess
     from pypicloud_lite.db import migrate
     from pypicloud_lite.db.engine import create_db_engine
@@ -215,11 +219,16 @@ def _create_sql_admin(ini: Path, admin: str, password: str) -> None:
     migrate.upgrade(engine)
     engine.dispose()
     access, _ = SQLAccess.from_settings(settings.auth, settings.cache)
-    if access.get_user(admin) is None:
-        access.create_user(admin, password, is_admin=True)
-    else:
-        access.update_user(admin, password=password, is_admin=True)
-    access.close()
+    try:
+        if access.get_user(admin) is None:
+            access.create_user(admin, password, is_admin=True)
+        elif reset:
+            access.update_user(admin, password=password, is_admin=True)
+        else:
+            return False
+        return True
+    finally:
+        access.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--public-url", help="the URL clients use, e.g. https://pypi.example.com (web.public_url)")
     parser.add_argument("-y", "--non-interactive", action="store_true", help="ask nothing; flags and defaults")
     parser.add_argument("--force", action="store_true", help="overwrite an existing file")
+    parser.add_argument(
+        "--reset-admin-password",
+        action="store_true",
+        help="with --access sql: set the password of an admin that already exists in the database",
+    )
     args = parser.parse_args(argv)
 
     output = Path(args.output)
@@ -251,16 +265,30 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"ppc-make-config: the public URL: {exc}", file=sys.stderr)
         return 1
+    try:
+        if answers.password:
+            PasswordPolicy().check(answers.password, answers.admin)
+    except InvalidInput as exc:
+        print(f"ppc-make-config: {exc.message}", file=sys.stderr)
+        return 1
     password = answers.password or generate_password()
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render(answers, hash_password(password)), encoding="utf-8")
-    load_ini(output)  # the file must be one the server accepts
-    if answers.access == "sql":
-        _create_sql_admin(output, answers.admin, password)
+    settings = load_ini(output)  # the file must be one the server accepts
+    for url in {settings.cache.url, settings.auth.url or ""}:
+        # The folder of the SQLite database this file names: the server refuses to start without it.
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    changed = answers.access != "sql" or _create_sql_admin(output, answers.admin, password, args.reset_admin_password)
     print(f"Wrote {output}. Admin user: {answers.admin}")
-    if answers.password is None:
+    if not changed:
+        print(
+            f"The user {answers.admin!r} already exists in the access database: its password is unchanged "
+            "(run again with --reset-admin-password to set a new one)."
+        )
+    elif answers.password is None:
         print(f"Generated admin password (shown only now): {password}")
-    print(f"Start the server with: pserve {output}")
+    print(f"Start the server with: ppc-serve {output}")
     return 0
 
 

@@ -7,16 +7,57 @@ import getpass
 import json
 import logging
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
 
 from pypicloud_lite.access import console_audit
 from pypicloud_lite.cache import build_cache
 from pypicloud_lite.config import load_ini
 from pypicloud_lite.errors import Conflict, PypicloudLiteError
-from pypicloud_lite.reload import ReloadProgress, begin_reload
+from pypicloud_lite.reload import ReloadProgress, ReloadRun, begin_reload
+from pypicloud_lite.reload_estimate import estimate
 from pypicloud_lite.storage import build_storage
 
 WAIT_POLL_SECONDS = 2.0
+# How often the progress is drawn: a bar on a terminal, a plain line otherwise (a log file keeps every one).
+BAR_SECONDS = 0.2
+LINE_SECONDS = 5.0
+BAR_WIDTH = 30
+
+
+def _draw(progress: ReloadProgress, console: TextIO, tty: bool) -> None:
+    shown = estimate(progress.as_dict(), time.time())
+    if not tty:
+        console.write(f"ppc-reload: {shown.line()}\n")
+    else:
+        filled = round(BAR_WIDTH * (shown.percent or 0) / 100)
+        console.write(f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {shown.line()}\x1b[K")
+    console.flush()
+
+
+@contextmanager
+def progress_shown(run: ReloadRun, console: TextIO) -> Iterator[None]:
+    """Draw the run's progress while it executes: a bar on a terminal, a plain line every LINE_SECONDS else."""
+    tty = console.isatty()
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(BAR_SECONDS if tty else LINE_SECONDS):
+            _draw(run.progress, console, tty)
+
+    thread = threading.Thread(target=loop, name="ppc-reload-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        _draw(run.progress, console, tty)
+        if tty:
+            console.write("\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         def visible(progress: ReloadProgress) -> None:
             print(f"visible after {progress.visible_seconds}s: {json.dumps(progress.as_dict())}", flush=True)
 
-        result = run.execute(on_visible=visible)
+        with progress_shown(run, sys.stderr):
+            result = run.execute(on_visible=visible)
         cache.close()
     except PypicloudLiteError as exc:
         print(f"ppc-reload: {exc.message}", file=sys.stderr)

@@ -13,8 +13,9 @@ from typing import Any, TextIO
 from pyramid.config import Configurator
 
 from pypicloud_lite.access.static import GeneratedAdmin
-from pypicloud_lite.config import Settings, load_settings
-from pypicloud_lite.errors import Conflict
+from pypicloud_lite.config import ENV_PREFIX, Settings, load_settings
+from pypicloud_lite.config_checks import ConsultedEnviron, warn_unknown_variables
+from pypicloud_lite.errors import BackendUnavailable, ConfigError, Conflict
 from pypicloud_lite.log_format import configure as configure_logging
 from pypicloud_lite.web.admin_tasks import run_in_background
 from pypicloud_lite.web.decoding import DecodingRequest
@@ -26,6 +27,7 @@ from pypicloud_lite.web.security import BasicAuthPolicy
 from pypicloud_lite.web.services import REGISTRY_KEY, AppServices, build_services
 from pypicloud_lite.web.session import LazySessionFactory, SessionLedger
 from pypicloud_lite.web.simple_serving import SimpleFastPath
+from pypicloud_lite.web.startup import StartupError, admin_warning, banner, check_port_free, config_error_line, fail
 
 logger = logging.getLogger(__name__)
 
@@ -99,12 +101,39 @@ def _allowed_methods(config: Configurator) -> dict[str, str]:
 
 
 def main(global_config: dict[str, Any], **raw_settings: Any) -> PerProcess:
-    """paste.app_factory entry point (`use = egg:pypicloud_lite` in the ini); each process builds its own app."""
+    """paste.app_factory entry point (`use = egg:pypicloud_lite` in the ini), as pserve and gunicorn run it;
+    each process builds its own app."""
     listen = _listen(global_config)
-    settings = load_settings(raw_settings)
-    # pserve has set up logging from the ini by now: its handlers get the chosen format and the redaction.
-    configure_logging(settings.ops.log_format)
-    return PerProcess(lambda: make_app(settings, raw_settings, f"http://{listen.split()[0]}", listen))
+    # Under gunicorn the arbiter has bound its own address before any worker loads the app.
+    if "gunicorn.arbiter" not in sys.modules:
+        try:
+            check_port_free(listen)
+        except StartupError as exc:
+            raise fail("pserve", str(exc), 1) from None
+    ini = global_config.get("__file__") or "the ini file"
+    return PerProcess(lambda: start_app(raw_settings, listen, ini, "pserve"))
+
+
+def start_app(raw_settings: dict[str, Any], listen: str, ini: str, program: str) -> PublicAddress:
+    """The app, with configuration errors as one line and exit status 2; warns when no admin exists, then
+    prints the banner with the web UI's address."""
+    environ = ConsultedEnviron(os.environ)
+    try:
+        settings = load_settings(raw_settings, environ)
+        # pserve has set up logging from the ini by now: its handlers get the chosen format and the redaction.
+        configure_logging(settings.ops.log_format)
+        # At start only (not in every tool and test that loads settings): the PPC_* variables no setting read.
+        warn_unknown_variables(os.environ, environ.consulted, ENV_PREFIX)
+        app = make_app(settings, raw_settings, f"http://{listen.split(maxsplit=1)[0]}", listen)
+        warning = admin_warning(settings, app.registry[REGISTRY_KEY].access, ini)
+    except ConfigError as exc:
+        raise fail(program, config_error_line(exc, ini, raw_settings), 2) from None
+    except BackendUnavailable as exc:
+        raise fail(program, exc.message, 1) from None
+    if warning:
+        print(f"{program}: warning: {warning}", file=sys.stderr)
+    print(banner(listen, settings.web.public_url), file=sys.stderr, flush=True)
+    return app
 
 
 def _listen(global_config: dict[str, Any]) -> str:

@@ -55,10 +55,23 @@ def require(request: Request, project: str, permission: Permission, action: str)
     access = services(request).access
     if not access.allowed(identity, project, permission):
         raise PermissionDenied(
-            f"{action} on project {project!r} needs the {permission.name.lower()} permission, "
+            token_refusal(identity, project, permission, action)
+            or f"{action} on project {project!r} needs the {permission.name.lower()} permission, "
             f"which {identity.username!r} does not have."
         )
     return identity
+
+
+def token_refusal(identity: Identity, project: str, permission: Permission, action: str) -> str | None:
+    """Why the token a caller uses refuses `action` (its scope, named), or None when the token is not the reason."""
+    scope = identity.token
+    if scope is None or scope.allows(project, permission):
+        return None
+    if scope.read_only and permission is not Permission.READ:
+        reach = "every project" if scope.projects is None else "projects " + ", ".join(sorted(scope.projects))
+        return f"{action} on project {project!r} is refused: token {scope.token_id} is read-only (scope: {reach})."
+    scoped = ", ".join(sorted(scope.projects or ())) or "no project"
+    return f"{action} on project {project!r} is refused: token {scope.token_id} is scoped to {scoped} only."
 
 
 def check_may_upload(app: AppServices, identity: Identity, name: str) -> bool:
@@ -70,7 +83,10 @@ def check_may_upload(app: AppServices, identity: Identity, name: str) -> bool:
     exists = app.index.find_project(project) is not None
     if not (app.access.can_write(identity, project) if exists else app.access.can_create(identity, project)):
         # One message whether or not the project exists: a refusal must not reveal that.
-        raise PermissionDenied(f"User {identity.username!r} may not upload to project {name!r}.")
+        raise PermissionDenied(
+            token_refusal(identity, project, Permission.WRITE, "Uploading")
+            or f"User {identity.username!r} may not upload to project {name!r}."
+        )
     if not exists:
         check_may_create_in_namespace(app.access, identity, name)
     return not exists
@@ -96,6 +112,29 @@ def check_may_create_in_namespace(access: AccessBackend, identity: Identity, nam
             f"Project name {name!r} is in namespace {namespace.name!r} (PEP 752), reserved for "
             f"{namespace.principal}: only its owners or an admin may create projects in it."
         )
+
+
+def check_may_delete_project(request: Request, project: str) -> str:
+    """The normalized name, if the caller may delete the project: its owners and admins (404 if unreadable)."""
+    name = normalize(project)
+    require_read(request, name)
+    services(request).index.get_project(name)  # 404 for a name this index does not hold
+    require(request, name, Permission.OWN, "Deleting projects")
+    return name
+
+
+def delete_project_for(request: Request, project: str) -> tuple[str, list[str]]:
+    """Delete a whole project (its owners and admins may): every file, then its roles, so the name is free again
+    as on PyPI, while its filenames stay used. Returns (its display name, the filenames deleted)."""
+    name = check_may_delete_project(request, project)
+    app = services(request)
+    display_name = app.index.get_project(name).display_name
+    deleted = app.index.delete_project(name)
+    if not app.access.read_only:
+        for grant in app.access.grants_for(name):
+            app.access.delete_grant(grant.project, grant.kind, grant.name)
+    logger.info("project %s deleted by %s (%d files)", name, request.identity.username, len(deleted))
+    return display_name, deleted
 
 
 def record_first_owner(app: AppServices, identity: Identity, name: str, creating: bool) -> None:
@@ -190,8 +229,16 @@ def require_password_login(request: Request, action: str) -> Identity:
     return identity
 
 
-def may_list_all_tokens(identity: Identity) -> bool:
-    return identity.is_admin
+def tokens_owner_filter(identity: Identity, user: str | None, everyone: bool) -> str | None:
+    """Whose tokens a listing shows (None: everyone's): the caller's own, or, for an admin, `user`'s or all.
+
+    Asking for someone else's is a 403, never a quiet answer with the caller's own tokens.
+    """
+    if (user or everyone) and not identity.is_admin and user != identity.username:
+        raise PermissionDenied("Only admins may list other users' tokens.")
+    if user:
+        return user
+    return None if everyone else identity.username
 
 
 def check_may_create_token(identity: Identity, owner: str) -> None:
@@ -237,6 +284,14 @@ def check_may_change_user(identity: Identity, name: str, changes_admin: bool) ->
         raise PermissionDenied("Users are changed with a password login, not an API token.")
     if not identity.is_admin and (identity.username != name or changes_admin):
         raise PermissionDenied("Only admins may change other users or admin rights.")
+
+
+def check_new_password(app: AppServices, name: str, password: str | None, creating: bool) -> None:
+    """The password policy (settings.passwords) for `name`'s new password, once the request's other faults are
+    out of the way: a read-only backend (409), a user that exists already (create: 409) or does not (404)."""
+    if not password or app.access.read_only or (app.access.get_user(name) is not None) == creating:
+        return
+    app.settings.passwords.check(password, name)
 
 
 def check_may_delete_user(identity: Identity, name: str) -> None:

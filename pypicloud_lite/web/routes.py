@@ -45,19 +45,26 @@ def includeme(config: Configurator) -> None:
     config.add_route("ui.upload", "/ui/upload")
     config.add_route("ui.project", "/ui/projects/{project}")
     config.add_route("ui.project.status", "/ui/projects/{project}/status")
+    config.add_route("ui.project.delete", "/ui/projects/{project}/delete")
     config.add_route("ui.project.origin", "/ui/projects/{project}/origin")
     config.add_route("ui.project.cooldown_exception", "/ui/projects/{project}/cooldown-exception")
     config.add_route("ui.version.yank", "/ui/projects/{project}/versions/{version}/yank")
     config.add_route("ui.version.delete", "/ui/projects/{project}/versions/{version}/delete")
     config.add_route("ui.file.delete", "/ui/projects/{project}/files/{filename}/delete")
-    config.add_route("ui.tokens", "/ui/tokens")
-    config.add_route("ui.token.revoke", "/ui/tokens/{id}/revoke")
+    _account_routes(config)
     config.add_route("ui.admin", "/ui/admin")
     config.add_route("ui.admin.reload", "/ui/admin/reload")
     config.add_route("ui.access", "/ui/admin/access")
     config.add_route("ui.access.user", "/ui/admin/access/users")
     config.add_route("ui.access.group", "/ui/admin/access/groups")
     config.add_route("ui.access.grant", "/ui/admin/access/grants")
+
+
+def _account_routes(config: Configurator) -> None:
+    """The web UI's pages of one's own account: the password, the API tokens."""
+    config.add_route("ui.account", "/ui/account")
+    config.add_route("ui.tokens", "/ui/tokens")
+    config.add_route("ui.token.revoke", "/ui/tokens/{id}/revoke")
 
 
 def _namespace_routes(config: Configurator) -> None:

@@ -264,3 +264,10 @@ def downgrade(engine: Engine, revision: str) -> None:
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.downgrade(config, revision)
+
+
+def test_0012_adds_the_tokens_last_use_and_takes_it_away(engine: Engine) -> None:
+    migrate.upgrade(engine)
+    assert "last_used" in {c["name"] for c in inspect(engine).get_columns("ppc_tokens")}
+    downgrade(engine, "0011")
+    assert "last_used" not in {c["name"] for c in inspect(engine).get_columns("ppc_tokens")}

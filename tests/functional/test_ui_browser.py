@@ -252,16 +252,19 @@ def test_reload_after_copying_into_storage_shows_the_counts(page: Page, ui_serve
     log_in(page, ADMIN, ADMIN_PASSWORD)
     page.goto("/ui/admin")
     assert page.inner_text("#health-storage") == "ok" and page.inner_text("#health-cache") == "ok"
-    projects_before = int(page.inner_text("#project-count"))
+    projects_before, files_before = int(page.inner_text("#project-count")), int(page.inner_text("#file-count"))
     page.click("#reload-button")
     # Not the state cell: it already says "done" from the previous reload when the page loads.
     wait_for_text(page, "#reload-message", "Reload finished.", exact=True)
     assert page.inner_text("#reload-state") == "done"
     assert page.inner_text("#reload-added") == "1"
-    assert int(page.inner_text("#reload-listed")) >= 7
-    shot(page, tmp_path, "admin-reload")
-    page.reload()
+    # Package files only: not their sidecars, records or project states.
+    assert page.inner_text("#reload-listed") == str(files_before + 1)
+    wait_for_text(page, "#reload-line", f"done: {files_before + 1} of {files_before + 1} files (100%)")
+    # The status box is fetched again once the reload is over: no page reload needed.
+    wait_for_text(page, "#file-count", str(files_before + 1), exact=True)
     assert int(page.inner_text("#project-count")) == projects_before + 1
+    shot(page, tmp_path, "admin-reload")
     assert ui_server.listed_files("copied-in") == {wheel.name: digests(wheel)["sha256_digest"]}
 
 
@@ -322,3 +325,50 @@ def test_an_admin_lets_a_held_back_upstream_release_through_then_blocks_the_upst
     page.wait_for_selector("text=Upstream blocked for far-pkg")
     assert page.inner_text("#origin-badge") == "local"
     assert ui_server.project_json("far-pkg") is None
+
+
+def test_a_user_changes_their_password_and_their_other_session_ends(
+    browser: Browser, context: BrowserContext, ui_server: Server, tmp_path: Path
+) -> None:
+    with app_services(ui_server) as found:
+        found.access.create_user("dora", "dora password 1")
+    other = browser.new_context(base_url=ui_server.url)
+    other.set_default_timeout(TIMEOUT_MS)
+    try:
+        elsewhere = other.new_page()
+        log_in(elsewhere, "dora", "dora password 1")
+        page = context.new_page()
+        log_in(page, "dora", "dora password 1")
+        page.click("#account-link")
+        page.fill("#current-password", "not it")
+        page.fill("#new-password", "dora password 2")
+        page.fill("#repeat-password", "dora password 2")
+        page.click("#password-submit")
+        wait_for_text(page, "#password-error", "The current password is wrong.", exact=True)
+        page.fill("#current-password", "dora password 1")
+        page.fill("#new-password", "dora password 2")
+        page.fill("#repeat-password", "dora password 2")
+        shot(page, tmp_path, "password-change")
+        page.click("#password-submit")
+        wait_for_text(page, "main", "Your password was changed; your other sessions have ended.")
+        assert page.inner_text("#whoami") == "dora"
+        elsewhere.reload()
+        assert elsewhere.locator("#login-link").is_visible() and elsewhere.locator("#whoami").count() == 0
+        assert api(ui_server, "GET", "/api/users/dora", "dora", "dora password 1")[0] == 401
+        assert api(ui_server, "GET", "/api/users/dora", "dora", "dora password 2")[0] == 200
+    finally:
+        other.close()
+
+
+def test_an_admin_deletes_a_project_after_typing_its_name(page: Page, ui_server: Server, tmp_path: Path) -> None:
+    publish(ui_server, "Delta-Doomed", build_wheel(tmp_path, "Delta-Doomed", "1.0"))
+    log_in(page, ADMIN, ADMIN_PASSWORD)
+    page.goto("/ui/projects/delta-doomed")
+    page.click("#delete-project-panel summary")
+    page.fill("#delete-project-name", "delta-doomed")
+    shot(page, tmp_path, "project-delete")
+    page.click("#delete-project-submit")
+    wait_for_text(page, "main", "Deleted the project Delta-Doomed (1 file).")
+    assert page.url.endswith("/ui/")
+    assert "delta-doomed" not in page.locator("a.project-link").all_inner_texts()
+    assert ui_server.project_json("delta-doomed") is None

@@ -49,5 +49,6 @@ def test_ppc_gen_password_from_stdin(monkeypatch: pytest.MonkeyPatch, capsys: py
 
 def test_ppc_gen_password_refuses_mismatched_prompts(monkeypatch: pytest.MonkeyPatch) -> None:
     answers = iter(["one", "two"])
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
     monkeypatch.setattr("getpass.getpass", lambda prompt: next(answers))
     assert gen_password.main([]) == 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -84,7 +86,8 @@ def test_reload_prints_when_visible_and_the_result(
 
     captured = capsys.readouterr()
     visible, result = parse_output(captured.out)
-    assert captured.err == ""
+    # Not a terminal: plain lines (here only the last one, the reload being quicker than LINE_SECONDS).
+    assert re.fullmatch(r"ppc-reload: done: 2 of 2 files \(100%\), \d+ s elapsed\n", captured.err), captured.err
     # The static access backend keeps no trail but the log's: the reload's one audit line.
     [audit] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("audit:")]
     assert audit.startswith("audit: cli:") and "reload.start" in audit, audit
@@ -195,3 +198,21 @@ def test_console_script(ini: Path, dists: list[Path]) -> None:
     assert done.returncode == 0, done.stderr
     _visible, result = parse_output(done.stdout)
     assert (result["state"], result["added"]) == ("done", 2)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_a_progress_bar(ini: Path, dists: list[Path]) -> None:
+    settings = load_ini(ini, environ={})
+    run = begin_reload(LocalStorage(ini.parent / "packages"), SQLCache.from_settings(settings.cache))
+    console = _Terminal()
+    with cli.progress_shown(run, console):
+        run.execute()
+    drawn = console.getvalue()
+    assert drawn.startswith("\r[") and drawn.endswith("\n")
+    last = drawn.rstrip("\n").rsplit("\r", 1)[1]
+    assert re.fullmatch(r"\[#{30}\] done: 2 of 2 files \(100%\), \d+ s elapsed\x1b\[K", last), last
+    assert run.progress.listed == 2

@@ -83,6 +83,13 @@ def test_post_starts_a_background_reload_that_get_follows(
             assert time.monotonic() < deadline, current
             time.sleep(0.02)
         assert current["running"] is True
+        # Every read is held at the gate: the fill's total is known, none is done yet.
+        assert {k: current["estimate"][k] for k in ("phase", "done", "total", "percent")} == {
+            "phase": "filling",
+            "done": 0,
+            "total": 2,
+            "percent": 0.0,
+        }
         progress = current["progress"]
         assert {k: progress[k] for k in ("listed", "added", "removed", "changed", "hashed", "failed")} == {
             "listed": 2,
@@ -139,7 +146,10 @@ def test_post_wait_answers_with_the_result(
     assert "holder" not in first
     second = testapp.post("/admin/reload?wait=true", headers=auth, status=200).json
     assert (second["added"], second["unchanged"], second["hashed"]) == (0, 2, 0)
-    assert status(testapp, auth) == {"running": False, "progress": second}
+    after = status(testapp, auth)
+    assert (after["running"], after["progress"]) == (False, second)
+    assert (after["estimate"]["phase"], after["estimate"]["total"], after["estimate"]["percent"]) == ("done", 2, 100.0)
+    assert after["line"].startswith("done: 2 of 2 files (100%), ")
 
 
 def test_post_verify_sidecars_repairs_a_corrupt_sidecar(

@@ -87,7 +87,7 @@ def test_create_admin_user(app: webtest.TestApp, admin: dict[str, str]) -> None:
 
 
 def test_duplicate_user(app: webtest.TestApp, admin: dict[str, str]) -> None:
-    assert_error(call(app, "POST", "/api/users", admin, json={"name": BOB, "password": "other"}), 409, BOB)
+    assert_error(call(app, "POST", "/api/users", admin, json={"name": BOB, "password": "other password"}), 409, BOB)
     # Bob's password is unchanged.
     assert app.get("/api/users/bob", headers=creds(BOB)).status_int == 200
 
@@ -158,9 +158,9 @@ def test_change_own_password(app: webtest.TestApp, bob: dict[str, str]) -> None:
 
 def test_admin_resets_a_password(app: webtest.TestApp, admin: dict[str, str], bob: dict[str, str]) -> None:
     assert app.get("/api/users/bob", headers=bob).status_int == 200
-    assert call(app, "PUT", "/api/users/bob", admin, json={"password": "reset"}).status_int == 200
+    assert call(app, "PUT", "/api/users/bob", admin, json={"password": "reset password"}).status_int == 200
     assert_error(call(app, "GET", "/api/users/bob", bob), 401)
-    assert app.get("/api/users/bob", headers=creds(BOB, "reset")).status_int == 200
+    assert app.get("/api/users/bob", headers=creds(BOB, "reset password")).status_int == 200
 
 
 def test_user_cannot_change_others(app: webtest.TestApp, admin: dict[str, str], bob: dict[str, str]) -> None:
@@ -192,7 +192,7 @@ def test_update_user_invalid(app: webtest.TestApp, admin: dict[str, str], body: 
 
 
 def test_update_unknown_user(app: webtest.TestApp, admin: dict[str, str]) -> None:
-    assert_error(call(app, "PUT", "/api/users/ghost", admin, json={"password": "x"}), 404, "ghost")
+    assert_error(call(app, "PUT", "/api/users/ghost", admin, json={"password": "ghost password"}), 404, "ghost")
 
 
 def test_delete_user(app: webtest.TestApp, admin: dict[str, str], bob: dict[str, str]) -> None:

@@ -631,8 +631,8 @@ def test_status_needs_an_admin(testapp: webtest.TestApp, bob: dict[str, str], up
     [
         ("POST", "/api/projects", "GET, HEAD"),
         ("DELETE", "/api/projects", "GET, HEAD"),
-        ("PUT", "/api/projects/foo-bar", "GET, HEAD"),
-        ("DELETE", "/api/projects/foo-bar", "GET, HEAD"),
+        ("PUT", "/api/projects/foo-bar", "DELETE, GET, HEAD"),
+        ("PATCH", "/api/projects/foo-bar", "DELETE, GET, HEAD"),
         ("GET", "/api/projects/foo-bar/status", "PUT"),
         ("POST", "/api/projects/foo-bar/status", "PUT"),
         ("GET", "/api/projects/foo-bar/files/foo_bar-1.0-py3-none-any.whl", "DELETE"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ from tests.support.apiutil import (
     upload_wheel,
 )
 from tests.support.common import services
-from tests.support.legacy import JSON_V1
+from tests.support.distbuilder import build_wheel
+from tests.support.legacy import JSON_V1, upload_dist
 
 TOKEN = re.compile(r"^ppc_([0-9a-f]{16})_[0-9a-f]{48}$")
 
@@ -81,6 +83,7 @@ def test_create_token(app: webtest.TestApp, bob: dict[str, str]) -> None:
         "read_only": False,
         "expires": None,
         "publisher": None,
+        "last_used": None,
     }
     listed = app.get("/api/tokens", headers=bob)
     assert listed.json == {"tokens": [{**body, "created": created}]}
@@ -277,7 +280,10 @@ def test_users_see_and_revoke_only_their_own_tokens(
     carols = new_token(app, creds(CAROL))
     bobs = new_token(app, bob)
     assert [t["id"] for t in app.get("/api/tokens", headers=bob).json["tokens"]] == [bobs["id"]]
-    assert [t["id"] for t in app.get("/api/tokens", params={"all": "1"}, headers=bob).json["tokens"]] == [bobs["id"]]
+    # Asking for more is refused, not quietly answered with one's own.
+    assert_error(call(app, "GET", "/api/tokens?all=1", bob), 403, "Only admins may list other users' tokens.")
+    assert_error(call(app, "GET", f"/api/tokens?user={CAROL}", bob), 403, "Only admins")
+    assert [t["id"] for t in app.get("/api/tokens", params={"user": BOB}, headers=bob).json["tokens"]] == [bobs["id"]]
     # Someone else's token is as unknown as a token that does not exist.
     assert_error(call(app, "DELETE", f"/api/tokens/{carols['id']}", bob), 404)
     assert app.get("/api/users/carol", headers=token_auth(carols["token"])).status_int == 200
@@ -285,6 +291,10 @@ def test_users_see_and_revoke_only_their_own_tokens(
     assert app.get("/api/tokens", headers=admin).json == {"tokens": []}
     everyone = app.get("/api/tokens", params={"all": "true"}, headers=admin).json["tokens"]
     assert {t["id"]: t["user"] for t in everyone} == {carols["id"]: CAROL, bobs["id"]: BOB}
+    # ...or one user's with ?user=NAME.
+    assert [t["id"] for t in app.get("/api/tokens", params={"user": CAROL}, headers=admin).json["tokens"]] == [
+        carols["id"]
+    ]
     assert call(app, "DELETE", f"/api/tokens/{carols['id']}", admin).json == {"revoked": carols["id"]}
     assert_error(call(app, "GET", "/api/users/carol", token_auth(carols["token"])), 401)
 
@@ -384,3 +394,34 @@ def test_bad_tokens_do_not_lock_out_every_token(raw_settings: dict[str, Any]) ->
             "/simple/", headers=token_auth(token), extra_environ={"REMOTE_ADDR": "192.0.2.1"}, expect_errors=True
         )
         assert resp.status_int == 200, resp.status
+
+
+@pytest.mark.usefixtures("projects")
+def test_a_scope_refusal_names_the_tokens_scope(app: webtest.TestApp, admin: dict[str, str], dist_dir: Path) -> None:
+    scoped = new_token(app, admin, projects=["foo-bar"])
+    path = build_wheel(dist_dir, "other", "2.0")
+    resp = upload_dist(app, token_auth(scoped["token"]), path, "other", "2.0")
+    assert_error(resp, 403, f"Uploading on project 'other' is refused: token {scoped['id']} is scoped to foo-bar only.")
+    read_only = new_token(app, admin, read_only=True)
+    resp = call(app, "DELETE", "/api/projects/foo-bar/versions/1.0", token_auth(read_only["token"]))
+    assert_error(resp, 403, f"token {read_only['id']} is read-only (scope: every project)")
+
+
+def test_a_tokens_last_use_is_recorded_at_most_once_a_minute(
+    app: webtest.TestApp, bob: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = new_token(app, bob)
+    start = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+
+    def used_at(offset: timedelta) -> str | None:
+        monkeypatch.setattr("pypicloud_lite.access.base.utcnow", lambda: start + offset)
+        assert app.get("/api/users/bob", headers=token_auth(created["token"])).status_int == 200
+        listed: str | None = app.get("/api/tokens", headers=bob).json["tokens"][0]["last_used"]
+        return listed
+
+    assert used_at(timedelta(0)) == "2030-01-01T12:00:00Z"
+    # Used again within the minute: nothing written.
+    assert used_at(timedelta(seconds=59)) == "2030-01-01T12:00:00Z"
+    assert used_at(timedelta(seconds=61)) == "2030-01-01T12:01:01Z"
+    page = app.get("/ui/tokens", headers=bob)
+    assert "2030-01-01 12:01" in page.text

@@ -68,6 +68,27 @@
       var cell = document.getElementById("reload-" + key);
       if (cell && progress[key] !== undefined) cell.textContent = String(progress[key]);
     });
+    var line = document.getElementById("reload-line");
+    if (line && data.line) line.textContent = data.line;
+    var bar = document.getElementById("reload-bar");
+    var estimate = data.estimate || {};
+    if (bar) {
+      if (typeof estimate.percent === "number") bar.value = estimate.percent;
+      else bar.removeAttribute("value");  // indeterminate while no total is known
+    }
+  }
+
+  // The status box (serial, project and file counts) as the server has it now: fetched again after a reload.
+  function refreshStatus() {
+    var panel = document.getElementById("status-panel");
+    if (!panel) return;
+    fetch(window.location.pathname, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) { return response.text(); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("status-panel");
+        if (fresh) panel.replaceWith(fresh);
+      })
+      .catch(function () { /* the counts stay as they were; a page reload shows them */ });
   }
 
   function say(text, isError) {
@@ -89,6 +110,7 @@
           return;
         }
         button.disabled = false;
+        refreshStatus();
         if (state === "failed") say("The reload failed: " + ((data.progress || {}).error || "see the server log"), true);
         else say("Reload finished.", false);
       })

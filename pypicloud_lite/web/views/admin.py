@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
+from pypicloud_lite.reload_estimate import estimate
 from pypicloud_lite.web.admin_tasks import run_in_background
 from pypicloud_lite.web.audit_trail import audit
 from pypicloud_lite.web.permissions import require_admin
@@ -40,4 +42,11 @@ def start_reload(request: Request) -> Response:
 def reload_status(request: Request) -> dict[str, Any]:
     require_admin(request)
     running, progress = services(request).index.reload_state()
-    return {"running": running, "progress": progress}
+    # Total, percentage, elapsed and time left, as ppc-reload prints them (reload_estimate.py).
+    shown = estimate(progress, time.time()) if progress else None
+    return {
+        "running": running,
+        "progress": progress,
+        "estimate": shown and shown.as_dict(),
+        "line": shown and shown.line(),
+    }

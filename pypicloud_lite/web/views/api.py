@@ -22,8 +22,9 @@ from pypicloud_lite.web.permissions import (
     check_may_change_user,
     check_may_delete_user,
     check_may_read_user,
+    check_new_password,
     create_token_for,
-    may_list_all_tokens,
+    delete_project_for,
     require,
     require_admin,
     require_grant_manager,
@@ -31,6 +32,7 @@ from pypicloud_lite.web.permissions import (
     require_read,
     require_status_change,
     token_to_revoke,
+    tokens_owner_filter,
 )
 from pypicloud_lite.web.security import authenticated, require_identity
 from pypicloud_lite.web.services import services
@@ -108,6 +110,7 @@ def _token_json(token: Token) -> dict[str, Any]:
         "read_only": token.read_only,
         "created": _iso(token.created),
         "expires": _iso(token.expires),
+        "last_used": _iso(token.last_used),
         # Minted by this trusted publisher's exchange (see /api/projects/<p>/publishers), or null.
         "publisher": token.publisher,
     }
@@ -129,6 +132,12 @@ def list_projects(request: Request) -> dict[str, Any]:
         "per_page": per_page,
         "total": total,
     }
+
+
+@view_config(route_name="api.project", request_method="DELETE", renderer="json")
+def delete_project(request: Request) -> dict[str, Any]:
+    display_name, deleted = delete_project_for(request, request.matchdict["project"])
+    return {"deleted": display_name, "files": deleted}
 
 
 @view_config(route_name="api.project", request_method="GET", renderer="json")
@@ -255,6 +264,7 @@ def list_users(request: Request) -> dict[str, Any]:
 def create_user(request: Request) -> Response:
     require_admin(request)
     name, password, admin = forms.json_new_user(request)
+    check_new_password(services(request), name, password, creating=True)
     user = services(request).access.create_user(name, password, is_admin=admin)
     audit(request, "user.create", target=user.name, detail="admin" if user.is_admin else None)
     return _created(_user_json(user), request.route_url("api.user", name=user.name))
@@ -278,6 +288,7 @@ def update_user(request: Request) -> dict[str, Any]:
     body = forms.json_body(request)
     check_may_change_user(identity, name, changes_admin=body.get("admin") is not None)
     password, admin = forms.json_user_change(body)
+    check_new_password(services(request), name, password, creating=False)
     user = services(request).access.update_user(name, password=password, is_admin=admin)
     audit(request, "user.update", target=user.name, detail=user_change_detail(password, admin), identity=identity)
     return _user_json(user)
@@ -363,8 +374,8 @@ def delete_namespace(request: Request) -> dict[str, Any]:
 @view_config(route_name="api.tokens", request_method="GET", renderer="json")
 def list_tokens(request: Request) -> dict[str, Any]:
     identity = require_password_login(request, "Listing tokens")
-    everyone = may_list_all_tokens(identity) and request.GET.get("all") in ("1", "true")
-    tokens = services(request).access.list_tokens(None if everyone else identity.username)
+    owner = tokens_owner_filter(identity, request.GET.get("user"), request.GET.get("all") in ("1", "true"))
+    tokens = services(request).access.list_tokens(owner)
     return {"tokens": [_token_json(t) for t in tokens]}
 
 

@@ -25,7 +25,7 @@ from pyramid.view import exception_view_config, view_config
 
 from pypicloud_lite.access.base import TOKEN_USERNAME, Identity, Permission
 from pypicloud_lite.errors import AuthenticationRequired, InvalidUpload, PermissionDenied, PypicloudLiteError
-from pypicloud_lite.models import PROJECT_STATUSES, CoreMetadata
+from pypicloud_lite.models import CLOSED_STATUSES, PROJECT_STATUSES, CoreMetadata
 from pypicloud_lite.naming import normalize, parse_filename
 from pypicloud_lite.service import UploadForm
 from pypicloud_lite.web import forms
@@ -45,6 +45,7 @@ from pypicloud_lite.web.permissions import (
     require_read,
     require_status_change,
     token_to_revoke,
+    tokens_owner_filter,
 )
 from pypicloud_lite.web.project_origin import origin_panel
 from pypicloud_lite.web.readme import render_description
@@ -74,6 +75,8 @@ def page_globals(event: BeforeRender) -> None:
         event["identity"] = None
     # Called by the templates only where a form needs it: browsing anonymously sets no cookie.
     event["csrf_token"] = lambda: get_csrf_token(request)
+    # The static backend keeps no tokens: no "My tokens" to offer.
+    event["access_read_only"] = services(request).access.read_only
     event["flashes"] = request.session.pop_flash() if has_session_cookie(request) else []
     event["filesize"] = filesize
     event["when"] = when
@@ -173,7 +176,12 @@ def project_page(request: Request) -> dict[str, Any]:
         "releases": releases,
         "summary": summary,
         "index_url": request.route_url("simple.index"),
-        "may_upload": held and identity is not None and app.access.can_write(identity, name),
+        # An archived or quarantined project takes no upload: no form that cannot work.
+        "may_upload": project is not None
+        and project.status not in CLOSED_STATUSES
+        and identity is not None
+        and app.access.can_write(identity, name),
+        "may_delete_project": held and may_manage_grants(app.access, identity, name),
         "may_delete": held and identity is not None and app.access.can_delete(identity, name),
         "may_set_status": held and may_set_status(identity),
         "grants": app.access.grants_for(name) if held and may_manage_grants(app.access, identity, name) else None,
@@ -355,8 +363,12 @@ def logout(request: Request) -> Response:
 
 def _tokens_page(request: Request, identity: Identity, created: str | None = None) -> Response:
     access = services(request).access
-    tokens = sorted(access.list_tokens(identity.username), key=lambda t: t.created, reverse=True)
-    values = {"tokens": tokens, "created": created, "read_only": access.read_only}
+    # Admins list anyone's (?user=NAME) or everyone's (?user=*), as GET /api/tokens?user=NAME / ?all=1.
+    wanted = str(request.GET.get("user", "")).strip() if request.method == "GET" else ""
+    owner = tokens_owner_filter(identity, wanted if wanted != "*" else None, wanted == "*")
+    tokens = sorted(access.list_tokens(owner), key=lambda t: t.created, reverse=True)
+    users = [user.name for user in access.list_users()] if identity.is_admin else []
+    values = {"tokens": tokens, "created": created, "read_only": access.read_only, "owner": owner, "users": users}
     response = render_to_response("tokens.jinja2", values, request)
     # The new token's secret is in this page: no cache may keep it.
     response.cache_control.no_store = True
@@ -387,4 +399,7 @@ def revoke_token(request: Request) -> Response:
     token = token_to_revoke(access, identity, request.matchdict["id"])
     access.revoke_token(token.id)
     audit(request, "token.revoke", target=token.id, detail=f"of {token.username}", identity=identity)
-    return back_to(request, "ui.tokens", f"Revoked token {token.id}.")
+    flash(request, f"Revoked token {token.id} of {token.username}.")
+    # Back to the listing the admin revoked from (its filter), or one's own.
+    shown = forms.form_text(request, "shown_user") if identity.is_admin else ""
+    return HTTPSeeOther(location=request.route_url("ui.tokens", _query={"user": shown} if shown else {}))

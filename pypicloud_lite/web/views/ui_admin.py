@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from pyramid.view import view_config
 from pypicloud_lite.access.base import MAINTAINER_PERMS, OWNER_PERMS
 from pypicloud_lite.errors import Conflict, InvalidInput
 from pypicloud_lite.naming import normalize
+from pypicloud_lite.reload_estimate import estimate
 from pypicloud_lite.web.admin_tasks import health_checks, run_in_background
 from pypicloud_lite.web.audit_trail import audit, members_detail, user_change_detail
 from pypicloud_lite.web.forms import (
@@ -26,6 +28,7 @@ from pypicloud_lite.web.forms import (
 from pypicloud_lite.web.permissions import (
     check_keeps_an_owner,
     check_may_delete_user,
+    check_new_password,
     require_admin,
     require_grant_manager,
 )
@@ -51,6 +54,7 @@ def admin_page(request: Request) -> dict[str, Any]:
         "file_count": files,
         "reload_running": running,
         "reload": progress or {},
+        "reload_line": estimate(progress, time.time()).line() if progress else "",
         "reload_status_url": request.route_url("admin.reload"),
     }
 
@@ -110,11 +114,13 @@ def change_user(request: Request) -> Response:
     def create() -> str:
         if not name or not password:
             raise InvalidInput("A new user needs a name and a password.")
+        check_new_password(services(request), name, password, creating=True)
         user = access.create_user(name, password, is_admin=admin)
         audit(request, "user.create", target=user.name, detail="admin" if user.is_admin else None)
         return f"Created user {name}."
 
     def update() -> str:
+        check_new_password(services(request), name, password, creating=False)
         access.update_user(name, password=password or None, is_admin=admin)
         audit(request, "user.update", target=name, detail=user_change_detail(password or None, admin))
         return f"Updated user {name}."
