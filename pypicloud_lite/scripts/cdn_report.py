@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--turn-off",
         action="store_true",
-        help="forget the index's CDN: writers stop recording purges as they restart (remove cdn.* from every ini first)",
+        help="forget the index's CDN: writers stop recording purges (remove cdn.* from every ini first)",
     )
     args = parser.parse_args(argv)
     if args.days < 1:
