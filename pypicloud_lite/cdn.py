@@ -28,7 +28,14 @@ from typing import Any
 from urllib.parse import quote
 
 from pypicloud_lite.cache.base import Cache
-from pypicloud_lite.config import CLOUDFRONT_MAX_PATHS, CLOUDFRONT_MAX_WILDCARDS, MAX_CDN_WINDOW, CdnSettings, Settings
+from pypicloud_lite.config import (
+    CLOUDFRONT_MAX_PATHS,
+    CLOUDFRONT_MAX_WILDCARDS,
+    MAX_CDN_WINDOW,
+    CacheSettings,
+    CdnSettings,
+    Settings,
+)
 from pypicloud_lite.errors import ConfigError, PypicloudLiteError
 from pypicloud_lite.models import Applied, CdnBatch, CdnChange, CdnRecord
 
@@ -155,11 +162,11 @@ def settle_cdn(cache: Cache, settings: CdnSettings, process: str) -> None:
         )
 
 
-def writer_cache(settings: Settings, process: str) -> Cache:
+def writer_cache(settings: Settings, process: str, build: Callable[[CacheSettings], Cache] | None = None) -> Cache:
     """The cache of a process that changes the index: it records purges whenever the index has a CDN."""
     from pypicloud_lite.cache import build_cache
 
-    cache = build_cache(settings.cache)
+    cache = (build or build_cache)(settings.cache)
     try:
         settle_cdn(cache, settings.cdn, process)
     except BaseException:
