@@ -28,13 +28,23 @@ from typing import Any
 from urllib.parse import quote
 
 from pypicloud_lite.cache.base import Cache
-from pypicloud_lite.config import CLOUDFRONT_MAX_PATHS, CLOUDFRONT_MAX_WILDCARDS, MAX_CDN_WINDOW, CdnSettings
-from pypicloud_lite.errors import PypicloudLiteError
+from pypicloud_lite.config import (
+    CLOUDFRONT_MAX_PATHS,
+    CLOUDFRONT_MAX_WILDCARDS,
+    MAX_CDN_WINDOW,
+    CacheSettings,
+    CdnSettings,
+    Settings,
+)
+from pypicloud_lite.errors import ConfigError, PypicloudLiteError
 from pypicloud_lite.models import Applied, CdnBatch, CdnChange, CdnRecord
 
 logger = logging.getLogger(__name__)
 
 WINDOW_LOCK = "cdn-window"
+# Held by the index's distribution for as long as the index has a CDN (see settle_cdn).
+INDEX_LOCK = "cdn-index"
+INDEX_LEASE = 100 * 365 * 86400.0
 FLUSH_LOCK = "cdn-flush"
 # Long enough for a slow CloudFront call; a flusher that dies holds the batch no longer than this.
 FLUSH_LEASE = 120.0
@@ -106,6 +116,71 @@ def batch_id(distribution_id: str, created: datetime, changes: Iterable[CdnChang
     for change in changes:
         digest.update(f"\n{change.id}".encode())
     return digest.hexdigest()[:40]
+
+
+# -- whether the index has a CDN: decided once, for every writer ------------------------------
+
+
+def index_distribution(cache: Cache) -> str | None:
+    """The index's distribution id as the shared cache records it; None when the index has no CDN.
+
+    "" while a starting process has taken the lease and not yet written the id beside it.
+    """
+    held, progress = cache.lock_state(INDEX_LOCK)
+    if not held:
+        return None
+    return str((progress or {}).get("distribution_id") or "")
+
+
+def settle_cdn(cache: Cache, settings: CdnSettings, process: str) -> None:
+    """Make this writer record its changes for purging exactly when the index has a CDN.
+
+    A process with cdn.* records the index's distribution in the cache (a lease that lasts until
+    `ppc-cdn-report --turn-off` ends it); one naming another distribution refuses to start. A process
+    without cdn.* on an index that has a CDN records every change in the outbox all the same, and says
+    loudly that only processes with cdn.* flush it.
+    """
+    if settings.enabled:
+        ours = settings.distribution_id
+        assert ours is not None
+        if not cache.acquire_lock(INDEX_LOCK, ours, INDEX_LEASE):
+            raise ConfigError(
+                f"setting 'cdn.distribution_id': the index's CDN is distribution {index_distribution(cache) or '?'}"
+                f" (recorded in the cache), not {ours}; `ppc-cdn-report INI --turn-off` forgets the index's CDN"
+            )
+        cache.update_lock(INDEX_LOCK, ours, INDEX_LEASE, {"distribution_id": ours})
+        return
+    recorded = index_distribution(cache)
+    if recorded is not None:
+        cache.cdn_outbox = True
+        logger.warning(
+            "the index has CDN distribution %s (recorded in the cache) but this %s has no cdn.* settings: its"
+            " changes are recorded for purging and flushed by the processes that have them; give it the same"
+            " cdn.* settings, or turn the index's CDN off with `ppc-cdn-report INI --turn-off`",
+            recorded or "?",
+            process,
+        )
+
+
+def writer_cache(settings: Settings, process: str, build: Callable[[CacheSettings], Cache] | None = None) -> Cache:
+    """The cache of a process that changes the index: it records purges whenever the index has a CDN."""
+    from pypicloud_lite.cache import build_cache
+
+    cache = (build or build_cache)(settings.cache)
+    try:
+        settle_cdn(cache, settings.cdn, process)
+    except BaseException:
+        cache.close()
+        raise
+    return cache
+
+
+def turn_off(cache: Cache) -> str | None:
+    """The index has no CDN from now on: writers stop recording changes as they restart. The id it had, if any."""
+    recorded = index_distribution(cache)
+    if recorded:
+        cache.release_lock(INDEX_LOCK, recorded, {"turned_off": datetime.now(UTC).isoformat()})
+    return recorded
 
 
 # -- CloudFront ----------------------------------------------------------------------------

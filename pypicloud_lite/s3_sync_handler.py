@@ -18,7 +18,7 @@ from typing import Any
 
 from pypicloud_lite.cache import build_cache
 from pypicloud_lite.cache.base import Cache
-from pypicloud_lite.cdn import CdnFlusher, SqsScheduler, build_flusher
+from pypicloud_lite.cdn import CdnFlusher, SqsScheduler, build_flusher, writer_cache
 from pypicloud_lite.config import Settings, environ_settings, load_settings, sync_settings
 from pypicloud_lite.errors import BackendUnavailable, PypicloudLiteError
 from pypicloud_lite.log_format import configure as configure_logging
@@ -66,7 +66,7 @@ def runtime() -> Runtime:
             # Settings come from PYPICLOUD_SETTINGS only; the resolved values replace the references.
             settings = load_settings(resolved, environ={})
             configure_logging(settings.ops.log_format)
-            cache = build_cache(settings.cache)
+            cache = writer_cache(settings, "sync Lambda", build_cache)
             sync = S3Sync(storage_for_sync(build_storage(settings.storage)), cache, _memory)
             _runtime = Runtime(resolved, settings, cache, sync)
             # Without a queue (no --cdn) changes are only recorded: the servers' timers flush them.

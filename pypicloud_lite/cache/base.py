@@ -193,6 +193,9 @@ class DownloadCounts(ABC):
 class Cache(CacheReader, CacheWriter, Leases, CdnOutbox, DownloadCounts):
     """A whole cache backend: every role, plus its lifecycle."""
 
+    # Whether changes are recorded in the CDN outbox: the ini's cdn.*, or the index's CDN (cdn.settle_cdn).
+    cdn_outbox: bool = False
+
     def lease_file(self, lease: HeldLease, ttl: float, filename: str) -> tuple[bool, PackageFile | None]:
         """Take a filename's lease and read the file's row under it: (taken, row or None when not taken).
 

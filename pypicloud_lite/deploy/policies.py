@@ -94,14 +94,14 @@ def role_policy(
     dynamo = settings.cache.dynamo
     if settings.cache.backend == "dynamo" and dynamo is not None:
         region = dynamo.region or target.region
-        # With cdn.backend set, every change the handler applies is recorded in the outbox table.
-        outbox = settings.cdn.enabled
-        tables = (*DYNAMO_TABLES, "cdn") if outbox else DYNAMO_TABLES
+        # The outbox table too, whatever the ini's cdn.*: once the index has a CDN (recorded in the
+        # cache by any process with cdn.*), every change the handler applies is recorded there.
+        tables = (*DYNAMO_TABLES, "cdn")
         statements.append(
             {
                 "Sid": "CacheTables",
                 "Effect": "Allow",
-                "Action": list(DYNAMO_ACTIONS) + (list(DYNAMO_CDN_ACTIONS) if outbox else []),
+                "Action": list(DYNAMO_ACTIONS) + list(DYNAMO_CDN_ACTIONS),
                 "Resource": [target.arn("dynamodb", f"table/{dynamo.table_prefix}{t}", region) for t in tables],
             }
         )

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from pypicloud_lite.cache import build_cache
+from pypicloud_lite.cdn import writer_cache
 from pypicloud_lite.config import Settings, load_ini
 from pypicloud_lite.errors import PypicloudLiteError
 from pypicloud_lite.importing.peer import Found
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(message)s")
     try:
         settings = load_ini(args.ini)
-        index = PackageIndex(build_storage(settings.storage), build_cache(settings.cache), settings.upload)
+        index = PackageIndex(build_storage(settings.storage), writer_cache(settings, "import"), settings.upload)
         try:
             counts = Counter[str]()
             found = _read(args, settings)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import TextIO
 
 from pypicloud_lite.access import console_audit
-from pypicloud_lite.cache import build_cache
+from pypicloud_lite.cdn import writer_cache
 from pypicloud_lite.config import load_ini
 from pypicloud_lite.errors import Conflict, PypicloudLiteError
 from pypicloud_lite.reload import ReloadProgress, ReloadRun, begin_reload
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     try:
         settings = load_ini(args.ini)
-        storage, cache = build_storage(settings.storage), build_cache(settings.cache)
+        storage, cache = build_storage(settings.storage), writer_cache(settings, "reload")
         while True:
             try:
                 run = begin_reload(storage, cache, settings.reload.workers, args.verify_sidecars)

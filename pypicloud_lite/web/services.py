@@ -9,7 +9,7 @@ from pyramid.request import Request
 from pypicloud_lite.access import build_access
 from pypicloud_lite.access.base import AccessBackend
 from pypicloud_lite.access.static import GeneratedAdmin
-from pypicloud_lite.cache import build_cache
+from pypicloud_lite.cdn import writer_cache
 from pypicloud_lite.config import Settings
 from pypicloud_lite.errors import NotFound
 from pypicloud_lite.models import ProjectState
@@ -60,7 +60,7 @@ class AppServices:
 
 def build_services(settings: Settings) -> tuple[AppServices, GeneratedAdmin | None]:
     storage = build_storage(settings.storage)
-    cache = build_cache(settings.cache)
+    cache = writer_cache(settings, "server")
     access, generated = build_access(settings)
     index = PackageIndex(storage, cache, settings.upload)
     pages = PageCache(index, settings.web.page_cache_size, settings.cache.serial_max_age)

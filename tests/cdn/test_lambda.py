@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from pypicloud_lite.cdn import CdnFlusher, writer_cache
+from pypicloud_lite.config import load_settings
 from tests.support.aws import Moto
-from tests.support.cdn import create_distribution, invalidations
+from tests.support.cdn import cdn_settings, create_distribution, invalidations, purger
 from tests.support.handler_env import (
     PREFIX,
     destroy_bucket,
@@ -106,3 +108,35 @@ def test_a_burst_of_s3_events_yields_one_delayed_message_and_one_invalidation(
     # Nothing left pending: no further message was scheduled.
     assert delays == [WINDOW + 2]
     assert queue_counts(moto, queue_url) == {"ApproximateNumberOfMessages": 0, "ApproximateNumberOfMessagesDelayed": 0}
+
+
+def test_a_lambda_without_cdn_settings_records_its_changes_for_the_index_cdn(
+    monkeypatch: pytest.MonkeyPatch, moto: Moto, bucket: str, tmp_path: Path
+) -> None:
+    distribution = create_distribution(moto)
+    base = dynamo_settings(moto, bucket)
+    # A server with cdn.* started once: the index has a CDN from then on.
+    server = load_settings(
+        {
+            **base,
+            "cdn.backend": "cloudfront",
+            "cdn.distribution_id": distribution,
+            "cdn.endpoint_url": moto.endpoint_url,
+        },
+        environ={},
+    )
+    cache = writer_cache(server, "server")
+    try:
+        filename, data = wheel_bytes(tmp_path, "quiet", "1.0")
+        key = f"{PREFIX}quiet/{filename}"
+        put_object(moto, bucket, key, data, checksum=True)
+        with handler_env(monkeypatch, base) as module:  # deployed from an ini without cdn.*
+            summary = module.handler(s3_event(s3_record(bucket, key, "ObjectCreated:Put")))
+            assert summary.get("applied") == 1, summary
+        assert [change.project for change in cache.outbox_pending(10)] == ["quiet"]
+        flusher = CdnFlusher(cache, purger(moto, distribution), cdn_settings(moto, distribution))
+        assert flusher.flush(force=True).state == "sent"
+    finally:
+        cache.close()
+    [sent] = invalidations(moto, distribution)
+    assert sent["paths"] == ["/pypi/quiet/1.0/json", "/pypi/quiet/json", "/simple/", "/simple/quiet/"]

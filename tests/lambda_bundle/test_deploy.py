@@ -100,7 +100,7 @@ def test_create_direct_then_rerun_then_remove(
         "Resource": f"arn:aws:s3:::{bucket}",
     }
     assert sorted(policy["CacheTables"]["Resource"]) == sorted(
-        f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{prefix}{t}" for t in ("projects", "files", "meta")
+        f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{prefix}{t}" for t in ("projects", "files", "meta", "cdn")
     )
     assert set(policy["CacheTables"]["Action"]) >= {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem"}
     assert "ReadSettingParameters" not in policy and "ConsumeEventQueue" not in policy

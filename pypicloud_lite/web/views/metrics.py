@@ -46,7 +46,7 @@ class _SharedState:
                 counts.add_metric([key], value)
         yield counts
         yield GaugeMetricFamily("ppc_index_serial", "The index's change serial.", value=self.app.index.serial())
-        if self.app.settings.cdn.enabled:
+        if self.app.index.cache.cdn_outbox:  # the ini's cdn.*, or the index's CDN (cdn.settle_cdn)
             pending = len(self.app.index.cache.outbox_pending(OUTBOX_COUNT_LIMIT))
             yield GaugeMetricFamily("ppc_cdn_outbox_pending", "Changes waiting for a CDN purge.", value=pending)
 
