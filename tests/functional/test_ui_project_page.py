@@ -111,5 +111,8 @@ def test_dark_mode_and_favicon(browser: Browser, server: Server, tmp_path: Path)
         favicon = page.request.get("/favicon.ico")
         assert favicon.status == 200 and favicon.headers["content-type"] == "image/vnd.microsoft.icon"
         shot(page, tmp_path, "project-dark")
+        page.goto("/")  # the landing page wears the same look
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") == background
+        shot(page, tmp_path, "root-dark")
     finally:
         page.context.close()
