@@ -550,11 +550,13 @@ class PackageIndex:
     def set_status(self, project: str, status: str, reason: str | None = None) -> Project:
         if status not in PROJECT_STATUSES:
             raise InvalidInput(f"Unknown project status {status!r}: use one of {', '.join(PROJECT_STATUSES)}.")
-        name = self.get_project(project).name
+        found = self.get_project(project)
+        name = found.name
         reason = (reason or None) if status != "active" else None
         self._change_state(name, lambda state: with_status(state, status, reason))
         self.cache.apply(SetStatus(name, status, reason))
-        return self.get_project(name)
+        # Back to active without files, the project leaves the index: the status set is still the answer.
+        return self.find_project(name) or replace(found, status=status, status_reason=reason)
 
     def delete_version(self, project: str, version: str) -> list[str]:
         """Delete every file of one release; returns the filenames deleted."""

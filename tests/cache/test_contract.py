@@ -713,6 +713,19 @@ def test_a_project_with_a_status_keeps_its_row_without_files(cache: Cache) -> No
     assert project is not None and (project.status, project.status_reason) == ("archived", "moved to demo2")
 
 
+def test_a_project_without_files_whose_status_goes_back_to_active_leaves_the_index(cache: Cache) -> None:
+    """Only the status kept the empty project listed: with it gone (as a project delete does), so is the project."""
+    cache.apply(AddFile(make_file(), "demo"))
+    cache.apply(AddFile(make_file("other-1.0.tar.gz", project="other"), "other"))
+    cache.apply(SetStatus("demo", "archived", "moved to demo2"))
+    cache.apply(RemoveFile(make_file().filename))
+    before = cache.serial()
+    applied = cache.apply(SetStatus("demo", "active", None))
+    assert cache.get_project("demo") is None
+    assert [p.name for p in cache.list_projects()] == ["other"]
+    assert applied.serial == cache.serial() > before  # readers' page caches see the project go
+
+
 def test_a_reload_that_removes_a_projects_last_files_drops_the_project(cache: Cache) -> None:
     first, second, kept = make_file(), make_file("demo-1.0.tar.gz"), make_file("other-1.0.tar.gz", project="other")
     cache.apply_reload(ReloadChanges(added=[first, second, kept]))

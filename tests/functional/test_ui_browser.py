@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.support.browser import TIMEOUT_MS, app_services, chromium, shot
+from tests.support.browser import OFF_SCREEN_CONTROLS, TIMEOUT_MS, app_services, chromium, shot
 from tests.support.browser import publish as publish_as
 from tests.support.distbuilder import build_wheel, digests
 from tests.support.harness import JSON_V1, Clients, Server, start_server
@@ -372,3 +372,47 @@ def test_an_admin_deletes_a_project_after_typing_its_name(page: Page, ui_server:
     assert page.url.endswith("/ui/")
     assert "delta-doomed" not in page.locator("a.project-link").all_inner_texts()
     assert ui_server.project_json("delta-doomed") is None
+
+
+def test_an_admin_lists_filters_and_revokes_any_users_tokens(page: Page, ui_server: Server, tmp_path: Path) -> None:
+    expires = datetime.now(UTC) + timedelta(days=30)
+    with app_services(ui_server) as found:
+        for user in ("erin", "fred"):
+            found.access.create_user(user, f"{user} password 1")
+        used = found.access.create_token("erin", "erin-ci", expires=expires)
+        laptop = found.access.create_token("erin", "erin-laptop").token.id
+        fred = found.access.create_token("fred", "fred-ci").token.id
+    assert api(ui_server, "GET", "/api/users/erin", "__token__", used.secret)[0] == 200  # now last used
+
+    log_in(page, ADMIN, ADMIN_PASSWORD)
+    page.goto("/ui/tokens?user=*")
+    wait_for_text(page, "h1", "Every user's tokens", exact=True)
+    row = page.locator(f"tr[data-token-id='{used.token.id}']")
+    assert row.locator(".token-user").inner_text() == "erin"
+    assert row.locator(".token-created").inner_text().endswith(" UTC")
+    assert row.locator(".token-last-used").inner_text().endswith(" UTC")
+    assert row.locator(".token-expires").inner_text() == expires.strftime("%Y-%m-%d %H:%M UTC")
+    assert page.locator(f"tr[data-token-id='{laptop}'] .token-last-used").inner_text() == "never"
+    assert page.locator(f"tr[data-token-id='{fred}'] .token-expires").inner_text() == "never"
+
+    page.select_option("#token-user", "erin")
+    page.click("#token-filter-submit")
+    wait_for_text(page, "h1", "Tokens of erin", exact=True)
+    assert page.url.endswith("/ui/tokens?user=erin")
+    assert page.locator("#token-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.tokenId)") == [
+        laptop,
+        used.token.id,
+    ]
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        off_screen = page.evaluate(OFF_SCREEN_CONTROLS)
+        shot(page, tmp_path, f"admin-tokens-{width}")
+        assert off_screen == [], width
+        assert page.evaluate("document.documentElement.scrollWidth") <= width  # the page never scrolls sideways
+
+    page.click(f"tr[data-token-id='{used.token.id}'] button.revoke")
+    wait_for_text(page, "h1", "Tokens of erin", exact=True)  # back on the filtered list
+    assert page.locator(f"tr[data-token-id='{used.token.id}']").count() == 0
+    assert api(ui_server, "GET", "/api/users/erin", "__token__", used.secret)[0] == 401
+    with app_services(ui_server) as found:
+        assert {t.id for t in found.access.list_tokens("fred")} == {fred}

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.support.browser import TIMEOUT_MS, chromium, publish, shot
+from tests.support.browser import OFF_SCREEN_CONTROLS, TIMEOUT_MS, chromium, publish, shot
 from tests.support.common import UPLOADER, UPLOADER_PASSWORD
 from tests.support.distbuilder import build_wheel
 from tests.support.harness import Server, start_server
@@ -22,21 +22,6 @@ if TYPE_CHECKING:
 PROJECT = "shiny"
 # A real-world wheel tag, long enough to push a table's last columns off a 1280 px screen.
 MANYLINUX = "cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64"
-
-# Every control in <main> that is on screen once every <details> is open, and is not inside the README (whose
-# links are the author's, and may be wide code blocks that scroll in their own box).
-OFF_SCREEN_CONTROLS = """() => {
-  document.querySelectorAll('details').forEach(d => { d.open = true; });
-  const width = document.documentElement.clientWidth;
-  const controls = document.querySelectorAll(
-    'main button:not([hidden]), main input:not([type=hidden]), main select, main summary, main a');
-  return [...controls].filter(el => !el.closest('#project-description')).flatMap(el => {
-    const box = el.getBoundingClientRect();
-    const style = getComputedStyle(el);
-    const shown = box.width > 0 && box.height > 0 && style.visibility !== 'hidden';
-    return shown && box.left >= 0 && box.right <= width + 0.5 ? [] : [el.outerHTML.slice(0, 120)];
-  });
-}"""
 
 
 @pytest.fixture(scope="module")
@@ -126,5 +111,8 @@ def test_dark_mode_and_favicon(browser: Browser, server: Server, tmp_path: Path)
         favicon = page.request.get("/favicon.ico")
         assert favicon.status == 200 and favicon.headers["content-type"] == "image/vnd.microsoft.icon"
         shot(page, tmp_path, "project-dark")
+        page.goto("/")  # the landing page wears the same look
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") == background
+        shot(page, tmp_path, "root-dark")
     finally:
         page.context.close()

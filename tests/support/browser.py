@@ -21,6 +21,21 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 TIMEOUT_MS = 15_000
 
+# The controls in <main> not fully on screen once every <details> is open (none: every one is reachable), leaving
+# out a project's README (whose links are the author's, and may be wide code blocks that scroll in their own box).
+OFF_SCREEN_CONTROLS = """() => {
+  document.querySelectorAll('details').forEach(d => { d.open = true; });
+  const width = document.documentElement.clientWidth;
+  const controls = document.querySelectorAll(
+    'main button:not([hidden]), main input:not([type=hidden]), main select, main summary, main a');
+  return [...controls].filter(el => !el.closest('#project-description')).flatMap(el => {
+    const box = el.getBoundingClientRect();
+    const style = getComputedStyle(el);
+    const shown = box.width > 0 && box.height > 0 && style.visibility !== 'hidden';
+    return shown && box.left >= 0 && box.right <= width + 0.5 ? [] : [el.outerHTML.slice(0, 120)];
+  });
+}"""
+
 
 @contextmanager
 def chromium() -> Iterator[Browser]:

@@ -67,6 +67,18 @@ def test_an_admin_deletes_an_archived_project(app: webtest.TestApp) -> None:
     assert app.get("/api/projects/doomed", headers=creds(ADMIN), expect_errors=True).status_int == 404
 
 
+def test_an_archived_project_without_files_is_deleted_and_leaves_the_index(app: webtest.TestApp) -> None:
+    """Only its status kept it listed once its files were gone: deleted, it is unknown again."""
+    call(app, "PUT", "/api/projects/doomed/status", creds(ADMIN), json={"status": "archived", "reason": "old"})
+    for version in ("1.0", "2.0"):
+        assert call(app, "DELETE", f"/api/projects/doomed/versions/{version}", creds(ADMIN)).status_int == 200
+    assert "doomed" in app.get("/simple/").text  # the status keeps the empty project
+    assert call(app, "DELETE", "/api/projects/doomed", creds(ADMIN)).json == {"deleted": "Doomed", "files": []}
+    assert app.get("/api/projects/doomed", headers=creds(ADMIN), expect_errors=True).status_int == 404
+    assert app.get("/simple/doomed/", expect_errors=True).status_int == 404
+    assert "doomed" not in app.get("/simple/").text and "kept" in app.get("/simple/").text
+
+
 def _logged_in(app: webtest.TestApp, user: str) -> webtest.TestApp:
     browser = webtest.TestApp(app.app)
     ui_login(browser, user)
@@ -94,3 +106,21 @@ def test_an_archived_project_offers_no_upload_form(app: webtest.TestApp) -> None
     call(app, "PUT", "/api/projects/doomed/status", creds(ADMIN), json={"status": "archived"})
     page = browser.get("/ui/projects/doomed").text
     assert 'id="upload-form"' not in page and re.search(r'id="project-status">archived<', page)
+
+
+def test_an_empty_archived_project_made_active_again_leaves_the_index(app: webtest.TestApp) -> None:
+    """The API answers the status set; the UI says where the project went, and shows the list, not a 404."""
+    for project in ("doomed", "kept"):
+        call(app, "PUT", f"/api/projects/{project}/status", creds(ADMIN), json={"status": "archived"})
+    for version in ("1.0", "2.0"):
+        call(app, "DELETE", f"/api/projects/doomed/versions/{version}", creds(ADMIN))
+    call(app, "DELETE", "/api/projects/kept/versions/1.0", creds(ADMIN))
+    answer = call(app, "PUT", "/api/projects/doomed/status", creds(ADMIN), json={"status": "active"})
+    assert answer.json == {"name": "doomed", "status": "active", "status_reason": None}
+    assert app.get("/simple/doomed/", expect_errors=True).status_int == 404
+    form = _logged_in(app, ADMIN).get("/ui/projects/kept").forms["status-form"]
+    form["status"] = "active"
+    moved = form.submit()
+    assert moved.location.endswith("/ui/")
+    assert "Status of kept is now active. It has no files, so it left the index." in moved.follow().text
+    assert app.get("/simple/kept/", expect_errors=True).status_int == 404

@@ -342,6 +342,22 @@ def test_private_index_sends_anonymous_readers_to_login(sql_raw: dict[str, Any],
         assert answer.status_int == 303 and "/ui/login?next=%2Fui%2Fprojects%2Fsecret-pkg" in answer.location
 
 
+def test_the_root_page_wears_the_ui_look_and_says_how_to_use_the_index(app: webtest.TestApp) -> None:
+    page = app.get("/").text
+    # The UI's stylesheet (its dark mode with it), favicon and navigation.
+    assert (
+        'href="http://localhost/ui/static/ui.css"' in page and '<meta name="color-scheme" content="light dark">' in page
+    )
+    assert (
+        'href="http://localhost/ui/static/favicon.svg"' in page and 'class="top"' in page and 'id="login-link"' in page
+    )
+    assert "pip install --index-url http://localhost/simple/ PROJECT" in page
+    assert "uv pip install --index-url http://localhost/simple/ PROJECT" in page
+    assert "twine upload --repository-url http://localhost/legacy/ dist/*" in page
+    login(app, BOB)
+    assert f'id="whoami">{BOB}<' in app.get("/").text
+
+
 def test_admin_pages_refuse_non_admins(app: webtest.TestApp) -> None:
     assert app.get("/ui/admin").status_int == 303  # anonymous: log in first
     login(app, BOB)

@@ -372,8 +372,7 @@ class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
         # A status shows on every page of the project (quarantine hides every file).
         versions = sorted({file.version for file in self.project_files(name)})
         purges = [CdnChange(name), *(CdnChange(name, v) for v in versions)]
-        fits = len(purges) <= TRANSACTION_ITEMS - 2
-        if not fits:
+        if not (fits := len(purges) <= TRANSACTION_ITEMS - 2):
             self._record_cdn_ahead(purges)
 
         def write(tx: TransactWrite, serial: int) -> None:
@@ -382,7 +381,8 @@ class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
             )
 
         serial = self._transact(write, purges if fits else None)
-        return self._applied(serial, 1, {name})
+        # Back to active without files: only the status kept the project listed (as after a project delete).
+        return self._applied((change.status == "active" and self._drop_if_empty(name, serial)) or serial, 1, {name})
 
     def _sync_project(self, change: SyncProject) -> Applied:
         """The project's name, status and yanks as storage records them: yanks first, then the serial."""

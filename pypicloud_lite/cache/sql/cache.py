@@ -321,6 +321,8 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
             stamp.touch(
                 change.project, CdnChange(change.project), *(CdnChange(change.project, v) for v in sorted(versions))
             )
+            # Back to active without files: only the status kept the project listed (as after a project delete).
+            self._drop_if_empty(session, [change.project])
         return stamp.applied(1)
 
     def _sync_project(self, session: Session, change: SyncProject) -> Applied:

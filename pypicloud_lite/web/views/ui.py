@@ -300,9 +300,10 @@ def set_status(request: Request) -> Response:
     change = forms.form_status_change(request)
     project = services(request).index.set_status(request.matchdict["project"], change.status, change.reason)
     audit(request, "project.status", project.name, detail=status_detail(project.status, project.status_reason))
-    return back_to(
-        request, "ui.project", f"Status of {project.display_name} is now {project.status}.", project=project.name
-    )
+    message = f"Status of {project.display_name} is now {project.status}."
+    if services(request).index.find_project(project.name) is None:
+        return back_to(request, "ui.projects", f"{message} It has no files, so it left the index.")
+    return back_to(request, "ui.project", message, project=project.name)
 
 
 # -- login and logout ----------------------------------------------------------------------
