@@ -40,28 +40,20 @@ def redact(text: str) -> str:
     return text
 
 
-class Redactor(logging.Filter):
-    """A handler filter: the record's message (and traceback) rendered once and redacted."""
+class Redactor(logging.Formatter):
+    """Wraps a handler's formatter: the line it makes, redacted. The record itself is left as it is, so every
+    other handler (and anything reading records, such as a test's log capture) sees what was logged."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "_ppc_redacted", False):
-            return True
-        record.msg = redact(record.getMessage())
-        record.args = None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text)
-        record._ppc_redacted = True
-        return True
+    def __init__(self, inner: logging.Formatter | None = None) -> None:
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(self.inner.format(record))
 
 
 # The attributes every LogRecord has: anything else was passed in `extra=` and goes into the JSON object.
-_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
-    "message",
-    "asctime",
-    "_ppc_redacted",
-}
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -99,7 +91,6 @@ def configure(fmt: str, root: logging.Logger | None = None) -> None:
         loggers = [item for item in logging.Logger.manager.loggerDict.values() if isinstance(item, logging.Logger)]
         handlers += [handler for logger in loggers for handler in logger.handlers if handler not in handlers]
     for handler in handlers:
-        if fmt == "json":
-            handler.setFormatter(JsonFormatter())
-        if not any(isinstance(f, Redactor) for f in handler.filters):
-            handler.addFilter(Redactor())
+        current = handler.formatter
+        inner = current.inner if isinstance(current, Redactor) else current
+        handler.setFormatter(Redactor(JsonFormatter() if fmt == "json" else inner))

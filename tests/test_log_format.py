@@ -74,9 +74,13 @@ def test_text_format_keeps_the_handlers_formatter_and_redacts() -> None:
     logger, out = _logger("tests.log_format.text", "text")
     logger.warning("Authorization: %s", "Basic Ym9iOnNlY3JldA==")
     assert out.getvalue() == f"Authorization: {REDACTED}\n"
-    assert not isinstance(logger.handlers[0].formatter, JsonFormatter)
+    formatter = logger.handlers[0].formatter
+    assert isinstance(formatter, Redactor) and not isinstance(formatter.inner, (JsonFormatter, Redactor))
     configure("text", logger)  # twice: still one redactor
-    assert sum(isinstance(f, Redactor) for f in logger.handlers[0].filters) == 1
+    again = logger.handlers[0].formatter
+    assert isinstance(again, Redactor) and not isinstance(again.inner, Redactor)
+    logger.warning("password=%s", "hunter2")
+    assert "hunter2" not in out.getvalue()
 
 
 def test_the_server_configures_every_handler_the_ini_made(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,3 +94,14 @@ def test_the_server_configures_every_handler_the_ini_made(monkeypatch: pytest.Mo
     logging.getLogger("tests.log_format.propagating").warning("plain")
     assert json.loads(own.getvalue())["message"] == f"token={REDACTED}"
     assert json.loads(root.getvalue())["message"] == "plain"
+
+
+def test_redaction_leaves_the_record_as_logged_for_other_handlers() -> None:
+    logger, out = _logger("tests.log_format.records", "text")
+    seen: list[logging.LogRecord] = []
+    capture = logging.Handler()
+    capture.emit = seen.append  # type: ignore[method-assign]
+    logger.addHandler(capture)
+    logger.warning("token=%s for %s", "abc123", "bob")
+    assert REDACTED in out.getvalue() and "abc123" not in out.getvalue()
+    assert (seen[0].msg, seen[0].args) == ("token=%s for %s", ("abc123", "bob"))

@@ -89,6 +89,7 @@ def test_a_mounted_ini_wins_and_a_missing_named_one_stops_the_start(tmp_path: Pa
     (tmp_path / "data").mkdir()
     mounted = tmp_path / "etc" / "pypicloud-lite.ini"
     mounted.parent.mkdir()
+    (tmp_path / "mounted").mkdir()  # the mounted volume the ini's database lives in
     write_ini(mounted, server_settings(tmp_path / "mounted"))
     env = image_env(tmp_path, free_port())
     done = entrypoint(tmp_path, env, "migrate")

@@ -51,6 +51,7 @@ def at_once(*calls: tuple[Server, str, str, dict[str, str]]) -> list[requests.Re
 
 def rebuilt_project(storage: Path, root: Path) -> dict[str, Any]:
     """/api/projects/<PROJECT> from a server over `storage` with an empty cache of its own, after a reload."""
+    root.mkdir(parents=True, exist_ok=True)  # the cache's folder: a missing one is an error
     with running(server_settings(root, {"storage.dir": str(storage)})) as app:
         IndexDriver(app, ADMIN, root / "unused").reload()
         doc: dict[str, Any] = app.get(f"/api/projects/{PROJECT}", headers=ADMIN).json

@@ -225,7 +225,13 @@ def test_gen_password_reads_stdin_without_a_terminal(
 def _dry_run(target: str) -> str:
     """What `make <target>` would run on a fresh clone (-B: every stamp out of date)."""
     done = subprocess.run(
-        ["make", "-n", "-B", target], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30, check=True
+        # --no-print-directory: under `make test` this make is a sub-make, which would print "make[1]: ...".
+        ["make", "--no-print-directory", "-n", "-B", target],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     )
     return done.stdout
 
@@ -235,7 +241,7 @@ def test_make_run_installs_only_what_running_needs() -> None:
     assert "pip install -q -e .\n" in run
     assert "[" not in run.split("ppc-serve")[0]  # no extras: neither the test and lint tools nor other backends
     test = _dry_run("test")
-    assert "pip install -q -e '.[s3,dynamo,test,lint,postgres,mysql]'" in test
+    assert "pip install -q -e '.[s3,dynamo,test,lint,postgres,mysql,gunicorn]'" in test
     assert test.index("pip install -q -e .\n") < test.index("[s3,dynamo,test")  # make test adds to what run has
 
 
