@@ -81,3 +81,13 @@ def shot(page: Page, folder: Path, name: str) -> Path:
     page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 0
     return path
+
+
+def assert_reachable_at(page: Page, folder: Path, name: str, widths: tuple[int, ...] = (1280, 390)) -> None:
+    """At each width: every control of the page on screen, no sideways scrolling; a screenshot of each."""
+    for width in widths:
+        page.set_viewport_size({"width": width, "height": 900})
+        off_screen = page.evaluate(OFF_SCREEN_CONTROLS)
+        shot(page, folder, f"{name}-{width}")
+        assert off_screen == [], (name, width, off_screen)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, (name, width)
