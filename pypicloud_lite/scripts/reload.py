@@ -11,7 +11,9 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from typing import Never, TextIO
+
+from tqdm import tqdm
 
 from pypicloud_lite.access import console_audit
 from pypicloud_lite.cdn import writer_cache
@@ -22,20 +24,23 @@ from pypicloud_lite.reload_estimate import estimate
 from pypicloud_lite.storage import build_storage
 
 WAIT_POLL_SECONDS = 2.0
-# How often the progress is drawn: a bar on a terminal, a plain line otherwise (a log file keeps every one).
+# How often the progress is drawn: a bar (tqdm) on a terminal, a plain line otherwise (a log file keeps every one).
 BAR_SECONDS = 0.2
 LINE_SECONDS = 5.0
-BAR_WIDTH = 30
 
 
-def _draw(progress: ReloadProgress, console: TextIO, tty: bool) -> None:
-    shown = estimate(progress.as_dict(), time.time())
-    if not tty:
-        console.write(f"ppc-reload: {shown.line()}\n")
-    else:
-        filled = round(BAR_WIDTH * (shown.percent or 0) / 100)
-        console.write(f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {shown.line()}\x1b[K")
+def _line(progress: ReloadProgress, console: TextIO) -> None:
+    console.write(f"ppc-reload: {estimate(progress.as_dict(), time.time()).line()}\n")
     console.flush()
+
+
+def _bar(progress: ReloadProgress, bar: tqdm[Never]) -> None:
+    """The bar (tqdm's) at the run's files done of its total, with the phase and what is left as its text."""
+    shown = estimate(progress.as_dict(), time.time())
+    bar.total, bar.n = shown.total, shown.done
+    bar.set_description_str(shown.phase, refresh=False)
+    bar.set_postfix_str(shown.line(), refresh=False)
+    bar.refresh()
 
 
 @contextmanager
@@ -43,10 +48,14 @@ def progress_shown(run: ReloadRun, console: TextIO) -> Iterator[None]:
     """Draw the run's progress while it executes: a bar on a terminal, a plain line every LINE_SECONDS else."""
     tty = console.isatty()
     stop = threading.Event()
+    bar = tqdm(file=console, unit="file", dynamic_ncols=True, leave=True) if tty else None
+
+    def draw() -> None:
+        _bar(run.progress, bar) if bar is not None else _line(run.progress, console)
 
     def loop() -> None:
         while not stop.wait(BAR_SECONDS if tty else LINE_SECONDS):
-            _draw(run.progress, console, tty)
+            draw()
 
     thread = threading.Thread(target=loop, name="ppc-reload-progress", daemon=True)
     thread.start()
@@ -55,9 +64,9 @@ def progress_shown(run: ReloadRun, console: TextIO) -> Iterator[None]:
     finally:
         stop.set()
         thread.join()
-        _draw(run.progress, console, tty)
-        if tty:
-            console.write("\n")
+        draw()
+        if bar is not None:
+            bar.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -212,7 +212,8 @@ def test_a_terminal_gets_a_progress_bar(ini: Path, dists: list[Path]) -> None:
     with cli.progress_shown(run, console):
         run.execute()
     drawn = console.getvalue()
-    assert drawn.startswith("\r[") and drawn.endswith("\n")
+    assert drawn.startswith("\r") and drawn.endswith("\n")
     last = drawn.rstrip("\n").rsplit("\r", 1)[1]
-    assert re.fullmatch(r"\[#{30}\] done: 2 of 2 files \(100%\), \d+ s elapsed\x1b\[K", last), last
+    # tqdm's bar, full, at 2 of 2 files, with the phase before it and the estimate's line after.
+    assert re.fullmatch(r"done: 100%\|\S+\| 2/2 \[.*, done: 2 of 2 files \(100%\), \d+ s elapsed\]", last), last
     assert run.progress.listed == 2
