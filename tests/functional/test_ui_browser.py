@@ -264,7 +264,7 @@ def test_reload_after_copying_into_storage_shows_the_counts(page: Page, ui_serve
     # The status box is fetched again once the reload is over: no page reload needed.
     wait_for_text(page, "#file-count", str(files_before + 1), exact=True)
     assert int(page.inner_text("#project-count")) == projects_before + 1
-    shot(page, tmp_path, "admin-reload")
+    assert_reachable_at(page, tmp_path, "admin-reload")
     assert ui_server.listed_files("copied-in") == {wheel.name: digests(wheel)["sha256_digest"]}
 
 
