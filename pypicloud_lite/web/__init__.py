@@ -27,7 +27,15 @@ from pypicloud_lite.web.security import BasicAuthPolicy
 from pypicloud_lite.web.services import REGISTRY_KEY, AppServices, build_services
 from pypicloud_lite.web.session import LazySessionFactory, SessionLedger
 from pypicloud_lite.web.simple_serving import SimpleFastPath
-from pypicloud_lite.web.startup import StartupError, admin_warning, banner, check_port_free, config_error_line, fail
+from pypicloud_lite.web.startup import (
+    StartupError,
+    admin_warning,
+    banner,
+    check_port_free,
+    config_error_line,
+    fail,
+    say,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -131,8 +139,8 @@ def start_app(raw_settings: dict[str, Any], listen: str, ini: str, program: str)
     except BackendUnavailable as exc:
         raise fail(program, exc.message, 1) from None
     if warning:
-        print(f"{program}: warning: {warning}", file=sys.stderr)
-    print(banner(listen, settings.web.public_url), file=sys.stderr, flush=True)
+        logger.warning("%s", warning)
+    say(banner(listen, settings.web.public_url))
     return app
 
 

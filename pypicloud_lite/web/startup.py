@@ -94,9 +94,17 @@ def config_error_line(
     return f"configuration error in {ini}: {error.message}{typo}"
 
 
+def say(line: str, console: TextIO | None = None) -> None:
+    """One line for the person who started the server, on stderr: the start banner and a refusal to start.
+    Not a log record: it must read the same whatever `log.format` is, and come before logging is set up."""
+    console = console or sys.stderr
+    console.write(line + "\n")
+    console.flush()
+
+
 def fail(program: str, message: str, status: int, console: TextIO | None = None) -> SystemExit:
-    """Print `program: message` on stderr and return the SystemExit to raise (no traceback)."""
-    print(f"{program}: {message}", file=console or sys.stderr, flush=True)
+    """Say `program: message` on stderr and return the SystemExit to raise (no traceback)."""
+    say(f"{program}: {message}", console)
     return SystemExit(status)
 
 

@@ -32,9 +32,9 @@ def test_pserve_writes_json_lines_without_secrets(tmp_path: Path) -> None:
         assert status == 200 and b"ppc_http_requests_total" in body
     finally:
         server.stop()
-    # pserve prints "Starting server in PID n." itself, and the app its start banner and start-up warnings (for a
-    # person at the console), not through logging; every other line is one JSON object.
-    console = ("Starting server", "pypicloud_lite: serving on", "pserve: warning:")
+    # pserve prints "Starting server in PID n." itself, and the app its start banner (for a person at the
+    # console), not through logging; every other line is one JSON object.
+    console = ("Starting server", "pypicloud_lite: serving on")
     lines = [line for line in server.stderr().splitlines() if line.strip() and not line.startswith(console)]
     entries = [json.loads(line) for line in lines]
     access = [e for e in entries if e["logger"] == "pypicloud_lite.access_log" and e["path"] == "/api/projects"]
