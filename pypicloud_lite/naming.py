@@ -171,6 +171,7 @@ def tombstone_key(project: str, filename: str) -> str:
 # What storage records of each file and project beyond the bytes (see pypicloud_lite/stored_state.py).
 FILE_RECORDS = f"{INTERNAL_PREFIX}files/"
 PROJECT_STATES = f"{INTERNAL_PREFIX}projects/"
+FIRST_SIGHTINGS = f"{INTERNAL_PREFIX}seen/"
 STATE_SUFFIX = ".json"
 
 
@@ -182,6 +183,25 @@ def file_record_key(project: str, filename: str) -> str:
 def project_state_key(project: str) -> str:
     """Where a project's state lives: display name, status and reason, yanked files and reasons."""
     return f"{PROJECT_STATES}{project}{STATE_SUFFIX}"
+
+
+def sightings_prefix(project: str) -> str:
+    """Where the first sightings of a project's files live: one object per batch a reload (or the S3 sync) read."""
+    return f"{FIRST_SIGHTINGS}{project}/"
+
+
+def sighting_key(project: str, batch: str) -> str:
+    return f"{sightings_prefix(project)}{batch}{STATE_SUFFIX}"
+
+
+def parse_sighting_key(key: str) -> str | None:
+    """The project of a first-sightings object's key, or None for any other key."""
+    if not (key.startswith(FIRST_SIGHTINGS) and key.endswith(STATE_SUFFIX)):
+        return None
+    project, sep, batch = key[len(FIRST_SIGHTINGS) : -len(STATE_SUFFIX)].partition("/")
+    if not sep or "/" in batch or not batch or not project or normalize(project) != project:
+        return None
+    return project
 
 
 def parse_record_key(key: str) -> tuple[str, str] | None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing
-import os
 import queue
 import threading
 import time
@@ -38,7 +37,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.errors import Conflict, NotFound, PypicloudLiteError
-from pypicloud_lite.indexing import describe_object, listed_file, read_description
+from pypicloud_lite.indexing import describe_object, listed_file
 from pypicloud_lite.models import FillDetails, FillMany, PackageFile, Project, ReloadChanges, RemoveFile
 from pypicloud_lite.naming import (
     INTERNAL_PREFIX,
@@ -46,9 +45,11 @@ from pypicloud_lite.naming import (
     DistFilename,
     explain_key,
     parse_record_key,
+    parse_sighting_key,
     parse_state_key,
 )
-from pypicloud_lite.reload_state import StoredFacts, record_read
+from pypicloud_lite.reload_fill import Read, ToRead, fill_tasks, lower_priority, read_and_record
+from pypicloud_lite.reload_state import StoredFacts, by_batch, record_sightings
 from pypicloud_lite.storage.base import Storage, StoredObject
 from pypicloud_lite.stored_state import StateStore
 
@@ -59,6 +60,9 @@ LOCK_TTL = 300.0
 PROGRESS_EVERY = 1000
 FILL_BATCH_ROWS = 1000
 FILL_BATCH_SECONDS = 1.0
+# A fill of at least this many files of a storage that reads on the CPU runs in a process of its own, in chunks.
+FILL_OUT_OF_PROCESS_MIN = 200
+FILL_CHUNK = 50
 
 
 @dataclass
@@ -119,6 +123,8 @@ class ReloadRun:
         # what record_back compares with what storage records, without reading the cache again.
         self.indexed: dict[str, PackageFile] = {}
         self.projects: dict[str, Project] = {}
+        # Files a fill's thread read, with their core metadata: recorded before their batch is applied.
+        self.unsighted: list[tuple[PackageFile, bytes | None]] = []
         self._lock = threading.Lock()
         self._last_report = 0.0
 
@@ -179,6 +185,8 @@ class ReloadRun:
                 self.facts.records[record[1]] = record[0]
             elif (project := parse_state_key(obj.key)) is not None:
                 self.facts.states.add(project)
+            elif (sighted := parse_sighting_key(obj.key)) is not None:
+                self.facts.sightings.setdefault(sighted, []).append(obj.key)
             elif not obj.key.startswith(INTERNAL_PREFIX):  # the index's own records are no strays
                 self.progress.skipped += 1
                 logger.warning("reload skips %r: %s", obj.key, dist)
@@ -266,19 +274,22 @@ class ReloadRun:
 
         One serial a file would make every page re-render after every file. A batch is applied once it
         has FILL_BATCH_ROWS rows or its first row waited FILL_BATCH_SECONDS, whichever comes first
-        (a slow object holds nothing back), and the last one at the end.
+        (a slow object holds nothing back), and the last one at the end. The files of a batch are
+        recorded in storage before it is applied.
         """
         if not files:
             return
-        done: queue.SimpleQueue[Future[list[Read]]] = queue.SimpleQueue()
+        done: queue.SimpleQueue[Future[list[tuple[Read, bytes | None]]]] = queue.SimpleQueue()
         batch: list[FillDetails] = []
         due = 0.0
         pool, chunk = self._fill_pool(len(files))
         with pool:
             try:
-                for start in range(0, len(files), chunk):
-                    reads = [self._to_read(listed) for listed in files[start : start + chunk]]
-                    pool.submit(read_and_record, self.storage, reads).add_done_callback(done.put)
+                # A process reads a chunk of whole batches and records each batch's first sightings itself;
+                # a thread reads one file, and the batch applied next records the first sightings of its files.
+                reads = [[self._to_read(listed) for listed in group] for group in by_batch(files)]
+                for task in fill_tasks(reads, chunk) if chunk > 1 else [[[todo]] for group in reads for todo in group]:
+                    pool.submit(read_and_record, self.storage, task, chunk > 1).add_done_callback(done.put)
                 remaining = len(files)
                 while remaining:
                     try:
@@ -288,16 +299,19 @@ class ReloadRun:
                         batch = []
                         continue
                     # An unexpected error fails the reload, as anywhere else.
-                    for filled in map(self._filled, future.result()):
+                    for read, raw_metadata in future.result():
                         remaining -= 1
                         self.progress.filled += 1
-                        if filled is None:
+                        if (filled := self._filled(read, raw_metadata)) is None:
                             self.progress.failed += 1
                             continue
                         if not batch:
                             due = time.monotonic() + FILL_BATCH_SECONDS
                         batch.append(filled)
-                    if len(batch) >= FILL_BATCH_ROWS or (batch and time.monotonic() >= due):
+                        if len(batch) >= FILL_BATCH_ROWS:
+                            self._apply_fills(batch)
+                            batch = []
+                    if batch and time.monotonic() >= due:
                         self._apply_fills(batch)
                         batch = []
                     self._report()
@@ -311,7 +325,7 @@ class ReloadRun:
         reading chunks of them, so that the server's request threads keep the GIL and a core."""
         if self.storage.reads_out_of_process and count >= FILL_OUT_OF_PROCESS_MIN:
             context = multiprocessing.get_context("spawn")  # never fork a process that has threads
-            return ProcessPoolExecutor(1, mp_context=context, initializer=_lower_priority), FILL_CHUNK
+            return ProcessPoolExecutor(1, mp_context=context, initializer=lower_priority), FILL_CHUNK
         workers = min(self.workers, self.storage.parallel_reads or self.workers)
         return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ppc-reload"), 1
 
@@ -323,7 +337,7 @@ class ReloadRun:
             trust_listing=listed.sidecar_key not in self.sidecars and bool(listed.storage_etag),
         )
 
-    def _filled(self, read: Read) -> FillDetails | None:
+    def _filled(self, read: Read, raw_metadata: bytes | None) -> FillDetails | None:
         """What reading the object said about it, as a fill (None: it could not be read, or went away)."""
         listed, filled = read.listed, read.filled
         if read.gone:
@@ -333,13 +347,17 @@ class ReloadRun:
         if filled is None:
             logger.warning("reload could not fill in %s: %s", listed.object_key, read.error)
             return None
-        self.facts.records[filled.filename] = filled.project  # read_and_record recorded it
+        if read.recorded:
+            self.facts.records[filled.filename] = filled.project
+        else:
+            self.unsighted.append((filled, raw_metadata))
         named = filled.upload_name if listed.filename in self.namers and filled.core_metadata else None
         return FillDetails(filled, display_name=named)
 
     def _apply_fills(self, batch: list[FillDetails]) -> None:
         if not batch:
             return
+        self._record_sightings()
         applied = self.cache.apply(FillMany(batch))
         self.indexed.update((fill.file.filename, fill.file) for fill in batch)
         if applied.count == len(batch):
@@ -352,6 +370,23 @@ class ReloadRun:
                 self.progress.hashed += 1
             else:
                 self.progress.failed += 1
+
+    def _record_sightings(self) -> None:
+        """Record the first sightings of the files read since the last batch (one object per project), in parallel.
+
+        What storage refuses is left to record_back, which tries again at the end.
+        """
+        raw = {file.filename: metadata for file, metadata in self.unsighted}
+        groups = by_batch(file for file, _ in self.unsighted)
+        self.unsighted = []
+        if not groups:
+            return
+        store = StateStore(self.storage)
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(groups)), thread_name_prefix="ppc-sight") as pool:
+            taken = pool.map(lambda group: record_sightings(store, [(f, raw[f.filename]) for f in group]), groups)
+            for group, recorded in zip(groups, list(taken), strict=True):
+                if recorded:
+                    self.facts.records.update((f.filename, f.project) for f in group)
 
     def _repair_sidecars(self) -> None:
         if not self.advertised:
@@ -419,68 +454,3 @@ def begin_reload(storage: Storage, cache: Cache, workers: int = 16, verify_sidec
     if not cache.acquire_lock(LOCK_NAME, holder, LOCK_TTL):
         raise Conflict("A reload is already running; wait for it to finish (GET /admin/reload shows its progress).")
     return ReloadRun(storage, cache, workers, holder, verify_sidecars)
-
-
-# -- reading and recording the objects a fill reads (in the reload's threads, or in a process of its own) -------
-
-# A fill of at least this many files of a storage that reads on the CPU runs in a process of its own, in chunks.
-FILL_OUT_OF_PROCESS_MIN = 200
-FILL_CHUNK = 50
-
-
-@dataclass(frozen=True)
-class ToRead:
-    listed: PackageFile
-    # Its bytes changed since indexed: its sidecar and record describe old bytes.
-    rewritten: bool
-    sidecar_listed: bool
-    # Without a sidecar the object is read anyway, and the listing has said its size and ETag: a HEAD
-    # (one more request per file on S3) would only add a checksum.
-    trust_listing: bool
-
-
-@dataclass(frozen=True)
-class Read:
-    listed: PackageFile
-    filled: PackageFile | None = None
-    gone: bool = False
-    error: str | None = None
-
-
-def read_and_record(storage: Storage, reads: list[ToRead]) -> list[Read]:
-    """Read each object and record what it says in storage (a file record, with a wheel's metadata)."""
-    return [_read_one(storage, read) for read in reads]
-
-
-def _read_one(storage: Storage, read: ToRead) -> Read:
-    listed = read.listed
-    try:
-        if read.trust_listing and listed.storage_etag:
-            obj: StoredObject | None = StoredObject(
-                listed.object_key, listed.size, listed.upload_time, etag=listed.storage_etag
-            )
-        else:
-            obj = storage.stat(listed.object_key)
-        if obj is None:
-            return Read(listed, gone=True)
-        # A new file gets no sidecar: its record keeps the metadata, which the metadata view reads from there.
-        # A rewritten object's sidecar (if any) describes the old bytes: it is written again.
-        filled, raw_metadata = read_description(
-            storage,
-            listed,
-            obj,
-            rewritten=read.rewritten,
-            sidecar_exists=read.sidecar_listed,
-            write_sidecar=read.rewritten,
-        )
-        # Its facts go to storage as it is read: from now on its upload time never changes.
-        record_read(StateStore(storage), filled, raw_metadata, rewritten=read.rewritten)
-    except NotFound:
-        return Read(listed, gone=True)
-    except PypicloudLiteError as exc:
-        return Read(listed, error=exc.message)
-    return Read(listed, filled)
-
-
-def _lower_priority() -> None:
-    os.nice(10)

@@ -19,7 +19,7 @@ from pypicloud_lite.errors import PypicloudLiteError
 from pypicloud_lite.indexing import read_description
 from pypicloud_lite.models import PackageFile, Project, ProjectState
 from pypicloud_lite.storage.base import Storage
-from pypicloud_lite.stored_state import StateStore, seed_state
+from pypicloud_lite.stored_state import SIGHTINGS_BATCH, StateStore, seed_state
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +55,13 @@ class StoredFacts:
         self.store = StateStore(storage)
         self.cache = cache
         self.workers = workers
-        # From the listing: the project of each filename's record, and the projects with a state.
+        # From the listing: the project of each filename's record, and the projects with a state. Files
+        # found in first sightings join `records` once those are read: then they are recorded too.
         self.records: dict[str, str] = {}
         self.states: set[str] = set()
+        self.sightings: dict[str, list[str]] = {}
+        # What those sightings say, once read: by project, by filename.
+        self.sighted: dict[str, dict[str, PackageFile]] = {}
 
     def _map(self, work: Callable[[T], R], items: Sequence[T]) -> list[R]:
         if len(items) < 2:
@@ -73,26 +77,39 @@ class StoredFacts:
     def as_recorded(
         self, files: list[PackageFile], states: dict[str, ProjectState], rewritten: bool = False
     ) -> list[PackageFile]:
-        """Listed files as their records and project states describe them; those without a record stay listed.
+        """Listed files as their records (else their first sightings) and project states describe them; those
+        with neither stay listed, for the fill to read.
 
         `rewritten`: objects whose bytes changed since they were indexed: their records describe old bytes.
         """
+        sighted = {} if rewritten else self._sighted({f.project for f in files if f.filename not in self.records})
 
         def recorded(listed: PackageFile) -> PackageFile:
             state = states.get(listed.project)
-            if rewritten or self.records.get(listed.filename) != listed.project:
+            if rewritten:
                 return as_stored(listed, state)
-            record = self.store.read_file(listed.project, listed.filename)
+            if self.records.get(listed.filename) == listed.project:
+                record = self.store.read_file(listed.project, listed.filename)
+            else:
+                record = sighted.get(listed.project, {}).get(listed.filename)
             if record is None or record.size != listed.size:
                 # Another tool rewrote the object: its bytes decide, read by the fill.
                 return as_stored(listed, state)
-            found = replace(record, storage_etag=listed.storage_etag, key=listed.key)
-            return as_stored(found, state)
+            self.records[listed.filename] = listed.project
+            return as_stored(replace(record, storage_etag=listed.storage_etag, key=listed.key), state)
 
-        # Only files with a record cost a read: the rest stay in order without a trip through the pool.
+        # Only files with a record of their own cost a read: the rest stay in order without a trip through the pool.
         with_record = [f for f in files if not rewritten and self.records.get(f.filename) == f.project]
         read = dict(zip((f.filename for f in with_record), self._map(recorded, with_record), strict=True))
         return [read.get(f.filename) or recorded(f) for f in files]
+
+    def _sighted(self, projects: set[str]) -> dict[str, dict[str, PackageFile]]:
+        """The first sightings of the files of `projects` that the listing found (one GET per sightings object,
+        once per reload)."""
+        wanted = sorted(p for p in projects if p in self.sightings and p not in self.sighted)
+        found = self._map(lambda project: self.store.read_sightings(project, self.sightings[project]), wanted)
+        self.sighted.update(zip(wanted, found, strict=True))
+        return self.sighted
 
     @staticmethod
     def differing(
@@ -123,30 +140,37 @@ class StoredFacts:
         it creates are named by the cache now). Create-only: what an upload wrote meanwhile stays.
         """
         by_project: dict[str, list[PackageFile]] = {}
-        unrecorded = []
         for file in files:
             by_project.setdefault(file.project, []).append(file)
-            if self.records.get(file.filename) != file.project:
-                unrecorded.append(file)
+        unlisted = {f.project for f in self._unrecorded(by_project)}
+        # The files without a record of their own may be in their project's first sightings (one GET a project).
+        self._sighted(unlisted)
+        unrecorded = self._unrecorded(by_project)
         created = [name for name in by_project if name not in projects]
         current = {p.name: p for p in self.cache.list_projects()} if created else projects
         stateless = [
             (current[name], group) for name, group in by_project.items() if name not in self.states and name in current
         ]
-        self._map(self._record_file, unrecorded)
+        self._map(self._record_sightings, by_batch(unrecorded))
         self._map(self._record_project, stateless)
         if unrecorded or stateless:
             logger.info(
-                "reload recorded %d file records and %d project states that storage lacked",
+                "reload recorded %d first sightings of files and %d project states that storage lacked",
                 len(unrecorded),
                 len(stateless),
             )
 
-    def _record_file(self, file: PackageFile, raw_metadata: bytes | None = None) -> None:
-        try:
-            self.store.record_first_sight(file, raw_metadata)
-        except PypicloudLiteError as exc:
-            logger.warning("reload could not record %s: %s", file.filename, exc.message)
+    def _unrecorded(self, by_project: dict[str, list[PackageFile]]) -> list[PackageFile]:
+        def recorded(file: PackageFile) -> bool:
+            sighted = self.sighted.get(file.project, {}).get(file.filename)
+            return self.records.get(file.filename) == file.project or (
+                sighted is not None and sighted.size == file.size
+            )
+
+        return [file for group in by_project.values() for file in group if not recorded(file)]
+
+    def _record_sightings(self, files: list[PackageFile]) -> None:
+        record_sightings(self.store, [(file, None) for file in files])
 
     def _record_project(self, item: tuple[Project, list[PackageFile]]) -> None:
         project, files = item
@@ -179,13 +203,31 @@ def recover_metadata(storage: Storage, store: StateStore, file: PackageFile) -> 
     return raw
 
 
-def record_read(store: StateStore, file: PackageFile, raw_metadata: bytes | None, rewritten: bool) -> None:
-    """Record a file a reload has just read, with its core metadata: create-only (an upload's record written
-    meanwhile is the truth and stays), or replacing the record of old bytes another tool rewrote."""
+def by_batch(files: Iterable[PackageFile]) -> list[list[PackageFile]]:
+    """`files` in batches of one project each, of at most SIGHTINGS_BATCH files."""
+    batches: list[list[PackageFile]] = []
+    for file in sorted(files, key=lambda f: f.project):
+        if not batches or batches[-1][0].project != file.project or len(batches[-1]) >= SIGHTINGS_BATCH:
+            batches.append([])
+        batches[-1].append(file)
+    return batches
+
+
+def record_sightings(store: StateStore, files: list[tuple[PackageFile, bytes | None]]) -> bool:
+    """Record first sightings of one project's files (with their core metadata); False when storage refused."""
     try:
-        if rewritten:
-            store.write_file(file, raw_metadata)
-        else:
-            store.record_first_sight(file, raw_metadata)
+        store.record_sightings(files[0][0].project, files)
+    except PypicloudLiteError as exc:
+        logger.warning("could not record the first sightings of %d files: %s", len(files), exc.message)
+        return False
+    return True
+
+
+def record_rewritten(store: StateStore, file: PackageFile, raw_metadata: bytes | None) -> bool:
+    """Record a file whose object another tool rewrote: a record of its own replaces the one of old bytes."""
+    try:
+        store.write_file(file, raw_metadata)
     except PypicloudLiteError as exc:
         logger.warning("reload could not record %s: %s", file.filename, exc.message)
+        return False
+    return True

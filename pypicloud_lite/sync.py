@@ -23,8 +23,8 @@ from pypicloud_lite.cdn import is_flush_message
 from pypicloud_lite.errors import InvalidInput
 from pypicloud_lite.indexing import describe_object, listed_file
 from pypicloud_lite.models import AddFile, PackageFile, RemoveFile, ReplaceFile, SyncProject
-from pypicloud_lite.naming import parse_key, parse_record_key, parse_state_key, storage_key
-from pypicloud_lite.reload_state import as_stored
+from pypicloud_lite.naming import parse_key, parse_record_key, parse_sighting_key, parse_state_key, storage_key
+from pypicloud_lite.reload_state import as_stored, record_sightings
 from pypicloud_lite.storage.base import Storage, StoredObject
 from pypicloud_lite.storage.s3 import S3Storage
 from pypicloud_lite.stored_state import StateStore
@@ -173,22 +173,30 @@ class S3Sync:
             return "ignored"
         key = hint.key[len(self.storage.prefix) :]
         dist, record, project = parse_key(key), parse_record_key(key), parse_state_key(key)
-        if dist is None and record is None and project is None:
+        sighted = parse_sighting_key(key)
+        if dist is None and record is None and project is None and sighted is None:
             return "ignored"  # sidecars, strays, keys outside a project folder
         if self.memory.is_stale(hint):
             return "stale"
         if dist is not None:
             outcome = self._converge(key, dist.filename)
         elif record is not None:
-            row = self.cache.get_file(record[1])
-            # A record's event (a delete above all) never writes a record back: its file's own event does.
-            outcome = self._converge(row.object_key if row else storage_key(*record), record[1], record_back=False)
+            outcome = self._converge_recorded(*record)
+        elif sighted is not None:
+            # First sightings of several files, from the origin: each of them is shown as they say now.
+            outcomes = [self._converge_recorded(sighted, name) for name in self.state.read_sightings_in(key, sighted)]
+            outcome = "applied" if "applied" in outcomes else "unchanged"
         else:
             assert project is not None
             state = self.state.read_project(project)
             outcome = "applied" if state and self.cache.apply(SyncProject(state)).changed else "unchanged"
         self.memory.applied(hint)
         return outcome
+
+    def _converge_recorded(self, project: str, filename: str) -> str:
+        row = self.cache.get_file(filename)
+        # A record's event (a delete above all) never writes a record back: its file's own event does.
+        return self._converge(row.object_key if row else storage_key(project, filename), filename, record_back=False)
 
     def _converge(self, key: str, filename: str, record_back: bool = True) -> str:
         row = self.cache.get_file(filename)
@@ -229,6 +237,8 @@ class S3Sync:
         # Other bytes than the row's: another tool rewrote the object, its record describes the old ones.
         rewritten = row is not None and (row.size != obj.size or row.storage_etag not in (None, obj.etag))
         record = None if rewritten else self.state.read_file(dist.project, dist.filename)
+        if record is None and not rewritten:
+            record = self.state.read_sightings(dist.project).get(dist.filename)
         if record is not None and record.size == obj.size:
             return replace(record, storage_etag=obj.etag, key=listed.key)
         if row is not None and row.sha256 and not rewritten:
@@ -244,7 +254,7 @@ class S3Sync:
             self.state.write_file(described)
         else:
             # Placed by another tool (or indexed before records): its facts are fixed from this first sight on.
-            self.state.record_first_sight(described)
+            record_sightings(self.state, [(described, None)])
         return described
 
 

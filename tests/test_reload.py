@@ -54,6 +54,8 @@ from tests.support.reload import (
     read,
     rows_of,
     sha256,
+    sighted,
+    sightings_keys,
     stored_keys,
     upload,
 )
@@ -193,7 +195,7 @@ def test_objects_put_straight_into_storage_are_indexed(any_env: Env, caplog: pyt
     meta = wheel_metadata(wheel)
     assert rows[wheel.name].metadata_sha256 == sha256(meta)
     assert env.storage.stat(f"foo-bar/{wheel.name}.metadata") is None
-    assert json.loads(read(env.storage, f"_ppc/files/foo-bar/{wheel.name}.json"))["metadata"] == meta.decode()
+    assert sighted(env.storage, "foo-bar")[wheel.name]["metadata"] == meta.decode()
     assert rows[sdist.name].metadata_sha256 is None
     files = env.json_page("foo-bar")
     assert files[wheel.name]["core-metadata"] == {"sha256": sha256(meta)}
@@ -271,10 +273,12 @@ def test_second_reload_changes_nothing_and_reads_nothing(env: Env, monkeypatch: 
     second = env.reload()
 
     assert second.state == "done"
-    assert second.objects == 8  # three files, the uploaded wheel's sidecar, three records, one project state
+    # Three files, the uploaded wheel's sidecar, its record, one object of the others' first sightings, one state.
+    assert second.objects == 7
     assert second.listed == 3  # the package files alone
     assert counts(second) == {"added": 0, "removed": 0, "changed": 0, "unchanged": 3, "hashed": 0, "failed": 0}
-    assert calls == Counter({"read_versioned": 1}), "an unchanged index costs one listing and its project states"
+    # An unchanged index costs one listing, its project states and its first sightings (one object here).
+    assert calls == Counter({"read_versioned": 2})
     assert env.rows() == rows
     assert env.index.serial() == serial, "a reload that changes nothing must not bump the serial (page ETags)"
 
@@ -1079,9 +1083,11 @@ def test_new_objects_written_by_another_tool_cost_a_read(s3_env: Env) -> None:
     states = ["_ppc/projects/demo.json", "_ppc/projects/other.json"]
     # Each object is read once; the new projects' states are created without a read (If-None-Match).
     assert calls.keys("GetObject") == keys, "no checksum and no sidecar: each object is read once"
-    # Recorded back, once: each file's record (a wheel's keeps its metadata: no sidecar), each project's state.
-    records = [f"_ppc/files/{key}.json" for key in keys]
-    assert calls.keys("PutObject") == sorted(records + states)
+    # Recorded back, once: one object of first sightings per project (a wheel's entry keeps its metadata: no
+    # sidecar), each project's state.
+    sightings = sightings_keys(env.storage, "demo") + sightings_keys(env.storage, "other")
+    assert len(sightings) == 2
+    assert calls.keys("PutObject") == sorted(sightings + states)
     assert set(ops) <= {"ListObjectsV2", "HeadObject", "GetObject", "PutObject"}
 
 
@@ -1107,8 +1113,10 @@ def test_new_objects_with_checksum_and_sidecar_are_not_read(s3_env: Env) -> None
     assert calls.keys("HeadObject") == keys
     state = "_ppc/projects/demo.json"
     assert calls.keys("GetObject") == [key + ".metadata" for key in keys], "only small objects are read"
-    # Their facts are recorded, once: each file's record, the project's state.
-    assert calls.keys("PutObject") == sorted([state] + [f"_ppc/files/{key}.json" for key in keys])
+    # Their facts are recorded, once: one object of first sightings for both, the project's state.
+    sightings = sightings_keys(env.storage, "demo")
+    assert len(sightings) == 1 and set(sighted(env.storage, "demo")) == {p.name for p in paths}
+    assert calls.keys("PutObject") == sorted([state, *sightings])
     rows = env.rows()
     for path in paths:
         assert rows[path.name].sha256 == sha256(path.read_bytes())

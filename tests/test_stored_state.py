@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +28,10 @@ from pypicloud_lite.reload_state import StoredFacts
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.storage.local import LocalStorage
 from pypicloud_lite.storage.s3 import S3Storage
-from pypicloud_lite.stored_state import StateStore, parse_project_state, project_state
+from pypicloud_lite.stored_state import StateStore, parse_project_state, project_state, sightings
 from tests.support.distbuilder import build_sdist, build_wheel
 from tests.support.legacy import JSON_V1
-from tests.support.reload import Env, open_env, open_rebuilt, put_raw, upload
+from tests.support.reload import Env, open_env, open_rebuilt, put_raw, sighted, upload
 
 
 @pytest.fixture(params=["local", "s3", "local+postgresql", "local+dynamo"])
@@ -135,7 +135,8 @@ def test_a_file_another_tool_placed_keeps_the_time_first_seen(
         key = env.put(wheel)
         env.reload()
         first_seen = env.index.get_file("placed", wheel.name).upload_time
-        assert env.storage.read_versioned(file_record_key("placed", wheel.name)) is not None, "recorded back"
+        assert env.storage.read_versioned(file_record_key("placed", wheel.name)) is None, "no record of its own"
+        assert sighted(env.storage, "placed")[wheel.name]["upload_time"] == first_seen.isoformat(), "recorded back"
 
         _set_mtime(env, key, time.time() + 3600)
         with open_rebuilt(env, request, tmp_path) as rebuilt:
@@ -291,7 +292,7 @@ def test_a_project_state_keeps_its_origin() -> None:
 def test_a_record_keeps_the_exact_metadata_bytes_its_hash_names(tmp_path: Path, raw: bytes) -> None:
     store = StateStore(LocalStorage(tmp_path))
     file = replace(_recorded_wheel(), metadata_sha256=hashlib.sha256(raw).hexdigest())
-    assert store.record_first_sight(file, raw)
+    store.write_file(file, raw)
     doc = json.loads((tmp_path / file_record_key(file.project, file.filename)).read_bytes())
     assert ("metadata" in doc) == (raw.isascii()), "text when it is UTF-8, base64 when not"
 
@@ -303,7 +304,7 @@ def test_a_record_without_metadata_or_with_forged_metadata_gives_none(tmp_path: 
     storage = LocalStorage(tmp_path)
     store = StateStore(storage)
     file = replace(_recorded_wheel(), metadata_sha256=hashlib.sha256(b"real").hexdigest())
-    assert store.record_first_sight(file)
+    store.write_file(file)
     assert store.read_metadata(file) is None
     key = file_record_key(file.project, file.filename)
     doc = json.loads(storage.read_versioned(key).data)  # type: ignore[union-attr]
@@ -317,3 +318,19 @@ def _recorded_wheel() -> PackageFile:
     return PackageFile.of(
         parse_filename("demo-1.0-py3-none-any.whl"), size=10, sha256="a" * 64, upload_time=datetime.now(UTC)
     )
+
+
+def test_first_sightings_of_one_storage_keep_the_earliest_and_ignore_a_hostile_batch(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    store = StateStore(storage)
+    early = _recorded_wheel()
+    late = replace(early, upload_time=early.upload_time + timedelta(hours=1))
+    store.record_sightings("demo", [(late, None)])
+    store.record_sightings("demo", [(early, None)])
+    assert store.read_sightings("demo") == {early.filename: early}
+
+    # Another project's file in demo's folder, and a batch that is not JSON: each ignored whole, never fatal.
+    other = replace(early, project="other", upload_time=early.upload_time - timedelta(days=1))
+    put_raw(storage, "_ppc/seen/demo/1-forged.json", sightings("demo", storage.identity, [(other, None)]))
+    put_raw(storage, "_ppc/seen/demo/2-garbage.json", b"{not json")
+    assert store.read_sightings("demo") == {early.filename: early}

@@ -64,6 +64,11 @@ class Storage(ABC):
     # then an upload's spool file is worth syncing to disk early (spool.py presync).
     takes_sources: bool = False
 
+    @property
+    @abstractmethod
+    def identity(self) -> str:
+        """Which bucket or folder this is: a copy of it (a replica, a restore) has another identity."""
+
     @abstractmethod
     def put_new(self, key: str, source: Path, sha256: str | None = None, *, movable: bool = False) -> bool:
         """Store `source` under `key` unless an object is already there.

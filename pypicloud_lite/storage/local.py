@@ -85,6 +85,10 @@ class LocalStorage(Storage):
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
 
+    @property
+    def identity(self) -> str:
+        return f"file://{self.root}"
+
     def _path(self, key: str) -> Path:
         checked = checked_key(key)
         if not self._may_link(checked):

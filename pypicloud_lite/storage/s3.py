@@ -109,6 +109,10 @@ class S3Storage(Storage):
         # First: botocore's own handler would answer with the plain SigV4 presigner.
         events.register_first("choose-signer.s3.GetObject", _choose_pinned_signer, unique_id=_PINNED_SIGNER)
 
+    @property
+    def identity(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
     @classmethod
     def from_settings(cls, settings: S3Settings, stream_files: bool = False) -> S3Storage:
         config = Config(

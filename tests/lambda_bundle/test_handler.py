@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,11 +22,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
+from pypicloud_lite.cache.sql import SQLCache
 from pypicloud_lite.errors import BackendUnavailable
 from pypicloud_lite.models import PackageFile, ProjectState, SetYanked
-from pypicloud_lite.stored_state import project_state
+from pypicloud_lite.reload import begin_reload
+from pypicloud_lite.stored_state import project_state, sightings
 from tests.support.aws import Moto
-from tests.support.cache import fresh_database
+from tests.support.cache import cache_settings, fresh_database
 from tests.support.data import aws_event
 from tests.support.handler_env import (
     ENVELOPES,
@@ -49,6 +52,7 @@ from tests.support.handler_env import (
     s3_record,
     sdist_bytes,
     sha256,
+    sightings_in,
     sql_settings,
     sqs_event,
     wheel_bytes,
@@ -238,12 +242,15 @@ def test_created_sample_indexes_its_object(
         before = module.runtime().cache.get_file(key.rsplit("/", 1)[1])
         gets = count_s3_calls(module, "GetObject")
         again = module.handler(aws_event(sample), None)
-        # Only the file's record and its project's state (none here) are read, never the object.
+        # Only the file's record (none: another tool placed it), its first sighting and its project's state
+        # (none here) are read, never the object.
         filename = key.rsplit("/", 1)[1]
         assert gets == [
             f"{PREFIX}_ppc/projects/{project.name}.json",
             f"{PREFIX}_ppc/files/{project.name}/{filename}.json",
+            *sightings_in(moto, sample_bucket, project.name),
         ]
+        assert len(gets) == 3
         if "batchItemFailures" in expected:
             assert again == expected
         else:
@@ -847,11 +854,10 @@ def test_a_project_state_event_applies_its_yanks_status_and_name(
 ) -> None:
     filename, data = wheel_bytes(tmp_path, "stateful", "1.0")
     key, state_key = f"{PREFIX}stateful/{filename}", f"{PREFIX}_ppc/projects/stateful.json"
-    record_key = f"{PREFIX}_ppc/files/stateful/{filename}.json"
     with sqlite_handler(monkeypatch, moto, bucket, tmp_path) as module:
         put_object(moto, bucket, key, data, checksum=True)
         index_now(module, key, bucket)
-        assert read_object(moto, bucket, record_key) is not None, "a placed file's record is written at first sight"
+        [record_key] = sightings_in(moto, bucket, "stateful")  # a placed file is recorded at first sight
         cache = module.runtime().cache
         put_object(
             moto,
@@ -874,9 +880,46 @@ def test_a_project_state_event_applies_its_yanks_status_and_name(
             project, status="active", status_reason=None, serial=cache.serial()
         )
 
-        # The record's delete (its file still there) changes nothing and writes nothing back.
+        # The first sighting's delete (its file still there) changes nothing and writes nothing back.
         moto.client("s3").delete_object(Bucket=bucket, Key=record_key)
         result = module.handler(s3_event(s3_record(bucket, record_key, "ObjectRemoved:Delete")), None)
         assert result.get("applied", 0) == 0, result
         assert cache.get_file(filename) == row
         assert read_object(moto, bucket, record_key) is None
+
+
+def test_a_replicas_own_first_sighting_yields_to_the_origins(
+    bucket: str, moto: Moto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file another tool placed in the origin reaches the replica before the origin's first sighting of it.
+
+    The replica's sync sees it first and records its own sighting; the origin's, replicated later, wins
+    (whatever its time): the replica, and a cache rebuilt from its bucket, show what the origin shows.
+    """
+    filename, data = wheel_bytes(tmp_path, "placed", "1.0")
+    key = f"{PREFIX}placed/{filename}"
+    with sqlite_handler(monkeypatch, moto, bucket, tmp_path) as module:
+        put_object(moto, bucket, key, data)
+        index_now(module, key, bucket)
+        cache = module.runtime().cache
+        own = cache.get_file(filename)
+        assert own is not None
+        [own_key] = sightings_in(moto, bucket, "placed")
+
+        origin_time = own.upload_time + timedelta(hours=5)  # later than the replica's own: it wins anyway
+        origin_key = f"{PREFIX}_ppc/seen/placed/00000000000000000001-origin.json"
+        seen = sightings("placed", "s3://origin-bucket/packages/", [(replace(own, upload_time=origin_time), None)])
+        put_object(moto, bucket, origin_key, seen)
+        index_now(module, origin_key, bucket)
+        row = cache.get_file(filename)
+        assert row is not None and row.upload_time == origin_time
+        assert sightings_in(moto, bucket, "placed") == sorted([own_key, origin_key]), "nothing written back"
+
+        storage = module.runtime().sync.storage
+        rebuilt = SQLCache.from_settings(cache_settings(f"sqlite:///{tmp_path / 'rebuilt.sqlite'}"))
+        try:
+            begin_reload(storage, rebuilt).execute()
+            again = rebuilt.get_file(filename)
+            assert again is not None and again.upload_time == origin_time
+        finally:
+            rebuilt.close()

@@ -163,6 +163,12 @@ def read_object(moto: Moto, bucket: str, key: str) -> bytes | None:
     return body
 
 
+def sightings_in(moto: Moto, bucket: str, project: str) -> list[str]:
+    """The keys of the project's first-sightings objects in the bucket."""
+    listed = moto.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}_ppc/seen/{project}/")
+    return sorted(obj["Key"] for obj in listed.get("Contents", []))
+
+
 def count_s3_calls(module: ModuleType, operation: str = "HeadObject") -> list[str]:
     """The keys of every `operation` the sync's storage client sends from now on (builds the runtime)."""
     calls: list[str] = []

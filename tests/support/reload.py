@@ -4,6 +4,7 @@ objects written behind the index's back, uploads through the service, injected S
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.models import PackageFile, ReloadChanges
-from pypicloud_lite.naming import parse_filename
+from pypicloud_lite.naming import parse_filename, sightings_prefix
 from pypicloud_lite.reload import ReloadProgress
 from pypicloud_lite.service import PackageIndex, UploadForm, UploadResult
 from pypicloud_lite.storage.base import Storage
@@ -70,6 +71,18 @@ def read(storage: Storage, key: str) -> bytes:
 
 def stored_keys(storage: Storage) -> set[str]:
     return {obj.key for obj in storage.list()}
+
+
+def sighted(storage: Storage, project: str) -> dict[str, dict[str, Any]]:
+    """The entries of the project's first-sightings objects in storage, by filename (as stored: JSON)."""
+    entries: dict[str, dict[str, Any]] = {}
+    for obj in storage.list(sightings_prefix(project)):
+        entries.update((entry["filename"], entry) for entry in json.loads(read(storage, obj.key))["files"])
+    return entries
+
+
+def sightings_keys(storage: Storage, project: str) -> list[str]:
+    return sorted(obj.key for obj in storage.list(sightings_prefix(project)))
 
 
 def rows_of(cache: Cache) -> dict[str, PackageFile]:
