@@ -39,6 +39,7 @@ from typing import Any
 from bench.corpus import Dist, build_corpus
 from bench.reload import PREFIX, moto_endpoint, put_corpus, s3_client
 from pypicloud_lite import reload as reload_module
+from pypicloud_lite import reload_fill
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cache.dynamo import DynamoCache
 from pypicloud_lite.cache.sql import SQLCache
@@ -73,7 +74,7 @@ class Fill:
 def profiled_workers(profiles: list[cProfile.Profile]) -> Iterator[None]:
     """Profile the reading of each object in every pool thread too (cProfile only sees the thread that enables
     it); the fill then reads in the server's process, in threads, as a fill of few files does."""
-    original, out_of_process = reload_module._read_one, reload_module.FILL_OUT_OF_PROCESS_MIN
+    original, out_of_process = reload_fill.read_one, reload_module.FILL_OUT_OF_PROCESS_MIN
     local = threading.local()
     lock = threading.Lock()
 
@@ -89,11 +90,11 @@ def profiled_workers(profiles: list[cProfile.Profile]) -> Iterator[None]:
         finally:
             profiler.disable()
 
-    reload_module._read_one, reload_module.FILL_OUT_OF_PROCESS_MIN = read_one, 1 << 62
+    reload_fill.read_one, reload_module.FILL_OUT_OF_PROCESS_MIN = read_one, 1 << 62
     try:
         yield
     finally:
-        reload_module._read_one, reload_module.FILL_OUT_OF_PROCESS_MIN = original, out_of_process
+        reload_fill.read_one, reload_module.FILL_OUT_OF_PROCESS_MIN = original, out_of_process
 
 
 def run_fill(storage: Storage, cache: Cache, dists: list[Dist], workers: int, profile: bool) -> Fill:

@@ -186,8 +186,12 @@ def project_state_key(project: str) -> str:
 
 
 def sightings_prefix(project: str) -> str:
-    """Where the first sightings of a project's files live: one object per batch a reload (or the S3 sync) read."""
-    return f"{FIRST_SIGHTINGS}{project}/"
+    """Where the first sightings of a project's files live: one object per batch a reload (or the S3 sync) read.
+
+    All in one folder (a normalized name has no '.'): a fill of a folder of many projects then creates one
+    file per batch, not a folder per project as well.
+    """
+    return f"{FIRST_SIGHTINGS}{project}."
 
 
 def sighting_key(project: str, batch: str) -> str:
@@ -198,8 +202,8 @@ def parse_sighting_key(key: str) -> str | None:
     """The project of a first-sightings object's key, or None for any other key."""
     if not (key.startswith(FIRST_SIGHTINGS) and key.endswith(STATE_SUFFIX)):
         return None
-    project, sep, batch = key[len(FIRST_SIGHTINGS) : -len(STATE_SUFFIX)].partition("/")
-    if not sep or "/" in batch or not batch or not project or normalize(project) != project:
+    project, sep, batch = key[len(FIRST_SIGHTINGS) : -len(STATE_SUFFIX)].partition(".")
+    if not sep or "/" in batch or "." in batch or not batch or not project or normalize(project) != project:
         return None
     return project
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -63,6 +64,8 @@ FILL_BATCH_SECONDS = 1.0
 # A fill of at least this many files of a storage that reads on the CPU runs in a process of its own, in chunks.
 FILL_OUT_OF_PROCESS_MIN = 200
 FILL_CHUNK = 50
+# How many such processes: the reading is CPU-bound, and each niced process only takes a core the server leaves idle.
+FILL_PROCESSES = max(1, min(2, os.cpu_count() or 1))
 
 
 @dataclass
@@ -321,11 +324,12 @@ class ReloadRun:
                 raise
 
     def _fill_pool(self, count: int) -> tuple[Executor, int]:
-        """Threads, one file a task; or, for many files of a storage that reads on the CPU, one niced process
+        """Threads, one file a task; or, for many files of a storage that reads on the CPU, niced processes
         reading chunks of them, so that the server's request threads keep the GIL and a core."""
         if self.storage.reads_out_of_process and count >= FILL_OUT_OF_PROCESS_MIN:
             context = multiprocessing.get_context("spawn")  # never fork a process that has threads
-            return ProcessPoolExecutor(1, mp_context=context, initializer=lower_priority), FILL_CHUNK
+            processes = ProcessPoolExecutor(FILL_PROCESSES, mp_context=context, initializer=lower_priority)
+            return processes, FILL_CHUNK
         workers = min(self.workers, self.storage.parallel_reads or self.workers)
         return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ppc-reload"), 1
 
@@ -335,6 +339,7 @@ class ReloadRun:
             listed.filename in self.rewritten,
             listed.sidecar_key in self.sidecars,
             trust_listing=listed.sidecar_key not in self.sidecars and bool(listed.storage_etag),
+            names_project=listed.filename in self.namers,
         )
 
     def _filled(self, read: Read, raw_metadata: bytes | None) -> FillDetails | None:
@@ -347,6 +352,8 @@ class ReloadRun:
         if filled is None:
             logger.warning("reload could not fill in %s: %s", listed.object_key, read.error)
             return None
+        if read.named:
+            self.facts.states.add(filled.project)
         if read.recorded:
             self.facts.records[filled.filename] = filled.project
         else:

@@ -7,15 +7,18 @@ another tool placed are recorded as first sightings, one object per batch of one
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, replace
 
 from pypicloud_lite.errors import NotFound, PypicloudLiteError
 from pypicloud_lite.indexing import read_description
-from pypicloud_lite.models import PackageFile
+from pypicloud_lite.models import PackageFile, ProjectState
 from pypicloud_lite.reload_state import record_rewritten, record_sightings
 from pypicloud_lite.storage.base import Storage, StoredObject
 from pypicloud_lite.stored_state import StateStore
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ class ToRead:
     # Without a sidecar the object is read anyway, and the listing has said its size and ETag: a HEAD
     # (one more request per file on S3) would only add a checksum.
     trust_listing: bool
+    # The first-uploaded file of a project this reload creates: its metadata names the project.
+    names_project: bool = False
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,8 @@ class Read:
     error: str | None = None
     # Whether storage took its record (a first sighting, or the record of rewritten bytes) already.
     recorded: bool = False
+    # Whether storage took the state of the new project this file names.
+    named: bool = False
 
 
 def fill_tasks(batches: list[list[ToRead]], files: int) -> list[list[list[ToRead]]]:
@@ -54,7 +61,8 @@ def fill_tasks(batches: list[list[ToRead]], files: int) -> list[list[list[ToRead
 
 def read_and_record(storage: Storage, batches: list[list[ToRead]], sightings: bool) -> list[tuple[Read, bytes | None]]:
     """Read each object; record rewritten bytes in a record of their own, and (`sightings`) the new files of each
-    batch as one object of first sightings. Each read comes with the core metadata to record, when it is not yet."""
+    batch as one object of first sightings, and the state of each new project a file names. Each read comes with
+    the core metadata to record, when it is not yet."""
     store, done = StateStore(storage), list[tuple[Read, bytes | None]]()
     for batch in batches:
         reads = [read_one(storage, todo) for todo in batch]
@@ -71,8 +79,19 @@ def read_and_record(storage: Storage, batches: list[list[ToRead]], sightings: bo
             elif todo.rewritten:
                 done.append((replace(read, recorded=record_rewritten(store, read.filled, raw_metadata)), None))
             else:
-                done.append((replace(read, recorded=sighted), None if sighted else raw_metadata))
+                named = sighted and todo.names_project and name_project(store, read.filled)
+                done.append((replace(read, recorded=sighted, named=named), None if sighted else raw_metadata))
     return done
+
+
+def name_project(store: StateStore, file: PackageFile) -> bool:
+    """Create the state of the new project `file` names, as the reload names it (create-only, no read first)."""
+    try:
+        store.create_project(ProjectState(file.project, file.upload_name))
+    except PypicloudLiteError as exc:
+        logger.warning("could not record the state of %s: %s", file.project, exc.message)
+        return False
+    return True
 
 
 def read_one(storage: Storage, read: ToRead) -> tuple[Read, bytes | None]:

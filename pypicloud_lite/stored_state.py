@@ -7,7 +7,7 @@ and a restored copy all show the same index:
 * `_ppc/files/<project>/<filename>.json`: written when the file is uploaded: upload time, uploader,
   size, hashes and core metadata. Never changed afterwards: a filename never holds other bytes, and
   its upload time never moves. It is the truth about its file.
-* `_ppc/seen/<project>/<batch>.json`: the same records for files another tool placed, written when the
+* `_ppc/seen/<project>.<batch>.json`: the same records for files another tool placed, written when the
   index first sees them (a reload's fill, the S3 sync): one object per batch of up to SIGHTINGS_BATCH
   files of one project, so that a reload of 20,000 such files writes one object per project, not
   20,000. A file with a record of its own is shown as that record says; else as its sightings say

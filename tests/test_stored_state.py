@@ -331,6 +331,6 @@ def test_first_sightings_of_one_storage_keep_the_earliest_and_ignore_a_hostile_b
 
     # Another project's file in demo's folder, and a batch that is not JSON: each ignored whole, never fatal.
     other = replace(early, project="other", upload_time=early.upload_time - timedelta(days=1))
-    put_raw(storage, "_ppc/seen/demo/1-forged.json", sightings("demo", storage.identity, [(other, None)]))
-    put_raw(storage, "_ppc/seen/demo/2-garbage.json", b"{not json")
+    put_raw(storage, "_ppc/seen/demo.1-forged.json", sightings("demo", storage.identity, [(other, None)]))
+    put_raw(storage, "_ppc/seen/demo.2-garbage.json", b"{not json")
     assert store.read_sightings("demo") == {early.filename: early}

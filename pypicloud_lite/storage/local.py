@@ -278,7 +278,13 @@ class LocalStorage(Storage):
             self._path(key).unlink(missing_ok=True)
 
     def list(self, prefix: str = "") -> Iterator[StoredObject]:
-        for dirpath, dirs, files in os.walk(self.root):
+        # Only the folder the prefix names (or the one its last segment begins in) is walked.
+        folder = prefix.rpartition("/")[0]
+        try:
+            start = self._path(folder + "/") if folder else self.root
+        except NotFound:
+            return  # no key starts with a prefix that is no path
+        for dirpath, dirs, files in os.walk(start):
             # Dot-folders hold no keys (the key locks); pruned in place, os.walk does not enter them.
             dirs[:] = [d for d in dirs if not d.startswith(".")]
             for name in sorted(files):

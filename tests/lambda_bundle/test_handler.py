@@ -907,7 +907,7 @@ def test_a_replicas_own_first_sighting_yields_to_the_origins(
         [own_key] = sightings_in(moto, bucket, "placed")
 
         origin_time = own.upload_time + timedelta(hours=5)  # later than the replica's own: it wins anyway
-        origin_key = f"{PREFIX}_ppc/seen/placed/00000000000000000001-origin.json"
+        origin_key = f"{PREFIX}_ppc/seen/placed.00000000000000000001-origin.json"
         seen = sightings("placed", "s3://origin-bucket/packages/", [(replace(own, upload_time=origin_time), None)])
         put_object(moto, bucket, origin_key, seen)
         index_now(module, origin_key, bucket)

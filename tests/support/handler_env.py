@@ -165,7 +165,7 @@ def read_object(moto: Moto, bucket: str, key: str) -> bytes | None:
 
 def sightings_in(moto: Moto, bucket: str, project: str) -> list[str]:
     """The keys of the project's first-sightings objects in the bucket."""
-    listed = moto.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}_ppc/seen/{project}/")
+    listed = moto.client("s3").list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}_ppc/seen/{project}.")
     return sorted(obj["Key"] for obj in listed.get("Contents", []))
 
 
