@@ -162,8 +162,12 @@ class LocalStorage(Storage):
         try:
             with open(source, "rb") as fh:
                 os.fsync(fh.fileno())
-            path.parent.mkdir(parents=True, exist_ok=True)
-            os.link(source, path)  # as in _create: refuses an existing target
+            try:
+                os.link(source, path)  # as in _create: refuses an existing target
+            except FileNotFoundError:
+                # The project's folder, made when missing: a mkdir per upload costs as much as a new file here.
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.link(source, path)
             return True
         except FileExistsError:
             return False
