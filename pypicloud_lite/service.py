@@ -324,8 +324,8 @@ class PackageIndex:
     ) -> UploadResult:
         # The object is written before the row, so the index never lists a file storage lacks.
         key = record.object_key
-        spooled.check_synced()
-        written = self.storage.put_new(key, spooled.path, sha256=record.sha256, movable=True)
+        spooled.check_synced()  # then the object is not synced again
+        written = self.storage.put_new(key, spooled.path, sha256=record.sha256, movable=True, synced=spooled.synced)
         if not written and self._object_sha256(key) != record.sha256:
             # A racing upload of other bytes won the conditional write.
             raise FileExists(f"File already exists: {record.filename!r} is already stored with different contents.")

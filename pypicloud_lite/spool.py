@@ -39,6 +39,11 @@ class Spooled:
     blake2_256: str
     presync: Future[None] | None = dataclass_field(default=None, compare=False)
 
+    @property
+    def synced(self) -> bool:
+        """Whether the file was fsync'd in the background (presync): true once check_synced() has passed."""
+        return self.presync is not None
+
     def check_synced(self) -> None:
         """Wait for the background fsync (presync); its failure is the upload's.
 
