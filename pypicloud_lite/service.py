@@ -7,7 +7,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Callable, Collection
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,7 +54,7 @@ from pypicloud_lite.naming import (
 from pypicloud_lite.reload import LOCK_NAME as RELOAD_LOCK
 from pypicloud_lite.reload import ReloadRun, begin_reload
 from pypicloud_lite.reload_state import recover_metadata
-from pypicloud_lite.spool import CHUNK, SPOOL_PREFIX, SPOOL_SUFFIX, Spooled, check_digests, spool
+from pypicloud_lite.spool import CHUNK, SPOOL_PREFIX, SPOOL_SUFFIX, Received, Spooled, SpoolWriter, check_digests, spool
 from pypicloud_lite.storage.base import DownloadURL, Storage
 from pypicloud_lite.storage.local import remove_stale_files
 from pypicloud_lite.stored_state import StateStore, seed_state, with_status, with_yanks
@@ -109,8 +109,8 @@ class PackageIndex:
 
     # -- uploads ---------------------------------------------------------------
 
-    def upload(self, form: UploadForm, filename: str, content: BinaryIO, uploader: str | None) -> UploadResult:
-        """Store a distribution and index it; an identical re-upload changes nothing."""
+    def upload(self, form: UploadForm, filename: str, content: Received, uploader: str | None) -> UploadResult:
+        """Store a distribution and index it; an identical re-upload changes nothing (`content`: see receiving())."""
         dist = parse_filename(filename)
         self._check_form(form, dist)
         state = self.state.read_project(dist.project)
@@ -157,9 +157,13 @@ class PackageIndex:
         ):
             return self._add(dist, spooled, _Given(when, uploader, summary, origin=origin), display_name, lease)
 
-    def _spool(self, content: BinaryIO) -> AbstractContextManager[Spooled]:
+    def _spool(self, content: Received) -> AbstractContextManager[Spooled]:
+        return nullcontext(content) if isinstance(content, Spooled) else spool(content, self.receiving())
+
+    def receiving(self) -> SpoolWriter:
+        """Where a request's upload is written as it is read: its `finish()` is upload()'s content."""
         settings = self.upload_settings
-        return spool(content, settings.max_size, settings.spool_dir, presync=self.storage.takes_sources)
+        return SpoolWriter(settings.max_size, settings.spool_dir, presync=self.storage.takes_sources)
 
     def _check_open(self, dist: DistFilename, state: ProjectState | None) -> None:
         """Refuse a file for a closed project: by its state in storage (written before the cache), else the cache's."""
@@ -320,8 +324,8 @@ class PackageIndex:
     ) -> UploadResult:
         # The object is written before the row, so the index never lists a file storage lacks.
         key = record.object_key
-        spooled.check_synced()
-        written = self.storage.put_new(key, spooled.path, sha256=record.sha256, movable=True)
+        spooled.check_synced()  # then the object is not synced again
+        written = self.storage.put_new(key, spooled.path, sha256=record.sha256, movable=True, synced=spooled.synced)
         if not written and self._object_sha256(key) != record.sha256:
             # A racing upload of other bytes won the conditional write.
             raise FileExists(f"File already exists: {record.filename!r} is already stored with different contents.")

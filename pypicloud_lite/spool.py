@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 from pypicloud_lite.errors import BackendUnavailable, InvalidUpload, UploadTooLarge
 
@@ -39,6 +39,11 @@ class Spooled:
     blake2_256: str
     presync: Future[None] | None = dataclass_field(default=None, compare=False)
 
+    @property
+    def synced(self) -> bool:
+        """Whether the file was fsync'd in the background (presync): true once check_synced() has passed."""
+        return self.presync is not None
+
     def check_synced(self) -> None:
         """Wait for the background fsync (presync); its failure is the upload's.
 
@@ -57,40 +62,89 @@ def too_large(limit: int) -> UploadTooLarge:
     return UploadTooLarge(f"File too large. Limit for this index is {limit} bytes ({limit / 1_000_000:.1f} MB).")
 
 
-@contextmanager
-def spool(content: BinaryIO, limit: int, spool_dir: Path | None, presync: bool = False) -> Iterator[Spooled]:
-    """Copy the upload to a temporary file while hashing it, enforcing the size limit.
+class SpoolWriter:
+    """An upload's bytes as they arrive, written to a temporary file and hashed; the size limit enforced on each write.
 
-    `presync`: start the file's fsync in the background as soon as it is complete, for a storage that
-    makes the spool file the object itself (its own fsync then finds nothing left to write): the disk
-    works while the upload's metadata is read and checked. Call `check_synced()` before storing it.
+    `spool_dir` is made when missing (on the first write: a body without a file creates nothing). `presync`: start
+    the file's fsync in the background once it is complete, for a storage that makes the spool file the object
+    itself (its own fsync then finds nothing left to write): the disk works while the upload's metadata is read
+    and checked. Use it as a context manager: the file is removed when it ends, whatever happened.
     """
-    if spool_dir is not None:
-        spool_dir.mkdir(parents=True, exist_ok=True)
-    hashers: dict[str, _Hash | hashlib.blake2b] = {
-        "md5": hashlib.md5(usedforsecurity=False),
-        "sha256": hashlib.sha256(),
-        "blake2_256": hashlib.blake2b(digest_size=32),
-    }
-    size = 0
-    with tempfile.NamedTemporaryFile(dir=spool_dir, prefix=SPOOL_PREFIX, suffix=SPOOL_SUFFIX) as tmp:
-        while chunk := content.read(CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise too_large(limit)
-            for hasher in hashers.values():
-                hasher.update(chunk)
-            tmp.write(chunk)
-        tmp.flush()
-        if size == 0:
+
+    def __init__(self, limit: int, spool_dir: Path | None, presync: bool = False) -> None:
+        self.limit, self.spool_dir, self.presync = limit, spool_dir, presync
+        self.size = 0
+        self._hashers: dict[str, _Hash | hashlib.blake2b] = {
+            "md5": hashlib.md5(usedforsecurity=False),
+            "sha256": hashlib.sha256(),
+            "blake2_256": hashlib.blake2b(digest_size=32),
+        }
+        self._tmp: IO[bytes] | None = None
+        self._synced: Future[None] | None = None
+
+    def __enter__(self) -> SpoolWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise too_large(self.limit)
+        for hasher in self._hashers.values():
+            hasher.update(chunk)
+        self._file().write(chunk)
+
+    def _file(self) -> IO[bytes]:
+        if self._tmp is None:
+            try:
+                self._tmp = self._new_file()
+            except FileNotFoundError:
+                if self.spool_dir is None:
+                    raise
+                # Made when missing, not before every upload: a mkdir costs about as much as the file here.
+                self.spool_dir.mkdir(parents=True, exist_ok=True)
+                self._tmp = self._new_file()
+        return self._tmp
+
+    def _new_file(self) -> IO[bytes]:
+        # Closed (and so removed) by close().
+        return tempfile.NamedTemporaryFile(dir=self.spool_dir, prefix=SPOOL_PREFIX, suffix=SPOOL_SUFFIX)
+
+    def finish(self) -> Spooled:
+        """The complete upload (InvalidUpload if it is empty); its fsync started in the background with `presync`."""
+        if self.size == 0:
             raise InvalidUpload("Invalid distribution file: the uploaded file is empty.")
-        synced = _SYNCS.submit(os.fsync, tmp.fileno()) if presync else None
-        try:
-            yield Spooled(Path(tmp.name), size, **{k: h.hexdigest() for k, h in hashers.items()}, presync=synced)
-        finally:
-            if synced is not None:
-                # Done before the descriptor closes; a failure is the storage write's to report (it syncs again).
-                wait([synced])
+        tmp = self._file()
+        tmp.flush()
+        if self.presync and self._synced is None:
+            self._synced = _SYNCS.submit(os.fsync, tmp.fileno())
+        digests = {name: hasher.hexdigest() for name, hasher in self._hashers.items()}
+        return Spooled(Path(tmp.name), self.size, **digests, presync=self._synced)
+
+    def close(self) -> None:
+        if self._synced is not None:
+            # Done before the descriptor closes; a failure is the storage write's to report (it syncs again).
+            wait([self._synced])
+        if self._tmp is not None:
+            self._tmp.close()
+
+
+@contextmanager
+def spool(content: BinaryIO, writer: SpoolWriter) -> Iterator[Spooled]:
+    """Copy the upload to `writer`'s file while hashing it, enforcing the size limit; the file goes at the end.
+
+    Call `check_synced()` on what it yields before storing it.
+    """
+    with writer:
+        while chunk := content.read(CHUNK):
+            writer.write(chunk)
+        yield writer.finish()
+
+
+# What an upload's bytes come as: a stream, or a file a SpoolWriter already received.
+Received = BinaryIO | Spooled
 
 
 def check_digests(spooled: Spooled, md5: str | None, sha256: str | None, blake2_256: str | None) -> None:

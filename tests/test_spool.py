@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pypicloud_lite import spool as spool_module
-from pypicloud_lite.spool import spool
+from pypicloud_lite.spool import SpoolWriter, spool
 
 
 @pytest.mark.parametrize("presync", [False, True])
@@ -24,7 +24,7 @@ def test_presync_syncs_the_spool_file_in_the_background(
         fsync(fd)
 
     monkeypatch.setattr(spool_module.os, "fsync", recording)
-    with spool(io.BytesIO(b"wheel bytes" * 100), 1 << 20, tmp_path, presync=presync) as spooled:
+    with spool(io.BytesIO(b"wheel bytes" * 100), SpoolWriter(1 << 20, tmp_path, presync=presync)) as spooled:
         path = str(spooled.path)
         assert spooled.path.read_bytes() == b"wheel bytes" * 100
     # Waited for before the spool file closed (and went away).

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
@@ -117,9 +117,24 @@ def _configure_sqlite(engine: Engine) -> None:
 @contextmanager
 def transaction(factory: sessionmaker[Session], what: str) -> Iterator[Session]:
     """One transaction; a database that cannot be reached becomes BackendUnavailable (503)."""
+    with _translated(what), factory() as session, session.begin():
+        yield session
+
+
+@contextmanager
+def connection(engine: Engine, what: str) -> Iterator[Connection]:
+    """One transaction on a plain connection (Core statements, no ORM session), errors as `transaction` has them.
+
+    The upload path's few statements run here: an ORM session per transaction cost more than the statements.
+    """
+    with _translated(what), engine.begin() as conn:
+        yield conn
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
     try:
-        with factory() as session, session.begin():
-            yield session
+        yield
     except IntegrityError:
         raise
     except DBAPIError as exc:

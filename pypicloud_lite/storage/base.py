@@ -70,13 +70,18 @@ class Storage(ABC):
         """Which bucket or folder this is: a copy of it (a replica, a restore) has another identity."""
 
     @abstractmethod
-    def put_new(self, key: str, source: Path, sha256: str | None = None, *, movable: bool = False) -> bool:
+    def put_new(
+        self, key: str, source: Path, sha256: str | None = None, *, movable: bool = False, synced: bool = False
+    ) -> bool:
         """Store `source` under `key` unless an object is already there.
 
         `sha256`, when the caller knows it, is kept with the object where a
         reload can read it without downloading the object. `movable`: the
         caller never changes `source` again (an upload's spool file), so a
         backend may make it the object itself instead of copying it.
+        `synced`: the caller has fsync'd `source` (an upload's spool file,
+        synced in the background while it was checked): made the object
+        itself, it need not be synced again.
 
         Returns False (and changes nothing) when the key exists: two racing
         writers of one key cannot overwrite each other.

@@ -152,22 +152,32 @@ class LocalStorage(Storage):
         # Only files no write has touched for max_age: another process may be writing a younger one.
         return remove_stale_files(self.root.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"), max_age)
 
-    def put_new(self, key: str, source: Path, sha256: str | None = None, *, movable: bool = False) -> bool:
+    def put_new(
+        self, key: str, source: Path, sha256: str | None = None, *, movable: bool = False, synced: bool = False
+    ) -> bool:
         # A package file is on disk before it is acknowledged: fsync'd before it gets its name.
         if movable:
-            linked = self._link_in_place(key, source)
+            linked = self._link_in_place(key, source, synced)
             if linked is not None:
                 return linked
         return self._create(key, lambda tmp: shutil.copyfile(source, tmp), durable=True)
 
-    def _link_in_place(self, key: str, source: Path) -> bool | None:
-        """Give `source` itself the key's name (no copy, no temporary file); None if it is on another file system."""
+    def _link_in_place(self, key: str, source: Path, synced: bool) -> bool | None:
+        """Give `source` itself the key's name (no copy, no temporary file); None if it is on another file system.
+
+        Its bytes are on disk before it has the name: synced here unless the caller did (`synced`).
+        """
         path = self._path(key)
         try:
-            with open(source, "rb") as fh:
-                os.fsync(fh.fileno())
-            path.parent.mkdir(parents=True, exist_ok=True)
-            os.link(source, path)  # as in _create: refuses an existing target
+            if not synced:
+                with open(source, "rb") as fh:
+                    os.fsync(fh.fileno())
+            try:
+                os.link(source, path)  # as in _create: refuses an existing target
+            except FileNotFoundError:
+                # The project's folder, made when missing: a mkdir per upload costs as much as a new file here.
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.link(source, path)
             return True
         except FileExistsError:
             return False

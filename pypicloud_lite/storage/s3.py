@@ -146,7 +146,9 @@ class S3Storage(Storage):
             args["ACL"] = self.settings.acl
         return args
 
-    def put_new(self, key: str, source: Path, sha256: str | None = None, *, movable: bool = False) -> bool:
+    def put_new(
+        self, key: str, source: Path, sha256: str | None = None, *, movable: bool = False, synced: bool = False
+    ) -> bool:
         # Both: the algorithm makes S3 keep the checksum; the value makes it verify the bytes we hashed.
         checksum = {"ChecksumAlgorithm": "SHA256"}
         if sha256:

@@ -21,6 +21,18 @@ def source(tmp_path: Path) -> Path:
     return path
 
 
+def _links_across_devices(source: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`source` is on another file system than the storage: link() refuses it."""
+    link = os.link
+
+    def cross_device(src: Path, dst: Path) -> None:
+        if Path(src) == source:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        link(src, dst)
+
+    monkeypatch.setattr(os, "link", cross_device)
+
+
 def test_a_movable_source_on_the_same_file_system_becomes_the_object(tmp_path: Path, source: Path) -> None:
     storage = LocalStorage(tmp_path / "root")
     assert storage.put_new(KEY, source, movable=True) is True
@@ -32,14 +44,7 @@ def test_a_movable_source_on_another_file_system_is_copied(
     tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     storage = LocalStorage(tmp_path / "root")
-    link = os.link
-
-    def cross_device(src: Path, dst: Path) -> None:
-        if Path(src) == source:
-            raise OSError(errno.EXDEV, "Invalid cross-device link")
-        link(src, dst)
-
-    monkeypatch.setattr(os, "link", cross_device)
+    _links_across_devices(source, monkeypatch)
     assert storage.put_new(KEY, source, movable=True) is True
     assert os.stat(tmp_path / "root" / KEY).st_ino != os.stat(source).st_ino
     assert (tmp_path / "root" / KEY).read_bytes() == source.read_bytes()
@@ -51,3 +56,20 @@ def test_a_conditional_create_takes_no_lock_file(tmp_path: Path) -> None:
     assert storage.put_if("_ppc/projects/demo.json", b"{}", None) is True
     assert storage.put_if("_ppc/projects/demo.json", b"{}", None) is False
     assert not (tmp_path / "root" / LOCKS_DIR).exists()
+
+
+@pytest.mark.parametrize("synced", [False, True])
+def test_a_source_the_caller_synced_is_not_synced_again(
+    tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch, synced: bool
+) -> None:
+    # An upload's spool file is fsync'd in the background as soon as it is complete (spool.py's presync).
+    fsyncs: list[int] = []
+    monkeypatch.setattr(os, "fsync", fsyncs.append)
+    storage = LocalStorage(tmp_path / "root")
+    assert storage.put_new(KEY, source, movable=True, synced=synced) is True
+    assert len(fsyncs) == (0 if synced else 1)
+    # Copied to another file system, the copy is new bytes: synced whatever the source was.
+    fsyncs.clear()
+    _links_across_devices(source, monkeypatch)
+    assert storage.put_new("demo/demo-2.0.tar.gz", source, movable=True, synced=synced) is True
+    assert len(fsyncs) == (1 if synced else 2)

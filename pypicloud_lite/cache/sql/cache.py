@@ -11,25 +11,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, delete, func, insert, select, true, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cache.sql.downloads import SQLDownloads
-from pypicloud_lite.cache.sql.leases import SQLLeases
+from pypicloud_lite.cache.sql.leases import SQLLeases, file_by_name
 from pypicloud_lite.cache.sql.outbox import SQLOutbox
 from pypicloud_lite.cache.sql.rows import chunks, file_values, insert_ignoring, naive_utc, to_file, to_project
 from pypicloud_lite.cache.sql.serial_reader import SerialReader
 from pypicloud_lite.config import CacheSettings
 from pypicloud_lite.db import migrate
-from pypicloud_lite.db.engine import create_db_engine, transaction, write_engine
+from pypicloud_lite.db.engine import connection, create_db_engine, transaction, write_engine
 from pypicloud_lite.db.tables import (
     Base,
     CdnChangeRow,
     FileRow,
     IndexStateRow,
     ProjectRow,
+    table_of,
 )
 from pypicloud_lite.errors import BackendUnavailable
 from pypicloud_lite.models import (
@@ -100,6 +101,20 @@ _PROJECT_COLUMNS = select(
     ProjectRow.name, ProjectRow.display_name, ProjectRow.serial, ProjectRow.status, ProjectRow.status_reason
 )
 
+# An upload's statements, built once: Core on the tables, run on a plain connection.
+_FILES, _PROJECTS, _STATE = table_of(FileRow), table_of(ProjectRow), table_of(IndexStateRow)
+_PROJECT_BY_NAME = select(
+    _PROJECTS.c.name, _PROJECTS.c.display_name, _PROJECTS.c.serial, _PROJECTS.c.status, _PROJECTS.c.status_reason
+).where(_PROJECTS.c.name == bindparam("b_name"))
+_BUMP = update(_STATE).where(_STATE.c.id == 1).values(serial=_STATE.c.serial + 1)
+_BUMP_RETURNING = _BUMP.returning(_STATE.c.serial)
+_SERIAL = select(_STATE.c.serial).where(_STATE.c.id == 1)
+_STAMP_PROJECT = update(_PROJECTS).where(_PROJECTS.c.name == bindparam("b_name")).values(serial=bindparam("b_serial"))
+_RELEASE_FILES = select(_FILES).where(
+    _FILES.c.project == bindparam("b_project"), _FILES.c.canonical_version == bindparam("b_version")
+)
+_INSERT_FILE = insert(_FILES)
+
 
 class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
     def __init__(self, engine: Engine, cdn_outbox: bool = False) -> None:
@@ -107,7 +122,8 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
         self.engine = engine
         self.cdn_outbox = cdn_outbox
         self._read = sessionmaker(engine, expire_on_commit=False)
-        self._write = sessionmaker(write_engine(engine), expire_on_commit=False)
+        self._write_engine = write_engine(engine)
+        self._write = sessionmaker(self._write_engine, expire_on_commit=False)
         self._serial = SerialReader(engine)
         self._header_fd: int | None = None
 
@@ -120,26 +136,30 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
     def _session(self, write: bool = False) -> AbstractContextManager[Session]:
         return transaction(self._write if write else self._read, "package cache database")
 
+    def _connection(self, write: bool = False) -> AbstractContextManager[Connection]:
+        return connection(self._write_engine if write else self.engine, "package cache database")
+
     # -- the one change path -------------------------------------------------------
 
     @contextmanager
-    def _change(self, session: Session) -> Iterator[_Stamp]:
+    def _change(self, session: Session | Connection) -> Iterator[_Stamp]:
         """Bump the serial first, let the caller write, then stamp its projects and record its purges.
 
         Taking the serial's row lock before any other makes every writer lock in the
         same order (no deadlocks on InnoDB) and serializes changes cheaply. Everything
         happens in the caller's transaction: a change, its serial and its purges commit together.
         """
-        bump = update(IndexStateRow).where(IndexStateRow.id == 1).values(serial=IndexStateRow.serial + 1)
-        if session.get_bind().dialect.update_returning:  # SQLite and PostgreSQL: one statement, not two
-            serial = session.scalar(bump.returning(IndexStateRow.serial))
+        if self.engine.dialect.update_returning:  # SQLite and PostgreSQL: one statement, not two
+            serial = session.scalar(_BUMP_RETURNING)
         else:
-            session.execute(bump)
-            serial = session.scalar(select(IndexStateRow.serial).where(IndexStateRow.id == 1))
+            session.execute(_BUMP)
+            serial = session.scalar(_SERIAL)
         assert serial is not None, "ppc_index_state row 1 missing: run the migrations"
         stamp = _Stamp(serial)
         yield stamp
-        if stamp.projects:
+        if len(stamp.projects) == 1:  # an upload's: one statement built once
+            session.execute(_STAMP_PROJECT, {"b_name": next(iter(stamp.projects)), "b_serial": serial})
+        elif stamp.projects:
             for batch in chunks(sorted(stamp.projects)):
                 session.execute(update(ProjectRow).where(ProjectRow.name.in_(batch)).values(serial=serial))
         if self.cdn_outbox and stamp.purges:
@@ -162,17 +182,18 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
             return applied
 
     def _add_file(self, change: AddFile) -> Applied:
+        """One transaction of Core statements built once (no ORM session: it cost more than the statements)."""
         file = change.file
         try:
-            with self._session(write=True) as session:
+            with self._connection(write=True) as conn:
                 if change.lease is not None:
-                    self._release(session, change.lease, {})  # the upload's lease ends as its row commits
+                    self._release(conn, change.lease, {})  # the upload's lease ends as its row commits
                 # No SELECT first: an existing row fails the INSERT (below), and is answered from there.
-                with self._change(session) as stamp:
+                with self._change(conn) as stamp:
                     # Read under the serial's lock: a yank of the release commits wholly before or after.
-                    file = self._joining_release(session, file)
-                    self._ensure_project(session, file.project, change.display_name)
-                    session.execute(insert(Base.metadata.tables[FileRow.__tablename__]), [file_values(file)])
+                    file = self._joining_release(conn, file)
+                    self._ensure_project(conn, file.project, change.display_name)
+                    conn.execute(_INSERT_FILE, file_values(file))
                     stamp.touch(file.project, CdnChange(file.project, file.version))
         except IntegrityError:
             # A row exists under the filename (a racing writer's): the whole change rolled back, serial included.
@@ -185,10 +206,10 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
         return stamp.applied(1, file)
 
     @staticmethod
-    def _joining_release(session: Session, file: PackageFile) -> PackageFile:
+    def _joining_release(conn: Connection, file: PackageFile) -> PackageFile:
         """The file as its release takes it: yanked, with the release's reason, when every file of it is."""
-        release = (FileRow.project == file.project, FileRow.canonical_version == file.canonical_version)
-        return joining_releases([file], [to_file(row) for row in session.scalars(select(FileRow).where(*release))])[0]
+        rows = conn.execute(_RELEASE_FILES, {"b_project": file.project, "b_version": file.canonical_version})
+        return joining_releases([file], [to_file(row) for row in rows])[0]
 
     def _remove_file(self, session: Session, change: RemoveFile) -> Applied:
         row = session.get(FileRow, change.filename)
@@ -355,7 +376,7 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
             stamped.touch(state.name, CdnChange(state.name), *(CdnChange(state.name, v) for v in versions))
         return stamped.applied(1)
 
-    def _ensure_project(self, session: Session, name: str, display_name: str) -> None:
+    def _ensure_project(self, session: Session | Connection, name: str, display_name: str) -> None:
         values = {
             "name": name,
             "display_name": display_name,
@@ -363,18 +384,17 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
             "created": naive_utc(datetime.now(UTC)),
             "status": "active",
         }
-        session.execute(insert_ignoring(session, ProjectRow), [values])
+        session.execute(insert_ignoring(self.engine.dialect.name, ProjectRow), [values])
 
     # -- reads -------------------------------------------------------------------
 
     def get_file(self, filename: str) -> PackageFile | None:
-        with self._session() as session:
-            row = session.get(FileRow, filename)
-            return to_file(row) if row else None
+        with self._connection() as conn:
+            return file_by_name(conn, filename)
 
     def get_project(self, name: str) -> Project | None:
-        with self._session() as session:
-            row = session.execute(_PROJECT_COLUMNS.where(ProjectRow.name == name)).first()
+        with self._connection() as conn:
+            row = conn.execute(_PROJECT_BY_NAME, {"b_name": name}).first()
             return Project(*row) if row else None
 
     def list_projects(self) -> list[Project]:
@@ -448,7 +468,7 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
                 project_rows = [
                     {"name": p, "display_name": p, "serial": 0, "created": now, "status": "active"} for p in projects
                 ]
-                session.execute(insert_ignoring(session, ProjectRow), project_rows)
+                session.execute(insert_ignoring(self.engine.dialect.name, ProjectRow), project_rows)
             if changed:
                 session.execute(delete(FileRow).where(FileRow.filename.in_([f.filename for f in changed])))
             if added:
@@ -456,7 +476,7 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
                 added = joining_releases(added, self._files_of(session, projects))
             rows = [file_values(f) for f in added + changed]
             if rows:
-                session.execute(insert_ignoring(session, FileRow), rows)
+                session.execute(insert_ignoring(self.engine.dialect.name, FileRow), rows)
             for f in added:
                 stamp.touch(f.project, CdnChange(f.project, f.version))
             for f in changed:

@@ -8,13 +8,12 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.orm import Session
 
 from pypicloud_lite.cache.base import ONCE_PREFIX, Leases
 from pypicloud_lite.cache.sql.rows import naive_utc, to_file
-from pypicloud_lite.db.tables import FileRow, LockRow
+from pypicloud_lite.db.tables import FileRow, LockRow, table_of
 from pypicloud_lite.errors import BackendUnavailable
 from pypicloud_lite.models import HeldLease, PackageFile
 
@@ -33,39 +32,58 @@ def _deadlocked(exc: BaseException) -> bool:
     return any(code in codes for code in _DEADLOCK_CODES)
 
 
+# The filename lease's statements, built once (an upload runs each of them).
+_LOCKS = table_of(LockRow)
+_FILES = table_of(FileRow)
+_LOCK_FOR_UPDATE = select(_LOCKS.c.holder, _LOCKS.c.expires).where(_LOCKS.c.name == bindparam("name")).with_for_update()
+_NEW_LOCK = insert(_LOCKS)
+_RETAKE_LOCK = (
+    update(_LOCKS)
+    .where(_LOCKS.c.name == bindparam("b_name"))
+    .values(holder=bindparam("b_holder"), expires=bindparam("b_expires"), progress=None)
+)
+_END_LOCK = (
+    update(_LOCKS)
+    .where(_LOCKS.c.name == bindparam("b_name"), _LOCKS.c.holder == bindparam("b_holder"))
+    .values(expires=bindparam("b_expires"), progress=bindparam("b_progress"))
+)
+_FILE_BY_NAME = select(_FILES).where(_FILES.c.filename == bindparam("filename"))
+
+
+def file_by_name(conn: Connection, filename: str) -> PackageFile | None:
+    row = conn.execute(_FILE_BY_NAME, {"filename": filename}).first()
+    return to_file(row) if row else None
+
+
 class SQLLeases(Leases):
     """A lease is held while its row names the holder and has not expired."""
 
     @abstractmethod
-    def _session(self, write: bool = False) -> AbstractContextManager[Session]:
+    def _connection(self, write: bool = False) -> AbstractContextManager[Connection]:
         """A transaction on the cache's database."""
 
     def acquire_lock(self, name: str, holder: str, ttl: float) -> bool:
-        return self._taking(HeldLease(name, holder), ttl, lambda _session: None)[0]
+        return self._taking(HeldLease(name, holder), ttl, lambda _conn: None)[0]
 
     def lease_file(self, lease: HeldLease, ttl: float, filename: str) -> tuple[bool, PackageFile | None]:
         # One transaction: the lease, then the row read under it.
-        def read(session: Session) -> PackageFile | None:
-            row = session.get(FileRow, filename)
-            return to_file(row) if row else None
+        return self._taking(lease, ttl, lambda conn: file_by_name(conn, filename))
 
-        return self._taking(lease, ttl, read)
-
-    def _taking(self, lease: HeldLease, ttl: float, then: Callable[[Session], _T]) -> tuple[bool, _T | None]:
+    def _taking(self, lease: HeldLease, ttl: float, then: Callable[[Connection], _T]) -> tuple[bool, _T | None]:
         """Take the lease and, if taken, run `then` in the same transaction: (taken, what it returned)."""
         now = naive_utc(datetime.now(UTC))
         expires = now + timedelta(seconds=ttl)
         try:
-            with self._session(write=True) as session:
-                row = session.scalars(select(LockRow).where(LockRow.name == lease.name).with_for_update()).first()
+            with self._connection(write=True) as conn:
+                row = conn.execute(_LOCK_FOR_UPDATE, {"name": lease.name}).first()
                 if row is None:
-                    session.add(LockRow(name=lease.name, holder=lease.holder, expires=expires))
-                    session.flush()  # a racing insert fails here, before `then` runs
+                    # A racing insert fails here, before `then` runs.
+                    conn.execute(_NEW_LOCK, {"name": lease.name, "holder": lease.holder, "expires": expires})
                 elif row.holder != lease.holder and row.expires > now:
                     return False, None
                 else:
-                    row.holder, row.expires, row.progress = lease.holder, expires, None
-                return True, then(session)
+                    conn.execute(_RETAKE_LOCK, {"b_name": lease.name, "b_holder": lease.holder, "b_expires": expires})
+                return True, then(conn)
         except IntegrityError:
             return False, None  # another process inserted the lock row first
         except BackendUnavailable as exc:
@@ -75,40 +93,41 @@ class SQLLeases(Leases):
 
     def claim_once(self, key: str, ttl: float) -> bool:
         # Expired claims are worth nothing to anyone: drop them, so the table holds only live ones.
-        with self._session(write=True) as session:
-            session.execute(
-                delete(LockRow).where(
-                    LockRow.name.startswith(ONCE_PREFIX), LockRow.expires < naive_utc(datetime.now(UTC))
-                )
-            )
+        with self._connection(write=True) as conn:
+            expired = _LOCKS.c.expires < naive_utc(datetime.now(UTC))
+            conn.execute(delete(_LOCKS).where(_LOCKS.c.name.startswith(ONCE_PREFIX), expired))
         return super().claim_once(key, ttl)
 
     def update_lock(self, name: str, holder: str, ttl: float, progress: dict[str, object]) -> bool:
         expires = naive_utc(datetime.now(UTC)) + timedelta(seconds=ttl)
-        with self._session(write=True) as session:
-            result: Any = session.execute(
-                update(LockRow)
-                .where(LockRow.name == name, LockRow.holder == holder)
+        with self._connection(write=True) as conn:
+            result: Any = conn.execute(
+                update(_LOCKS)
+                .where(_LOCKS.c.name == name, _LOCKS.c.holder == holder)
                 .values(expires=expires, progress=progress)
             )
             return bool(result.rowcount)
 
     def release_lock(self, name: str, holder: str, progress: dict[str, object]) -> None:
-        with self._session(write=True) as session:
-            self._release(session, HeldLease(name, holder), progress)
+        with self._connection(write=True) as conn:
+            self._release(conn, HeldLease(name, holder), progress)
 
     @staticmethod
-    def _release(session: Session, lease: HeldLease, progress: dict[str, object]) -> None:
+    def _release(conn: Connection, lease: HeldLease, progress: dict[str, object]) -> None:
         """End the lease in the caller's transaction."""
-        session.execute(
-            update(LockRow)
-            .where(LockRow.name == lease.name, LockRow.holder == lease.holder)
-            .values(expires=naive_utc(datetime.now(UTC)), progress=progress)
+        conn.execute(
+            _END_LOCK,
+            {
+                "b_name": lease.name,
+                "b_holder": lease.holder,
+                "b_expires": naive_utc(datetime.now(UTC)),
+                "b_progress": progress,
+            },
         )
 
     def lock_state(self, name: str) -> tuple[bool, dict[str, object] | None]:
-        with self._session() as session:
-            row = session.get(LockRow, name)
+        with self._connection() as conn:
+            row = conn.execute(select(_LOCKS.c.expires, _LOCKS.c.progress).where(_LOCKS.c.name == name)).first()
             if row is None:
                 return False, None
             return row.expires > naive_utc(datetime.now(UTC)), row.progress

@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
 
-from pypicloud_lite.db.tables import Base, FileRow, ProjectRow
+from pypicloud_lite.db.tables import Base, FileRow, ProjectRow, table_of
 from pypicloud_lite.models import CoreMetadata, PackageFile, Project
 
 _INSERTS: dict[str, Any] = {"sqlite": sqlite_insert, "postgresql": pg_insert}
 
 
-def insert_ignoring(session: Session, table: type[Base]) -> Any:
+@functools.cache
+def insert_ignoring(dialect: str, table: type[Base]) -> Any:
     """INSERT that skips rows whose key exists, in the dialect's own words; execute it with a list of rows.
 
     One statement run as executemany: compiled once, however many rows (a multi-row VALUES
     of thousands of rows is compiled anew every time and dominated the reload's apply).
+    Built once per dialect and table (statements are immutable).
     """
-    dialect = session.get_bind().dialect.name
-    core_table = Base.metadata.tables[table.__tablename__]
+    core_table = table_of(table)
     if dialect in ("mysql", "mariadb"):
         return mysql_insert(core_table).prefix_with("IGNORE")
     return _INSERTS[dialect](core_table).on_conflict_do_nothing()
@@ -33,7 +35,8 @@ def naive_utc(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
-def to_file(row: FileRow) -> PackageFile:
+def to_file(row: FileRow | Row[Any]) -> PackageFile:
+    """A file from its ORM row or its plain row (every column of the files table)."""
     return PackageFile(
         project=row.project,
         filename=row.filename,

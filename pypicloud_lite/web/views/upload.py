@@ -16,13 +16,9 @@ from pypicloud_lite.web.observe import count_upload, counts_rejections
 from pypicloud_lite.web.permissions import check_may_upload, record_first_owner
 from pypicloud_lite.web.security import require_identity
 from pypicloud_lite.web.services import services
+from pypicloud_lite.web.upload_form import read_upload
 
 logger = logging.getLogger(__name__)
-
-
-def _field(request: Request, name: str) -> str | None:
-    value = request.POST.get(name)
-    return value if isinstance(value, str) else None
 
 
 @view_config(route_name="root", request_method="POST")
@@ -38,33 +34,31 @@ def upload(request: Request) -> Response:
     if not request.content_type.startswith("multipart/form-data"):
         raise InvalidUpload("Uploads must be multipart/form-data (the legacy upload API).")
 
-    action = request.params.get(":action")
-    if action != "file_upload":
-        raise InvalidUpload(f"Unsupported :action {action!r}: only file_upload is supported.")
-    protocol = _field(request, "protocol_version")
-    if protocol not in (None, "1"):
-        raise InvalidUpload(f"Unknown protocol_version {protocol!r}: only 1 is supported.")
-    content = request.POST.get("content")
-    if content is None or isinstance(content, str) or not getattr(content, "filename", None):
-        raise InvalidUpload("Upload payload does not have a file (the 'content' field).")
+    # The body is read once: the file goes to the spool as it arrives (removed at the end unless stored).
+    with app.index.receiving() as writer:
+        body = read_upload(request, writer)
+        action = body.get(":action") or request.GET.get(":action")
+        if action != "file_upload":
+            raise InvalidUpload(f"Unsupported :action {action!r}: only file_upload is supported.")
+        protocol = body.get("protocol_version")
+        if protocol not in (None, "1"):
+            raise InvalidUpload(f"Unknown protocol_version {protocol!r}: only 1 is supported.")
+        if body.filename is None:
+            raise InvalidUpload("Upload payload does not have a file (the 'content' field).")
 
-    name = _field(request, "name") or ""
-    creating = check_may_upload(app, identity, name)
-    form = UploadForm(
-        name=name,
-        version=_field(request, "version") or "",
-        filetype=_field(request, "filetype"),
-        summary=_field(request, "summary"),
-        requires_python=_field(request, "requires_python"),
-        md5_digest=_field(request, "md5_digest"),
-        sha256_digest=_field(request, "sha256_digest"),
-        blake2_256_digest=_field(request, "blake2_256_digest"),
-    )
-    try:
-        result = app.index.upload(form, content.filename, content.file, uploader=identity.username)
-    finally:
-        # webob spooled the part to a temporary file; release it now, not at garbage collection.
-        content.file.close()
+        name = body.get("name") or ""
+        creating = check_may_upload(app, identity, name)
+        form = UploadForm(
+            name=name,
+            version=body.get("version") or "",
+            filetype=body.get("filetype"),
+            summary=body.get("summary"),
+            requires_python=body.get("requires_python"),
+            md5_digest=body.get("md5_digest"),
+            sha256_digest=body.get("sha256_digest"),
+            blake2_256_digest=body.get("blake2_256_digest"),
+        )
+        result = app.index.upload(form, body.filename, writer.finish(), uploader=identity.username)
     record_first_owner(app, identity, name, creating)
     audit_upload(request, identity, result)
     count_upload(result)
