@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import secrets
 import sys
 from dataclasses import dataclass, replace
@@ -11,9 +12,9 @@ from pathlib import Path
 
 from pypicloud_lite.access.base import USER_NAME
 from pypicloud_lite.access.passwords import generate_password, hash_password
-from pypicloud_lite.config import UploadSettings, load_ini
+from pypicloud_lite.config import UploadSettings, load_ini, load_settings, read_ini
 from pypicloud_lite.config_values import parse_public_url, parse_size
-from pypicloud_lite.errors import InvalidInput
+from pypicloud_lite.errors import ConfigError, InvalidInput
 from pypicloud_lite.password_policy import PasswordPolicy
 
 # The logging sections of every server ini this project writes (this template, the test servers).
@@ -231,6 +232,24 @@ def _create_sql_admin(ini: Path, admin: str, password: str, reset: bool) -> bool
         access.close()
 
 
+def _print_iam_policy(ini: Path, account: str, partition: str) -> int:
+    from pypicloud_lite.deploy.server_policy import server_policy
+
+    try:
+        raw = read_ini(ini)
+        policy = server_policy(load_settings(raw), raw, account=account, partition=partition)
+    except ConfigError as exc:
+        print(f"ppc-make-config: {exc.message}", file=sys.stderr)
+        return 1
+    if not policy["Statement"]:
+        print(
+            f"ppc-make-config: {ini} needs no AWS permissions (no S3, DynamoDB, KMS, secrets or CDN)", file=sys.stderr
+        )
+        return 1
+    print(json.dumps(policy, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ppc-make-config", description=__doc__)
     parser.add_argument("output", help="the ini file to write")
@@ -249,9 +268,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="with --access sql: set the password of an admin that already exists in the database",
     )
+    parser.add_argument(
+        "--iam-policy",
+        action="store_true",
+        help="print the IAM policy the servers of this existing ini need (JSON), and write nothing",
+    )
+    parser.add_argument("--account", default="*", help="with --iam-policy: the AWS account ID in the ARNs")
+    parser.add_argument("--partition", default="aws", help="with --iam-policy: aws, aws-cn or aws-us-gov")
     args = parser.parse_args(argv)
 
     output = Path(args.output)
+    if args.iam_policy:
+        return _print_iam_policy(output, args.account, args.partition)
     if output.exists() and not args.force:
         print(f"ppc-make-config: {output} exists; use --force to overwrite", file=sys.stderr)
         return 1

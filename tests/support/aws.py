@@ -173,6 +173,16 @@ NO_OTHER_CREDENTIALS = {
 CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
 
 
+def use_credentials(monkeypatch: Any, credentials: dict[str, str]) -> None:
+    """Exactly these credential variables for boto3 (a pytest MonkeyPatch undoes it); no files, no instance role."""
+    for key, value in NO_OTHER_CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    for key in CREDENTIAL_VARIABLES:
+        monkeypatch.delenv(key, raising=False)
+    for key, value in credentials.items():
+        monkeypatch.setenv(key, value)
+
+
 @contextmanager
 def iam_enforced() -> Iterator[None]:
     """Moto checks each request's signature and the caller's IAM policies inside the block, as AWS does.

@@ -19,7 +19,7 @@ from pypicloud_lite.cache.dynamo.cache import DynamoCache
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.errors import BackendCredentialsError
 from pypicloud_lite.web import make_app
-from tests.support.aws import CREDENTIAL_VARIABLES, NO_OTHER_CREDENTIALS, Moto, iam_enforced, iam_user
+from tests.support.aws import Moto, iam_enforced, iam_user, use_credentials
 from tests.support.common import UPLOADER, UPLOADER_PASSWORD, basic_auth, services
 from tests.support.distbuilder import build_wheel
 from tests.support.legacy import upload_dist
@@ -64,15 +64,7 @@ AT_START = {("s3", "partial"), ("dynamo", "missing"), ("dynamo", "partial")}
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, str]], None]:
     """Set exactly these credential variables; boto3 finds no others (no files, no instance role)."""
 
-    def use(credentials: dict[str, str]) -> None:
-        for key, value in NO_OTHER_CREDENTIALS.items():
-            monkeypatch.setenv(key, value)
-        for key in CREDENTIAL_VARIABLES:
-            monkeypatch.delenv(key, raising=False)
-        for key, value in credentials.items():
-            monkeypatch.setenv(key, value)
-
-    return use
+    return lambda credentials: use_credentials(monkeypatch, credentials)
 
 
 def _checked(enforced: bool) -> AbstractContextManager[None]:
