@@ -18,7 +18,7 @@ from pypicloud_lite.aws_errors import credentials_problem
 from pypicloud_lite.cache.dynamo.cache import DynamoCache
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.errors import BackendCredentialsError
-from pypicloud_lite.web import make_app
+from pypicloud_lite.web import make_app, start_app
 from tests.support.aws import Moto, iam_enforced, iam_user, use_credentials
 from tests.support.common import UPLOADER, UPLOADER_PASSWORD, basic_auth, services
 from tests.support.distbuilder import build_wheel
@@ -58,6 +58,12 @@ CASES: dict[str, Case] = {
 # Found while the app is built (it refuses to start): S3's client needs complete credentials or none; the
 # DynamoDB cache is read at start (the index's CDN state). The others are found by the first request.
 AT_START = {("s3", "partial"), ("dynamo", "missing"), ("dynamo", "partial")}
+
+
+@pytest.fixture
+def no_logging_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """start_app sets up the process's logging (as pserve's): not the test run's."""
+    monkeypatch.setattr("pypicloud_lite.web.configure_logging", lambda fmt: None)
 
 
 @pytest.fixture
@@ -120,11 +126,12 @@ def test_s3_credentials_problems_on_upload(
         assert any(message in record.getMessage() for record in caplog.records), caplog.text
 
 
-@pytest.fixture
-def dynamo_tables(moto: Moto) -> Iterator[dict[str, str]]:
-    """A DynamoDB cache's settings, its tables made beforehand with moto's credentials."""
+@pytest.fixture(scope="module")
+def dynamo_tables(moto: Moto, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A DynamoDB cache's settings, its tables made beforehand with moto's credentials (once: no test writes)."""
     settings = moto.dynamo_settings()
-    DynamoCache.from_settings(load_settings({**settings, "storage.dir": "/tmp"}, environ={}).cache).close()
+    folder = tmp_path_factory.mktemp("dynamo")
+    DynamoCache.from_settings(load_settings({**settings, "storage.dir": str(folder)}, environ={}).cache).close()
     yield {**settings, "cache.create_tables": "false"}
 
 
@@ -188,3 +195,31 @@ def test_each_refusal_is_named(code: str, phrase: str) -> None:
 @pytest.mark.parametrize("code", ["SlowDown", "ServiceUnavailable", "NoSuchKey", "ThrottlingException"])
 def test_other_errors_are_not_about_credentials(code: str) -> None:
     assert credentials_problem(_client_error(code, 503)) is None
+
+
+@pytest.mark.usefixtures("no_logging_setup")
+def test_s3_credentials_refused_at_start_stop_the_server(
+    tmp_path: Path, moto: Moto, aws_env: Callable[[dict[str, str]], None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # ppc-serve and pserve list the bucket once before serving: a server that cannot use it does not start.
+    raw = server_settings(tmp_path, {"storage.dir": None, **moto.s3_settings(moto.new_bucket(), "packages/")})
+    aws_env({})
+    with pytest.raises(SystemExit) as stopped:
+        start_app(raw, "127.0.0.1:0", "server.ini", "ppc-serve")
+    assert stopped.value.code == 1
+    err = capsys.readouterr().err
+    assert "ppc-serve: AWS credentials problem with S3 (NoCredentialsError)" in err
+    assert "no AWS credentials were found" in err
+
+
+@pytest.mark.usefixtures("no_logging_setup")
+def test_s3_unreachable_at_start_is_only_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An outage may end before the first request: the server starts, and says so.
+    settings = {"storage.backend": "s3", "storage.bucket": "b", "storage.endpoint_url": "http://127.0.0.1:9"}
+    raw = server_settings(tmp_path, {"storage.dir": None, **settings, "storage.region": "us-east-1"})
+    caplog.set_level(logging.WARNING, "pypicloud_lite")
+    app = start_app(raw, "127.0.0.1:0", "server.ini", "ppc-serve")
+    services(app).index.cache.close()
+    assert any("storage is not usable at start" in r.getMessage() for r in caplog.records), caplog.text
