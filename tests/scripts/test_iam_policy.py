@@ -113,7 +113,7 @@ def _serve(raw: dict[str, str], credentials: dict[str, str], monkeypatch: pytest
 
 
 def _exercise(testapp: webtest.TestApp, wheel: Path) -> list[str]:
-    """Upload, list, download, yank, list again; the status of each step."""
+    """Upload, list, download, yank, list again, delete; the status of each step."""
     auth = basic_auth(UPLOADER, UPLOADER_PASSWORD)
     steps = [upload_dist(testapp, auth, wheel, "Foo.Bar", "1.0", status="*")]
     steps.append(testapp.get("/simple/", status="*"))
@@ -127,6 +127,8 @@ def _exercise(testapp: webtest.TestApp, wheel: Path) -> list[str]:
     yank = "/api/projects/foo-bar/versions/1.0/yank"
     steps.append(testapp.post_json(yank, {"reason": "broken"}, headers=auth, status="*"))
     steps.append(testapp.get("/pypi/foo-bar/json", status="*"))
+    assert steps[-1].status_int != 200 or steps[-1].json["urls"][0]["yanked"]
+    steps.append(testapp.delete(f"/api/projects/foo-bar/files/{wheel.name}", headers=auth, status="*"))
     return [f"{s.request.method} {s.request.path} {s.status}" for s in steps]
 
 
@@ -141,7 +143,9 @@ def test_the_generated_policy_is_enough_and_each_statement_is_needed(
         # The download's count, which a timer would send later.
         assert services(testapp.app).downloads.flush() == 1
     assert all(r.split()[-2].startswith(("200", "201")) for r in results), results
-    assert json.loads(testapp.get("/pypi/foo-bar/json").text)["urls"][0]["yanked"]
+    # The delete removed the object (s3:DeleteObject).
+    bucket, key = aws_setup["storage.bucket"], f"packages/foo-bar/{wheel.name}"
+    assert "Contents" not in moto.client("s3").list_objects_v2(Bucket=bucket, Prefix=key)
     services(testapp.app).index.cache.close()
 
     for sid in ("PackageObjects", "CacheTables"):
