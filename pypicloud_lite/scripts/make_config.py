@@ -486,8 +486,22 @@ def main(argv: list[str] | None = None) -> int:
         )
     elif answers.password is None:
         print(f"Generated admin password (shown only now): {password}")
+    for step in _next_steps(answers, output):
+        print(step)
     print(f"Start the server with: ppc-serve {output}")
     return 0
+
+
+def _next_steps(answers: Answers, output: Path) -> list[str]:
+    """What the ini needs done before the server starts, beyond starting it."""
+    steps = []
+    if answers.cache.backend == "dynamo" and not answers.cache.create_tables:
+        steps.append(f"Create the DynamoDB tables once with: ppc-create-tables {output}")
+    if answers.cache.backend == "sql" and not answers.cache.url.startswith("sqlite") and answers.access != "sql":
+        steps.append(f"Create the cache's schema with: ppc-migrate {output}")
+    if answers.storage.backend == "s3" or answers.cache.backend == "dynamo":
+        steps.append(f"Print the IAM policy the servers need with: ppc-make-config {output} --iam-policy")
+    return steps
 
 
 if __name__ == "__main__":

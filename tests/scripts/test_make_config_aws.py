@@ -143,8 +143,10 @@ def test_interactive_s3_and_dynamo(
         False,
     )
     assert "ppc-create-tables" in ini.read_text()
+    # What to do next is said once the file is written.
+    printed = capsys.readouterr().out
+    assert f"ppc-create-tables {ini}" in printed and f"ppc-make-config {ini} --iam-policy" in printed
 
-    capsys.readouterr()
     assert make_config.main([str(ini), "--iam-policy", "--account", "123456789012"]) == 0
     resources = json.dumps(json.loads(capsys.readouterr().out))
     assert f"arn:aws:s3:::{bucket}/{PREFIX}*" in resources
