@@ -22,7 +22,7 @@ from pypicloud_lite.deploy.bundle import DEFAULT_LAMBDA_DIR, build_bundle, sql_d
 from pypicloud_lite.deploy.names import Names, Target
 from pypicloud_lite.deploy.policies import role_policy
 from pypicloud_lite.scripts.lambda_deploy import build_main, create_main, remove_main
-from tests.support.aws import REGION, Moto
+from tests.support.aws import REGION, Moto, use_credentials
 from tests.support.common import require_or_skip
 from tests.support.deploy import (
     ACCOUNT,
@@ -631,3 +631,14 @@ def test_dry_run_prints_the_function_settings_queues_and_notification_with_secre
     assert code == 0, err
     assert '"cache.url": "ssm:/ppc/cache-url"' in out
     assert snapshot(moto, bucket) == before
+
+
+def test_missing_credentials_are_one_line_naming_them(
+    tmp_path: Path, moto: Moto, bucket: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ini = deploy_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-nocreds-"))
+    use_credentials(monkeypatch, {})
+    code, _, err = run(create_main, [str(ini), "--endpoint-url", moto.endpoint_url, "--dry-run"], capsys)
+    assert code == 1
+    assert err.startswith("ppc-create-s3-sync: AWS credentials problem (NoCredentialsError): no AWS credentials")
+    assert "Traceback" not in err
