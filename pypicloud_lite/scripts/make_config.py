@@ -202,10 +202,9 @@ def _cache(args: argparse.Namespace, ask: bool) -> CacheAnswers:
         args.dynamo_table_prefix, "Table name prefix (tables PREFIXprojects, PREFIXfiles, ...)", "ppc-", ask
     )
     endpoint = _answer(args.dynamo_endpoint_url, "DynamoDB endpoint URL (empty: AWS)", "", ask)
-    create = (
-        args.create_tables
-        or _answer(None, "Create missing tables when the server starts (yes, no)", "no", ask) == "yes"
-    )
+    create = args.create_tables or _answer(
+        None, "Create missing tables when the server starts (yes, no)", "no", ask
+    ).lower() in ("y", "yes")
     return CacheAnswers(
         "dynamo", url="", region=region, table_prefix=table_prefix, endpoint_url=endpoint, create_tables=create
     )
