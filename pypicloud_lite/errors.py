@@ -71,6 +71,14 @@ class BackendUnavailable(PypicloudLiteError):
         self.retry_after = retry_after
 
 
+class BackendCredentialsError(BackendUnavailable):
+    """Storage or cache refuses the server's AWS credentials, or there are none: not an outage, and retrying
+    will not help until someone fixes them (500, no Retry-After)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retry_after=None)
+
+
 class UpstreamUnavailable(PypicloudLiteError):
     """No upstream index answered for a name this index does not hold (502: never 404, so clients do not move on)."""
 

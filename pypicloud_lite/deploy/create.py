@@ -24,6 +24,7 @@ from pypicloud_lite.deploy.policies import (
     role_policy,
     trust_policy,
 )
+from pypicloud_lite.deploy.settings import redacted_settings
 
 # Lambda's limits: a zip uploaded directly, and all environment variables together.
 MAX_DIRECT_UPLOAD = 50 * 1000 * 1000
@@ -62,11 +63,11 @@ class Creator(Deployer):
         if vpc != bool(options.security_group_ids):
             raise DeployError("--subnet-ids and --security-group-ids go together")
         policy = role_policy(target, self.settings, self.chosen, sqs=options.sqs, vpc=vpc, cdn=options.cdn)
+        if options.dry_run:
+            self._describe(policy)
         role_arn = options.role_arn or self.ensure_role(policy)
         if options.role_arn:
             self.out(f"using role {options.role_arn} as it is (it needs the permissions --dry-run prints without it)")
-        if options.dry_run:
-            self.out("[dry-run] role policy: " + json.dumps(policy, sort_keys=True))
         if options.sqs:
             self.ensure_queues()
         code = self.bundle_bytes()
@@ -79,8 +80,29 @@ class Creator(Deployer):
         else:
             self.ensure_permission()
             destination = target.function_arn
-        self.ensure_notification(notification_entry(target, destination, sqs=options.sqs))
+        notification = notification_entry(target, destination, sqs=options.sqs)
+        if options.dry_run:
+            self.out(
+                f"[dry-run] bucket notification ({notification[0]}): " + json.dumps(notification[1], sort_keys=True)
+            )
+        self.ensure_notification(notification)
         return 0
+
+    def _describe(self, policy: dict[str, Any]) -> None:
+        """What the function would be: its settings (secrets redacted), configuration, queues and role policy."""
+        options, names = self.options, self.target.names
+        shown = json.dumps(redacted_settings(self.chosen), sort_keys=True)
+        self.out(f"[dry-run] function settings (PYPICLOUD_SETTINGS, secrets redacted): {shown}")
+        self.out(
+            f"[dry-run] function: {names.function} ({RUNTIME}, {ARCHITECTURE}, {HANDLER}, {options.memory} MB, "
+            f"{options.timeout} s), role {options.role_arn or names.role}"
+            + (f", subnets {','.join(options.subnet_ids)}" if options.subnet_ids else "")
+        )
+        queues = [f"events {names.queue}"] if options.sqs else []
+        queues += [f"CDN flush {names.cdn_queue}"] if options.cdn else []
+        if queues:
+            self.out(f"[dry-run] queues: {', '.join(queues)}; dead letters {names.dlq}")
+        self.out("[dry-run] role policy: " + json.dumps(policy, sort_keys=True))
 
     def _warn_plaintext_secrets(self) -> None:
         url = self.chosen.get("cache.url", "")

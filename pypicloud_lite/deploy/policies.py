@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pypicloud_lite.config import Settings
@@ -45,7 +45,7 @@ def trust_policy() -> dict[str, Any]:
     }
 
 
-def _kms_statement(target: Target, key_id: str) -> dict[str, Any]:
+def kms_statement(target: Target, key_id: str) -> dict[str, Any]:
     actions = ["kms:Decrypt", "kms:GenerateDataKey"]
     if key_id.startswith("arn:"):
         return {"Sid": "BucketKmsKey", "Effect": "Allow", "Action": actions, "Resource": key_id}
@@ -59,6 +59,23 @@ def _kms_statement(target: Target, key_id: str) -> dict[str, Any]:
             "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": key_id}},
         }
     return {"Sid": "BucketKmsKey", "Effect": "Allow", "Action": actions, "Resource": target.arn("kms", f"key/{key_id}")}
+
+
+def secret_statements(target: Target, settings: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Reading exactly the SSM parameters and Secrets Manager secrets the settings name (ssm:, secretsmanager:)."""
+    statements: list[dict[str, Any]] = []
+    secrets = secret_references(settings)
+    # (service, statement, action, the resource of a name that is not an ARN)
+    kinds: tuple[tuple[str, str, str, Callable[[str], str]], ...] = (
+        ("ssm", "ReadSettingParameters", "ssm:GetParameter", lambda n: f"parameter/{n.lstrip('/')}"),
+        # A secret's ARN ends with a dash and six random characters.
+        ("secretsmanager", "ReadSettingSecrets", "secretsmanager:GetSecretValue", lambda n: f"secret:{n}-??????"),
+    )
+    for service, sid, action, resource in kinds:
+        if secrets[service]:
+            arns = [n if n.startswith("arn:") else target.arn(service, resource(n)) for n in secrets[service]]
+            statements.append({"Sid": sid, "Effect": "Allow", "Action": action, "Resource": arns})
+    return statements
 
 
 def role_policy(
@@ -90,7 +107,7 @@ def role_policy(
     ]
     s3 = settings.storage.s3
     if s3 is not None and s3.sse == "aws:kms" and s3.kms_key_id:
-        statements.append(_kms_statement(target, s3.kms_key_id))
+        statements.append(kms_statement(target, s3.kms_key_id))
     dynamo = settings.cache.dynamo
     if settings.cache.backend == "dynamo" and dynamo is not None:
         region = dynamo.region or target.region
@@ -105,32 +122,7 @@ def role_policy(
                 "Resource": [target.arn("dynamodb", f"table/{dynamo.table_prefix}{t}", region) for t in tables],
             }
         )
-    secrets = secret_references(chosen)
-    if secrets["ssm"]:
-        statements.append(
-            {
-                "Sid": "ReadSettingParameters",
-                "Effect": "Allow",
-                "Action": "ssm:GetParameter",
-                "Resource": [
-                    name if name.startswith("arn:") else target.arn("ssm", f"parameter/{name.lstrip('/')}")
-                    for name in secrets["ssm"]
-                ],
-            }
-        )
-    if secrets["secretsmanager"]:
-        statements.append(
-            {
-                "Sid": "ReadSettingSecrets",
-                "Effect": "Allow",
-                "Action": "secretsmanager:GetSecretValue",
-                # A secret's ARN ends with a dash and six random characters.
-                "Resource": [
-                    name if name.startswith("arn:") else target.arn("secretsmanager", f"secret:{name}-??????")
-                    for name in secrets["secretsmanager"]
-                ],
-            }
-        )
+    statements += secret_statements(target, chosen)
     if sqs:
         statements.append(
             {

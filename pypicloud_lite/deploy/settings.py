@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from pypicloud_lite.config import Settings, load_settings
 from pypicloud_lite.deploy import DeployError
+from pypicloud_lite.log_format import REDACTED
 from pypicloud_lite.secrets import PREFIXES
 
 # Settings the Lambda passes on to the handler; everything else in the ini is the web server's.
@@ -54,3 +56,22 @@ def secret_references(chosen: Mapping[str, str]) -> dict[str, list[str]]:
             if value.startswith(prefix):
                 found[prefix[:-1]].append(value[len(prefix) :])
     return {service: sorted(set(names)) for service, names in found.items()}
+
+
+# The last part of a key whose value is itself a secret; a URL's password is one too.
+SECRET_KEY_PARTS = frozenset({"password", "token", "secret", "session_secret"})
+_URL_PASSWORD = re.compile(r"^(?P<head>[^:/]+://[^/@:]*:)[^/@]+@")
+
+
+def redacted_settings(chosen: Mapping[str, str]) -> dict[str, str]:
+    """The settings as --dry-run prints them: passwords (in URLs too) and tokens replaced by REDACTED; a secret
+    reference (ssm:, secretsmanager:) is a name, not the secret, and is shown."""
+    shown = {}
+    for key, value in chosen.items():
+        if value.startswith(SECRET_PREFIXES):
+            shown[key] = value
+        elif key.rsplit(".", 1)[-1] in SECRET_KEY_PARTS:
+            shown[key] = REDACTED
+        else:
+            shown[key] = _URL_PASSWORD.sub(lambda m: m.group("head") + REDACTED + "@", value)
+    return shown

@@ -100,10 +100,24 @@ def _run(prog: str, action: Callable[[], int]) -> int:
         print(f"{prog}: {exc.message}", file=sys.stderr)
         return 1
     except Exception as exc:
+        problem = _credentials_problem(exc)
+        if problem is not None:
+            print(f"{prog}: AWS credentials problem ({problem[0]}): {problem[1]}", file=sys.stderr)
+            return 1
         if not is_client_error(exc):
             raise
         print(f"{prog}: AWS refused: {exc}", file=sys.stderr)
         return 1
+
+
+def _credentials_problem(exc: Exception) -> tuple[str, str] | None:
+    """(code, what is wrong) when `exc` is about the AWS credentials; botocore is imported only then."""
+    if not type(exc).__module__.startswith("botocore"):
+        return None
+    from pypicloud_lite.aws_errors import credentials_problem, error_code
+
+    problem = credentials_problem(exc)
+    return (error_code(exc), problem) if problem is not None else None
 
 
 def build_main(argv: list[str] | None = None) -> int:

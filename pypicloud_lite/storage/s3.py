@@ -17,6 +17,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pypicloud_lite.aws_errors import credentials_error
 from pypicloud_lite.config import S3Settings
 from pypicloud_lite.errors import BackendUnavailable, InvalidInput, NotFound, PypicloudLiteError
 from pypicloud_lite.storage.base import DownloadURL, Storage, StoredObject, Versioned, checked_key
@@ -71,6 +72,9 @@ def _code(exc: ClientError) -> str:
 
 def _error(exc: ClientError | BotoCoreError, action: str, key: str) -> PypicloudLiteError:
     """The project's error for an SDK error, naming what failed."""
+    refused = credentials_error(exc, "S3", f"{action} {key}")
+    if refused is not None:
+        return refused
     if isinstance(exc, BotoCoreError):
         return BackendUnavailable(
             f"S3 is unreachable to {action} {key} ({exc.__class__.__name__}); try again shortly.",
@@ -79,11 +83,6 @@ def _error(exc: ClientError | BotoCoreError, action: str, key: str) -> Pypicloud
     code = _code(exc)
     if code in _MISSING:
         return NotFound(f"No such object: {key}")
-    if code in ("AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-        # Retrying will not help: no Retry-After.
-        return BackendUnavailable(
-            f"S3 denied {action} of {key} ({code}): check the credentials and bucket policy.", retry_after=None
-        )
     return BackendUnavailable(f"S3 could not {action} {key} ({code or 'error'}); try again shortly.", RETRY_AFTER)
 
 
@@ -126,9 +125,10 @@ class S3Storage(Storage):
             response_checksum_validation="when_required",
         )
         # Credentials come from boto3's usual chain (environment, profile, instance role).
-        client = boto3.session.Session().client(
-            "s3", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
-        )
+        with _translate("reach bucket", settings.bucket):
+            client = boto3.session.Session().client(
+                "s3", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
+            )
         return cls(client, settings, stream_files)
 
     def _s3_key(self, key: str) -> str:

@@ -32,6 +32,7 @@ from pypicloud_lite.web.startup import (
     admin_warning,
     banner,
     check_port_free,
+    check_storage,
     config_error_line,
     fail,
     say,
@@ -133,6 +134,7 @@ def start_app(raw_settings: dict[str, Any], listen: str, ini: str, program: str)
         # At start only (not in every tool and test that loads settings): the PPC_* variables no setting read.
         warn_unknown_variables(os.environ, environ.consulted, ENV_PREFIX)
         app = make_app(settings, raw_settings, f"http://{listen.split(maxsplit=1)[0]}", listen)
+        check_storage(settings, app.registry[REGISTRY_KEY].index.storage)
         warning = admin_warning(settings, app.registry[REGISTRY_KEY].access, ini)
     except ConfigError as exc:
         raise fail(program, config_error_line(exc, ini, raw_settings), 2) from None

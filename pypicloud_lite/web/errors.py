@@ -12,6 +12,7 @@ from pyramid.view import exception_view_config
 
 from pypicloud_lite.errors import (
     AuthenticationRequired,
+    BackendCredentialsError,
     BackendUnavailable,
     Conflict,
     InvalidInput,
@@ -37,6 +38,8 @@ _STATUS: list[tuple[type[PypicloudLiteError], int]] = [
     (NotFound, 404),
     (Conflict, 409),
     (TooManyAttempts, 429),
+    # Not an outage: the server's own configuration is wrong, and clients retrying will not mend it.
+    (BackendCredentialsError, 500),
     (BackendUnavailable, 503),
     (UpstreamBusy, 503),
     (UpstreamUnavailable, 502),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import errno
+import logging
 import os
 import re
 import socket
@@ -18,7 +19,10 @@ from waitress.adjustments import Adjustments
 
 from pypicloud_lite.access.base import AccessBackend
 from pypicloud_lite.config import Settings, env_name
-from pypicloud_lite.errors import ConfigError
+from pypicloud_lite.errors import BackendCredentialsError, BackendUnavailable, ConfigError
+from pypicloud_lite.storage.base import Storage
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_LISTEN = "127.0.0.1:6543"
 LISTEN_VARIABLE = "PPC_LISTEN"
@@ -132,3 +136,16 @@ def banner(listen: str, public_url: str | None) -> str:
         host = "[::1]:" + host.rsplit(":", 1)[1]
     base = public_url or f"http://{host}"
     return f"pypicloud_lite: serving on {listen}; web UI: {base}/ui/  simple index: {base}/simple/"
+
+
+def check_storage(settings: Settings, storage: Storage) -> None:
+    """At start, S3 storage is listed once: credentials it refuses (or none) stop the start
+    (BackendCredentialsError); an outage is a warning, since it may end before the first request."""
+    if settings.storage.backend != "s3":
+        return
+    try:
+        storage.check_health()
+    except BackendCredentialsError:
+        raise
+    except BackendUnavailable as exc:
+        logger.warning("storage is not usable at start (serving anyway): %s", exc.message)

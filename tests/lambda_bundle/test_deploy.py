@@ -22,7 +22,7 @@ from pypicloud_lite.deploy.bundle import DEFAULT_LAMBDA_DIR, build_bundle, sql_d
 from pypicloud_lite.deploy.names import Names, Target
 from pypicloud_lite.deploy.policies import role_policy
 from pypicloud_lite.scripts.lambda_deploy import build_main, create_main, remove_main
-from tests.support.aws import REGION, Moto
+from tests.support.aws import REGION, Moto, use_credentials
 from tests.support.common import require_or_skip
 from tests.support.deploy import (
     ACCOUNT,
@@ -595,3 +595,50 @@ def test_full_build_installs_the_sql_dependencies_for_the_lambda_platform(
     assert not [n for n in extensions if "cpython-3" in n and "cpython-312" not in n]
     assert [n for n in extensions if "cpython-312-x86_64-linux-gnu" in n]
     assert not [n for n in names if n.endswith(".pyc")]
+
+
+def test_dry_run_prints_the_function_settings_queues_and_notification_with_secrets_redacted(
+    tmp_path: Path, moto: Moto, bucket: str, function_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = {
+        **moto.s3_settings(bucket, "pkgs/"),
+        "cache.url": "postgresql+psycopg://ppc:hunter2@db.internal/ppc",
+        "sync.secret_max_age": "60",
+    }
+    ini = deploy_ini(tmp_path / "server.ini", settings)
+    before = snapshot(moto, bucket)
+    argv = [str(ini), "--endpoint-url", moto.endpoint_url, "--function-name", function_name, "--sqs", "--dry-run"]
+    code, out, err = run(create_main, argv, capsys)
+    assert code == 0, err
+    assert snapshot(moto, bucket) == before
+    assert "hunter2" not in out + err
+
+    lines = {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in out.splitlines() if ": " in line}
+    environment = json.loads(lines["[dry-run] function settings (PYPICLOUD_SETTINGS, secrets redacted)"])
+    assert environment["storage.bucket"] == bucket and environment["storage.prefix"] == "pkgs/"
+    assert environment["cache.url"] == "postgresql+psycopg://ppc:[redacted]@db.internal/ppc"
+    assert environment["sync.secret_max_age"] == "60"
+    assert function_name in lines["[dry-run] function"] and "python3" in lines["[dry-run] function"]
+    queues = lines["[dry-run] queues"]
+    assert f"{function_name}-events" in queues and f"{function_name}-dlq" in queues
+    notification = json.loads(lines["[dry-run] bucket notification (QueueConfigurations)"])
+    assert notification["QueueArn"].endswith(f":{function_name}-events")
+    assert notification["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "pkgs/"}]
+    assert json.loads(lines["[dry-run] role policy"])["Statement"]
+
+    # A secret's reference is its name, not its value: shown as it is.
+    code, out, err = run(create_main, [*argv, "--set", "cache.url=ssm:/ppc/cache-url"], capsys)
+    assert code == 0, err
+    assert '"cache.url": "ssm:/ppc/cache-url"' in out
+    assert snapshot(moto, bucket) == before
+
+
+def test_missing_credentials_are_one_line_naming_them(
+    tmp_path: Path, moto: Moto, bucket: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ini = deploy_ini(tmp_path / "server.ini", dynamo_settings(moto, bucket, "ppc-nocreds-"))
+    use_credentials(monkeypatch, {})
+    code, _, err = run(create_main, [str(ini), "--endpoint-url", moto.endpoint_url, "--dry-run"], capsys)
+    assert code == 1
+    assert err.startswith("ppc-create-s3-sync: AWS credentials problem (NoCredentialsError): no AWS credentials")
+    assert "Traceback" not in err

@@ -50,7 +50,8 @@ def test_a_generated_password_is_printed_once(
 
 
 def test_interactive_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    answers = iter(["", "", "static", "ops", "", "authenticated", "https://pypi.example.com/team/"])
+    # Storage (local), its folder, the cache (sql), its URL, then access and the rest.
+    answers = iter(["", "", "", "", "static", "ops", "", "authenticated", "https://pypi.example.com/team/"])
     passwords = iter(["typed-pw", "typed-pw"])
     monkeypatch.setattr("sys.stdin.isatty", lambda: True)
     monkeypatch.setattr("builtins.input", lambda prompt: next(answers))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -93,6 +95,38 @@ def _atomic_requests(app: WSGIApp) -> WSGIApp:
     return serialized
 
 
+# What real DynamoDB answers (JSON, with these types) where moto's IAM checks answer in IAM's XML.
+_DYNAMO_AUTH_ERRORS = {
+    "InvalidClientTokenId": "UnrecognizedClientException",
+    "SignatureDoesNotMatch": "InvalidSignatureException",
+    "AccessDenied": "AccessDeniedException",
+}
+
+
+def _dynamo_auth_errors_as_json(app: WSGIApp) -> WSGIApp:
+    """Moto's IAM enforcement refuses DynamoDB requests in XML, which botocore cannot read from a JSON service
+    (it reports code "403"): answer in DynamoDB's own form instead."""
+
+    def translated(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            return app(environ, start_response)
+        captured: list[Any] = []
+        body = b"".join(app(environ, lambda status, headers, *args: captured.append((status, headers))))
+        status, headers = captured[0]
+        found = re.search(rb"<Code>(\w+)</Code><Message>([^<]*)</Message>", body) if status.startswith("403") else None
+        if found and found.group(1).decode() in _DYNAMO_AUTH_ERRORS:
+            kind = _DYNAMO_AUTH_ERRORS[found.group(1).decode()]
+            body = json.dumps(
+                {"__type": f"com.amazon.coral.service#{kind}", "message": found.group(2).decode()}
+            ).encode()
+            headers = [(k, v) for k, v in headers if k.lower() not in ("content-type", "content-length", "x-amz-crc32")]
+            headers += [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(body)))]
+        start_response(status, headers)
+        return [body]
+
+    return translated
+
+
 def _logged(app: WSGIApp, log: list[tuple[str, str, int]]) -> WSGIApp:
     def logging(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         def start(status: str, headers: Any, *args: Any) -> Any:
@@ -112,7 +146,7 @@ def moto_server() -> Iterator[Moto]:
     saved = {k: os.environ.get(k) for k in FAKE_CREDENTIALS}
     os.environ.update(FAKE_CREDENTIALS)
     log: list[tuple[str, str, int]] = []
-    app = _logged(_atomic_requests(DomainDispatcherApplication(create_backend_app)), log)
+    app = _logged(_dynamo_auth_errors_as_json(_atomic_requests(DomainDispatcherApplication(create_backend_app))), log)
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="moto", daemon=True)
     thread.start()
@@ -128,3 +162,46 @@ def moto_server() -> Iterator[Moto]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+# Where boto3 would look for credentials besides the environment: nowhere, in tests that choose them.
+NO_OTHER_CREDENTIALS = {
+    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+
+
+def use_credentials(monkeypatch: Any, credentials: dict[str, str]) -> None:
+    """Exactly these credential variables for boto3 (a pytest MonkeyPatch undoes it); no files, no instance role."""
+    for key, value in NO_OTHER_CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    for key in CREDENTIAL_VARIABLES:
+        monkeypatch.delenv(key, raising=False)
+    for key, value in credentials.items():
+        monkeypatch.setenv(key, value)
+
+
+@contextmanager
+def iam_enforced() -> Iterator[None]:
+    """Moto checks each request's signature and the caller's IAM policies inside the block, as AWS does.
+
+    The server runs in this process: the switch is moto's module-level setting, restored on exit. Moto
+    authorizes S3 requests against the bucket's and the key's ARNs, and DynamoDB requests against "*".
+    """
+    from moto.core.authorization import enable_iam_authentication
+
+    with enable_iam_authentication():
+        yield
+
+
+def iam_user(moto: Moto, policy: dict[str, Any] | None) -> dict[str, str]:
+    """A new IAM user with `policy` as its only (inline) policy; its credentials as environment variables."""
+    iam = moto.client("iam")
+    name = f"ppc-{uuid.uuid4().hex[:10]}"
+    iam.create_user(UserName=name)
+    if policy is not None:
+        iam.put_user_policy(UserName=name, PolicyName="ppc", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}

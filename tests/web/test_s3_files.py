@@ -490,15 +490,17 @@ def test_s3_write_failure_is_503_and_leaves_nothing(
     ]
 
 
-def test_s3_access_denied_on_upload_is_503_naming_access(
+def test_s3_access_denied_on_upload_is_500_naming_access(
     testapp: webtest.TestApp, auth: dict[str, str], dist_dir: Path, s3: Any, bucket: str
 ) -> None:
     wheel = build_wheel(dist_dir, "Foo.Bar", "1.0")
     index = services(testapp.app).index
     Failing(testapp, "PutObject", client_error("AccessDenied", 403), only=lambda key: True)
-    resp = upload_dist(testapp, auth, wheel, "Foo.Bar", "1.0", status=503)
-    message = assert_json_error(resp, 503)
-    assert "access" in message.lower()
+    resp = upload_dist(testapp, auth, wheel, "Foo.Bar", "1.0", status=500)
+    message = assert_json_error(resp, 500)
+    # Not an outage: no Retry-After (tests/web/test_aws_credentials.py has every credentials problem).
+    assert "Retry-After" not in resp.headers
+    assert "not allowed" in message
     assert "credentials" in message
     assert bucket_keys(s3, bucket) == []
     assert index.cache.get_file(wheel.name) is None

@@ -114,7 +114,8 @@ class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
         assert settings.dynamo is not None
         tables = build_tables(settings.dynamo)
         if settings.dynamo.create_tables:
-            for name in create_tables(tables):
+            # The first calls to DynamoDB, at start: refused credentials stop the start with their own message.
+            for name in translated(create_tables)(tables):
                 logger.info("created DynamoDB table %s", name)
         return cls(tables, settings.dynamo, cdn_outbox=settings.cdn_outbox)
 

@@ -8,9 +8,12 @@ from collections.abc import Callable
 from datetime import UTC
 from typing import Any, ParamSpec, TypeVar
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.models import Model
 
+from pypicloud_lite.aws_errors import credentials_error
+from pypicloud_lite.aws_errors import error_code as aws_error_code
 from pypicloud_lite.cache.dynamo.tables import DynamoTables
 from pypicloud_lite.errors import BackendUnavailable
 from pypicloud_lite.models import CoreMetadata, PackageFile, Project
@@ -30,8 +33,12 @@ def translated(method: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(*args, **kwargs)
-        except PynamoDBException as exc:
-            code = getattr(exc, "cause_response_code", None) or exc.__class__.__name__
+        except (PynamoDBException, BotoCoreError, ClientError) as exc:
+            # botocore's errors too: pynamodb lets some through (describing a table, which creating tables does).
+            refused = credentials_error(exc, "DynamoDB", f"the package cache's {method.__name__}")
+            if refused is not None:
+                raise refused from exc
+            code = getattr(exc, "cause_response_code", None) or aws_error_code(exc)
             logger.warning("DynamoDB cache error in %s: %s", method.__name__, code)
             if code in THROTTLED:
                 raise BackendUnavailable("The package cache (DynamoDB) is throttling requests.", 2) from exc
