@@ -4,6 +4,7 @@ reaches region B's cache through the bucket events the stack wires to its queue 
 
 from __future__ import annotations
 
+import ast
 import json
 import uuid
 from collections.abc import Iterator
@@ -18,7 +19,10 @@ import webtest
 
 from pypicloud_lite.cache.dynamo.tables import build_tables
 from pypicloud_lite.config import load_settings, read_ini
+from pypicloud_lite.deploy.aws import POLICY_NAME
 from pypicloud_lite.deploy.bundle import HANDLER, RUNTIME, build_bundle
+from pypicloud_lite.deploy.names import Names, Target
+from pypicloud_lite.deploy.policies import role_policy
 from pypicloud_lite.web import make_app
 from tests.support.apiutil import BOB, close_app, creds, static_users
 from tests.support.aws import Moto
@@ -31,6 +35,7 @@ from tests.support.cfn_stack import (
     resolved_properties,
 )
 from tests.support.data import REPO_ROOT
+from tests.support.deploy import ACCOUNT, as_list
 from tests.support.handler_env import handler_env
 from tests.support.index_driver import IndexDriver
 from tests.support.replication import Replication
@@ -193,10 +198,44 @@ def check_wiring(moto: Moto, region: str, outputs: dict[str, str]) -> dict[str, 
         sorted(model.Meta.table_name for model in build_tables(dynamo).all())
     )
 
+    check_sync_policy(moto, region, function, settings)
+
     elb = moto.client("elbv2", region)
     (group,) = elb.describe_target_groups(LoadBalancerArn=_load_balancer(elb, outputs))["TargetGroups"]
     assert (group["HealthCheckPath"], group["Port"], group["TargetType"]) == ("/health", 6543, "ip")
     return settings
+
+
+def check_sync_policy(moto: Moto, region: str, function: dict[str, Any], settings: dict[str, str]) -> None:
+    """The function's role allows what ppc-create-s3-sync's role allows (policies.py) for the same settings."""
+    iam = moto.client("iam", region)
+    role = function["Role"].rsplit("/", 1)[1]
+    (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+    if isinstance(document, str):  # moto answers with the dict its CloudFormation resolved, as Python writes it
+        document = ast.literal_eval(document)
+    granted = {s["Sid"]: s for s in document["Statement"] if s is not None}  # moto keeps AWS::NoValue as null
+    loaded = load_settings(settings, environ={})
+    target = Target(
+        ACCOUNT,
+        "aws",
+        region,
+        loaded.storage.s3.bucket,
+        loaded.storage.s3.prefix,
+        Names.of(loaded.storage.s3.bucket, function["FunctionName"]),
+    )
+    expected = {s["Sid"]: s for s in role_policy(target, loaded, settings, sqs=True, vpc=False, cdn=True)["Statement"]}
+    assert name == POLICY_NAME and granted.keys() == expected.keys()
+    for sid, statement in expected.items():
+        if sid == "WriteOwnLogs":
+            # The stack makes the log group, so the function needs no logs:CreateLogGroup.
+            assert set(granted[sid]["Action"]) == set(statement["Action"]) - {"logs:CreateLogGroup"}
+            assert granted[sid]["Resource"] == statement["Resource"]
+            continue
+        assert (as_list(granted[sid]["Action"]), as_list(granted[sid]["Resource"])) == (
+            as_list(statement["Action"]),
+            as_list(statement["Resource"]),
+        ), sid
 
 
 def _load_balancer(elb: Any, outputs: dict[str, str]) -> str:
