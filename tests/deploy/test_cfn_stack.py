@@ -18,7 +18,9 @@ import pytest
 import webtest
 
 from pypicloud_lite.cache.dynamo.tables import build_tables
-from pypicloud_lite.config import load_settings, read_ini
+from pypicloud_lite.config import Settings, load_settings, read_ini
+from pypicloud_lite.db import migrate
+from pypicloud_lite.db.engine import create_db_engine
 from pypicloud_lite.deploy.aws import POLICY_NAME
 from pypicloud_lite.deploy.bundle import HANDLER, RUNTIME, build_bundle
 from pypicloud_lite.deploy.names import Names, Target
@@ -26,6 +28,7 @@ from pypicloud_lite.deploy.policies import role_policy
 from pypicloud_lite.web import make_app
 from tests.support.apiutil import BOB, close_app, creds, static_users
 from tests.support.aws import Moto
+from tests.support.cache import fresh_database
 from tests.support.cfn_stack import (
     Variant,
     apply_skipped_bucket_properties,
@@ -103,13 +106,15 @@ def standin_distribution(moto: Moto) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Stack:
+    parameters: dict[str, str]
     outputs: dict[str, str]
     variant: Variant
     bucket: dict[str, Any]  # the package bucket's properties, resolved
 
 
-def stack(moto: Moto, region: str, tmp_path: Path, replica_arn: str = "") -> Stack:
-    """One region's stack, with the bucket properties moto's CloudFormation skips put through the S3 API."""
+def stack(moto: Moto, region: str, tmp_path: Path, replica_arn: str = "", **cache: str) -> Stack:
+    """One region's stack (DynamoDB unless `cache` says otherwise), with the bucket properties moto's
+    CloudFormation skips put through the S3 API."""
     name = f"ppc-{uuid.uuid4().hex[:8]}"
     distribution = standin_distribution(moto)
     variant = moto_variant(load_template(), {"Distribution": distribution, "CachePolicy": {"Ref": "standin"}})
@@ -123,6 +128,7 @@ def stack(moto: Moto, region: str, tmp_path: Path, replica_arn: str = "") -> Sta
         "DesiredCount": "1",
         **uploaded_bundle(moto, region, tmp_path),
         **network(moto, region),
+        **cache,
     }
     outputs = deploy(moto, region, name, variant, parameters)
     bucket = resolved_properties(region, name, "PackageBucket")
@@ -130,7 +136,7 @@ def stack(moto: Moto, region: str, tmp_path: Path, replica_arn: str = "") -> Sta
     expected = {"VersioningConfiguration", "PublicAccessBlockConfiguration", "OwnershipControls"}
     expected |= {"NotificationConfiguration"} | ({"ReplicationConfiguration"} if replica_arn else set())
     assert set(applied) == expected
-    return Stack(outputs, variant, bucket)
+    return Stack(parameters, outputs, variant, bucket)
 
 
 def container_environment(moto: Moto, region: str, task_definition: str) -> dict[str, str]:
@@ -147,12 +153,16 @@ def container_environment(moto: Moto, region: str, task_definition: str) -> dict
     return environ
 
 
-@contextmanager
-def server(moto: Moto, region: str, outputs: dict[str, str], root: Path) -> Iterator[webtest.TestApp]:
+def container_settings(moto: Moto, region: str, outputs: dict[str, str], root: Path) -> Settings:
     """The image's built-in ini with the container's environment; only the image's /data paths moved to `root`."""
     environ = container_environment(moto, region, outputs["TaskDefinitionArn"])
     environ |= {"PPC_STORAGE_DIR": str(root / "packages"), "PPC_UPLOAD_SPOOL_DIR": str(root / "spool")}
-    app = webtest.TestApp(make_app(load_settings(read_ini(CONTAINER_INI), environ)))
+    return load_settings(read_ini(CONTAINER_INI), environ)
+
+
+@contextmanager
+def server(moto: Moto, region: str, outputs: dict[str, str], root: Path) -> Iterator[webtest.TestApp]:
+    app = webtest.TestApp(make_app(container_settings(moto, region, outputs, root)))
     try:
         yield app
     finally:
@@ -182,8 +192,19 @@ def check_wiring(moto: Moto, region: str, outputs: dict[str, str]) -> dict[str, 
     for mapping in mappings:
         lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
 
-    # The tables' keys are the pynamodb models' keys (the servers run with cache.create_tables = false).
     settings: dict[str, Any] = json.loads(function["Environment"]["Variables"]["PYPICLOUD_SETTINGS"])
+    if settings["cache.backend"] == "dynamo":
+        check_tables(moto, region, outputs, settings)
+    check_sync_policy(moto, region, function, settings)
+
+    elb = moto.client("elbv2", region)
+    (group,) = elb.describe_target_groups(LoadBalancerArn=_load_balancer(elb, outputs))["TargetGroups"]
+    assert (group["HealthCheckPath"], group["Port"], group["TargetType"]) == ("/health", 6543, "ip")
+    return settings
+
+
+def check_tables(moto: Moto, region: str, outputs: dict[str, str], settings: dict[str, Any]) -> None:
+    """The tables' keys are the pynamodb models' keys (the servers run with cache.create_tables = false)."""
     dynamo = load_settings(settings, environ={}).cache.dynamo
     assert dynamo is not None
     client = moto.client("dynamodb", region)
@@ -197,13 +218,6 @@ def check_wiring(moto: Moto, region: str, outputs: dict[str, str]) -> dict[str, 
     assert sorted(outputs[k] for k in ("ProjectsTableName", "FilesTableName", "MetaTableName", "CdnTableName")) == (
         sorted(model.Meta.table_name for model in build_tables(dynamo).all())
     )
-
-    check_sync_policy(moto, region, function, settings)
-
-    elb = moto.client("elbv2", region)
-    (group,) = elb.describe_target_groups(LoadBalancerArn=_load_balancer(elb, outputs))["TargetGroups"]
-    assert (group["HealthCheckPath"], group["Port"], group["TargetType"]) == ("/health", 6543, "ip")
-    return settings
 
 
 def check_sync_policy(moto: Moto, region: str, function: dict[str, Any], settings: dict[str, str]) -> None:
@@ -224,7 +238,8 @@ def check_sync_policy(moto: Moto, region: str, function: dict[str, Any], setting
         loaded.storage.s3.prefix,
         Names.of(loaded.storage.s3.bucket, function["FunctionName"]),
     )
-    expected = {s["Sid"]: s for s in role_policy(target, loaded, settings, sqs=True, vpc=False, cdn=True)["Statement"]}
+    vpc = "VpcConfig" in function and bool(function["VpcConfig"].get("SubnetIds"))
+    expected = {s["Sid"]: s for s in role_policy(target, loaded, settings, sqs=True, vpc=vpc, cdn=True)["Statement"]}
     assert name == POLICY_NAME and granted.keys() == expected.keys()
     for sid, statement in expected.items():
         if sid == "WriteOwnLogs":
@@ -330,3 +345,50 @@ def test_stack_on_moto_upload_and_yank_in_one_region_reach_the_other(
     }
     for resource_type in stack_a.variant.removed.values():
         assert f"`{resource_type}`" in readme, f"README does not say that moto skips {resource_type}"
+
+
+def test_stack_with_postgresql_the_sync_lambda_and_the_servers_share_the_database(
+    moto: Moto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint_url)
+    with fresh_database("postgresql", tmp_path) as url:
+        secret = moto.client("secretsmanager", REGION_A).create_secret(
+            Name=f"ppc-db-{uuid.uuid4().hex[:8]}", SecretString=url
+        )["ARN"]
+        made = stack(moto, REGION_A, tmp_path, CacheBackend="postgresql", DatabaseUrlSecretArn=secret)
+        outputs = made.outputs
+        assert not {"TablePrefix", "ProjectsTableName"} & outputs.keys()
+        sync = check_wiring(moto, REGION_A, outputs)
+        assert (sync["cache.backend"], sync["cache.url"]) == ("sql", f"secretsmanager:{secret}")
+        function = moto.client("lambda", REGION_A).get_function_configuration(FunctionName=outputs["SyncFunctionName"])
+        assert sorted(function["VpcConfig"]["SubnetIds"]) == sorted(made.parameters["ServiceSubnetIds"].split(","))
+        assert function["VpcConfig"]["SecurityGroupIds"] == [outputs["SyncSecurityGroupId"]]
+
+        # The servers read the database's URL from the secret (PPC_CACHE_URL); the image's `migrate` command,
+        # run once per release, makes the schema.
+        settings = container_settings(moto, REGION_A, outputs, tmp_path / "migrate")
+        assert settings.cache.url == url and not settings.cache.migrate_on_start
+        engine = create_db_engine(settings.cache)
+        migrate.upgrade(engine)
+        engine.dispose()
+
+        with server(moto, REGION_A, outputs, tmp_path / "a") as app:
+            driver = IndexDriver(app, creds(BOB), tmp_path / "dists")
+            wheel = driver.build("cfn-demo", "1.0")
+            assert driver.upload(wheel, "cfn-demo", "1.0") == 200
+            assert driver.yank("cfn-demo", "1.0", reason="broken build") == 200
+            # Another tool puts a wheel straight into the bucket: only the sync Lambda can index it.
+            other = driver.build("other-tool", "2.0")
+            key = f"{outputs['StoragePrefix']}other-tool/{other.name}"
+            moto.client("s3", REGION_A).put_object(Bucket=outputs["BucketName"], Key=key, Body=other.read_bytes())
+            assert app.get("/simple/other-tool/", headers={"Accept": SIMPLE_JSON}, expect_errors=True).status_int == 404
+
+            # The function resolves cache.url from Secrets Manager and writes to the database the servers read.
+            event = queued_events(moto, REGION_A, outputs["EventQueueUrl"])
+            with handler_env(monkeypatch, sync) as module:
+                result = module.handler(event, None)
+            assert result.get("batchItemFailures") == [], result
+            listed = app.get("/simple/other-tool/", headers={"Accept": SIMPLE_JSON}).json
+            yanked = app.get("/simple/cfn-demo/", headers={"Accept": SIMPLE_JSON}).json
+        assert [f["filename"] for f in listed["files"]] == [other.name]
+        assert [(f["filename"], f["yanked"]) for f in yanked["files"]] == [(wheel.name, "broken build")]
