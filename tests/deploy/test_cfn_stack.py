@@ -327,6 +327,9 @@ def test_stack_on_moto_upload_and_yank_in_one_region_reach_the_other(
     assert any(b.get("Event") == "s3:TestEvent" for b in bodies)
     assert f"{outputs_b['StoragePrefix']}cfn-demo/{wheel.name}" in keys, keys
 
+    with server(moto, REGION_B, outputs_b, tmp_path / "b-before") as app_b:
+        assert app_b.get("/simple/cfn-demo/", headers={"Accept": SIMPLE_JSON}, expect_errors=True).status_int == 404
+
     # Region B's sync function, with the settings the stack gave it, applies them to region B's cache.
     with handler_env(monkeypatch, sync_b) as module:
         result = module.handler(event, None)
