@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from pypicloud_lite.deploy.policies import role_policy
 from pypicloud_lite.web import make_app
 from tests.support.apiutil import BOB, close_app, creds, static_users
 from tests.support.aws import Moto
+from tests.support.aws_calls import recorded_calls, refused
 from tests.support.cache import fresh_database
 from tests.support.cfn_stack import (
     Variant,
@@ -106,6 +107,8 @@ def standin_distribution(moto: Moto) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Stack:
+    name: str
+    region: str
     parameters: dict[str, str]
     outputs: dict[str, str]
     variant: Variant
@@ -136,7 +139,7 @@ def stack(moto: Moto, region: str, tmp_path: Path, replica_arn: str = "", **cach
     expected = {"VersioningConfiguration", "PublicAccessBlockConfiguration", "OwnershipControls"}
     expected |= {"NotificationConfiguration"} | ({"ReplicationConfiguration"} if replica_arn else set())
     assert set(applied) == expected
-    return Stack(parameters, outputs, variant, bucket)
+    return Stack(name, region, parameters, outputs, variant, bucket)
 
 
 def container_environment(moto: Moto, region: str, task_definition: str) -> dict[str, str]:
@@ -161,12 +164,44 @@ def container_settings(moto: Moto, region: str, outputs: dict[str, str], root: P
 
 
 @contextmanager
-def server(moto: Moto, region: str, outputs: dict[str, str], root: Path) -> Iterator[webtest.TestApp]:
-    app = webtest.TestApp(make_app(container_settings(moto, region, outputs, root)))
-    try:
-        yield app
-    finally:
-        close_app(app)
+def server(moto: Moto, made: Stack, root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[webtest.TestApp]:
+    """A server as the stack's task runs it; every AWS call it makes must be one its task role allows."""
+    settings = container_settings(moto, made.region, made.outputs, root)
+    with recorded_calls(monkeypatch) as calls:
+        app = webtest.TestApp(make_app(settings))
+        try:
+            yield app
+        finally:
+            close_app(app)
+    # Moto's ECS keeps only the family, containers and memory of a task definition made by CloudFormation.
+    task = resolved_properties(made.region, made.name, "TaskDefinition")
+    assert (task["NetworkMode"], task["RequiresCompatibilities"]) == ("awsvpc", ["FARGATE"])
+    assert refused(calls, role_document(moto, made.region, task["TaskRoleArn"]), ACCOUNT) == []
+
+
+@contextmanager
+def sync_function(
+    moto: Moto, made: Stack, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[dict[str, Any]], dict[str, Any]]]:
+    """The sync handler, cold, with the function's settings; every AWS call it makes must be one its role allows."""
+    region = made.region
+    function = moto.client("lambda", region).get_function_configuration(FunctionName=made.outputs["SyncFunctionName"])
+    settings = json.loads(function["Environment"]["Variables"]["PYPICLOUD_SETTINGS"])
+    with handler_env(monkeypatch, settings) as module, recorded_calls(monkeypatch) as calls:
+        yield lambda event: module.handler(event, None)
+    assert refused(calls, role_document(moto, region, function["Role"]), ACCOUNT) == []
+
+
+def role_document(moto: Moto, region: str, role_arn: str) -> dict[str, Any]:
+    """The one inline policy of a role the stack made."""
+    iam = moto.client("iam", region)
+    role = role_arn.rsplit("/", 1)[1]
+    (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+    if isinstance(document, str):  # moto answers with the dict its CloudFormation resolved, as Python writes it
+        document = ast.literal_eval(document)
+    assert isinstance(document, dict)
+    return document
 
 
 def check_wiring(moto: Moto, region: str, outputs: dict[str, str]) -> dict[str, Any]:
@@ -223,11 +258,8 @@ def check_tables(moto: Moto, region: str, outputs: dict[str, str], settings: dic
 def check_sync_policy(moto: Moto, region: str, function: dict[str, Any], settings: dict[str, str]) -> None:
     """The function's role allows what ppc-create-s3-sync's role allows (policies.py) for the same settings."""
     iam = moto.client("iam", region)
-    role = function["Role"].rsplit("/", 1)[1]
-    (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
-    document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
-    if isinstance(document, str):  # moto answers with the dict its CloudFormation resolved, as Python writes it
-        document = ast.literal_eval(document)
+    (name,) = iam.list_role_policies(RoleName=function["Role"].rsplit("/", 1)[1])["PolicyNames"]
+    document = role_document(moto, region, function["Role"])
     granted = {s["Sid"]: s for s in document["Statement"] if s is not None}  # moto keeps AWS::NoValue as null
     loaded = load_settings(settings, environ={})
     target = Target(
@@ -308,10 +340,10 @@ def test_stack_on_moto_upload_and_yank_in_one_region_reach_the_other(
     (stored,) = s3.get_bucket_replication(Bucket=outputs_a["BucketName"])["ReplicationConfiguration"]["Rules"]
     assert stored["Destination"]["Bucket"] == outputs_b["BucketArn"]
     check_wiring(moto, REGION_A, outputs_a)
-    sync_b = check_wiring(moto, REGION_B, outputs_b)
+    check_wiring(moto, REGION_B, outputs_b)
 
     # Region A's server takes an upload and a yank.
-    with server(moto, REGION_A, outputs_a, tmp_path / "a") as app_a:
+    with server(moto, stack_a, tmp_path / "a", monkeypatch) as app_a:
         assert app_a.get("/health").status_int == 200
         driver = IndexDriver(app_a, creds(BOB), tmp_path / "dists")
         wheel = driver.build("cfn-demo", "1.0")
@@ -327,15 +359,15 @@ def test_stack_on_moto_upload_and_yank_in_one_region_reach_the_other(
     assert any(b.get("Event") == "s3:TestEvent" for b in bodies)
     assert f"{outputs_b['StoragePrefix']}cfn-demo/{wheel.name}" in keys, keys
 
-    with server(moto, REGION_B, outputs_b, tmp_path / "b-before") as app_b:
+    with server(moto, stack_b, tmp_path / "b-before", monkeypatch) as app_b:
         assert app_b.get("/simple/cfn-demo/", headers={"Accept": SIMPLE_JSON}, expect_errors=True).status_int == 404
 
     # Region B's sync function, with the settings the stack gave it, applies them to region B's cache.
-    with handler_env(monkeypatch, sync_b) as module:
-        result = module.handler(event, None)
+    with sync_function(moto, stack_b, monkeypatch) as handle:
+        result = handle(event)
     assert result.get("batchItemFailures") == [], result
 
-    with server(moto, REGION_B, outputs_b, tmp_path / "b") as app_b:
+    with server(moto, stack_b, tmp_path / "b", monkeypatch) as app_b:
         page = app_b.get("/simple/cfn-demo/", headers={"Accept": SIMPLE_JSON}).json
     assert [(f["filename"], f["yanked"]) for f in page["files"]] == [(wheel.name, "broken build")]
 
@@ -375,22 +407,22 @@ def test_stack_with_postgresql_the_sync_lambda_and_the_servers_share_the_databas
         migrate.upgrade(engine)
         engine.dispose()
 
-        with server(moto, REGION_A, outputs, tmp_path / "a") as app:
+        with server(moto, made, tmp_path / "a", monkeypatch) as app:
             driver = IndexDriver(app, creds(BOB), tmp_path / "dists")
             wheel = driver.build("cfn-demo", "1.0")
             assert driver.upload(wheel, "cfn-demo", "1.0") == 200
             assert driver.yank("cfn-demo", "1.0", reason="broken build") == 200
-            # Another tool puts a wheel straight into the bucket: only the sync Lambda can index it.
-            other = driver.build("other-tool", "2.0")
-            key = f"{outputs['StoragePrefix']}other-tool/{other.name}"
-            moto.client("s3", REGION_A).put_object(Bucket=outputs["BucketName"], Key=key, Body=other.read_bytes())
-            assert app.get("/simple/other-tool/", headers={"Accept": SIMPLE_JSON}, expect_errors=True).status_int == 404
+        # Another tool puts a wheel straight into the bucket: only the sync Lambda can index it.
+        other = driver.build("other-tool", "2.0")
+        key = f"{outputs['StoragePrefix']}other-tool/{other.name}"
+        moto.client("s3", REGION_A).put_object(Bucket=outputs["BucketName"], Key=key, Body=other.read_bytes())
 
-            # The function resolves cache.url from Secrets Manager and writes to the database the servers read.
-            event = queued_events(moto, REGION_A, outputs["EventQueueUrl"])
-            with handler_env(monkeypatch, sync) as module:
-                result = module.handler(event, None)
-            assert result.get("batchItemFailures") == [], result
+        # The function resolves cache.url from Secrets Manager and writes to the database the servers read.
+        event = queued_events(moto, REGION_A, outputs["EventQueueUrl"])
+        with sync_function(moto, made, monkeypatch) as handle:
+            result = handle(event)
+        assert result.get("batchItemFailures") == [], result
+        with server(moto, made, tmp_path / "a2", monkeypatch) as app:
             listed = app.get("/simple/other-tool/", headers={"Accept": SIMPLE_JSON}).json
             yanked = app.get("/simple/cfn-demo/", headers={"Accept": SIMPLE_JSON}).json
         assert [f["filename"] for f in listed["files"]] == [other.name]
