@@ -18,6 +18,7 @@ import pytest
 import webtest
 
 from pypicloud_lite.cache.dynamo.tables import build_tables
+from pypicloud_lite.cdn import FLUSH_MESSAGE
 from pypicloud_lite.config import Settings, load_settings, read_ini
 from pypicloud_lite.db import migrate
 from pypicloud_lite.db.engine import create_db_engine
@@ -25,7 +26,7 @@ from pypicloud_lite.deploy.aws import POLICY_NAME
 from pypicloud_lite.deploy.bundle import HANDLER, RUNTIME, build_bundle
 from pypicloud_lite.deploy.names import Names, Target
 from pypicloud_lite.deploy.policies import role_policy
-from pypicloud_lite.web import make_app
+from pypicloud_lite.web import CDN_TIMER_KEY, make_app
 from tests.support.apiutil import BOB, close_app, creds, static_users
 from tests.support.aws import Moto
 from tests.support.aws_calls import recorded_calls, refused
@@ -47,6 +48,8 @@ from tests.support.replication import Replication
 REGION_A, REGION_B = "us-east-1", "us-west-2"
 CONTAINER_INI = REPO_ROOT / "deploy" / "docker" / "container.ini"
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+# Region B's CDN window: its flush message is due a window and FLUSH_GRACE seconds after the first change.
+CDN_WINDOW = "1"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/pypicloud-lite:test"
 
 
@@ -172,6 +175,8 @@ def server(moto: Moto, made: Stack, root: Path, monkeypatch: pytest.MonkeyPatch)
         try:
             yield app
         finally:
+            # The stack gives the servers cdn.*: their flush timer must not outlive them (nor call AWS for them).
+            app.app.registry[CDN_TIMER_KEY].stop()
             close_app(app)
     # Moto's ECS keeps only the family, containers and memory of a task definition made by CloudFormation.
     task = resolved_properties(made.region, made.name, "TaskDefinition")
@@ -291,12 +296,21 @@ def _load_balancer(elb: Any, outputs: dict[str, str]) -> str:
     return found
 
 
-def queued_events(moto: Moto, region: str, queue_url: str) -> dict[str, Any]:
-    """Every message of the queue, as the event source mapping hands them to the function (an SQS event)."""
+def queued_events(moto: Moto, region: str, queue_url: str, wait: int = 0) -> dict[str, Any]:
+    """Every message of the queue (waiting up to `wait` seconds for the first), as the event source mapping hands
+    them to the function (an SQS event)."""
     sqs = moto.client("sqs", region)
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    records = []
-    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+    records: list[dict[str, Any]] = []
+
+    def receive() -> list[dict[str, Any]]:
+        first = {"WaitTimeSeconds": wait} if not records else {}
+        found: list[dict[str, Any]] = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, **first).get(
+            "Messages", []
+        )
+        return found
+
+    while messages := receive():
         records += [
             {
                 "messageId": m["MessageId"],
@@ -316,7 +330,7 @@ def test_stack_on_moto_upload_and_yank_in_one_region_reach_the_other(
 ) -> None:
     # Every AWS call of the servers and the handler goes to moto, as the settings the stack gives them stand.
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint_url)
-    stack_b = stack(moto, REGION_B, tmp_path)
+    stack_b = stack(moto, REGION_B, tmp_path, CdnWindow=CDN_WINDOW)
     outputs_b = stack_b.outputs
     stack_a = stack(moto, REGION_A, tmp_path, replica_arn=outputs_b["BucketArn"])
     outputs_a = stack_a.outputs
@@ -359,13 +373,24 @@ def test_stack_on_moto_upload_and_yank_in_one_region_reach_the_other(
     assert any(b.get("Event") == "s3:TestEvent" for b in bodies)
     assert f"{outputs_b['StoragePrefix']}cfn-demo/{wheel.name}" in keys, keys
 
-    with server(moto, stack_b, tmp_path / "b-before", monkeypatch) as app_b:
-        assert app_b.get("/simple/cfn-demo/", headers={"Accept": SIMPLE_JSON}, expect_errors=True).status_int == 404
+    files_b = moto.client("dynamodb", REGION_B).scan(TableName=outputs_b["FilesTableName"])
+    assert files_b["Count"] == 0, "region B's cache has files before its sync function ran"
 
     # Region B's sync function, with the settings the stack gave it, applies them to region B's cache.
     with sync_function(moto, stack_b, monkeypatch) as handle:
         result = handle(event)
     assert result.get("batchItemFailures") == [], result
+
+    # The first change of the CDN window sent a delayed flush message to the function's CDN queue (cdn.queue_url);
+    # handed to the function, as the queue's event source mapping does, it purges region B's distribution.
+    flush = queued_events(moto, REGION_B, outputs_b["CdnFlushQueueUrl"], wait=int(CDN_WINDOW) + 5)
+    assert [json.loads(r["body"]) for r in flush["Records"]] == [FLUSH_MESSAGE]
+    with sync_function(moto, stack_b, monkeypatch) as handle:
+        assert handle(flush).get("batchItemFailures") == []
+    cloudfront = moto.client("cloudfront")
+    (sent,) = cloudfront.list_invalidations(DistributionId=outputs_b["DistributionId"])["InvalidationList"]["Items"]
+    invalidation = cloudfront.get_invalidation(DistributionId=outputs_b["DistributionId"], Id=sent["Id"])
+    assert "/simple/cfn-demo/" in invalidation["Invalidation"]["InvalidationBatch"]["Paths"]["Items"]
 
     with server(moto, stack_b, tmp_path / "b", monkeypatch) as app_b:
         page = app_b.get("/simple/cfn-demo/", headers={"Accept": SIMPLE_JSON}).json
