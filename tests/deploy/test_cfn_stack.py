@@ -267,14 +267,9 @@ def check_sync_policy(moto: Moto, region: str, function: dict[str, Any], setting
     document = role_document(moto, region, function["Role"])
     granted = {s["Sid"]: s for s in document["Statement"] if s is not None}  # moto keeps AWS::NoValue as null
     loaded = load_settings(settings, environ={})
-    target = Target(
-        ACCOUNT,
-        "aws",
-        region,
-        loaded.storage.s3.bucket,
-        loaded.storage.s3.prefix,
-        Names.of(loaded.storage.s3.bucket, function["FunctionName"]),
-    )
+    s3 = loaded.storage.s3
+    assert s3 is not None
+    target = Target(ACCOUNT, "aws", region, s3.bucket, s3.prefix, Names.of(s3.bucket, function["FunctionName"]))
     vpc = "VpcConfig" in function and bool(function["VpcConfig"].get("SubnetIds"))
     expected = {s["Sid"]: s for s in role_policy(target, loaded, settings, sqs=True, vpc=vpc, cdn=True)["Statement"]}
     assert name == POLICY_NAME and granted.keys() == expected.keys()
