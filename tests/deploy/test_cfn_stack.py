@@ -228,6 +228,8 @@ def check_wiring(moto: Moto, region: str, outputs: dict[str, str]) -> dict[str, 
         arn(outputs[k]) for k in ("EventQueueUrl", "CdnFlushQueueUrl")
     )
     assert all(m["BatchSize"] == 10 for m in mappings)
+    assert all(m["FunctionResponseTypes"] == ["ReportBatchItemFailures"] for m in mappings)
+    assert all(m["ScalingConfig"] == {"MaximumConcurrency": 10} for m in mappings)
     # Moto would call the function itself (in Docker) for each message: the test plays Lambda's poller instead.
     for mapping in mappings:
         lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
