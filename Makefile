@@ -30,11 +30,13 @@ run: $(RUN_STAMP)
 	$(if $(PORT),PPC_LISTEN=127.0.0.1:$(PORT) )$(BIN)/ppc-serve $(INI)
 
 # lint-imports: the package's layers, where pyramid may be imported, and no import cycles (.importlinter).
+# cfn-lint: the CloudFormation template (README "Deploying on AWS with CloudFormation").
 lint: $(STAMP)
 	$(BIN)/ruff format --check pypicloud_lite tests alembic lambda bench
 	$(BIN)/ruff check pypicloud_lite tests alembic lambda bench
 	$(BIN)/mypy pypicloud_lite lambda/s3_sync.py
 	$(BIN)/lint-imports --no-cache --no-logo .importlinter
+	$(BIN)/cfn-lint deploy/aws/*.yaml
 
 # Debian packages some tests drive: chromium (the web UI's browser tests) and nginx (the TLS proxy test).
 # Without them (and not root) those tests skip with the reason, or fail under PPC_REQUIRE_SERVICES=1.

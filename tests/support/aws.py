@@ -37,8 +37,8 @@ class Moto:
             if (method, path) == ("GET", f"/{bucket}/{key}") and status in (200, 206)
         )
 
-    def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=REGION)
+    def client(self, service: str, region: str = REGION) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=region)
 
     def new_bucket(self) -> str:
         name = f"ppc-{uuid.uuid4().hex[:12]}"
