@@ -122,5 +122,9 @@ def read_one(storage: Storage, read: ToRead) -> tuple[Read, bytes | None]:
     return Read(listed, filled), raw_metadata
 
 
+# The niceness of a fill's reader processes: background work, they take the CPU the server's request threads leave.
+FILL_NICE = 19
+
+
 def lower_priority() -> None:
-    os.nice(10)
+    os.nice(FILL_NICE)
