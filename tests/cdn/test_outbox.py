@@ -69,8 +69,8 @@ def flusher_for(cache: Cache, moto: Moto, distribution: str, **settings: Any) ->
 
 
 def test_a_release_of_40_files_is_one_invalidation(cache: Cache, moto: Moto, distribution: str) -> None:
-    # Long enough for 40 uploads on a busy machine; the test then waits for it to close.
-    flusher, windows = flusher_for(cache, moto, distribution, window=20)
+    # Long enough for 40 uploads on a busy machine (about 2 s on DynamoDB on moto); the test then waits for it to close.
+    flusher, windows = flusher_for(cache, moto, distribution, window=8)
     files = [wheel("demo", "1.0", f"{platform}{n}") for platform in PLATFORMS for n in range(4)]
     assert len(files) == 40
     for file in files:
