@@ -7,7 +7,7 @@ fresh SQLite cache as a reload's first phase does (no hash yet), starts pypiclou
 waitress, 8 threads, bench/servers.py), and drives `/simple/` and project pages (round-robin over a
 sample) at once, each with its own load generator (bench/load.py: wrk, else a Python client):
 
-1. steady state: for `--duration` seconds;
+1. steady state: for `--duration` seconds, after a warm-up of the same length (discarded);
 2. during the fill: `POST /admin/reload` (the reload runs in the server's process, as an admin's
    reload does; `--reload-in cli`: `ppc-reload` on the same ini, at nice 10), and once its progress says
    `filling`, the same load for `--duration` seconds; the
@@ -122,7 +122,9 @@ def measure(args: argparse.Namespace, work: Path) -> None:
     )
     reload: subprocess.Popen[bytes] | None = None
     try:
-        log(f"steady state: {args.duration:g}s of load on /simple/ and on {len(projects)} project pages")
+        # A warm-up first (discarded): every sampled page rendered once, the server's threads and caches warm.
+        log(f"warm-up, then steady state: {args.duration:g}s of load each on /simple/ and {len(projects)} projects")
+        both(server, projects, work, args)
         steady = both(server, projects, work, args)
         reload = start_reload(server, work, args.reload_in)
         # The window starts with the fill: listing and diffing the folder come first.
