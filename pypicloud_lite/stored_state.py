@@ -300,11 +300,6 @@ class StateStore:
         """Record an uploaded file (replacing a record left by an earlier, deleted file of the same bytes)."""
         self.storage.put_bytes(file_record_key(file.project, file.filename), file_record(file, raw_metadata))
 
-    def record_first_sight(self, file: PackageFile, raw_metadata: bytes | None = None) -> bool:
-        """Record a file another tool placed, unless a record exists: its time is fixed from now on."""
-        key = file_record_key(file.project, file.filename)
-        return self.storage.put_if(key, file_record(file, raw_metadata), None)
-
     def record_sightings(self, project: str, files: list[tuple[PackageFile, bytes | None]]) -> None:
         """Record files another tool placed, first seen now, in one object: their times are fixed from now on.
 

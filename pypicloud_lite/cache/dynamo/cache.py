@@ -114,8 +114,7 @@ class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
         assert settings.dynamo is not None
         tables = build_tables(settings.dynamo)
         if settings.dynamo.create_tables:
-            # The first calls to DynamoDB, at start: refused credentials stop the start with their own message.
-            for name in translated(create_tables)(tables):
+            for name in translated(create_tables)(tables):  # refused credentials: a start-up error naming them
                 logger.info("created DynamoDB table %s", name)
         return cls(tables, settings.dynamo, cdn_outbox=settings.cdn_outbox)
 
