@@ -40,9 +40,8 @@ from bench.corpus import Dist, build_corpus
 from bench.reload import PREFIX, moto_endpoint, put_corpus, s3_client
 from pypicloud_lite import reload as reload_module
 from pypicloud_lite import reload_fill
-from pypicloud_lite.cache.base import Cache
+from pypicloud_lite.cache import Cache, build_cache
 from pypicloud_lite.cache.dynamo import DynamoCache
-from pypicloud_lite.cache.sql import SQLCache
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.metadata import read_metadata_file
 from pypicloud_lite.models import Applied
@@ -192,9 +191,9 @@ def local_settings(root: Path, cache: dict[str, str]) -> Any:
 
 
 @contextmanager
-def sql_cache(folder: Path) -> Iterator[SQLCache]:
+def sql_cache(folder: Path) -> Iterator[Cache]:
     settings = local_settings(folder, {"cache.url": f"sqlite:///{folder}/cache.sqlite", "cache.migrate_on_start": "1"})
-    cache = SQLCache.from_settings(settings.cache)
+    cache = build_cache(settings.cache)
     try:
         yield cache
     finally:
@@ -277,7 +276,8 @@ def measure_dynamo(dists: list[Dist], args: argparse.Namespace, work: Path) -> R
     log(f"bare read+hash+metadata of {len(dists):,} files")
     bare, how = bare_local(root, dists, args.workers)
     with moto_endpoint(in_process=False) as (moto, _pid):
-        cache = DynamoCache.from_settings(local_settings(root, moto.dynamo_settings()).cache)
+        cache = build_cache(local_settings(root, moto.dynamo_settings()).cache)
+        assert isinstance(cache, DynamoCache)
         log(f"reload fill into DynamoDB, {args.workers} workers")
         fill = run_fill(LocalStorage(root), cache, dists, args.workers, args.profile)
         log(f"bare UpdateItem of {len(dists):,} rows, {args.workers} threads")

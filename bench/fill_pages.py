@@ -35,7 +35,7 @@ from bench.corpus import build_corpus
 from bench.fill import log, write_local
 from bench.load import Load, drive
 from bench.servers import Server, start_ppc
-from pypicloud_lite.cache.sql import SQLCache
+from pypicloud_lite.cache import build_cache
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.indexing import listed_file
 from pypicloud_lite.models import ReloadChanges
@@ -55,7 +55,7 @@ def list_unfilled(root: Path, cache_url: str) -> None:
         if isinstance(dist, DistFilename):
             added.append(listed_file(dist, obj))
     settings = load_settings({"storage.dir": str(root), "cache.url": cache_url, "cache.migrate_on_start": "1"}, {})
-    cache = SQLCache.from_settings(settings.cache)
+    cache = build_cache(settings.cache)
     try:
         cache.apply_reload(ReloadChanges(added=added))
     finally:

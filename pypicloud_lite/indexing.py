@@ -108,7 +108,11 @@ def _read_once(storage: Storage, key: str, dist: DistFilename, *, size: int) -> 
     data = b""
     if size <= IN_MEMORY_MAX:
         with storage.open(key) as fh:
-            data = fh.read(IN_MEMORY_MAX + 1)
+            # The listed size and one byte more (more only if it grew): a read of IN_MEMORY_MAX would allocate,
+            # and give back, 4 MiB for each small file, which costs more than reading it.
+            data = fh.read(size + 1)
+            if len(data) > size:
+                data += fh.read(IN_MEMORY_MAX + 1 - len(data))
     if data and len(data) <= IN_MEMORY_MAX:
         sha256, raw_metadata = hashlib.sha256(data).hexdigest(), _metadata(key, data, dist)
     else:  # large, or grown since it was listed

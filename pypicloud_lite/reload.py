@@ -9,9 +9,11 @@
    the key and the listing say (name, version, size, time).
 5. Fill in what needs the object (sha256 from its checksum or by reading it,
    the core metadata, requires-python, summary) with a bounded pool, and record
-   each file read in storage (`_ppc/files/`, with a wheel's metadata: one new
-   object per file, no sidecar); the hashes appear in the index in batches,
-   each under one serial, at most about a second after they were read.
+   the files read in storage (first sightings, one object per batch of one
+   project's files, with a wheel's metadata: no sidecar); the hashes appear in
+   the index in batches, each under one serial, at most about a second after
+   they were read. A large local fill reads, records and applies in niced
+   processes with a cache of their own (reload_fill.py).
 6. Only when asked (`verify_sidecars=True`, `ppc-reload --verify-sidecars`,
    `POST /admin/reload?verify_sidecars=1`): read the PEP 658 sidecar of every unchanged
    wheel that advertises metadata (`metadata_sha256`), one GET each, and write back those
@@ -33,13 +35,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 
-from pypicloud_lite.cache.base import Cache
+from pypicloud_lite.cache import Cache, settings_elsewhere
+from pypicloud_lite.config import CacheSettings
 from pypicloud_lite.errors import Conflict, NotFound, PypicloudLiteError
 from pypicloud_lite.indexing import describe_object, listed_file
-from pypicloud_lite.models import FillDetails, FillMany, PackageFile, Project, ReloadChanges, RemoveFile
+from pypicloud_lite.models import FillDetails, PackageFile, Project, ReloadChanges, RemoveFile
 from pypicloud_lite.naming import (
     INTERNAL_PREFIX,
     METADATA_SUFFIX,
@@ -49,7 +52,16 @@ from pypicloud_lite.naming import (
     parse_sighting_key,
     parse_state_key,
 )
-from pypicloud_lite.reload_fill import Read, ToRead, fill_tasks, lower_priority, read_and_record
+from pypicloud_lite.reload_fill import (
+    FillApplier,
+    FillReport,
+    Read,
+    ToRead,
+    fill_task,
+    fill_tasks,
+    read_one,
+    start_filler,
+)
 from pypicloud_lite.reload_state import StoredFacts, by_batch, record_sightings
 from pypicloud_lite.storage.base import Storage, StoredObject
 from pypicloud_lite.stored_state import StateStore
@@ -126,8 +138,6 @@ class ReloadRun:
         # what record_back compares with what storage records, without reading the cache again.
         self.indexed: dict[str, PackageFile] = {}
         self.projects: dict[str, Project] = {}
-        # Files a fill's thread read, with their core metadata: recorded before their batch is applied.
-        self.unsighted: list[tuple[PackageFile, bytes | None]] = []
         self._lock = threading.Lock()
         self._last_report = 0.0
 
@@ -273,65 +283,80 @@ class ReloadRun:
         return added, changed, etags
 
     def _fill(self, files: list[PackageFile]) -> None:
-        """Read every listed file in the pool; apply what they say in batches, one serial each.
+        """Read every listed file, record what storage lacks of it, and fill its row in, in batches of one serial each.
 
-        One serial a file would make every page re-render after every file. A batch is applied once it
-        has FILL_BATCH_ROWS rows or its first row waited FILL_BATCH_SECONDS, whichever comes first
-        (a slow object holds nothing back), and the last one at the end. The files of a batch are
-        recorded in storage before it is applied.
+        A large fill of a storage that reads on the CPU runs in niced processes that apply what they read
+        through a cache of their own (when the cache can be opened elsewhere): the server's process keeps
+        its GIL and a core for its requests, and only hears of the changes. Otherwise threads read, and
+        this thread applies.
         """
         if not files:
             return
-        done: queue.SimpleQueue[Future[list[tuple[Read, bytes | None]]]] = queue.SimpleQueue()
-        batch: list[FillDetails] = []
-        due = 0.0
-        pool, chunk = self._fill_pool(len(files))
-        with pool:
+        reads = [[self._to_read(listed) for listed in group] for group in by_batch(files)]
+        settings = settings_elsewhere(self.cache)
+        if settings is not None and self.storage.reads_out_of_process and len(files) >= FILL_OUT_OF_PROCESS_MIN:
+            self._fill_in_processes(reads, settings)
+        else:
+            self._fill_in_threads(reads)
+
+    def _fill_in_processes(self, reads: list[list[ToRead]], settings: CacheSettings) -> None:
+        # Tasks of whole batches: enough of them to keep every process busy to the end, few enough that a
+        # process applies about FILL_BATCH_ROWS rows at a time.
+        files = sum(len(group) for group in reads)
+        chunk = max(FILL_CHUNK, min(FILL_BATCH_ROWS, files // (4 * FILL_PROCESSES)))
+        context = multiprocessing.get_context("spawn")  # never fork a process that has threads
+        with ProcessPoolExecutor(
+            FILL_PROCESSES, mp_context=context, initializer=start_filler, initargs=(settings,)
+        ) as pool:
             try:
-                # A process reads a chunk of whole batches and records each batch's first sightings itself;
-                # a thread reads one file, and the batch applied next records the first sightings of its files.
-                reads = [[self._to_read(listed) for listed in group] for group in by_batch(files)]
-                for task in fill_tasks(reads, chunk) if chunk > 1 else [[[todo]] for group in reads for todo in group]:
-                    pool.submit(read_and_record, self.storage, task, chunk > 1).add_done_callback(done.put)
-                remaining = len(files)
-                while remaining:
-                    try:
-                        future = done.get(timeout=max(due - time.monotonic(), 0.0) if batch else None)
-                    except queue.Empty:
-                        self._apply_fills(batch)
-                        batch = []
-                        continue
+                tasks = [
+                    pool.submit(fill_task, self.storage, task, FILL_BATCH_ROWS, FILL_BATCH_SECONDS)
+                    for task in fill_tasks(reads, chunk)
+                ]
+                for done in as_completed(tasks):
                     # An unexpected error fails the reload, as anywhere else.
-                    for read, raw_metadata in future.result():
-                        remaining -= 1
-                        self.progress.filled += 1
-                        if (filled := self._filled(read, raw_metadata)) is None:
-                            self.progress.failed += 1
-                            continue
-                        if not batch:
-                            due = time.monotonic() + FILL_BATCH_SECONDS
-                        batch.append(filled)
-                        if len(batch) >= FILL_BATCH_ROWS:
-                            self._apply_fills(batch)
-                            batch = []
-                    if batch and time.monotonic() >= due:
-                        self._apply_fills(batch)
-                        batch = []
-                    self._report()
-                self._apply_fills(batch)
+                    self._take(done.result())
             except BaseException:
                 pool.shutdown(cancel_futures=True)
                 raise
 
-    def _fill_pool(self, count: int) -> tuple[Executor, int]:
-        """Threads, one file a task; or, for many files of a storage that reads on the CPU, niced processes
-        reading chunks of them, so that the server's request threads keep the GIL and a core."""
-        if self.storage.reads_out_of_process and count >= FILL_OUT_OF_PROCESS_MIN:
-            context = multiprocessing.get_context("spawn")  # never fork a process that has threads
-            processes = ProcessPoolExecutor(FILL_PROCESSES, mp_context=context, initializer=lower_priority)
-            return processes, FILL_CHUNK
+    def _fill_in_threads(self, reads: list[list[ToRead]]) -> None:
+        applier = FillApplier(self.cache, FILL_BATCH_ROWS, FILL_BATCH_SECONDS, record=self._record_sightings)
+        done: queue.SimpleQueue[tuple[ToRead, Future[tuple[Read, bytes | None]]]] = queue.SimpleQueue()
         workers = min(self.workers, self.storage.parallel_reads or self.workers)
-        return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ppc-reload"), 1
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ppc-reload") as pool:
+            try:
+                for todo in (todo for group in reads for todo in group):
+                    pool.submit(read_one, self.storage, todo).add_done_callback(
+                        lambda future, todo=todo: done.put((todo, future))  # type: ignore[misc]
+                    )
+                for _ in range(sum(len(group) for group in reads)):
+                    while True:
+                        try:
+                            todo, future = done.get(timeout=applier.wait())
+                            break
+                        except queue.Empty:
+                            applier.flush()
+                    applier.take(todo, *future.result())
+                    applier.flush_if_due()
+                    self._take(applier.take_report())
+                applier.flush()
+                self._take(applier.take_report())
+            except BaseException:
+                pool.shutdown(cancel_futures=True)
+                raise
+
+    def _take(self, report: FillReport) -> None:
+        """What a fill did: its counts, its records and project states, and (from a fill process) its changes."""
+        self.progress.filled += report.filled
+        self.progress.hashed += report.hashed
+        self.progress.failed += report.failed
+        self.indexed.update((file.filename, file) for file in report.indexed)
+        self.facts.records.update(report.recorded)
+        self.facts.states.update(report.named)
+        for applied in report.applied:
+            self.cache.tell(applied)
+        self._report()
 
     def _to_read(self, listed: PackageFile) -> ToRead:
         return ToRead(
@@ -342,58 +367,17 @@ class ReloadRun:
             names_project=listed.filename in self.namers,
         )
 
-    def _filled(self, read: Read, raw_metadata: bytes | None) -> FillDetails | None:
-        """What reading the object said about it, as a fill (None: it could not be read, or went away)."""
-        listed, filled = read.listed, read.filled
-        if read.gone:
-            # Deleted since the listing: a row without its object is always stale.
-            self.cache.apply(RemoveFile(listed.filename))
-            return None
-        if filled is None:
-            logger.warning("reload could not fill in %s: %s", listed.object_key, read.error)
-            return None
-        if read.named:
-            self.facts.states.add(filled.project)
-        if read.recorded:
-            self.facts.records[filled.filename] = filled.project
-        else:
-            self.unsighted.append((filled, raw_metadata))
-        named = filled.upload_name if listed.filename in self.namers and filled.core_metadata else None
-        return FillDetails(filled, display_name=named)
-
-    def _apply_fills(self, batch: list[FillDetails]) -> None:
-        if not batch:
-            return
-        self._record_sightings()
-        applied = self.cache.apply(FillMany(batch))
-        self.indexed.update((fill.file.filename, fill.file) for fill in batch)
-        if applied.count == len(batch):
-            self.progress.hashed += len(batch)
-            return
-        # Some were refused: their row changed since the listing. Fine if an upload indexed it meanwhile.
-        for fill in batch:
-            current = self.cache.get_file(fill.file.filename)
-            if current is not None and current.sha256 is not None:
-                self.progress.hashed += 1
-            else:
-                self.progress.failed += 1
-
-    def _record_sightings(self) -> None:
-        """Record the first sightings of the files read since the last batch (one object per project), in parallel.
+    def _record_sightings(self, unsighted: list[tuple[PackageFile, bytes | None]]) -> list[PackageFile]:
+        """Record the first sightings of files threads read (one object per project), in parallel; the files recorded.
 
         What storage refuses is left to record_back, which tries again at the end.
         """
-        raw = {file.filename: metadata for file, metadata in self.unsighted}
-        groups = by_batch(file for file, _ in self.unsighted)
-        self.unsighted = []
-        if not groups:
-            return
+        raw = {file.filename: metadata for file, metadata in unsighted}
+        groups = by_batch(file for file, _ in unsighted)
         store = StateStore(self.storage)
         with ThreadPoolExecutor(max_workers=min(self.workers, len(groups)), thread_name_prefix="ppc-sight") as pool:
             taken = pool.map(lambda group: record_sightings(store, [(f, raw[f.filename]) for f in group]), groups)
-            for group, recorded in zip(groups, list(taken), strict=True):
-                if recorded:
-                    self.facts.records.update((f.filename, f.project) for f in group)
+            return [file for group, recorded in zip(groups, list(taken), strict=True) if recorded for file in group]
 
     def _repair_sidecars(self) -> None:
         if not self.advertised:

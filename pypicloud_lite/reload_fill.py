@@ -1,19 +1,25 @@
-"""The reload's fill, on the reading side: read each object a reload listed bare, and record what it says.
+"""The reload's fill: read each object a reload listed bare, record what it says, and apply it to the cache.
 
-Runs in the reload's threads, or (a large fill of local storage) in a niced process of its own. Files
-another tool placed are recorded as first sightings, one object per batch of one project's files
-(stored_state.py): a fill of 20,000 files writes about one object per project, not one per file.
+Reads run in the reload's threads, or (a large fill of local storage) in niced processes of their own,
+which also apply what they read through a cache of their own: the server's process then only hears of
+the changes (`FillReport.applied`). Files another tool placed are recorded as first sightings, one
+object per batch of one project's files (stored_state.py): a fill of 20,000 files writes about one
+object per project, not one per file.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, replace
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 
+from pypicloud_lite.cache import Cache, build_cache
+from pypicloud_lite.config import CacheSettings
 from pypicloud_lite.errors import NotFound, PypicloudLiteError
 from pypicloud_lite.indexing import read_description
-from pypicloud_lite.models import PackageFile, ProjectState
+from pypicloud_lite.models import Applied, FillDetails, FillMany, PackageFile, ProjectState, RemoveFile
 from pypicloud_lite.reload_state import record_rewritten, record_sightings
 from pypicloud_lite.storage.base import Storage, StoredObject
 from pypicloud_lite.stored_state import StateStore
@@ -122,9 +128,129 @@ def read_one(storage: Storage, read: ToRead) -> tuple[Read, bytes | None]:
     return Read(listed, filled), raw_metadata
 
 
-# The niceness of a fill's reader processes: background work, they take the CPU the server's request threads leave.
+@dataclass
+class FillReport:
+    """What a fill did with the files it read, for the reload: counts, what storage recorded, the changes made."""
+
+    filled: int = 0
+    hashed: int = 0
+    failed: int = 0
+    # The rows it left with a hash, without their core metadata (the reload's record_back needs the rest).
+    indexed: list[PackageFile] = field(default_factory=list)
+    # (filename, project) of the files storage has recorded now, and the projects whose state it created.
+    recorded: list[tuple[str, str]] = field(default_factory=list)
+    named: list[str] = field(default_factory=list)
+    # The changes it committed (kept only in a fill's own process, whose listeners are not the server's).
+    applied: list[Applied] = field(default_factory=list)
+
+
+# Records first sightings of files read by threads (not recorded yet); returns the files storage took.
+Recorder = Callable[[list[tuple[PackageFile, bytes | None]]], Iterable[PackageFile]]
+
+
+class FillApplier:
+    """What a fill read, applied to the cache in FillMany batches, each under one serial.
+
+    One serial a file would make every page render again after every file. A batch is applied once it has
+    `rows` rows or its first row waited `seconds`, whichever comes first (a slow object holds nothing back),
+    and the last one by `flush`. The files of a batch are recorded in storage before it is applied: by the
+    reader (read_and_record), or else by `record` first.
+    """
+
+    def __init__(
+        self, cache: Cache, rows: int, seconds: float, record: Recorder | None = None, keep_applied: bool = False
+    ) -> None:
+        self.cache, self.rows, self.seconds = cache, rows, seconds
+        self.record, self.keep_applied = record, keep_applied
+        self.batch: list[FillDetails] = []
+        self.unsighted: list[tuple[PackageFile, bytes | None]] = []
+        self.due = 0.0
+        self.report = FillReport()
+
+    def take(self, todo: ToRead, read: Read, raw_metadata: bytes | None) -> None:
+        """One file read: a row to fill in (applied with its batch), a row to remove, or a failure."""
+        report, listed, filled = self.report, read.listed, read.filled
+        report.filled += 1
+        if read.gone:
+            # Deleted since the listing: a row without its object is always stale.
+            self._applied(self.cache.apply(RemoveFile(listed.filename)))
+            report.failed += 1
+            return
+        if filled is None:
+            logger.warning("reload could not fill in %s: %s", listed.object_key, read.error)
+            report.failed += 1
+            return
+        if read.named:
+            report.named.append(filled.project)
+        if read.recorded:
+            report.recorded.append((filled.filename, filled.project))
+        else:
+            self.unsighted.append((filled, raw_metadata))
+        if not self.batch:
+            self.due = time.monotonic() + self.seconds
+        named = filled.upload_name if todo.names_project and filled.core_metadata else None
+        self.batch.append(FillDetails(filled, display_name=named))
+        if len(self.batch) >= self.rows:
+            self.flush()
+
+    def wait(self) -> float | None:
+        """Seconds until the pending batch is due (None: nothing pending)."""
+        return max(self.due - time.monotonic(), 0.0) if self.batch else None
+
+    def flush_if_due(self) -> None:
+        if self.batch and time.monotonic() >= self.due:
+            self.flush()
+
+    def flush(self) -> None:
+        batch, report = self.batch, self.report
+        if not batch:
+            return
+        self.batch = []
+        if self.record is not None and self.unsighted:
+            report.recorded.extend((f.filename, f.project) for f in self.record(self.unsighted))
+        # Without a recorder they were offered to storage as they were read: what it refused is left to record_back.
+        self.unsighted = []
+        applied = self.cache.apply(FillMany(batch))
+        self._applied(applied)
+        report.indexed.extend(replace(fill.file, core_metadata=None) for fill in batch)
+        if applied.count == len(batch):
+            report.hashed += len(batch)
+            return
+        # Some were refused: their row changed since the listing. Fine if an upload indexed it meanwhile.
+        for fill in batch:
+            current = self.cache.get_file(fill.file.filename)
+            if current is not None and current.sha256 is not None:
+                report.hashed += 1
+            else:
+                report.failed += 1
+
+    def take_report(self) -> FillReport:
+        report, self.report = self.report, FillReport()
+        return report
+
+    def _applied(self, applied: Applied) -> None:
+        if self.keep_applied and applied.changed:
+            self.report.applied.append(applied)
+
+
+# The niceness of a fill's processes: background work, they take the CPU the server's request threads leave.
 FILL_NICE = 19
+# A fill process's own cache (start_filler), kept for every task the process runs.
+_process_cache: list[Cache] = []
 
 
-def lower_priority() -> None:
+def start_filler(settings: CacheSettings) -> None:
+    """A fill process's start: niced, with a cache of its own (the reload's, opened again)."""
     os.nice(FILL_NICE)
+    _process_cache.append(build_cache(settings))
+
+
+def fill_task(storage: Storage, batches: list[list[ToRead]], rows: int, seconds: float) -> FillReport:
+    """Read, record and apply whole batches of files, in a fill process (its cache from start_filler)."""
+    applier = FillApplier(_process_cache[0], rows, seconds, keep_applied=True)
+    for batch in batches:
+        for (read, raw_metadata), todo in zip(read_and_record(storage, [batch], True), batch, strict=True):
+            applier.take(todo, read, raw_metadata)
+        applier.flush_if_due()
+    applier.flush()
+    return applier.take_report()

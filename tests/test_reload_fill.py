@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from typing import Any, BinaryIO
 
 import pytest
+from sqlalchemy import create_engine
 
 from pypicloud_lite import reload as reload_module
-from pypicloud_lite.models import Applied
+from pypicloud_lite.cache import settings_elsewhere
+from pypicloud_lite.cache.sql import SQLCache
+from pypicloud_lite.config import load_settings
+from pypicloud_lite.indexing import describe_object, listed_file
+from pypicloud_lite.models import Applied, FillMany
+from pypicloud_lite.naming import parse_filename
 from pypicloud_lite.reload import ReloadProgress
 from tests.support.distbuilder import build_wheel
 from tests.support.legacy import wheel_metadata
@@ -47,10 +54,11 @@ def test_a_fill_moves_the_serial_once_per_batch(cache_env: Env, monkeypatch: pyt
 
     assert counts(result)["hashed"] == FILES
     fill = heard[visible[0] :]
-    # 100 + 100 + the final partial batch of 50, each under one serial.
-    assert [a.count for a in fill] == [100, 100, 50]
-    assert [a.serial for a in fill] == sorted({a.serial for a in fill})
-    assert env.cache.serial() == fill[-1].serial
+    # 100 + 100 of the project's first batch of 200 files and its second batch of 50, each under one serial
+    # (its batches may be read and applied in parallel, by processes of their own: in any order).
+    assert sorted(a.count for a in fill) == [50, 100, 100]
+    assert len({a.serial for a in fill}) == len(fill)
+    assert env.cache.serial() == max(a.serial or 0 for a in fill)
     _assert_filled(env, bodies)
 
 
@@ -132,10 +140,20 @@ def test_a_large_local_fill_reads_in_a_process_of_its_own(local_env: Env, monkey
     monkeypatch.setattr(reload_module, "ProcessPoolExecutor", spy)
     monkeypatch.setattr(reload_module, "FILL_OUT_OF_PROCESS_MIN", 10)
     monkeypatch.setattr(reload_module, "FILL_CHUNK", 5)
+    applied_here: list[object] = []
+    real_apply = env.cache.apply
+    monkeypatch.setattr(env.cache, "apply", lambda change: applied_here.append(change) or real_apply(change))
+    heard: list[Applied] = []
+    env.cache.subscribe(heard.append)
 
-    result = env.reload(workers=4)
+    visible: list[int] = []
+    result = env.index.begin_reload(4).execute(on_visible=lambda _progress: visible.append(len(heard)))
 
     assert len(pools) == 1 and counts(result)["hashed"] == 12
+    # The processes applied the rows through a cache of their own; this process's listeners heard of it.
+    assert not [change for change in applied_here if isinstance(change, FillMany)]
+    assert sum(a.count for a in heard[visible[0] :]) == 12
+    assert env.cache.serial() == max(a.serial or 0 for a in heard)
     rows = env.rows()
     for wheel in wheels:
         assert rows[wheel.name].sha256 == sha256(wheel.read_bytes())
@@ -143,3 +161,33 @@ def test_a_large_local_fill_reads_in_a_process_of_its_own(local_env: Env, monkey
         # The process recorded each file, with the metadata its .metadata URL serves.
         assert env.index.read_metadata(rows[wheel.name]) == wheel_metadata(wheel)
     assert env.reload().hashed == 0, "a second reload finds every file recorded"
+
+
+@pytest.mark.parametrize("listed_size", [0, 10, None])
+def test_a_file_is_read_whole_whatever_size_the_listing_said(local_env: Env, listed_size: int | None) -> None:
+    """The read asks for the listed size and one byte more: bytes that grew or shrank since are read whole."""
+    env = local_env
+    wheel = build_wheel(env.dists, "Grown", "1.0")
+    key = env.put(wheel)
+    obj = env.storage.stat(key)
+    assert obj is not None
+    listed = listed_file(parse_filename(wheel.name), obj)
+    size = obj.size * 2 if listed_size is None else listed_size
+    found = describe_object(env.storage, listed, replace(obj, size=size), sidecar_exists=False)
+    assert found.sha256 == sha256(wheel.read_bytes())
+    assert found.metadata_sha256 == sha256(wheel_metadata(wheel))
+
+
+def test_a_fill_process_opens_the_same_cache_without_setting_it_up() -> None:
+    settings = load_settings(
+        {"storage.dir": "/var/lib/ppc/packages", "cache.url": "sqlite:////var/lib/ppc/cache.sqlite"}, environ={}
+    )
+    cache = SQLCache(create_engine("sqlite://"))
+    assert settings_elsewhere(cache) is None, "built by hand: nothing says how to open it again"
+    cache.built_from, cache.cdn_outbox = settings.cache, True
+    elsewhere = settings_elsewhere(cache)
+    assert elsewhere is not None
+    assert (elsewhere.url, elsewhere.migrate_on_start, elsewhere.cdn_outbox) == (settings.cache.url, False, True)
+    for memory in ("sqlite://", "sqlite:///:memory:", "sqlite:///file::memory:?cache=shared&uri=true"):
+        cache.built_from = replace(settings.cache, url=memory)
+        assert settings_elsewhere(cache) is None, memory

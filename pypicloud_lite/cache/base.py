@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 
+from pypicloud_lite.config import CacheSettings
 from pypicloud_lite.models import (
     Applied,
     CdnBatch,
@@ -96,7 +97,7 @@ class CacheWriter(ABC):
     def apply(self, change: Change) -> Applied:
         """Apply one change; the serial moves (and the CDN outbox records it) only if something changed."""
         applied = self._commit(change)
-        self._tell(applied)
+        self.tell(applied)
         return applied
 
     def apply_reload(self, changes: ReloadChanges) -> Applied:
@@ -104,10 +105,11 @@ class CacheWriter(ABC):
         if not changes:
             return Applied(None)
         applied = self._commit_reload(changes)
-        self._tell(applied)
+        self.tell(applied)
         return applied
 
-    def _tell(self, applied: Applied) -> None:
+    def tell(self, applied: Applied) -> None:
+        """Tell this process's listeners of a committed change: one applied here, or by a reload's fill process."""
         if not applied.changed:
             return
         with self._listeners_lock:
@@ -195,6 +197,8 @@ class Cache(CacheReader, CacheWriter, Leases, CdnOutbox, DownloadCounts):
 
     # Whether changes are recorded in the CDN outbox: the ini's cdn.*, or the index's CDN (cdn.settle_cdn).
     cdn_outbox: bool = False
+    # What build_cache built it from: another process (a reload's fill) opens the same cache with it.
+    built_from: CacheSettings | None = None
 
     def lease_file(self, lease: HeldLease, ttl: float, filename: str) -> tuple[bool, PackageFile | None]:
         """Take a filename's lease and read the file's row under it: (taken, row or None when not taken).
