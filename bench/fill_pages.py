@@ -169,8 +169,8 @@ def report(
     fill = (final.get("complete_seconds") or 0) - (final.get("visible_seconds") or 0)
     print(
         f"fill: {final.get('hashed', 0):,} hashed, {final.get('failed', 0)} failed, in {fill:.1f}s; "
-        f"hashed when the load began {before.get('hashed', 0):,}, when it ended {after.get('hashed', 0):,} "
-        f"(state {after.get('state')})"
+        f"read and hashed when the load began {before.get('filled', 0):,} and {before.get('hashed', 0):,}, "
+        f"when it ended {after.get('filled', 0):,} and {after.get('hashed', 0):,} (state {after.get('state')})"
     )
     print()
     print(f"{'':14} {'steady req/s':>12} {'fill req/s':>10} {'% steady':>8} {'p99 ms steady':>13} {'p99 ms fill':>11}")

@@ -35,7 +35,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 
 from pypicloud_lite.cache import Cache, settings_elsewhere
@@ -71,6 +71,8 @@ logger = logging.getLogger(__name__)
 LOCK_NAME = "reload"
 LOCK_TTL = 300.0
 PROGRESS_EVERY = 1000
+# How often a fill in processes takes their counts into its progress.
+PROGRESS_SECONDS = 0.5
 FILL_BATCH_ROWS = 1000
 FILL_BATCH_SECONDS = 1.0
 # A fill of at least this many files of a storage that reads on the CPU runs in a process of its own, in chunks.
@@ -300,22 +302,31 @@ class ReloadRun:
             self._fill_in_threads(reads)
 
     def _fill_in_processes(self, reads: list[list[ToRead]], settings: CacheSettings) -> None:
-        # Tasks of whole batches: enough of them to keep every process busy to the end, few enough that a
-        # process applies about FILL_BATCH_ROWS rows at a time.
-        files = sum(len(group) for group in reads)
-        chunk = max(FILL_CHUNK, min(FILL_BATCH_ROWS, files // (4 * FILL_PROCESSES)))
+        # Tasks of whole batches, enough of them to keep every process busy to the end: each process applies
+        # what it read every FILL_BATCH_ROWS rows or FILL_BATCH_SECONDS, and at the end of each task.
+        chunk = max(FILL_CHUNK, sum(len(group) for group in reads) // (4 * FILL_PROCESSES))
         context = multiprocessing.get_context("spawn")  # never fork a process that has threads
+        counts = context.Array("q", 3)  # filled, hashed, failed: every process adds to them as it goes
+        before = (self.progress.filled, self.progress.hashed, self.progress.failed)
         with ProcessPoolExecutor(
-            FILL_PROCESSES, mp_context=context, initializer=start_filler, initargs=(settings,)
+            FILL_PROCESSES, mp_context=context, initializer=start_filler, initargs=(settings, counts)
         ) as pool:
             try:
-                tasks = [
+                pending = {
                     pool.submit(fill_task, self.storage, task, FILL_BATCH_ROWS, FILL_BATCH_SECONDS)
                     for task in fill_tasks(reads, chunk)
-                ]
-                for done in as_completed(tasks):
-                    # An unexpected error fails the reload, as anywhere else.
-                    self._take(done.result())
+                }
+                while pending:
+                    done, pending = wait(pending, timeout=PROGRESS_SECONDS, return_when=FIRST_COMPLETED)
+                    with counts.get_lock():
+                        now: list[int] = counts[:]
+                    self.progress.filled, self.progress.hashed, self.progress.failed = (
+                        start + count for start, count in zip(before, now, strict=True)
+                    )
+                    for task in done:
+                        # An unexpected error fails the reload, as anywhere else.
+                        self._take(task.result())
+                    self._report()
             except BaseException:
                 pool.shutdown(cancel_futures=True)
                 raise

@@ -9,11 +9,14 @@ object per project, not one per file.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from pypicloud_lite.cache import Cache, build_cache
 from pypicloud_lite.config import CacheSettings
@@ -235,22 +238,55 @@ class FillApplier:
 
 # The niceness of a fill's processes: background work, they take the CPU the server's request threads leave.
 FILL_NICE = 19
-# A fill process's own cache (start_filler), kept for every task the process runs.
+# A fill process's own cache, and the counts (filled, hashed, failed) every fill process adds to as it goes:
+# the reload's progress moves with each batch, not with each task (start_filler).
 _process_cache: list[Cache] = []
+_process_counts: list[Counts] = []
 
 
-def start_filler(settings: CacheSettings) -> None:
-    """A fill process's start: niced, with a cache of its own (the reload's, opened again)."""
-    os.nice(FILL_NICE)
+class Counts(Protocol):
+    """multiprocessing's shared array of three counts, with its lock."""
+
+    def __getitem__(self, index: int) -> int: ...
+    def __setitem__(self, index: int, value: int) -> None: ...
+    def get_lock(self) -> AbstractContextManager[Any]: ...
+
+
+def start_filler(settings: CacheSettings, counts: Counts) -> None:
+    """A fill process's start: in the background, with a cache of its own (the reload's, opened again)."""
+    background()
     _process_cache.append(build_cache(settings))
+    _process_counts.append(counts)
+
+
+def background() -> None:
+    """Run only on CPU nothing else wants: niced, and where the kernel has it, SCHED_IDLE, which also gives way at
+    once to a request thread that wakes up (a niced process keeps its time slice and delays it)."""
+    os.nice(FILL_NICE)
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 def fill_task(storage: Storage, batches: list[list[ToRead]], rows: int, seconds: float) -> FillReport:
-    """Read, record and apply whole batches of files, in a fill process (its cache from start_filler)."""
+    """Read, record and apply whole batches of files, in a fill process (its cache and counts from start_filler).
+
+    Its report carries no counts: they went to the shared ones as each batch was done.
+    """
     applier = FillApplier(_process_cache[0], rows, seconds, keep_applied=True)
     for batch in batches:
         for (read, raw_metadata), todo in zip(read_and_record(storage, [batch], True), batch, strict=True):
             applier.take(todo, read, raw_metadata)
         applier.flush_if_due()
+        _count(applier.report)
     applier.flush()
+    _count(applier.report)
     return applier.take_report()
+
+
+def _count(report: FillReport) -> None:
+    counts = _process_counts[0]
+    with counts.get_lock():
+        counts[0] += report.filled
+        counts[1] += report.hashed
+        counts[2] += report.failed
+    report.filled = report.hashed = report.failed = 0
