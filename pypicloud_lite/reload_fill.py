@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -157,37 +159,48 @@ class FillApplier:
     One serial a file would make every page render again after every file. A batch is applied once it has
     `rows` rows or its first row waited `seconds`, whichever comes first (a slow object holds nothing back),
     and the last one by `flush`. The files of a batch are recorded in storage before it is applied: by the
-    reader (read_and_record), or else by `record` first.
+    reader (read_and_record), or else by `record` first. With a `pool` (one thread), batches are applied
+    there while the caller reads on; `drain` waits for them.
     """
 
     def __init__(
-        self, cache: Cache, rows: int, seconds: float, record: Recorder | None = None, keep_applied: bool = False
+        self,
+        cache: Cache,
+        rows: int,
+        seconds: float,
+        *,
+        record: Recorder | None = None,
+        keep_applied: bool = False,
+        pool: Executor | None = None,
     ) -> None:
         self.cache, self.rows, self.seconds = cache, rows, seconds
-        self.record, self.keep_applied = record, keep_applied
+        self.record, self.keep_applied, self.pool = record, keep_applied, pool
         self.batch: list[FillDetails] = []
         self.unsighted: list[tuple[PackageFile, bytes | None]] = []
         self.due = 0.0
+        self.applying: list[Future[None]] = []
+        # The report, as the reading thread and the applying one add to it.
+        self.lock = threading.Lock()
         self.report = FillReport()
 
     def take(self, todo: ToRead, read: Read, raw_metadata: bytes | None) -> None:
         """One file read: a row to fill in (applied with its batch), a row to remove, or a failure."""
-        report, listed, filled = self.report, read.listed, read.filled
-        report.filled += 1
+        listed, filled = read.listed, read.filled
         if read.gone:
             # Deleted since the listing: a row without its object is always stale.
-            self._applied(self.cache.apply(RemoveFile(listed.filename)))
-            report.failed += 1
+            self._applied(self.cache.apply(RemoveFile(listed.filename)), filled=1, failed=1)
             return
         if filled is None:
             logger.warning("reload could not fill in %s: %s", listed.object_key, read.error)
-            report.failed += 1
+            self._applied(Applied(None), filled=1, failed=1)
             return
-        if read.named:
-            report.named.append(filled.project)
-        if read.recorded:
-            report.recorded.append((filled.filename, filled.project))
-        else:
+        with self.lock:
+            self.report.filled += 1
+            if read.named:
+                self.report.named.append(filled.project)
+            if read.recorded:
+                self.report.recorded.append((filled.filename, filled.project))
+        if not read.recorded:
             self.unsighted.append((filled, raw_metadata))
         if not self.batch:
             self.due = time.monotonic() + self.seconds
@@ -205,35 +218,63 @@ class FillApplier:
             self.flush()
 
     def flush(self) -> None:
-        batch, report = self.batch, self.report
+        batch = self.batch
         if not batch:
             return
         self.batch = []
         if self.record is not None and self.unsighted:
-            report.recorded.extend((f.filename, f.project) for f in self.record(self.unsighted))
+            recorded = [(f.filename, f.project) for f in self.record(self.unsighted)]
+            with self.lock:
+                self.report.recorded.extend(recorded)
         # Without a recorder they were offered to storage as they were read: what it refused is left to record_back.
         self.unsighted = []
-        applied = self.cache.apply(FillMany(batch))
-        self._applied(applied)
-        report.indexed.extend(replace(fill.file, core_metadata=None) for fill in batch)
-        if applied.count == len(batch):
-            report.hashed += len(batch)
+        if self.pool is None:
+            self._apply(batch)
             return
-        # Some were refused: their row changed since the listing. Fine if an upload indexed it meanwhile.
-        for fill in batch:
-            current = self.cache.get_file(fill.file.filename)
-            if current is not None and current.sha256 is not None:
-                report.hashed += 1
-            else:
-                report.failed += 1
+        for done in [future for future in self.applying if future.done()]:
+            done.result()  # an error applying an earlier batch ends the fill here
+            self.applying.remove(done)
+        self.applying.append(self.pool.submit(self._apply, batch))
+
+    def drain(self) -> None:
+        """Wait until every batch handed to the pool is applied (raising what applying one raised)."""
+        for future in self.applying:
+            future.result()
+        self.applying = []
 
     def take_report(self) -> FillReport:
-        report, self.report = self.report, FillReport()
+        with self.lock:
+            report, self.report = self.report, FillReport()
         return report
 
-    def _applied(self, applied: Applied) -> None:
-        if self.keep_applied and applied.changed:
-            self.report.applied.append(applied)
+    def _apply(self, batch: list[FillDetails]) -> None:
+        applied = self.cache.apply(FillMany(batch))
+        indexed = [replace(fill.file, core_metadata=None) for fill in batch]
+        hashed = len(batch)
+        if applied.count != len(batch):
+            # Some were refused: their row changed since the listing. Fine if an upload indexed it meanwhile.
+            hashed = sum(1 for fill in batch if (row := self.cache.get_file(fill.file.filename)) and row.sha256)
+        self._applied(applied, hashed=hashed, failed=len(batch) - hashed, indexed=indexed)
+
+    def _applied(
+        self,
+        applied: Applied,
+        *,
+        filled: int = 0,
+        hashed: int = 0,
+        failed: int = 0,
+        indexed: Iterable[PackageFile] = (),
+    ) -> None:
+        with self.lock:
+            report = self.report
+            report.filled, report.hashed, report.failed = (
+                report.filled + filled,
+                report.hashed + hashed,
+                report.failed + failed,
+            )
+            report.indexed.extend(indexed)
+            if self.keep_applied and applied.changed:
+                report.applied.append(applied)
 
 
 # The niceness of a fill's processes: background work, they take the CPU the server's request threads leave.
@@ -272,21 +313,26 @@ def fill_task(storage: Storage, batches: list[list[ToRead]], rows: int, seconds:
 
     Its report carries no counts: they went to the shared ones as each batch was done.
     """
-    applier = FillApplier(_process_cache[0], rows, seconds, keep_applied=True)
-    for batch in batches:
-        for (read, raw_metadata), todo in zip(read_and_record(storage, [batch], True), batch, strict=True):
-            applier.take(todo, read, raw_metadata)
-        applier.flush_if_due()
-        _count(applier.report)
-    applier.flush()
-    _count(applier.report)
+    # One thread applies each batch while this one reads on (a cache that answers over the network waits there).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ppc-fill-apply") as pool:
+        applier = FillApplier(_process_cache[0], rows, seconds, keep_applied=True, pool=pool)
+        for batch in batches:
+            for (read, raw_metadata), todo in zip(read_and_record(storage, [batch], True), batch, strict=True):
+                applier.take(todo, read, raw_metadata)
+            applier.flush_if_due()
+            _count(applier)
+        applier.flush()
+        applier.drain()
+    _count(applier)
     return applier.take_report()
 
 
-def _count(report: FillReport) -> None:
+def _count(applier: FillApplier) -> None:
+    """Move the counts the applier has made so far into the shared ones."""
     counts = _process_counts[0]
-    with counts.get_lock():
+    with applier.lock, counts.get_lock():
+        report = applier.report
         counts[0] += report.filled
         counts[1] += report.hashed
         counts[2] += report.failed
-    report.filled = report.hashed = report.failed = 0
+        report.filled = report.hashed = report.failed = 0
