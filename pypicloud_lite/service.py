@@ -98,6 +98,7 @@ class _Given:
     requires_python: str | None = None
     # "upstream" for a file cached from an upstream index (upstream/proxy.py), which joins only such projects.
     origin: str = "local"
+    state: ProjectState | None = None  # the project's state as read under the lease (None: read when storing)
 
 
 class PackageIndex:
@@ -113,15 +114,15 @@ class PackageIndex:
         """Store a distribution and index it; an identical re-upload changes nothing (`content`: see receiving())."""
         dist = parse_filename(filename)
         self._check_form(form, dist)
-        state = self.state.read_project(dist.project)
-        self._check_open(dist, state)
-        self._check_origin(state, "local")
         with (
             self._spool(content) as spooled,
             self._file_lease(dist.filename) as lease,
         ):
+            state = self.state.read_project(dist.project)  # once, under the lease (which may have been waited for)
+            self._check_open(dist, state)
+            self._check_origin(state, "local")
             check_digests(spooled, form.md5_digest, form.sha256_digest, form.blake2_256_digest)
-            given = _Given(utcnow(), uploader, form.summary, form.requires_python)
+            given = _Given(utcnow(), uploader, form.summary, form.requires_python, state=state)
             return self._add(dist, spooled, given, form.name, lease)
 
     def import_file(
@@ -216,7 +217,7 @@ class PackageIndex:
             summary=record.summary or given.summary or None,
         )
         name = display_name or record.upload_name
-        return self._store(record, spooled, raw_metadata, name, origin=given.origin, lease=lease)
+        return self._store(record, spooled, raw_metadata, name, given, lease=lease)
 
     def _check_form(self, form: UploadForm, dist: DistFilename) -> None:
         if form.name is not None and not is_valid_project_name(form.name):
@@ -318,8 +319,8 @@ class PackageIndex:
         spooled: Spooled,
         raw_metadata: bytes,
         display_name: str,
+        given: _Given,
         *,
-        origin: str,
         lease: FileLease | None,
     ) -> UploadResult:
         # The object is written before the row, so the index never lists a file storage lacks.
@@ -337,10 +338,11 @@ class PackageIndex:
             if record.metadata_sha256 is not None:
                 # PEP 658 for wheels only: an sdist's metadata may be dynamic; its record keeps what it says.
                 self.storage.put_bytes(record.sidecar_key, raw_metadata)
-            # Storage records every fact before the cache shows it (stored_state.py).
-            state = self._project_state_for(record, display_name)
-            # Checked again on the state the file joins: an upload racing the first upstream fetch loses.
-            self._check_origin(state, origin)
+            # Storage records every fact before the cache shows it (stored_state.py): a new project's state is
+            # made with the upload's name, its origin checked again (an upload racing the first upstream fetch loses).
+            state = given.state or self.state.read_project(record.project)
+            state = state or self._change_state(record.project, lambda new: new, display_name)
+            self._check_origin(state, given.origin)
             record = self._joining(record, state)
             self.state.write_file(record)
             # The lease ends with the row's transaction: one write fewer per upload.
@@ -382,12 +384,6 @@ class PackageIndex:
         state = self.state.update_project(name, change)
         assert state is not None, "change() always answers a state"
         return state
-
-    def _project_state_for(self, record: PackageFile, display_name: str) -> ProjectState:
-        """The state of the project an upload joins, created with the upload's name if it is new."""
-        return self.state.read_project(record.project) or self._change_state(
-            record.project, lambda state: state, display_name
-        )
 
     def _joining(self, record: PackageFile, state: ProjectState) -> PackageFile:
         """The file as its release takes it: yanked, with the release's reason, when every file of it is.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -687,6 +688,36 @@ def test_a_closed_project_takes_no_uploads(index: PackageIndex, dists: Path, spo
         "demo/demo-1.0.tar.gz",
     ]
     assert spool_leftovers(spool_dir) == []
+
+
+def test_a_project_closed_while_an_upload_waits_for_its_lease_refuses_it(
+    index: PackageIndex, dists: Path, spool_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload(index, build_sdist(dists, "demo", "1.0"))
+    taking = index._file_lease
+
+    @contextlib.contextmanager
+    def closed_meanwhile(filename: str) -> Iterator[Any]:
+        index.set_status("demo", "archived")  # while the upload waited for the filename's lease
+        with taking(filename) as lease:
+            yield lease
+
+    monkeypatch.setattr(index, "_file_lease", closed_meanwhile)
+    with pytest.raises(InvalidUpload, match="archived"):
+        upload(index, build_wheel(dists, "demo", "1.0"))
+    assert "demo/demo-1.0-py3-none-any.whl" not in stored_keys(index)
+    assert spool_leftovers(spool_dir) == []
+
+
+def test_an_upload_reads_its_project_state_once(
+    index: PackageIndex, dists: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload(index, build_sdist(dists, "demo", "1.0"))
+    reads: list[str] = []
+    read_project = index.state.read_project
+    monkeypatch.setattr(index.state, "read_project", lambda name: reads.append(name) or read_project(name))
+    assert upload(index, build_wheel(dists, "demo", "1.0")).created is True
+    assert reads == ["demo"]
 
 
 def test_a_deprecated_project_still_takes_uploads(index: PackageIndex, dists: Path) -> None:

@@ -215,15 +215,18 @@ class LocalStorage(Storage):
             tmp = self._write_temp(path, data)
         except OSError as exc:
             raise BackendUnavailable(f"Cannot write {key} to storage: {exc.strerror}") from exc
+        renamed = False
         try:
             place(tmp, path)
+            renamed = place is os.replace
             return True
         except FileExistsError:
             return False
         except OSError as exc:
             raise BackendUnavailable(f"Cannot write {key} to storage: {exc.strerror}") from exc
         finally:
-            tmp.unlink(missing_ok=True)
+            if not renamed:  # a rename took the temporary name with it; a link leaves it
+                tmp.unlink(missing_ok=True)
 
     def read_versioned(self, key: str, limit: int = 16 * 1024 * 1024) -> Versioned | None:
         try:
