@@ -16,8 +16,8 @@ sample) at once, each with its own load generator (bench/load.py: wrk, else a Py
 
 `--rounds` times (3), each on a fresh server, cache and storage records. Each rate during the fill is
 printed as a % of its steady state (the mean of before and after); the median of the rounds is judged
-(goal: at least 80%). One 5-second window of a fill's duration moves by 20 to 30% from run to run here. Everything runs on 127.0.0.1
-and stops by itself. See bench/README.md.
+(goal: at least 80%). One 5-second window of a fill's duration moves by 20 to 30% from run to run here.
+Everything runs on 127.0.0.1 and stops by itself. See bench/README.md.
 """
 
 from __future__ import annotations
