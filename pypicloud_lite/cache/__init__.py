@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sqlalchemy.engine import make_url
-
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.config import CacheSettings
 
@@ -39,6 +37,9 @@ def settings_elsewhere(cache: Cache) -> CacheSettings | None:
     if settings is None:
         return None
     if settings.backend == "sql":
+        # Here, not at the top: a process with a DynamoDB cache (the sync Lambda) never imports SQLAlchemy.
+        from sqlalchemy.engine import make_url
+
         url = make_url(settings.url)
         database = url.database or ""
         if url.get_backend_name() == "sqlite" and (
