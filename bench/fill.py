@@ -39,7 +39,6 @@ from typing import Any
 from bench.corpus import Dist, build_corpus
 from bench.reload import PREFIX, moto_endpoint, put_corpus, s3_client
 from pypicloud_lite import reload as reload_module
-from pypicloud_lite import reload_fill
 from pypicloud_lite.cache import Cache, build_cache
 from pypicloud_lite.cache.dynamo import DynamoCache
 from pypicloud_lite.config import load_settings
@@ -73,7 +72,9 @@ class Fill:
 def profiled_workers(profiles: list[cProfile.Profile]) -> Iterator[None]:
     """Profile the reading of each object in every pool thread too (cProfile only sees the thread that enables
     it); the fill then reads in the server's process, in threads, as a fill of few files does."""
-    original, out_of_process = reload_fill.read_one, reload_module.FILL_OUT_OF_PROCESS_MIN
+    # The thread path calls the reload module's name for it.
+    names = vars(reload_module)
+    original, out_of_process = names["read_one"], reload_module.FILL_OUT_OF_PROCESS_MIN
     local = threading.local()
     lock = threading.Lock()
 
@@ -89,11 +90,11 @@ def profiled_workers(profiles: list[cProfile.Profile]) -> Iterator[None]:
         finally:
             profiler.disable()
 
-    reload_fill.read_one, reload_module.FILL_OUT_OF_PROCESS_MIN = read_one, 1 << 62
+    names["read_one"], reload_module.FILL_OUT_OF_PROCESS_MIN = read_one, 1 << 62
     try:
         yield
     finally:
-        reload_fill.read_one, reload_module.FILL_OUT_OF_PROCESS_MIN = original, out_of_process
+        names["read_one"], reload_module.FILL_OUT_OF_PROCESS_MIN = original, out_of_process
 
 
 def run_fill(storage: Storage, cache: Cache, dists: list[Dist], workers: int, profile: bool) -> Fill:
