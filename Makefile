@@ -8,6 +8,8 @@ RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 TWINE61 := $(VENV)/tools/twine-6.1
 INI ?= development.ini
+# pytest-xdist workers for `make test`: each test file runs whole in one of them.
+TEST_PROCESSES ?= 2
 CHROMIUM := /usr/bin/chromium
 NGINX := /usr/sbin/nginx
 
@@ -57,7 +59,7 @@ nginx:
 	$(call apt_install,$(NGINX),nginx,the nginx proxy test)
 
 test: lint chromium nginx
-	PPC_TWINE_LEGACY=$(CURDIR)/$(TWINE61)/bin/twine $(BIN)/python -m pytest -q -ra tests
+	PPC_TWINE_LEGACY=$(CURDIR)/$(TWINE61)/bin/twine $(BIN)/python -m pytest -q -ra -n $(TEST_PROCESSES) --dist loadfile tests
 
 # Index pages against pypiserver, devpi, pypicloud, a bare waitress app and nginx (bench/README.md).
 # Installs the references into bench/.venvs/ on first use; about 11 minutes on 2 cores, installs included.

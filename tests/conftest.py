@@ -15,8 +15,9 @@ import webtest
 from pypicloud_lite import secrets as secrets_module
 from pypicloud_lite.config import Settings, load_settings
 from pypicloud_lite.web import make_app
+from tests.support.apiutil import close_app
 from tests.support.aws import Moto, moto_server
-from tests.support.common import UPLOADER, UPLOADER_PASSWORD, basic_auth, services
+from tests.support.common import UPLOADER, UPLOADER_PASSWORD, basic_auth
 from tests.support.confinement import WATCH, install
 from tests.support.data import REPO_ROOT
 from tests.support.oidc_issuer import Issuer
@@ -127,9 +128,9 @@ def settings(raw_settings: dict[str, Any]) -> Settings:
 
 @pytest.fixture
 def testapp(settings: Settings) -> Iterator[webtest.TestApp]:
-    app = make_app(settings)
-    yield webtest.TestApp(app)
-    services(app).index.cache.close()
+    app = webtest.TestApp(make_app(settings))
+    yield app
+    close_app(app)
 
 
 @pytest.fixture

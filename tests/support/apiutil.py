@@ -70,6 +70,8 @@ def build_app(raw: dict[str, Any]) -> webtest.TestApp:
 
 def close_app(testapp: webtest.TestApp) -> None:
     found = services(testapp.app)
+    # Its flushing thread would retry a gone cache, and call AWS in later tests, until the run ends.
+    found.downloads.close()
     found.index.cache.close()
     close = getattr(found.access, "close", None)
     if close is not None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import fnmatch
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,13 +25,16 @@ class Call:
 
 @contextmanager
 def recorded_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Call]]:
-    """Every call any botocore client of this process makes meanwhile (boto3's and pynamodb's alike)."""
+    """Every call any botocore client of this process makes meanwhile (boto3's and pynamodb's alike), from this
+    thread or a thread started meanwhile: one an earlier test left running is not this test's."""
     calls: list[Call] = []
     original = BaseClient._make_api_call
+    earlier = set(threading.enumerate()) - {threading.current_thread()}
 
     def recording(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-        meta = client.meta
-        calls.append(Call(meta.service_model.service_name, operation, meta.region_name, dict(params)))
+        if threading.current_thread() not in earlier:
+            meta = client.meta
+            calls.append(Call(meta.service_model.service_name, operation, meta.region_name, dict(params)))
         return original(client, operation, params)
 
     with monkeypatch.context() as patch:
