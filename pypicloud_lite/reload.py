@@ -28,18 +28,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 import os
 import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 
 from pypicloud_lite.cache import Cache, settings_elsewhere
-from pypicloud_lite.config import CacheSettings
 from pypicloud_lite.errors import Conflict, NotFound, PypicloudLiteError
 from pypicloud_lite.indexing import describe_object, listed_file
 from pypicloud_lite.models import FillDetails, PackageFile, Project, ReloadChanges, RemoveFile
@@ -54,13 +52,13 @@ from pypicloud_lite.naming import (
 )
 from pypicloud_lite.reload_fill import (
     FillApplier,
+    FillProcesses,
     FillReport,
     Read,
     ToRead,
     fill_task,
     fill_tasks,
     read_one,
-    start_filler,
 )
 from pypicloud_lite.reload_state import StoredFacts, by_batch, record_sightings
 from pypicloud_lite.storage.base import Storage, StoredObject
@@ -142,6 +140,8 @@ class ReloadRun:
         self.projects: dict[str, Project] = {}
         self._lock = threading.Lock()
         self._last_report = 0.0
+        # A large fill's processes, started once the listing says there is one (_start_processes).
+        self._processes: FillProcesses | None = None
 
     def _report(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -179,6 +179,8 @@ class ReloadRun:
             logger.exception("reload failed unexpectedly")
             raise
         finally:
+            if self._processes is not None:
+                self._processes.close()
             self.cache.release_lock(LOCK_NAME, self.progress.holder, self.progress.as_dict())
         return self.progress
 
@@ -213,6 +215,7 @@ class ReloadRun:
         states = self.facts.read_states()
         added = self.facts.as_recorded(added, states)
         changed = self.facts.as_recorded(changed, states, rewritten=True)
+        self._start_processes(sum(1 for f in [*added, *changed, *self.unfilled] if f.sha256 is None))
         self.namers = _namers(added, known={row.project for row in snapshot.values()})
         # Only rows whose object is confirmed gone are removed: an upload racing the listing
         # has its object written before its row, so it is found here.
@@ -284,52 +287,48 @@ class ReloadRun:
                     self.advertised.append((replace(row, storage_etag=row.storage_etag or obj.etag), present))
         return added, changed, etags
 
-    def _fill(self, files: list[PackageFile]) -> None:
-        """Read every listed file, record what storage lacks of it, and fill its row in, in batches of one serial each.
+    def _start_processes(self, unfilled: int) -> None:
+        """Start the processes of a large fill now, so that they start while the listing is applied.
 
         A large fill of a storage that reads on the CPU runs in niced processes that apply what they read
         through a cache of their own (when the cache can be opened elsewhere): the server's process keeps
-        its GIL and a core for its requests, and only hears of the changes. Otherwise threads read, and
-        this thread applies.
+        its GIL and a core for its requests, and only hears of the changes.
+        """
+        settings = settings_elsewhere(self.cache)
+        if settings is not None and self.storage.reads_out_of_process and unfilled >= FILL_OUT_OF_PROCESS_MIN:
+            self._processes = FillProcesses(settings, FILL_PROCESSES)
+
+    def _fill(self, files: list[PackageFile]) -> None:
+        """Read every listed file, record what storage lacks of it, and fill its row in, in batches of one serial each.
+
+        In the processes _start_processes started, if it did; otherwise threads read, and this thread applies.
         """
         if not files:
             return
         reads = [[self._to_read(listed) for listed in group] for group in by_batch(files)]
-        settings = settings_elsewhere(self.cache)
-        if settings is not None and self.storage.reads_out_of_process and len(files) >= FILL_OUT_OF_PROCESS_MIN:
-            self._fill_in_processes(reads, settings)
+        if self._processes is not None:
+            self._fill_in_processes(reads, self._processes)
         else:
             self._fill_in_threads(reads)
 
-    def _fill_in_processes(self, reads: list[list[ToRead]], settings: CacheSettings) -> None:
+    def _fill_in_processes(self, reads: list[list[ToRead]], processes: FillProcesses) -> None:
         # Tasks of whole batches, enough of them to keep every process busy to the end: each process applies
         # what it read every FILL_BATCH_ROWS rows or FILL_BATCH_SECONDS, and at the end of each task.
         chunk = max(FILL_CHUNK, sum(len(group) for group in reads) // (4 * FILL_PROCESSES))
-        context = multiprocessing.get_context("spawn")  # never fork a process that has threads
-        counts = context.Array("q", 3)  # filled, hashed, failed: every process adds to them as it goes
         before = (self.progress.filled, self.progress.hashed, self.progress.failed)
-        with ProcessPoolExecutor(
-            FILL_PROCESSES, mp_context=context, initializer=start_filler, initargs=(settings, counts)
-        ) as pool:
-            try:
-                pending = {
-                    pool.submit(fill_task, self.storage, task, FILL_BATCH_ROWS, FILL_BATCH_SECONDS)
-                    for task in fill_tasks(reads, chunk)
-                }
-                while pending:
-                    done, pending = wait(pending, timeout=PROGRESS_SECONDS, return_when=FIRST_COMPLETED)
-                    with counts.get_lock():
-                        now: list[int] = counts[:]
-                    self.progress.filled, self.progress.hashed, self.progress.failed = (
-                        start + count for start, count in zip(before, now, strict=True)
-                    )
-                    for task in done:
-                        # An unexpected error fails the reload, as anywhere else.
-                        self._take(task.result())
-                    self._report()
-            except BaseException:
-                pool.shutdown(cancel_futures=True)
-                raise
+        pending = {
+            processes.pool.submit(fill_task, self.storage, task, FILL_BATCH_ROWS, FILL_BATCH_SECONDS)
+            for task in fill_tasks(reads, chunk)
+        }
+        while pending:
+            done, pending = wait(pending, timeout=PROGRESS_SECONDS, return_when=FIRST_COMPLETED)
+            self.progress.filled, self.progress.hashed, self.progress.failed = (
+                start + count for start, count in zip(before, processes.now(), strict=True)
+            )
+            for task in done:
+                # An unexpected error fails the reload, as anywhere else (execute closes the processes).
+                self._take(task.result())
+            self._report()
 
     def _fill_in_threads(self, reads: list[list[ToRead]]) -> None:
         applier = FillApplier(self.cache, FILL_BATCH_ROWS, FILL_BATCH_SECONDS, record=self._record_sightings)

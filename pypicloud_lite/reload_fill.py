@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -291,6 +292,32 @@ class Counts(Protocol):
     def __getitem__(self, index: int) -> int: ...
     def __setitem__(self, index: int, value: int) -> None: ...
     def get_lock(self) -> AbstractContextManager[Any]: ...
+
+
+class FillProcesses:
+    """The processes of a large fill, started as soon as the reload knows it has one.
+
+    Each starts an interpreter, imports the index and opens the cache again (about a second of CPU): started while
+    the reload still applies its listing, that happens before the fill rather than at its start. `counts` are
+    the shared counts every process adds to as it goes.
+    """
+
+    def __init__(self, settings: CacheSettings, processes: int) -> None:
+        context = multiprocessing.get_context("spawn")  # never fork a process that has threads
+        self.counts: Counts = context.Array("q", 3)  # filled, hashed, failed
+        self.pool = ProcessPoolExecutor(
+            processes, mp_context=context, initializer=start_filler, initargs=(settings, self.counts)
+        )
+        # A spawning pool starts a process per task it cannot give an idle one: one small task each starts them all.
+        for _ in range(processes):
+            self.pool.submit(os.getpid)
+
+    def now(self) -> tuple[int, int, int]:
+        with self.counts.get_lock():
+            return self.counts[0], self.counts[1], self.counts[2]
+
+    def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
 
 
 def start_filler(settings: CacheSettings, counts: Counts) -> None:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from pypicloud_lite import reload as reload_module
+from pypicloud_lite import reload_fill
 from pypicloud_lite.cache import settings_elsewhere
 from pypicloud_lite.cache.sql import SQLCache
 from pypicloud_lite.config import load_settings
@@ -130,14 +131,16 @@ def test_a_large_local_fill_reads_in_a_process_of_its_own(local_env: Env, monkey
     wheels = [build_wheel(env.dists, "Bulk", f"1.{n}") for n in range(12)]
     for wheel in wheels:
         put_raw(env.storage, f"bulk/{wheel.name}", wheel.read_bytes())
-    pools: list[object] = []
-    real_pool = reload_module.ProcessPoolExecutor
+    visible: list[int] = []
+    # For each pool: whether the reload's listing was visible yet when it started.
+    pools: list[bool] = []
+    real_pool = reload_fill.ProcessPoolExecutor
 
     def spy(*args: Any, **kwargs: Any) -> Any:
-        pools.append(kwargs.get("mp_context"))
+        pools.append(bool(visible))
         return real_pool(*args, **kwargs)
 
-    monkeypatch.setattr(reload_module, "ProcessPoolExecutor", spy)
+    monkeypatch.setattr(reload_fill, "ProcessPoolExecutor", spy)
     monkeypatch.setattr(reload_module, "FILL_OUT_OF_PROCESS_MIN", 10)
     monkeypatch.setattr(reload_module, "FILL_CHUNK", 5)
     applied_here: list[object] = []
@@ -146,10 +149,10 @@ def test_a_large_local_fill_reads_in_a_process_of_its_own(local_env: Env, monkey
     heard: list[Applied] = []
     env.cache.subscribe(heard.append)
 
-    visible: list[int] = []
     result = env.index.begin_reload(4).execute(on_visible=lambda _progress: visible.append(len(heard)))
 
-    assert len(pools) == 1 and counts(result)["hashed"] == 12
+    # Started while the listing was applied, not once the fill began.
+    assert pools == [False] and counts(result)["hashed"] == 12
     # The processes applied the rows through a cache of their own; this process's listeners heard of it.
     assert not [change for change in applied_here if isinstance(change, FillMany)]
     assert sum(a.count for a in heard[visible[0] :]) == 12
