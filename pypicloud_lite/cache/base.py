@@ -199,6 +199,9 @@ class Cache(CacheReader, CacheWriter, Leases, CdnOutbox, DownloadCounts):
     cdn_outbox: bool = False
     # What build_cache built it from: another process (a reload's fill) opens the same cache with it.
     built_from: CacheSettings | None = None
+    # Whether a write runs on this process's CPU (an embedded database) rather than waiting on a server: a
+    # thread writing beside one that reads would only take the GIL from it.
+    writes_on_the_cpu: bool = False
 
     def lease_file(self, lease: HeldLease, ttl: float, filename: str) -> tuple[bool, PackageFile | None]:
         """Take a filename's lease and read the file's row under it: (taken, row or None when not taken).

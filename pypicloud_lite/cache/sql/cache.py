@@ -121,6 +121,7 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
         super().__init__()
         self.engine = engine
         self.cdn_outbox = cdn_outbox
+        self.writes_on_the_cpu = engine.dialect.name == "sqlite"
         self._read = sessionmaker(engine, expire_on_commit=False)
         self._write_engine = write_engine(engine)
         self._write = sessionmaker(self._write_engine, expire_on_commit=False)
