@@ -7,7 +7,10 @@ same write (see cache/base.py), so:
 * `/simple/<p>/` rendered at project serial S is current while the project's serial
   is S. Once checked at global serial G it stays current until the global serial
   moves, so a request costs one cheap read (the global serial) in the steady state
-  and one more (the project row) only after some change anywhere.
+  and one more (the project row) only after some change anywhere. When many pages
+  are checked at one global serial (a reload's fill moves it every second or so,
+  and pip asks for hundreds of project pages meanwhile), they are checked against
+  one listing of every project's serial instead, read once per global serial.
 
 Bodies are kept identity-encoded and gzipped, both made once per serial.
 """
@@ -31,6 +34,9 @@ from pypicloud_lite.web import simple_pages
 
 # Level 6 (gzip's default) costs ~2 ms for a 200 KB listing and is paid once per serial.
 GZIP_LEVEL = 6
+# Project pages checked one project row each at one global serial before the rest are checked against the
+# listing of every project (one query, a few ms at thousands of projects: the price of a few rows).
+CHECKS_BEFORE_LISTING = 8
 
 
 @dataclass
@@ -81,6 +87,9 @@ class PageCache:
         self._projects: tuple[int, list[Project]] | None = None
         self._listing = threading.Lock()
         self._rendering = threading.Lock()
+        # Each project's serial in that list, and how many pages were checked one row each at a global serial.
+        self._serials: tuple[int, dict[str, int]] | None = None
+        self._checks: tuple[int, int] = (0, 0)
 
     # -- serials -----------------------------------------------------------------
 
@@ -117,6 +126,23 @@ class PageCache:
             projects = self.index.list_projects()
             self._projects = (serial, projects)
             return projects
+
+    def _project_serial(self, name: str, serial: int) -> int | None:
+        """The serial of project `name` in the listing read at global serial `serial`, if that listing is cheaper
+        than a row: read already, or this is the CHECKS_BEFORE_LISTING-th check at it. None: read the row."""
+        known = self._serials
+        if known is None or known[0] != serial:
+            with self._lock:
+                at, count = self._checks
+                self._checks = (serial, count + 1 if at == serial else 1)
+                wanted = self._checks[1] > CHECKS_BEFORE_LISTING
+            listed = self._projects
+            if not wanted and (listed is None or listed[0] != serial):
+                return None
+            known = (serial, {project.name: project.serial for project in self.projects(serial)})
+            self._serials = known
+        # A project the listing lacks (gone, or a name not normalized) is read as before: NotFound or its row.
+        return known[1].get(name)
 
     # -- pages -------------------------------------------------------------------
 
@@ -178,6 +204,9 @@ class PageCache:
         serial = self.serial()
         page = self._get(key)
         if page is not None and page.checked_at == serial:
+            return _hit(page)
+        if page is not None and page.serial == self._project_serial(name, serial):
+            page.checked_at = serial
             return _hit(page)
         project = self.index.get_project(name)
         if page is not None and page.serial == project.serial:

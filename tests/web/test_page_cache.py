@@ -20,7 +20,7 @@ from pypicloud_lite.storage.local import LocalStorage
 from pypicloud_lite.web import page_cache
 from pypicloud_lite.web.page_cache import PageCache
 from pypicloud_lite.web.simple_serving import SimpleFastPath
-from tests.support.apiutil import ADMIN, PASSWORD, call, creds, memo_hash, running, sql_settings
+from tests.support.apiutil import ADMIN, PASSWORD, call, creds, memo_hash, running, sql_settings, upload_wheel
 from tests.support.common import UPLOADER, basic_auth, services
 from tests.support.distbuilder import build_sdist, build_wheel
 from tests.support.legacy import HTML, JSON_V1, anchors, upload_dist
@@ -591,6 +591,36 @@ def test_default_serial_max_age_reads_on_every_request(
     calls.take()
     assert {f["yanked"] for f in get(world.testapp, path, JSON_V1).json["files"]} == {True}
     assert calls.take()["serial"] == 1
+
+
+def test_many_pages_after_a_change_elsewhere_are_checked_against_one_listing(
+    raw_settings: dict[str, Any], auth: dict[str, str], dist_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reload's fill moves the serial every second or so while pip asks for hundreds of pages: past a few
+    project rows at one serial, the other pages are checked against one listing, and only a changed one is
+    rendered again; a project gone since is a 404, and a new one is served, as without it."""
+    pages = page_cache.CHECKS_BEFORE_LISTING * 3
+    names = [f"many-{n:02d}" for n in range(pages)]
+    with running(raw_settings) as app, running(raw_settings) as other:
+        for name in names:
+            upload_wheel(other, auth, dist_dir, name, "1.0")
+        before = {name: get(app, f"/simple/{name}/", JSON_V1) for name in names}
+        index = services(app.app).index
+        calls, renders = CacheCalls(index.cache, monkeypatch), Renders(index, monkeypatch)
+        # Another process yanks one release and deletes another project: this one is not told.
+        changed, gone = names[-1], names[-2]
+        assert call(other, "POST", f"/api/projects/{changed}/versions/1.0/yank", auth).status_int == 200
+        assert call(other, "DELETE", f"/api/projects/{gone}", auth).status_int in (200, 204)
+        upload_wheel(other, auth, dist_dir, "many-new", "1.0")
+        after = {name: get(app, f"/simple/{name}/", JSON_V1) for name in names if name != gone}
+        taken = calls.take()
+        assert taken["get_project"] <= page_cache.CHECKS_BEFORE_LISTING + 1, taken
+        assert (taken["list_projects"], renders.listings, renders.files) == (1, 1, Counter({changed: 1}))
+        for name, resp in after.items():
+            assert resp.body == cold_body(index, f"/simple/{name}/", JSON_V1), name
+            assert (resp.headers["ETag"] != before[name].headers["ETag"]) == (name == changed), name
+        assert get(app, f"/simple/{gone}/", JSON_V1).status_int == 404
+        assert [f["yanked"] for f in get(app, "/simple/many-new/", JSON_V1).json["files"]] == [False]
 
 
 # -- the LRU -------------------------------------------------------------------------
