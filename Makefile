@@ -12,8 +12,9 @@ INI ?= development.ini
 TEST_PROCESSES ?= 2
 CHROMIUM := /usr/bin/chromium
 NGINX := /usr/sbin/nginx
+WRK := /usr/bin/wrk
 
-.PHONY: run test lint unit format clean chromium nginx bench
+.PHONY: run test lint unit format clean chromium nginx wrk bench
 
 $(RUN_STAMP): setup.cfg setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,12 +59,16 @@ chromium:
 nginx:
 	$(call apt_install,$(NGINX),nginx,the nginx proxy test)
 
+# The benchmarks' load generator (bench/load.py); without it they fall back to a Python client that takes a core.
+wrk:
+	$(call apt_install,$(WRK),wrk,the wrk load (bench/load.py falls back to its Python client))
+
 test: lint chromium nginx
 	PPC_TWINE_LEGACY=$(CURDIR)/$(TWINE61)/bin/twine $(BIN)/python -m pytest -q -ra -n $(TEST_PROCESSES) --dist loadfile tests
 
 # Index pages against pypiserver, devpi, pypicloud, a bare waitress app and nginx (bench/README.md).
 # Installs the references into bench/.venvs/ on first use; about 11 minutes on 2 cores, installs included.
-bench: $(STAMP)
+bench: $(STAMP) wrk
 	$(BIN)/python -m bench.pages $(BENCH_ARGS)
 
 format: $(STAMP)
