@@ -215,7 +215,9 @@ class ReloadRun:
         states = self.facts.read_states()
         added = self.facts.as_recorded(added, states)
         changed = self.facts.as_recorded(changed, states, rewritten=True)
-        self._start_processes(sum(1 for f in [*added, *changed, *self.unfilled] if f.sha256 is None))
+        # Files another tool placed (no record) are read once; the rest came complete from their records.
+        unread = [f for f in added if f.sha256 is None], [f for f in changed if f.sha256 is None] + self.unfilled
+        self._start_processes(len(unread[0]) + len(unread[1]))
         self.namers = _namers(added, known={row.project for row in snapshot.values()})
         # Only rows whose object is confirmed gone are removed: an upload racing the listing
         # has its object written before its row, so it is found here.
@@ -237,8 +239,7 @@ class ReloadRun:
         self.progress.added, self.progress.changed, self.progress.removed = len(added), len(changed), len(removed)
         self._report(force=True)
         self._drop_vanished([f for f in added if f.sha256 is not None])
-        # Files another tool placed (no record) are read once; the rest came complete from their records.
-        return [f for f in added if f.sha256 is None], [f for f in changed if f.sha256 is None] + self.unfilled
+        return unread
 
     def _drop_vanished(self, recorded: list[PackageFile]) -> None:
         """Take out rows this reload added from records whose objects a delete removed meanwhile.

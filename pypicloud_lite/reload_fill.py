@@ -344,9 +344,7 @@ def fill_task(storage: Storage, batches: list[list[ToRead]], rows: int, seconds:
     with contextlib.ExitStack() as stack:
         # One thread applies each batch while this one reads on, when the cache answers over the network (it
         # waits there); an embedded one applies between the reads (measured: 5,000 files filled 10% sooner).
-        pool = None
-        if not cache.writes_on_the_cpu:
-            pool = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="ppc-fill-apply"))
+        pool = None if cache.writes_on_the_cpu else stack.enter_context(ThreadPoolExecutor(1, "ppc-fill-apply"))
         applier = FillApplier(cache, rows, seconds, keep_applied=True, pool=pool)
         for batch in batches:
             for (read, raw_metadata), todo in zip(read_and_record(storage, [batch], True), batch, strict=True):
