@@ -109,13 +109,29 @@ def progress(server: Server) -> dict[str, Any]:
     return dict(admin(server, "GET").get("progress") or {})
 
 
+def renders(server: Server) -> int:
+    """Pages the server has rendered so far (its page cache's misses, from /metrics)."""
+    with urllib.request.urlopen(f"{server.base}/metrics", timeout=30) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith('ppc_page_cache_requests_total{result="miss"}'):
+                return int(float(line.split()[-1]))
+    return 0
+
+
+def phase(server: Server, projects: list[str], folder: Path, args: argparse.Namespace) -> tuple[Load, Load, int]:
+    """Both loads, and the pages the server rendered meanwhile."""
+    before = renders(server)
+    simple, project = both(server, projects, folder, args)
+    return simple, project, renders(server) - before
+
+
 @dataclass
 class Round:
     """One fresh server and one fill: the load before it (steady), during it, and once it is done (steady again)."""
 
-    steady: tuple[Load, Load]
-    during: tuple[Load, Load]
-    after: tuple[Load, Load]
+    steady: tuple[Load, Load, int]  # /simple/, project pages, pages rendered
+    during: tuple[Load, Load, int]
+    after: tuple[Load, Load, int]
     began: dict[str, Any]  # the fill's progress when the load during it began, and when that load ended
     ended: dict[str, Any]
     final: dict[str, Any]
@@ -151,20 +167,25 @@ def one_round(args: argparse.Namespace, work: Path, root: Path, cache_url: str, 
         cache_url,
         "bench",
         "bench-password",
-        extra={f"user.{ADMIN}": _hash(), "auth.admins": ADMIN, "pypi.reload_workers": str(args.workers)},
+        extra={
+            f"user.{ADMIN}": _hash(),
+            "auth.admins": ADMIN,
+            "pypi.reload_workers": str(args.workers),
+            "metrics.enabled": "true",
+        },
     )
     reload: subprocess.Popen[bytes] | None = None
     try:
         # A warm-up first (discarded): every sampled page rendered once, the server's threads and caches warm.
         log(f"warm-up, then steady state: {args.duration:g}s of load each on /simple/ and {len(projects)} projects")
         both(server, projects, work, args)
-        steady = both(server, projects, work, args)
+        steady = phase(server, projects, work, args)
         reload = start_reload(server, work, args.reload_in)
         # The window starts with the fill: listing and diffing the folder come first.
         while (began := progress(server)).get("state") not in ("filling", "done", "failed"):
             time.sleep(0.05)
         log("during the fill")
-        during = both(server, projects, work, args)
+        during = phase(server, projects, work, args)
         ended = progress(server)
         while progress(server).get("state") not in ("done", "failed"):
             time.sleep(0.5)
@@ -172,7 +193,7 @@ def one_round(args: argparse.Namespace, work: Path, root: Path, cache_url: str, 
         # Warm again: the fill changed every project, so each sampled page is rendered anew once (discarded).
         log("warm-up, then steady state again, the fill done")
         both(server, projects, work, args)
-        after = both(server, projects, work, args)
+        after = phase(server, projects, work, args)
     finally:
         if reload is not None and reload.poll() is None:
             reload.kill()
@@ -205,7 +226,8 @@ def report(args: argparse.Namespace, files: int, rounds: list[Round]) -> None:
         what = (
             f"{one.final.get('hashed', 0):,} hashed in {fill:.1f}s; read/hashed in the window: "
             f"{one.began.get('filled', 0):,}/{one.began.get('hashed', 0):,} to "
-            f"{one.ended.get('filled', 0):,}/{one.ended.get('hashed', 0):,} ({one.ended.get('state')})"
+            f"{one.ended.get('filled', 0):,}/{one.ended.get('hashed', 0):,} ({one.ended.get('state')}); "
+            f"pages rendered before/in/after: {one.steady[2]}/{one.during[2]}/{one.after[2]}"
         )
         for kind, label in enumerate(("/simple/", "project page")):
             before, busy, after = one.steady[kind], one.during[kind], one.after[kind]

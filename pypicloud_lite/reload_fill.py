@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.context
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -303,7 +305,7 @@ class FillProcesses:
     """
 
     def __init__(self, settings: CacheSettings, processes: int) -> None:
-        context = multiprocessing.get_context("spawn")  # never fork a process that has threads
+        context = BackgroundSpawnContext()  # never fork a process that has threads
         self.counts: Counts = context.Array("q", 3)  # filled, hashed, failed
         self.pool = ProcessPoolExecutor(
             processes, mp_context=context, initializer=start_filler, initargs=(settings, self.counts)
@@ -325,6 +327,38 @@ def start_filler(settings: CacheSettings, counts: Counts) -> None:
     background()
     _process_cache.append(build_cache(settings))
     _process_counts.append(counts)
+
+
+class BackgroundSpawnProcess(multiprocessing.context.SpawnProcess):
+    """A spawned process that runs in the background from its first instruction (see in_background)."""
+
+    def start(self) -> None:
+        in_background(super().start)
+
+
+class BackgroundSpawnContext(multiprocessing.context.SpawnContext):
+    """multiprocessing's spawn start method, its processes started by in_background. Only the processes: a pool's
+    own threads, which take the GIL of the process that starts them, keep that process's priority."""
+
+    Process = BackgroundSpawnProcess
+
+
+def in_background(start: Callable[[], object]) -> None:
+    """Call `start` from a thread of its own at background priority, where the kernel keeps priority per thread
+    (Linux): a process it starts inherits that priority from its first instruction, so its interpreter's start
+    and imports (about half a second of CPU before start_filler runs) give way to requests too. Elsewhere a
+    process's priority is shared by its threads: `start` runs here, and start_filler lowers the new process's."""
+    if not sys.platform.startswith("linux"):
+        start()
+        return
+
+    def run() -> None:
+        background()
+        start()
+
+    # A thread of its own, which ends with the call: its priority never goes back up.
+    with ThreadPoolExecutor(1, "ppc-fill-start") as starter:
+        starter.submit(run).result()
 
 
 def background() -> None:

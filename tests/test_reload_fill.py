@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -194,3 +196,25 @@ def test_a_fill_process_opens_the_same_cache_without_setting_it_up() -> None:
     for memory in ("sqlite://", "sqlite:///:memory:", "sqlite:///file::memory:?cache=shared&uri=true"):
         cache.built_from = replace(settings.cache, url=memory)
         assert settings_elsewhere(cache) is None, memory
+
+
+def _priority(answers: Any) -> None:
+    """A spawned process's target: its niceness and scheduling policy, as it found them (nothing set them)."""
+    answers.put((os.getpriority(os.PRIO_PROCESS, 0), os.sched_getscheduler(0)))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="priority is kept per thread on Linux only")
+def test_a_fill_process_runs_in_the_background_from_its_start() -> None:
+    """Its interpreter's start and imports come before any code of ours runs in it: it is started at background
+    priority, by a thread of its own, while the thread that asked keeps its priority."""
+    context = reload_fill.BackgroundSpawnContext()
+    answers = context.SimpleQueue()
+    before = (os.getpriority(os.PRIO_PROCESS, 0), os.sched_getscheduler(0))
+    process = context.Process(target=_priority, args=(answers,))
+    process.start()
+    try:
+        assert answers.get() == (reload_fill.FILL_NICE, os.SCHED_IDLE)
+    finally:
+        process.join(30)
+    assert process.exitcode == 0
+    assert (os.getpriority(os.PRIO_PROCESS, 0), os.sched_getscheduler(0)) == before

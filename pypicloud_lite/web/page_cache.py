@@ -12,6 +12,11 @@ same write (see cache/base.py), so:
   and pip asks for hundreds of project pages meanwhile), they are checked against
   one listing of every project's serial instead, read once per global serial.
 
+While one thread renders `/simple/` or reads that listing for a new serial, the other requests
+get the page or listing before it rather than wait, when that one shows every change this process
+committed (a client's own upload is never missing from what it reads next; another process's
+changes show one render later).
+
 Bodies are kept identity-encoded and gzipped, both made once per serial.
 """
 
@@ -80,8 +85,10 @@ class PageCache:
         self._lock = threading.Lock()
         self._serial: tuple[float, int, int] | None = None
         # Counts the changes this process committed (the cache tells its listeners): a serial read
-        # before one of them is never reused after it, however young.
+        # before one of them is never reused after it, however young. And the latest serial they committed
+        # at: a page older than it is never served while its successor renders (_current_enough).
         self._local_changes = 0
+        self._local_serial = 0
         index.subscribe(self._on_change)
         # The project list behind filtered listings, shared by every caller at one serial.
         self._projects: tuple[int, list[Project]] | None = None
@@ -110,9 +117,17 @@ class PageCache:
         self._serial = (now, serial, changes)
         return serial
 
-    def _on_change(self, _applied: Applied) -> None:
+    def _on_change(self, applied: Applied) -> None:
         with self._lock:
             self._local_changes += 1
+            self._local_serial = max(self._local_serial, applied.serial or 0)
+
+    def _current_enough(self, serial: int) -> bool:
+        """Whether a page current at global serial `serial` may be served while another thread renders its
+        successor (a few ms to tens of ms): it shows every change this process committed, so a client that
+        changed something here sees it; changes other processes made meanwhile show a render later (they may
+        lag by `serial_max_age` too)."""
+        return serial >= self._local_serial
 
     def projects(self, serial: int) -> list[Project]:
         """Every project, read once per global serial: the requests that arrive meanwhile wait for that read."""
@@ -127,9 +142,11 @@ class PageCache:
             self._projects = (serial, projects)
             return projects
 
-    def _project_serial(self, name: str, serial: int) -> int | None:
-        """The serial of project `name` in the listing read at global serial `serial`, if that listing is cheaper
-        than a row: read already, or this is the CHECKS_BEFORE_LISTING-th check at it. None: read the row."""
+    def _listed_serial(self, name: str, serial: int) -> tuple[int, int | None] | None:
+        """(at, the serial of project `name` in the listing read at global serial `at`), if a listing is cheaper
+        than a row: read at `serial` already, or this is the CHECKS_BEFORE_LISTING-th check at it. While another
+        thread reads the listing at `serial`, the one before it, if current enough (_current_enough), rather than
+        wait. None: read the row. A project the listing lacks (gone, or a name not normalized) is read as before."""
         known = self._serials
         if known is None or known[0] != serial:
             with self._lock:
@@ -139,10 +156,11 @@ class PageCache:
             listed = self._projects
             if not wanted and (listed is None or listed[0] != serial):
                 return None
+            if known is not None and self._listing.locked() and self._current_enough(known[0]):
+                return known[0], known[1].get(name)
             known = (serial, {project.name: project.serial for project in self.projects(serial)})
             self._serials = known
-        # A project the listing lacks (gone, or a name not normalized) is read as before: NotFound or its row.
-        return known[1].get(name)
+        return known[0], known[1].get(name)
 
     # -- pages -------------------------------------------------------------------
 
@@ -154,12 +172,19 @@ class PageCache:
         if page is not None and page.serial == serial:
             return _hit(page)
         # Rendered once per serial, however many requests arrive after a change (a reload's fill moves the
-        # serial every second): the others wait for it rather than render it too.
-        with self._rendering:
+        # serial every second): the others serve the page it replaces meanwhile, when that one is current
+        # enough, or else wait for it rather than render it too.
+        if not self._rendering.acquire(blocking=False):
+            if page is not None and self._current_enough(page.serial):
+                return _hit(page)
+            self._rendering.acquire()
+        try:
             page = self._get(key)
             if page is not None and page.serial == serial:
                 return _hit(page)
             return self._put(key, self._render_index(self.projects(serial), serial, kind, str(serial)))
+        finally:
+            self._rendering.release()
 
     def filtered_index_page(self, kind: str, readable: Callable[[list[str]], set[str]]) -> Page:
         """`/simple/` for a caller who may read only some projects; tagged by what it shows, not who asked.
@@ -205,8 +230,9 @@ class PageCache:
         page = self._get(key)
         if page is not None and page.checked_at == serial:
             return _hit(page)
-        if page is not None and page.serial == self._project_serial(name, serial):
-            page.checked_at = serial
+        listed = self._listed_serial(name, serial)
+        if page is not None and listed is not None and page.serial == listed[1]:
+            page.checked_at = max(page.checked_at, listed[0])
             return _hit(page)
         project = self.index.get_project(name)
         if page is not None and page.serial == project.serial:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,7 +25,7 @@ from pypicloud_lite.web.simple_serving import SimpleFastPath
 from tests.support.apiutil import ADMIN, PASSWORD, call, creds, memo_hash, running, sql_settings, upload_wheel
 from tests.support.common import UPLOADER, basic_auth, services
 from tests.support.distbuilder import build_sdist, build_wheel
-from tests.support.legacy import HTML, JSON_V1, anchors, upload_dist
+from tests.support.legacy import HTML, HTML_V1, JSON_V1, anchors, upload_dist
 from tests.support.reload import key_of, put_raw
 from tests.support.webapp import Uploaded, upload_foo_bar
 
@@ -621,6 +623,78 @@ def test_many_pages_after_a_change_elsewhere_are_checked_against_one_listing(
             assert (resp.headers["ETag"] != before[name].headers["ETag"]) == (name == changed), name
         assert get(app, f"/simple/{gone}/", JSON_V1).status_int == 404
         assert [f["yanked"] for f in get(app, "/simple/many-new/", JSON_V1).json["files"]] == [False]
+
+
+def _served_meanwhile(lock: Any, request: Callable[[], Response]) -> Response:
+    """`request` made while `lock` is held (another thread renders or lists): answered without waiting."""
+    with ThreadPoolExecutor(1) as pool:
+        with lock:
+            answer = pool.submit(request)
+            assert wait([answer], timeout=10).done, "it waited for the page being made"
+        return answer.result()
+
+
+def _waits_for(lock: Any, request: Callable[[], Response]) -> Response:
+    """`request` made while `lock` is held (another thread renders or lists): it must wait, and end once released."""
+    with ThreadPoolExecutor(1) as pool:
+        with lock:
+            waiting = pool.submit(request)
+            time.sleep(0.3)
+            assert not waiting.done(), "served without waiting for the page this process's change made"
+        return waiting.result(timeout=30)
+
+
+def test_while_slash_simple_renders_again_the_page_it_replaces_is_served_unless_this_process_changed_it(
+    raw_settings: dict[str, Any], auth: dict[str, str], dist_dir: Path
+) -> None:
+    """A fill moves the serial every second or so, and /simple/ takes tens of ms to render then: the requests
+    meanwhile get the page before, which every change this process made is on. After a change made here they
+    wait for the new page (twine upload, then pip install, against one process)."""
+    with running(raw_settings) as app, running(raw_settings) as other:
+        upload_wheel(app, auth, dist_dir, "first", "1.0")
+        before = get(app, "/simple/", HTML_V1)
+        pages = services(app.app).pages
+        upload_wheel(other, auth, dist_dir, "elsewhere", "1.0")
+        # Another thread renders /simple/ for the new serial.
+        assert _served_meanwhile(pages._rendering, lambda: get(app, "/simple/", HTML_V1)).body == before.body
+        assert b"elsewhere" in get(app, "/simple/", HTML_V1).body
+        upload_wheel(app, auth, dist_dir, "here", "1.0")
+        assert b"here" in _waits_for(pages._rendering, lambda: get(app, "/simple/", HTML_V1)).body
+
+
+def test_while_the_listing_is_read_again_project_pages_are_checked_against_the_one_before(
+    raw_settings: dict[str, Any], auth: dict[str, str], dist_dir: Path
+) -> None:
+    """Past CHECKS_BEFORE_LISTING pages at one serial, pages are checked against a listing of every project
+    (tens of ms at thousands of projects): meanwhile the listing before serves, unless this process changed
+    something since it was read."""
+    names = [f"listed-{n:02d}" for n in range(page_cache.CHECKS_BEFORE_LISTING + 2)]
+    with running(raw_settings) as app, running(raw_settings) as other:
+        for name in names:
+            upload_wheel(other, auth, dist_dir, name, "1.0")
+        pages = services(app.app).pages
+
+        def page(name: str) -> Response:
+            return get(app, f"/simple/{name}/", JSON_V1)
+
+        def yanked(response: Response) -> list[bool]:
+            return [bool(f["yanked"]) for f in response.json["files"]]
+
+        def past_the_row_checks(change: Callable[[], object]) -> None:
+            """`change`, then the pages that read a row each, and one that reads the listing."""
+            change()
+            for name in names[1 : page_cache.CHECKS_BEFORE_LISTING + 1]:
+                page(name)
+
+        for name in names:
+            page(name)
+        past_the_row_checks(lambda: None)
+        past_the_row_checks(lambda: call(other, "POST", f"/api/projects/{names[0]}/versions/1.0/yank", auth))
+        # Another thread reads the listing at the new serial.
+        assert yanked(_served_meanwhile(pages._listing, lambda: page(names[0]))) == [False]
+        assert yanked(page(names[0])) == [True]
+        past_the_row_checks(lambda: call(app, "POST", f"/api/projects/{names[-1]}/versions/1.0/yank", auth))
+        assert yanked(_waits_for(pages._listing, lambda: page(names[-1]))) == [True]
 
 
 # -- the LRU -------------------------------------------------------------------------
