@@ -194,6 +194,10 @@ def one_round(args: argparse.Namespace, work: Path, root: Path, cache_url: str, 
         log("warm-up, then steady state again, the fill done")
         both(server, projects, work, args)
         after = phase(server, projects, work, args)
+    except BaseException:
+        if server.process is not None and server.process.poll() is not None:
+            log(f"the server exited ({server.process.returncode}); its last lines:\n{server.log_tail(40)}")
+        raise
     finally:
         if reload is not None and reload.poll() is None:
             reload.kill()

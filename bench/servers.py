@@ -149,10 +149,13 @@ class Server:
             wait_http(url, timeout, self.process)
         except BaseException as exc:
             self.stop()
-            log = self.folder / f"{self.name}.log"
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:]) if log.exists() else ""
-            raise RuntimeError(f"{self.name} did not start: {exc}\n{tail}") from exc
+            raise RuntimeError(f"{self.name} did not start: {exc}\n{self.log_tail()}") from exc
         return self
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last lines of its output."""
+        log = self.folder / f"{self.name}.log"
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
 
     def peak_rss_mb(self) -> float:
         return max((rss_peak_kb(pid) for pid in self.pids), default=0) / 1024

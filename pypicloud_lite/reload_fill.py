@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.context
 import os
 import sys
@@ -323,10 +324,21 @@ class FillProcesses:
 
 
 def start_filler(settings: CacheSettings, counts: Counts) -> None:
-    """A fill process's start: in the background, with a cache of its own (the reload's, opened again)."""
+    """A fill process's start: in the background, with a cache of its own (the reload's, opened again), and
+    ending with the process that started it."""
     background()
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=end_with, args=(parent.sentinel,), name="ppc-fill-parent", daemon=True).start()
     _process_cache.append(build_cache(settings))
     _process_counts.append(counts)
+
+
+def end_with(parent: int) -> None:
+    """Exit once the process that started this one is gone (`parent`: its sentinel). A pool's process waits for
+    its next task on a pipe it holds both ends of, which a dead parent never closes: it would wait forever."""
+    multiprocessing.connection.wait([parent])
+    os._exit(1)
 
 
 class BackgroundSpawnProcess(multiprocessing.context.SpawnProcess):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import pytest
@@ -218,3 +221,52 @@ def test_a_fill_process_runs_in_the_background_from_its_start() -> None:
         process.join(30)
     assert process.exitcode == 0
     assert (os.getpriority(os.PRIO_PROCESS, 0), os.sched_getscheduler(0)) == before
+
+
+_STARTS_A_FILL = """
+import multiprocessing, sys, time
+from pypicloud_lite.cache import build_cache
+from pypicloud_lite.config import load_settings
+from pypicloud_lite.reload_fill import FillProcesses
+
+if __name__ == "__main__":
+    folder = sys.argv[1]
+    raw = {"storage.dir": folder, "cache.url": f"sqlite:///{folder}/cache.sqlite", "cache.migrate_on_start": "1"}
+    settings = load_settings(raw, {})
+    build_cache(settings.cache).close()
+    processes = FillProcesses(settings.cache, 2)
+    for started in [processes.pool.submit(time.sleep, 0.5) for _ in range(4)]:
+        started.result()
+    print(*[child.pid for child in multiprocessing.active_children()], flush=True)
+    time.sleep(120)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_fill_processes_end_with_the_process_that_started_them(tmp_path: Path) -> None:
+    """A server killed during a fill leaves no fill process behind (each waits on a pipe it holds both ends of)."""
+    script = tmp_path / "starts_a_fill.py"
+    script.write_text(_STARTS_A_FILL)
+    starter = subprocess.Popen([sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert starter.stdout is not None
+        children = [int(pid) for pid in starter.stdout.readline().split()]
+        assert len(children) == 2 and all(_running(pid) for pid in children)
+    finally:
+        starter.kill()
+        starter.wait()
+    deadline = time.monotonic() + 30
+    while any(_running(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in children if _running(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "fill processes outlived the process that started them"
