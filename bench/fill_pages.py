@@ -1,6 +1,6 @@
 """The index while a reload fills in N files: req/s on /simple/ and on project pages, as a % of steady state.
 
-    .venv/bin/python -m bench.fill_pages [--files 20000] [--duration 3] [--connections 4]
+    .venv/bin/python -m bench.fill_pages [--files 20000] [--duration 3] [--connections 4] [--serial-max-age 0]
 
 Puts N tiny real distributions (bench/corpus.py) bare into a local storage folder, lists them in a
 fresh SQLite cache as a reload's first phase does (no hash yet), starts pypicloud_lite (pserve,
@@ -14,9 +14,10 @@ sample) at once, each with its own load generator (bench/load.py: wrk, else a Py
    fill's progress is read before and after;
 3. steady state again once the fill is done, after another warm-up (the fill changed every page).
 
-`--rounds` times (3), each on a fresh server, cache and storage records. Each rate during the fill is
-printed as a % of its steady state (the mean of before and after); the median of the rounds is judged
-(goal: at least 80%). One 5-second window of a fill's duration moves by 20 to 30% from run to run here.
+`--serial-max-age` sets the server's `cache.serial_max_age` (0, the default: the serial is read on every
+request). `--rounds` times (3), each on a fresh server, cache and storage records. Each rate during the
+fill is printed as a % of its steady state (the mean of before and after); the median of the rounds is
+judged (goal: at least 80%). One 5-second window of a fill's duration moves by 20 to 30% from run to run here.
 Everything runs on 127.0.0.1 and stops by itself. See bench/README.md.
 """
 
@@ -172,6 +173,7 @@ def one_round(args: argparse.Namespace, work: Path, root: Path, cache_url: str, 
             "auth.admins": ADMIN,
             "pypi.reload_workers": str(args.workers),
             "metrics.enabled": "true",
+            "cache.serial_max_age": str(args.serial_max_age),
         },
     )
     reload: subprocess.Popen[bytes] | None = None
@@ -218,7 +220,7 @@ def report(args: argparse.Namespace, files: int, rounds: list[Round]) -> None:
         f"pypicloud_lite pages during a reload's fill: {files:,} bare files, {args.duration:g}s of load per phase, "
         f"{args.connections} connections per page kind ({rounds[0].steady[0].tool}); the reload "
         + ("in the server's process" if args.reload_in == "server" else "as ppc-reload at nice 10")
-        + f"; {len(rounds)} rounds, each on a fresh server"
+        + f"; cache.serial_max_age = {args.serial_max_age:g}; {len(rounds)} rounds, each on a fresh server"
     )
     print()
     print(
@@ -267,11 +269,19 @@ def main(argv: list[str] | None = None) -> int:
         default="server",
         help="the reload in the server's process (POST /admin/reload) or as ppc-reload at nice 10 (server)",
     )
+    parser.add_argument(
+        "--serial-max-age",
+        type=float,
+        default=0.0,
+        help="the server's cache.serial_max_age: 0 (the default) reads the serial on every request (0)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="corpus seed (1)")
     parser.add_argument("--rounds", type=int, default=3, help="fresh servers, one fill each; the median is judged (3)")
     args = parser.parse_args(argv)
     if min(args.files, args.connections, args.sample, args.rounds) < 1 or args.duration <= 0:
         parser.error("--files, --duration, --connections, --sample and --rounds must be positive")
+    if args.serial_max_age < 0:
+        parser.error("--serial-max-age must not be negative")
     with tempfile.TemporaryDirectory(prefix="ppc-bench-fill-pages-") as tmp:
         measure(args, Path(tmp))
     return 0

@@ -12,10 +12,10 @@ same write (see cache/base.py), so:
   and pip asks for hundreds of project pages meanwhile), they are checked against
   one listing of every project's serial instead, read once per global serial.
 
-While one thread renders `/simple/` or reads that listing for a new serial, the other requests
-get the page or listing before it rather than wait, when that one shows every change this process
-committed (a client's own upload is never missing from what it reads next; another process's
-changes show one render later).
+With `serial_max_age` above 0 (other processes' changes may show that late anyway), while one
+thread renders `/simple/` or reads that listing for a new serial, the other requests get the page
+or listing before it rather than wait, when that one shows every change this process committed (a
+client's own upload is never missing from what it reads next). With 0, they wait for it.
 
 Bodies are kept identity-encoded and gzipped, both made once per serial.
 """
@@ -123,11 +123,12 @@ class PageCache:
             self._local_serial = max(self._local_serial, applied.serial or 0)
 
     def _current_enough(self, serial: int) -> bool:
-        """Whether a page current at global serial `serial` may be served while another thread renders its
-        successor (a few ms to tens of ms): it shows every change this process committed, so a client that
-        changed something here sees it; changes other processes made meanwhile show a render later (they may
-        lag by `serial_max_age` too)."""
-        return serial >= self._local_serial
+        """Whether a page current at global serial `serial` may be served while another thread makes its successor
+        (a few ms to tens of ms). Only where other processes' changes may lag anyway (`serial_max_age` above 0:
+        they lag by a render more), and only when it shows every change this process committed, so that a
+        client that changed something here sees it in what it reads next. With `serial_max_age` at 0, a change
+        anywhere is on every page served after it: the requests wait for the new page."""
+        return self.serial_max_age > 0 and serial >= self._local_serial
 
     def projects(self, serial: int) -> list[Project]:
         """Every project, read once per global serial: the requests that arrive meanwhile wait for that read."""

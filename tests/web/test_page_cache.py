@@ -644,32 +644,39 @@ def _waits_for(lock: Any, request: Callable[[], Response]) -> Response:
         return waiting.result(timeout=30)
 
 
-def test_while_slash_simple_renders_again_the_page_it_replaces_is_served_unless_this_process_changed_it(
-    raw_settings: dict[str, Any], auth: dict[str, str], dist_dir: Path
+@pytest.mark.parametrize("max_age", ["0", "0.001"])
+def test_while_slash_simple_renders_again_requests_wait_unless_other_processes_changes_may_lag(
+    raw_settings: dict[str, Any], auth: dict[str, str], dist_dir: Path, max_age: str
 ) -> None:
-    """A fill moves the serial every second or so, and /simple/ takes tens of ms to render then: the requests
-    meanwhile get the page before, which every change this process made is on. After a change made here they
-    wait for the new page (twine upload, then pip install, against one process)."""
-    with running(raw_settings) as app, running(raw_settings) as other:
+    """A fill moves the serial every second or so, and /simple/ takes tens of ms to render then. With
+    `cache.serial_max_age` at 0 no change anywhere is missing from a page served after it: the requests wait
+    for the new page. Above 0 (another process's changes may lag by that much anyway) they get the page before
+    meanwhile, unless this process changed something since (twine upload, then pip install, on one process)."""
+    with running({**raw_settings, "cache.serial_max_age": max_age}) as app, running(raw_settings) as other:
         upload_wheel(app, auth, dist_dir, "first", "1.0")
         before = get(app, "/simple/", HTML_V1)
         pages = services(app.app).pages
         upload_wheel(other, auth, dist_dir, "elsewhere", "1.0")
+        time.sleep(0.01)  # the serial this process read is older than serial_max_age
         # Another thread renders /simple/ for the new serial.
-        assert _served_meanwhile(pages._rendering, lambda: get(app, "/simple/", HTML_V1)).body == before.body
-        assert b"elsewhere" in get(app, "/simple/", HTML_V1).body
+        if max_age == "0":
+            assert b"elsewhere" in _waits_for(pages._rendering, lambda: get(app, "/simple/", HTML_V1)).body
+        else:
+            assert _served_meanwhile(pages._rendering, lambda: get(app, "/simple/", HTML_V1)).body == before.body
+            assert b"elsewhere" in get(app, "/simple/", HTML_V1).body
         upload_wheel(app, auth, dist_dir, "here", "1.0")
         assert b"here" in _waits_for(pages._rendering, lambda: get(app, "/simple/", HTML_V1)).body
 
 
-def test_while_the_listing_is_read_again_project_pages_are_checked_against_the_one_before(
-    raw_settings: dict[str, Any], auth: dict[str, str], dist_dir: Path
+@pytest.mark.parametrize("max_age", ["0", "0.001"])
+def test_while_the_listing_is_read_again_project_pages_wait_unless_other_processes_changes_may_lag(
+    raw_settings: dict[str, Any], auth: dict[str, str], dist_dir: Path, max_age: str
 ) -> None:
     """Past CHECKS_BEFORE_LISTING pages at one serial, pages are checked against a listing of every project
-    (tens of ms at thousands of projects): meanwhile the listing before serves, unless this process changed
-    something since it was read."""
+    (tens of ms at thousands of projects). With `cache.serial_max_age` at 0 they wait for it; above 0 the
+    listing before serves meanwhile, unless this process changed something since it was read."""
     names = [f"listed-{n:02d}" for n in range(page_cache.CHECKS_BEFORE_LISTING + 2)]
-    with running(raw_settings) as app, running(raw_settings) as other:
+    with running({**raw_settings, "cache.serial_max_age": max_age}) as app, running(raw_settings) as other:
         for name in names:
             upload_wheel(other, auth, dist_dir, name, "1.0")
         pages = services(app.app).pages
@@ -683,6 +690,7 @@ def test_while_the_listing_is_read_again_project_pages_are_checked_against_the_o
         def past_the_row_checks(change: Callable[[], object]) -> None:
             """`change`, then the pages that read a row each, and one that reads the listing."""
             change()
+            time.sleep(0.01)  # the serial this process read is older than serial_max_age
             for name in names[1 : page_cache.CHECKS_BEFORE_LISTING + 1]:
                 page(name)
 
@@ -691,8 +699,11 @@ def test_while_the_listing_is_read_again_project_pages_are_checked_against_the_o
         past_the_row_checks(lambda: None)
         past_the_row_checks(lambda: call(other, "POST", f"/api/projects/{names[0]}/versions/1.0/yank", auth))
         # Another thread reads the listing at the new serial.
-        assert yanked(_served_meanwhile(pages._listing, lambda: page(names[0]))) == [False]
-        assert yanked(page(names[0])) == [True]
+        if max_age == "0":
+            assert yanked(_waits_for(pages._listing, lambda: page(names[0]))) == [True]
+        else:
+            assert yanked(_served_meanwhile(pages._listing, lambda: page(names[0]))) == [False]
+            assert yanked(page(names[0])) == [True]
         past_the_row_checks(lambda: call(app, "POST", f"/api/projects/{names[-1]}/versions/1.0/yank", auth))
         assert yanked(_waits_for(pages._listing, lambda: page(names[-1]))) == [True]
 
