@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -147,3 +149,48 @@ def test_a_header_being_written_is_not_trusted(tmp_path: Path) -> None:
     shm.write_bytes(uninitialised + uninitialised + bytes(32768))
     assert watch.token() is None
     watch.close()
+
+
+# Where SQLite's unix VFS takes its "dead man switch" lock in the -shm file: every connection that has the file
+# open holds it shared; a new connection that can take it exclusively truncates and rebuilds the file.
+_DMS_BYTE = 128
+_PROBE = """
+import fcntl, os, sys
+descriptor = os.open(sys.argv[1], os.O_RDWR)
+try:
+    fcntl.lockf(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, int(sys.argv[2]))
+except OSError:
+    print("held")
+else:
+    print("free")
+"""
+
+
+def _dms_held_elsewhere(database: Path) -> bool:
+    """Whether another process sees SQLite's shared lock on the -shm file (POSIX locks belong to a process)."""
+    probe = subprocess.run(
+        [sys.executable, "-c", _PROBE, f"{database}-shm", str(_DMS_BYTE)], capture_output=True, text=True, check=True
+    )
+    return probe.stdout.strip() == "held"
+
+
+def test_reading_the_header_keeps_the_locks_sqlite_holds_on_the_file(database: Path) -> None:
+    """Closing any descriptor of a file releases every POSIX lock the process holds on it. A watch that opened the
+    -shm file and closed it again released SQLite's own: the next connection of another process then truncated and
+    rebuilt the file under every mapping of it, and the server died of a SIGBUS reading its header."""
+    connection = sqlite3.connect(database)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("CREATE TABLE t (x)")
+        connection.commit()
+        assert _dms_held_elsewhere(database)
+        watches = [WalIndexWatch(database), WalIndexWatch(database)]
+        for watch in watches:
+            assert watch.token() is not None
+        watches[0].close()
+        assert _dms_held_elsewhere(database), "a watch closed while another uses the file"
+        assert watches[1].token() is not None
+        assert _dms_held_elsewhere(database), "reading the header released SQLite's locks"
+        watches[1].close()
+    finally:
+        connection.close()

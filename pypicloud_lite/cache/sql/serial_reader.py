@@ -22,6 +22,7 @@ import logging
 import mmap
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +42,36 @@ _HEADER = 48
 _IS_INIT = 12
 
 
+@dataclass
+class _Shm:
+    """One -shm file as this process holds it: its descriptors (the first one mapped once big enough), and how
+    many watches use it."""
+
+    descriptors: list[int]
+    users: int = 0
+    mapped: mmap.mmap | None = None
+
+
+# The -shm files this process holds, by (device, inode). POSIX record locks belong to the process, and closing
+# any descriptor of a file releases all of them, so a descriptor opened here is closed only once the last watch
+# of its file closes (its database's engines are being disposed). Closed sooner, it would release the locks
+# SQLite's own connections in this process hold on the file: the shared lock that stops another process's new
+# connection from truncating and rebuilding the file (under every mapping: a read of ours past its end is a
+# SIGBUS that kills the server), and the read marks that stop a checkpoint from overwriting what they read.
+_SHM: dict[tuple[int, int], _Shm] = {}
+_SHM_LOCK = threading.Lock()
+
+
 class WalIndexWatch:
     """The WAL-index header of one SQLite database, read from the -shm file every connection maps."""
 
     def __init__(self, database: Path) -> None:
         self.shm = Path(f"{database}-shm")
-        self._map: mmap.mmap | None = None
-        self._lock = threading.Lock()
+        self._held: tuple[int, int] | None = None
 
     def token(self) -> bytes | None:
         """The header now, or None when there is none to read (no -shm yet, or a write in progress)."""
-        mapped = self._map or self._open()
+        mapped = self._mapped()
         if mapped is None:
             return None
         first, second = mapped[:_HEADER], mapped[_HEADER : 2 * _HEADER]
@@ -59,25 +79,50 @@ class WalIndexWatch:
             return None
         return first
 
-    def _open(self) -> mmap.mmap | None:
-        # Mapped only while this process holds a connection (the reader's own): SQLite truncates
-        # the -shm file only when it opens it with no connection anywhere, so it cannot shrink
-        # under this mapping.
-        with self._lock:
-            if self._map is None:
-                try:
-                    with open(self.shm, "rb") as fh:
-                        if os.fstat(fh.fileno()).st_size >= 2 * _HEADER:
-                            self._map = mmap.mmap(fh.fileno(), 2 * _HEADER, access=mmap.ACCESS_READ)
-                except OSError:
-                    return None
-            return self._map
+    def _mapped(self) -> mmap.mmap | None:
+        # Looked up only while this process holds a connection (the reader's own): SQLite truncates the -shm file
+        # only when it opens it with no connection anywhere, so it cannot shrink under the mapping.
+        held = _SHM.get(self._held) if self._held is not None else None
+        if held is not None and held.mapped is not None:
+            return held.mapped
+        with _SHM_LOCK:
+            try:
+                if held is None:
+                    held = self._hold()
+                if held.mapped is None and os.fstat(held.descriptors[0]).st_size >= 2 * _HEADER:
+                    held.mapped = mmap.mmap(held.descriptors[0], 2 * _HEADER, access=mmap.ACCESS_READ)
+            except OSError:
+                return None
+            return held.mapped
+
+    def _hold(self) -> _Shm:
+        known = os.stat(self.shm)
+        key = (known.st_dev, known.st_ino)
+        held = _SHM.get(key)
+        if held is None:
+            descriptor = os.open(self.shm, os.O_RDONLY)
+            opened = os.fstat(descriptor)
+            key = (opened.st_dev, opened.st_ino)
+            held = _SHM.setdefault(key, _Shm([]))
+            held.descriptors.append(descriptor)  # a second one only if the file was replaced meanwhile
+        held.users += 1
+        self._held = key
+        return held
 
     def close(self) -> None:
-        with self._lock:
-            if self._map is not None:
-                self._map.close()
-                self._map = None
+        """Let go of the file: closed (and unmapped) once no watch in this process uses it."""
+        with _SHM_LOCK:
+            key, self._held = self._held, None
+            if key is None or (held := _SHM.get(key)) is None:
+                return
+            held.users -= 1
+            if held.users > 0:
+                return
+            del _SHM[key]
+            if held.mapped is not None:
+                held.mapped.close()
+            for descriptor in held.descriptors:
+                os.close(descriptor)
 
 
 class SerialReader:
