@@ -83,11 +83,10 @@ class PageCache:
         self._pages: OrderedDict[PageKey, Page] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
-        self._serial: tuple[float, int, int] | None = None
-        # Counts the changes this process committed (the cache tells its listeners): a serial read
-        # before one of them is never reused after it, however young. And the latest serial they committed
-        # at: a page older than it is never served while its successor renders (_current_enough).
-        self._local_changes = 0
+        self._serial: tuple[float, int] | None = None
+        # The latest serial a change this process committed has (the cache tells its listeners): a serial read
+        # below it is never reused, however young, and a page older than it is never served while its successor
+        # renders (_current_enough).
         self._local_serial = 0
         index.subscribe(self._on_change)
         # The project list behind filtered listings, shared by every caller at one serial.
@@ -109,17 +108,15 @@ class PageCache:
         if self.serial_max_age <= 0:
             return self.index.serial()
         now = time.monotonic()
-        changes = self._local_changes
         known = self._serial
-        if known is not None and known[2] == changes and now - known[0] < self.serial_max_age:
+        if known is not None and known[1] >= self._local_serial and now - known[0] < self.serial_max_age:
             return known[1]
         serial = self.index.serial()
-        self._serial = (now, serial, changes)
+        self._serial = (now, serial)
         return serial
 
     def _on_change(self, applied: Applied) -> None:
         with self._lock:
-            self._local_changes += 1
             self._local_serial = max(self._local_serial, applied.serial or 0)
 
     def _current_enough(self, serial: int) -> bool:
