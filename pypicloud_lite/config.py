@@ -106,6 +106,9 @@ class CacheSettings:
     cdn_outbox: bool = False
     # SQL connections at most (pool_size kept open, the rest opened when needed): see config._pool.
     max_connections: int = 24
+    # Check the SQL schema's revision when opening (no migration): False only for another process of a server
+    # that has checked it (settings_elsewhere). Loading the schema's history costs a new process 0.5 s of CPU.
+    check_schema: bool = True
 
 
 @dataclass(frozen=True)

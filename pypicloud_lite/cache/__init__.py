@@ -31,7 +31,8 @@ def _build(settings: CacheSettings) -> Cache:
 def settings_elsewhere(cache: Cache) -> CacheSettings | None:
     """Settings with which another process opens this very cache (None: it cannot, e.g. an in-memory SQLite).
 
-    That process finds the database set up (no migration, no table creation) and records purges as this one does.
+    That process finds the database set up, as this one checked it at its start (no migration, no schema check, no
+    table creation), and records purges as this one does.
     """
     settings = cache.built_from
     if settings is None:
@@ -47,4 +48,4 @@ def settings_elsewhere(cache: Cache) -> CacheSettings | None:
         ):
             return None
     dynamo = settings.dynamo and replace(settings.dynamo, create_tables=False)
-    return replace(settings, migrate_on_start=False, dynamo=dynamo, cdn_outbox=cache.cdn_outbox)
+    return replace(settings, migrate_on_start=False, check_schema=False, dynamo=dynamo, cdn_outbox=cache.cdn_outbox)

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from pypicloud_lite.db.engine import create_db_engine, transaction, write_engine
-from pypicloud_lite.db.migrate import prepare, require_head, upgrade
 
-__all__ = ["create_db_engine", "prepare", "require_head", "transaction", "upgrade", "write_engine"]
+# The schema's migrations are in pypicloud_lite.db.migrate, imported where they are used (it imports alembic).
+__all__ = ["create_db_engine", "transaction", "write_engine"]

@@ -22,7 +22,6 @@ from pypicloud_lite.cache.sql.outbox import SQLOutbox
 from pypicloud_lite.cache.sql.rows import chunks, file_values, insert_ignoring, naive_utc, to_file, to_project
 from pypicloud_lite.cache.sql.serial_reader import SerialReader
 from pypicloud_lite.config import CacheSettings
-from pypicloud_lite.db import migrate
 from pypicloud_lite.db.engine import connection, create_db_engine, transaction, write_engine
 from pypicloud_lite.db.tables import (
     Base,
@@ -131,7 +130,11 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
     @classmethod
     def from_settings(cls, settings: CacheSettings) -> SQLCache:
         engine = create_db_engine(settings)
-        migrate.prepare(engine, settings.migrate_on_start, "package cache database")
+        if settings.migrate_on_start or settings.check_schema:
+            # Here, not at the top: alembic and the schema's history are only for this check (0.1 s to import).
+            from pypicloud_lite.db import migrate
+
+            migrate.prepare(engine, settings.migrate_on_start, "package cache database")
         return cls(engine, cdn_outbox=settings.cdn_outbox)
 
     def _session(self, write: bool = False) -> AbstractContextManager[Session]:
