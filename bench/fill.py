@@ -70,6 +70,7 @@ class Fill:
     serial_moves: int  # changes the cache's listeners heard during the fill
     problems: list[str]
     profile: str = ""
+    created: int = 0  # objects the reload wrote under _ppc/ (first sightings, project states)
 
 
 @contextmanager
@@ -213,6 +214,31 @@ class Result:
     reference_label: str
     # The bare loop that also writes the sidecars (local storage only).
     with_sidecars: float | None = None
+    # Milliseconds to create one small file in the work folder, just before and just after the fill.
+    creation_ms: tuple[float, float] | None = None
+
+
+CREATION_PROBE_FILES = 200
+
+
+def creation_ms(work: Path) -> float:
+    """Milliseconds to create one small file (open O_CREAT|O_EXCL, write, close) in a new folder under `work`.
+
+    A fill creates a file per project for its first sightings and another for each new project's state. On this
+    project's machine that costs 0.02 ms in some minutes and folders and 0.2 to 0.9 ms in others (after many
+    files were deleted nearby, bench/README.md), which moves a local fill by seconds: printed beside it.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="creation-", dir=work))
+    started = time.perf_counter()
+    for n in range(CREATION_PROBE_FILES):
+        fd = os.open(folder / f"probe-{n}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, b"{}")
+        os.close(fd)
+    elapsed = time.perf_counter() - started
+    for n in range(CREATION_PROBE_FILES):
+        (folder / f"probe-{n}").unlink()
+    folder.rmdir()
+    return elapsed * 1000 / CREATION_PROBE_FILES
 
 
 def measure_local(dists: list[Dist], args: argparse.Namespace, work: Path) -> Result:
@@ -221,13 +247,16 @@ def measure_local(dists: list[Dist], args: argparse.Namespace, work: Path) -> Re
     log(f"bare read+hash+metadata of {len(dists):,} files")
     bare, how = bare_local(root, dists, args.workers)
     log(f"reload fill into SQLite, {args.workers} workers")
+    before = creation_ms(work)
     with sql_cache(work) as cache:
         fill = run_fill(LocalStorage(root), cache, dists, args.workers, args.profile)
+    after = creation_ms(work)
+    fill.created = sum(1 for _ in LocalStorage(root).list("_ppc/"))
     # After the fill: this loop deletes its 20,000 files at its end, and on this machine's file system a
     # folder where many files were just deleted makes new files 10 to 50 times slower to create for minutes
     # (bench/README.md), which the fill's own records would pay.
     with_sidecars, _ = bare_local(root, dists, args.workers, sidecars=True)
-    return Result("local + SQLite", fill, bare, f"bare read+sha256+metadata ({how})", with_sidecars)
+    return Result("local + SQLite", fill, bare, f"bare read+sha256+metadata ({how})", with_sidecars, (before, after))
 
 
 # -- S3 (moto) -------------------------------------------------------------------------
@@ -336,6 +365,11 @@ def report(results: list[Result], args: argparse.Namespace, files: int) -> None:
                 f"  the same bare loop writing each sidecar too: {r.with_sidecars:.2f}s; "
                 f"the fill is {r.fill.seconds / r.with_sidecars:.2f}x that"
             )
+        if r.creation_ms:
+            print(
+                f"  creating a file in {args.work or tempfile.gettempdir()}: {r.creation_ms[0]:.3f} ms before the "
+                f"fill, {r.creation_ms[1]:.3f} ms after (the fill creates {r.fill.created:,})"
+            )
         if r.fill.profile:
             print(f"\nprofile of the fill ({r.label}), this process, by own time:\n{r.fill.profile}")
 
@@ -347,6 +381,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=16, help="reload fill pool size, pypi.reload_workers (16)")
     parser.add_argument("--seed", type=int, default=1, help="corpus seed (1)")
     parser.add_argument("--profile", action="store_true", help="cProfile the fill phase and print the top 25")
+    parser.add_argument(
+        "--work", type=Path, help="folder for the storage and the database (the system's temporary folder)"
+    )
     args = parser.parse_args(argv)
     if args.files < 1 or args.workers < 1:
         parser.error("--files and --workers must be positive")
@@ -354,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"{len(dists):,} distributions of {projects:,} projects")
     results = []
     for mode in MODES if args.mode == "all" else [args.mode]:
-        with tempfile.TemporaryDirectory(prefix="ppc-bench-fill-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="ppc-bench-fill-", dir=args.work) as tmp:
             results.append(MODES[mode](dists, args, Path(tmp)))
     report(results, args, len(dists))
     return 1 if any(r.fill.problems for r in results) else 0

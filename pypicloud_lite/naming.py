@@ -31,6 +31,7 @@ _PROJECT_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])\Z", re.IGN
 # (epoch `!`, local `+`), build tags and compatibility tags. Anything else (spaces, quotes, `%`,
 # `#`, `?`, `<>`) only serves to break a link, a storage key or a client's parser.
 _FILENAME_CHARS = re.compile(r"^[A-Za-z0-9._+!-]+\Z")
+_ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # One compatibility tag (py3, cp313t, abi3, manylinux_2_17_x86_64, macosx_11_0_arm64, any).
 _TAG = re.compile(r"^[A-Za-z0-9_]+\Z")
 _BUILD_TAG = re.compile(r"^[0-9][A-Za-z0-9_]*\Z")
@@ -70,7 +71,12 @@ def check_safe_filename(filename: str) -> None:
     # `..` anywhere, not only as a segment: some storage tools and proxies normalize it away.
     if any(c in filename for c in "/\\:") or ".." in filename or filename.startswith((".", "~")):
         raise InvalidUpload(f"Invalid filename {filename!r}: it must not contain a path.")
-    if any(unicodedata.category(ch).startswith("C") for ch in filename):
+    # The only ASCII characters of Unicode's "C" categories are the C0 controls and DEL (a reload checks every file).
+    if (
+        _ASCII_CONTROL.search(filename)
+        if filename.isascii()
+        else any(unicodedata.category(ch).startswith("C") for ch in filename)
+    ):
         raise InvalidUpload("Invalid filename: it contains control characters.")
     if not filename.isascii():
         # Escaped, so a look-alike letter shows as what it is (and the status line carries it intact).

@@ -142,6 +142,8 @@ class ReloadRun:
         self._last_report = 0.0
         # A large fill's processes, started once the listing says there is one (_start_processes).
         self._processes: FillProcesses | None = None
+        # Files listed so far that neither the cache nor a record (nor a sightings object) listed before them has.
+        self._fresh = 0
 
     def _report(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -198,6 +200,7 @@ class ReloadRun:
             elif isinstance(dist := explain_key(obj.key), DistFilename):
                 found[dist.filename] = (dist, obj)
                 self.progress.listed += 1
+                self._listed_fresh(dist, snapshot)
             elif (record := parse_record_key(obj.key)) is not None:
                 self.facts.records[record[1]] = record[0]
             elif (project := parse_state_key(obj.key)) is not None:
@@ -217,7 +220,7 @@ class ReloadRun:
         changed = self.facts.as_recorded(changed, states, rewritten=True)
         # Files another tool placed (no record) are read once; the rest came complete from their records.
         unread = [f for f in added if f.sha256 is None], [f for f in changed if f.sha256 is None] + self.unfilled
-        self._start_processes(len(unread[0]) + len(unread[1]))
+        self._start_processes(len(unread[0]) + len(unread[1]), listed=True)
         self.namers = _namers(added, known={row.project for row in snapshot.values()})
         # Only rows whose object is confirmed gone are removed: an upload racing the listing
         # has its object written before its row, so it is found here.
@@ -288,15 +291,35 @@ class ReloadRun:
                     self.advertised.append((replace(row, storage_etag=row.storage_etag or obj.etag), present))
         return added, changed, etags
 
-    def _start_processes(self, unfilled: int) -> None:
+    def _listed_fresh(self, dist: DistFilename, snapshot: dict[str, PackageFile]) -> None:
+        """Count a listed file the fill will likely read, and start the fill's processes once there are enough.
+
+        Likely: the cache has no row of it, and no record or sightings of it came before it in the listing
+        (storage lists `_ppc/` before the folders of lowercase project names). Started then, the processes'
+        start (about half a second of CPU each) is over before the listing is applied, not after.
+        """
+        if dist.filename in snapshot or dist.filename in self.facts.records or dist.project in self.facts.sightings:
+            return
+        self._fresh += 1
+        if self._fresh == FILL_OUT_OF_PROCESS_MIN:
+            self._start_processes(self._fresh, listed=False)
+
+    def _start_processes(self, unfilled: int, *, listed: bool) -> None:
         """Start the processes of a large fill now, so that they start while the listing is applied.
 
         A large fill of a storage that reads on the CPU runs in niced processes that apply what they read
         through a cache of their own (when the cache can be opened elsewhere): the server's process keeps
-        its GIL and a core for its requests, and only hears of the changes.
+        its GIL and a core for its requests, and only hears of the changes. Once the whole listing is known
+        (`listed`), processes started on a guess that it falls short of a large fill are closed again.
         """
+        large = unfilled >= FILL_OUT_OF_PROCESS_MIN
+        if self._processes is not None:
+            if listed and not large:
+                self._processes.close()
+                self._processes = None
+            return
         settings = settings_elsewhere(self.cache)
-        if settings is not None and self.storage.reads_out_of_process and unfilled >= FILL_OUT_OF_PROCESS_MIN:
+        if settings is not None and self.storage.reads_out_of_process and large:
             self._processes = FillProcesses(settings, FILL_PROCESSES)
 
     def _fill(self, files: list[PackageFile]) -> None:

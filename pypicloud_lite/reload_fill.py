@@ -320,7 +320,10 @@ class FillProcesses:
             return self.counts[0], self.counts[1], self.counts[2]
 
     def close(self) -> None:
-        self.pool.shutdown(cancel_futures=True)
+        # Not waiting for them to exit: each ends its interpreter with the cache's modules loaded (measured: 0.15 s,
+        # against 0.03 s without the cache), which the reload, done by then, need not wait for. The pool's own
+        # thread joins them.
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def start_filler(settings: CacheSettings, counts: Counts) -> None:

@@ -27,7 +27,7 @@ from pypicloud_lite.naming import parse_filename
 from pypicloud_lite.reload import ReloadProgress
 from tests.support.distbuilder import build_wheel
 from tests.support.legacy import wheel_metadata
-from tests.support.reload import Env, counts, put_raw, sha256
+from tests.support.reload import Env, counts, open_rebuilt, put_raw, sha256
 
 FILES = 250
 
@@ -170,6 +170,62 @@ def test_a_large_local_fill_reads_in_a_process_of_its_own(local_env: Env, monkey
         # The process recorded each file, with the metadata its .metadata URL serves.
         assert env.index.read_metadata(rows[wheel.name]) == wheel_metadata(wheel)
     assert env.reload().hashed == 0, "a second reload finds every file recorded"
+
+
+def test_a_large_fill_starts_its_processes_while_storage_is_listed(
+    local_env: Env, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Their start (half a second of CPU each) overlaps the rest of the listing and its apply: they are started
+    once the listing has shown enough files the fill will read, not once it has ended. Files that storage
+    records (their records are listed before them) start none: a rebuild from storage reads nothing."""
+    env = local_env
+    for n in range(12):
+        put_raw(env.storage, f"bulk/bulk-1.{n}.tar.gz", b"bulk %d\n" % n)
+    listed: list[str] = []
+    storage_class = type(env.storage)  # the class: the storage itself goes to the fill processes, pickled
+    real_list = storage_class.list
+
+    def list_(self: Any, prefix: str = "") -> Any:
+        for obj in real_list(self, prefix):
+            listed.append(obj.key)
+            yield obj
+
+    # For each pool: the keys listed when it started.
+    pools: list[list[str]] = []
+    real_pool = reload_fill.ProcessPoolExecutor
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        pools.append(list(listed))
+        return real_pool(*args, **kwargs)
+
+    monkeypatch.setattr(storage_class, "list", list_)
+    monkeypatch.setattr(reload_fill, "ProcessPoolExecutor", spy)
+    monkeypatch.setattr(reload_module, "FILL_OUT_OF_PROCESS_MIN", 10)
+    monkeypatch.setattr(reload_module, "FILL_CHUNK", 5)
+
+    assert counts(env.reload())["hashed"] == 12
+    assert len(pools) == 1 and len(pools[0]) == 10, "started at the tenth file the fill reads, in the listing"
+    assert len(listed) == 12, "and the listing went on after that"
+
+    with open_rebuilt(env, request, tmp_path) as rebuilt:
+        pools.clear()
+        result = rebuilt.reload()
+    assert (counts(result)["added"], counts(result)["hashed"], pools) == (12, 0, [])
+
+    # A project whose folder comes before `_ppc/` in the listing: its files look unread until their sightings are
+    # listed. The processes started on that guess are closed once the listing shows there is nothing to read.
+    for n in range(12):
+        put_raw(env.storage, f"0bulk/0bulk-1.{n}.tar.gz", b"0bulk %d\n" % n)
+    assert counts(env.reload())["hashed"] == 12
+    closed: list[object] = []
+    real_close = reload_fill.FillProcesses.close
+    monkeypatch.setattr(reload_fill.FillProcesses, "close", lambda self: closed.append(self) or real_close(self))
+    (tmp_path / "again").mkdir()
+    with open_rebuilt(env, request, tmp_path / "again") as rebuilt:
+        pools.clear()
+        result = rebuilt.reload()
+    assert (counts(result)["added"], counts(result)["hashed"], len(pools), len(closed)) == (24, 0, 1, 1)
+    assert pools[0][-1].startswith("0bulk/")
 
 
 @pytest.mark.parametrize("listed_size", [0, 10, None])

@@ -298,8 +298,9 @@ class LocalStorage(Storage):
         except NotFound:
             return  # no key starts with a prefix that is no path
         for dirpath, dirs, files in os.walk(start):
-            # Dot-folders hold no keys (the key locks); pruned in place, os.walk does not enter them.
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            # Dot-folders hold no keys (the key locks); pruned in place, os.walk does not enter them. Sorted, as S3
+            # lists keys: a reload finds `_ppc/` before the folders of lowercase project names.
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for name in sorted(files):
                 if name.startswith(".tmp-"):
                     continue
