@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import configparser
-import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pypicloud_lite.config_checks import check_unknown_keys
+from pypicloud_lite.config_environ import env_name, environ_settings
 from pypicloud_lite.config_values import (
     parse_allowed_hosts,
     parse_bool,
@@ -32,9 +32,6 @@ from pypicloud_lite.presign_settings import PresignSettings, presign_settings
 from pypicloud_lite.publishing_settings import PublishingSettings, publishing_settings
 from pypicloud_lite.upstream_settings import UpstreamSettings, upstream_settings
 
-ENV_PREFIX = "PPC_"
-# A JSON object of settings in one variable (the Lambda's only source of settings).
-SETTINGS_VARIABLE = "PYPICLOUD_SETTINGS"
 # Settings whose keys are ours: anything else under these prefixes is a typo and refused.
 OWN_PREFIXES = (
     "storage.",
@@ -235,11 +232,6 @@ class Settings:
     passwords: PasswordPolicy = field(default_factory=PasswordPolicy)
 
 
-def env_name(key: str) -> str:
-    """The environment variable that overrides a setting: PPC_ + key, upper-cased, dots to underscores."""
-    return ENV_PREFIX + key.upper().replace(".", "_").replace("-", "_")
-
-
 class _Reader:
     """Reads raw settings, applying environment overrides and naming the key on error."""
 
@@ -341,30 +333,6 @@ class _Reader:
 
     def check_unknown(self) -> None:
         check_unknown_keys(self.raw, self.known, OWN_PREFIXES)
-
-
-def _json_setting(value: Any) -> str:
-    """JSON values as the ini would have written them: true/false, numbers, lists space-separated."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return " ".join(str(v) for v in value)
-    if isinstance(value, dict):
-        raise ConfigError(f"{SETTINGS_VARIABLE} values must be strings, numbers, booleans or lists")
-    return str(value)
-
-
-def environ_settings(environ: Mapping[str, str]) -> dict[str, str]:
-    """The settings the JSON object in PYPICLOUD_SETTINGS holds, as the ini would write them ({} when unset)."""
-    if SETTINGS_VARIABLE not in environ:
-        return {}
-    try:
-        settings = json.loads(environ[SETTINGS_VARIABLE])
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{SETTINGS_VARIABLE} is not a JSON object: {exc}") from exc
-    if not isinstance(settings, dict):
-        raise ConfigError(f"{SETTINGS_VARIABLE} must be a JSON object of setting keys to values")
-    return {str(k): _json_setting(v) for k, v in settings.items()}
 
 
 def _default(cls: Any, name: str) -> str:

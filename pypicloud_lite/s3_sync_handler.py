@@ -19,7 +19,8 @@ from typing import Any
 from pypicloud_lite.cache import build_cache
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cdn import CdnFlusher, SqsScheduler, build_flusher, writer_cache
-from pypicloud_lite.config import Settings, environ_settings, load_settings, sync_settings
+from pypicloud_lite.config import Settings, load_settings, sync_settings
+from pypicloud_lite.config_environ import environ_settings
 from pypicloud_lite.errors import BackendUnavailable, PypicloudLiteError
 from pypicloud_lite.log_format import configure as configure_logging
 from pypicloud_lite.secrets import SecretResolver

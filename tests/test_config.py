@@ -19,13 +19,12 @@ from pypicloud_lite.config import (
     SyncSettings,
     UploadSettings,
     WebSettings,
-    env_name,
-    environ_settings,
     load_ini,
     load_settings,
     read_ini,
     sync_settings,
 )
+from pypicloud_lite.config_environ import env_name, environ_settings
 from pypicloud_lite.config_values import parse_bool, parse_list, parse_size
 from pypicloud_lite.errors import ConfigError
 from pypicloud_lite.models import Grant

@@ -13,8 +13,9 @@ from typing import Any, TextIO
 from pyramid.config import Configurator
 
 from pypicloud_lite.access.static import GeneratedAdmin
-from pypicloud_lite.config import ENV_PREFIX, Settings, load_settings
+from pypicloud_lite.config import Settings, load_settings
 from pypicloud_lite.config_checks import ConsultedEnviron, warn_unknown_variables
+from pypicloud_lite.config_environ import ENV_PREFIX
 from pypicloud_lite.errors import BackendUnavailable, ConfigError, Conflict
 from pypicloud_lite.log_format import configure as configure_logging
 from pypicloud_lite.web.admin_tasks import run_in_background

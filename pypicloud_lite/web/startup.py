@@ -18,7 +18,8 @@ from typing import TextIO
 from waitress.adjustments import Adjustments
 
 from pypicloud_lite.access.base import AccessBackend
-from pypicloud_lite.config import Settings, env_name
+from pypicloud_lite.config import Settings
+from pypicloud_lite.config_environ import env_name
 from pypicloud_lite.errors import BackendCredentialsError, BackendUnavailable, ConfigError
 from pypicloud_lite.storage.base import Storage
 
