@@ -127,6 +127,45 @@ def _dynamo_auth_errors_as_json(app: WSGIApp) -> WSGIApp:
     return translated
 
 
+def _one_backup_per_transaction() -> None:
+    """Make moto's TransactWriteItems copy each table once, not once per item.
+
+    Before applying a transaction, moto deep-copies the table of every item as a backup to put back if a
+    condition fails: a 100-item transaction on one table copies that whole table 100 times. DynamoDB's cost
+    is per item, not per item times the table's size. The copies are all taken before the first write, so
+    one copy per table is the same backup. Requests are serialized (_atomic_requests): one call at a time.
+    """
+    import copy
+
+    from moto.dynamodb import models
+
+    backend = models.DynamoDBBackend
+    if getattr(backend.transact_write_items, "one_backup_per_table", False):
+        return
+    original = backend.transact_write_items
+
+    class _CopyOnce:
+        """`copy` for one call of moto's method: the same object deep-copied once."""
+
+        def __init__(self) -> None:
+            self.copies: dict[int, Any] = {}
+
+        def deepcopy(self, obj: Any) -> Any:
+            if id(obj) not in self.copies:
+                self.copies[id(obj)] = copy.deepcopy(obj)
+            return self.copies[id(obj)]
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        setattr(models, "copy", _CopyOnce())  # noqa: B010 - moto's module reads `copy.deepcopy` through it
+        try:
+            original(self, transact_items)
+        finally:
+            setattr(models, "copy", copy)  # noqa: B010
+
+    transact_write_items.one_backup_per_table = True  # type: ignore[attr-defined]
+    backend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
 def _logged(app: WSGIApp, log: list[tuple[str, str, int]]) -> WSGIApp:
     def logging(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         def start(status: str, headers: Any, *args: Any) -> Any:
@@ -143,6 +182,7 @@ def moto_server() -> Iterator[Moto]:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
+    _one_backup_per_transaction()
     saved = {k: os.environ.get(k) for k in FAKE_CREDENTIALS}
     os.environ.update(FAKE_CREDENTIALS)
     log: list[tuple[str, str, int]] = []
