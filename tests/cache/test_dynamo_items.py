@@ -1,13 +1,15 @@
-"""DynamoCache releases: items stored without `canonical_version`, a file joining a release being yanked."""
+"""DynamoCache items: stored without `canonical_version`, a file joining a release being yanked, unnamed projects."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from pypicloud_lite.cache.dynamo import DynamoCache
-from pypicloud_lite.models import AddFile, PackageFile, SetYanked
+from pypicloud_lite.cache.dynamo.tables import PROJECT_PARTITION
+from pypicloud_lite.models import AddFile, PackageFile, ReloadChanges, SetYanked
 from tests.support.aws import Moto
 from tests.support.cache import dynamo_cache
 
@@ -67,3 +69,18 @@ def test_a_file_joining_while_its_release_is_yanked_is_yanked_too(moto: Moto, mo
         "demo-1.0.tar.gz": "r",
         "demo-1.0.0.zip": "r",
     }
+
+
+def test_a_project_a_reload_lists_has_no_name_until_a_change_names_it(moto: Moto) -> None:
+    """The listing knows the normalized name only: the row reads as it, and the first named change names it."""
+    cache = dynamo_cache(moto)
+    assert isinstance(cache, DynamoCache)
+    listed = replace(_file("foo_bar-1.0.tar.gz", "1.0"), project="foo-bar", sha256=None)
+    cache.apply_reload(ReloadChanges(added=[listed]))
+    assert cache.t.project.get(PROJECT_PARTITION, "foo-bar", consistent_read=True).display_name is None
+    project = cache.get_project("foo-bar")
+    assert project is not None and project.display_name == "foo-bar"
+
+    cache.apply(AddFile(replace(_file("Foo.Bar-2.0.tar.gz", "2.0"), project="foo-bar"), "Foo.Bar"))
+    cache.apply(AddFile(replace(_file("FOO_BAR-3.0.tar.gz", "3.0"), project="foo-bar"), "FOO_BAR"))
+    assert [(p.name, p.display_name) for p in cache.list_projects()] == [("foo-bar", "Foo.Bar")]

@@ -149,21 +149,24 @@ class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
                 time.sleep(random.uniform(0, 0.01 * (attempt + 1)))  # noqa: S311 - jitter, not security
         raise BackendUnavailable("The package cache (DynamoDB) is too busy: too many concurrent changes.", 2)
 
-    def _stamp_actions(self, project: str, serial: int, display_name: str | None) -> list[Any]:
-        """Move the project row to this serial, creating it when it is new (names and dates are kept)."""
+    def _stamp_actions(self, serial: int, display_name: str | None) -> list[Any]:
+        """Move the project row to this serial, creating it when it is new (names and dates are kept).
+
+        The first change that knows the project's name names it; until then the row has none and reads as its
+        normalized name (a reload lists a new project's files before it reads its name from one of them).
+        """
         p = self.t.project
+        named = [p.display_name.set(p.display_name | display_name)] if display_name else []
         return [
             p.serial.set(serial),
-            p.display_name.set(p.display_name | (display_name or project)),
+            *named,
             p.created.set(p.created | datetime.now(UTC)),
             p.status.set(p.status | "active"),
         ]
 
     def _stamp(self, tx: TransactWrite, project: str, serial: int, display_name: str | None = None) -> None:
         """Upsert the project row with this serial (changes are ordered by _commit: no condition needed)."""
-        tx.update(
-            self.t.project(PROJECT_PARTITION, project), actions=self._stamp_actions(project, serial, display_name)
-        )
+        tx.update(self.t.project(PROJECT_PARTITION, project), actions=self._stamp_actions(serial, display_name))
 
     # -- reads -------------------------------------------------------------------
 
@@ -431,26 +434,20 @@ class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
     def _fill_batch(self, change: FillMany) -> Applied:
         return self._fill_many(change.fills)
 
-    def _detail_actions(self, file: PackageFile) -> list[Any]:
-        """Set what a reload fills in (removing what it found missing)."""
+    def _detail_actions(self, file: PackageFile, row: PackageFile) -> list[Any]:
+        """Set what a reload fills in (removing what it found missing), where the row differs from it."""
         f = self.t.file
-        item = file_item(self.t, file)
+        item, stored = file_item(self.t, file), file_item(self.t, row)
         return [
             getattr(f, name).set(getattr(item, name)) if getattr(item, name) is not None else getattr(f, name).remove()
             for name in DETAIL_FIELDS
+            if getattr(item, name) != getattr(stored, name)
         ]
 
-    def _name_project(self, project: str, display_name: str) -> None:
-        """Name the project so if it still has its normalized name; before the serial moves, so that pages
-        rendered at the new serial show the name."""
-        p = self.t.project
-        try:
-            p(PROJECT_PARTITION, project).update(
-                actions=[p.display_name.set(display_name)], condition=p.display_name == project
-            )
-        except PynamoDBException as exc:
-            if not condition_failed(exc):
-                raise
+    def _update_item(self, model: Any, keys: tuple[str, str], actions: list[Any], condition: Any) -> None:
+        """UpdateItem that asks for nothing back (Model.update asks for the whole new item, core metadata and all)."""
+        hash_key, range_key = keys
+        model._get_connection().update_item(hash_key, range_key=range_key, actions=actions, condition=condition)
 
     def _fill_many(self, fills: Sequence[FillDetails]) -> Applied:
         """Fill in the rows that still have the fill's ETag, under one serial: as a reload's apply, each row is a
@@ -465,16 +462,15 @@ class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
         if not fillable:
             return Applied(None)
         self._record_cdn_ahead([_fill_purge(fill.file, row) for fill, row in fillable])
-        for fill, _row in fillable:
-            if fill.display_name:
-                self._name_project(fill.file.project, fill.display_name)
         f = self.t.file
 
-        def fill_one(file: PackageFile) -> bool:
+        def fill_one(fill: tuple[FillDetails, PackageFile]) -> bool:
+            file, row = fill[0].file, fill[1]
+            actions = self._detail_actions(file, row)
+            if not actions:
+                return True  # the row holds all of it already (its ETag, checked above, is the file's)
             try:
-                f(file.project, file.filename).update(
-                    actions=self._detail_actions(file), condition=f.storage_etag == file.storage_etag
-                )
+                self._update_item(f, (file.project, file.filename), actions, f.storage_etag == file.storage_etag)
             except PynamoDBException as exc:
                 if not condition_failed(exc):
                     raise
@@ -482,12 +478,17 @@ class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
             return True
 
         with ThreadPoolExecutor(max_workers=APPLY_WORKERS) as pool:
-            files = [fill.file for fill, _row in fillable]
-            filled = [file for file, ok in zip(files, pool.map(fill_one, files), strict=True) if ok]
+            oks = list(pool.map(fill_one, fillable))
+            filled = [fill.file for (fill, _row), ok in zip(fillable, oks, strict=True) if ok]
         if not filled:
             return Applied(None)
         projects = {file.project for file in filled}
-        return self._applied(self._stamp_projects(sorted(projects)), len(filled), projects)
+        # A project the listing made is named by its stamp, in the serial's move, if nothing named it before.
+        names: dict[str, str] = {}
+        for fill, _row in fillable:
+            if fill.display_name:
+                names.setdefault(fill.file.project, fill.display_name)
+        return self._applied(self._stamp_projects(sorted(projects), names), len(filled), projects)
 
     @translated
     def _commit_reload(self, changes: ReloadChanges) -> Applied:
@@ -565,22 +566,28 @@ class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
                 serial, touched = synced.serial, touched | {state.name}
         return self._applied(serial, len(added) + len(changed) + len(gone), touched)
 
-    def _stamp_projects(self, projects: list[str]) -> int:
-        """Bump the serial and stamp these projects with it: one transaction, then one update for each beyond it."""
+    def _stamp_projects(self, projects: list[str], names: dict[str, str] | None = None) -> int:
+        """Bump the serial and stamp these projects with it: one transaction, then one update for each beyond it.
+
+        `names`: the names of projects that may have none yet (a reload's fill read them).
+        """
         first, rest = projects[: TRANSACTION_ITEMS - 1], projects[TRANSACTION_ITEMS - 1 :]
+        names = names or {}
 
         def write(tx: TransactWrite, serial: int) -> None:
             for project in first:
-                self._stamp(tx, project, serial)
+                self._stamp(tx, project, serial, names.get(project))
 
         serial = self._transact(write)
         p = self.t.project
         for project in rest:
             # Beyond one transaction's size: the same serial, never lowering a newer one.
             try:
-                p(PROJECT_PARTITION, project).update(
-                    actions=self._stamp_actions(project, serial, None),
-                    condition=p.serial.does_not_exist() | (p.serial < serial),
+                self._update_item(
+                    p,
+                    (PROJECT_PARTITION, project),
+                    self._stamp_actions(serial, names.get(project)),
+                    p.serial.does_not_exist() | (p.serial < serial),
                 )
             except PynamoDBException as exc:
                 if not condition_failed(exc):

@@ -109,7 +109,7 @@ def file_item(tables: DynamoTables, file: PackageFile) -> Model:
 def to_project(item: Any) -> Project:
     return Project(
         name=item.name,
-        display_name=item.display_name,
+        display_name=item.display_name or item.name,
         serial=int(item.serial),
         status=item.status,
         status_reason=item.status_reason,

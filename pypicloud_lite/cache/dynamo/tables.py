@@ -72,7 +72,8 @@ def build_tables(settings: DynamoSettings) -> DynamoTables:
         Meta = _meta(settings, "projects")
         pk = UnicodeAttribute(hash_key=True, default=PROJECT_PARTITION)
         name = UnicodeAttribute(range_key=True)
-        display_name = UnicodeAttribute()
+        # Absent until a change names the project (a reload lists files before reading a name): shown as `name`.
+        display_name = UnicodeAttribute(null=True)
         serial = NumberAttribute(default=0)
         created = UTCDateTimeAttribute()
         status = UnicodeAttribute(default="active")
