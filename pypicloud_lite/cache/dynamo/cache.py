@@ -93,9 +93,10 @@ class _StaleRead(Exception):
     """The index changed since the change read what it writes: it must read again."""
 
 
-def _fill_purge(file: PackageFile, current: PackageFile) -> CdnChange:
-    """What filling in `current` with `file` purges: its release's pages, and its URL when its bytes changed."""
-    replaced = current.sha256 is not None and current.sha256 != file.sha256
+def _fill_purge(file: PackageFile, current_sha256: str | None) -> CdnChange:
+    """What filling in a row (of that hash) with `file` purges: its release's pages, and its URL when its bytes
+    changed."""
+    replaced = current_sha256 is not None and current_sha256 != file.sha256
     return CdnChange(file.project, file.version, file.filename if replaced else None)
 
 
@@ -434,10 +435,10 @@ class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
     def _fill_batch(self, change: FillMany) -> Applied:
         return self._fill_many(change.fills)
 
-    def _detail_actions(self, file: PackageFile, row: PackageFile) -> list[Any]:
-        """Set what a reload fills in (removing what it found missing), where the row differs from it."""
+    def _detail_actions(self, file: PackageFile, stored: Any) -> list[Any]:
+        """Set what a reload fills in (removing what it found missing), where the stored item differs from it."""
         f = self.t.file
-        item, stored = file_item(self.t, file), file_item(self.t, row)
+        item = file_item(self.t, file)
         return [
             getattr(f, name).set(getattr(item, name)) if getattr(item, name) is not None else getattr(f, name).remove()
             for name in DETAIL_FIELDS
@@ -453,7 +454,11 @@ class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
         """Fill in the rows that still have the fill's ETag, under one serial: as a reload's apply, each row is a
         conditional update of its own (its ETag unchanged), then the projects are stamped with one new serial."""
         keys = [(fill.file.project, fill.file.filename) for fill in fills]
-        current = {item.filename: to_file(item) for item in self.t.file.batch_get(keys, consistent_read=True)}
+        # Only what the fill compares: a row's other attributes would cost reading and parsing for nothing.
+        read = self.t.file.batch_get(
+            keys, consistent_read=True, attributes_to_get=["project", "filename", *DETAIL_FIELDS]
+        )
+        current = {item.filename: item for item in read}
         fillable = [
             (fill, row)
             for fill in fills
@@ -461,10 +466,10 @@ class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
         ]
         if not fillable:
             return Applied(None)
-        self._record_cdn_ahead([_fill_purge(fill.file, row) for fill, row in fillable])
+        self._record_cdn_ahead([_fill_purge(fill.file, row.sha256) for fill, row in fillable])
         f = self.t.file
 
-        def fill_one(fill: tuple[FillDetails, PackageFile]) -> bool:
+        def fill_one(fill: tuple[FillDetails, Any]) -> bool:
             file, row = fill[0].file, fill[1]
             actions = self._detail_actions(file, row)
             if not actions:
