@@ -9,7 +9,7 @@ import pytest
 
 from pypicloud_lite.cache.dynamo import DynamoCache
 from pypicloud_lite.cache.dynamo.tables import PROJECT_PARTITION
-from pypicloud_lite.models import AddFile, PackageFile, ReloadChanges, SetYanked
+from pypicloud_lite.models import AddFile, FillDetails, FillMany, PackageFile, ReloadChanges, SetYanked
 from tests.support.aws import Moto
 from tests.support.cache import dynamo_cache
 
@@ -84,3 +84,22 @@ def test_a_project_a_reload_lists_has_no_name_until_a_change_names_it(moto: Moto
     cache.apply(AddFile(replace(_file("Foo.Bar-2.0.tar.gz", "2.0"), project="foo-bar"), "Foo.Bar"))
     cache.apply(AddFile(replace(_file("FOO_BAR-3.0.tar.gz", "3.0"), project="foo-bar"), "FOO_BAR"))
     assert [(p.name, p.display_name) for p in cache.list_projects()] == [("foo-bar", "Foo.Bar")]
+
+
+def test_projects_beyond_one_transaction_are_stamped_in_transactions_never_lowering_a_serial(moto: Moto) -> None:
+    cache = dynamo_cache(moto)
+    assert isinstance(cache, DynamoCache)
+    names = [f"p{n:03d}" for n in range(250)]
+    listed = [replace(_file(f"{name}-1.0.tar.gz", "1.0"), project=name, sha256=None) for name in names]
+    cache.apply_reload(ReloadChanges(added=listed))
+    serial = cache.serial()
+    assert {p.serial for p in cache.list_projects()} == {serial}
+    # One project beyond the first transaction has moved on meanwhile (as if a later change had stamped it).
+    projects = cache.t.project
+    projects(PROJECT_PARTITION, "p200").update(actions=[projects.serial.set(serial + 100)])
+
+    filled = [FillDetails(replace(f, sha256="b" * 64), display_name=f.project.upper()) for f in listed]
+    assert cache.apply(FillMany(filled)).count == 250
+    stamped = {p.name: (p.serial, p.display_name) for p in cache.list_projects()}
+    assert stamped.pop("p200") == (serial + 100, "p200")  # left as the later change left it
+    assert stamped == {name: (serial + 1, name.upper()) for name in names if name != "p200"}

@@ -25,12 +25,17 @@ from pynamodb.transactions import TransactWrite
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cache.dynamo.downloads import DynamoDownloads
 from pypicloud_lite.cache.dynamo.items import (
+    DETAIL_FIELDS,
     condition_failed,
+    detail_actions,
     file_item,
+    fill_purge,
     same_row_condition,
+    stamp_actions,
     to_file,
     to_project,
     translated,
+    update_quietly,
 )
 from pypicloud_lite.cache.dynamo.leases import DynamoLeases
 from pypicloud_lite.cache.dynamo.outbox import DynamoOutbox
@@ -64,8 +69,6 @@ SERIAL = "serial"
 TRANSACTION_ITEMS = 100
 APPLY_WORKERS = 16
 COMMIT_ATTEMPTS = 50
-# What a reload fills in once it has read an object.
-DETAIL_FIELDS = ("sha256", "requires_python", "summary", "metadata_sha256", "core_metadata", "storage_etag", "size")
 
 
 # The method that commits each kind of change.
@@ -91,13 +94,6 @@ class _ItemConditionFailed(Exception):
 
 class _StaleRead(Exception):
     """The index changed since the change read what it writes: it must read again."""
-
-
-def _fill_purge(file: PackageFile, current_sha256: str | None) -> CdnChange:
-    """What filling in a row (of that hash) with `file` purges: its release's pages, and its URL when its bytes
-    changed."""
-    replaced = current_sha256 is not None and current_sha256 != file.sha256
-    return CdnChange(file.project, file.version, file.filename if replaced else None)
 
 
 class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
@@ -150,24 +146,9 @@ class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
                 time.sleep(random.uniform(0, 0.01 * (attempt + 1)))  # noqa: S311 - jitter, not security
         raise BackendUnavailable("The package cache (DynamoDB) is too busy: too many concurrent changes.", 2)
 
-    def _stamp_actions(self, serial: int, display_name: str | None) -> list[Any]:
-        """Move the project row to this serial, creating it when it is new (names and dates are kept).
-
-        The first change that knows the project's name names it; until then the row has none and reads as its
-        normalized name (a reload lists a new project's files before it reads its name from one of them).
-        """
-        p = self.t.project
-        named = [p.display_name.set(p.display_name | display_name)] if display_name else []
-        return [
-            p.serial.set(serial),
-            *named,
-            p.created.set(p.created | datetime.now(UTC)),
-            p.status.set(p.status | "active"),
-        ]
-
     def _stamp(self, tx: TransactWrite, project: str, serial: int, display_name: str | None = None) -> None:
         """Upsert the project row with this serial (changes are ordered by _commit: no condition needed)."""
-        tx.update(self.t.project(PROJECT_PARTITION, project), actions=self._stamp_actions(serial, display_name))
+        tx.update(self.t.project(PROJECT_PARTITION, project), actions=stamp_actions(self.t, serial, display_name))
 
     # -- reads -------------------------------------------------------------------
 
@@ -435,21 +416,6 @@ class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
     def _fill_batch(self, change: FillMany) -> Applied:
         return self._fill_many(change.fills)
 
-    def _detail_actions(self, file: PackageFile, stored: Any) -> list[Any]:
-        """Set what a reload fills in (removing what it found missing), where the stored item differs from it."""
-        f = self.t.file
-        item = file_item(self.t, file)
-        return [
-            getattr(f, name).set(getattr(item, name)) if getattr(item, name) is not None else getattr(f, name).remove()
-            for name in DETAIL_FIELDS
-            if getattr(item, name) != getattr(stored, name)
-        ]
-
-    def _update_item(self, model: Any, keys: tuple[str, str], actions: list[Any], condition: Any) -> None:
-        """UpdateItem that asks for nothing back (Model.update asks for the whole new item, core metadata and all)."""
-        hash_key, range_key = keys
-        model._get_connection().update_item(hash_key, range_key=range_key, actions=actions, condition=condition)
-
     def _fill_many(self, fills: Sequence[FillDetails]) -> Applied:
         """Fill in the rows that still have the fill's ETag, under one serial: as a reload's apply, each row is a
         conditional update of its own (its ETag unchanged), then the projects are stamped with one new serial."""
@@ -466,16 +432,16 @@ class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
         ]
         if not fillable:
             return Applied(None)
-        self._record_cdn_ahead([_fill_purge(fill.file, row.sha256) for fill, row in fillable])
+        self._record_cdn_ahead([fill_purge(fill.file, row.sha256) for fill, row in fillable])
         f = self.t.file
 
         def fill_one(fill: tuple[FillDetails, Any]) -> bool:
             file, row = fill[0].file, fill[1]
-            actions = self._detail_actions(file, row)
+            actions = detail_actions(self.t, file, row)
             if not actions:
                 return True  # the row holds all of it already (its ETag, checked above, is the file's)
             try:
-                self._update_item(f, (file.project, file.filename), actions, f.storage_etag == file.storage_etag)
+                update_quietly(f, (file.project, file.filename), actions, f.storage_etag == file.storage_etag)
             except PynamoDBException as exc:
                 if not condition_failed(exc):
                     raise
@@ -572,7 +538,7 @@ class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
         return self._applied(serial, len(added) + len(changed) + len(gone), touched)
 
     def _stamp_projects(self, projects: list[str], names: dict[str, str] | None = None) -> int:
-        """Bump the serial and stamp these projects with it: one transaction, then one update for each beyond it.
+        """Bump the serial and stamp these projects with it: one transaction, then one per TRANSACTION_ITEMS beyond.
 
         `names`: the names of projects that may have none yet (a reload's fill read them).
         """
@@ -584,20 +550,36 @@ class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
                 self._stamp(tx, project, serial, names.get(project))
 
         serial = self._transact(write)
+        for start in range(0, len(rest), TRANSACTION_ITEMS):
+            self._stamp_beyond(rest[start : start + TRANSACTION_ITEMS], serial, names)
+        return serial
+
+    def _stamp_beyond(self, projects: list[str], serial: int, names: dict[str, str]) -> None:
+        """Stamp projects beyond the serial's transaction with its serial, never lowering a newer one: in one
+        transaction, or, when one of them has moved on or another write holds one, in one update each."""
         p = self.t.project
-        for project in rest:
-            # Beyond one transaction's size: the same serial, never lowering a newer one.
+        newer = p.serial.does_not_exist() | (p.serial < serial)
+        try:
+            with TransactWrite(connection=self._connection) as tx:
+                for project in projects:
+                    tx.update(
+                        p(PROJECT_PARTITION, project),
+                        actions=stamp_actions(self.t, serial, names.get(project)),
+                        condition=newer,
+                    )
+            return
+        except TransactWriteError as exc:
+            codes = {r.code for r in exc.cancellation_reasons or [] if r is not None}
+            if not codes & {"ConditionalCheckFailed", "TransactionConflict"}:
+                raise
+        for project in projects:
             try:
-                self._update_item(
-                    p,
-                    (PROJECT_PARTITION, project),
-                    self._stamp_actions(serial, names.get(project)),
-                    p.serial.does_not_exist() | (p.serial < serial),
+                update_quietly(
+                    p, (PROJECT_PARTITION, project), stamp_actions(self.t, serial, names.get(project)), newer
                 )
             except PynamoDBException as exc:
                 if not condition_failed(exc):
                     raise  # a project left without its row would hide its files: fail the reload
-        return serial
 
     @translated
     def check_health(self) -> None:

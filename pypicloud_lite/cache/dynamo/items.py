@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -16,13 +16,15 @@ from pypicloud_lite.aws_errors import credentials_error
 from pypicloud_lite.aws_errors import error_code as aws_error_code
 from pypicloud_lite.cache.dynamo.tables import DynamoTables
 from pypicloud_lite.errors import BackendUnavailable
-from pypicloud_lite.models import CoreMetadata, PackageFile, Project
+from pypicloud_lite.models import CdnChange, CoreMetadata, PackageFile, Project
 
 logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
 CONDITION_FAILED = "ConditionalCheckFailedException"
+# What a reload fills in once it has read an object.
+DETAIL_FIELDS = ("sha256", "requires_python", "summary", "metadata_sha256", "core_metadata", "storage_etag", "size")
 THROTTLED = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
 
 
@@ -131,3 +133,43 @@ def same_row_condition(t: DynamoTables, seen: PackageFile) -> Any:
         & equal(f.yanked_reason, seen.yanked_reason)
         & equal(f.storage_etag, seen.storage_etag)
     )
+
+
+def detail_actions(t: DynamoTables, file: PackageFile, stored: Any) -> list[Any]:
+    """Set what a reload fills in (removing what it found missing), where the stored item differs from it."""
+    f = t.file
+    item = file_item(t, file)
+    return [
+        getattr(f, name).set(getattr(item, name)) if getattr(item, name) is not None else getattr(f, name).remove()
+        for name in DETAIL_FIELDS
+        if getattr(item, name) != getattr(stored, name)
+    ]
+
+
+def fill_purge(file: PackageFile, current_sha256: str | None) -> CdnChange:
+    """What filling in a row (of that hash) with `file` purges: its release's pages, and its URL when its bytes
+    changed."""
+    replaced = current_sha256 is not None and current_sha256 != file.sha256
+    return CdnChange(file.project, file.version, file.filename if replaced else None)
+
+
+def update_quietly(model: Any, keys: tuple[str, str], actions: list[Any], condition: Any) -> None:
+    """UpdateItem that asks for nothing back (Model.update asks for the whole new item, core metadata and all)."""
+    hash_key, range_key = keys
+    model._get_connection().update_item(hash_key, range_key=range_key, actions=actions, condition=condition)
+
+
+def stamp_actions(t: DynamoTables, serial: int, display_name: str | None) -> list[Any]:
+    """Move the project row to this serial, creating it when it is new (names and dates are kept).
+
+    The first change that knows the project's name names it; until then the row has none and reads as its
+    normalized name (a reload lists a new project's files before it reads its name from one of them).
+    """
+    p = t.project
+    named = [p.display_name.set(p.display_name | display_name)] if display_name else []
+    return [
+        p.serial.set(serial),
+        *named,
+        p.created.set(p.created | datetime.now(UTC)),
+        p.status.set(p.status | "active"),
+    ]
