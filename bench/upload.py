@@ -11,8 +11,11 @@ result is the ratio of the upload rates (goal: at least 0.5).
 
 `--warm`: also a second twine run of N other files against the same server, warm (its first password check,
 argon2, and first-request costs were the first run's): printed beside the first, which the goal is judged on.
-`--profile`: also upload N other files through the WSGI app in this process (webtest, the same
-settings and form fields twine sends) under cProfile, and print where the time goes. `--work DIR`:
+`--token`: twine authenticates with an API token (user `__token__`) of a user of the SQL access backend, as CI
+jobs do (PyPI takes no passwords for uploads), instead of that user's password in the ini (the static backend,
+whose first request pays argon2's check). `--profile`: also upload N other files through the WSGI app in this
+process (webtest, the same settings and form fields twine sends) under cProfile, and print where the time goes.
+`--work DIR`:
 put storage, spool and database under DIR instead of the system's temporary folder (where a file
 system makes creating files slow, that is what the index pays per upload).
 Everything runs on 127.0.0.1 and stops by itself. See bench/README.md.
@@ -36,6 +39,7 @@ from bench.corpus import uniform_corpus
 from bench.fill import log
 from bench.pages import FILES_PER_PROJECT, twine_upload
 from bench.servers import Server, start_ppc
+from pypicloud_lite.access.base import TOKEN_USERNAME
 
 GOAL_RATIO = 0.5
 PROFILE_SORT = "tottime"
@@ -78,6 +82,28 @@ def sink_seconds(files: list[Path], folder: Path) -> float:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def sql_user_token(work: Path, cache_url: str) -> str:
+    """USER in the SQL access backend of this database (made at the schema's head), and an API token of theirs."""
+    from pypicloud_lite.access.sql import SQLAccess
+    from pypicloud_lite.config import load_settings
+
+    settings = load_settings(
+        {
+            "storage.dir": str(work / "storage"),
+            "cache.url": cache_url,
+            "cache.migrate_on_start": "true",
+            "auth.backend": "sql",
+        },
+        environ={},
+    )
+    access = SQLAccess.connect(settings.auth, settings.cache)
+    try:
+        access.create_user(USER, PASSWORD)
+        return access.create_token(USER, "bench.upload").secret
+    finally:
+        access.close()
 
 
 def profile_uploads(work: Path, count: int) -> str:
@@ -123,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=100, help="files twine uploads in one call (100)")
     parser.add_argument("--profile", action="store_true", help="also profile the upload path in this process")
     parser.add_argument("--warm", action="store_true", help="also a second twine run against the same server")
+    parser.add_argument("--token", action="store_true", help="upload with an API token instead of a password")
     parser.add_argument(
         "--work",
         type=Path,
@@ -137,7 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         sink_files = write_files(work / "sink-files", args.files, "sink")
         index_files = write_files(work / "index-files", args.files, "index")
         warm_files = write_files(work / "warm-files", args.files, "warm") if args.warm else []
-        server = start_ppc(work, work / "storage", f"sqlite:///{work}/cache.sqlite", USER, PASSWORD)
+        cache_url = f"sqlite:///{work}/cache.sqlite"
+        token = sql_user_token(work, cache_url) if args.token else None
+        extra = {"auth.backend": "sql"} if token else None
+        server = start_ppc(work, work / "storage", cache_url, USER, PASSWORD, extra=extra)
+        if token:
+            server.upload_auth = (TOKEN_USERNAME, token)
         try:
             # The sink before and after (the faster kept): the first twine process starts cold.
             log(f"twine upload of {len(sink_files)} files to a null sink")
@@ -152,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     ratio = sink / index
     print()
     print(
-        f"pypicloud_lite upload: one twine process, {len(index_files)} small files (~1 KB) each run, in {work.parent}"
+        f"pypicloud_lite upload: one twine process, {len(index_files)} small files (~1 KB) each run, in {work.parent}; "
+        + ("an API token (SQL access backend)" if args.token else "a password (static access backend, argon2)")
     )
     print()
     print(f"{'':16} {'seconds':>8} {'files/s':>8}")

@@ -26,6 +26,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import os
@@ -33,8 +34,9 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 
 from pypicloud_lite.cache import Cache, settings_elsewhere
@@ -113,6 +115,22 @@ class ReloadProgress:
         return data
 
 
+@contextmanager
+def _listing_frozen() -> Iterator[None]:
+    """Keep what exists now (the listing, the snapshot, the server's own objects) out of the cyclic collector's
+    full passes while the fill runs.
+
+    A reload runs in the server's process. Each full pass walked every object the listing made, about 100 ms at
+    20,000 files with the GIL held, so every request waited; the fill's reports set off one every second or two.
+    Those objects live until the reload ends anyway. Refcounting still frees what is not cyclic meanwhile.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 class ReloadRun:
     """One reload, holding the lease from `begin_reload` until `execute` ends."""
 
@@ -162,7 +180,8 @@ class ReloadRun:
             self.progress.state = "filling"
             self.progress.to_fill = len(added) + len(changed)
             self._report(force=True)
-            self._fill(added + changed)
+            with _listing_frozen():
+                self._fill(added + changed)
             self._repair_sidecars()
             # Facts only the cache held (an index from before stored state) go to storage now: from here
             # on they never change, and a rebuild shows them. The fill recorded the files it read.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -109,6 +110,35 @@ def test_filled_rows_wait_a_bounded_time_not_for_a_slow_file(cache_env: Env, mon
         thread.join(60)
     assert isinstance(outcome[0], ReloadProgress)
     assert counts(outcome[0])["hashed"] == 20
+    _assert_filled(env, bodies)
+
+
+def test_what_the_listing_made_is_kept_out_of_full_collections_while_the_fill_runs(
+    local_env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full pass of the cyclic collector over the listing held the GIL for ~100 ms at 20,000 files."""
+    env = local_env
+    bodies = _put_bulk(env, 20)
+    listed: list[object] = []
+    frozen_while_filling: list[int] = []
+    real_list, real_open = env.storage.list, env.storage.open
+
+    def list_(*args: Any) -> Any:
+        for obj in real_list(*args):
+            listed.append(obj)
+            yield obj
+
+    def open_(key: str, *args: Any) -> BinaryIO:
+        frozen_while_filling.append(gc.get_freeze_count())
+        return real_open(key, *args)
+
+    monkeypatch.setattr(env.storage, "list", list_)
+    monkeypatch.setattr(env.storage, "open", open_)
+    result = env.reload(workers=1)
+
+    assert counts(result)["hashed"] == 20
+    assert frozen_while_filling and min(frozen_while_filling) >= len(listed) >= 20
+    assert gc.get_freeze_count() == 0  # collected as usual once the reload is done
     _assert_filled(env, bodies)
 
 
