@@ -101,5 +101,5 @@ def test_projects_beyond_one_transaction_are_stamped_in_transactions_never_lower
     filled = [FillDetails(replace(f, sha256="b" * 64), display_name=f.project.upper()) for f in listed]
     assert cache.apply(FillMany(filled)).count == 250
     stamped = {p.name: (p.serial, p.display_name) for p in cache.list_projects()}
-    assert stamped.pop("p200") == (serial + 100, "p200")  # left as the later change left it
+    assert stamped.pop("p200") == (serial + 100, "P200")  # its serial as the later change left it, named
     assert stamped == {name: (serial + 1, name.upper()) for name in names if name != "p200"}

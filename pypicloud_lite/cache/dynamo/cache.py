@@ -30,6 +30,7 @@ from pypicloud_lite.cache.dynamo.items import (
     detail_actions,
     file_item,
     fill_purge,
+    name_if_unnamed,
     same_row_condition,
     stamp_actions,
     to_file,
@@ -580,6 +581,7 @@ class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
             except PynamoDBException as exc:
                 if not condition_failed(exc):
                     raise  # a project left without its row would hide its files: fail the reload
+                name_if_unnamed(self.t, project, names.get(project))  # moved on, maybe without a name
 
     @translated
     def check_health(self) -> None:

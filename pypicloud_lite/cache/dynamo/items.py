@@ -14,7 +14,7 @@ from pynamodb.models import Model
 
 from pypicloud_lite.aws_errors import credentials_error
 from pypicloud_lite.aws_errors import error_code as aws_error_code
-from pypicloud_lite.cache.dynamo.tables import DynamoTables
+from pypicloud_lite.cache.dynamo.tables import PROJECT_PARTITION, DynamoTables
 from pypicloud_lite.errors import BackendUnavailable
 from pypicloud_lite.models import CdnChange, CoreMetadata, PackageFile, Project
 
@@ -173,3 +173,20 @@ def stamp_actions(t: DynamoTables, serial: int, display_name: str | None) -> lis
         p.created.set(p.created | datetime.now(UTC)),
         p.status.set(p.status | "active"),
     ]
+
+
+def name_if_unnamed(t: DynamoTables, project: str, display_name: str | None) -> None:
+    """Give an existing project row this name if no change has named it yet."""
+    if not display_name:
+        return
+    p = t.project
+    try:
+        update_quietly(
+            p,
+            (PROJECT_PARTITION, project),
+            [p.display_name.set(display_name)],
+            p.name.exists() & p.display_name.does_not_exist(),
+        )
+    except PynamoDBException as exc:
+        if not condition_failed(exc):
+            raise
