@@ -354,17 +354,19 @@ def report(results: list[Result], args: argparse.Namespace, files: int) -> None:
             f"{r.reference:7.2f} {ratio:6.2f}  {r.reference_label}"
         )
     print()
+    sql = next((x for x in results if x.label == LOCAL_LABEL), None)
     for r in results:
         ratio = r.fill.seconds / r.reference
-        verdict = "met" if ratio <= GOAL_RATIO else "NOT met"
         checked = "; ".join(r.fill.problems) or "every row filled right"
-        print(
-            f"{r.label}: goal <= {GOAL_RATIO:g}x: {verdict} ({ratio:.2f}x); {r.fill.progress.failed} failed; {checked}"
-        )
-        if r.label == DYNAMO_LABEL and (sql := next((x for x in results if x.label == LOCAL_LABEL), None)):
+        if r.label != DYNAMO_LABEL:
+            verdict = f"goal <= {GOAL_RATIO:g}x: {'met' if ratio <= GOAL_RATIO else 'NOT met'}"
+        elif sql is not None:
+            # DynamoDB's goal is the SQL fill's ratio in the same run, not a number of its own.
             sql_ratio = sql.fill.seconds / sql.reference
-            verdict = "met" if ratio <= sql_ratio else "NOT met"
-            print(f"  goal: at most the SQL fill's ratio ({sql_ratio:.2f}x, {LOCAL_LABEL}): {verdict}")
+            verdict = f"goal <= the SQL fill's {sql_ratio:.2f}x: {'met' if ratio <= sql_ratio else 'NOT met'}"
+        else:
+            verdict = "goal: the SQL fill's ratio, not judged (run --mode local dynamo)"
+        print(f"{r.label}: {verdict} ({ratio:.2f}x); {r.fill.progress.failed} failed; {checked}")
         if r.with_sidecars:
             print(
                 f"  the same bare loop writing each sidecar too: {r.with_sidecars:.2f}s; "

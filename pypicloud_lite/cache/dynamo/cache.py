@@ -26,6 +26,7 @@ from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cache.dynamo.downloads import DynamoDownloads
 from pypicloud_lite.cache.dynamo.items import (
     DETAIL_FIELDS,
+    cancellation_codes,
     condition_failed,
     detail_actions,
     file_item,
@@ -70,6 +71,8 @@ SERIAL = "serial"
 TRANSACTION_ITEMS = 100
 APPLY_WORKERS = 16
 COMMIT_ATTEMPTS = 50
+# A transaction cancelled for these is tried again (a condition that may no longer hold, a concurrent write).
+RETRIED_CANCELLATIONS = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
 
 
 # The method that commits each kind of change.
@@ -137,8 +140,8 @@ class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
                         tx.save(item)
                 return serial
             except TransactWriteError as exc:
-                codes = {r.code for r in exc.cancellation_reasons or [] if r is not None}
-                if not codes & {"ConditionalCheckFailed", "TransactionConflict"}:
+                codes = cancellation_codes(exc)
+                if not codes & RETRIED_CANCELLATIONS:
                     raise
                 # Reasons are ordered by pynamodb's grouping, not ours: the serial tells who lost.
                 if "TransactionConflict" not in codes and self.serial() == current:
@@ -570,8 +573,7 @@ class DynamoCache(DynamoLeases, DynamoOutbox, DynamoDownloads, Cache):
                     )
             return
         except TransactWriteError as exc:
-            codes = {r.code for r in exc.cancellation_reasons or [] if r is not None}
-            if not codes & {"ConditionalCheckFailed", "TransactionConflict"}:
+            if not cancellation_codes(exc) & RETRIED_CANCELLATIONS:
                 raise
         for project in projects:
             try:

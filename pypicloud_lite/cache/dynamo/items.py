@@ -49,10 +49,14 @@ def translated(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def cancellation_codes(exc: TransactWriteError) -> set[str]:
+    """Why DynamoDB cancelled a transaction: the codes of its items' reasons ("ConditionalCheckFailed", ...)."""
+    return {r.code for r in exc.cancellation_reasons or [] if r is not None}
+
+
 def condition_failed(exc: PynamoDBException) -> bool:
     if isinstance(exc, TransactWriteError):
-        reasons = exc.cancellation_reasons or []
-        return any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons)
+        return "ConditionalCheckFailed" in cancellation_codes(exc)
     return getattr(exc, "cause_response_code", None) == CONDITION_FAILED
 
 
