@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from pypicloud_lite.db.engine import create_db_engine, refuse_network_filesystem
-from pypicloud_lite.errors import ConfigError
+from pypicloud_lite.db import engine as engine_module
+from pypicloud_lite.db.engine import connection, create_db_engine, refuse_network_filesystem, write_engine
+from pypicloud_lite.errors import BackendUnavailable, ConfigError
 from tests.support.cache import cache_settings
 
 MOUNTS = """\
@@ -50,3 +52,28 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
     engine.dispose()
+
+
+def test_a_write_takes_the_lock_as_it_begins_and_a_lock_held_past_the_busy_timeout_is_a_503(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "SQLITE_BUSY_TIMEOUT_MS", 100)
+    database = tmp_path / "cache.sqlite"
+    engine = create_db_engine(cache_settings(f"sqlite:///{database}"))
+    writes = write_engine(engine)
+    other = sqlite3.connect(database, timeout=0, isolation_level=None)
+    try:
+        # Held from BEGIN, before any statement: a writer queues there, not on its first write.
+        with connection(writes, "test database"), pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(BackendUnavailable, match="test database"), connection(writes, "test database"):
+            pytest.fail("the write transaction began while another connection held the write lock")
+        with connection(engine, "test database") as conn:  # reads go on beside the writer (WAL)
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+        other.execute("ROLLBACK")
+        with connection(writes, "test database") as conn:
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        other.close()
+        engine.dispose()
