@@ -252,6 +252,19 @@ def test_display_name_is_kept_from_the_first_upload(cache: Cache) -> None:
     assert project.display_name == "Demo_Pkg"
 
 
+def test_the_first_named_upload_names_a_project_a_reload_listed_and_no_later_one_renames_it(cache: Cache) -> None:
+    # The listing knows the normalized name only; the first change that knows the name (an upload, whose name
+    # storage recorded with it) names the project, as the fill does.
+    cache.apply_reload(ReloadChanges(added=[make_file("foo_bar-1.0.tar.gz", project="foo-bar", sha256=None)]))
+    assert [(p.name, p.display_name) for p in cache.list_projects()] == [("foo-bar", "foo-bar")]
+    cache.apply(AddFile(make_file("Foo.Bar-2.0.tar.gz", project="foo-bar", version="2.0"), "Foo.Bar"))
+    cache.apply(AddFile(make_file("FOO_BAR-3.0.tar.gz", project="foo-bar", version="3.0"), "FOO_BAR"))
+    # A name that differs from the normalized one only in case is a name too (MySQL's collation would say equal).
+    cache.apply(AddFile(make_file("Demo-1.0.tar.gz"), "Demo"))
+    cache.apply(AddFile(make_file("DEMO-2.0.tar.gz", version="2.0"), "DEMO"))
+    assert [(p.name, p.display_name) for p in cache.list_projects()] == [("demo", "Demo"), ("foo-bar", "Foo.Bar")]
+
+
 def test_set_yanked_applies_to_one_release_with_its_reason(cache: Cache) -> None:
     cache.apply(AddFile(make_file(), "Demo"))
     cache.apply(AddFile(make_file("demo-1.0.tar.gz"), "Demo"))

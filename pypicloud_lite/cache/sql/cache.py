@@ -19,7 +19,15 @@ from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cache.sql.downloads import SQLDownloads
 from pypicloud_lite.cache.sql.leases import SQLLeases, file_by_name
 from pypicloud_lite.cache.sql.outbox import SQLOutbox
-from pypicloud_lite.cache.sql.rows import chunks, file_values, insert_ignoring, naive_utc, to_file, to_project
+from pypicloud_lite.cache.sql.rows import (
+    chunks,
+    file_values,
+    insert_ignoring,
+    insert_naming,
+    naive_utc,
+    to_file,
+    to_project,
+)
 from pypicloud_lite.cache.sql.serial_reader import SerialReader
 from pypicloud_lite.config import CacheSettings
 from pypicloud_lite.db.engine import connection, create_db_engine, transaction, write_engine
@@ -388,7 +396,7 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
             "created": naive_utc(datetime.now(UTC)),
             "status": "active",
         }
-        session.execute(insert_ignoring(self.engine.dialect.name, ProjectRow), [values])
+        session.execute(insert_naming(self.engine.dialect.name), [values])
 
     # -- reads -------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import functools
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row
+from sqlalchemy import Row, case
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -29,6 +29,26 @@ def insert_ignoring(dialect: str, table: type[Base]) -> Any:
     if dialect in ("mysql", "mariadb"):
         return mysql_insert(core_table).prefix_with("IGNORE")
     return _INSERTS[dialect](core_table).on_conflict_do_nothing()
+
+
+@functools.cache
+def insert_naming(dialect: str) -> Any:
+    """INSERT of a project row that, where the row exists still unnamed, names it: a reload lists projects under their
+    normalized name, and the first change that knows the name (an upload, a file's metadata) sets it, as DynamoDB
+    sets a name only where there is none. A project once named keeps its name."""
+    projects = table_of(ProjectRow)
+    if dialect in ("mysql", "mariadb"):
+        insert = mysql_insert(projects)
+        # Compared by `name`'s binary collation (ExactString): `Demo` is a name, not the unnamed `demo`.
+        unnamed = projects.c.display_name == projects.c.name
+        named = case((unnamed, insert.inserted.display_name), else_=projects.c.display_name)
+        return insert.on_duplicate_key_update(display_name=named)
+    insert = _INSERTS[dialect](projects)
+    return insert.on_conflict_do_update(
+        index_elements=[projects.c.name],
+        set_={"display_name": insert.excluded.display_name},
+        where=projects.c.display_name == projects.c.name,
+    )
 
 
 def naive_utc(value: datetime) -> datetime:
