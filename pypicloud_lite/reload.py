@@ -313,11 +313,16 @@ class ReloadRun:
     def _listed_fresh(self, dist: DistFilename, snapshot: dict[str, PackageFile]) -> None:
         """Count a listed file the fill will likely read, and start the fill's processes once there are enough.
 
-        Likely: the cache has no row of it, and no record or sightings of it came before it in the listing
-        (storage lists `_ppc/` before the folders of lowercase project names). Started then, the processes'
-        start (about half a second of CPU each) is over before the listing is applied, not after.
+        Likely: the cache has a row of it that an earlier reload listed and did not fill in (it is read again),
+        or none, and no record or sightings of it came before it in the listing (storage lists `_ppc/` before
+        the folders of lowercase project names). Started then, the processes' start (about half a second of
+        CPU each) is over before the listing is applied, not after.
         """
-        if dist.filename in snapshot or dist.filename in self.facts.records or dist.project in self.facts.sightings:
+        row = snapshot.get(dist.filename)
+        if row is not None:
+            if row.sha256 is not None:
+                return
+        elif dist.filename in self.facts.records or dist.project in self.facts.sightings:
             return
         self._fresh += 1
         if self._fresh == FILL_OUT_OF_PROCESS_MIN:

@@ -23,7 +23,7 @@ from pypicloud_lite.cache.sql import SQLCache
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.errors import ConfigError
 from pypicloud_lite.indexing import describe_object, listed_file
-from pypicloud_lite.models import Applied, FillMany
+from pypicloud_lite.models import Applied, FillMany, ReloadChanges
 from pypicloud_lite.naming import parse_filename
 from pypicloud_lite.reload import ReloadProgress
 from tests.support.distbuilder import build_wheel
@@ -202,15 +202,9 @@ def test_a_large_local_fill_reads_in_a_process_of_its_own(local_env: Env, monkey
     assert env.reload().hashed == 0, "a second reload finds every file recorded"
 
 
-def test_a_large_fill_starts_its_processes_while_storage_is_listed(
-    local_env: Env, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    """Their start (half a second of CPU each) overlaps the rest of the listing and its apply: they are started
-    once the listing has shown enough files the fill will read, not once it has ended. Files that storage
-    records (their records are listed before them) start none: a rebuild from storage reads nothing."""
-    env = local_env
-    for n in range(12):
-        put_raw(env.storage, f"bulk/bulk-1.{n}.tar.gz", b"bulk %d\n" % n)
+def _pools_as_listed(env: Env, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[list[str]]]:
+    """(the keys storage has listed so far, the keys listed when each fill pool started), with a large fill
+    starting at the tenth file it will read."""
     listed: list[str] = []
     storage_class = type(env.storage)  # the class: the storage itself goes to the fill processes, pickled
     real_list = storage_class.list
@@ -220,7 +214,6 @@ def test_a_large_fill_starts_its_processes_while_storage_is_listed(
             listed.append(obj.key)
             yield obj
 
-    # For each pool: the keys listed when it started.
     pools: list[list[str]] = []
     real_pool = reload_fill.ProcessPoolExecutor
 
@@ -232,6 +225,41 @@ def test_a_large_fill_starts_its_processes_while_storage_is_listed(
     monkeypatch.setattr(reload_fill, "ProcessPoolExecutor", spy)
     monkeypatch.setattr(reload_module, "FILL_OUT_OF_PROCESS_MIN", 10)
     monkeypatch.setattr(reload_module, "FILL_CHUNK", 5)
+    return listed, pools
+
+
+def test_rows_an_earlier_reload_left_unfilled_start_the_processes_while_storage_is_listed(
+    local_env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupted reload leaves rows without a hash, which the next one reads again: they count as files the
+    fill will read, so its processes start in the listing as they do for files the cache has no row of."""
+    env = local_env
+    keys = [f"bulk/bulk-1.{n}.tar.gz" for n in range(12)]
+    for n, key in enumerate(keys):
+        put_raw(env.storage, key, b"bulk %d\n" % n)
+    rows = []
+    for key in keys:
+        stored = env.storage.stat(key)
+        assert stored is not None
+        rows.append(listed_file(parse_filename(key.split("/")[1]), stored))
+    env.cache.apply_reload(ReloadChanges(added=rows))
+    listed, pools = _pools_as_listed(env, monkeypatch)
+
+    assert counts(env.reload())["hashed"] == 12
+    assert [len(keys) for keys in pools] == [10], "started at the tenth row left unfilled, in the listing"
+    assert len(listed) == 12
+
+
+def test_a_large_fill_starts_its_processes_while_storage_is_listed(
+    local_env: Env, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Their start (half a second of CPU each) overlaps the rest of the listing and its apply: they are started
+    once the listing has shown enough files the fill will read, not once it has ended. Files that storage
+    records (their records are listed before them) start none: a rebuild from storage reads nothing."""
+    env = local_env
+    for n in range(12):
+        put_raw(env.storage, f"bulk/bulk-1.{n}.tar.gz", b"bulk %d\n" % n)
+    listed, pools = _pools_as_listed(env, monkeypatch)
 
     assert counts(env.reload())["hashed"] == 12
     assert len(pools) == 1 and len(pools[0]) == 10, "started at the tenth file the fill reads, in the listing"
