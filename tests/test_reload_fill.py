@@ -18,7 +18,7 @@ from sqlalchemy import create_engine
 
 from pypicloud_lite import reload as reload_module
 from pypicloud_lite import reload_fill
-from pypicloud_lite.cache import settings_elsewhere
+from pypicloud_lite.cache import build_cache, settings_elsewhere
 from pypicloud_lite.cache.sql import SQLCache
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.errors import ConfigError
@@ -354,6 +354,33 @@ def test_a_fill_process_runs_in_the_background_from_its_start() -> None:
         process.join(30)
     assert process.exitcode == 0
     assert (os.getpriority(os.PRIO_PROCESS, 0), os.sched_getscheduler(0)) == before
+
+
+def _session() -> tuple[int, str | None]:
+    """In a fill process: its session, and its scheduling group as Linux shows it (None where there are none)."""
+    group = Path("/proc/self/autogroup")
+    return os.getsid(0), group.read_text().strip() if group.exists() else None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sessions and autogroups as Linux has them")
+def test_a_fill_process_runs_in_a_session_and_a_scheduling_group_of_its_own(tmp_path: Path) -> None:
+    """In the server's scheduling group even SCHED_IDLE work slowed its requests (bench/README.md, tenth pass)."""
+    raw = {
+        "storage.dir": str(tmp_path),
+        "cache.url": f"sqlite:///{tmp_path}/cache.sqlite",
+        "cache.migrate_on_start": "1",
+    }
+    settings = load_settings(raw, environ={})
+    build_cache(settings.cache).close()
+    processes = reload_fill.FillProcesses(settings.cache, 2)
+    try:
+        seen = {processes.pool.submit(_session).result() for _ in range(4)}
+    finally:
+        processes.close()
+    assert os.getsid(0) not in {session for session, _group in seen}
+    groups = {group for _session, group in seen}
+    if None not in groups:
+        assert all(group.endswith(f"nice {reload_fill.FILL_NICE}") for group in groups if group), groups
 
 
 _STARTS_A_FILL = """
