@@ -113,7 +113,7 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # Straight to the driver: through exec_driver_sql a BEGIN costs as much as a whole single-row read
-        # (about 35 us of SQLAlchemy's execution path), and an upload opens four transactions.
+        # (about 35 us of SQLAlchemy's execution path), and an upload opens three transactions.
         statement = conn.get_execution_options().get("sqlite_begin", "BEGIN")
         try:
             conn.connection.driver_connection.execute(statement)
