@@ -204,7 +204,7 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
                 with self._change(conn) as stamp:
                     # Read under the serial's lock: a yank of the release commits wholly before or after.
                     file = self._joining_release(conn, file)
-                    self._ensure_project(conn, file.project, change.display_name)
+                    self._ensure_projects(conn, {file.project: change.display_name})
                     conn.execute(_INSERT_FILE, file_values(file))
                     stamp.touch(file.project, CdnChange(file.project, file.version))
         except IntegrityError:
@@ -246,7 +246,7 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
     def _replace_file(self, session: Session, change: ReplaceFile) -> Applied:
         file = change.file
         with self._change(session) as stamp:
-            self._ensure_project(session, file.project, file.upload_name)
+            self._ensure_projects(session, {file.project: file.upload_name})
             session.execute(delete(FileRow).where(FileRow.filename == file.filename))
             session.add(FileRow(**file_values(file)))
             stamp.touch(file.project, CdnChange(file.project, file.version, file.filename))
@@ -281,32 +281,16 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
                 if replaced:
                     values.update(md5=None, blake2_256=None)  # digests of bytes that are gone
                 session.execute(update(files).where(files.c.filename == bindparam("b_filename")).values(**values), rows)
-            self._name_projects(session, [fill for fill, _ in fillable if fill.display_name])
+            # A project the listing made is named by the first of its fills that read a name.
+            names: dict[str, str] = {}
+            for fill, _ in fillable:
+                if fill.display_name:
+                    names.setdefault(fill.file.project, fill.display_name)
+            self._ensure_projects(session, names)
             for fill, replaced in fillable:
                 file = fill.file
                 stamp.touch(file.project, CdnChange(file.project, file.version, file.filename if replaced else None))
         return stamp.applied(len(fillable))
-
-    @staticmethod
-    def _name_projects(session: Session, fills: list[FillDetails]) -> None:
-        """Name each project as its fill says if it still has its normalized name (the first fill of it wins)."""
-        named: dict[str, str] = {}
-        for batch in chunks(sorted({fill.file.project for fill in fills})):
-            query = select(ProjectRow.name, ProjectRow.display_name).where(ProjectRow.name.in_(batch))
-            # Compared here: MySQL's default collation would call `Demo` and `demo` equal.
-            named.update((name, display) for name, display in session.execute(query) if display == name)
-        rows: dict[str, dict[str, str]] = {}
-        for fill in fills:
-            if fill.file.project in named and fill.display_name:
-                rows.setdefault(fill.file.project, {"b_name": fill.file.project, "b_display": fill.display_name})
-        if rows:
-            projects = Base.metadata.tables[ProjectRow.__tablename__]
-            session.execute(
-                update(projects)
-                .where(projects.c.name == bindparam("b_name"))
-                .values(display_name=bindparam("b_display")),
-                list(rows.values()),
-            )
 
     @staticmethod
     def _fillable(session: Session, fills: Sequence[FillDetails]) -> list[tuple[FillDetails, bool]]:
@@ -373,7 +357,7 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
         if not wrong and shown == (state.display_name, state.status, state.status_reason):
             return Applied(None, 1)
         with contextlib.nullcontext(stamp) if stamp else self._change(session) as stamped:
-            self._ensure_project(session, state.name, state.display_name)
+            self._ensure_projects(session, {state.name: state.display_name})
             session.execute(
                 update(ProjectRow)
                 .where(ProjectRow.name == state.name)
@@ -388,15 +372,16 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
             stamped.touch(state.name, CdnChange(state.name), *(CdnChange(state.name, v) for v in versions))
         return stamped.applied(1)
 
-    def _ensure_project(self, session: Session | Connection, name: str, display_name: str) -> None:
-        values = {
-            "name": name,
-            "display_name": display_name,
-            "serial": 0,
-            "created": naive_utc(datetime.now(UTC)),
-            "status": "active",
-        }
-        session.execute(insert_naming(self.engine.dialect.name), [values])
+    def _ensure_projects(self, session: Session | Connection, names: dict[str, str]) -> None:
+        """Each project's row (name -> display name), made where missing; a row a reload listed and nothing has
+        named yet takes the name (insert_naming). In name order, as every writer locks rows."""
+        now = naive_utc(datetime.now(UTC))
+        rows = [
+            {"name": name, "display_name": display, "serial": 0, "created": now, "status": "active"}
+            for name, display in sorted(names.items())
+        ]
+        if rows:
+            session.execute(insert_naming(self.engine.dialect.name), rows)
 
     # -- reads -------------------------------------------------------------------
 
