@@ -75,6 +75,9 @@ PROGRESS_EVERY = 1000
 PROGRESS_SECONDS = 0.5
 FILL_BATCH_ROWS = 1000
 FILL_BATCH_SECONDS = 1.0
+# A fill process applies at the ticks every process shares (reload_fill.next_tick), not after so many rows: at
+# full speed one reads about 1,250 small files a second. This bound only keeps a batch's memory in check.
+FILL_PROCESS_BATCH_ROWS = 5000
 # A fill of at least this many files of a storage that reads on the CPU runs in a process of its own, in chunks.
 FILL_OUT_OF_PROCESS_MIN = 200
 FILL_CHUNK = 50
@@ -361,22 +364,25 @@ class ReloadRun:
 
     def _fill_in_processes(self, reads: list[list[ToRead]], processes: FillProcesses) -> None:
         # Tasks of whole batches, enough of them to keep every process busy to the end: each process applies
-        # what it read every FILL_BATCH_ROWS rows or FILL_BATCH_SECONDS, and at the end of each task.
+        # what it read every FILL_PROCESS_BATCH_ROWS rows or at each tick of FILL_BATCH_SECONDS, not at a task's end.
         chunk = max(FILL_CHUNK, sum(len(group) for group in reads) // (4 * FILL_PROCESSES))
         before = (self.progress.filled, self.progress.hashed, self.progress.failed)
         pending = {
-            processes.pool.submit(fill_task, self.storage, task, FILL_BATCH_ROWS, FILL_BATCH_SECONDS)
+            processes.pool.submit(fill_task, self.storage, task, FILL_PROCESS_BATCH_ROWS, FILL_BATCH_SECONDS)
             for task in fill_tasks(reads, chunk)
         }
-        while pending:
-            done, pending = wait(pending, timeout=PROGRESS_SECONDS, return_when=FIRST_COMPLETED)
-            self.progress.filled, self.progress.hashed, self.progress.failed = (
-                start + count for start, count in zip(before, processes.now(), strict=True)
-            )
-            for task in done:
-                # An unexpected error fails the reload, as anywhere else (execute closes the processes).
-                self._take(task.result())
-            self._report()
+        for last in (False, True):
+            while pending:
+                done, pending = wait(pending, timeout=PROGRESS_SECONDS, return_when=FIRST_COMPLETED)
+                self.progress.filled, self.progress.hashed, self.progress.failed = (
+                    start + count for start, count in zip(before, processes.now(), strict=True)
+                )
+                for task in done:
+                    # An unexpected error fails the reload, as anywhere else (execute closes the processes).
+                    self._take(task.result())
+                self._report()
+            # Each process keeps the rows it read since its last tick: every one applies them once all is read.
+            pending = set() if last else set(processes.flush())
 
     def _fill_in_threads(self, reads: list[list[ToRead]]) -> None:
         applier = FillApplier(self.cache, FILL_BATCH_ROWS, FILL_BATCH_SECONDS, record=self._record_sightings)

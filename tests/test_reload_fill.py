@@ -50,6 +50,7 @@ def test_a_fill_moves_the_serial_once_per_batch(cache_env: Env, monkeypatch: pyt
     env = cache_env
     bodies = _put_bulk(env, FILES)
     monkeypatch.setattr(reload_module, "FILL_BATCH_ROWS", 100)
+    monkeypatch.setattr(reload_module, "FILL_PROCESS_BATCH_ROWS", 100)
     monkeypatch.setattr(reload_module, "FILL_BATCH_SECONDS", 3600.0)  # only the row count flushes
     heard: list[Applied] = []
     env.cache.subscribe(heard.append)
@@ -200,6 +201,42 @@ def test_a_large_local_fill_reads_in_a_process_of_its_own(local_env: Env, monkey
         # The process recorded each file, with the metadata its .metadata URL serves.
         assert env.index.read_metadata(rows[wheel.name]) == wheel_metadata(wheel)
     assert env.reload().hashed == 0, "a second reload finds every file recorded"
+
+
+def test_fill_processes_apply_at_shared_ticks_and_not_at_each_tasks_end(
+    local_env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task's end moves no serial: what a process read since its last tick waits for the next one, or for the
+    fill's last flush, one per process. Here no tick comes within the fill: four tasks, at most two moves."""
+    env = local_env
+    wheels = [build_wheel(env.dists, f"Proj{n}", "1.0") for n in range(20)]
+    for wheel in wheels:
+        put_raw(env.storage, f"{wheel.name.split('-')[0].lower()}/{wheel.name}", wheel.read_bytes())
+    monkeypatch.setattr(reload_module, "FILL_OUT_OF_PROCESS_MIN", 10)
+    monkeypatch.setattr(reload_module, "FILL_CHUNK", 5)
+    monkeypatch.setattr(reload_module, "FILL_BATCH_SECONDS", 3600.0)
+    tasks: list[int] = []
+    real_tasks = reload_module.fill_tasks
+    monkeypatch.setattr(reload_module, "fill_tasks", lambda *args: tasks.append(len(made := real_tasks(*args))) or made)
+    heard: list[Applied] = []
+    env.cache.subscribe(heard.append)
+    visible: list[int] = []
+
+    result = env.index.begin_reload(4).execute(on_visible=lambda _progress: visible.append(len(heard)))
+
+    assert counts(result)["hashed"] == 20 and tasks == [4]
+    moves = [applied for applied in heard[visible[0] :] if applied.changed]
+    assert 1 <= len(moves) <= reload_module.FILL_PROCESSES
+    assert sum(applied.count for applied in moves) == 20
+    assert {row.sha256 for row in env.rows().values()} == {sha256(wheel.read_bytes()) for wheel in wheels}
+
+
+def test_every_fill_process_applies_at_the_same_tick_of_the_wall_clock() -> None:
+    for seconds in (1.0, 0.25):
+        tick = reload_fill.next_tick(seconds)
+        wall = time.time() + (tick - time.monotonic())
+        assert 0 < tick - time.monotonic() <= seconds
+        assert min(wall % seconds, seconds - wall % seconds) < 0.01
 
 
 def _pools_as_listed(env: Env, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[list[str]]]:
