@@ -57,12 +57,16 @@ class Page:
     extra_headers: tuple[tuple[str, str], ...] = ()
     # An upper bound on how long clients and a CDN keep it (an upstream's listing changes without a purge).
     shared_max_age: int | None = None
-    gzipped: bytes = field(init=False, repr=False)
+    # What the body was made from, when a later serial may make the same bytes (the names `/simple/` lists).
+    source: tuple[tuple[str, str], ...] | None = field(default=None, repr=False, compare=False)
+    # The body gzipped: made here unless given (the same body as a page before it).
+    gzipped: bytes = field(default=b"", repr=False)
     # Responses built from this page, by the request's kind (web/simple_serving.py).
     responses: dict[tuple[str, bool, bool, int, int | None], Any] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.gzipped = gzip.compress(self.body, GZIP_LEVEL, mtime=0)
+        if not self.gzipped:
+            self.gzipped = gzip.compress(self.body, GZIP_LEVEL, mtime=0)
 
     @property
     def size(self) -> int:
@@ -180,7 +184,7 @@ class PageCache:
             page = self._get(key)
             if page is not None and page.serial == serial:
                 return _hit(page)
-            return self._put(key, self._render_index(self.projects(serial), serial, kind, str(serial)))
+            return self._put(key, self._render_index(self.projects(serial), serial, kind, str(serial), page))
         finally:
             self._rendering.release()
 
@@ -198,7 +202,7 @@ class PageCache:
         if page is not None and page.serial == serial:
             return _hit(page)
         listed = [p for p in projects if p.name in shown]
-        return self._put(key, self._render_index(listed, serial, kind, f"{serial}.{tag}"))
+        return self._put(key, self._render_index(listed, serial, kind, f"{serial}.{tag}", page))
 
     def project_page(self, name: str, kind: str, namespaces: simple_pages.NamespacesField = None) -> Page:
         """`/simple/<name>/`; NotFound for a project the index does not have.
@@ -247,9 +251,16 @@ class PageCache:
         return _hit(page) if page is not None else self._put(key, render())
 
     @staticmethod
-    def _render_index(projects: list[Project], serial: int, kind: str, etag: str) -> Page:
-        body = simple_pages.index_json(projects, serial) if kind == "json" else simple_pages.index_html(projects)
-        return Page(body, etag, serial, checked_at=serial)
+    def _render_index(projects: list[Project], serial: int, kind: str, etag: str, before: Page | None = None) -> Page:
+        """`/simple/` at `serial`. The HTML lists names only: where they are the names of the page `before` it (a
+        change to files, as every batch of a reload's fill and most uploads are), its bytes are kept, gzipped
+        already, and only the serial and ETag are new."""
+        if kind == "json":
+            return Page(simple_pages.index_json(projects, serial), etag, serial, checked_at=serial)
+        names = tuple((project.name, project.display_name) for project in projects)
+        if before is not None and before.source == names:
+            return Page(before.body, etag, serial, checked_at=serial, source=names, gzipped=before.gzipped)
+        return Page(simple_pages.index_html(projects), etag, serial, checked_at=serial, source=names)
 
     # -- the LRU -----------------------------------------------------------------
 

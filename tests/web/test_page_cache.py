@@ -464,6 +464,31 @@ def _two_projects(world: World) -> None:
     assert upload_dist(world.testapp, world.auth, path, "Other", "1.0").status_int == 200
 
 
+def test_slash_simple_keeps_its_bytes_while_the_names_it_lists_are_unchanged(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change to files (a yank here; every batch of a reload's fill) moves the serial: `/simple/` gets a new ETag,
+    and keeps the HTML and gzip it had, which list names only. A new project is rendered."""
+    app = world.testapp
+    warm = get(app, "/simple/", None, {"Accept-Encoding": "gzip"})
+    rendered: list[int] = []
+    real = page_cache.simple_pages.index_html
+    monkeypatch.setattr(
+        page_cache.simple_pages, "index_html", lambda projects: rendered.append(len(projects)) or real(projects)
+    )
+
+    _yank(world)
+    kept = get(app, "/simple/", None, {"Accept-Encoding": "gzip"})
+    assert kept.headers["ETag"] != warm.headers["ETag"] and rendered == []
+    assert kept.body == warm.body and gzip.decompress(kept.body) == cold_body(world.index, "/simple/", None)
+    rendered.clear()  # the cold page just rendered
+
+    _two_projects(world)
+    listed = get(app, "/simple/", None)
+    assert rendered == [2] and "Other" in listed.text
+    assert listed.body == cold_body(world.index, "/simple/", None)
+
+
 @pytest.mark.parametrize("accept", [None, JSON_V1])
 def test_unrelated_change_does_not_rerender_a_project_page(
     world: World, monkeypatch: pytest.MonkeyPatch, accept: str | None
