@@ -194,6 +194,9 @@ class FillApplier:
         # The report, as the reading thread and the applying one add to it.
         self.lock = threading.Lock()
         self.report = FillReport()
+        # The batch, as the reading thread and a ticking one (tick_in_background) change it.
+        self.batching = threading.RLock()
+        self.failure: BaseException | None = None
 
     def take(self, todo: ToRead, read: Read, raw_metadata: bytes | None) -> None:
         """One file read: a row to fill in (applied with its batch), a row to remove, or a failure."""
@@ -212,47 +215,73 @@ class FillApplier:
                 self.report.named.append(filled.project)
             if read.recorded:
                 self.report.recorded.append((filled.filename, filled.project))
-        if not read.recorded:
-            self.unsighted.append((filled, raw_metadata))
-        if not self.batch:
-            self.due = next_tick(self.seconds)
         named = filled.upload_name if todo.names_project and filled.core_metadata else None
-        self.batch.append(FillDetails(filled, display_name=named))
-        if len(self.batch) >= self.rows:
-            self.flush()
+        with self.batching:
+            if not read.recorded:
+                self.unsighted.append((filled, raw_metadata))
+            if not self.batch:
+                self.due = next_tick(self.seconds)
+            self.batch.append(FillDetails(filled, display_name=named))
+            if len(self.batch) >= self.rows:
+                self.flush()
 
     def wait(self) -> float | None:
         """Seconds until the pending batch is due (None: nothing pending)."""
         return max(self.due - time.monotonic(), 0.0) if self.batch else None
 
     def flush_if_due(self) -> None:
+        if self.failure is not None:
+            raise self.failure  # applying at a tick failed: the fill ends here, as if it had failed here
         if self.batch and time.monotonic() >= self.due:
             self.flush()
 
+    def tick_in_background(self) -> None:
+        """Apply a batch its reader left due, from a thread of its own, a quarter of a tick after each tick, as long
+        as the process lives: a process waiting for its next task (or for the others to finish theirs) would
+        otherwise hold its rows until then. A reader at work applies at the tick itself (flush_if_due), where its
+        pacing counts the apply's time too. A failure is raised by the next flush_if_due or flush."""
+        late = self.seconds / 4
+
+        def tick() -> None:
+            while self.failure is None:
+                time.sleep(self.seconds - (time.time() - late) % self.seconds)
+                try:
+                    with self.batching:
+                        self.flush_if_due()
+                except BaseException as exc:  # noqa: BLE001 - handed to the reading thread, which raises it
+                    self.failure = exc
+
+        threading.Thread(target=tick, name="ppc-fill-tick", daemon=True).start()
+
     def flush(self) -> None:
-        batch = self.batch
-        if not batch:
-            return
-        self.batch = []
-        if self.record is not None and self.unsighted:
-            recorded = [(f.filename, f.project) for f in self.record(self.unsighted)]
-            with self.lock:
-                self.report.recorded.extend(recorded)
-        # Without a recorder they were offered to storage as they were read: what it refused is left to record_back.
-        self.unsighted = []
-        if self.pool is None:
-            self._apply(batch)
-            return
-        for done in [future for future in self.applying if future.done()]:
-            done.result()  # an error applying an earlier batch ends the fill here
-            self.applying.remove(done)
-        self.applying.append(self.pool.submit(self._apply, batch))
+        if self.failure is not None:
+            raise self.failure
+        with self.batching:
+            batch = self.batch
+            if not batch:
+                return
+            self.batch = []
+            if self.record is not None and self.unsighted:
+                recorded = [(f.filename, f.project) for f in self.record(self.unsighted)]
+                with self.lock:
+                    self.report.recorded.extend(recorded)
+            # Without a recorder they were offered to storage as they were read: what it refused is left to
+            # record_back.
+            self.unsighted = []
+            if self.pool is None:
+                self._apply(batch)
+                return
+            for done in [future for future in self.applying if future.done()]:
+                done.result()  # an error applying an earlier batch ends the fill here
+                self.applying.remove(done)
+            self.applying.append(self.pool.submit(self._apply, batch))
 
     def drain(self) -> None:
         """Wait until every batch handed to the pool is applied (raising what applying one raised)."""
-        for future in self.applying:
+        with self.batching:
+            applying, self.applying = self.applying, []
+        for future in applying:
             future.result()
-        self.applying = []
 
     def take_report(self) -> FillReport:
         with self.lock:
@@ -427,8 +456,9 @@ def background() -> None:
 def fill_task(storage: Storage, batches: list[list[ToRead]], rows: int, seconds: float) -> FillReport:
     """Read, record and apply whole batches of files, in a fill process (its cache and counts from start_filler).
 
-    What it read since the last tick stays with the process's applier, for the next task or flush_task: a task's
-    end moves no serial. Its report carries no counts: they went to the shared ones as each batch was done.
+    What it read since the last tick stays with the process's applier, which applies it at the next tick, in this
+    task or after it (tick_in_background), or at flush_task: a task's end moves no serial. Its report carries no
+    counts: they went to the shared ones as each batch was done.
     """
     applier = _applier(rows, seconds)
     pacer = Pacer()
@@ -445,12 +475,15 @@ def fill_task(storage: Storage, batches: list[list[ToRead]], rows: int, seconds:
 def flush_task() -> FillReport:
     """Apply what this fill process still holds, then wait for the others' flush_task (the fill's last tasks), so
     that no process takes two of them."""
-    applier = _applier(0, 0.0)
-    applier.flush()
-    applier.drain()
-    _count(applier)
+    report = FillReport()
+    if _process_applier:  # else this process ran no fill_task: it holds nothing
+        applier = _process_applier[0]
+        applier.flush()
+        applier.drain()
+        _count(applier)
+        report = applier.take_report()
     _process_barrier[0].wait(FLUSH_BARRIER_SECONDS)
-    return applier.take_report()
+    return report
 
 
 def _applier(rows: int, seconds: float) -> FillApplier:
@@ -461,7 +494,9 @@ def _applier(rows: int, seconds: float) -> FillApplier:
         # waits there); an embedded one applies between the reads (measured: 5,000 files filled 10% sooner).
         # The thread lives as long as the process.
         pool = None if cache.writes_on_the_cpu else ThreadPoolExecutor(1, "ppc-fill-apply")
-        _process_applier.append(FillApplier(cache, rows, seconds, keep_applied=True, pool=pool))
+        applier = FillApplier(cache, rows, seconds, keep_applied=True, pool=pool)
+        applier.tick_in_background()
+        _process_applier.append(applier)
     return _process_applier[0]
 
 

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -26,6 +27,7 @@ from pypicloud_lite.indexing import describe_object, listed_file
 from pypicloud_lite.models import Applied, FillMany, ReloadChanges
 from pypicloud_lite.naming import parse_filename
 from pypicloud_lite.reload import ReloadProgress
+from pypicloud_lite.storage.base import StoredObject
 from tests.support.distbuilder import build_wheel
 from tests.support.legacy import wheel_metadata
 from tests.support.reload import Env, counts, open_rebuilt, put_raw, sha256
@@ -237,6 +239,57 @@ def test_every_fill_process_applies_at_the_same_tick_of_the_wall_clock() -> None
         wall = time.time() + (tick - time.monotonic())
         assert 0 < tick - time.monotonic() <= seconds
         assert min(wall % seconds, seconds - wall % seconds) < 0.01
+
+
+class _Applying:
+    """A cache that only counts the FillMany batches applied to it (or fails them)."""
+
+    writes_on_the_cpu = True
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.batches: list[int] = []
+        self.error = error
+
+    def apply(self, change: Any) -> Applied:
+        if self.error is not None:
+            raise self.error
+        self.batches.append(len(change.fills))
+        return Applied(len(self.batches), len(change.fills))
+
+
+def _take_one(applier: reload_fill.FillApplier, n: int) -> None:
+    key = f"tick/tick-1.{n}.tar.gz"
+    listed = listed_file(parse_filename(key.split("/")[1]), StoredObject(key, 10, datetime.now(UTC), etag="e"))
+    filled = replace(listed, sha256="0" * 64)
+    applier.take(reload_fill.ToRead(listed, False, False, True), reload_fill.Read(listed, filled, recorded=True), None)
+
+
+def test_a_fill_process_between_tasks_applies_what_it_holds_at_the_next_tick() -> None:
+    cache = _Applying()
+    applier = reload_fill.FillApplier(cache, 1000, 0.2, keep_applied=True)  # type: ignore[arg-type]
+    applier.tick_in_background()
+    _take_one(applier, 1)
+    _take_one(applier, 2)
+    # Nobody calls flush_if_due (the process waits for its next task): the tick applies them.
+    deadline = time.monotonic() + 5
+    while not cache.batches and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert cache.batches == [2] and applier.batch == []
+    assert applier.take_report().hashed == 2
+
+
+def test_a_failure_to_apply_at_a_tick_ends_the_fill_in_its_reading_thread() -> None:
+    cache = _Applying(error=RuntimeError("database gone"))
+    applier = reload_fill.FillApplier(cache, 1000, 0.2)  # type: ignore[arg-type]
+    applier.tick_in_background()
+    _take_one(applier, 1)
+    deadline = time.monotonic() + 5
+    while applier.failure is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with pytest.raises(RuntimeError, match="database gone"):
+        applier.flush_if_due()
+    with pytest.raises(RuntimeError, match="database gone"):
+        applier.flush()
 
 
 def _pools_as_listed(env: Env, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[list[str]]]:
