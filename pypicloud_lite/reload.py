@@ -39,6 +39,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 
+from pypicloud_lite.activity import requests_begun
 from pypicloud_lite.cache import Cache, settings_elsewhere
 from pypicloud_lite.errors import Conflict, NotFound, PypicloudLiteError
 from pypicloud_lite.indexing import describe_object, listed_file
@@ -367,6 +368,7 @@ class ReloadRun:
         # what it read every FILL_PROCESS_BATCH_ROWS rows or at each tick of FILL_BATCH_SECONDS, not at a task's end.
         chunk = max(FILL_CHUNK, sum(len(group) for group in reads) // (4 * FILL_PROCESSES))
         before = (self.progress.filled, self.progress.hashed, self.progress.failed)
+        seen = requests_begun()
         pending = {
             processes.pool.submit(fill_task, self.storage, task, FILL_PROCESS_BATCH_ROWS, FILL_BATCH_SECONDS)
             for task in fill_tasks(reads, chunk)
@@ -374,6 +376,9 @@ class ReloadRun:
         for last in (False, True):
             while pending:
                 done, pending = wait(pending, timeout=PROGRESS_SECONDS, return_when=FIRST_COMPLETED)
+                # Requests since the last look: the processes rest while the kernel also keeps them waiting.
+                seen, last_seen = requests_begun(), seen
+                processes.serving(seen != last_seen)
                 self.progress.filled, self.progress.hashed, self.progress.failed = (
                     start + count for start, count in zip(before, processes.now(), strict=True)
                 )

@@ -324,10 +324,12 @@ FILL_NICE = 19
 FLUSH_BARRIER_SECONDS = 300.0
 # A fill process's own cache, the counts (filled, hashed, failed) every fill process adds to as it goes (the
 # reload's progress moves with each batch, not with each task), and the barrier of the fill's last flush
-# (start_filler); then its applier, which keeps the rows it has not applied yet from one task to the next.
+# and whether the server answers requests (start_filler); then its applier, which keeps the rows it has not
+# applied yet from one task to the next.
 _process_cache: list[Cache] = []
 _process_counts: list[Counts] = []
 _process_barrier: list[BarrierLike] = []
+_process_busy: list[Flag] = []
 _process_applier: list[FillApplier] = []
 
 
@@ -337,6 +339,12 @@ class Counts(Protocol):
     def __getitem__(self, index: int) -> int: ...
     def __setitem__(self, index: int, value: int) -> None: ...
     def get_lock(self) -> AbstractContextManager[Any]: ...
+
+
+class Flag(Protocol):
+    """A shared value of multiprocessing (RawValue)."""
+
+    value: int
 
 
 class BarrierLike(Protocol):
@@ -358,8 +366,13 @@ class FillProcesses:
         self.processes = processes
         self.counts: Counts = context.Array("q", 3)  # filled, hashed, failed
         self.barrier: BarrierLike = context.Barrier(processes)
+        # Whether the process that started them answered requests lately (serving): their pacers read it.
+        self.busy: Flag = context.RawValue("b", 0)
         self.pool = ProcessPoolExecutor(
-            processes, mp_context=context, initializer=start_filler, initargs=(settings, self.counts, self.barrier)
+            processes,
+            mp_context=context,
+            initializer=start_filler,
+            initargs=(settings, self.counts, self.barrier, self.busy),
         )
         # A spawning pool starts a process per task it cannot give an idle one: one small task each starts them all.
         for _ in range(processes):
@@ -368,6 +381,10 @@ class FillProcesses:
     def flush(self) -> list[Future[FillReport]]:
         """Have every process apply what it holds (flush_task): one task each, as each waits for the others."""
         return [self.pool.submit(flush_task) for _ in range(self.processes)]
+
+    def serving(self, busy: bool) -> None:
+        """Tell the processes whether requests came since the last call (reload_pacing.Pacer)."""
+        self.busy.value = int(busy)
 
     def now(self) -> tuple[int, int, int]:
         with self.counts.get_lock():
@@ -380,7 +397,7 @@ class FillProcesses:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def start_filler(settings: CacheSettings, counts: Counts, barrier: BarrierLike) -> None:
+def start_filler(settings: CacheSettings, counts: Counts, barrier: BarrierLike, busy: Flag) -> None:
     """A fill process's start: in the background, with a cache of its own (the reload's, opened again), and
     ending with the process that started it."""
     background()
@@ -391,6 +408,7 @@ def start_filler(settings: CacheSettings, counts: Counts, barrier: BarrierLike) 
     _process_cache.append(build_cache(settings))
     _process_counts.append(counts)
     _process_barrier.append(barrier)
+    _process_busy.append(busy)
 
 
 def end_with(parent: int) -> None:
@@ -461,7 +479,7 @@ def fill_task(storage: Storage, batches: list[list[ToRead]], rows: int, seconds:
     counts: they went to the shared ones as each batch was done.
     """
     applier = _applier(rows, seconds)
-    pacer = Pacer()
+    pacer = Pacer(serving=_process_busy[0])
     for batch in batches:
         started = time.monotonic()
         for (read, raw_metadata), todo in zip(read_and_record(storage, [batch], True), batch, strict=True):

@@ -5,8 +5,9 @@ that wants it, but not at no cost: on a machine of two virtual cores serving pag
 only hashes files at background priority still took 10 to 30% of the server's rate (bench/README.md, issue 15,
 eleventh pass), whatever the kernel was told. So a fill process also measures, from the kernel's own account of
 its thread (`/proc/thread-self/schedstat`: time run, time waited runnable), whether something else keeps it
-waiting; while it does, the process rests three times as long as each batch took: it then takes at most a
-quarter of what it could. On an idle machine it waits for nothing and runs at full speed.
+waiting, while the server is answering requests; while both hold, the process rests three times as long as
+each batch took: it then takes at most a quarter of what it could. On an idle server or an idle machine it runs
+at full speed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 SCHEDSTAT = Path("/proc/thread-self/schedstat")
 # How often the share of time waited is measured, and above which share other work is taken to want the CPU.
@@ -24,8 +26,19 @@ CONTENDED_SHARE = 0.3
 REST_FACTOR = 3.0
 
 
+class Shared(Protocol):
+    """A flag another process sets (a multiprocessing RawValue)."""
+
+    value: int
+
+
 class Pacer:
-    """After each batch (`rest_after`), rest in proportion to it while the kernel says other work is waiting."""
+    """After each batch (`rest_after`), rest in proportion to it while the kernel says other work is waiting.
+
+    With `serving`, only while that flag also says the server is answering requests (the reload sets it): the
+    fill's own work elsewhere on the machine (a local database applying its rows, a DynamoDB emulator) does not
+    slow it down on an idle server.
+    """
 
     def __init__(
         self,
@@ -33,8 +46,9 @@ class Pacer:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        serving: Shared | None = None,
     ) -> None:
-        self.schedstat, self.clock, self.sleep = schedstat, clock, sleep
+        self.schedstat, self.clock, self.sleep, self.serving = schedstat, clock, sleep, serving
         self.contended = False
         self.rested = 0.0
         self._last = self._read()
@@ -55,7 +69,8 @@ class Pacer:
             current = self._read()
             if current is not None:
                 run, waited = current[0] - self._last[0], current[1] - self._last[1]
-                self.contended = waited > CONTENDED_SHARE * max(run + waited, 1)
+                busy = self.serving is None or bool(self.serving.value)
+                self.contended = busy and waited > CONTENDED_SHARE * max(run + waited, 1)
             self._last, self._measured = current, now
         if self.contended:
             pause = REST_FACTOR * max(now - started, 0.0)

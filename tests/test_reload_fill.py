@@ -241,6 +241,27 @@ def test_every_fill_process_applies_at_the_same_tick_of_the_wall_clock() -> None
         assert min(wall % seconds, seconds - wall % seconds) < 0.01
 
 
+@pytest.mark.parametrize("requests", [True, False])
+def test_the_reload_tells_its_fill_processes_whether_the_server_answers_requests(
+    local_env: Env, monkeypatch: pytest.MonkeyPatch, requests: bool
+) -> None:
+    env = local_env
+    wheels = [build_wheel(env.dists, "Bulk", f"1.{n}") for n in range(12)]
+    for wheel in wheels:
+        put_raw(env.storage, f"bulk/{wheel.name}", wheel.read_bytes())
+    monkeypatch.setattr(reload_module, "FILL_OUT_OF_PROCESS_MIN", 10)
+    monkeypatch.setattr(reload_module, "FILL_CHUNK", 5)
+    monkeypatch.setattr(reload_module, "PROGRESS_SECONDS", 0.01)
+    begun = iter(range(1_000_000))
+    monkeypatch.setattr(reload_module, "requests_begun", lambda: next(begun) if requests else 7)
+    told: list[bool] = []
+    real = reload_fill.FillProcesses.serving
+    monkeypatch.setattr(reload_fill.FillProcesses, "serving", lambda self, busy: told.append(busy) or real(self, busy))
+
+    assert counts(env.reload())["hashed"] == 12
+    assert told and set(told) == {requests}
+
+
 class _Applying:
     """A cache that only counts the FillMany batches applied to it (or fails them)."""
 

@@ -6,7 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import webtest
 
+from pypicloud_lite import activity
 from pypicloud_lite.reload_pacing import REST_FACTOR, WINDOW_SECONDS, Pacer
 
 
@@ -23,10 +25,15 @@ class Clock:
         self.now += seconds
 
 
-def _pacer(tmp_path: Path, clock: Clock) -> tuple[Pacer, Path]:
+class Flag:
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+
+def _pacer(tmp_path: Path, clock: Clock, serving: Flag | None = None) -> tuple[Pacer, Path]:
     schedstat = tmp_path / "schedstat"
     schedstat.write_text("1000000000 0 10\n")
-    return Pacer(schedstat, clock=clock, sleep=clock.sleep), schedstat
+    return Pacer(schedstat, clock=clock, sleep=clock.sleep, serving=serving), schedstat
 
 
 def _batch(pacer: Pacer, clock: Clock, schedstat: Path, run_ns: int, waited_ns: int, seconds: float) -> None:
@@ -68,6 +75,26 @@ def test_a_fill_process_goes_back_to_full_speed_once_the_machine_is_idle_again(t
     rests = len(clock.slept)
     _batch(pacer, clock, schedstat, 10_000_000, 0, 0.01)
     assert len(clock.slept) == rests
+
+
+def test_a_fill_process_waiting_for_the_cpu_rests_only_while_the_server_answers_requests(tmp_path: Path) -> None:
+    """Waiting for the CPU on an idle server is the fill's own doing (a database on the same machine applying its
+    rows): no rest then. Once requests come, the same wait means rest."""
+    clock = Clock()
+    serving = Flag(0)
+    pacer, schedstat = _pacer(tmp_path, clock, serving)
+    _batch(pacer, clock, schedstat, 60_000_000, 140_000_000, WINDOW_SECONDS)
+    assert clock.slept == [] and not pacer.contended
+    serving.value = 1
+    _batch(pacer, clock, schedstat, 60_000_000, 140_000_000, WINDOW_SECONDS)
+    assert clock.slept == [pytest.approx(REST_FACTOR * WINDOW_SECONDS)]
+
+
+def test_every_request_the_app_begins_is_counted(testapp: webtest.TestApp) -> None:
+    before = activity.requests_begun()
+    for _ in range(3):
+        testapp.get("/simple/", status="*")
+    assert activity.requests_begun() == before + 3
 
 
 def test_where_the_kernel_keeps_no_such_account_a_fill_never_rests(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from pypicloud_lite.activity import note_request
 from pypicloud_lite.errors import PypicloudLiteError
 from pypicloud_lite.naming import normalize
 from pypicloud_lite.web.caching import cache_control_for, if_none_match_covers
@@ -101,6 +102,8 @@ class SimpleFastPath:
         self.services = services
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        # Every request the app answers comes through here: a reload's fill rests while they come (activity.py).
+        note_request()
         # The prepared pages carry the security headers already; everything else gets them on the way out.
         try:
             response = self._serve(environ)
