@@ -366,6 +366,8 @@ class ReloadRun:
     def _fill_in_processes(self, reads: list[list[ToRead]], processes: FillProcesses) -> None:
         # Tasks of whole batches, enough of them to keep every process busy to the end: each process applies
         # what it read every FILL_PROCESS_BATCH_ROWS rows or at each tick of FILL_BATCH_SECONDS, not at a task's end.
+        # Then one flush task per process, queued behind them: a process that runs out of tasks applies what it
+        # holds at once, while the others finish theirs.
         chunk = max(FILL_CHUNK, sum(len(group) for group in reads) // (4 * FILL_PROCESSES))
         before = (self.progress.filled, self.progress.hashed, self.progress.failed)
         seen = requests_begun()
@@ -373,21 +375,19 @@ class ReloadRun:
             processes.pool.submit(fill_task, self.storage, task, FILL_PROCESS_BATCH_ROWS, FILL_BATCH_SECONDS)
             for task in fill_tasks(reads, chunk)
         }
-        for last in (False, True):
-            while pending:
-                done, pending = wait(pending, timeout=PROGRESS_SECONDS, return_when=FIRST_COMPLETED)
-                # Requests since the last look: the processes rest while the kernel also keeps them waiting.
-                seen, last_seen = requests_begun(), seen
-                processes.serving(seen != last_seen)
-                self.progress.filled, self.progress.hashed, self.progress.failed = (
-                    start + count for start, count in zip(before, processes.now(), strict=True)
-                )
-                for task in done:
-                    # An unexpected error fails the reload, as anywhere else (execute closes the processes).
-                    self._take(task.result())
-                self._report()
-            # Each process keeps the rows it read since its last tick: every one applies them once all is read.
-            pending = set() if last else set(processes.flush())
+        pending.update(processes.flush())
+        while pending:
+            done, pending = wait(pending, timeout=PROGRESS_SECONDS, return_when=FIRST_COMPLETED)
+            # Requests since the last look: the processes rest while the kernel also keeps them waiting.
+            seen, last_seen = requests_begun(), seen
+            processes.serving(seen != last_seen)
+            self.progress.filled, self.progress.hashed, self.progress.failed = (
+                start + count for start, count in zip(before, processes.now(), strict=True)
+            )
+            for task in done:
+                # An unexpected error fails the reload, as anywhere else (execute closes the processes).
+                self._take(task.result())
+            self._report()
 
     def _fill_in_threads(self, reads: list[list[ToRead]]) -> None:
         applier = FillApplier(self.cache, FILL_BATCH_ROWS, FILL_BATCH_SECONDS, record=self._record_sightings)

@@ -320,8 +320,9 @@ class FillApplier:
 
 # The niceness of a fill's processes: background work, they take the CPU the server's request threads leave.
 FILL_NICE = 19
-# How long a fill process's last flush waits for the others' (each applies at most a tick's rows first).
-FLUSH_BARRIER_SECONDS = 300.0
+# How long a fill process's last flush waits for the others' (which may still be at their last task, paced
+# under load): only a guard against a process that hangs.
+FLUSH_BARRIER_SECONDS = 3600.0
 # A fill process's own cache, the counts (filled, hashed, failed) every fill process adds to as it goes (the
 # reload's progress moves with each batch, not with each task), and the barrier of the fill's last flush
 # and whether the server answers requests (start_filler); then its applier, which keeps the rows it has not
@@ -379,7 +380,8 @@ class FillProcesses:
             self.pool.submit(os.getpid)
 
     def flush(self) -> list[Future[FillReport]]:
-        """Have every process apply what it holds (flush_task): one task each, as each waits for the others."""
+        """Have every process apply what it holds (flush_task) once the tasks submitted before are taken: one task
+        each, as each waits for the others."""
         return [self.pool.submit(flush_task) for _ in range(self.processes)]
 
     def serving(self, busy: bool) -> None:
