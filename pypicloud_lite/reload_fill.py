@@ -324,8 +324,8 @@ FILL_NICE = 19
 # under load): only a guard against a process that hangs.
 FLUSH_BARRIER_SECONDS = 3600.0
 # A fill process's own cache, the counts (filled, hashed, failed) every fill process adds to as it goes (the
-# reload's progress moves with each batch, not with each task), and the barrier of the fill's last flush
-# and whether the server answers requests (start_filler); then its applier, which keeps the rows it has not
+# reload's progress moves with each batch, not with each task), the barrier of the fill's last flush, and
+# whether the server answers requests (start_filler); then its applier, which keeps the rows it has not
 # applied yet from one task to the next.
 _process_cache: list[Cache] = []
 _process_counts: list[Counts] = []
@@ -352,6 +352,7 @@ class BarrierLike(Protocol):
     """multiprocessing's Barrier."""
 
     def wait(self, timeout: float | None = None) -> int: ...
+    def abort(self) -> None: ...
 
 
 class FillProcesses:
@@ -393,6 +394,8 @@ class FillProcesses:
             return self.counts[0], self.counts[1], self.counts[2]
 
     def close(self) -> None:
+        # A reload that failed before every process reached the last flush leaves some waiting there: released.
+        self.barrier.abort()
         # Not waiting for them to exit: each ends its interpreter with the cache's modules loaded (measured: 0.15 s,
         # against 0.03 s without the cache), which the reload, done by then, need not wait for. The pool's own
         # thread joins them.

@@ -494,6 +494,25 @@ def test_a_fill_process_runs_in_a_session_and_a_scheduling_group_of_its_own(tmp_
         assert all(group.endswith(f"nice {reload_fill.FILL_NICE}") for group in groups if group), groups
 
 
+def test_a_fill_that_ends_early_releases_the_processes_waiting_at_its_last_flush(tmp_path: Path) -> None:
+    """One process at the last flush waits for the others; a reload that failed meanwhile never sends them theirs."""
+    raw = {
+        "storage.dir": str(tmp_path),
+        "cache.url": f"sqlite:///{tmp_path}/cache.sqlite",
+        "cache.migrate_on_start": "1",
+    }
+    settings = load_settings(raw, environ={})
+    build_cache(settings.cache).close()
+    processes = reload_fill.FillProcesses(settings.cache, 2)
+    waiting = processes.pool.submit(reload_fill.flush_task)
+    time.sleep(0.5)
+    started = time.monotonic()
+    processes.close()
+    with pytest.raises(threading.BrokenBarrierError):
+        waiting.result(timeout=30)
+    assert time.monotonic() - started < 30
+
+
 _STARTS_A_FILL = """
 import multiprocessing, sys, time
 from pypicloud_lite.cache import build_cache
