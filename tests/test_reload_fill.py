@@ -473,9 +473,8 @@ def _session() -> tuple[int, str | None]:
     return os.getsid(0), group.read_text().strip() if group.exists() else None
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sessions and autogroups as Linux has them")
-def test_a_fill_process_runs_in_a_session_and_a_scheduling_group_of_its_own(tmp_path: Path) -> None:
-    """In the server's scheduling group even SCHED_IDLE work slowed its requests (bench/README.md, tenth pass)."""
+def _two_fill_processes(tmp_path: Path) -> reload_fill.FillProcesses:
+    """A large fill's two processes, on a SQLite cache under `tmp_path` set up as the server would."""
     raw = {
         "storage.dir": str(tmp_path),
         "cache.url": f"sqlite:///{tmp_path}/cache.sqlite",
@@ -483,7 +482,13 @@ def test_a_fill_process_runs_in_a_session_and_a_scheduling_group_of_its_own(tmp_
     }
     settings = load_settings(raw, environ={})
     build_cache(settings.cache).close()
-    processes = reload_fill.FillProcesses(settings.cache, 2)
+    return reload_fill.FillProcesses(settings.cache, 2)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sessions and autogroups as Linux has them")
+def test_a_fill_process_runs_in_a_session_and_a_scheduling_group_of_its_own(tmp_path: Path) -> None:
+    """In the server's scheduling group even SCHED_IDLE work slowed its requests (bench/README.md, tenth pass)."""
+    processes = _two_fill_processes(tmp_path)
     try:
         seen = {processes.pool.submit(_session).result() for _ in range(4)}
     finally:
@@ -496,14 +501,7 @@ def test_a_fill_process_runs_in_a_session_and_a_scheduling_group_of_its_own(tmp_
 
 def test_a_fill_that_ends_early_releases_the_processes_waiting_at_its_last_flush(tmp_path: Path) -> None:
     """One process at the last flush waits for the others; a reload that failed meanwhile never sends them theirs."""
-    raw = {
-        "storage.dir": str(tmp_path),
-        "cache.url": f"sqlite:///{tmp_path}/cache.sqlite",
-        "cache.migrate_on_start": "1",
-    }
-    settings = load_settings(raw, environ={})
-    build_cache(settings.cache).close()
-    processes = reload_fill.FillProcesses(settings.cache, 2)
+    processes = _two_fill_processes(tmp_path)
     waiting = processes.pool.submit(reload_fill.flush_task)
     time.sleep(0.5)
     started = time.monotonic()
