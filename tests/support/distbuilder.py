@@ -78,7 +78,8 @@ def build_wheel(
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for arcname, data in files.items():
             zf.writestr(zipfile.ZipInfo(arcname, date_time=(2024, 1, 1, 0, 0, 0)), data)
-        zf.writestr(f"{dist_info}/RECORD", record)
+        # Its time fixed too: the same wheel built twice is the same bytes, whichever second each build falls in.
+        zf.writestr(zipfile.ZipInfo(f"{dist_info}/RECORD", date_time=(2024, 1, 1, 0, 0, 0)), record)
     return path
 
 
