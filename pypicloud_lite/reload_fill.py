@@ -323,15 +323,8 @@ FILL_NICE = 19
 # How long a fill process's last flush waits for the others' (which may still be at their last task, paced
 # under load): only a guard against a process that hangs.
 FLUSH_BARRIER_SECONDS = 3600.0
-# A fill process's own cache, the counts (filled, hashed, failed) every fill process adds to as it goes (the
-# reload's progress moves with each batch, not with each task), the barrier of the fill's last flush, and
-# whether the server answers requests (start_filler); then its applier, which keeps the rows it has not
-# applied yet from one task to the next.
-_process_cache: list[Cache] = []
-_process_counts: list[Counts] = []
-_process_barrier: list[BarrierLike] = []
-_process_busy: list[Flag] = []
-_process_applier: list[FillApplier] = []
+# What a fill process keeps from its start to its end (start_filler).
+_process: list[Filler] = []
 
 
 class Counts(Protocol):
@@ -353,6 +346,20 @@ class BarrierLike(Protocol):
 
     def wait(self, timeout: float | None = None) -> int: ...
     def abort(self) -> None: ...
+
+
+@dataclass
+class Filler:
+    """A fill process's own: its cache (the reload's, opened again), the counts (filled, hashed, failed) every
+    fill process adds to as it goes (the reload's progress moves with each batch, not with each task), the
+    barrier of the fill's last flush, whether the server answers requests, the pacer that reads it; and its
+    applier, made by its first task, which keeps the rows it has not applied yet from one task to the next."""
+
+    cache: Cache
+    counts: Counts
+    barrier: BarrierLike
+    pacer: Pacer
+    applier: FillApplier | None = None
 
 
 class FillProcesses:
@@ -410,10 +417,7 @@ def start_filler(settings: CacheSettings, counts: Counts, barrier: BarrierLike, 
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=end_with, args=(parent.sentinel,), name="ppc-fill-parent", daemon=True).start()
-    _process_cache.append(build_cache(settings))
-    _process_counts.append(counts)
-    _process_barrier.append(barrier)
-    _process_busy.append(busy)
+    _process.append(Filler(build_cache(settings), counts, barrier, Pacer(serving=busy)))
 
 
 def end_with(parent: int) -> None:
@@ -483,8 +487,7 @@ def fill_task(storage: Storage, batches: list[list[ToRead]], rows: int, seconds:
     task or after it (tick_in_background), or at flush_task: a task's end moves no serial. Its report carries no
     counts: they went to the shared ones as each batch was done.
     """
-    applier = _applier(rows, seconds)
-    pacer = Pacer(serving=_process_busy[0])
+    applier, pacer = _applier(rows, seconds), _process[0].pacer
     for batch in batches:
         started = time.monotonic()
         for (read, raw_metadata), todo in zip(read_and_record(storage, [batch], True), batch, strict=True):
@@ -498,34 +501,33 @@ def fill_task(storage: Storage, batches: list[list[ToRead]], rows: int, seconds:
 def flush_task() -> FillReport:
     """Apply what this fill process still holds, then wait for the others' flush_task (the fill's last tasks), so
     that no process takes two of them."""
-    report = FillReport()
-    if _process_applier:  # else this process ran no fill_task: it holds nothing
-        applier = _process_applier[0]
+    report, applier = FillReport(), _process[0].applier
+    if applier is not None:  # else this process ran no fill_task: it holds nothing
         applier.flush()
         applier.drain()
         _count(applier)
         report = applier.take_report()
-    _process_barrier[0].wait(FLUSH_BARRIER_SECONDS)
+    _process[0].barrier.wait(FLUSH_BARRIER_SECONDS)
     return report
 
 
 def _applier(rows: int, seconds: float) -> FillApplier:
     """This fill process's applier, made by its first task."""
-    if not _process_applier:
-        cache = _process_cache[0]
+    process = _process[0]
+    if process.applier is None:
+        cache = process.cache
         # One thread applies each batch while this one reads on, when the cache answers over the network (it
         # waits there); an embedded one applies between the reads (measured: 5,000 files filled 10% sooner).
         # The thread lives as long as the process.
         pool = None if cache.writes_on_the_cpu else ThreadPoolExecutor(1, "ppc-fill-apply")
-        applier = FillApplier(cache, rows, seconds, keep_applied=True, pool=pool)
-        applier.tick_in_background()
-        _process_applier.append(applier)
-    return _process_applier[0]
+        process.applier = FillApplier(cache, rows, seconds, keep_applied=True, pool=pool)
+        process.applier.tick_in_background()
+    return process.applier
 
 
 def _count(applier: FillApplier) -> None:
     """Move the counts the applier has made so far into the shared ones."""
-    counts = _process_counts[0]
+    counts = _process[0].counts
     with applier.lock, counts.get_lock():
         report = applier.report
         counts[0] += report.filled
