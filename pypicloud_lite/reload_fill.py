@@ -495,7 +495,7 @@ def fill_task(storage: Storage, batches: list[list[ToRead]], rows: int, seconds:
         applier.flush_if_due()
         _count(applier)
         pacer.rest_after(started)
-    return applier.take_report()
+    return _count(applier, hand_over=True)
 
 
 def flush_task() -> FillReport:
@@ -505,8 +505,7 @@ def flush_task() -> FillReport:
     if applier is not None:  # else this process ran no fill_task: it holds nothing
         applier.flush()
         applier.drain()
-        _count(applier)
-        report = applier.take_report()
+        report = _count(applier, hand_over=True)
     _process[0].barrier.wait(FLUSH_BARRIER_SECONDS)
     return report
 
@@ -525,12 +524,18 @@ def _applier(rows: int, seconds: float) -> FillApplier:
     return process.applier
 
 
-def _count(applier: FillApplier) -> None:
-    """Move the counts the applier has made so far into the shared ones."""
+def _count(applier: FillApplier, *, hand_over: bool = False) -> FillReport:
+    """Move the counts the applier has made so far into the shared ones. `hand_over`: also take its report for the
+    reload (the applier starts a new one), under the same lock: a batch the apply or tick thread finishes
+    meanwhile counts in the next report, never in one whose counts the reload's progress (read from the shared
+    ones) would overwrite."""
     counts = _process[0].counts
     with applier.lock, counts.get_lock():
         report = applier.report
+        if hand_over:
+            applier.report = FillReport()
         counts[0] += report.filled
         counts[1] += report.hashed
         counts[2] += report.failed
         report.filled = report.hashed = report.failed = 0
+    return report
