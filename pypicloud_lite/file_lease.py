@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.errors import Conflict
-from pypicloud_lite.models import HeldLease, PackageFile
+from pypicloud_lite.models import HeldLease, PackageFile, Project
 
 # An upload holds its filename's lease while it writes the object (a large one to S3 takes minutes);
 # a lease outlives a process that died holding it by no more than this.
@@ -22,33 +22,34 @@ FILE_LEASE_WAIT = 30.0
 
 @dataclass
 class FileLease:
-    """The lease while held, and the file's row as read when it was taken."""
+    """The lease while held, and the rows read when it was taken: the file's, and its project's if asked for."""
 
     held: HeldLease
     existing: PackageFile | None
+    project: Project | None = None
     ended: bool = False  # set once a change ended it (AddFile, in the row's own transaction on SQL)
 
 
 @contextmanager
-def file_lease(cache: Cache, filename: str) -> Iterator[FileLease]:
+def file_lease(cache: Cache, filename: str, project: str | None = None) -> Iterator[FileLease]:
     """Hold the filename's lease, waiting up to FILE_LEASE_WAIT for another holder (then Conflict).
 
     Without it a delete that removed the row, racing an identical re-upload that found the object
     still there and indexed it, would then delete that object: an acknowledged upload lost.
-    The file's row is read as the lease is taken (one transaction on SQL).
+    The file's row, and `project`'s row when given, are read as the lease is taken (one transaction on SQL).
     """
     held = HeldLease(f"file:{hashlib.sha256(filename.encode()).hexdigest()[:48]}", uuid.uuid4().hex)
     deadline = time.monotonic() + FILE_LEASE_WAIT
     pause = 0.01
     while True:
-        taken, existing = cache.lease_file(held, FILE_LEASE_TTL, filename)
-        if taken:
+        read = cache.lease_file(held, FILE_LEASE_TTL, filename, project)
+        if read.taken:
             break
         if time.monotonic() > deadline:
             raise Conflict(f"Another upload or delete of {filename!r} is in progress; try again shortly.")
         time.sleep(pause)
         pause = min(pause * 2, 0.25)
-    lease = FileLease(held, existing)
+    lease = FileLease(held, read.file, read.project)
     try:
         yield lease
     finally:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from packaging.utils import canonicalize_version
 from packaging.version import Version
@@ -337,6 +337,15 @@ class HeldLease:
 
     name: str
     holder: str
+
+
+class LeaseRead(NamedTuple):
+    """A filename's lease as taking it answered (Cache.lease_file): whether it was taken and, if so, the rows read
+    under it: the file's, and its project's when asked for."""
+
+    taken: bool
+    file: PackageFile | None = None
+    project: Project | None = None
 
 
 @dataclass(frozen=True)

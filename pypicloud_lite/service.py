@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import tempfile
 from collections.abc import Callable, Collection
@@ -20,7 +19,6 @@ from pypicloud_lite.config import UploadSettings
 from pypicloud_lite.errors import (
     Conflict,
     FileExists,
-    FilenameReused,
     InvalidInput,
     InvalidUpload,
     NotFound,
@@ -49,7 +47,6 @@ from pypicloud_lite.naming import (
     is_valid_project_name,
     normalize,
     parse_filename,
-    tombstone_key,
 )
 from pypicloud_lite.reload import LOCK_NAME as RELOAD_LOCK
 from pypicloud_lite.reload import ReloadRun, begin_reload
@@ -61,8 +58,6 @@ from pypicloud_lite.stored_state import StateStore, seed_state, with_status, wit
 
 logger = logging.getLogger(__name__)
 
-# A deletion record is a small JSON object; more than this is not one of ours.
-TOMBSTONE_MAX_BYTES = 4096
 # No upload (or storage write) takes this long between two writes to its temporary file.
 STALE_TEMPORARY_AGE = 3600
 
@@ -110,14 +105,27 @@ class PackageIndex:
 
     # -- uploads ---------------------------------------------------------------
 
-    def upload(self, form: UploadForm, filename: str, content: Received, uploader: str | None) -> UploadResult:
-        """Store a distribution and index it; an identical re-upload changes nothing (`content`: see receiving())."""
+    def upload(
+        self,
+        form: UploadForm,
+        filename: str,
+        content: Received,
+        uploader: str | None,
+        authorize: Callable[[Project | None], object] | None = None,
+    ) -> UploadResult:
+        """Store a distribution and index it; an identical re-upload changes nothing (`content`: see receiving()).
+
+        `authorize` is called with the project's row (None: the upload would create the project), read under the
+        filename's lease, before anything is stored: it raises to refuse the upload.
+        """
         dist = parse_filename(filename)
         self._check_form(form, dist)
         with (
             self._spool(content) as spooled,
-            self._file_lease(dist.filename) as lease,
+            self._file_lease(dist.filename, dist.project if authorize else None) as lease,
         ):
+            if authorize is not None:
+                authorize(lease.project)
             state = self.state.read_project(dist.project)  # once, under the lease (which may have been waited for)
             self._check_open(dist, state)
             self._check_origin(state, "local")
@@ -198,7 +206,7 @@ class PackageIndex:
             return self._restore(existing, spooled, dist)
         if existing is not None:
             return UploadResult(self._same_file(existing, spooled.sha256), created=False)
-        self._check_not_reused(dist, spooled.sha256)
+        self.state.check_not_reused(dist.project, dist.filename, spooled.sha256)
         raw_metadata = read_metadata_file(spooled.path, dist)
         metadata = parse_core_metadata(raw_metadata, dist)
         record = PackageFile.of(
@@ -274,34 +282,12 @@ class PackageIndex:
         logger.warning("upload of %s restored its object, missing from storage", existing.filename)
         return UploadResult(existing, created=False)
 
-    def _check_not_reused(self, dist: DistFilename, sha256: str) -> None:
-        """PyPI's rule: a deleted filename never comes back with other bytes (its URL was served immutable).
-
-        The same bytes may come back: every cached copy of the URL is still right, and an accidental
-        delete can be undone by uploading the file again.
-        """
-        try:
-            with self.storage.open(tombstone_key(dist.project, dist.filename)) as fh:
-                record = json.loads(fh.read(TOMBSTONE_MAX_BYTES))
-        except NotFound:
-            return
-        except ValueError:
-            record = {}  # unreadable: treat as other bytes, the safe side
-        if not isinstance(record, dict) or record.get("sha256") != sha256:
-            # Not "File already exists": twine --skip-existing would then skip it silently, as PyPI's wording avoids.
-            raise FilenameReused(
-                f"This filename has already been used, use a different version: {dist.filename!r} was deleted "
-                "from this index, and a filename never comes back with other contents."
-            )
-
     def _record_deletion(self, file: PackageFile) -> None:
         """Keep the deleted file's hash in storage (a rebuilt cache, a replica and a restore keep the rule too)."""
-        sha256 = file.sha256 or self._object_sha256(file.object_key)
-        record = {"filename": file.filename, "sha256": sha256, "deleted": utcnow().isoformat()}
-        self.storage.put_bytes(tombstone_key(file.project, file.filename), json.dumps(record).encode())
+        self.state.record_deletion(file.project, file.filename, file.sha256 or self._object_sha256(file.object_key))
 
-    def _file_lease(self, filename: str) -> AbstractContextManager[FileLease]:
-        return file_lease(self.cache, filename)
+    def _file_lease(self, filename: str, project: str | None = None) -> AbstractContextManager[FileLease]:
+        return file_lease(self.cache, filename, project)
 
     def _object_sha256(self, key: str) -> str:
         digest = hashlib.sha256()

@@ -36,9 +36,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pypicloud_lite.errors import Conflict, InvalidInput, InvalidUpload
-from pypicloud_lite.models import ORIGINS, PROJECT_STATUSES, CoreMetadata, PackageFile, Project, ProjectState
-from pypicloud_lite.naming import file_record_key, parse_filename, project_state_key, sighting_key, sightings_prefix
+from pypicloud_lite.errors import Conflict, FilenameReused, InvalidInput, InvalidUpload, NotFound
+from pypicloud_lite.models import ORIGINS, PROJECT_STATUSES, CoreMetadata, PackageFile, Project, ProjectState, utcnow
+from pypicloud_lite.naming import (
+    file_record_key,
+    parse_filename,
+    project_state_key,
+    sighting_key,
+    sightings_prefix,
+    tombstone_key,
+)
 from pypicloud_lite.storage.base import Storage
 
 logger = logging.getLogger(__name__)
@@ -48,6 +55,8 @@ FORMAT = 1
 # A file record holds one file's core metadata (bounded at upload); a project state one line per yanked file.
 MAX_RECORD_BYTES = 1024 * 1024
 MAX_STATE_BYTES = 16 * 1024 * 1024
+# A deletion record is a small JSON object; more than this is not one of ours.
+TOMBSTONE_MAX_BYTES = 4096
 # A batch of first sightings holds at most SIGHTINGS_BATCH files' records.
 SIGHTINGS_BATCH = 200
 MAX_SIGHTINGS_BYTES = 64 * 1024 * 1024
@@ -325,6 +334,33 @@ class StateStore:
 
     def delete_file(self, project: str, filename: str) -> None:
         self.storage.delete(file_record_key(project, filename))
+
+    # -- tombstones of deleted files -------------------------------------------------------
+
+    def check_not_reused(self, project: str, filename: str, sha256: str) -> None:
+        """PyPI's rule: a deleted filename never comes back with other bytes (its URL was served immutable).
+
+        The same bytes may come back: every cached copy of the URL is still right, and an accidental
+        delete can be undone by uploading the file again.
+        """
+        try:
+            with self.storage.open(tombstone_key(project, filename)) as fh:
+                record = json.loads(fh.read(TOMBSTONE_MAX_BYTES))
+        except NotFound:
+            return
+        except ValueError:
+            record = {}  # unreadable: treat as other bytes, the safe side
+        if not isinstance(record, dict) or record.get("sha256") != sha256:
+            # Not "File already exists": twine --skip-existing would then skip it silently, as PyPI's wording avoids.
+            raise FilenameReused(
+                f"This filename has already been used, use a different version: {filename!r} was deleted "
+                "from this index, and a filename never comes back with other contents."
+            )
+
+    def record_deletion(self, project: str, filename: str, sha256: str) -> None:
+        """The tombstone of a deleted file: its hash, which check_not_reused compares a new upload's with."""
+        record = {"filename": filename, "sha256": sha256, "deleted": utcnow().isoformat()}
+        self.storage.put_bytes(tombstone_key(project, filename), json.dumps(record).encode())
 
     # -- project states --------------------------------------------------------------------
 

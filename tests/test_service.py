@@ -697,9 +697,9 @@ def test_a_project_closed_while_an_upload_waits_for_its_lease_refuses_it(
     taking = index._file_lease
 
     @contextlib.contextmanager
-    def closed_meanwhile(filename: str) -> Iterator[Any]:
+    def closed_meanwhile(filename: str, project: str | None = None) -> Iterator[Any]:
         index.set_status("demo", "archived")  # while the upload waited for the filename's lease
-        with taking(filename) as lease:
+        with taking(filename, project) as lease:
             yield lease
 
     monkeypatch.setattr(index, "_file_lease", closed_meanwhile)

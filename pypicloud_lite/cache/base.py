@@ -28,6 +28,7 @@ from pypicloud_lite.models import (
     CdnRecord,
     Change,
     HeldLease,
+    LeaseRead,
     PackageFile,
     Project,
     ReloadChanges,
@@ -203,14 +204,15 @@ class Cache(CacheReader, CacheWriter, Leases, CdnOutbox, DownloadCounts):
     # thread writing beside one that reads would only take the GIL from it.
     writes_on_the_cpu: bool = False
 
-    def lease_file(self, lease: HeldLease, ttl: float, filename: str) -> tuple[bool, PackageFile | None]:
-        """Take a filename's lease and read the file's row under it: (taken, row or None when not taken).
+    def lease_file(self, lease: HeldLease, ttl: float, filename: str, project: str | None = None) -> LeaseRead:
+        """Take a filename's lease and read the file's row under it, and `project`'s row when given (an upload
+        checks its uploader's permission by it): nothing is read when the lease is not taken.
 
-        A backend with transactions does both in one.
+        A backend with transactions does all of it in one.
         """
         if not self.acquire_lock(lease.name, lease.holder, ttl):
-            return False, None
-        return True, self.get_file(filename)
+            return LeaseRead(False)
+        return LeaseRead(True, self.get_file(filename), self.get_project(project) if project else None)
 
     @abstractmethod
     def check_health(self) -> None:

@@ -16,6 +16,7 @@ from pypicloud_lite.access.base import (
     check_perms,
 )
 from pypicloud_lite.errors import AuthenticationRequired, Conflict, InvalidInput, NotFound, PermissionDenied
+from pypicloud_lite.models import Project
 from pypicloud_lite.namespaces import Namespace, governing
 from pypicloud_lite.naming import normalize
 from pypicloud_lite.owners import first_uploader
@@ -74,13 +75,14 @@ def token_refusal(identity: Identity, project: str, permission: Permission, acti
     return f"{action} on project {project!r} is refused: token {scope.token_id} is scoped to {scoped} only."
 
 
-def check_may_upload(app: AppServices, identity: Identity, name: str) -> bool:
-    """403 unless this caller may upload to `name` (or create it, when it does not exist yet).
+def check_may_upload(app: AppServices, identity: Identity, name: str, existing: Project | None) -> bool:
+    """403 unless this caller may upload to `name` (or create it, when it does not exist yet: `existing` is None;
+    PackageIndex.upload reads its row under the upload's lease and calls this with it).
 
     True when the upload would create the project: pass it to `record_first_owner` once the upload succeeds.
     """
     project = normalize(name)
-    exists = app.index.find_project(project) is not None
+    exists = existing is not None
     if not (app.access.can_write(identity, project) if exists else app.access.can_create(identity, project)):
         # One message whether or not the project exists: a refusal must not reveal that.
         raise PermissionDenied(

@@ -137,15 +137,18 @@ def test_add_file_adds_once_then_returns_the_existing_row(cache: Cache) -> None:
 def test_a_file_lease_is_taken_with_the_row_and_ended_by_the_add_that_indexes_it(cache: Cache) -> None:
     file = make_file()
     lease = HeldLease("file:demo", "holder-a")
-    assert cache.lease_file(lease, 60, file.filename) == (True, None)
-    assert cache.lease_file(HeldLease("file:demo", "holder-b"), 60, file.filename) == (False, None)
+    assert cache.lease_file(lease, 60, file.filename, file.project) == (True, None, None)
+    assert cache.lease_file(HeldLease("file:demo", "holder-b"), 60, file.filename, "demo") == (False, None, None)
     assert cache.lock_state("file:demo")[0] is True
 
     assert cache.apply(AddFile(file, "Demo", lease)).changed is True
     assert cache.lock_state("file:demo")[0] is False
     # The next holder reads the row under its lease; an add of the existing row ends that lease too.
     again = HeldLease("file:demo", "holder-b")
-    assert cache.lease_file(again, 60, file.filename) == (True, file)
+    # With the project's row when asked for (an upload checks its uploader's permission by it).
+    taken = cache.lease_file(again, 60, file.filename, file.project)
+    assert (taken.taken, taken.file) == (True, file)
+    assert taken.project is not None and taken.project.display_name == "Demo"
     assert cache.apply(AddFile(file, "Demo", again)).changed is False
     assert cache.lock_state("file:demo")[0] is False
 

@@ -21,6 +21,8 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.errors import ConfigError
+from pypicloud_lite.file_lease import FileLease
+from pypicloud_lite.models import HeldLease
 from pypicloud_lite.service import PackageIndex
 from pypicloud_lite.storage.s3 import S3Storage
 from pypicloud_lite.web import make_app
@@ -517,7 +519,14 @@ def test_racing_uploads_of_other_bytes_one_wins(
 ) -> None:
     # The filename's lease serializes uploads of one filename; S3's conditional write is the second line
     # of defence, for a lease that lapsed (an upload slower than FILE_LEASE_TTL): this test takes the lease away.
-    monkeypatch.setattr(services(testapp.app).index, "_file_lease", lambda _filename: contextlib.nullcontext())
+    index = services(testapp.app).index
+
+    def no_lease(_filename: str, project: str | None = None) -> contextlib.AbstractContextManager[FileLease]:
+        return contextlib.nullcontext(
+            FileLease(HeldLease("file:none", "nobody"), None, index.find_project(project or ""))
+        )
+
+    monkeypatch.setattr(index, "_file_lease", no_lease)
     first = build_wheel(tmp_path / "a", "Foo.Bar", "1.0", summary="first")
     second = build_wheel(tmp_path / "b", "Foo.Bar", "1.0", summary="second")
     assert first.name == second.name

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cache.sql.downloads import SQLDownloads
-from pypicloud_lite.cache.sql.leases import SQLLeases, file_by_name
+from pypicloud_lite.cache.sql.leases import SQLLeases, file_by_name, project_by_name
 from pypicloud_lite.cache.sql.outbox import SQLOutbox
 from pypicloud_lite.cache.sql.rows import (
     chunks,
@@ -110,9 +110,6 @@ _PROJECT_COLUMNS = select(
 
 # An upload's statements, built once: Core on the tables, run on a plain connection.
 _FILES, _PROJECTS, _STATE = table_of(FileRow), table_of(ProjectRow), table_of(IndexStateRow)
-_PROJECT_BY_NAME = select(
-    _PROJECTS.c.name, _PROJECTS.c.display_name, _PROJECTS.c.serial, _PROJECTS.c.status, _PROJECTS.c.status_reason
-).where(_PROJECTS.c.name == bindparam("b_name"))
 _BUMP = update(_STATE).where(_STATE.c.id == 1).values(serial=_STATE.c.serial + 1)
 _BUMP_RETURNING = _BUMP.returning(_STATE.c.serial)
 _SERIAL = select(_STATE.c.serial).where(_STATE.c.id == 1)
@@ -391,8 +388,7 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
 
     def get_project(self, name: str) -> Project | None:
         with self._connection() as conn:
-            row = conn.execute(_PROJECT_BY_NAME, {"b_name": name}).first()
-            return Project(*row) if row else None
+            return project_by_name(conn, name)
 
     def list_projects(self) -> list[Project]:
         # Plain rows, not ORM objects: every process reads them again after each change (pages, /simple/).

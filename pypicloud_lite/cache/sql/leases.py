@@ -13,9 +13,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from pypicloud_lite.cache.base import ONCE_PREFIX, Leases
 from pypicloud_lite.cache.sql.rows import naive_utc, to_file
-from pypicloud_lite.db.tables import FileRow, LockRow, table_of
+from pypicloud_lite.db.tables import FileRow, LockRow, ProjectRow, table_of
 from pypicloud_lite.errors import BackendUnavailable
-from pypicloud_lite.models import HeldLease, PackageFile
+from pypicloud_lite.models import HeldLease, LeaseRead, PackageFile, Project
 
 _T = TypeVar("_T")
 
@@ -48,11 +48,20 @@ _END_LOCK = (
     .values(expires=bindparam("b_expires"), progress=bindparam("b_progress"))
 )
 _FILE_BY_NAME = select(_FILES).where(_FILES.c.filename == bindparam("filename"))
+_PROJECTS = table_of(ProjectRow)
+_PROJECT_BY_NAME = select(
+    _PROJECTS.c.name, _PROJECTS.c.display_name, _PROJECTS.c.serial, _PROJECTS.c.status, _PROJECTS.c.status_reason
+).where(_PROJECTS.c.name == bindparam("b_name"))
 
 
 def file_by_name(conn: Connection, filename: str) -> PackageFile | None:
     row = conn.execute(_FILE_BY_NAME, {"filename": filename}).first()
     return to_file(row) if row else None
+
+
+def project_by_name(conn: Connection, name: str) -> Project | None:
+    row = conn.execute(_PROJECT_BY_NAME, {"b_name": name}).first()
+    return Project(*row) if row else None
 
 
 class SQLLeases(Leases):
@@ -65,9 +74,12 @@ class SQLLeases(Leases):
     def acquire_lock(self, name: str, holder: str, ttl: float) -> bool:
         return self._taking(HeldLease(name, holder), ttl, lambda _conn: None)[0]
 
-    def lease_file(self, lease: HeldLease, ttl: float, filename: str) -> tuple[bool, PackageFile | None]:
-        # One transaction: the lease, then the row read under it.
-        return self._taking(lease, ttl, lambda conn: file_by_name(conn, filename))
+    def lease_file(self, lease: HeldLease, ttl: float, filename: str, project: str | None = None) -> LeaseRead:
+        # One transaction: the lease, then the rows read under it.
+        def read(conn: Connection) -> LeaseRead:
+            return LeaseRead(True, file_by_name(conn, filename), project_by_name(conn, project) if project else None)
+
+        return self._taking(lease, ttl, read)[1] or LeaseRead(False)
 
     def _taking(self, lease: HeldLease, ttl: float, then: Callable[[Connection], _T]) -> tuple[bool, _T | None]:
         """Take the lease and, if taken, run `then` in the same transaction: (taken, what it returned)."""

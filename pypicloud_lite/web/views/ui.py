@@ -25,7 +25,7 @@ from pyramid.view import exception_view_config, view_config
 
 from pypicloud_lite.access.base import TOKEN_USERNAME, Identity, Permission
 from pypicloud_lite.errors import AuthenticationRequired, InvalidUpload, PermissionDenied, PypicloudLiteError
-from pypicloud_lite.models import CLOSED_STATUSES, PROJECT_STATUSES, CoreMetadata
+from pypicloud_lite.models import CLOSED_STATUSES, PROJECT_STATUSES, CoreMetadata, Project
 from pypicloud_lite.naming import normalize, parse_filename
 from pypicloud_lite.service import UploadForm
 from pypicloud_lite.web import forms
@@ -219,17 +219,20 @@ def upload(request: Request) -> Response:
     app = services(request)
     # Some browsers send the whole client-side path: only its last part names the file.
     filename = content.filename.replace("\\", "/").rsplit("/", 1)[-1]
+    creating = False
+
+    def authorize(project: Project | None) -> None:
+        nonlocal creating
+        creating = check_may_upload(app, identity, project.display_name if project else dist.project, project)
+
     try:
         dist = parse_filename(filename)
-        existing = app.index.find_project(dist.project)
-        name = existing.display_name if existing else str(dist.project)
-        creating = check_may_upload(app, identity, name)
         # A browser form sends no digest: this one proves only that the bytes arrived whole.
         sha256 = hashlib.file_digest(content.file, "sha256").hexdigest()
         content.file.seek(0)
         # No name: as the browser sent none, the file's metadata names a new project.
         form = UploadForm(name=None, version=str(dist.version), sha256_digest=sha256)
-        result = app.index.upload(form, filename, content.file, uploader=identity.username)
+        result = app.index.upload(form, filename, content.file, identity.username, authorize)
     finally:
         content.file.close()
     record_first_owner(app, identity, result.file.project, creating)

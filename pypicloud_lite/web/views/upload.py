@@ -9,6 +9,7 @@ from pyramid.response import Response
 from pyramid.view import view_config
 
 from pypicloud_lite.errors import InvalidUpload
+from pypicloud_lite.models import Project
 from pypicloud_lite.service import UploadForm
 from pypicloud_lite.web.audit_trail import audit_upload
 from pypicloud_lite.web.forms import check_body_size
@@ -47,7 +48,12 @@ def upload(request: Request) -> Response:
             raise InvalidUpload("Upload payload does not have a file (the 'content' field).")
 
         name = body.get("name") or ""
-        creating = check_may_upload(app, identity, name)
+        creating = False
+
+        def authorize(project: Project | None) -> None:
+            nonlocal creating
+            creating = check_may_upload(app, identity, name, project)
+
         form = UploadForm(
             name=name,
             version=body.get("version") or "",
@@ -58,7 +64,7 @@ def upload(request: Request) -> Response:
             sha256_digest=body.get("sha256_digest"),
             blake2_256_digest=body.get("blake2_256_digest"),
         )
-        result = app.index.upload(form, body.filename, writer.finish(), uploader=identity.username)
+        result = app.index.upload(form, body.filename, writer.finish(), identity.username, authorize)
     record_first_owner(app, identity, name, creating)
     audit_upload(request, identity, result)
     count_upload(result)
