@@ -24,9 +24,10 @@ from pypicloud_lite.errors import (
     InvalidInput,
     InvalidUpload,
     NotFound,
+    PermissionDenied,
     UploadTooLarge,
 )
-from pypicloud_lite.models import Applied, Change, PackageFile, RemoveFile
+from pypicloud_lite.models import Applied, Change, PackageFile, Project, RemoveFile
 from pypicloud_lite.service import PackageIndex, UploadForm, UploadResult
 from pypicloud_lite.storage.local import LocalStorage
 from tests.support.distbuilder import build_sdist, build_wheel, digests, metadata_text
@@ -707,6 +708,29 @@ def test_a_project_closed_while_an_upload_waits_for_its_lease_refuses_it(
         upload(index, build_wheel(dists, "demo", "1.0"))
     assert "demo/demo-1.0-py3-none-any.whl" not in stored_keys(index)
     assert spool_leftovers(spool_dir) == []
+
+
+def test_an_upload_is_authorized_with_its_project_row_read_under_the_lease_before_anything_is_stored(
+    index: PackageIndex, dists: Path, spool_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Project | None] = []
+    sdist, wheel = build_sdist(dists, "demo", "1.0"), build_wheel(dists, "demo", "1.0")
+    with sdist.open("rb") as fh:
+        index.upload(form_for(sdist, "Demo", "1.0"), sdist.name, fh, "alice", seen.append)
+    assert seen == [None]  # a new project
+    # The row is read in the lease's own call, not apart from it.
+    monkeypatch.setattr(index.cache, "get_project", lambda name: pytest.fail("read outside the lease"))
+
+    def refuse(project: Project | None) -> None:
+        seen.append(project)
+        raise PermissionDenied("no")
+
+    with wheel.open("rb") as fh, pytest.raises(PermissionDenied):
+        index.upload(form_for(wheel, "Demo", "1.0"), wheel.name, fh, "bob", refuse)
+    assert seen[1] is not None and seen[1].display_name == "Demo"
+    assert "demo/demo-1.0-py3-none-any.whl" not in stored_keys(index)
+    assert spool_leftovers(spool_dir) == []
+    assert index.cache.lock_state(f"file:{hashlib.sha256(wheel.name.encode()).hexdigest()[:48]}")[0] is False
 
 
 def test_an_upload_reads_its_project_state_once(
