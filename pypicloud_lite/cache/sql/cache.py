@@ -94,6 +94,8 @@ class _Stamp:
     projects: set[str] = field(default_factory=set)
     purges: list[CdnChange] = field(default_factory=list)
     cdn: bool = False
+    # Projects whose row took the serial already (written by the change itself): not stamped again.
+    stamped: set[str] = field(default_factory=set)
 
     def touch(self, project: str, *purges: CdnChange) -> None:
         self.projects.add(project)
@@ -166,10 +168,11 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
         assert serial is not None, "ppc_index_state row 1 missing: run the migrations"
         stamp = _Stamp(serial)
         yield stamp
-        if len(stamp.projects) == 1:  # an upload's: one statement built once
-            session.execute(_STAMP_PROJECT, {"b_name": next(iter(stamp.projects)), "b_serial": serial})
-        elif stamp.projects:
-            for batch in chunks(sorted(stamp.projects)):
+        projects = stamp.projects - stamp.stamped
+        if len(projects) == 1:  # one statement built once
+            session.execute(_STAMP_PROJECT, {"b_name": next(iter(projects)), "b_serial": serial})
+        elif projects:
+            for batch in chunks(sorted(projects)):
                 session.execute(update(ProjectRow).where(ProjectRow.name.in_(batch)).values(serial=serial))
         if self.cdn_outbox and stamp.purges:
             now = naive_utc(datetime.now(UTC))
@@ -201,7 +204,7 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
                 with self._change(conn) as stamp:
                     # Read under the serial's lock: a yank of the release commits wholly before or after.
                     file = self._joining_release(conn, file)
-                    self._ensure_projects(conn, {file.project: change.display_name})
+                    self._ensure_projects(conn, {file.project: change.display_name}, stamp)
                     conn.execute(_INSERT_FILE, file_values(file))
                     stamp.touch(file.project, CdnChange(file.project, file.version))
         except IntegrityError:
@@ -369,16 +372,22 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
             stamped.touch(state.name, CdnChange(state.name), *(CdnChange(state.name, v) for v in versions))
         return stamped.applied(1)
 
-    def _ensure_projects(self, session: Session | Connection, names: dict[str, str]) -> None:
+    def _ensure_projects(
+        self, session: Session | Connection, names: dict[str, str], stamp: _Stamp | None = None
+    ) -> None:
         """Each project's row (name -> display name), made where missing; a row a reload listed and nothing has
-        named yet takes the name (insert_naming). In name order, as every writer locks rows."""
+        named yet takes the name (insert_naming). In name order, as every writer locks rows. With the change's
+        `stamp`, every one of those rows takes its serial in the same statement (the change stamps them no more)."""
         now = naive_utc(datetime.now(UTC))
+        serial = stamp.serial if stamp is not None else 0
         rows = [
-            {"name": name, "display_name": display, "serial": 0, "created": now, "status": "active"}
+            {"name": name, "display_name": display, "serial": serial, "created": now, "status": "active"}
             for name, display in sorted(names.items())
         ]
         if rows:
-            session.execute(insert_naming(self.engine.dialect.name), rows)
+            session.execute(insert_naming(self.engine.dialect.name, stamp is not None), rows)
+        if stamp is not None:
+            stamp.stamped.update(names)
 
     # -- reads -------------------------------------------------------------------
 

@@ -32,22 +32,30 @@ def insert_ignoring(dialect: str, table: type[Base]) -> Any:
 
 
 @functools.cache
-def insert_naming(dialect: str) -> Any:
+def insert_naming(dialect: str, stamping: bool = False) -> Any:
     """INSERT of a project row that, where the row exists still unnamed, names it: a reload lists projects under their
     normalized name, and the first change that knows the name (an upload, a file's metadata) sets it, as DynamoDB
-    sets a name only where there is none. A project once named keeps its name."""
+    sets a name only where there is none. A project once named keeps its name.
+
+    `stamping`: the row, new or not, also takes the given serial (the change's: one statement, not two, for an
+    upload's project)."""
     projects = table_of(ProjectRow)
+    # Compared by `name`'s binary collation on MySQL (ExactString): `Demo` is a name, not the unnamed `demo`.
+    unnamed = projects.c.display_name == projects.c.name
     if dialect in ("mysql", "mariadb"):
         insert = mysql_insert(projects)
-        # Compared by `name`'s binary collation (ExactString): `Demo` is a name, not the unnamed `demo`.
-        unnamed = projects.c.display_name == projects.c.name
         named = case((unnamed, insert.inserted.display_name), else_=projects.c.display_name)
+        if stamping:
+            return insert.on_duplicate_key_update(display_name=named, serial=insert.inserted.serial)
         return insert.on_duplicate_key_update(display_name=named)
     insert = _INSERTS[dialect](projects)
+    if stamping:
+        named = case((unnamed, insert.excluded.display_name), else_=projects.c.display_name)
+        return insert.on_conflict_do_update(
+            index_elements=[projects.c.name], set_={"display_name": named, "serial": insert.excluded.serial}
+        )
     return insert.on_conflict_do_update(
-        index_elements=[projects.c.name],
-        set_={"display_name": insert.excluded.display_name},
-        where=projects.c.display_name == projects.c.name,
+        index_elements=[projects.c.name], set_={"display_name": insert.excluded.display_name}, where=unnamed
     )
 
 
