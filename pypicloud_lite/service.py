@@ -398,6 +398,9 @@ class PackageIndex:
     def list_projects(self) -> list[Project]:
         return self.cache.list_projects()
 
+    def projects_changed_since(self, serial: int) -> tuple[list[Project], int] | None:
+        return self.cache.projects_changed_since(serial)
+
     def counts(self) -> tuple[int, int]:
         """(projects, files) in the index: for the admin status panel, not per request."""
         return self.cache.counts()

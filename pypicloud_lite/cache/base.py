@@ -56,6 +56,13 @@ class CacheReader(ABC):
     def list_projects(self) -> list[Project]:
         """Every project, ordered by normalized name."""
 
+    def projects_changed_since(self, serial: int) -> tuple[list[Project], int] | None:
+        """The projects whose serial is above `serial` (every change stamps the projects it touches), in no particular
+        order, and how many projects there are, read at one moment: what a listing read at `serial` needs to be
+        current again, when the count says no project left. None where that costs about a whole listing: the caller
+        lists again."""
+        return None
+
     @abstractmethod
     def search_projects(
         self, query: str, offset: int, limit: int, only: Collection[str] | None = None

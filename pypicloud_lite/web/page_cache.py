@@ -140,15 +140,31 @@ class PageCache:
             known = self._projects
             if known is not None and known[0] == serial:
                 return known[1]
-            projects = self.index.list_projects()
+            projects = (self._listed_again(*known) if known is not None else None) or self.index.list_projects()
             self._projects = (serial, projects)
             return projects
+
+    def _listed_again(self, serial: int, projects: list[Project]) -> list[Project] | None:
+        """The listing read at global serial `serial` made current by the projects changed since (a fill's batch
+        changes hundreds of the thousands a listing holds), where the cache can say which: None when it cannot,
+        or when a project came or went (a new name's place in the order is the database's to say)."""
+        changed = self.index.projects_changed_since(serial)
+        if changed is None:
+            return None
+        rows, total = changed
+        by_name = {project.name: project for project in projects}
+        if len(by_name) != total or any(row.name not in by_name for row in rows):
+            return None
+        by_name.update((row.name, row) for row in rows)
+        return [by_name[project.name] for project in projects]
 
     def _listed_serial(self, name: str, serial: int) -> tuple[int, int | None] | None:
         """(at, the serial of project `name` in the listing read at global serial `at`), if a listing is cheaper
         than a row: read at `serial` already, or this is the CHECKS_BEFORE_LISTING-th check at it. While another
-        thread reads the listing at `serial`, the one before it, if current enough (_current_enough), rather than
-        wait. None: read the row. A project the listing lacks (gone, or a name not normalized) is read as before."""
+        thread reads the listing, the one before it, if current enough (_current_enough), else None rather than
+        wait for it: a row costs a fraction of a millisecond, the wait for a listing of thousands of projects tens
+        of milliseconds under load (every request checking a page would queue behind it after each serial move).
+        None: read the row. A project the listing lacks (gone, or a name not normalized) is read as before."""
         known = self._serials
         if known is None or known[0] != serial:
             with self._lock:
@@ -158,8 +174,10 @@ class PageCache:
             listed = self._projects
             if not wanted and (listed is None or listed[0] != serial):
                 return None
-            if known is not None and self._listing.locked() and self._current_enough(known[0]):
-                return known[0], known[1].get(name)
+            if self._listing.locked() and (listed is None or listed[0] != serial):
+                if known is not None and self._current_enough(known[0]):
+                    return known[0], known[1].get(name)
+                return None
             known = (serial, {project.name: project.serial for project in self.projects(serial)})
             self._serials = known
         return known[0], known[1].get(name)

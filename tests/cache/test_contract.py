@@ -410,6 +410,23 @@ def test_serial_bumps_on_every_change_and_only_then(cache: Cache) -> None:
     assert other.serial == 2
 
 
+def test_the_projects_changed_since_a_serial_come_with_the_count_of_every_project(cache: Cache) -> None:
+    cache.apply(AddFile(make_file(), "Demo"))
+    cache.apply(AddFile(make_file("other-1.0.tar.gz", project="other"), "other"))
+    serial = cache.serial()
+    cache.apply(AddFile(make_file("demo-1.0.tar.gz"), "Demo"))
+    answer = cache.projects_changed_since(serial)
+    if not isinstance(cache, SQLCache):
+        assert answer is None  # DynamoDB: a Query of the projects' partition costs what a listing does
+        return
+    assert answer is not None
+    changed, total = answer
+    assert ([(p.name, p.display_name, p.serial) for p in changed], total) == ([("demo", "Demo", serial + 1)], 2)
+    assert cache.projects_changed_since(cache.serial()) == ([], 2)
+    everything, total = cache.projects_changed_since(0) or ([], 0)
+    assert (sorted(everything, key=lambda p: p.name), total) == (cache.list_projects(), 2)
+
+
 def test_listeners_hear_each_committed_change_once_with_its_serial(cache: Cache) -> None:
     heard: list[Applied] = []
     cache.subscribe(heard.append)

@@ -11,7 +11,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, select, true, update
+from sqlalchemy import (
+    CompoundSelect,
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    null,
+    select,
+    true,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -108,6 +122,12 @@ class _Stamp:
 # A project as plain columns, in Project's field order.
 _PROJECT_COLUMNS = select(
     ProjectRow.name, ProjectRow.display_name, ProjectRow.serial, ProjectRow.status, ProjectRow.status_reason
+)
+# The projects stamped above a serial, then a row of NULLs but for the count of every project: one statement, so one
+# snapshot on every database (PostgreSQL's READ COMMITTED takes one per statement, not per transaction).
+_CHANGED_SINCE: CompoundSelect[Any] = union_all(
+    _PROJECT_COLUMNS.where(ProjectRow.serial > bindparam("b_serial")),
+    select(null(), null(), func.count(), null(), null()).select_from(ProjectRow),
 )
 
 # An upload's statements, built once: Core on the tables, run on a plain connection.
@@ -403,6 +423,12 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
         # Plain rows, not ORM objects: every process reads them again after each change (pages, /simple/).
         with self._session() as session:
             return [Project(*row) for row in session.execute(_PROJECT_COLUMNS.order_by(ProjectRow.name))]
+
+    def projects_changed_since(self, serial: int) -> tuple[list[Project], int]:
+        with self._connection() as conn:
+            rows = conn.execute(_CHANGED_SINCE, {"b_serial": serial}).all()
+        changed = [Project(*row) for row in rows if row[0] is not None]
+        return changed, next(int(row[2]) for row in rows if row[0] is None)
 
     def counts(self) -> tuple[int, int]:
         with self._session() as session:
