@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from abc import abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from pypicloud_lite.cache.base import ONCE_PREFIX, Leases
-from pypicloud_lite.cache.sql.rows import naive_utc, to_file
+from pypicloud_lite.cache.sql.rows import conditional_upsert, naive_utc, to_file
 from pypicloud_lite.db.tables import FileRow, LockRow, ProjectRow, table_of
 from pypicloud_lite.errors import BackendUnavailable
 from pypicloud_lite.models import HeldLease, LeaseRead, PackageFile, Project
@@ -42,6 +43,25 @@ _RETAKE_LOCK = (
     .where(_LOCKS.c.name == bindparam("b_name"))
     .values(holder=bindparam("b_holder"), expires=bindparam("b_expires"), progress=None)
 )
+
+
+@functools.cache
+def _take_lock(dialect: str) -> Any:
+    """One statement that takes a lease where it is free, expired or the holder's own (it returns a row when it
+    did), where the database has an upsert with a condition and RETURNING: SQLite (3.35 and later) and PostgreSQL.
+    MySQL's upsert takes no condition."""
+    upsert = conditional_upsert(dialect)
+    if upsert is None:
+        return None
+    insert = upsert(_LOCKS)
+    current = _LOCKS.c
+    return insert.on_conflict_do_update(
+        index_elements=[current.name],
+        set_={"holder": insert.excluded.holder, "expires": insert.excluded.expires, "progress": None},
+        where=(current.holder == insert.excluded.holder) | (current.expires <= bindparam("now")),
+    ).returning(current.holder)
+
+
 _END_LOCK = (
     update(_LOCKS)
     .where(_LOCKS.c.name == bindparam("b_name"), _LOCKS.c.holder == bindparam("b_holder"))
@@ -67,6 +87,8 @@ def project_by_name(conn: Connection, name: str) -> Project | None:
 class SQLLeases(Leases):
     """A lease is held while its row names the holder and has not expired."""
 
+    engine: Engine
+
     @abstractmethod
     def _connection(self, write: bool = False) -> AbstractContextManager[Connection]:
         """A transaction on the cache's database."""
@@ -85,8 +107,14 @@ class SQLLeases(Leases):
         """Take the lease and, if taken, run `then` in the same transaction: (taken, what it returned)."""
         now = naive_utc(datetime.now(UTC))
         expires = now + timedelta(seconds=ttl)
+        dialect = self.engine.dialect
+        take = _take_lock(dialect.name) if dialect.insert_returning else None
         try:
             with self._connection(write=True) as conn:
+                if take is not None:
+                    params = {"name": lease.name, "holder": lease.holder, "expires": expires, "now": now}
+                    taken = conn.execute(take, params).first() is not None
+                    return (True, then(conn)) if taken else (False, None)
                 row = conn.execute(_LOCK_FOR_UPDATE, {"name": lease.name}).first()
                 if row is None:
                     # A racing insert fails here, before `then` runs.

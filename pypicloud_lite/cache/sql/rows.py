@@ -17,6 +17,12 @@ from pypicloud_lite.models import CoreMetadata, PackageFile, Project
 _INSERTS: dict[str, Any] = {"sqlite": sqlite_insert, "postgresql": pg_insert}
 
 
+def conditional_upsert(dialect: str) -> Any | None:
+    """The dialect's INSERT that takes ON CONFLICT ... DO UPDATE ... WHERE (SQLite, PostgreSQL); None for MySQL and
+    MariaDB, whose ON DUPLICATE KEY UPDATE takes no condition."""
+    return _INSERTS.get(dialect)
+
+
 @functools.cache
 def insert_ignoring(dialect: str, table: type[Base]) -> Any:
     """INSERT that skips rows whose key exists, in the dialect's own words; execute it with a list of rows.
