@@ -262,18 +262,18 @@ def joining_releases(new: Iterable[PackageFile], existing: Iterable[PackageFile]
     PyPI yanks releases, not files: a file added to a yanked release is yanked too. `existing` holds
     the files already indexed (of the new files' projects, at least).
     """
-    states: dict[tuple[str, str], list[PackageFile]] = {}
+    states: dict[tuple[str, str], list[tuple[bool, str | None]]] = {}
     for file in existing:
-        states.setdefault((file.project, file.canonical_version), []).append(file)
-    joined = []
-    for file in new:
-        release = states.get((file.project, file.canonical_version))
-        if release and all(f.yanked for f in release):
-            reason = next((f.yanked_reason for f in release if f.yanked_reason), None)
-            joined.append(replace(file, yanked=True, yanked_reason=reason))
-        else:
-            joined.append(file)
-    return joined
+        states.setdefault((file.project, file.canonical_version), []).append((file.yanked, file.yanked_reason))
+    return [joining_release(file, states.get((file.project, file.canonical_version), [])) for file in new]
+
+
+def joining_release(file: PackageFile, release: Iterable[tuple[bool, str | None]]) -> PackageFile:
+    """`file` as its release takes it, from the (yanked, reason) of each file the release already has."""
+    yanks = list(release)
+    if not yanks or not all(yanked for yanked, _ in yanks):
+        return file
+    return replace(file, yanked=True, yanked_reason=next((reason for _, reason in yanks if reason), None))
 
 
 def latest_release(files: list[PackageFile]) -> Release | None:

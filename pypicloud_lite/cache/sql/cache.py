@@ -71,6 +71,7 @@ from pypicloud_lite.models import (
     SetYanked,
     SyncProject,
     canonical_version,
+    joining_release,
     joining_releases,
 )
 
@@ -136,7 +137,7 @@ _BUMP = update(_STATE).where(_STATE.c.id == 1).values(serial=_STATE.c.serial + 1
 _BUMP_RETURNING = _BUMP.returning(_STATE.c.serial)
 _SERIAL = select(_STATE.c.serial).where(_STATE.c.id == 1)
 _STAMP_PROJECT = update(_PROJECTS).where(_PROJECTS.c.name == bindparam("b_name")).values(serial=bindparam("b_serial"))
-_RELEASE_FILES = select(_FILES).where(
+_RELEASE_YANKS = select(_FILES.c.yanked, _FILES.c.yanked_reason).where(
     _FILES.c.project == bindparam("b_project"), _FILES.c.canonical_version == bindparam("b_version")
 )
 _INSERT_FILE = insert(_FILES)
@@ -240,8 +241,9 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
     @staticmethod
     def _joining_release(conn: Connection, file: PackageFile) -> PackageFile:
         """The file as its release takes it: yanked, with the release's reason, when every file of it is."""
-        rows = conn.execute(_RELEASE_FILES, {"b_project": file.project, "b_version": file.canonical_version})
-        return joining_releases([file], [to_file(row) for row in rows])[0]
+        # Only what the release's files say of yanks: a release of many wheels holds as many core metadata.
+        rows = conn.execute(_RELEASE_YANKS, {"b_project": file.project, "b_version": file.canonical_version})
+        return joining_release(file, [(yanked, reason) for yanked, reason in rows])
 
     def _remove_file(self, session: Session, change: RemoveFile) -> Applied:
         row = session.get(FileRow, change.filename)
