@@ -7,9 +7,11 @@ eleventh pass), whatever the kernel was told. So a fill process also measures, f
 its thread (`/proc/thread-self/schedstat`: time run, time waited runnable), whether something else keeps it
 waiting, while the server is answering requests; while both hold, the process rests twenty times as long as
 each batch took: it then takes at most a twenty-first of what it could. Measured with `bench.fill_pages` (20,000
-files, 5 rounds each): resting 3 times kept 73 to 81% of the steady rate, 8 times 81 to 83%, 12 times 83 to 86%,
-20 times 97 to 101%: what the fill reads under load, not a scheduler setting, is what the pages pay for. On an
-idle server or an idle machine it runs at full speed.
+files, medians of 5 rounds, `/simple/` / project pages): resting 3 times kept 81% / 79% of the steady rate, 8 times
+83% / 81%, 12 times 86% / 83%, 20 times 101% / 97% in one run and 89% / 77% in another: what the fill reads under
+load, not a scheduler setting, is much of what the pages pay for; the rest was the listing the page cache read
+again after each serial move (it now brings it up to date: 89 to 91% / 90 to 92%). On an idle server or an idle
+machine it runs at full speed.
 """
 
 from __future__ import annotations
