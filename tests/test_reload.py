@@ -260,7 +260,14 @@ def test_an_identical_reupload_writes_back_an_object_gone_from_storage(any_env: 
         assert env.storage.stat(key_of(dist)) is None
 
 
+def one_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small fill's rows in one batch: its reads, a few ms apart, can straddle a tick of the wall clock, which
+    applies a batch (and records its first sightings) on its own. Tests that count those objects pin the ticks."""
+    monkeypatch.setattr(reload_module, "FILL_BATCH_SECONDS", 3600.0)
+
+
 def test_second_reload_changes_nothing_and_reads_nothing(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    one_batch(monkeypatch)
     env.put(build_wheel(env.dists, "Demo", "1.0"))
     env.put(build_sdist(env.dists, "Demo", "1.0"))
     upload(env.index, build_wheel(env.dists, "Demo", "2.0"))
@@ -1061,7 +1068,8 @@ def test_head_failure_while_confirming_a_removal_removes_nothing(bucket_index: B
     assert progress["state"] == "failed"
 
 
-def test_new_objects_written_by_another_tool_cost_a_read(s3_env: Env) -> None:
+def test_new_objects_written_by_another_tool_cost_a_read(s3_env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    one_batch(monkeypatch)
     env = s3_env
     paths = [
         build_wheel(env.dists, "Demo", "1.0"),
@@ -1097,7 +1105,8 @@ def _sidecar(path: Path) -> bytes:
     return metadata_text(dist.project, str(dist.version), summary="A tiny test package").encode()
 
 
-def test_new_objects_with_checksum_and_sidecar_are_not_read(s3_env: Env) -> None:
+def test_new_objects_with_checksum_and_sidecar_are_not_read(s3_env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    one_batch(monkeypatch)
     env = s3_env
     paths = [build_wheel(env.dists, "Demo", "1.0", requires_python=">=3.9"), build_wheel(env.dists, "Demo", "2.0")]
     keys = sorted(env.put(path, checksum=True) for path in paths)
