@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import create_engine, delete, text
+from sqlalchemy import Engine, create_engine, delete, event, text
 
 from pypicloud_lite.access import passwords
 from pypicloud_lite.access.base import Identity, Permission, TokenScope
@@ -110,6 +112,21 @@ def login(access: SQLAccess, who: str, password: str | None = None) -> Identity:
 
 def rights(access: SQLAccess, identity: Identity | None, project: str) -> str:
     return "".join(p.value for p in Permission if access.allowed(identity, project, p))
+
+
+@contextmanager
+def statements_on(engine: Engine) -> Iterator[list[str]]:
+    """The SQL statements run on `engine` meanwhile (BEGIN and COMMIT are the driver's, not seen)."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement.strip())
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def token_rows(access: SQLAccess) -> list[tuple[object, ...]]:
@@ -296,6 +313,28 @@ def test_a_token_follows_its_users_current_role_and_groups(access: SQLAccess, ot
     assert (identity.is_admin, identity.groups) == (False, frozenset({"devs"}))
     assert rights(access, identity, "private-pkg") == ""
     assert rights(access, identity, "team-pkg") == "r"
+
+
+def test_a_token_request_reads_its_token_and_its_user_with_groups_and_writes_nothing(access: SQLAccess) -> None:
+    """What every request of a CI job costs: two indexed reads (the token; the user with all their groups), no write
+    while the token's last use is recent, and one read of the project's grants to decide an upload."""
+    access.set_group("ops", ["bob"])
+    new = access.create_token("bob")
+    access.authenticate("__token__", new.secret)  # the first use is recorded: a write
+    with statements_on(access.engine) as seen:
+        identity = access.authenticate("__token__", new.secret)
+        assert identity is not None
+        assert identity.groups == frozenset({"devs", "ops"})
+        assert access.can_write(identity, "private-pkg")
+    assert [s.split()[0].upper() for s in seen] == ["SELECT", "SELECT", "SELECT"], seen
+    assert "ppc_group_members" in seen[1]
+
+
+def test_a_grant_set_again_changes_its_permissions(access: SQLAccess, other: SQLAccess) -> None:
+    access.set_grant("Private_Pkg", "user", "bob", "rwd")
+    assert other.grants_for("private-pkg") == [Grant("private-pkg", "user", "bob", "rwd")]
+    access.set_grant("private-pkg", "user", "bob", "r")
+    assert other.grants_for("private-pkg") == [Grant("private-pkg", "user", "bob", "r")]
 
 
 # -- users, groups and grants changed at run time ----------------------------------
