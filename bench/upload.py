@@ -1,6 +1,6 @@
 """Upload benchmark: `twine upload` of N small files to pypicloud_lite vs the same twine against a null sink.
 
-    .venv/bin/python -m bench.upload [--files 100] [--profile]
+    .venv/bin/python -m bench.upload [--files 100] [--rounds 3] [--auth password token] [--profile]
 
 The null sink is a tiny HTTP server (http.server, a thread of this process) that reads each request's
 body and answers 200: what twine costs by itself (its process start, reading and hashing the files,
@@ -9,11 +9,14 @@ starts it (local storage, SQLite cache, waitress with 8 threads, an argon2 user)
 uploads all N files (uniform_corpus of bench/corpus.py) to each, measured in the same run; the
 result is the ratio of the upload rates (goal: at least 0.5).
 
-`--warm`: also a second twine run of N other files against the same server, warm (its first password check,
-argon2, and first-request costs were the first run's): printed beside the first, which the goal is judged on.
-`--token`: twine authenticates with an API token (user `__token__`) of a user of the SQL access backend, as CI
-jobs do (PyPI takes no passwords for uploads), instead of that user's password in the ini (the static backend,
-whose first request pays argon2's check). `--profile`: also upload N other files through the WSGI app in this
+Each of `--rounds` rounds runs the sink (twice: the faster counts) and, for each `--auth` way, a new server
+and one cold twine run to it; the ratio printed is the median of the rounds' ratios (a single run moves by a
+fifth on this shared machine). `--auth password`: the user's password in the ini (the static backend, whose
+first request pays argon2's check); `token`: an API token (user `__token__`) of a user of the SQL access
+backend, the embedded default's, as CI jobs upload (PyPI takes no passwords for uploads).
+`--warm`: also a second twine run of N other files against each server, warm (its first password check,
+argon2, and first-request costs were the first run's): printed below the first, which the goal is judged on.
+`--profile`: also upload N other files through the WSGI app in this
 process (webtest, the same settings and form fields twine sends) under cProfile, and print where the time goes.
 `--work DIR`:
 put storage, spool and database under DIR instead of the system's temporary folder (where a file
@@ -28,10 +31,12 @@ import base64
 import cProfile
 import io
 import pstats
+import statistics
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -42,6 +47,8 @@ from bench.servers import Server, start_ppc
 from pypicloud_lite.access.base import TOKEN_USERNAME
 
 GOAL_RATIO = 0.5
+PASSWORD_MODE, TOKEN = "password", "token"
+MODES = (PASSWORD_MODE, TOKEN)
 PROFILE_SORT = "tottime"
 USER, PASSWORD = "bench", "bench-password"
 
@@ -144,12 +151,56 @@ def profile_uploads(work: Path, count: int) -> str:
     return f"{count} uploads in this process: {seconds:.2f}s ({count / seconds:.1f}/s)\n{out.getvalue()}"
 
 
+@dataclass
+class Round:
+    """One round: the null sink's twine run, and per way of authenticating a cold (and a warm) run to a new server."""
+
+    sink: float
+    cold: dict[str, float] = field(default_factory=dict)
+    warm: dict[str, float] = field(default_factory=dict)
+
+
+def upload_round(work: Path, number: int, count: int, modes: list[str], warm: bool) -> Round:
+    """The sink, then for each mode a new pserve on its own storage and database, then the sink again (the faster
+    sink run counts: the first twine process of a round may start cold)."""
+    folder = work / f"round-{number}"
+    sink_files = write_files(folder / "sink-files", count, "sink")
+    log(f"round {number}: twine upload of {count} files to a null sink")
+    result = Round(sink_seconds(sink_files, folder))
+    for mode in modes:
+        place = folder / mode
+        place.mkdir()
+        cache_url = f"sqlite:///{place}/cache.sqlite"
+        token = sql_user_token(place, cache_url) if mode == TOKEN else None
+        server = start_ppc(
+            place, place / "storage", cache_url, USER, PASSWORD, extra={"auth.backend": "sql"} if token else None
+        )
+        if token:
+            server.upload_auth = (TOKEN_USERNAME, token)
+        try:
+            log(f"round {number}: twine upload of {count} files to pypicloud_lite ({mode})")
+            result.cold[mode] = twine_upload(server, write_files(place / "index-files", count, f"{mode}"))
+            if warm:
+                result.warm[mode] = twine_upload(server, write_files(place / "warm-files", count, f"warm{mode}"))
+        finally:
+            server.stop()
+    result.sink = min(result.sink, sink_seconds(sink_files, folder))
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.upload", description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=100, help="files twine uploads in one call (100)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, each with its own sink run and servers (3)")
+    parser.add_argument(
+        "--auth",
+        nargs="+",
+        choices=MODES,
+        default=list(MODES),
+        help="how twine authenticates: a password of the ini's static users, an API token of the SQL access backend",
+    )
     parser.add_argument("--profile", action="store_true", help="also profile the upload path in this process")
-    parser.add_argument("--warm", action="store_true", help="also a second twine run against the same server")
-    parser.add_argument("--token", action="store_true", help="upload with an API token instead of a password")
+    parser.add_argument("--warm", action="store_true", help="also a second twine run against each server")
     parser.add_argument(
         "--work",
         type=Path,
@@ -157,46 +208,36 @@ def main(argv: list[str] | None = None) -> int:
         help="folder to work in: storage, spool and database go in a temporary folder there (default: the system's)",
     )
     args = parser.parse_args(argv)
-    if args.files < 1:
-        parser.error("--files must be positive")
+    if args.files < 1 or args.rounds < 1:
+        parser.error("--files and --rounds must be positive")
+    modes = [mode for mode in MODES if mode in args.auth]
     with tempfile.TemporaryDirectory(prefix="ppc-bench-upload-", dir=args.work) as tmp:
         work = Path(tmp)
-        sink_files = write_files(work / "sink-files", args.files, "sink")
-        index_files = write_files(work / "index-files", args.files, "index")
-        warm_files = write_files(work / "warm-files", args.files, "warm") if args.warm else []
-        cache_url = f"sqlite:///{work}/cache.sqlite"
-        token = sql_user_token(work, cache_url) if args.token else None
-        extra = {"auth.backend": "sql"} if token else None
-        server = start_ppc(work, work / "storage", cache_url, USER, PASSWORD, extra=extra)
-        if token:
-            server.upload_auth = (TOKEN_USERNAME, token)
-        try:
-            # The sink before and after (the faster kept): the first twine process starts cold.
-            log(f"twine upload of {len(sink_files)} files to a null sink")
-            sink = sink_seconds(sink_files, work)
-            log(f"twine upload of {len(index_files)} files to pypicloud_lite")
-            index = twine_upload(server, index_files)
-            warm = twine_upload(server, warm_files) if warm_files else None
-            sink = min(sink, sink_seconds(sink_files, work))
-        finally:
-            server.stop()
+        rounds = [upload_round(work, number, args.files, modes, args.warm) for number in range(1, args.rounds + 1)]
         profile = profile_uploads(work, args.files) if args.profile else ""
-    ratio = sink / index
     print()
     print(
-        f"pypicloud_lite upload: one twine process, {len(index_files)} small files (~1 KB) each run, in {work.parent}; "
-        + ("an API token (SQL access backend)" if args.token else "a password (static access backend, argon2)")
+        f"pypicloud_lite upload: one twine process, {args.files} small files (~1 KB) a run, {args.rounds} rounds, "
+        f"in {work.parent}; {PASSWORD_MODE}: the ini's static users (argon2), {TOKEN}: an API token of the SQL "
+        "access backend (the embedded default's)"
     )
     print()
-    print(f"{'':16} {'seconds':>8} {'files/s':>8}")
-    print(f"{'null sink':16} {sink:8.2f} {len(sink_files) / sink:8.1f}")
-    print(f"{'pypicloud_lite':16} {index:8.2f} {len(index_files) / index:8.1f}")
-    if warm is not None:
-        print(f"{'same, warm':16} {warm:8.2f} {len(warm_files) / warm:8.1f}   ({sink / warm:.3f}x the null sink)")
+    print(f"{'round':6} {'null sink s':>11}" + "".join(f" {mode + ' s':>11} {'ratio':>6}" for mode in modes))
+    for number, result in enumerate(rounds, 1):
+        cells = "".join(f" {result.cold[mode]:11.2f} {result.sink / result.cold[mode]:6.3f}" for mode in modes)
+        print(f"{number:<6} {result.sink:11.2f}{cells}")
+    if args.warm:
+        for number, result in enumerate(rounds, 1):
+            cells = "".join(f" {result.warm[mode]:11.2f} {result.sink / result.warm[mode]:6.3f}" for mode in modes)
+            print(f"{'warm ' + str(number):6} {result.sink:11.2f}{cells}")
     print()
-    print(
-        f"rate vs the null sink: {ratio:.3f}x (goal >= {GOAL_RATIO:g}x: {'met' if ratio >= GOAL_RATIO else 'NOT met'})"
-    )
+    for mode in modes:
+        ratio = statistics.median(result.sink / result.cold[mode] for result in rounds)
+        met = "met" if ratio >= GOAL_RATIO else "NOT met"
+        print(
+            f"rate vs the null sink, {mode}, median of {args.rounds} rounds: {ratio:.3f}x "
+            f"(goal >= {GOAL_RATIO:g}x: {met})"
+        )
     if profile:
         print(f"\n{profile}")
     return 0
