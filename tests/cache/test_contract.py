@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, delete, update
+from sqlalchemy import create_engine, delete, event, update
 
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cache.sql import SQLCache
@@ -621,6 +621,31 @@ def test_fill_many_that_fills_nothing_leaves_the_serial(cache: Cache) -> None:
     assert (applied.changed, cache.serial(), heard) == (False, serial, [])
     assert cache.apply(FillMany([])).changed is False
     assert cache.serial() == serial
+
+
+def test_fill_many_reads_its_rows_once_after_the_serial_moves(cache: Cache) -> None:
+    """On SQL: the rows are read under the serial's lock, once (not once before it as well); a batch that fills
+    nothing rolls the serial's move back."""
+    if not isinstance(cache, SQLCache):
+        return  # DynamoDB: conditional writes, no serial lock
+    listed = _listed(cache, 3)
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(" ".join(statement.split()).upper())
+
+    event.listen(cache.engine, "before_cursor_execute", record)
+    try:
+        cache.apply(FillMany([FillDetails(replace(f, sha256=f"{n:064x}")) for n, f in enumerate(listed)]))
+        bumps = [n for n, s in enumerate(seen) if s.startswith("UPDATE PPC_INDEX_STATE")]
+        reads = [n for n, s in enumerate(seen) if s.startswith("SELECT PPC_FILES.FILENAME")]
+        assert len(bumps) == 1 and len(reads) == 1 and bumps[0] < reads[0], seen
+        seen.clear()
+        serial = cache.serial()
+        assert cache.apply(FillMany([FillDetails(replace(listed[0], storage_etag="other"))])).changed is False
+        assert cache.serial() == serial
+    finally:
+        event.remove(cache.engine, "before_cursor_execute", record)
 
 
 def test_fill_many_names_a_new_project_once_as_fill_details_does(cache: Cache) -> None:

@@ -141,6 +141,25 @@ _RELEASE_YANKS = select(_FILES.c.yanked, _FILES.c.yanked_reason).where(
     _FILES.c.project == bindparam("b_project"), _FILES.c.canonical_version == bindparam("b_version")
 )
 _INSERT_FILE = insert(_FILES)
+# A fill's statements: the rows as they are, then each row's details (executemany).
+_FILL_CURRENT = select(_FILES.c.filename, _FILES.c.storage_etag, _FILES.c.sha256).where(
+    _FILES.c.filename.in_(bindparam("b_names", expanding=True))
+)
+_FILL = (
+    update(_FILES)
+    .where(_FILES.c.filename == bindparam("b_filename"))
+    .values({name: bindparam(f"b_{name}") for name in sorted(DETAIL_FIELDS)})
+)
+# A hash that replaces another: the digests of the bytes that are gone go with them.
+_FILL_REPLACING = (
+    update(_FILES)
+    .where(_FILES.c.filename == bindparam("b_filename"))
+    .values({**{name: bindparam(f"b_{name}") for name in sorted(DETAIL_FIELDS)}, "md5": None, "blake2_256": None})
+)
+
+
+class _NothingApplies(Exception):
+    """Raised in a change's transaction when nothing of it applies: the transaction rolls back, serial and all."""
 
 
 class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
@@ -210,9 +229,12 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
         handler = _HANDLERS.get(type(change))
         if handler is None:
             raise TypeError(f"not a change: {change!r}")
-        with self._session(write=True) as session:
-            applied: Applied = getattr(self, handler)(session, change)
-            return applied
+        try:
+            with self._session(write=True) as session:
+                applied: Applied = getattr(self, handler)(session, change)
+                return applied
+        except _NothingApplies:
+            return Applied(None)  # rolled back whole: the serial stays
 
     def _add_file(self, change: AddFile) -> Applied:
         """One transaction of Core statements built once (no ORM session: it cost more than the statements)."""
@@ -285,42 +307,37 @@ class SQLCache(SQLLeases, SQLOutbox, SQLDownloads, Cache):
 
         A hash that replaces another drops the row's other digests (of bytes that are gone).
         """
-        if not self._fillable(session, fills):
-            return Applied(None)  # nothing applies: the serial stays
-        with self._change(session) as stamp:
-            # Read again under the serial's lock: a change that committed meanwhile is seen.
-            fillable = self._fillable(session, fills)
-            files = Base.metadata.tables[FileRow.__tablename__]
+        conn = session.connection()
+        with self._change(conn) as stamp:
+            # Read under the serial's lock, once: every change that committed before is seen, none commits meanwhile.
+            fillable = self._fillable(conn, fills)
+            if not fillable:
+                raise _NothingApplies  # the serial's move is rolled back with it
             for replaced in (False, True):
                 rows = [
                     {f"b_{name}": value for name, value in file_values(fill.file).items() if name in FILL_COLUMNS}
                     for fill, was_replaced in fillable
                     if was_replaced is replaced
                 ]
-                if not rows:
-                    continue
-                values: dict[str, Any] = {name: bindparam(f"b_{name}") for name in DETAIL_FIELDS}
-                if replaced:
-                    values.update(md5=None, blake2_256=None)  # digests of bytes that are gone
-                session.execute(update(files).where(files.c.filename == bindparam("b_filename")).values(**values), rows)
+                if rows:
+                    conn.execute(_FILL_REPLACING if replaced else _FILL, rows)
             # A project the listing made is named by the first of its fills that read a name.
             names: dict[str, str] = {}
             for fill, _ in fillable:
                 if fill.display_name:
                     names.setdefault(fill.file.project, fill.display_name)
-            self._ensure_projects(session, names)
+            self._ensure_projects(conn, names)
             for fill, replaced in fillable:
                 file = fill.file
                 stamp.touch(file.project, CdnChange(file.project, file.version, file.filename if replaced else None))
         return stamp.applied(len(fillable))
 
     @staticmethod
-    def _fillable(session: Session, fills: Sequence[FillDetails]) -> list[tuple[FillDetails, bool]]:
+    def _fillable(conn: Connection, fills: Sequence[FillDetails]) -> list[tuple[FillDetails, bool]]:
         """The fills whose row still has their ETag, each with whether it replaces another hash."""
         current: dict[str, tuple[str | None, str | None]] = {}
         for batch in chunks([fill.file.filename for fill in fills]):
-            query = select(FileRow.filename, FileRow.storage_etag, FileRow.sha256).where(FileRow.filename.in_(batch))
-            current.update((name, (etag, sha)) for name, etag, sha in session.execute(query))
+            current.update((name, (etag, sha)) for name, etag, sha in conn.execute(_FILL_CURRENT, {"b_names": batch}))
         fillable = []
         for fill in fills:
             etag, sha = current.get(fill.file.filename, (None, None))
