@@ -273,16 +273,21 @@ class AccessBackend(ABC):
             self._verified.add(key)
         return Identity(user.name, is_admin=user.is_admin, groups=user.groups)
 
+    def token_with_user(self, token_id: str) -> tuple[Token, User | None] | None:
+        """The token with this id and its user as they are now (None: no such token)."""
+        token = self.get_token(token_id)
+        return None if token is None else (token, self.get_user(token.username))
+
     def _authenticate_token(self, raw: str) -> Identity | None:
         # Tokens are looked up on every request (one indexed read), so a revocation
         # takes effect at once on every server process.
         match = _TOKEN.match(raw)
         if not match:
             return None
-        token = self.get_token(match.group(1))
-        if token is None or not hmac.compare_digest(token.secret_hash, _sha256(match.group(2))):
+        found = self.token_with_user(match.group(1))
+        if found is None or not hmac.compare_digest(found[0].secret_hash, _sha256(match.group(2))):
             return None
-        user = self.get_user(token.username)
+        token, user = found
         now = utcnow()
         if user is None or token.expired(now):
             return None

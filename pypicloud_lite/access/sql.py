@@ -59,6 +59,13 @@ _GRANT_KEY = (
 _GRANT_BY_KEY = select(_GRANTS.c.perms).where(_GRANT_KEY)
 _SET_GRANT_PERMS = update(_GRANTS).where(_GRANT_KEY).values(perms=bindparam("b_perms"))
 _TOKEN_BY_ID = select(_TOKENS).where(_TOKENS.c.id == bindparam("b_id"))
+# A token, its user and the user's groups in one read, as every request with a token needs them (one row a group).
+_TOKEN_WITH_USER = (
+    select(_TOKENS, _USERS.c.password_hash, _USERS.c.is_admin, _MEMBERS.c.group_name)
+    .join(_USERS, _USERS.c.name == _TOKENS.c.username)
+    .outerjoin(_MEMBERS, _MEMBERS.c.username == _USERS.c.name)
+    .where(_TOKENS.c.id == bindparam("b_id"))
+)
 _GRANTS_OF = select(_GRANTS.c.project, _GRANTS.c.kind, _GRANTS.c.name, _GRANTS.c.perms).where(
     _GRANTS.c.project == bindparam("b_project")
 )
@@ -198,6 +205,15 @@ class SQLAccess(AccessBackend):
         with self._connection() as conn:
             row = conn.execute(_TOKEN_BY_ID, {"b_id": token_id}).first()
         return _to_token(row) if row else None
+
+    def token_with_user(self, token_id: str) -> tuple[Token, User | None] | None:
+        with self._connection() as conn:
+            rows = conn.execute(_TOKEN_WITH_USER, {"b_id": token_id}).all()
+        if not rows:
+            return None  # no such token (a token's user goes with it: the foreign key cascades)
+        groups = frozenset(row.group_name for row in rows if row.group_name is not None)
+        first = rows[0]
+        return _to_token(first), User(first.username, first.password_hash, first.is_admin, groups)
 
     def list_tokens(self, username: str | None = None) -> list[Token]:
         with self._session() as session:
