@@ -231,7 +231,12 @@ class LocalStorage(Storage):
     def read_versioned(self, key: str, limit: int = 16 * 1024 * 1024) -> Versioned | None:
         try:
             with open(self._path(key), "rb") as fh:
-                data = fh.read(limit + 1)
+                # As much as the file holds, and a byte more (more only if it grew): a read of `limit` would take,
+                # and give back, that much memory for each small state object (16 µs, more than reading it).
+                size = os.fstat(fh.fileno()).st_size
+                data = fh.read(min(size, limit) + 1)
+                if size < len(data) <= limit:  # it grew since: the rest, up to the limit
+                    data += fh.read(limit + 1 - len(data))
         except (FileNotFoundError, IsADirectoryError):
             return None
         if len(data) > limit:

@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pypicloud_lite.config import load_settings
-from pypicloud_lite.errors import BackendUnavailable, NotFound, PypicloudLiteError
+from pypicloud_lite.errors import BackendUnavailable, InvalidInput, NotFound, PypicloudLiteError
 from pypicloud_lite.storage.base import Storage
 from pypicloud_lite.storage.local import LocalStorage
 from pypicloud_lite.storage.s3 import S3Storage
@@ -246,6 +246,15 @@ def test_local_storage_leaves_no_temporary_files(tmp_path: Path, source: Path) -
 
 
 # -- conditional writes of small state objects (read_versioned / put_if) -------------------
+
+
+def test_a_state_object_is_read_whole_up_to_the_limit_and_refused_beyond(storage: Storage) -> None:
+    storage.put_bytes("_ppc/projects/at.json", b"x" * 100)
+    storage.put_bytes("_ppc/projects/over.json", b"x" * 101)
+    found = storage.read_versioned("_ppc/projects/at.json", limit=100)
+    assert found is not None and found.data == b"x" * 100
+    with pytest.raises(InvalidInput):
+        storage.read_versioned("_ppc/projects/over.json", limit=100)
 
 
 def test_put_if_creates_only_when_absent(storage: Storage) -> None:
