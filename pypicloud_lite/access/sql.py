@@ -58,6 +58,7 @@ _GRANT_KEY = (
 )
 _GRANT_BY_KEY = select(_GRANTS.c.perms).where(_GRANT_KEY)
 _SET_GRANT_PERMS = update(_GRANTS).where(_GRANT_KEY).values(perms=bindparam("b_perms"))
+_NAMESPACES = select(table_of(NamespaceRow)).order_by(table_of(NamespaceRow).c.name)
 _TOKEN_BY_ID = select(_TOKENS).where(_TOKENS.c.id == bindparam("b_id"))
 # A token, its user and the user's groups in one read, as every request with a token needs them (one row a group).
 _TOKEN_WITH_USER = (
@@ -100,7 +101,8 @@ def _to_publisher(row: PublisherRow) -> Publisher:
     return publisher.with_config(row.config)
 
 
-def _to_namespace(row: NamespaceRow) -> Namespace:
+def _to_namespace(row: Any) -> Namespace:
+    """A namespace of its row: a NamespaceRow, or a Core row of its table's columns."""
     return Namespace(row.name, row.display_name, row.kind, row.owner, row.created.replace(tzinfo=UTC))
 
 
@@ -198,8 +200,9 @@ class SQLAccess(AccessBackend):
             return [Grant(r.project, r.kind, r.name, r.perms) for r in rows]
 
     def list_namespaces(self) -> list[Namespace]:
-        with self._session() as session:
-            return [_to_namespace(row) for row in session.scalars(select(NamespaceRow).order_by(NamespaceRow.name))]
+        # Every new project's first upload reads them (twice: its namespace's check, then its owners).
+        with self._connection() as conn:
+            return [_to_namespace(row) for row in conn.execute(_NAMESPACES)]
 
     def get_token(self, token_id: str) -> Token | None:
         with self._connection() as conn:
