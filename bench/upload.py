@@ -179,7 +179,7 @@ def upload_round(work: Path, number: int, count: int, modes: list[str], warm: bo
             server.upload_auth = (TOKEN_USERNAME, token)
         try:
             log(f"round {number}: twine upload of {count} files to pypicloud_lite ({mode})")
-            result.cold[mode] = twine_upload(server, write_files(place / "index-files", count, f"{mode}"))
+            result.cold[mode] = twine_upload(server, write_files(place / "index-files", count, mode))
             if warm:
                 result.warm[mode] = twine_upload(server, write_files(place / "warm-files", count, f"warm{mode}"))
         finally:

@@ -151,11 +151,7 @@ _FILL = (
     .values({name: bindparam(f"b_{name}") for name in sorted(DETAIL_FIELDS)})
 )
 # A hash that replaces another: the digests of the bytes that are gone go with them.
-_FILL_REPLACING = (
-    update(_FILES)
-    .where(_FILES.c.filename == bindparam("b_filename"))
-    .values({**{name: bindparam(f"b_{name}") for name in sorted(DETAIL_FIELDS)}, "md5": None, "blake2_256": None})
-)
+_FILL_REPLACING = _FILL.values(md5=None, blake2_256=None)
 
 
 class _NothingApplies(Exception):
