@@ -610,6 +610,19 @@ def test_fill_many_skips_rows_whose_etag_changed_or_that_are_gone(cache: Cache) 
     assert filled is not None and filled.sha256 == "1" * 64
 
 
+def test_a_fill_that_replaces_a_hash_drops_the_digests_of_the_bytes_that_are_gone(cache: Cache) -> None:
+    old, kept = _listed(cache, 2)  # listed with an upload's md5 and BLAKE2 digests
+    assert old.md5 is not None and old.blake2_256 is not None
+    cache.apply(FillMany([FillDetails(replace(old, sha256="0" * 64)), FillDetails(replace(kept, sha256="1" * 64))]))
+
+    # The object under `old` was rewritten: its new hash replaces the old one; `kept` is read again, the same.
+    cache.apply(FillMany([FillDetails(replace(old, sha256="9" * 64)), FillDetails(replace(kept, sha256="1" * 64))]))
+
+    replaced, same = cache.get_file(old.filename), cache.get_file(kept.filename)
+    assert replaced is not None and (replaced.sha256, replaced.md5, replaced.blake2_256) == ("9" * 64, None, None)
+    assert same is not None and (same.sha256, same.md5, same.blake2_256) == ("1" * 64, kept.md5, kept.blake2_256)
+
+
 def test_fill_many_that_fills_nothing_leaves_the_serial(cache: Cache) -> None:
     (listed,) = _listed(cache, 1)
     serial = cache.serial()

@@ -140,14 +140,20 @@ def same_row_condition(t: DynamoTables, seen: PackageFile) -> Any:
 
 
 def detail_actions(t: DynamoTables, file: PackageFile, stored: Any) -> list[Any]:
-    """Set what a reload fills in (removing what it found missing), where the stored item differs from it."""
+    """Set what a reload fills in (removing what it found missing), where the stored item differs from it.
+
+    A hash that replaces another drops the row's other digests, of bytes that are gone (as the SQL cache does).
+    """
     f = t.file
     item = file_item(t, file)
-    return [
+    actions = [
         getattr(f, name).set(getattr(item, name)) if getattr(item, name) is not None else getattr(f, name).remove()
         for name in DETAIL_FIELDS
         if getattr(item, name) != getattr(stored, name)
     ]
+    if stored.sha256 is not None and stored.sha256 != file.sha256:
+        actions += [f.md5.remove(), f.blake2_256.remove()]
+    return actions
 
 
 def fill_purge(file: PackageFile, current_sha256: str | None) -> CdnChange:
