@@ -27,6 +27,7 @@ class FileLease:
     held: HeldLease
     existing: PackageFile | None
     project: Project | None = None
+    project_read: bool = False  # whether `project` is the project's row as read (None: it has none), or unread
     ended: bool = False  # set once a change ended it (AddFile, in the row's own transaction on SQL)
 
 
@@ -49,7 +50,7 @@ def file_lease(cache: Cache, filename: str, project: str | None = None) -> Itera
             raise Conflict(f"Another upload or delete of {filename!r} is in progress; try again shortly.")
         time.sleep(pause)
         pause = min(pause * 2, 0.25)
-    lease = FileLease(held, read.file, read.project)
+    lease = FileLease(held, read.file, read.project, project_read=project is not None)
     try:
         yield lease
     finally:

@@ -127,7 +127,7 @@ class PackageIndex:
             if authorize is not None:
                 authorize(lease.project)
             state = self.state.read_project(dist.project)  # once, under the lease (which may have been waited for)
-            self._check_open(dist, state)
+            self._check_open(dist, state, lease)
             self._check_origin(state, "local")
             check_digests(spooled, form.md5_digest, form.sha256_digest, form.blake2_256_digest)
             given = _Given(utcnow(), uploader, form.summary, form.requires_python, state=state)
@@ -174,9 +174,9 @@ class PackageIndex:
         settings = self.upload_settings
         return SpoolWriter(settings.max_size, settings.spool_dir, presync=self.storage.takes_sources)
 
-    def _check_open(self, dist: DistFilename, state: ProjectState | None) -> None:
+    def _check_open(self, dist: DistFilename, state: ProjectState | None, lease: FileLease | None = None) -> None:
         """Refuse a file for a closed project: by its state in storage (written before the cache), else the cache's."""
-        project = state or self.find_project(dist.project)
+        project = state or self._project_row(dist.project, lease)
         if project is not None and project.status in CLOSED_STATUSES:
             raise InvalidUpload(f"Project {project.display_name!r} is {project.status}: it takes no new uploads.")
 
@@ -289,6 +289,10 @@ class PackageIndex:
     def _file_lease(self, filename: str, project: str | None = None) -> AbstractContextManager[FileLease]:
         return file_lease(self.cache, filename, project)
 
+    def _project_row(self, name: str, lease: FileLease | None) -> Project | None:
+        """The project's cache row: as the upload's lease read it if it did (not twice more for a new one), else now."""
+        return lease.project if lease is not None and lease.project_read else self.cache.get_project(name)
+
     def _object_sha256(self, key: str) -> str:
         digest = hashlib.sha256()
         known = self.storage.stat(key)
@@ -327,7 +331,7 @@ class PackageIndex:
             # Storage records every fact before the cache shows it (stored_state.py): a new project's state is
             # made with the upload's name, its origin checked again (an upload racing the first upstream fetch loses).
             state = given.state or self.state.read_project(record.project)
-            state = state or self._change_state(record.project, lambda new: new, display_name)
+            state = state or self._change_state(record.project, lambda new: new, display_name, lease)
             self._check_origin(state, given.origin)
             record = self._joining(record, state)
             self.state.write_file(record)
@@ -356,13 +360,18 @@ class PackageIndex:
         self.state.delete_file(record.project, record.filename)
 
     def _change_state(
-        self, name: str, edit: Callable[[ProjectState], ProjectState], display_name: str | None = None
+        self,
+        name: str,
+        edit: Callable[[ProjectState], ProjectState],
+        display_name: str | None = None,
+        lease: FileLease | None = None,
     ) -> ProjectState:
-        """Apply `edit` to the project's state in storage (conditional, retried): before the cache shows it."""
+        """Apply `edit` to the project's state in storage (conditional, retried): before the cache shows it.
+        A project without one is seeded from its cache rows (`lease`: an upload's, see _project_row)."""
 
         def change(current: ProjectState | None) -> ProjectState:
             if current is None:
-                project = self.cache.get_project(name)
+                project = self._project_row(name, lease)
                 files = self.cache.project_files(name) if project else []
                 current = seed_state(name, project, files, display_name or name)
             return edit(current)
@@ -416,6 +425,10 @@ class PackageIndex:
 
     def project_files(self, project: Project) -> list[PackageFile]:
         return self.cache.project_files(project.name)
+
+    def files_of(self, name: str) -> list[PackageFile]:
+        """The files of the project of this normalized name: none when there is no such project."""
+        return self.cache.project_files(name)
 
     def search_projects(
         self, query: str, page: int, per_page: int, only: Collection[str] | None = None

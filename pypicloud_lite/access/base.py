@@ -323,12 +323,10 @@ class AccessBackend(ABC):
         """The grants that make someone an owner of this (normalized) project."""
         return [grant for grant in self.grants_for(project) if is_owner_grant(grant)]
 
+    @abstractmethod
     def claim_first_owner(self, project: str, username: str) -> bool:
-        """Make `username` the owner of a project that has none yet; False when it has (or grants are static)."""
-        if self.read_only or self.owners(project):
-            return False
-        self.set_grant(project, "user", username, OWNER_PERMS)
-        return True
+        """Make `username`, a user of this backend, the owner of a project nobody owns yet (no user or group has
+        the own letter on it): False when someone does, when there is no such user, or when grants are static."""
 
     @staticmethod
     def _grantee(grant: Grant) -> str:

@@ -8,12 +8,21 @@ from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pypicloud_lite.access.audit import AuditRecorder
-from pypicloud_lite.access.base import AccessBackend, Group, Token, User, check_perms, check_user_name
+from pypicloud_lite.access.base import (
+    OWNER_PERMS,
+    AccessBackend,
+    Group,
+    Permission,
+    Token,
+    User,
+    check_perms,
+    check_user_name,
+)
 from pypicloud_lite.access.passwords import generate_password, hash_password
 from pypicloud_lite.access.publishers import Publisher
 from pypicloud_lite.access.sql_audit import SQLAuditStore
@@ -58,6 +67,13 @@ _GRANT_KEY = (
 )
 _GRANT_BY_KEY = select(_GRANTS.c.perms).where(_GRANT_KEY)
 _SET_GRANT_PERMS = update(_GRANTS).where(_GRANT_KEY).values(perms=bindparam("b_perms"))
+# Whether a user exists, whether a project has no owner yet (no user or group with the own letter), and the user's
+# grant on it (a maintainer's, given before the project existed): one plain read.
+_CLAIMABLE = select(
+    exists().where(_USERS.c.name == bindparam("b_name")),
+    ~exists().where(_GRANTS.c.project == bindparam("b_project"), _GRANTS.c.perms.contains(Permission.OWN.value)),
+    _GRANT_BY_KEY.scalar_subquery(),
+)
 _NAMESPACES = select(table_of(NamespaceRow)).order_by(table_of(NamespaceRow).c.name)
 _TOKEN_BY_ID = select(_TOKENS).where(_TOKENS.c.id == bindparam("b_id"))
 # A token, its user and the user's groups in one read, as every request with a token needs them (one row a group).
@@ -306,6 +322,24 @@ class SQLAccess(AccessBackend):
             else:
                 conn.execute(_SET_GRANT_PERMS, {**key, "b_perms": grant.perms})
         return grant
+
+    def claim_first_owner(self, project: str, username: str) -> bool:
+        # A read and a write, in one transaction (a new project's first upload once ran a read of its owners, then
+        # set_grant's three statements). Not one INSERT ... SELECT: on MariaDB its read takes shared gap locks, and two
+        # claims at once deadlock. The same user's other first upload inserting first is a duplicate key.
+        key = {"b_project": normalize(project), "b_kind": "user", "b_name": username}
+        try:
+            with connection(self._write_engine, "access database") as conn:
+                user_exists, unowned, perms = conn.execute(_CLAIMABLE, key).one()
+                if not (user_exists and unowned):
+                    return False
+                if perms is None:
+                    conn.execute(insert(_GRANTS), asdict(Grant(key["b_project"], "user", username, OWNER_PERMS)))
+                else:
+                    conn.execute(_SET_GRANT_PERMS, {**key, "b_perms": OWNER_PERMS})
+        except IntegrityError:
+            return False
+        return True
 
     def delete_grant(self, project: str, kind: str, name: str) -> None:
         with self._session(write=True) as session:

@@ -129,6 +129,9 @@ class StaticAccess(AccessBackend):
     def set_group(self, name: str, members: list[str]) -> Group:
         self._read_only()
 
+    def claim_first_owner(self, project: str, username: str) -> bool:
+        return False  # the ini cannot record owners: an upload is not refused for that
+
     def delete_group(self, name: str) -> None:
         self._read_only()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from pyramid.request import Request
 
@@ -75,11 +76,18 @@ def token_refusal(identity: Identity, project: str, permission: Permission, acti
     return f"{action} on project {project!r} is refused: token {scope.token_id} is scoped to {scoped} only."
 
 
-def check_may_upload(app: AppServices, identity: Identity, name: str, existing: Project | None) -> bool:
+@dataclass(frozen=True)
+class NewProject:
+    """An upload that would create its project, as its check found it: the namespace it is made in (PEP 752)."""
+
+    namespace: Namespace | None
+
+
+def check_may_upload(app: AppServices, identity: Identity, name: str, existing: Project | None) -> NewProject | None:
     """403 unless this caller may upload to `name` (or create it, when it does not exist yet: `existing` is None;
     PackageIndex.upload reads its row under the upload's lease and calls this with it).
 
-    True when the upload would create the project: pass it to `record_first_owner` once the upload succeeds.
+    A NewProject when the upload would create the project: pass it to `record_first_owner` once the upload succeeds.
     """
     project = normalize(name)
     exists = existing is not None
@@ -89,9 +97,7 @@ def check_may_upload(app: AppServices, identity: Identity, name: str, existing: 
             token_refusal(identity, project, Permission.WRITE, "Uploading")
             or f"User {identity.username!r} may not upload to project {name!r}."
         )
-    if not exists:
-        check_may_create_in_namespace(app.access, identity, name)
-    return not exists
+    return None if exists else NewProject(check_may_create_in_namespace(app.access, identity, name))
 
 
 def may_use_namespace(identity: Identity, namespace: Namespace) -> bool:
@@ -103,10 +109,11 @@ def may_use_namespace(identity: Identity, namespace: Namespace) -> bool:
     return namespace.owner in identity.groups
 
 
-def check_may_create_in_namespace(access: AccessBackend, identity: Identity, name: str) -> None:
+def check_may_create_in_namespace(access: AccessBackend, identity: Identity, name: str) -> Namespace | None:
     """PEP 752: 409 for a new project in a namespace the caller may not use (the deepest one covering it decides).
 
     Projects that exist already keep their grants (the PEP's exception for projects older than the namespace).
+    Returns the namespace that decided (None: the name is in none).
     """
     namespace = governing(access.list_namespaces(), name)
     if namespace is not None and not may_use_namespace(identity, namespace):
@@ -114,6 +121,7 @@ def check_may_create_in_namespace(access: AccessBackend, identity: Identity, nam
             f"Project name {name!r} is in namespace {namespace.name!r} (PEP 752), reserved for "
             f"{namespace.principal}: only its owners or an admin may create projects in it."
         )
+    return namespace
 
 
 def check_may_delete_project(request: Request, project: str) -> str:
@@ -139,8 +147,9 @@ def delete_project_for(request: Request, project: str) -> tuple[str, list[str]]:
     return display_name, deleted
 
 
-def record_first_owner(app: AppServices, identity: Identity, name: str, creating: bool) -> None:
-    """After a successful upload that created `name`: its uploader becomes the project's owner, as on PyPI.
+def record_first_owner(app: AppServices, identity: Identity, name: str, new: NewProject | None) -> None:
+    """After a successful upload that created `name` (`new`, from check_may_upload): its uploader becomes the
+    project's owner, as on PyPI.
 
     Granted only after the file is indexed (a failed upload leaves no grant), only when the project has
     no owner yet, and only to the uploader of its earliest file: of two racing first uploads, the one
@@ -148,15 +157,17 @@ def record_first_owner(app: AppServices, identity: Identity, name: str, creating
     makes nobody its owner. A project created in a namespace gets the namespace's owner as an owner too.
     Static grants (the ini) cannot record owners.
     """
-    project = app.index.find_project(name) if creating and not app.access.read_only else None
-    if project is None or first_uploader(app.index.project_files(project)) != identity.username:
+    if new is None or app.access.read_only:
         return
-    if app.access.claim_first_owner(project.name, identity.username):
-        logger.info("%s owns the new project %s", identity.username, project.name)
+    project = normalize(name)
+    if first_uploader(app.index.files_of(project)) != identity.username:
+        return  # deleted since, or another upload made it first
+    if app.access.claim_first_owner(project, identity.username):
+        logger.info("%s owns the new project %s", identity.username, project)
         # A project made in a namespace is its owner's too (PEP 752's `owned`), whoever uploaded it first.
-        namespace = governing(app.access.list_namespaces(), project.name)
+        namespace = new.namespace
         if namespace is not None and (namespace.kind, namespace.owner) != ("user", identity.username):
-            app.access.set_grant(project.name, namespace.kind, namespace.owner, OWNER_PERMS)
+            app.access.set_grant(project, namespace.kind, namespace.owner, OWNER_PERMS)
 
 
 def may_set_status(identity: Identity | None) -> bool:

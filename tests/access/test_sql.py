@@ -5,24 +5,22 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import Engine, create_engine, delete, event, text
+from sqlalchemy import create_engine, delete, text
 
 from pypicloud_lite.access import passwords
-from pypicloud_lite.access.base import Identity, Permission, TokenScope
+from pypicloud_lite.access.base import OWNER_PERMS, Identity, Permission, TokenScope
 from pypicloud_lite.access.sql import SQLAccess
 from pypicloud_lite.access.static import BOOTSTRAP_ADMIN, GeneratedAdmin
 from pypicloud_lite.config import load_settings
 from pypicloud_lite.db.tables import GrantRow, GroupMemberRow, GroupRow, TokenRow, UserRow
 from pypicloud_lite.errors import Conflict, InvalidInput, NotFound
 from pypicloud_lite.models import Grant, utcnow
-from tests.support.cache import SQL_BACKENDS, fresh_database
+from tests.support.cache import SQL_BACKENDS, fresh_database, statements_on
 
 CHEAP = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 PASSWORDS = {"alice": "alice pw", "bob": "bob pw", "carol": "carol pw", "dave": "dave pw"}
@@ -112,21 +110,6 @@ def login(access: SQLAccess, who: str, password: str | None = None) -> Identity:
 
 def rights(access: SQLAccess, identity: Identity | None, project: str) -> str:
     return "".join(p.value for p in Permission if access.allowed(identity, project, p))
-
-
-@contextmanager
-def statements_on(engine: Engine) -> Iterator[list[str]]:
-    """The SQL statements run on `engine` meanwhile (BEGIN and COMMIT are the driver's, not seen)."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement.strip())
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def token_rows(access: SQLAccess) -> list[tuple[object, ...]]:
@@ -342,6 +325,56 @@ def test_a_grant_set_again_changes_its_permissions(access: SQLAccess, other: SQL
     assert other.grants_for("private-pkg") == [Grant("private-pkg", "user", "bob", "rwd")]
     access.set_grant("private-pkg", "user", "bob", "r")
     assert other.grants_for("private-pkg") == [Grant("private-pkg", "user", "bob", "r")]
+
+
+def test_a_first_owner_is_claimed_with_one_read_while_nobody_owns_the_project(
+    access: SQLAccess, other: SQLAccess
+) -> None:
+    """One read and one insert: nothing for a project a user or a group owns already, nor for a user who does not
+    exist (the uploader of a new project's first file is a user of this backend)."""
+    with statements_on(access.engine) as seen:
+        assert access.claim_first_owner("New_Pkg", "bob") is True
+    assert [s.split()[0].upper() for s in seen] == ["SELECT", "INSERT"], seen
+    assert other.owners("new-pkg") == [Grant("new-pkg", "user", "bob", OWNER_PERMS)]
+    assert access.claim_first_owner("new-pkg", "bob") is False
+    assert other.claim_first_owner("new-pkg", "carol") is False
+    access.set_grant("group-pkg", "group", "devs", "rwdo")
+    assert access.claim_first_owner("group-pkg", "bob") is False
+    assert access.claim_first_owner("ghost-pkg", "nobody") is False
+    assert other.grants_for("new-pkg") == [Grant("new-pkg", "user", "bob", OWNER_PERMS)]
+    assert other.grants_for("ghost-pkg") == []
+    # A maintainer named before the project existed (a pending publisher's registrant) becomes its owner.
+    access.set_grant("pending-pkg", "user", "carol", "rw")
+    assert access.claim_first_owner("pending-pkg", "carol") is True
+    assert other.grants_for("pending-pkg") == [Grant("pending-pkg", "user", "carol", OWNER_PERMS)]
+
+
+def claimed_at_once(claims: list[tuple[SQLAccess, str, str]]) -> list[bool]:
+    """claim_first_owner(project, user) on each backend, started together in threads."""
+    barrier = threading.Barrier(len(claims))
+    results: dict[int, bool] = {}
+
+    def claim(n: int) -> None:
+        backend, project, user = claims[n]
+        barrier.wait()
+        results[n] = backend.claim_first_owner(project, user)
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(len(claims))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [results[n] for n in range(len(claims))]  # a KeyError: a claim raised
+
+
+def test_first_owner_claims_at_once_make_one_owner_each_without_an_error(access: SQLAccess, other: SQLAccess) -> None:
+    """First uploads at once (two processes): of one user's new project, one claim wins and the other answers False;
+    of two new projects, both win. Neither deadlocks (an INSERT ... SELECT did on MariaDB, one time in four)."""
+    for round_ in range(5):
+        same, one, two = f"same-{round_}", f"one-{round_}", f"two-{round_}"
+        assert sorted(claimed_at_once([(access, same, "bob"), (other, same, "bob")])) == [False, True]
+        assert claimed_at_once([(access, one, "bob"), (other, two, "carol")]) == [True, True]
+        assert [[g.name for g in other.owners(p)] for p in (same, one, two)] == [["bob"], ["bob"], ["carol"]]
 
 
 # -- users, groups and grants changed at run time ----------------------------------

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, delete, event, update
+from sqlalchemy import create_engine, delete, update
 
 from pypicloud_lite.cache.base import Cache
 from pypicloud_lite.cache.sql import SQLCache
@@ -33,7 +33,7 @@ from pypicloud_lite.models import (
 )
 from pypicloud_lite.naming import normalize
 from tests.support.aws import Moto
-from tests.support.cache import SQL_BACKENDS, cache_settings, dynamo_cache, fresh_database
+from tests.support.cache import SQL_BACKENDS, cache_settings, dynamo_cache, fresh_database, statements_on
 
 # A new backend is one more entry here and one more branch in the `cache` fixture.
 CACHE_BACKENDS = [*(f"sql-{name}" for name in SQL_BACKENDS), "dynamo"]
@@ -642,23 +642,15 @@ def test_fill_many_reads_its_rows_once_after_the_serial_moves(cache: Cache) -> N
     if not isinstance(cache, SQLCache):
         return  # DynamoDB: conditional writes, no serial lock
     listed = _listed(cache, 3)
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(" ".join(statement.split()).upper())
-
-    event.listen(cache.engine, "before_cursor_execute", record)
-    try:
+    with statements_on(cache.engine) as seen:
         cache.apply(FillMany([FillDetails(replace(f, sha256=f"{n:064x}")) for n, f in enumerate(listed)]))
-        bumps = [n for n, s in enumerate(seen) if s.startswith("UPDATE PPC_INDEX_STATE")]
-        reads = [n for n, s in enumerate(seen) if s.startswith("SELECT PPC_FILES.FILENAME")]
-        assert len(bumps) == 1 and len(reads) == 1 and bumps[0] < reads[0], seen
-        seen.clear()
-        serial = cache.serial()
-        assert cache.apply(FillMany([FillDetails(replace(listed[0], storage_etag="other"))])).changed is False
-        assert cache.serial() == serial
-    finally:
-        event.remove(cache.engine, "before_cursor_execute", record)
+    said = [" ".join(statement.split()).upper() for statement in seen]
+    bumps = [n for n, s in enumerate(said) if s.startswith("UPDATE PPC_INDEX_STATE")]
+    reads = [n for n, s in enumerate(said) if s.startswith("SELECT PPC_FILES.FILENAME")]
+    assert len(bumps) == 1 and len(reads) == 1 and bumps[0] < reads[0], said
+    serial = cache.serial()
+    assert cache.apply(FillMany([FillDetails(replace(listed[0], storage_etag="other"))])).changed is False
+    assert cache.serial() == serial
 
 
 def test_fill_many_names_a_new_project_once_as_fill_details_does(cache: Cache) -> None:

@@ -7,8 +7,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from pypicloud_lite.cache.base import Cache
@@ -88,3 +89,19 @@ def dynamo_cache(moto: Moto) -> Cache:
         environ={},
     )
     return DynamoCache.from_settings(settings.cache)
+
+
+@contextmanager
+def statements_on(target: Engine | type[Engine] = Engine) -> Iterator[list[str]]:
+    """The SQL statements run meanwhile on one engine, or on every engine (the class); BEGIN and COMMIT are the
+    driver's, not seen."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement.strip())
+
+    event.listen(target, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(target, "before_cursor_execute", record)

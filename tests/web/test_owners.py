@@ -24,6 +24,7 @@ from tests.support.apiutil import (
     token_auth,
     upload_wheel,
 )
+from tests.support.cache import statements_on
 from tests.support.common import services
 from tests.support.distbuilder import build_wheel
 from tests.support.legacy import upload_dist
@@ -65,6 +66,19 @@ def test_the_first_uploader_becomes_the_owner(app: webtest.TestApp, owned: Path)
     assert grants_json(app, "owned") == [owner_grant("owned", BOB)]
     # The owner reads the grants of its own project too.
     assert grants_json(app, "owned", creds(BOB)) == [owner_grant("owned", BOB)]
+
+
+def test_a_new_projects_first_upload_reads_its_row_once_and_claims_its_owner_in_one_write(
+    app: webtest.TestApp, dist_dir: Path
+) -> None:
+    """The project's row as the upload's lease read it serves the closed check and the state's seed; the owner's
+    grant is one conditional insert; the namespaces are read once, by the check that allowed the creation."""
+    with statements_on() as seen:
+        upload_wheel(app, creds(BOB), dist_dir, "fresh", "1.0")
+    assert len([s for s in seen if s.startswith("SELECT") and "FROM ppc_projects" in s]) == 1, seen
+    assert len([s for s in seen if "FROM ppc_namespaces" in s]) == 1, seen
+    assert [s.split()[0] for s in seen if "ppc_grants" in s and not s.startswith("SELECT")] == ["INSERT"], seen
+    assert grants_json(app, "fresh") == [owner_grant("fresh", BOB)]
 
 
 def test_a_project_scoped_token_makes_its_user_the_owner(app: webtest.TestApp, dist_dir: Path) -> None:

@@ -35,6 +35,7 @@ from pypicloud_lite.web.errors import domain_error
 from pypicloud_lite.web.listing import release_metadata, releases_newest_first, requirement_links, search_visible
 from pypicloud_lite.web.observe import count_upload, counts_rejections
 from pypicloud_lite.web.permissions import (
+    NewProject,
     check_may_upload,
     create_token_for,
     may_manage_grants,
@@ -219,7 +220,7 @@ def upload(request: Request) -> Response:
     app = services(request)
     # Some browsers send the whole client-side path: only its last part names the file.
     filename = content.filename.replace("\\", "/").rsplit("/", 1)[-1]
-    creating = False
+    creating: NewProject | None = None
 
     def authorize(project: Project | None) -> None:
         nonlocal creating

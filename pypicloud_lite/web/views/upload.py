@@ -14,7 +14,7 @@ from pypicloud_lite.service import UploadForm
 from pypicloud_lite.web.audit_trail import audit_upload
 from pypicloud_lite.web.forms import check_body_size
 from pypicloud_lite.web.observe import count_upload, counts_rejections
-from pypicloud_lite.web.permissions import check_may_upload, record_first_owner
+from pypicloud_lite.web.permissions import NewProject, check_may_upload, record_first_owner
 from pypicloud_lite.web.security import require_identity
 from pypicloud_lite.web.services import services
 from pypicloud_lite.web.upload_form import read_upload
@@ -48,7 +48,7 @@ def upload(request: Request) -> Response:
             raise InvalidUpload("Upload payload does not have a file (the 'content' field).")
 
         name = body.get("name") or ""
-        creating = False
+        creating: NewProject | None = None
 
         def authorize(project: Project | None) -> None:
             nonlocal creating
