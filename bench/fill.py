@@ -298,18 +298,18 @@ def measure_s3(dists: list[Dist], args: argparse.Namespace, work: Path) -> Resul
 # -- DynamoDB (moto) -------------------------------------------------------------------
 
 
-# What a fill writes to a row the listing made (which holds the size and ETag already): cache/dynamo's DETAIL_FIELDS.
-FILLED_ATTRIBUTES = ("sha256", "requires_python", "summary", "metadata_sha256", "core_metadata")
+# What the listing wrote to a row already: of the details (cache/dynamo's DETAIL_FIELDS), the fill sets the others.
+LISTED_DETAILS = frozenset({"size", "storage_etag"})
 
 
 def filled_values(cache: DynamoCache, d: Dist) -> dict[str, Any]:
     """The attribute values the fill stores for this file, serialized as the cache serializes them."""
-    from pypicloud_lite.cache.dynamo.items import file_item
+    from pypicloud_lite.cache.dynamo.items import DETAIL_FIELDS, file_item
 
     dist = parse_filename(d.key.split("/", 1)[1])
     file = PackageFile.of(dist, size=len(d.data), sha256=d.sha256, upload_time=datetime.now(UTC))
     serialized = file_item(cache.t, file.described(d.metadata, parse_core_metadata(d.metadata, dist))).serialize()
-    return {name: serialized[name] for name in FILLED_ATTRIBUTES if name in serialized}
+    return {name: serialized[name] for name in DETAIL_FIELDS if name in serialized and name not in LISTED_DETAILS}
 
 
 def bare_updates(moto: Moto, cache: DynamoCache, dists: list[Dist], workers: int) -> float:

@@ -216,7 +216,7 @@ class SQLAccess(AccessBackend):
             return [Grant(r.project, r.kind, r.name, r.perms) for r in rows]
 
     def list_namespaces(self) -> list[Namespace]:
-        # Every new project's first upload reads them (twice: its namespace's check, then its owners).
+        # Every new project's first upload reads them (its namespace's check).
         with self._connection() as conn:
             return [_to_namespace(row) for row in conn.execute(_NAMESPACES)]
 

@@ -72,7 +72,7 @@ def test_a_new_projects_first_upload_reads_its_row_once_and_claims_its_owner_in_
     app: webtest.TestApp, dist_dir: Path
 ) -> None:
     """The project's row as the upload's lease read it serves the closed check and the state's seed; the owner's
-    grant is one conditional insert; the namespaces are read once, by the check that allowed the creation."""
+    grant is one read and one insert; the namespaces are read once, by the check that allowed the creation."""
     with statements_on() as seen:
         upload_wheel(app, creds(BOB), dist_dir, "fresh", "1.0")
     assert len([s for s in seen if s.startswith("SELECT") and "FROM ppc_projects" in s]) == 1, seen
